@@ -1,0 +1,217 @@
+//! What billing promises: invoices created and paid through keyed,
+//! idempotent commands, and the `invoice-created` and `invoice-paid` events
+//! fulfillment and notification react to.
+//!
+//! Billing owns invoices and payments. An invoice's line prices are copied
+//! from catalog's quote at creation and never change afterwards.
+
+use std::time::Duration;
+
+use catalog_contract::Amount;
+use seams_core::Event;
+use seams_core::decl::*;
+use serde::{Deserialize, Serialize};
+
+/// One line of a cart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CartLine {
+    /// Product SKU.
+    pub sku: String,
+    /// How many, at least 1.
+    pub quantity: u32,
+}
+
+/// `POST /billing/invoices` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvoice {
+    /// The customer billed.
+    pub customer_id: String,
+    /// The cart, at least one line.
+    pub lines: Vec<CartLine>,
+}
+
+/// A priced invoice line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceLine {
+    /// Product SKU.
+    pub sku: String,
+    /// How many.
+    pub quantity: u32,
+    /// Unit price quoted by catalog at creation.
+    pub unit_price: Amount,
+    /// `unit_price * quantity`.
+    pub line_total: Amount,
+}
+
+/// An invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Invoice {
+    /// Invoice id (UUID).
+    pub id: String,
+    /// The customer billed.
+    pub customer_id: String,
+    /// Priced lines.
+    pub lines: Vec<InvoiceLine>,
+    /// Sum of the line totals.
+    pub total: Amount,
+    /// `open` or `paid`.
+    pub status: String,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+}
+
+/// `POST /billing/invoices/{id}/payments` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayInvoice {
+    /// Must equal the invoice total, currency included.
+    pub amount: Amount,
+}
+
+/// A payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    /// Payment id (UUID).
+    pub id: String,
+    /// The invoice paid.
+    pub invoice_id: String,
+    /// The amount paid.
+    pub amount: Amount,
+    /// RFC 3339 time of payment.
+    pub paid_at: String,
+}
+
+/// Public command: create an invoice for a cart.
+pub static CREATE_INVOICE: Operation = Operation {
+    capability: "billing",
+    name: "create-invoice",
+    summary: "Price a cart through catalog and open an invoice (POST /billing/invoices).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::Keyed,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "billing-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// Public command: pay an invoice in full, at most once.
+pub static PAY_INVOICE: Operation = Operation {
+    capability: "billing",
+    name: "pay-invoice",
+    summary: "Pay an open invoice in full (POST /billing/invoices/{id}/payments).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::Keyed,
+    ordering: Ordering::PerKey {
+        field: "invoice_id",
+    },
+    when_down: WhenDown::FailFast {
+        problem: "billing-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// How consumers of billing's events are redelivered.
+pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
+    max_attempts: 8,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+};
+
+/// Declaration of [`InvoiceCreated`].
+pub static INVOICE_CREATED: EventContract = EventContract {
+    producer: "billing",
+    event_type: "billing.invoice-created",
+    summary: "An invoice was opened.",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "invoice_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// An invoice was opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceCreated {
+    /// The invoice.
+    pub invoice_id: String,
+    /// The customer billed.
+    pub customer_id: String,
+    /// Priced lines.
+    pub lines: Vec<InvoiceLine>,
+    /// Total.
+    pub total: Amount,
+}
+
+impl Event for InvoiceCreated {
+    const CONTRACT: &'static EventContract = &INVOICE_CREATED;
+    fn key(&self) -> String {
+        self.invoice_id.clone()
+    }
+}
+
+/// Declaration of [`InvoicePaid`].
+pub static INVOICE_PAID: EventContract = EventContract {
+    producer: "billing",
+    event_type: "billing.invoice-paid",
+    summary: "An invoice was paid in full.",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "invoice_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// An invoice was paid in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoicePaid {
+    /// The invoice.
+    pub invoice_id: String,
+    /// The customer billed.
+    pub customer_id: String,
+    /// The payment.
+    pub payment_id: String,
+    /// The amount paid.
+    pub amount: Amount,
+}
+
+impl Event for InvoicePaid {
+    const CONTRACT: &'static EventContract = &INVOICE_PAID;
+    fn key(&self) -> String {
+        self.invoice_id.clone()
+    }
+}
+
+/// Every operation billing declares.
+pub static OPERATIONS: &[&Operation] = &[&CREATE_INVOICE, &PAY_INVOICE];
+/// Every event billing publishes.
+pub static EVENTS: &[&EventContract] = &[&INVOICE_CREATED, &INVOICE_PAID];

@@ -1,0 +1,203 @@
+//! What catalog promises other capabilities: the price of a product, asked
+//! synchronously because a caller (billing, building an invoice) needs the
+//! answer now, and `product-added` events for anyone keeping a copy.
+//!
+//! Catalog owns products and prices. Nobody else stores a price as truth:
+//! billing copies the quoted unit price into an invoice line, which is then
+//! the price *of that invoice*, not of the product.
+//!
+//! This crate also holds the money value types, since money crosses every
+//! contract that mentions a price.
+
+pub mod money;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seams_core::decl::*;
+use seams_core::{CallContext, CallError, Event, Transport};
+use serde::{Deserialize, Serialize};
+
+pub use money::{Amount, Currency, Money, MoneyError};
+
+/// A product as other capabilities and clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    /// Stock keeping unit, the product's natural key.
+    pub sku: String,
+    /// Display name.
+    pub name: String,
+    /// Current unit price.
+    pub price: Amount,
+}
+
+/// `POST /catalog/products` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddProduct {
+    /// 1-64 characters of `A-Z a-z 0-9 - _ .`.
+    pub sku: String,
+    /// 1-200 characters.
+    pub name: String,
+    /// Unit price, integer minor units.
+    pub price: Amount,
+}
+
+/// Public command: add a product (the SKU is the natural key).
+pub static ADD_PRODUCT: Operation = Operation {
+    capability: "catalog",
+    name: "add-product",
+    summary: "Add a product with its price (POST /catalog/products).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::NaturalKey { field: "sku" },
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "catalog-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// `quote-prices` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotePrices {
+    /// SKUs to price (duplicates allowed, answered once).
+    pub skus: Vec<String>,
+}
+
+/// One quoted price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotedPrice {
+    /// The SKU.
+    pub sku: String,
+    /// The product's name.
+    pub name: String,
+    /// The unit price now.
+    pub unit_price: Amount,
+}
+
+/// `quote-prices` answer: one price per distinct SKU asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quote {
+    /// The prices.
+    pub prices: Vec<QuotedPrice>,
+}
+
+/// Why catalog could not quote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "kebab-case")]
+pub enum QuoteError {
+    /// Some SKUs are not in the catalog (the caller's input is wrong; not retryable).
+    #[error("unknown SKUs: {}", skus.join(", "))]
+    UnknownSkus {
+        /// The SKUs that were not found.
+        skus: Vec<String>,
+    },
+    /// Catalog did not answer (declared: fail fast, caller answers 503 with Retry-After).
+    #[error(transparent)]
+    #[serde(skip)]
+    Call(#[from] CallError),
+}
+
+/// Query: the current prices of some SKUs.
+pub static QUOTE_PRICES: Operation = Operation {
+    capability: "catalog",
+    name: "quote-prices",
+    summary: "Current unit prices of the given SKUs.",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "catalog-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// How consumers of catalog's events are redelivered.
+pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
+    max_attempts: 8,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+};
+
+/// Declaration of [`ProductAdded`].
+pub static PRODUCT_ADDED: EventContract = EventContract {
+    producer: "catalog",
+    event_type: "catalog.product-added",
+    summary: "A product was added to the catalog.",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey { field: "sku" },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// A product was added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductAdded {
+    /// The SKU.
+    pub sku: String,
+    /// The name.
+    pub name: String,
+    /// The unit price.
+    pub price: Amount,
+}
+
+impl Event for ProductAdded {
+    const CONTRACT: &'static EventContract = &PRODUCT_ADDED;
+    fn key(&self) -> String {
+        self.sku.clone()
+    }
+}
+
+/// Every operation catalog declares.
+pub static OPERATIONS: &[&Operation] = &[&ADD_PRODUCT, &QUOTE_PRICES];
+/// Every event catalog publishes.
+pub static EVENTS: &[&EventContract] = &[&PRODUCT_ADDED];
+
+/// Calls catalog's operations through whatever transport the system chose.
+#[derive(Clone)]
+pub struct CatalogClient {
+    transport: Arc<dyn Transport>,
+}
+
+impl CatalogClient {
+    /// A client over `transport`.
+    pub fn new(transport: Arc<dyn Transport>) -> CatalogClient {
+        CatalogClient { transport }
+    }
+
+    /// [`QUOTE_PRICES`].
+    pub async fn quote_prices(
+        &self,
+        ctx: &CallContext,
+        skus: Vec<String>,
+    ) -> Result<Quote, QuoteError> {
+        seams_core::call(
+            self.transport.as_ref(),
+            &QUOTE_PRICES,
+            &QuotePrices { skus },
+            ctx,
+        )
+        .await
+    }
+}

@@ -1,0 +1,145 @@
+//! Money: integer minor units and an ISO 4217 currency, never floats.
+//!
+//! [`Money`] is the checked value domain code computes with; [`Amount`] is
+//! its wire form. Converting an `Amount` parses it (known currency code), so
+//! a `Money` is always valid.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// An ISO 4217 currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    /// Parses an uppercase ISO 4217 code such as `EUR`.
+    pub fn parse(code: &str) -> Result<Currency, MoneyError> {
+        iso_currency::Currency::from_code(code)
+            .filter(|c| c.code() == code)
+            .map(Currency)
+            .ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))
+    }
+
+    /// The three-letter code.
+    pub fn code(&self) -> &'static str {
+        self.0.code()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// An amount of money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    /// Integer minor units (cents for EUR).
+    pub minor: i64,
+    /// The currency.
+    pub currency: Currency,
+}
+
+/// Invalid money.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Not an ISO 4217 code.
+    #[error("`{0}` is not an ISO 4217 currency code")]
+    UnknownCurrency(String),
+    /// Negative where a price is expected.
+    #[error("amount must not be negative")]
+    Negative,
+    /// Two currencies in one sum.
+    #[error("cannot combine {0} and {1}")]
+    MixedCurrencies(Currency, Currency),
+    /// Too large for 64-bit minor units.
+    #[error("amount overflows")]
+    Overflow,
+}
+
+impl Money {
+    /// A non-negative amount.
+    pub fn new(minor: i64, currency: Currency) -> Result<Money, MoneyError> {
+        if minor < 0 {
+            return Err(MoneyError::Negative);
+        }
+        Ok(Money { minor, currency })
+    }
+
+    /// Zero in `currency`.
+    pub fn zero(currency: Currency) -> Money {
+        Money { minor: 0, currency }
+    }
+
+    /// `self * n`, checked.
+    pub fn times(self, n: u32) -> Result<Money, MoneyError> {
+        let minor = self
+            .minor
+            .checked_mul(i64::from(n))
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money { minor, ..self })
+    }
+
+    /// `self + other`, same currency only, checked.
+    pub fn plus(self, other: Money) -> Result<Money, MoneyError> {
+        if self.currency != other.currency {
+            return Err(MoneyError::MixedCurrencies(self.currency, other.currency));
+        }
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
+        Ok(Money { minor, ..self })
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let exp = self.currency.0.exponent().unwrap_or(0) as u32;
+        if exp == 0 {
+            return write!(f, "{} {}", self.minor, self.currency);
+        }
+        let unit = 10i64.pow(exp);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let abs = self.minor.unsigned_abs();
+        write!(
+            f,
+            "{sign}{}.{:0width$} {}",
+            abs / unit as u64,
+            abs % unit as u64,
+            self.currency,
+            width = exp as usize
+        )
+    }
+}
+
+/// Money on the wire: `{"amount": 1250, "currency": "EUR"}` is EUR 12.50.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Amount {
+    /// Integer minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+impl TryFrom<&Amount> for Money {
+    type Error = MoneyError;
+    fn try_from(a: &Amount) -> Result<Money, MoneyError> {
+        Money::new(a.amount, Currency::parse(&a.currency)?)
+    }
+}
+
+impl From<Money> for Amount {
+    fn from(m: Money) -> Amount {
+        Amount {
+            amount: m.minor,
+            currency: m.currency.code().to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,54 @@
+//! Catalog: owns products and their prices.
+//!
+//! It answers `quote-prices` for other capabilities (billing prices a cart
+//! with it) and publishes `product-added`. It does not own stock (that is
+//! fulfillment) nor what a customer paid (billing copies the quoted price
+//! into the invoice).
+//!
+//! Layout: [`domain`] holds the pure rules, [`service`] the effectful shell,
+//! [`store`] the SQL, [`http`] the public routes, [`error`] the one mapping
+//! of failures to problems.
+
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod store;
+
+use catalog_contract::{QUOTE_PRICES, QuotePrices};
+use seams_runtime::{Component, Env, Served};
+use sqlx::migrate::Migrator;
+
+pub use error::Error;
+pub use service::Deps;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The capability's name and URL prefix.
+pub const NAME: &str = "catalog";
+
+/// Builds catalog on its own database under `env.data_dir`.
+pub async fn component(env: &Env) -> anyhow::Result<Component> {
+    let db =
+        seams_sqlite::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let deps = Deps {
+        store: store::Store::new(db.clone()),
+        clock: env.clock.clone(),
+        ids: env.ids.clone(),
+    };
+    let quote_deps = deps.clone();
+    Ok(Component {
+        name: NAME,
+        db,
+        routes: http::router(deps),
+        public: vec![&catalog_contract::ADD_PRODUCT],
+        serves: vec![Served::new(&QUOTE_PRICES, move |req: QuotePrices, _ctx| {
+            let deps = quote_deps.clone();
+            async move { service::quote_prices(&deps, req).await }
+        })],
+        publishes: catalog_contract::EVENTS.to_vec(),
+        subscriptions: Vec::new(),
+        workers: Vec::new(),
+        openapi: http::openapi(),
+    })
+}

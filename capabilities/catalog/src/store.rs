@@ -1,0 +1,102 @@
+//! Catalog's SQL. Only this module knows the tables.
+
+use catalog_contract::{Currency, Money};
+use seams_core::Envelope;
+use seams_sqlite::Db;
+use sqlx::Row;
+
+use crate::domain::{Product, ProductName, Sku};
+
+/// Catalog's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+/// Why a product was not inserted.
+#[derive(Debug, thiserror::Error)]
+pub enum InsertError {
+    /// The SKU exists.
+    #[error("duplicate sku")]
+    Duplicate,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn product(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Product> {
+    let currency = Currency::parse(row.get("currency"))?;
+    Ok(Product {
+        sku: Sku::parse(row.get("sku")).map_err(|e| anyhow::anyhow!("stored sku: {}", e.reason))?,
+        name: ProductName::parse(row.get("name"))
+            .map_err(|e| anyhow::anyhow!("stored name: {}", e.reason))?,
+        price: Money::new(row.get("price_minor"), currency)?,
+    })
+}
+
+impl Store {
+    /// Over `db`.
+    pub fn new(db: Db) -> Store {
+        Store { db }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Inserts `p` and publishes `event` in one transaction.
+    pub async fn insert(
+        &self,
+        p: &Product,
+        created_at: &str,
+        event: &Envelope,
+    ) -> Result<(), InsertError> {
+        let mut tx = self.db.begin().await?;
+        let res = sqlx::query(
+            "INSERT INTO products (sku, name, price_minor, currency, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(p.sku.as_str())
+        .bind(p.name.as_str())
+        .bind(p.price.minor)
+        .bind(p.price.currency.code())
+        .bind(created_at)
+        .execute(tx.conn())
+        .await;
+        match res {
+            Err(e) if seams_sqlite::unique_violation(&e).is_some() => {
+                return Err(InsertError::Duplicate);
+            }
+            other => other?,
+        };
+        tx.publish(event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One product.
+    pub async fn get(&self, sku: &Sku) -> anyhow::Result<Option<Product>> {
+        let row =
+            sqlx::query("SELECT sku, name, price_minor, currency FROM products WHERE sku = ?")
+                .bind(sku.as_str())
+                .fetch_optional(self.db.reader())
+                .await?;
+        row.as_ref().map(product).transpose()
+    }
+
+    /// The products among `skus` that exist.
+    pub async fn get_many(&self, skus: &[Sku]) -> anyhow::Result<Vec<Product>> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One query with a JSON array parameter instead of N round trips.
+        let list = serde_json::to_string(&skus.iter().map(Sku::as_str).collect::<Vec<_>>())?;
+        let rows = sqlx::query(
+            "SELECT sku, name, price_minor, currency FROM products WHERE sku IN (SELECT value FROM json_each(?))",
+        )
+        .bind(list)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter().map(product).collect()
+    }
+}

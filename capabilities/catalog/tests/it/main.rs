@@ -1,0 +1,210 @@
+//! Catalog against a real SQLite file, through its public routes and its
+//! served `quote-prices` operation.
+
+use axum::http::{Method, StatusCode};
+use catalog_contract::{CatalogClient, QuoteError};
+use seams_core::CallContext;
+use seams_runtime::{Runtime, SystemOptions, inprocess::InProcess};
+use seams_testkit::oneshot::App;
+use serde_json::json;
+use std::sync::Arc;
+
+struct World {
+    _dir: tempfile::TempDir,
+    app: App,
+    component: seams_runtime::Component,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Runtime::new(SystemOptions::default()).env(dir.path());
+    let component = catalog::component(&env).await.unwrap();
+    let app = App::new("catalog", component.routes.clone());
+    World {
+        _dir: dir,
+        app,
+        component,
+    }
+}
+
+fn tea() -> serde_json::Value {
+    json!({ "sku": "TEA-1", "name": "Green tea", "price": { "amount": 450, "currency": "EUR" } })
+}
+
+#[tokio::test]
+async fn adds_and_gets_a_product_and_publishes_it() {
+    let w = world().await;
+    let r = w.app.post("/catalog/products", &tea(), &[]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+    assert_eq!(r.json, tea());
+    let r = w.app.get("/catalog/products/TEA-1").await;
+    assert_eq!((r.status, &r.json), (StatusCode::OK, &tea()));
+    let feed = w.component.db.read_outbox(0, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(feed[0].event_type, "catalog.product-added");
+    assert_eq!(feed[0].subject, "TEA-1");
+}
+
+#[tokio::test]
+async fn a_duplicate_sku_is_a_conflict_and_changes_nothing() {
+    let w = world().await;
+    w.app.post("/catalog/products", &tea(), &[]).await;
+    let mut other = tea();
+    other["name"] = json!("Other");
+    let r = w.app.post("/catalog/products", &other, &[]).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.problem_type(), "urn:seams:problem:duplicate-sku");
+    assert_eq!(r.content_type(), "application/problem+json");
+    assert_eq!(
+        w.app.get("/catalog/products/TEA-1").await.json["name"],
+        "Green tea"
+    );
+    assert_eq!(
+        w.component.db.read_outbox(0, 10).await.unwrap().len(),
+        1,
+        "no second event"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_a_problem_naming_the_field() {
+    let w = world().await;
+    let cases = [
+        (
+            json!({ "sku": "", "name": "x", "price": { "amount": 1, "currency": "EUR" } }),
+            422,
+            "invalid-field",
+            Some("sku"),
+        ),
+        (
+            json!({ "sku": "A", "name": "x", "price": { "amount": -5, "currency": "EUR" } }),
+            422,
+            "invalid-field",
+            Some("price"),
+        ),
+        (
+            json!({ "sku": "A", "name": "x", "price": { "amount": 5, "currency": "EURO" } }),
+            422,
+            "invalid-field",
+            Some("price"),
+        ),
+        (
+            json!({ "sku": "A", "name": "x", "price": { "amount": 1.5, "currency": "EUR" } }),
+            422,
+            "invalid-body",
+            Some("price.amount"),
+        ),
+        (
+            json!({ "sku": "A", "name": "x", "price": { "amount": 1, "currency": "EUR" }, "colour": "red" }),
+            422,
+            "invalid-body",
+            Some("colour"),
+        ),
+        (
+            json!({ "sku": "A", "name": "x" }),
+            422,
+            "invalid-body",
+            Some("price"),
+        ),
+        (json!(["not", "an", "object"]), 422, "invalid-body", None),
+    ];
+    for (body, status, slug, field) in cases {
+        let r = w.app.post("/catalog/products", &body, &[]).await;
+        assert_eq!(r.status.as_u16(), status, "{body}: {}", r.json);
+        assert_eq!(
+            r.problem_type(),
+            format!("urn:seams:problem:{slug}"),
+            "{body}"
+        );
+        if let Some(field) = field {
+            assert_eq!(r.json["field"], field, "{body}: {}", r.json);
+        }
+    }
+    let r = w.app.post_raw("/catalog/products", "{\"sku\": ", &[]).await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::BAD_REQUEST, "urn:seams:problem:malformed-json")
+    );
+    let r = w
+        .app
+        .send(
+            Method::POST,
+            "/catalog/products",
+            tea().to_string(),
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let huge = json!({ "sku": "A", "name": "x".repeat(70 * 1024), "price": { "amount": 1, "currency": "EUR" } });
+    let r = w.app.post("/catalog/products", &huge, &[]).await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:seams:problem:body-too-large"
+        )
+    );
+    assert!(
+        w.component.db.read_outbox(0, 10).await.unwrap().is_empty(),
+        "nothing half-applied"
+    );
+}
+
+#[tokio::test]
+async fn unknown_products_and_routes_are_404_problems() {
+    let w = world().await;
+    let r = w.app.get("/catalog/products/NOPE").await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::NOT_FOUND, "urn:seams:problem:product-not-found")
+    );
+    let r = w.app.get("/catalog/products/%ff%fe").await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::BAD_REQUEST, "urn:seams:problem:invalid-path")
+    );
+    let r = w.app.get("/catalog/nothing-here").await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::NOT_FOUND, "urn:seams:problem:not-found")
+    );
+    let r = w
+        .app
+        .send(Method::DELETE, "/catalog/products/TEA-1", "", &[])
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "urn:seams:problem:method-not-allowed"
+        )
+    );
+}
+
+#[tokio::test]
+async fn quotes_through_the_contract_client_or_names_unknown_skus() {
+    let w = world().await;
+    w.app.post("/catalog/products", &tea(), &[]).await;
+    let transport = InProcess::new();
+    for s in &w.component.serves {
+        transport.register(s);
+    }
+    let client = CatalogClient::new(Arc::new(transport));
+    let ctx = CallContext::new_root();
+    let quote = client
+        .quote_prices(&ctx, vec!["TEA-1".into(), "TEA-1".into()])
+        .await
+        .unwrap();
+    assert_eq!(quote.prices.len(), 1);
+    assert_eq!(quote.prices[0].unit_price.amount, 450);
+    let err = client
+        .quote_prices(&ctx, vec!["TEA-1".into(), "NOPE".into(), "bad sku".into()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        QuoteError::UnknownSkus {
+            skus: vec!["NOPE".into(), "bad sku".into()]
+        }
+    );
+}

@@ -1,0 +1,175 @@
+//! What identity promises: who a customer is (asked synchronously, for
+//! example by billing checking that an invoice's customer exists) and
+//! `customer-registered` events, from which others keep their own copies (the
+//! notification capability's contact list) instead of asking at send time.
+//!
+//! Identity owns customers and their email addresses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use seams_core::decl::*;
+use seams_core::{CallContext, CallError, Event, Transport};
+use serde::{Deserialize, Serialize};
+
+/// A customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Customer {
+    /// Customer id (UUID).
+    pub id: String,
+    /// Email address, unique among customers.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// `POST /identity/customers` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterCustomer {
+    /// Email address.
+    pub email: String,
+    /// Display name, 1-200 characters.
+    pub name: String,
+}
+
+/// Public command: register a customer (the email is the natural key).
+pub static REGISTER_CUSTOMER: Operation = Operation {
+    capability: "identity",
+    name: "register-customer",
+    summary: "Register a customer (POST /identity/customers).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::NaturalKey { field: "email" },
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// `get-customer` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetCustomer {
+    /// Customer id.
+    pub id: String,
+}
+
+/// Why identity could not answer `get-customer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "kebab-case")]
+pub enum GetCustomerError {
+    /// No such customer (not retryable).
+    #[error("no customer {id}")]
+    NotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// Identity did not answer (declared: fail fast, 503 with Retry-After).
+    #[error(transparent)]
+    #[serde(skip)]
+    Call(#[from] CallError),
+}
+
+/// Query: one customer by id.
+pub static GET_CUSTOMER: Operation = Operation {
+    capability: "identity",
+    name: "get-customer",
+    summary: "A customer by id.",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// How consumers of identity's events are redelivered.
+pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
+    max_attempts: 8,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+};
+
+/// Declaration of [`CustomerRegistered`].
+pub static CUSTOMER_REGISTERED: EventContract = EventContract {
+    producer: "identity",
+    event_type: "identity.customer-registered",
+    summary: "A customer registered.",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "customer_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// A customer registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerRegistered {
+    /// Customer id.
+    pub customer_id: String,
+    /// Email address.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+}
+
+impl Event for CustomerRegistered {
+    const CONTRACT: &'static EventContract = &CUSTOMER_REGISTERED;
+    fn key(&self) -> String {
+        self.customer_id.clone()
+    }
+}
+
+/// Every operation identity declares.
+pub static OPERATIONS: &[&Operation] = &[&REGISTER_CUSTOMER, &GET_CUSTOMER];
+/// Every event identity publishes.
+pub static EVENTS: &[&EventContract] = &[&CUSTOMER_REGISTERED];
+
+/// Calls identity's operations through whatever transport the system chose.
+#[derive(Clone)]
+pub struct IdentityClient {
+    transport: Arc<dyn Transport>,
+}
+
+impl IdentityClient {
+    /// A client over `transport`.
+    pub fn new(transport: Arc<dyn Transport>) -> IdentityClient {
+        IdentityClient { transport }
+    }
+
+    /// [`GET_CUSTOMER`].
+    pub async fn get_customer(
+        &self,
+        ctx: &CallContext,
+        id: &str,
+    ) -> Result<Customer, GetCustomerError> {
+        seams_core::call(
+            self.transport.as_ref(),
+            &GET_CUSTOMER,
+            &GetCustomer { id: id.to_owned() },
+            ctx,
+        )
+        .await
+    }
+}

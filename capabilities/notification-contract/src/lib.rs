@@ -1,0 +1,72 @@
+//! What notification promises: a readable log of every message it delivered
+//! or is still trying to deliver, each with the event that caused it.
+//!
+//! Notification owns its contact read model (projected from identity's
+//! events; it never asks identity at send time), its delivery log and its
+//! channels (Maildir, SMTP).
+
+use std::time::Duration;
+
+use seams_core::decl::*;
+use serde::{Deserialize, Serialize};
+
+/// One message to one customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// Delivery id (UUID); also the message's Message-ID.
+    pub id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Id of the event that caused this message.
+    pub event_id: String,
+    /// Type of that event.
+    pub event_type: String,
+    /// `maildir` or `smtp`.
+    pub channel: String,
+    /// Email address it was sent to.
+    pub recipient: String,
+    /// Subject line.
+    pub subject: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last error, if an attempt failed.
+    pub last_error: Option<String>,
+    /// RFC 3339 time the delivery was recorded.
+    pub created_at: String,
+    /// RFC 3339 time it was delivered.
+    pub delivered_at: Option<String>,
+}
+
+/// `GET /notification/deliveries` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deliveries {
+    /// Oldest first.
+    pub deliveries: Vec<Delivery>,
+}
+
+/// Public query: a customer's deliveries.
+pub static LIST_DELIVERIES: Operation = Operation {
+    capability: "notification",
+    name: "list-deliveries",
+    summary: "The deliveries for one customer (GET /notification/deliveries?customer_id=).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "notification-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// Every operation notification declares.
+pub static OPERATIONS: &[&Operation] = &[&LIST_DELIVERIES];

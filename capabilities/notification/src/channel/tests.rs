@@ -1,0 +1,279 @@
+//! Tests for the delivery channels: what a delivered message looks like, that
+//! maildir redelivery is a no-op, and how SMTP failures are classified.
+//!
+//! The SMTP tests run against a real aiosmtpd process from `seams-testkit`
+//! (skipped with a loud notice when it is not installed, failing under CI),
+//! and against small scripted servers for replies aiosmtpd will not give.
+
+use std::fs;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use seams_testkit::smtp::SmtpServer;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::*;
+
+const FROM: &str = "Seams Shop <shop@localhost>";
+
+fn from() -> Mailbox {
+    FROM.parse().unwrap()
+}
+
+fn message(id: &str) -> Message {
+    Message {
+        id: id.to_owned(),
+        to_email: "alice@example.com".to_owned(),
+        to_name: "Alice Liddell".to_owned(),
+        subject: "Your order is confirmed".to_owned(),
+        body: "Hi Alice,\n\nthank you for your order.\n".to_owned(),
+    }
+}
+
+fn maildir() -> (tempfile::TempDir, Maildir) {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = Maildir::new(dir.path().join("mail"), from()).unwrap();
+    (dir, maildir)
+}
+
+/// Asserts the headers and body every channel must produce for `message(id)`.
+fn check_rendered(raw: &str, id: &str) {
+    for expected in [
+        // lettre always quotes display names.
+        "From: \"Seams Shop\" <shop@localhost>",
+        "To: \"Alice Liddell\" <alice@example.com>",
+        "Subject: Your order is confirmed",
+        &format!("Message-ID: <{id}@seams.local>"),
+        "Content-Type: text/plain; charset=utf-8",
+        "thank you for your order.",
+    ] {
+        assert!(
+            raw.lines().any(|line| line.trim_end() == expected),
+            "missing line {expected:?} in:\n{raw}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn maildir_delivers_a_readable_rfc5322_message() {
+    let (_dir, maildir) = maildir();
+
+    maildir.deliver(&message("d-1")).await.unwrap();
+
+    let files = maildir.delivered().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0], maildir.root().join("new").join("d-1.seams"));
+    let raw = fs::read_to_string(&files[0]).unwrap();
+    check_rendered(&raw, "d-1");
+    assert!(!raw.contains('\r'), "maildir files use LF line endings");
+    assert!(
+        fs::read_dir(maildir.root().join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "nothing is left behind in tmp/"
+    );
+}
+
+#[tokio::test]
+async fn maildir_delivering_the_same_id_twice_writes_one_file() {
+    let (_dir, maildir) = maildir();
+
+    maildir.deliver(&message("d-1")).await.unwrap();
+    maildir.deliver(&message("d-1")).await.unwrap();
+    maildir.deliver(&message("d-2")).await.unwrap();
+
+    assert_eq!(maildir.count_for("d-1").unwrap(), 1);
+    assert_eq!(maildir.count_for("d-2").unwrap(), 1);
+    assert_eq!(maildir.delivered().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn maildir_does_not_redeliver_a_message_a_reader_moved_to_cur() {
+    let (_dir, maildir) = maildir();
+    maildir.deliver(&message("d-1")).await.unwrap();
+    // What a mail reader does when it shows the message: move it to cur/
+    // and append the info suffix with the Seen flag.
+    let seen = maildir.root().join("cur").join("d-1.seams:2,S");
+    fs::rename(maildir.root().join("new").join("d-1.seams"), &seen).unwrap();
+
+    maildir.deliver(&message("d-1")).await.unwrap();
+
+    assert_eq!(maildir.delivered().unwrap(), vec![seen]);
+}
+
+#[tokio::test]
+async fn maildir_does_not_mistake_a_longer_id_for_a_delivered_one() {
+    let (_dir, maildir) = maildir();
+    maildir.deliver(&message("d-10")).await.unwrap();
+
+    maildir.deliver(&message("d-1")).await.unwrap();
+
+    assert_eq!(maildir.count_for("d-1").unwrap(), 1);
+    assert_eq!(maildir.count_for("d-10").unwrap(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_address_is_permanent_and_writes_nothing() {
+    let (_dir, maildir) = maildir();
+    let msg = Message {
+        to_email: "not an address".to_owned(),
+        ..message("d-1")
+    };
+
+    let err = maildir.deliver(&msg).await.unwrap_err();
+
+    assert!(matches!(err, DeliveryError::Permanent(_)), "{err:?}");
+    assert!(maildir.delivered().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_id_that_could_escape_the_maildir_is_permanent() {
+    let (dir, maildir) = maildir();
+
+    for id in ["../escape", "a/b", "", "a b", "x@y"] {
+        let err = maildir.deliver(&message(id)).await.unwrap_err();
+        assert!(
+            matches!(err, DeliveryError::Permanent(_)),
+            "{id:?}: {err:?}"
+        );
+    }
+
+    assert!(maildir.delivered().unwrap().is_empty());
+    assert!(!dir.path().join("escape.seams").exists());
+}
+
+#[tokio::test]
+async fn an_empty_name_renders_a_bare_address() {
+    let (_dir, maildir) = maildir();
+    let msg = Message {
+        to_name: String::new(),
+        ..message("d-1")
+    };
+
+    maildir.deliver(&msg).await.unwrap();
+
+    let raw = fs::read_to_string(&maildir.delivered().unwrap()[0]).unwrap();
+    assert!(raw.contains("To: alice@example.com\n"), "{raw}");
+}
+
+#[tokio::test]
+async fn smtp_delivers_to_a_real_server() {
+    let Some(server) = SmtpServer::start_or_skip() else {
+        return;
+    };
+    let smtp = Smtp::new(SmtpOptions {
+        host: server.host().to_owned(),
+        port: server.port(),
+        from: FROM.to_owned(),
+        timeout: Duration::from_secs(10),
+    })
+    .unwrap();
+
+    smtp.deliver(&message("d-1")).await.unwrap();
+
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    check_rendered(&messages[0], "d-1");
+    // The envelope comes from the headers.
+    assert!(
+        messages[0].contains("X-RcptTo: alice@example.com"),
+        "{}",
+        messages[0]
+    );
+}
+
+#[tokio::test]
+async fn smtp_with_nothing_listening_is_transient_and_quick() {
+    // Bound and released: nothing listens on it afterwards.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let smtp = Smtp::new(SmtpOptions {
+        host: "127.0.0.1".to_owned(),
+        port,
+        from: FROM.to_owned(),
+        timeout: Duration::from_secs(2),
+    })
+    .unwrap();
+    let started = Instant::now();
+
+    let err = smtp.deliver(&message("d-1")).await.unwrap_err();
+
+    assert!(matches!(err, DeliveryError::Transient(_)), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn smtp_5xx_is_permanent_and_4xx_is_transient() {
+    for (rcpt_reply, permanent) in [
+        ("550 5.1.1 no such user", true),
+        ("451 4.3.0 try again later", false),
+    ] {
+        let port = scripted_server(rcpt_reply).await;
+        let smtp = Smtp::new(SmtpOptions {
+            host: "127.0.0.1".to_owned(),
+            port,
+            from: FROM.to_owned(),
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+
+        let err = smtp.deliver(&message("d-1")).await.unwrap_err();
+
+        assert_eq!(
+            matches!(err, DeliveryError::Permanent(_)),
+            permanent,
+            "{rcpt_reply}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn smtp_rejects_an_invalid_from_at_startup() {
+    let res = Smtp::new(SmtpOptions {
+        host: "127.0.0.1".to_owned(),
+        port: 25,
+        from: "Seams Shop".to_owned(),
+        timeout: Duration::from_secs(1),
+    });
+
+    assert!(matches!(res, Err(smtp::OptionsError::InvalidFrom { .. })));
+}
+
+/// A one-connection SMTP server that accepts everything but answers `RCPT`
+/// with `rcpt_reply`: aiosmtpd's Mailbox handler never refuses a recipient.
+async fn scripted_server(rcpt_reply: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 scripted ESMTP\r\n").await.unwrap();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+            let reply = match verb.as_str() {
+                "EHLO" | "HELO" | "MAIL" | "RSET" | "NOOP" => "250 ok",
+                "RCPT" => rcpt_reply,
+                "QUIT" => "221 bye",
+                _ => "502 not implemented",
+            };
+            if write
+                .write_all(format!("{reply}\r\n").as_bytes())
+                .await
+                .is_err()
+                || verb == "QUIT"
+            {
+                break;
+            }
+        }
+    });
+    port
+}

@@ -1,0 +1,3 @@
+//! notification
+
+pub mod channel;

@@ -1,0 +1,164 @@
+//! The context one unit of work runs in: which chain it belongs to
+//! (correlation), what directly caused it (causation), its W3C trace context,
+//! and its deadline.
+//!
+//! The same context is carried on HTTP calls (headers) and on events
+//! (envelope attributes), so a request's causal chain can be followed across
+//! capabilities in every mode. The W3C `traceparent` format is parsed here by
+//! hand: it is 55 fixed-width characters, and taking the OpenTelemetry SDK
+//! into this I/O-free crate for it would be the wrong trade.
+
+use std::time::{Duration, Instant};
+
+use crate::envelope::Envelope;
+
+/// W3C trace context (`traceparent`, version 00).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 16-byte trace id.
+    pub trace_id: [u8; 16],
+    /// 8-byte id of the current span.
+    pub span_id: [u8; 8],
+    /// Trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceContext {
+    /// A new trace with a random trace id.
+    pub fn new_root() -> TraceContext {
+        let trace = uuid::Uuid::new_v4().into_bytes();
+        TraceContext {
+            trace_id: trace,
+            span_id: new_span_id(),
+            flags: 1,
+        }
+    }
+
+    /// A child span in the same trace.
+    pub fn child(&self) -> TraceContext {
+        TraceContext {
+            span_id: new_span_id(),
+            ..*self
+        }
+    }
+
+    /// Parses a `traceparent` header value; `None` if it is not valid version-00 syntax.
+    pub fn parse(value: &str) -> Option<TraceContext> {
+        let mut parts = value.trim().split('-');
+        let (version, trace, span, flags) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || version != "00" || flags.len() != 2 {
+            return None;
+        }
+        let mut trace_id = [0u8; 16];
+        let mut span_id = [0u8; 8];
+        hex::decode_to_slice(trace, &mut trace_id).ok()?;
+        hex::decode_to_slice(span, &mut span_id).ok()?;
+        let mut flag = [0u8; 1];
+        hex::decode_to_slice(flags, &mut flag).ok()?;
+        // All-zero ids are invalid per the W3C spec.
+        if trace_id == [0; 16] || span_id == [0; 8] {
+            return None;
+        }
+        if !is_lower_hex(trace) || !is_lower_hex(span) {
+            return None;
+        }
+        Some(TraceContext {
+            trace_id,
+            span_id,
+            flags: flag[0],
+        })
+    }
+
+    /// The `traceparent` header value.
+    pub fn to_traceparent(&self) -> String {
+        format!(
+            "00-{}-{}-{:02x}",
+            hex::encode(self.trace_id),
+            hex::encode(self.span_id),
+            self.flags
+        )
+    }
+
+    /// The trace id as 32 lowercase hex digits.
+    pub fn trace_id_hex(&self) -> String {
+        hex::encode(self.trace_id)
+    }
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn new_span_id() -> [u8; 8] {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut span = [0u8; 8];
+    span.copy_from_slice(&bytes[..8]);
+    if span == [0; 8] {
+        span[7] = 1;
+    }
+    span
+}
+
+/// What every handler, call and event of one chain carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    /// Correlation id: the trace id unless the client supplied its own.
+    pub correlation_id: String,
+    /// The request or event that directly caused this work.
+    pub causation_id: Option<String>,
+    /// Trace context of the current span.
+    pub trace: TraceContext,
+    /// When the caller stops waiting.
+    pub deadline: Option<Instant>,
+}
+
+impl CallContext {
+    /// Starts a new chain (a request that arrived with no context).
+    pub fn new_root() -> CallContext {
+        let trace = TraceContext::new_root();
+        CallContext {
+            correlation_id: trace.trace_id_hex(),
+            causation_id: None,
+            trace,
+            deadline: None,
+        }
+    }
+
+    /// The context of a consumer handling `env`.
+    pub fn caused_by_event(env: &Envelope) -> CallContext {
+        let trace = env
+            .traceparent
+            .as_deref()
+            .and_then(TraceContext::parse)
+            .map(|t| t.child())
+            .unwrap_or_else(TraceContext::new_root);
+        CallContext {
+            correlation_id: env.correlationid.clone(),
+            causation_id: Some(env.id.clone()),
+            trace,
+            deadline: None,
+        }
+    }
+
+    /// The context for an outgoing call: a child span, same chain, the earlier of the two deadlines.
+    pub fn for_call(&self, timeout: Duration) -> CallContext {
+        let own = Instant::now() + timeout;
+        CallContext {
+            correlation_id: self.correlation_id.clone(),
+            causation_id: self.causation_id.clone(),
+            trace: self.trace.child(),
+            deadline: Some(self.deadline.map_or(own, |d| d.min(own))),
+        }
+    }
+
+    /// Time left before the deadline, if there is one.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,354 @@
+//! Contract declarations: the five questions of the design brief, answered as
+//! data by every command, query and event.
+//!
+//! Each declaration is a plain `static` whose struct has no optional answer,
+//! so a declaration that forgets one does not compile. What cannot be checked
+//! by the type system (retrying a non-idempotent command, a version the
+//! declaration itself does not accept) is checked by [`Operation::check`] and
+//! [`EventContract::check`], which the runtime calls before anything starts.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Backoff schedule for a bounded number of attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts including the first one; at least 1.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; doubles after each further attempt.
+    pub initial_backoff: Duration,
+    /// Upper bound on one delay (before jitter).
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// Three attempts, 50 ms then 100 ms apart: for cheap idempotent queries.
+    pub const STANDARD: RetryPolicy = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    };
+
+    /// Delay before attempt number `attempt` (1-based; the first has none).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        if attempt <= 1 {
+            return Duration::ZERO;
+        }
+        let factor = 1u32.checked_shl(attempt - 2).unwrap_or(u32::MAX);
+        self.initial_backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+
+    /// The longest time all attempts can take, backoffs only (the retry horizon).
+    pub fn horizon(&self) -> Duration {
+        (1..=self.max_attempts).map(|a| self.backoff(a)).sum()
+    }
+}
+
+/// Question 1: who owns retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retries {
+    /// The caller retries with this policy; only allowed where the operation is idempotent.
+    Caller(RetryPolicy),
+    /// The event bus redelivers with this policy, then dead-letters.
+    Bus(RetryPolicy),
+    /// Nobody retries; a failure is reported to whoever asked.
+    Nobody,
+}
+
+/// Question 2: what idempotency means for this interaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// The caller sends an `Idempotency-Key`; the request is fingerprinted, a replay
+    /// returns the first response, and the same key with another body is rejected.
+    Keyed,
+    /// A natural key makes a repeat a conflict rather than a second effect.
+    NaturalKey {
+        /// The field that is unique.
+        field: &'static str,
+    },
+    /// Reads change nothing, so repeating them is harmless.
+    ReadOnly,
+    /// Consumers record handled event ids (the inbox) so redelivery has no second effect.
+    InboxByEventId,
+    /// Repeating it has a second effect.
+    NotIdempotent {
+        /// Why it cannot be made idempotent.
+        reason: &'static str,
+    },
+}
+
+/// Question 3: whether ordering matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    /// Messages with the same value of `field` are applied in publication order.
+    PerKey {
+        /// The field whose value is the ordering key (the envelope's `subject`).
+        field: &'static str,
+    },
+    /// Any order is fine.
+    Unordered,
+}
+
+/// Question 4: what happens when the other side is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenDown {
+    /// The caller gets an error at once: a problem of this type (slug) with `Retry-After`.
+    FailFast {
+        /// The problem type slug the end user sees.
+        problem: &'static str,
+        /// What `Retry-After` says.
+        retry_after: Duration,
+    },
+    /// The message waits (outbox, bus) and is delivered when the other side is back.
+    QueueAndDeliverLater,
+    /// A declared degraded answer.
+    Fallback {
+        /// What the fallback returns.
+        description: &'static str,
+    },
+}
+
+/// Question 5: how version drift is introduced safely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versioning {
+    /// The version this side writes.
+    pub current: u32,
+    /// Versions this side reads; older ones are upcast by the contract's upcasters.
+    pub accepts: &'static [u32],
+}
+
+/// Whether an operation changes state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Changes state.
+    Command,
+    /// Reads state.
+    Query,
+}
+
+/// A synchronous command or query a capability answers.
+#[derive(Debug)]
+pub struct Operation {
+    /// Owning capability.
+    pub capability: &'static str,
+    /// Operation name, unique within the capability (kebab-case).
+    pub name: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Command or query.
+    pub kind: Kind,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// Question 1.
+    pub retries: Retries,
+    /// Question 2.
+    pub idempotency: Idempotency,
+    /// Question 3.
+    pub ordering: Ordering,
+    /// Question 4.
+    pub when_down: WhenDown,
+    /// Question 5.
+    pub versioning: Versioning,
+}
+
+/// An event a capability publishes.
+#[derive(Debug)]
+pub struct EventContract {
+    /// Producing capability.
+    pub producer: &'static str,
+    /// CloudEvents `type`, `<capability>.<event-name>`.
+    pub event_type: &'static str,
+    /// One line on what happened.
+    pub summary: &'static str,
+    /// Question 1: normally the bus, with the redelivery policy consumers get.
+    pub retries: Retries,
+    /// Question 2: normally the consumer's inbox.
+    pub idempotency: Idempotency,
+    /// Question 3.
+    pub ordering: Ordering,
+    /// Question 4: normally queued in the outbox.
+    pub when_down: WhenDown,
+    /// Question 5.
+    pub versioning: Versioning,
+}
+
+/// A declaration that answers a question in a way the runtime cannot honour.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{subject}: {problem}")]
+pub struct DeclError {
+    /// The operation or event at fault.
+    pub subject: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn check_common(
+    subject: &str,
+    retries: &Retries,
+    versioning: &Versioning,
+) -> Result<(), DeclError> {
+    let err = |problem: &str| DeclError {
+        subject: subject.to_owned(),
+        problem: problem.to_owned(),
+    };
+    if let Retries::Caller(p) | Retries::Bus(p) = retries {
+        if p.max_attempts == 0 {
+            return Err(err("a retry policy needs at least one attempt"));
+        }
+        if p.initial_backoff > p.max_backoff {
+            return Err(err("initial backoff exceeds max backoff"));
+        }
+    }
+    if versioning.current == 0 {
+        return Err(err("versions start at 1"));
+    }
+    if !versioning.accepts.contains(&versioning.current) {
+        return Err(err("must accept its own current version"));
+    }
+    Ok(())
+}
+
+impl Operation {
+    /// `capability.name`, the operation's unique id.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.capability, self.name)
+    }
+
+    /// Checks what the type system cannot: retries only where repeating is safe.
+    pub fn check(&self) -> Result<(), DeclError> {
+        let subject = self.id();
+        check_common(&subject, &self.retries, &self.versioning)?;
+        let err = |problem: &str| DeclError {
+            subject: subject.clone(),
+            problem: problem.to_owned(),
+        };
+        if self.timeout.is_zero() {
+            return Err(err("timeout must be positive"));
+        }
+        match (&self.retries, &self.idempotency) {
+            (Retries::Caller(p), Idempotency::NotIdempotent { .. }) if p.max_attempts > 1 => {
+                return Err(err("caller retries a non-idempotent operation"));
+            }
+            (Retries::Bus(_), _) => return Err(err("a synchronous call has no bus to retry it")),
+            _ => {}
+        }
+        match (self.kind, &self.idempotency) {
+            (Kind::Query, Idempotency::ReadOnly) => {}
+            (Kind::Query, _) => return Err(err("a query is read-only")),
+            (Kind::Command, Idempotency::ReadOnly) => {
+                return Err(err("a command changes state, so it is not read-only"));
+            }
+            (Kind::Command, Idempotency::InboxByEventId) => {
+                return Err(err("inbox idempotency is for event consumers"));
+            }
+            (Kind::Command, _) => {}
+        }
+        if matches!(self.when_down, WhenDown::QueueAndDeliverLater) {
+            return Err(err(
+                "a synchronous call cannot be queued; declare an event instead",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl EventContract {
+    /// Checks what the type system cannot: events are redelivered, so consumers must dedupe.
+    pub fn check(&self) -> Result<(), DeclError> {
+        check_common(self.event_type, &self.retries, &self.versioning)?;
+        let err = |problem: &str| DeclError {
+            subject: self.event_type.to_owned(),
+            problem: problem.to_owned(),
+        };
+        if !self
+            .event_type
+            .strip_prefix(self.producer)
+            .is_some_and(|rest| rest.starts_with('.'))
+        {
+            return Err(err("event type must start with `<producer>.`"));
+        }
+        if matches!(self.retries, Retries::Caller(_)) {
+            return Err(err("events are retried by the bus, not by a caller"));
+        }
+        match self.idempotency {
+            Idempotency::InboxByEventId | Idempotency::NaturalKey { .. } => {}
+            _ => {
+                return Err(err(
+                    "redelivered events need inbox or natural-key idempotency",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Retries {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Retries::Caller(p) => write!(
+                f,
+                "caller: {}x, backoff {:?}..{:?}",
+                p.max_attempts, p.initial_backoff, p.max_backoff
+            ),
+            Retries::Bus(p) => write!(
+                f,
+                "bus: {}x, backoff {:?}..{:?}, then dead letter",
+                p.max_attempts, p.initial_backoff, p.max_backoff
+            ),
+            Retries::Nobody => f.write_str("nobody"),
+        }
+    }
+}
+
+impl fmt::Display for Idempotency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Idempotency::Keyed => f.write_str("Idempotency-Key (fingerprinted)"),
+            Idempotency::NaturalKey { field } => write!(f, "natural key `{field}`"),
+            Idempotency::ReadOnly => f.write_str("read-only"),
+            Idempotency::InboxByEventId => f.write_str("inbox by event id"),
+            Idempotency::NotIdempotent { reason } => write!(f, "not idempotent: {reason}"),
+        }
+    }
+}
+
+impl fmt::Display for Ordering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ordering::PerKey { field } => write!(f, "per key `{field}`"),
+            Ordering::Unordered => f.write_str("none"),
+        }
+    }
+}
+
+impl fmt::Display for WhenDown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WhenDown::FailFast {
+                problem,
+                retry_after,
+            } => {
+                write!(
+                    f,
+                    "fail fast: 503 {problem}, Retry-After {}s",
+                    retry_after.as_secs().max(1)
+                )
+            }
+            WhenDown::QueueAndDeliverLater => f.write_str("queue, deliver later"),
+            WhenDown::Fallback { description } => write!(f, "fallback: {description}"),
+        }
+    }
+}
+
+impl fmt::Display for Versioning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let accepts: Vec<String> = self.accepts.iter().map(|v| format!("v{v}")).collect();
+        write!(f, "v{} (accepts {})", self.current, accepts.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests;

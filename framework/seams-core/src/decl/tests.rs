@@ -1,0 +1,147 @@
+//! Declaration checks: each rule the runtime enforces at start has a case.
+
+use super::*;
+
+fn op(kind: Kind, retries: Retries, idempotency: Idempotency) -> Operation {
+    Operation {
+        capability: "billing",
+        name: "pay-invoice",
+        summary: "",
+        kind,
+        timeout: Duration::from_secs(1),
+        retries,
+        idempotency,
+        ordering: Ordering::Unordered,
+        when_down: WhenDown::FailFast {
+            problem: "down",
+            retry_after: Duration::from_secs(1),
+        },
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
+    }
+}
+
+#[test]
+fn caller_may_not_retry_a_non_idempotent_command() {
+    let bad = op(
+        Kind::Command,
+        Retries::Caller(RetryPolicy::STANDARD),
+        Idempotency::NotIdempotent {
+            reason: "sends money",
+        },
+    );
+    assert_eq!(
+        bad.check().unwrap_err().problem,
+        "caller retries a non-idempotent operation"
+    );
+    let single = op(
+        Kind::Command,
+        Retries::Caller(RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::STANDARD
+        }),
+        Idempotency::NotIdempotent {
+            reason: "sends money",
+        },
+    );
+    assert!(single.check().is_ok());
+    assert!(
+        op(
+            Kind::Command,
+            Retries::Caller(RetryPolicy::STANDARD),
+            Idempotency::Keyed
+        )
+        .check()
+        .is_ok()
+    );
+}
+
+#[test]
+fn queries_are_read_only_and_commands_are_not() {
+    assert!(
+        op(Kind::Query, Retries::Nobody, Idempotency::Keyed)
+            .check()
+            .is_err()
+    );
+    assert!(
+        op(Kind::Command, Retries::Nobody, Idempotency::ReadOnly)
+            .check()
+            .is_err()
+    );
+    assert!(
+        op(Kind::Query, Retries::Nobody, Idempotency::ReadOnly)
+            .check()
+            .is_ok()
+    );
+}
+
+#[test]
+fn versions_must_accept_themselves() {
+    let mut o = op(Kind::Query, Retries::Nobody, Idempotency::ReadOnly);
+    o.versioning = Versioning {
+        current: 2,
+        accepts: &[1],
+    };
+    assert!(o.check().is_err());
+}
+
+#[test]
+fn events_need_bus_retries_and_dedupe() {
+    let ev = |retries, idempotency| EventContract {
+        producer: "billing",
+        event_type: "billing.invoice-paid",
+        summary: "",
+        retries,
+        idempotency,
+        ordering: Ordering::PerKey {
+            field: "invoice_id",
+        },
+        when_down: WhenDown::QueueAndDeliverLater,
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
+    };
+    assert!(
+        ev(
+            Retries::Bus(RetryPolicy::STANDARD),
+            Idempotency::InboxByEventId
+        )
+        .check()
+        .is_ok()
+    );
+    assert!(
+        ev(
+            Retries::Caller(RetryPolicy::STANDARD),
+            Idempotency::InboxByEventId
+        )
+        .check()
+        .is_err()
+    );
+    assert!(
+        ev(
+            Retries::Bus(RetryPolicy::STANDARD),
+            Idempotency::NotIdempotent { reason: "" }
+        )
+        .check()
+        .is_err()
+    );
+    let mut wrong_prefix = ev(Retries::Nobody, Idempotency::InboxByEventId);
+    wrong_prefix.event_type = "billingx.invoice-paid";
+    assert!(wrong_prefix.check().is_err());
+}
+
+#[test]
+fn backoff_doubles_up_to_the_cap() {
+    let p = RetryPolicy {
+        max_attempts: 6,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_millis(500),
+    };
+    let delays: Vec<u64> = (1..=6).map(|a| p.backoff(a).as_millis() as u64).collect();
+    assert_eq!(delays, [0, 100, 200, 400, 500, 500]);
+    assert_eq!(p.horizon(), Duration::from_millis(1700));
+    assert_eq!(p.backoff(200), Duration::from_millis(500));
+}

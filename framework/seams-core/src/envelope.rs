@@ -1,0 +1,166 @@
+//! Events on the wire: CloudEvents 1.0 in JSON structured mode.
+//!
+//! The envelope is the same in every transport (in-process, HTTP feed, NATS),
+//! so a consumer cannot tell how an event reached it. Extension attributes
+//! carry what the design brief asks of every event: the payload's
+//! `dataversion`, W3C `traceparent`, the `correlationid` of the request that
+//! started the chain, the `causationid` of the message that directly caused
+//! this one, and the producer's `sequence` in its outbox.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::context::CallContext;
+use crate::decl::EventContract;
+
+/// A CloudEvents 1.0 envelope (JSON structured mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Always `"1.0"`.
+    pub specversion: String,
+    /// Unique event id (UUID v7); the inbox dedupes on it.
+    pub id: String,
+    /// `/seams/<producer>`.
+    pub source: String,
+    /// `<producer>.<event-name>`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The ordering key (for example the invoice id).
+    pub subject: String,
+    /// RFC 3339 time of the producing commit.
+    pub time: String,
+    /// Always `application/json`.
+    pub datacontenttype: String,
+    /// Version of `data`'s schema.
+    pub dataversion: u32,
+    /// W3C trace context of the producing span.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// Correlation id of the chain this event belongs to.
+    pub correlationid: String,
+    /// Id of the request or event that caused this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causationid: Option<String>,
+    /// Position in the producer's outbox, set when the event is read from a feed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+    /// The event payload.
+    pub data: Value,
+}
+
+/// A domain event declared in a contract crate.
+pub trait Event: Serialize + DeserializeOwned {
+    /// The event's declaration.
+    const CONTRACT: &'static EventContract;
+
+    /// The ordering key: the value of the declared ordering field.
+    fn key(&self) -> String;
+
+    /// Turns `data` written at an older `version` into the current shape.
+    /// The default knows only the current version.
+    fn upcast(version: u32, data: Value) -> Result<Value, DecodeError> {
+        if version == Self::CONTRACT.versioning.current {
+            Ok(data)
+        } else {
+            Err(DecodeError::NoUpcaster {
+                event_type: Self::CONTRACT.event_type,
+                version,
+            })
+        }
+    }
+}
+
+/// Why an envelope could not become a typed event.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The envelope is of another event type.
+    #[error("expected an event of type {expected}, got {actual}")]
+    WrongType {
+        /// The type asked for.
+        expected: &'static str,
+        /// The type in the envelope.
+        actual: String,
+    },
+    /// The consumer does not accept this version.
+    #[error("{event_type} v{version} is not accepted (accepts {accepts:?})")]
+    VersionNotAccepted {
+        /// The event type.
+        event_type: String,
+        /// The version in the envelope.
+        version: u32,
+        /// What the consumer accepts.
+        accepts: Vec<u32>,
+    },
+    /// An accepted version has no upcaster.
+    #[error("{event_type} has no upcaster from v{version}")]
+    NoUpcaster {
+        /// The event type.
+        event_type: &'static str,
+        /// The version in the envelope.
+        version: u32,
+    },
+    /// The payload does not match the schema.
+    #[error("payload of {event_type} does not match its schema: {source}")]
+    Payload {
+        /// The event type.
+        event_type: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Envelope {
+    /// Wraps `event` for publication; `id` and `time` come from the caller's id source and clock.
+    pub fn wrap<E: Event>(event: &E, id: String, time: String, ctx: &CallContext) -> Envelope {
+        let contract = E::CONTRACT;
+        Envelope {
+            specversion: "1.0".into(),
+            id,
+            source: format!("/seams/{}", contract.producer),
+            event_type: contract.event_type.into(),
+            subject: event.key(),
+            time,
+            datacontenttype: "application/json".into(),
+            dataversion: contract.versioning.current,
+            traceparent: Some(ctx.trace.to_traceparent()),
+            correlationid: ctx.correlation_id.clone(),
+            causationid: ctx.causation_id.clone(),
+            sequence: None,
+            // Serializing a contract type to a `Value` cannot fail: contract
+            // types are plain structs with string keys.
+            data: serde_json::to_value(event).expect("contract events serialize"),
+        }
+    }
+
+    /// Decodes the payload as `E`, checking the type, the versions `accepts` and upcasting.
+    pub fn decode<E: Event>(&self, accepts: &[u32]) -> Result<E, DecodeError> {
+        if self.event_type != E::CONTRACT.event_type {
+            return Err(DecodeError::WrongType {
+                expected: E::CONTRACT.event_type,
+                actual: self.event_type.clone(),
+            });
+        }
+        if !accepts.contains(&self.dataversion) {
+            return Err(DecodeError::VersionNotAccepted {
+                event_type: self.event_type.clone(),
+                version: self.dataversion,
+                accepts: accepts.to_vec(),
+            });
+        }
+        let data = E::upcast(self.dataversion, self.data.clone())?;
+        serde_json::from_value(data).map_err(|source| DecodeError::Payload {
+            event_type: self.event_type.clone(),
+            source,
+        })
+    }
+
+    /// The context a consumer works in: same correlation, caused by this event.
+    pub fn consumer_context(&self) -> CallContext {
+        CallContext::caused_by_event(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,119 @@
+//! Envelope round trips, version checks and upcasting.
+
+use super::*;
+use crate::decl::*;
+use serde::{Deserialize, Serialize};
+
+static PAID: EventContract = EventContract {
+    producer: "billing",
+    event_type: "billing.invoice-paid",
+    summary: "",
+    retries: Retries::Bus(RetryPolicy::STANDARD),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "invoice_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 2,
+        accepts: &[1, 2],
+    },
+};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvoicePaid {
+    invoice_id: String,
+    amount_minor: i64,
+}
+
+impl Event for InvoicePaid {
+    const CONTRACT: &'static EventContract = &PAID;
+    fn key(&self) -> String {
+        self.invoice_id.clone()
+    }
+    fn upcast(version: u32, mut data: Value) -> Result<Value, DecodeError> {
+        if version == 1 {
+            // v1 called the amount `amount`.
+            let amount = data["amount"].take();
+            return Ok(
+                serde_json::json!({ "invoice_id": data["invoice_id"], "amount_minor": amount }),
+            );
+        }
+        Ok(data)
+    }
+}
+
+fn sample() -> Envelope {
+    let ev = InvoicePaid {
+        invoice_id: "inv-1".into(),
+        amount_minor: 500,
+    };
+    Envelope::wrap(
+        &ev,
+        "evt-1".into(),
+        "2026-11-26T00:00:00Z".into(),
+        &CallContext::new_root(),
+    )
+}
+
+#[test]
+fn wraps_as_cloudevent_and_round_trips() {
+    let env = sample();
+    let json = serde_json::to_value(&env).unwrap();
+    assert_eq!(json["specversion"], "1.0");
+    assert_eq!(json["type"], "billing.invoice-paid");
+    assert_eq!(json["source"], "/seams/billing");
+    assert_eq!(json["subject"], "inv-1");
+    assert_eq!(json["dataversion"], 2);
+    assert!(json["traceparent"].as_str().unwrap().starts_with("00-"));
+    let back: Envelope = serde_json::from_value(json).unwrap();
+    assert_eq!(back, env);
+    assert_eq!(
+        back.decode::<InvoicePaid>(&[1, 2]).unwrap().amount_minor,
+        500
+    );
+}
+
+#[test]
+fn old_versions_are_upcast_and_unaccepted_ones_refused() {
+    let mut env = sample();
+    env.dataversion = 1;
+    env.data = serde_json::json!({ "invoice_id": "inv-1", "amount": 700 });
+    assert_eq!(
+        env.decode::<InvoicePaid>(&[1, 2]).unwrap().amount_minor,
+        700
+    );
+    let err = env.decode::<InvoicePaid>(&[2]).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::VersionNotAccepted { version: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_payloads_and_types_are_errors_not_panics() {
+    let mut env = sample();
+    env.data = serde_json::json!({ "invoice_id": 3 });
+    assert!(matches!(
+        env.decode::<InvoicePaid>(&[2]),
+        Err(DecodeError::Payload { .. })
+    ));
+    env.event_type = "billing.other".into();
+    assert!(matches!(
+        env.decode::<InvoicePaid>(&[2]),
+        Err(DecodeError::WrongType { .. })
+    ));
+    assert!(serde_json::from_str::<Envelope>(r#"{"id":"x"}"#).is_err());
+}
+
+#[test]
+fn consumers_inherit_correlation_and_are_caused_by_the_event() {
+    let env = sample();
+    let ctx = env.consumer_context();
+    assert_eq!(ctx.correlation_id, env.correlationid);
+    assert_eq!(ctx.causation_id.as_deref(), Some("evt-1"));
+    let parent = crate::TraceContext::parse(env.traceparent.as_deref().unwrap()).unwrap();
+    assert_eq!(ctx.trace.trace_id, parent.trace_id);
+    assert_ne!(ctx.trace.span_id, parent.span_id);
+}

@@ -1,0 +1,184 @@
+//! `Idempotency-Key` for keyed commands (the contract answer
+//! [`seams_core::decl::Idempotency::Keyed`]).
+//!
+//! The extractor refuses a keyed command without a key (428), answers a
+//! replay with the first response byte for byte, refuses the same key with a
+//! different request (422), and otherwise hands the handler an
+//! [`IdempotencyClaim`] to record its response in the same transaction as
+//! its effect (see `seams_sqlite`'s idempotency module for why that closes
+//! the race between two concurrent requests with one key).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use seams_core::Problem;
+use seams_sqlite::{Db, IdempotencyClaim, StoredResponse};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::extract::{bytes_rejection, json_rejection};
+use crate::problem::{internal, problem_response};
+
+/// `Idempotency-Key`.
+pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// Set on a replayed response.
+pub static REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+
+/// Router state that can reach the capability's idempotency records.
+pub trait IdempotencyStore {
+    /// The capability's database.
+    fn idempotency_db(&self) -> &Db;
+}
+
+/// A keyed JSON command: the parsed body and the claim to record its response under.
+#[derive(Debug)]
+pub struct IdempotentJson<T> {
+    /// Key, scope and fingerprint.
+    pub claim: IdempotencyClaim,
+    /// The request body.
+    pub value: T,
+}
+
+fn valid_key(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Hash of what identifies a request: method, path and body.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    for part in [method.as_bytes(), path.as_bytes(), body] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The response to send for a stored record and the request's fingerprint.
+pub fn answer(stored: StoredResponse, claim: &IdempotencyClaim) -> Response {
+    if stored.fingerprint != claim.fingerprint {
+        return problem_response(
+            Problem::new(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused with a different request",
+            )
+            .detail("This key was first used for a request with another method, path or body.")
+            .with("idempotency_key", claim.key.clone()),
+        );
+    }
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut res = (status, stored.body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res.headers_mut()
+        .insert(REPLAYED.clone(), HeaderValue::from_static("true"));
+    res
+}
+
+/// After a handler lost the race to record `claim`, answers with the winner's response.
+pub async fn replay_after_conflict(db: &Db, claim: &IdempotencyClaim) -> Response {
+    match db.stored_response(&claim.scope, &claim.key).await {
+        Ok(Some(stored)) => answer(stored, claim),
+        Ok(None) => problem_response(internal()),
+        Err(e) => {
+            tracing::error!(error = %e, "reading idempotency record");
+            problem_response(internal())
+        }
+    }
+}
+
+/// A first response as JSON, exactly the bytes that were recorded.
+pub fn fresh(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+impl<T, S> FromRequest<S> for IdempotentJson<T>
+where
+    T: DeserializeOwned,
+    S: IdempotencyStore + Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let key = match req.headers().get(&IDEMPOTENCY_KEY) {
+            None => {
+                return Err(problem_response(
+                    Problem::new(428, "idempotency-key-required", "Idempotency-Key required")
+                        .detail("This command is keyed: send an Idempotency-Key header (1-255 visible ASCII characters) and reuse it on retries."),
+                ));
+            }
+            Some(v) => match v.to_str().ok().filter(|k| valid_key(k)) {
+                Some(k) => k.to_owned(),
+                None => {
+                    return Err(problem_response(
+                        Problem::new(400, "invalid-idempotency-key", "Invalid Idempotency-Key")
+                            .detail("The key must be 1-255 visible ASCII characters."),
+                    ));
+                }
+            },
+        };
+        let method = req.method().to_string();
+        let path = req.uri().path().to_owned();
+        let template = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| path.clone(), |m| m.as_str().to_owned());
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+            });
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| problem_response(bytes_rejection(e)))?;
+        let claim = IdempotencyClaim {
+            scope: format!("{method} {template}"),
+            key,
+            fingerprint: fingerprint(&method, &path, &body),
+        };
+        match state
+            .idempotency_db()
+            .stored_response(&claim.scope, &claim.key)
+            .await
+        {
+            Ok(Some(stored)) => return Err(answer(stored, &claim)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "reading idempotency record");
+                return Err(problem_response(internal()));
+            }
+        }
+        if !content_type_ok {
+            return Err(problem_response(json_rejection(
+                axum::extract::rejection::JsonRejection::MissingJsonContentType(Default::default()),
+            )));
+        }
+        let value = match serde_path_to_error(&body) {
+            Ok(v) => v,
+            Err(p) => return Err(problem_response(p)),
+        };
+        Ok(IdempotentJson { claim, value })
+    }
+}
+
+/// Parses like `axum::Json` does, mapping failures to the same problems.
+fn serde_path_to_error<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(v)| v)
+        .map_err(json_rejection)
+}
+
+#[cfg(test)]
+mod tests;

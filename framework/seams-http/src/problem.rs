@@ -1,0 +1,68 @@
+//! Rendering problems as responses, in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use seams_core::Problem;
+
+/// A boundary error that knows its problem representation.
+///
+/// Implemented once per capability error enum; 5xx problems are logged with
+/// the full cause chain and sent opaque.
+pub trait IntoProblem: std::error::Error {
+    /// The problem this error is, for a client.
+    fn problem(&self) -> Problem;
+}
+
+/// Renders `problem` as `application/problem+json`, with `Retry-After` when the
+/// problem carries a `retry_after` extension (seconds).
+pub fn problem_response(problem: Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let retry_after = problem
+        .extensions
+        .get("retry_after")
+        .and_then(|v| v.as_u64());
+    // A `Problem` has string keys and JSON values only, so it always serializes.
+    let body = serde_json::to_vec(&problem).expect("problems serialize");
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if let Some(secs) = retry_after {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+/// Renders an error: logs it with its causes when it is a server fault.
+pub fn error_response<E: IntoProblem>(err: &E) -> Response {
+    let problem = err.problem();
+    if problem.status >= 500 {
+        tracing::error!(error = %DisplayChain(err), problem = %problem.problem_type, "request failed");
+    } else {
+        tracing::debug!(error = %err, problem = %problem.problem_type, "request rejected");
+    }
+    problem_response(problem)
+}
+
+/// The opaque 500 every unexpected failure becomes.
+pub fn internal() -> Problem {
+    Problem::new(500, "internal", "Internal error")
+        .detail("The server failed; the failure is logged with this request's correlation id.")
+}
+
+/// `Display` of an error followed by its sources.
+pub struct DisplayChain<'a, E: ?Sized>(pub &'a E);
+
+impl<E: std::error::Error + ?Sized> std::fmt::Display for DisplayChain<'_, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! What a capability hands the runtime.
+//!
+//! A capability crate exposes `component(&Env, Options) -> Component`: its
+//! database, its public routes, the operations it serves to other
+//! capabilities, the events it publishes and consumes, and any background
+//! workers. It never learns which mode it runs in: `Env` gives it a transport
+//! for its calls and the runtime decides where its events come from.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use seams_core::decl::{EventContract, Operation};
+use seams_core::{
+    BoxFuture, CallContext, CallError, CallReply, Clock, Envelope, Event, Ids, Transport,
+};
+use seams_sqlite::Db;
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::sync::CancellationToken;
+
+/// What every capability is built with.
+#[derive(Clone)]
+pub struct Env {
+    /// Where the capability keeps its files (`<data>/<capability>.db`, ...).
+    pub data_dir: PathBuf,
+    /// How it calls other capabilities' operations.
+    pub transport: Arc<dyn Transport>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// New ids.
+    pub ids: Arc<dyn Ids>,
+    /// Durability of its commits.
+    pub durability: seams_sqlite::Durability,
+}
+
+impl Env {
+    /// The database file of `capability`.
+    pub fn db_path(&self, capability: &str) -> PathBuf {
+        self.data_dir.join(format!("{capability}.db"))
+    }
+}
+
+/// The serving side of one operation.
+pub type OpHandler = Arc<
+    dyn Fn(Vec<u8>, CallContext) -> BoxFuture<'static, Result<CallReply, CallError>> + Send + Sync,
+>;
+
+/// An operation this capability serves, with its handler.
+#[derive(Clone)]
+pub struct Served {
+    /// The declaration.
+    pub op: &'static Operation,
+    /// Decodes the request, runs the handler, encodes the answer.
+    pub handler: OpHandler,
+}
+
+impl Served {
+    /// Serves `op` with a typed handler; a request that does not decode is a protocol error.
+    pub fn new<Req, Resp, E, F, Fut>(op: &'static Operation, f: F) -> Served
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + 'static,
+        E: Serialize + 'static,
+        F: Fn(Req, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let handler: OpHandler = Arc::new(move |body: Vec<u8>, ctx: CallContext| {
+            let f = f.clone();
+            Box::pin(async move {
+                let req: Req = serde_json::from_slice(&body).map_err(|e| CallError::Protocol {
+                    op: op.id(),
+                    reason: e.to_string(),
+                })?;
+                let result = AssertUnwindSafe(f(req, ctx))
+                    .catch_unwind()
+                    .await
+                    .map_err(|_| CallError::Internal { op: op.id() })?;
+                seams_core::transport::reply(&result).map_err(|e| match e {
+                    CallError::Protocol { reason, .. } => CallError::Protocol {
+                        op: op.id(),
+                        reason,
+                    },
+                    other => other,
+                })
+            }) as BoxFuture<'static, _>
+        });
+        Served { op, handler }
+    }
+}
+
+/// Why a consumer did not apply an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Might work later (a dependency is down, a read model is behind): redeliver with backoff.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never work as is (undecodable, unaccepted version): dead-letter now.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(e: sqlx::Error) -> Self {
+        HandlerError::Transient(format!("database: {e}"))
+    }
+}
+
+impl From<anyhow::Error> for HandlerError {
+    fn from(e: anyhow::Error) -> Self {
+        HandlerError::Transient(format!("{e:#}"))
+    }
+}
+
+/// The consuming side of one event type.
+pub type EventHandler =
+    Arc<dyn Fn(Envelope) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+
+/// One event type a subscription handles.
+#[derive(Clone)]
+pub struct Handles {
+    /// The event's declaration (its retries and ordering apply).
+    pub event: &'static EventContract,
+    /// Versions this consumer accepts.
+    pub accepts: &'static [u32],
+    /// The handler.
+    pub handler: EventHandler,
+}
+
+impl Handles {
+    /// Handles `E` with a typed handler; an envelope that does not decode, or
+    /// of a version not in `accepts`, is a permanent failure (dead letter).
+    pub fn new<E, F, Fut>(accepts: &'static [u32], f: F) -> Handles
+    where
+        E: Event + Send + 'static,
+        F: Fn(E, Envelope) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let handler: EventHandler = Arc::new(move |env: Envelope| {
+            let f = f.clone();
+            Box::pin(async move {
+                let event = env
+                    .decode::<E>(accepts)
+                    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                AssertUnwindSafe(f(event, env))
+                    .catch_unwind()
+                    .await
+                    .map_err(|_| HandlerError::Transient("handler panicked".into()))?
+            }) as BoxFuture<'static, _>
+        });
+        Handles {
+            event: E::CONTRACT,
+            accepts,
+            handler,
+        }
+    }
+}
+
+/// A consumer's subscription to one producer's feed.
+#[derive(Clone)]
+pub struct Subscription {
+    /// The consuming capability.
+    pub consumer: &'static str,
+    /// The producing capability.
+    pub producer: &'static str,
+    /// The event types handled; others in the feed are skipped.
+    pub handles: Vec<Handles>,
+}
+
+impl Subscription {
+    /// The subscription's durable name: `<consumer><-<producer>`.
+    pub fn name(&self) -> String {
+        format!("{}<-{}", self.consumer, self.producer)
+    }
+}
+
+/// A background loop of a capability (for example sending notifications).
+pub struct Worker {
+    /// For logs.
+    pub name: String,
+    /// Runs until the token is cancelled, then finishes its current item and returns.
+    pub run: Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>,
+}
+
+/// Everything a capability hands the runtime.
+pub struct Component {
+    /// The capability's name, also its URL prefix.
+    pub name: &'static str,
+    /// Its database.
+    pub db: Db,
+    /// Its public routes, nested at `/<name>`.
+    pub routes: axum::Router,
+    /// Operations of its public HTTP API (declared, checked and listed like the others).
+    pub public: Vec<&'static Operation>,
+    /// Operations it serves to other capabilities.
+    pub serves: Vec<Served>,
+    /// Events it publishes.
+    pub publishes: Vec<&'static EventContract>,
+    /// Feeds it consumes.
+    pub subscriptions: Vec<Subscription>,
+    /// Background loops.
+    pub workers: Vec<Worker>,
+    /// OpenAPI document of its routes.
+    pub openapi: utoipa::openapi::OpenApi,
+}

@@ -1,0 +1,142 @@
+//! Declarations decide timeouts and retries, with the clock paused.
+
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use seams_core::decl::*;
+use seams_core::{CallContext, CallReply};
+
+use super::*;
+
+static FLAKY_QUERY: Operation = Operation {
+    capability: "test",
+    name: "flaky",
+    summary: "",
+    kind: Kind::Query,
+    timeout: Duration::from_millis(100),
+    retries: Retries::Caller(RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+    }),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "down",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+static ONCE_COMMAND: Operation = Operation {
+    capability: "test",
+    name: "once",
+    summary: "",
+    kind: Kind::Command,
+    timeout: Duration::from_millis(100),
+    retries: Retries::Nobody,
+    idempotency: Idempotency::NotIdempotent { reason: "test" },
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "down",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// Fails the first `failures` calls as unavailable, or hangs when `hang`.
+struct Script {
+    calls: AtomicU32,
+    failures: u32,
+    hang: bool,
+}
+
+impl Transport for Script {
+    fn call(&self, _req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
+        let n = self.calls.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        Box::pin(async move {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            if n <= self.failures {
+                return Err(CallError::Unavailable {
+                    op: "x".into(),
+                    reason: "down".into(),
+                });
+            }
+            Ok(CallReply::Ok(b"1".to_vec()))
+        })
+    }
+}
+
+fn governed(failures: u32, hang: bool) -> (Arc<Script>, Governed) {
+    let script = Arc::new(Script {
+        calls: AtomicU32::new(0),
+        failures,
+        hang,
+    });
+    (script.clone(), Governed::new(script))
+}
+
+fn req(op: &'static Operation) -> CallRequest {
+    CallRequest {
+        op,
+        body: b"{}".to_vec(),
+        ctx: CallContext::new_root(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotent_queries_are_retried_until_they_answer() {
+    let (script, g) = governed(2, false);
+    assert_eq!(
+        g.call(req(&FLAKY_QUERY)).await,
+        Ok(CallReply::Ok(b"1".to_vec()))
+    );
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_are_bounded() {
+    let (script, g) = governed(10, false);
+    assert!(matches!(
+        g.call(req(&FLAKY_QUERY)).await,
+        Err(CallError::Unavailable { .. })
+    ));
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn commands_without_caller_retries_are_tried_once() {
+    let (script, g) = governed(1, false);
+    assert!(g.call(req(&ONCE_COMMAND)).await.is_err());
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_callee_times_out_per_attempt() {
+    let (script, g) = governed(0, true);
+    let started = tokio::time::Instant::now();
+    assert!(matches!(
+        g.call(req(&FLAKY_QUERY)).await,
+        Err(CallError::Timeout { .. })
+    ));
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 3);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+// Real time: the deadline is a std `Instant`, which a paused tokio clock does not move.
+#[tokio::test]
+async fn the_callers_deadline_caps_everything() {
+    let (script, g) = governed(0, true);
+    let mut r = req(&FLAKY_QUERY);
+    r.ctx.deadline = Some(std::time::Instant::now() + Duration::from_millis(30));
+    assert!(matches!(g.call(r).await, Err(CallError::Timeout { .. })));
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 1);
+}

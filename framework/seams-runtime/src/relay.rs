@@ -1,0 +1,266 @@
+//! Delivery of committed events from a producer's outbox to a subscriber.
+//!
+//! One loop per subscription reads the producer's feed after the
+//! subscriber's durable cursor, in commit order, and hands each event of a
+//! handled type to its handler. The handler applies it in the consumer's own
+//! transaction with the event id recorded in the inbox, so redelivery (after
+//! a crash, a retry, or chaos) has no second effect. A failing handler is
+//! retried with the backoff its event's contract declares (the bus owns
+//! those retries); after the last attempt, or at once for a permanent
+//! failure, the event is parked as a dead letter with its error and
+//! attempts. Where the contract declares per-key ordering, later events with
+//! the same key are parked behind it rather than overtaking it.
+//!
+//! In one process this is still asynchronous and at-least-once: the cursor is
+//! saved after the batch, so a crash redelivers, and [`Chaos`] can add
+//! duplicates and delays on purpose, so a consumer that depends on
+//! exactly-once or immediate delivery fails in the monolith first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use seams_core::Envelope;
+use seams_core::decl::{Ordering, Retries, RetryPolicy};
+use seams_sqlite::Db;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::component::{HandlerError, Subscription};
+
+/// Faults injected into delivery, for tests and `shop up --chaos`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Chaos {
+    /// Probability that an event is delivered a second time.
+    pub duplicate: f64,
+    /// Upper bound of a random delay before each delivery.
+    pub max_delay: Duration,
+}
+
+impl Chaos {
+    /// Duplicates a third of all deliveries and delays each by up to 50 ms.
+    pub const DEFAULT: Chaos = Chaos {
+        duplicate: 0.33,
+        max_delay: Duration::from_millis(50),
+    };
+}
+
+/// Tuning of delivery loops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RelayOptions {
+    /// Events read per batch.
+    pub batch: u32,
+    /// Longest wait for new events when no commit wakes the loop (a safety net).
+    pub idle_poll: Duration,
+    /// Injected faults, if any.
+    pub chaos: Option<Chaos>,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            batch: 256,
+            idle_poll: Duration::from_secs(1),
+            chaos: None,
+        }
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied (or skipped: not a handled type, or already in the inbox).
+    Delivered,
+    /// Parked as a dead letter.
+    Parked,
+    /// Shutdown came first; the event stays undelivered.
+    Interrupted,
+}
+
+/// One subscription's delivery loop.
+pub struct Relay {
+    sub: Subscription,
+    name: String,
+    consumer: Db,
+    producer: Db,
+    options: RelayOptions,
+}
+
+impl Relay {
+    /// A loop delivering `producer`'s events to `sub`, whose state lives in `consumer`.
+    pub fn new(sub: Subscription, consumer: Db, producer: Db, options: RelayOptions) -> Relay {
+        Relay {
+            name: sub.name(),
+            sub,
+            consumer,
+            producer,
+            options,
+        }
+    }
+
+    /// Delivers everything currently in the feed; returns how many events were read
+    /// (0 means idle). Tests drive this instead of sleeping.
+    pub async fn try_run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
+        let cursor = self.consumer.cursor(&self.name).await?;
+        let batch = self
+            .producer
+            .read_outbox(cursor, self.options.batch)
+            .await?;
+        let mut position = cursor;
+        let mut read = 0;
+        for env in &batch {
+            match self.deliver(env, shutdown).await? {
+                Outcome::Interrupted => break,
+                Outcome::Delivered | Outcome::Parked => {
+                    position = env.sequence.unwrap_or(position);
+                    read += 1;
+                }
+            }
+        }
+        if position > cursor {
+            self.consumer.set_cursor(&self.name, position).await?;
+            self.producer.ack(&self.name, position).await?;
+        }
+        Ok(read)
+    }
+
+    /// Runs until `shutdown`, finishing the event in hand.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut changes = self.producer.outbox_changes();
+        // Registering at start means rows this subscriber has not read are never pruned.
+        match self.consumer.cursor(&self.name).await {
+            Ok(cursor) => {
+                if let Err(e) = self.producer.ack(&self.name, cursor).await {
+                    tracing::warn!(subscription = %self.name, error = %e, "registering with the feed");
+                }
+            }
+            Err(e) => tracing::warn!(subscription = %self.name, error = %e, "reading cursor"),
+        }
+        while !shutdown.is_cancelled() {
+            changes.mark_unchanged();
+            match self.try_run_once(&shutdown).await {
+                Ok(0) => {
+                    tokio::select! {
+                        _ = changes.changed() => {}
+                        _ = tokio::time::sleep(self.options.idle_poll) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+            }
+        }
+        tracing::debug!(subscription = %self.name, "delivery stopped");
+    }
+
+    async fn deliver(
+        &self,
+        env: &Envelope,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Outcome> {
+        let Some(handles) = self
+            .sub
+            .handles
+            .iter()
+            .find(|h| h.event.event_type == env.event_type)
+        else {
+            return Ok(Outcome::Delivered);
+        };
+        if let Ordering::PerKey { .. } = handles.event.ordering
+            && let Some(blocker) = self
+                .consumer
+                .parked_for_subject(&self.name, &env.subject)
+                .await?
+        {
+            let reason = format!(
+                "waiting behind dead letter #{blocker} with the same key (per-key ordering)"
+            );
+            tracing::warn!(subscription = %self.name, event = %env.id, %reason, "parking");
+            self.consumer.park(&self.name, env, &reason, 0).await?;
+            return Ok(Outcome::Parked);
+        }
+        let policy = match handles.event.retries {
+            Retries::Bus(p) => p,
+            Retries::Caller(_) | Retries::Nobody => RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::STANDARD
+            },
+        };
+        let span = tracing::info_span!(
+            "deliver",
+            subscription = %self.name,
+            event_type = %env.event_type,
+            event_id = %env.id,
+            correlation_id = %env.correlationid,
+        );
+        self.attempt_all(handles, policy, env, shutdown)
+            .instrument(span)
+            .await
+    }
+
+    async fn attempt_all(
+        &self,
+        handles: &crate::component::Handles,
+        policy: RetryPolicy,
+        env: &Envelope,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Outcome> {
+        let mut last_error = String::new();
+        for attempt in 1..=policy.max_attempts {
+            let mut wait = policy.backoff(attempt);
+            if let Some(chaos) = self.options.chaos {
+                wait += random_delay(chaos.max_delay);
+            }
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.cancelled() => return Ok(Outcome::Interrupted),
+                }
+            }
+            match (handles.handler)(env.clone()).await {
+                Ok(()) => {
+                    if let Some(chaos) = self.options.chaos
+                        && rand::rng().random_bool(chaos.duplicate.clamp(0.0, 1.0))
+                    {
+                        // The duplicate must be a no-op thanks to the inbox; its result is only logged.
+                        let dup = (handles.handler)(env.clone()).await;
+                        tracing::debug!(result = ?dup, "chaos: delivered a duplicate");
+                    }
+                    return Ok(Outcome::Delivered);
+                }
+                Err(HandlerError::Permanent(reason)) => {
+                    tracing::error!(%reason, attempt, "event rejected; dead-lettered");
+                    self.consumer
+                        .park(&self.name, env, &reason, attempt)
+                        .await?;
+                    return Ok(Outcome::Parked);
+                }
+                Err(HandlerError::Transient(reason)) => {
+                    tracing::warn!(%reason, attempt, max = policy.max_attempts, "delivery failed");
+                    last_error = reason;
+                }
+            }
+        }
+        tracing::error!(error = %last_error, attempts = policy.max_attempts, "retries exhausted; dead-lettered");
+        self.consumer
+            .park(&self.name, env, &last_error, policy.max_attempts)
+            .await?;
+        Ok(Outcome::Parked)
+    }
+}
+
+fn random_delay(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    Duration::from_micros(rand::rng().random_range(0..=max.as_micros() as u64))
+}
+
+#[cfg(test)]
+mod tests;

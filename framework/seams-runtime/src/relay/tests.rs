@@ -1,0 +1,310 @@
+//! Delivery against real SQLite files: order, inbox dedupe under duplicates,
+//! bounded retries, dead letters, per-key ordering behind a dead letter,
+//! version refusal, and resuming from the cursor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use seams_core::decl::*;
+use seams_core::{CallContext, Envelope, Event};
+use serde::{Deserialize, Serialize};
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::component::{HandlerError, Handles, Subscription};
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./test-migrations");
+
+static TICKED: EventContract = EventContract {
+    producer: "clock",
+    event_type: "clock.ticked",
+    summary: "",
+    retries: Retries::Bus(RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
+    }),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey { field: "key" },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ticked {
+    key: String,
+    n: i64,
+}
+
+impl Event for Ticked {
+    const CONTRACT: &'static EventContract = &TICKED;
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    producer: Db,
+    consumer: Db,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let producer = Db::open(&dir.path().join("p.db"), "clock", &MIGRATIONS)
+        .await
+        .unwrap();
+    let consumer = Db::open(&dir.path().join("c.db"), "watch", &MIGRATIONS)
+        .await
+        .unwrap();
+    World {
+        _dir: dir,
+        producer,
+        consumer,
+    }
+}
+
+async fn publish(db: &Db, key: &str, n: i64) -> Envelope {
+    let env = Envelope::wrap(
+        &Ticked { key: key.into(), n },
+        uuid::Uuid::now_v7().to_string(),
+        "2026-11-26T00:00:00Z".into(),
+        &CallContext::new_root(),
+    );
+    let mut tx = db.begin().await.unwrap();
+    tx.publish(&env).await.unwrap();
+    tx.commit().await.unwrap();
+    env
+}
+
+/// A consumer that records each application, failing while `fail(n)` says so.
+fn subscription(
+    db: Db,
+    fail: impl Fn(i64, u32) -> Option<HandlerError> + Send + Sync + 'static,
+) -> (Subscription, Arc<AtomicU32>) {
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let fail = Arc::new(fail);
+    let handles = Handles::new::<Ticked, _, _>(&[1], move |ev, env| {
+        let db = db.clone();
+        let n = counter.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+        let fail = fail.clone();
+        async move {
+            if let Some(e) = fail(ev.n, n) {
+                return Err(e);
+            }
+            let Some(mut tx) = db.begin_consume("watch.ticked", &env).await? else {
+                return Ok(());
+            };
+            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES (?, ?, ?)")
+                .bind(&env.id)
+                .bind(&ev.key)
+                .bind(ev.n)
+                .execute(tx.conn())
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    });
+    (
+        Subscription {
+            consumer: "watch",
+            producer: "clock",
+            handles: vec![handles],
+        },
+        calls,
+    )
+}
+
+async fn applied(db: &Db) -> Vec<(String, i64)> {
+    sqlx::query_as("SELECT subject, n FROM applied ORDER BY rowid")
+        .fetch_all(db.reader())
+        .await
+        .unwrap()
+}
+
+fn relay(sub: Subscription, w: &World, chaos: Option<Chaos>) -> Relay {
+    let options = RelayOptions {
+        chaos,
+        ..RelayOptions::default()
+    };
+    Relay::new(sub, w.consumer.clone(), w.producer.clone(), options)
+}
+
+#[tokio::test]
+async fn delivers_in_commit_order_once_even_when_duplicated() {
+    let w = world().await;
+    for n in 1..=5 {
+        publish(&w.producer, "a", n).await;
+    }
+    let (sub, calls) = subscription(w.consumer.clone(), |_, _| None);
+    let chaos = Chaos {
+        duplicate: 1.0,
+        max_delay: Duration::from_millis(2),
+    };
+    let r = relay(sub, &w, Some(chaos));
+    let stop = CancellationToken::new();
+    assert_eq!(r.try_run_once(&stop).await.unwrap(), 5);
+    assert_eq!(r.try_run_once(&stop).await.unwrap(), 0);
+    assert_eq!(
+        calls.load(AtomicOrdering::SeqCst),
+        10,
+        "every event was delivered twice"
+    );
+    let got: Vec<i64> = applied(&w.consumer)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(got, [1, 2, 3, 4, 5]);
+    assert_eq!(w.consumer.cursor("watch<-clock").await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_then_dead_lettered_with_their_attempts() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await; // fails once, then works
+    publish(&w.producer, "b", 2).await; // always fails
+    let (sub, _) = subscription(w.consumer.clone(), |n, call| match (n, call) {
+        (1, 1) => Some(HandlerError::Transient("flaky".into())),
+        (2, _) => Some(HandlerError::Transient("down".into())),
+        _ => None,
+    });
+    let r = relay(sub, &w, None);
+    r.try_run_once(&CancellationToken::new()).await.unwrap();
+    assert_eq!(applied(&w.consumer).await, [("a".to_owned(), 1)]);
+    let dead = w.consumer.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].envelope.subject.as_str(),
+            dead[0].attempts,
+            dead[0].error.as_str()
+        ),
+        ("b", 3, "down")
+    );
+}
+
+#[tokio::test]
+async fn later_events_of_a_dead_lettered_key_wait_behind_it() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await;
+    publish(&w.producer, "b", 2).await;
+    publish(&w.producer, "a", 3).await;
+    let (sub, _) = subscription(w.consumer.clone(), |n, _| {
+        (n == 1).then(|| HandlerError::Permanent("poison".into()))
+    });
+    relay(sub, &w, None)
+        .try_run_once(&CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied(&w.consumer).await,
+        [("b".to_owned(), 2)],
+        "a/3 must not overtake a/1"
+    );
+    let dead = w.consumer.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 2);
+    assert_eq!(dead[0].attempts, 1);
+    assert!(
+        dead[1].error.contains("waiting behind dead letter"),
+        "{}",
+        dead[1].error
+    );
+}
+
+#[tokio::test]
+async fn unaccepted_versions_are_dead_lettered_with_the_reason() {
+    let w = world().await;
+    let mut env = Envelope::wrap(
+        &Ticked {
+            key: "a".into(),
+            n: 1,
+        },
+        "v9".into(),
+        "t".into(),
+        &CallContext::new_root(),
+    );
+    env.dataversion = 9;
+    let mut tx = w.producer.begin().await.unwrap();
+    tx.publish(&env).await.unwrap();
+    tx.commit().await.unwrap();
+    let (sub, calls) = subscription(w.consumer.clone(), |_, _| None);
+    relay(sub, &w, None)
+        .try_run_once(&CancellationToken::new())
+        .await
+        .unwrap();
+    let dead = w.consumer.dead_letters().await.unwrap();
+    assert!(
+        dead[0].error.contains("v9 is not accepted"),
+        "{}",
+        dead[0].error
+    );
+    assert_eq!(
+        calls.load(AtomicOrdering::SeqCst),
+        0,
+        "the handler never sees an unaccepted version"
+    );
+    assert!(applied(&w.consumer).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_new_relay_resumes_after_the_cursor() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await;
+    let (sub, _) = subscription(w.consumer.clone(), |_, _| None);
+    relay(sub.clone(), &w, None)
+        .try_run_once(&CancellationToken::new())
+        .await
+        .unwrap();
+    publish(&w.producer, "a", 2).await;
+    relay(sub, &w, None)
+        .try_run_once(&CancellationToken::new())
+        .await
+        .unwrap();
+    let got: Vec<i64> = applied(&w.consumer)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(got, [1, 2]);
+}
+
+#[tokio::test]
+async fn the_running_loop_wakes_on_commit_and_stops_on_shutdown() {
+    let w = world().await;
+    let (sub, _) = subscription(w.consumer.clone(), |_, _| None);
+    let stop = CancellationToken::new();
+    let options = RelayOptions {
+        idle_poll: Duration::from_secs(3600),
+        ..RelayOptions::default()
+    };
+    let task = tokio::spawn(
+        Arc::new(Relay::new(
+            sub,
+            w.consumer.clone(),
+            w.producer.clone(),
+            options,
+        ))
+        .run(stop.clone()),
+    );
+    publish(&w.producer, "a", 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while applied(&w.consumer).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not delivered; the commit did not wake the loop"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

@@ -1,0 +1,529 @@
+//! The composition machinery: checks every declaration before anything
+//! starts, starts components' parts in dependency order (databases, served
+//! operations, HTTP, delivery, workers, pruning), and stops them in reverse,
+//! draining in-flight work.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use seams_core::decl::{EventContract, Operation};
+use seams_core::{Clock, Ids, SystemClock, Transport, UuidV7Ids};
+use seams_sqlite::{Db, Durability};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::component::{Component, Env, Subscription};
+use crate::governed::Governed;
+use crate::inprocess::InProcess;
+use crate::relay::{Relay, RelayOptions};
+use crate::retention::Retention;
+
+/// Options of the whole system.
+#[derive(Debug, Clone, Default)]
+pub struct SystemOptions {
+    /// Delivery loops.
+    pub relay: RelayOptions,
+    /// Retention of framework tables.
+    pub retention: Retention,
+    /// Durability of commits.
+    pub durability: Durability,
+}
+
+/// Shared parts every component is built with; create first, then build components with [`Runtime::env`].
+pub struct Runtime {
+    options: SystemOptions,
+    inprocess: InProcess,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn Ids>,
+}
+
+impl Runtime {
+    /// A runtime whose calls between capabilities stay in this process.
+    pub fn new(options: SystemOptions) -> Runtime {
+        let inprocess = InProcess::new();
+        let transport: Arc<dyn Transport> = Arc::new(Governed::new(Arc::new(inprocess.clone())));
+        Runtime {
+            options,
+            inprocess,
+            transport,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
+        }
+    }
+
+    /// What a capability is built with, keeping its files under `data_dir`.
+    pub fn env(&self, data_dir: impl Into<PathBuf>) -> Env {
+        Env {
+            data_dir: data_dir.into(),
+            transport: self.transport.clone(),
+            clock: self.clock.clone(),
+            ids: self.ids.clone(),
+            durability: self.options.durability,
+        }
+    }
+
+    /// Starts collecting components.
+    pub fn builder(self) -> SystemBuilder {
+        SystemBuilder {
+            runtime: self,
+            components: Vec::new(),
+        }
+    }
+}
+
+/// Components collected for one process.
+pub struct SystemBuilder {
+    runtime: Runtime,
+    components: Vec<Component>,
+}
+
+/// One row of the contract table (`shop contracts`, `/_seams/contracts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractRow {
+    /// `command`, `query` or `event`.
+    pub kind: &'static str,
+    /// Operation id or event type.
+    pub name: String,
+    /// Who serves or publishes it.
+    pub owner: &'static str,
+    /// Who consumes it (events) .
+    pub consumers: Vec<&'static str>,
+    /// Question 1.
+    pub retries: String,
+    /// Question 2.
+    pub idempotency: String,
+    /// Question 3.
+    pub ordering: String,
+    /// Question 4.
+    pub when_down: String,
+    /// Question 5.
+    pub versioning: String,
+    /// Timeout of one attempt (operations).
+    pub timeout: Option<Duration>,
+    /// One line on what it is.
+    pub summary: &'static str,
+}
+
+impl SystemBuilder {
+    /// Adds a component.
+    pub fn add(&mut self, component: Component) -> &mut Self {
+        self.components.push(component);
+        self
+    }
+
+    /// Every declaration of every component, as table rows.
+    pub fn contracts(&self) -> Vec<ContractRow> {
+        contract_rows(&self.components)
+    }
+
+    /// Checks everything that can be checked before starting; lists every problem.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        let mut names = HashMap::new();
+        for c in &self.components {
+            if names.insert(c.name, ()).is_some() {
+                problems.push(format!("capability {} is added twice", c.name));
+            }
+            for op in c
+                .public
+                .iter()
+                .copied()
+                .chain(c.serves.iter().map(|s| s.op))
+            {
+                if op.capability != c.name {
+                    problems.push(format!(
+                        "{} serves {}, which belongs to {}",
+                        c.name,
+                        op.id(),
+                        op.capability
+                    ));
+                }
+                if let Err(e) = op.check() {
+                    problems.push(e.to_string());
+                }
+            }
+            for e in &c.publishes {
+                if e.producer != c.name {
+                    problems.push(format!(
+                        "{} publishes {}, declared as produced by {}",
+                        c.name, e.event_type, e.producer
+                    ));
+                }
+                if let Err(err) = e.check() {
+                    problems.push(err.to_string());
+                }
+            }
+        }
+        for c in &self.components {
+            for sub in &c.subscriptions {
+                if sub.consumer != c.name {
+                    problems.push(format!("{} holds subscription {}", c.name, sub.name()));
+                }
+                let producer = self.components.iter().find(|p| p.name == sub.producer);
+                for h in &sub.handles {
+                    if let Err(e) = h.event.check() {
+                        problems.push(e.to_string());
+                    }
+                    if h.accepts.is_empty() {
+                        problems.push(format!(
+                            "{} accepts no version of {}",
+                            sub.name(),
+                            h.event.event_type
+                        ));
+                    }
+                    match producer {
+                        None => problems.push(format!(
+                            "{} consumes {} but {} is not part of this system",
+                            c.name, h.event.event_type, sub.producer
+                        )),
+                        Some(p)
+                            if !p
+                                .publishes
+                                .iter()
+                                .any(|e| e.event_type == h.event.event_type) =>
+                        {
+                            problems.push(format!(
+                                "{} consumes {}, which {} does not publish",
+                                c.name, h.event.event_type, p.name
+                            ))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        let events = self
+            .components
+            .iter()
+            .flat_map(|c| c.publishes.iter().copied());
+        if let Err(e) = self.runtime.options.retention.check(events) {
+            problems.push(e.to_string());
+        }
+        if !problems.is_empty() {
+            bail!(
+                "the system's declarations do not hold:\n  - {}",
+                problems.join("\n  - ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks, then starts serving on `listener` and delivering events.
+    pub async fn start(self, listener: tokio::net::TcpListener) -> anyhow::Result<Running> {
+        self.check()?;
+        let addr = listener
+            .local_addr()
+            .context("reading the listener's address")?;
+        let SystemBuilder {
+            runtime,
+            components,
+        } = self;
+        for c in &components {
+            for s in &c.serves {
+                runtime.inprocess.register(s);
+            }
+        }
+        let contracts = contracts_json(&contract_rows(&components));
+        let dbs: Vec<Db> = components.iter().map(|c| c.db.clone()).collect();
+        let by_name: BTreeMap<&'static str, Db> =
+            components.iter().map(|c| (c.name, c.db.clone())).collect();
+
+        let background = CancellationToken::new();
+        let mut tasks: Vec<(String, JoinHandle<()>)> = Vec::new();
+        let mut subscriptions: Vec<(Subscription, Db)> = Vec::new();
+        let mut parts = Vec::new();
+        let mut openapi = utoipa::openapi::OpenApiBuilder::new()
+            .info(
+                utoipa::openapi::InfoBuilder::new()
+                    .title("Seams shop")
+                    .version(env!("CARGO_PKG_VERSION"))
+                    .description(Some(
+                        "The public API of every capability in this system, under one base URL.",
+                    ))
+                    .build(),
+            )
+            .build();
+        let mut workers = Vec::new();
+        for c in components {
+            tracing::info!(
+                capability = c.name,
+                serves = c.serves.len(),
+                publishes = c.publishes.len(),
+                consumes = c.subscriptions.len(),
+                "capability ready"
+            );
+            openapi = openapi.nest(format!("/{}", c.name), c.openapi);
+            parts.push((c.name, c.routes));
+            for s in c.subscriptions {
+                subscriptions.push((s, c.db.clone()));
+            }
+            workers.extend(c.workers);
+        }
+        let admin = Admin {
+            dbs: by_name.clone(),
+            openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
+            contracts: Arc::new(contracts),
+        };
+        let framework = Router::new()
+            .route(
+                "/healthz",
+                get(|| async { axum::Json(json!({ "status": "ok" })) }),
+            )
+            .route("/readyz", get(readyz))
+            .route("/openapi.json", get(openapi_json))
+            .route("/_seams/contracts", get(contracts_route))
+            .route("/_seams/dead-letters", get(dead_letters))
+            .with_state(admin);
+        let app = seams_http::app::public(parts, framework);
+
+        let http_stop = CancellationToken::new();
+        let stop = http_stop.clone();
+        let http = tokio::spawn(async move {
+            if let Err(e) =
+                seams_http::app::serve(listener, app, async move { stop.cancelled().await }).await
+            {
+                tracing::error!(error = %e, "HTTP server failed");
+            }
+        });
+
+        for (sub, consumer_db) in subscriptions {
+            let producer_db = by_name[sub.producer].clone();
+            let name = sub.name();
+            let relay = Arc::new(Relay::new(
+                sub,
+                consumer_db,
+                producer_db,
+                runtime.options.relay,
+            ));
+            tasks.push((name, tokio::spawn(relay.run(background.clone()))));
+        }
+        for w in workers {
+            tasks.push((w.name, tokio::spawn((w.run)(background.clone()))));
+        }
+        let retention = runtime.options.retention;
+        let prune_dbs = dbs.clone();
+        let prune_stop = background.clone();
+        tasks.push((
+            "pruner".into(),
+            tokio::spawn(async move { prune_loop(prune_dbs, retention, prune_stop).await }),
+        ));
+        tracing::info!(%addr, "serving");
+        Ok(Running {
+            addr,
+            http,
+            http_stop,
+            background,
+            tasks,
+            dbs,
+        })
+    }
+}
+
+/// A started system.
+pub struct Running {
+    addr: SocketAddr,
+    http: JoinHandle<()>,
+    http_stop: CancellationToken,
+    background: CancellationToken,
+    tasks: Vec<(String, JoinHandle<()>)>,
+    dbs: Vec<Db>,
+}
+
+impl Running {
+    /// Where the public API listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops in reverse order: stop accepting requests and let in-flight ones
+    /// finish, then stop delivery and workers after their current item, then
+    /// close the databases.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.http_stop.cancel();
+        self.http.await.context("HTTP server task")?;
+        tracing::info!("HTTP drained");
+        self.background.cancel();
+        for (name, task) in self.tasks {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(())) => tracing::debug!(task = %name, "stopped"),
+                Ok(Err(e)) => tracing::error!(task = %name, error = %e, "task failed"),
+                Err(_) => tracing::error!(task = %name, "did not stop within 30 s"),
+            }
+        }
+        for db in self.dbs.iter().rev() {
+            db.close().await;
+        }
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(retention.interval) => {}
+            _ = stop.cancelled() => return,
+        }
+        let now = seams_sqlite::now_ms();
+        let ms = |d: Duration| now - d.as_millis() as i64;
+        for db in &dbs {
+            match db
+                .prune(
+                    ms(retention.outbox),
+                    ms(retention.inbox),
+                    ms(retention.idempotency),
+                )
+                .await
+            {
+                Ok(report) if report != Default::default() => {
+                    tracing::info!(capability = db.name(), ?report, "pruned");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(capability = db.name(), error = %e, "pruning failed"),
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Admin {
+    dbs: BTreeMap<&'static str, Db>,
+    openapi: Arc<Value>,
+    contracts: Arc<Value>,
+}
+
+async fn readyz(State(admin): State<Admin>) -> Response {
+    let mut failing = Vec::new();
+    for (name, db) in &admin.dbs {
+        if sqlx::query("SELECT 1").execute(db.reader()).await.is_err() {
+            failing.push(*name);
+        }
+    }
+    if failing.is_empty() {
+        axum::Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "not ready", "failing": failing })),
+        )
+            .into_response()
+    }
+}
+
+async fn openapi_json(State(admin): State<Admin>) -> Response {
+    axum::Json(admin.openapi.as_ref().clone()).into_response()
+}
+
+async fn contracts_route(State(admin): State<Admin>) -> Response {
+    axum::Json(admin.contracts.as_ref().clone()).into_response()
+}
+
+async fn dead_letters(State(admin): State<Admin>) -> Response {
+    let mut out = Vec::new();
+    for (name, db) in &admin.dbs {
+        match db.dead_letters().await {
+            Ok(list) => out.extend(list.into_iter().map(|d| {
+                json!({
+                    "capability": name,
+                    "id": d.id,
+                    "subscription": d.subscription,
+                    "event_id": d.envelope.id,
+                    "event_type": d.envelope.event_type,
+                    "subject": d.envelope.subject,
+                    "error": d.error,
+                    "attempts": d.attempts,
+                    "status": d.status,
+                })
+            })),
+            Err(e) => {
+                tracing::error!(capability = name, error = %e, "listing dead letters");
+                return seams_http::problem_response(seams_http::problem::internal());
+            }
+        }
+    }
+    axum::Json(json!({ "dead_letters": out })).into_response()
+}
+
+fn op_row(op: &'static Operation) -> ContractRow {
+    ContractRow {
+        kind: match op.kind {
+            seams_core::decl::Kind::Command => "command",
+            seams_core::decl::Kind::Query => "query",
+        },
+        name: op.id(),
+        owner: op.capability,
+        consumers: Vec::new(),
+        retries: op.retries.to_string(),
+        idempotency: op.idempotency.to_string(),
+        ordering: op.ordering.to_string(),
+        when_down: op.when_down.to_string(),
+        versioning: op.versioning.to_string(),
+        timeout: Some(op.timeout),
+        summary: op.summary,
+    }
+}
+
+fn event_row(e: &'static EventContract, consumers: Vec<&'static str>) -> ContractRow {
+    ContractRow {
+        kind: "event",
+        name: e.event_type.to_owned(),
+        owner: e.producer,
+        consumers,
+        retries: e.retries.to_string(),
+        idempotency: e.idempotency.to_string(),
+        ordering: e.ordering.to_string(),
+        when_down: e.when_down.to_string(),
+        versioning: e.versioning.to_string(),
+        timeout: None,
+        summary: e.summary,
+    }
+}
+
+fn contract_rows(components: &[Component]) -> Vec<ContractRow> {
+    let mut rows = Vec::new();
+    for c in components {
+        rows.extend(c.public.iter().map(|op| op_row(op)));
+        rows.extend(c.serves.iter().map(|s| op_row(s.op)));
+    }
+    for c in components {
+        for e in &c.publishes {
+            let consumers = components
+                .iter()
+                .filter(|k| {
+                    k.subscriptions
+                        .iter()
+                        .any(|s| s.handles.iter().any(|h| h.event.event_type == e.event_type))
+                })
+                .map(|k| k.name)
+                .collect();
+            rows.push(event_row(e, consumers));
+        }
+    }
+    rows
+}
+
+fn contracts_json(rows: &[ContractRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "kind": r.kind, "name": r.name, "owner": r.owner, "consumers": r.consumers,
+                    "retries": r.retries, "idempotency": r.idempotency, "ordering": r.ordering,
+                    "when_down": r.when_down, "versioning": r.versioning,
+                    "timeout_ms": r.timeout.map(|t| t.as_millis() as u64), "summary": r.summary,
+                })
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,230 @@
+//! The outbox read as a feed, consumers' cursors and acknowledgements, dead
+//! letters, and retention pruning of every framework table.
+
+use seams_core::Envelope;
+use sqlx::Row;
+
+use crate::db::{Db, Tx, now_ms};
+
+/// An event a consumer gave up on, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadLetter {
+    /// Row id.
+    pub id: i64,
+    /// Which subscription gave up.
+    pub subscription: String,
+    /// The event.
+    pub envelope: Envelope,
+    /// The last error.
+    pub error: String,
+    /// How many deliveries were tried.
+    pub attempts: i64,
+    /// `parked` or `replayed`.
+    pub status: String,
+    /// When it was parked.
+    pub created_at_ms: i64,
+}
+
+/// Rows removed by one [`Db::prune`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Outbox rows delivered to every known subscriber and older than the cutoff.
+    pub outbox: u64,
+    /// Inbox ids older than the cutoff.
+    pub inbox: u64,
+    /// Idempotency records older than the cutoff.
+    pub idempotency: u64,
+}
+
+fn decode(json: &str) -> Result<Envelope, sqlx::Error> {
+    serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+impl Db {
+    /// Up to `limit` outbox events after position `after`, in commit order.
+    pub async fn read_outbox(&self, after: u64, limit: u32) -> Result<Vec<Envelope>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT seq, envelope FROM seams_outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after as i64)
+        .bind(limit as i64)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let mut env = decode(row.get::<&str, _>("envelope"))?;
+                env.sequence = Some(row.get::<i64, _>("seq") as u64);
+                Ok(env)
+            })
+            .collect()
+    }
+
+    /// The newest outbox position (0 if nothing was ever published).
+    pub async fn outbox_head(&self) -> Result<u64, sqlx::Error> {
+        let (seq,): (i64,) = sqlx::query_as(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'seams_outbox'), 0)",
+        )
+        .fetch_one(self.reader())
+        .await?;
+        Ok(seq as u64)
+    }
+
+    /// Records that `subscriber` has everything up to `seq` (it never moves back).
+    pub async fn ack(&self, subscriber: &str, seq: u64) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO seams_feed_acks (subscriber, acked_seq, updated_at_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (subscriber) DO UPDATE SET acked_seq = MAX(acked_seq, excluded.acked_seq), \
+             updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(subscriber)
+        .bind(seq as i64)
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    /// This database's position in the feed `subscription` (0 at first).
+    pub async fn cursor(&self, subscription: &str) -> Result<u64, sqlx::Error> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT position FROM seams_cursors WHERE subscription = ?")
+                .bind(subscription)
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(row.map_or(0, |(p,)| p as u64))
+    }
+
+    /// Moves the cursor of `subscription` forward to `position`.
+    pub async fn set_cursor(&self, subscription: &str, position: u64) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO seams_cursors (subscription, position, updated_at_ms) VALUES (?, ?, ?) \
+             ON CONFLICT (subscription) DO UPDATE SET position = MAX(position, excluded.position), \
+             updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(subscription)
+        .bind(position as i64)
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    /// Parks `env` as a dead letter of `subscription` (once per event).
+    pub async fn park(
+        &self,
+        subscription: &str,
+        env: &Envelope,
+        error: &str,
+        attempts: u32,
+    ) -> Result<(), sqlx::Error> {
+        let json = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let mut tx: Tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO seams_dead_letters \
+             (subscription, event_id, event_type, subject, envelope, error, attempts, created_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (subscription, event_id) DO UPDATE SET status = 'parked', \
+             error = excluded.error, attempts = attempts + excluded.attempts",
+        )
+        .bind(subscription)
+        .bind(&env.id)
+        .bind(&env.event_type)
+        .bind(&env.subject)
+        .bind(json)
+        .bind(error)
+        .bind(attempts as i64)
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    /// The id of a parked dead letter of `subscription` with this ordering key, if any.
+    pub async fn parked_for_subject(
+        &self,
+        subscription: &str,
+        subject: &str,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT id FROM seams_dead_letters WHERE subscription = ? AND subject = ? AND status = 'parked' \
+             ORDER BY id LIMIT 1",
+        )
+        .bind(subscription)
+        .bind(subject)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Every dead letter, oldest first.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
+             FROM seams_dead_letters ORDER BY id",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    id: row.get("id"),
+                    subscription: row.get("subscription"),
+                    envelope: decode(row.get::<&str, _>("envelope"))?,
+                    error: row.get("error"),
+                    attempts: row.get("attempts"),
+                    status: row.get("status"),
+                    created_at_ms: row.get("created_at_ms"),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes what retention allows: outbox rows acknowledged by every known
+    /// subscriber and created before `outbox_before_ms`; inbox ids handled before
+    /// `inbox_before_ms`; idempotency records created before `idempotency_before_ms`.
+    pub async fn prune(
+        &self,
+        outbox_before_ms: i64,
+        inbox_before_ms: i64,
+        idempotency_before_ms: i64,
+    ) -> Result<PruneReport, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        // With no known subscriber nothing counts as delivered, so nothing is pruned.
+        let outbox = sqlx::query(
+            "DELETE FROM seams_outbox WHERE created_at_ms < ? \
+             AND seq <= (SELECT COALESCE(MIN(acked_seq), 0) FROM seams_feed_acks)",
+        )
+        .bind(outbox_before_ms)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        let inbox = sqlx::query("DELETE FROM seams_inbox WHERE handled_at_ms < ?")
+            .bind(inbox_before_ms)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        let idempotency = sqlx::query("DELETE FROM seams_idempotency WHERE created_at_ms < ?")
+            .bind(idempotency_before_ms)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(PruneReport {
+            outbox,
+            inbox,
+            idempotency,
+        })
+    }
+
+    /// Row counts of the framework tables (outbox, inbox, idempotency), for tests and metrics.
+    pub async fn framework_counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM seams_outbox), (SELECT COUNT(*) FROM seams_inbox), \
+             (SELECT COUNT(*) FROM seams_idempotency)",
+        )
+        .fetch_one(self.reader())
+        .await
+    }
+}

@@ -1,1 +1,16 @@
-//! shop
+//! The Seams reference shop: the one binary that names every capability.
+//!
+//! This is the composition root ([`system`]): it is the only crate that knows
+//! which capabilities exist and how they are wired in each mode. Capability
+//! crates never learn the mode they run in.
+//!
+//! Layout: [`cli`] parses commands (`up`, `demo`, `contracts`), [`config`]
+//! is the typed configuration, [`system`] builds the system from it,
+//! [`demo`] walks a customer journey against a running system, and
+//! [`telemetry`] sets up logging.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod system;
+pub mod telemetry;

@@ -108,6 +108,15 @@ pub enum QuoteError {
     Call(#[from] CallError),
 }
 
+impl seams_core::ContractError for QuoteError {
+    fn call_error(&self) -> Option<&CallError> {
+        match self {
+            QuoteError::Call(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Query: the current prices of some SKUs.
 pub static QUOTE_PRICES: Operation = Operation {
     capability: "catalog",

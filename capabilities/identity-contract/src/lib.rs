@@ -78,6 +78,15 @@ pub enum GetCustomerError {
     Call(#[from] CallError),
 }
 
+impl seams_core::ContractError for GetCustomerError {
+    fn call_error(&self) -> Option<&CallError> {
+        match self {
+            GetCustomerError::Call(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
 /// Query: one customer by id.
 pub static GET_CUSTOMER: Operation = Operation {
     capability: "identity",

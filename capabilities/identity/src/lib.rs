@@ -1,1 +1,56 @@
-//! identity
+//! Identity: owns customers and their email addresses.
+//!
+//! It registers customers (one per normalized address), answers
+//! `get-customer` for other capabilities (billing checks an invoice's
+//! customer with it) and publishes `customer-registered`, from which others
+//! keep their own copies (notification's contact list) instead of asking at
+//! send time. Credentials and access tokens are identity's too, but not yet
+//! built.
+//!
+//! Layout: [`domain`] holds the pure rules, [`service`] the effectful shell,
+//! [`store`] the SQL, [`http`] the public routes, [`error`] the one mapping
+//! of failures to problems.
+
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod store;
+
+use identity_contract::{GET_CUSTOMER, GetCustomer};
+use seams_runtime::{Component, Env, Served};
+use sqlx::migrate::Migrator;
+
+pub use error::Error;
+pub use service::Deps;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The capability's name and URL prefix.
+pub const NAME: &str = "identity";
+
+/// Builds identity on its own database under `env.data_dir`.
+pub async fn component(env: &Env) -> anyhow::Result<Component> {
+    let db =
+        seams_sqlite::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let deps = Deps {
+        store: store::Store::new(db.clone()),
+        clock: env.clock.clone(),
+        ids: env.ids.clone(),
+    };
+    let get_deps = deps.clone();
+    Ok(Component {
+        name: NAME,
+        db,
+        routes: http::router(deps),
+        public: vec![&identity_contract::REGISTER_CUSTOMER],
+        serves: vec![Served::new(&GET_CUSTOMER, move |req: GetCustomer, _ctx| {
+            let deps = get_deps.clone();
+            async move { service::serve_get_customer(&deps, req).await }
+        })],
+        publishes: identity_contract::EVENTS.to_vec(),
+        subscriptions: Vec::new(),
+        workers: Vec::new(),
+        openapi: http::openapi(),
+    })
+}

@@ -1,3 +1,217 @@
-//! notification
+//! Notification: owns the contact read model, the delivery log and the
+//! delivery channels.
+//!
+//! It consumes identity's `customer-registered` into its own copy of each
+//! customer's contact (it never asks identity at send time, so identity
+//! being down or slow never stops mail), and billing's `invoice-created` and
+//! `invoice-paid` into deliveries: one message per event, recorded in the
+//! event's inbox transaction. The [`sender`] worker then sends recorded
+//! deliveries through the configured [`channel`] with bounded retries, and
+//! every delivery, failed ones included, stays listed at
+//! `GET /notification/deliveries?customer_id=`. It publishes nothing yet.
+//!
+//! Layout: [`domain`] holds the pure rules (message text, retry schedule),
+//! [`service`] the consumers and the query, [`sender`] the sending worker,
+//! [`store`] the SQL, [`http`] the public routes, [`error`] the one mapping
+//! of failures to problems, [`channel`] the ways a message leaves.
 
 pub mod channel;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod sender;
+pub mod service;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use billing_contract::{InvoiceCreated, InvoicePaid};
+use identity_contract::CustomerRegistered;
+use notification_contract::LIST_DELIVERIES;
+use seams_core::decl::RetryPolicy;
+use seams_runtime::{Component, Env, Handles, Subscription, Worker};
+use sqlx::migrate::Migrator;
+use tokio::sync::Notify;
+
+use crate::channel::{Channel, Maildir, Smtp, SmtpOptions};
+
+pub use error::Error;
+pub use sender::Sender;
+pub use service::Deps;
+
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The capability's name and URL prefix.
+pub const NAME: &str = "notification";
+
+/// The `From` of messages written to a Maildir (SMTP has its own in
+/// [`SmtpOptions::from`]): a local file has no relay that cares, so it is
+/// not worth a setting.
+pub const MAILDIR_FROM: &str = "Seams Shop <shop@localhost>";
+
+/// Event versions notification accepts, for every event it consumes.
+const ACCEPTS: &[u32] = &[1];
+
+/// Where messages go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelOptions {
+    /// Files in a local Maildir (created if missing); needs nothing running.
+    Maildir {
+        /// The Maildir: the directory that holds `tmp/`, `new/` and `cur/`.
+        dir: PathBuf,
+    },
+    /// An SMTP relay.
+    Smtp(SmtpOptions),
+}
+
+/// How notification is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Where messages go.
+    pub channel: ChannelOptions,
+    /// Attempts per delivery and the backoff between them (transient
+    /// failures only; a permanent one fails the delivery at once).
+    pub retry: RetryPolicy,
+    /// Longest the sender sleeps when no new delivery wakes it; bounds how
+    /// late a retry that fell due is sent.
+    pub poll: Duration,
+    /// Deliveries the sender takes per step; small, so a shutdown waits for
+    /// few messages.
+    pub batch: u32,
+}
+
+impl Options {
+    /// Ten attempts, 200 ms apart at first, doubling up to 30 s: about two
+    /// minutes of an unreachable relay before a message counts as failed.
+    pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+        max_attempts: 10,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(30),
+    };
+
+    /// The defaults: a Maildir at `<data>/mail`, [`Options::DEFAULT_RETRY`],
+    /// a 500 ms poll and batches of 16.
+    pub fn default_for(env: &Env) -> Options {
+        Options {
+            channel: ChannelOptions::Maildir {
+                dir: env.data_dir.join("mail"),
+            },
+            retry: Options::DEFAULT_RETRY,
+            poll: Duration::from_millis(500),
+            batch: 16,
+        }
+    }
+
+    /// Rejects settings that would make the sender misbehave, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.retry.max_attempts == 0 {
+            bail!("notification.retry.max_attempts is 0; at least one attempt is needed");
+        }
+        if self.poll.is_zero() {
+            bail!("notification.poll is 0; the sender would spin");
+        }
+        if self.batch == 0 {
+            bail!("notification.batch is 0; the sender would never send");
+        }
+        Ok(())
+    }
+}
+
+/// Notification, built: the component for the runtime and a handle on its
+/// sender (the same one the component's worker runs), for tests to drive.
+pub struct Notification {
+    /// What the runtime runs.
+    pub component: Component,
+    /// The sending worker's handle; see [`Sender::try_send_due`].
+    pub sender: Sender,
+}
+
+/// Builds notification on its own database under `env.data_dir`.
+pub async fn component(env: &Env, opts: Options) -> anyhow::Result<Component> {
+    Ok(build(env, opts).await?.component)
+}
+
+/// [`component`], also returning the sender for tests to drive step by step.
+pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
+    opts.validate()?;
+    let channel = open_channel(&opts.channel)?;
+    let db =
+        seams_sqlite::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let store = store::Store::new(db.clone());
+    let wake = Arc::new(Notify::new());
+    let deps = Deps {
+        store: store.clone(),
+        clock: env.clock.clone(),
+        ids: env.ids.clone(),
+        channel: channel.name(),
+        wake: wake.clone(),
+    };
+    let sender = Sender::new(store, channel, env.clock.clone(), &opts, wake);
+    let worker = sender.clone();
+    Ok(Notification {
+        component: Component {
+            name: NAME,
+            db,
+            routes: http::router(deps.clone()),
+            public: vec![&LIST_DELIVERIES],
+            serves: Vec::new(),
+            publishes: Vec::new(),
+            subscriptions: subscriptions(&deps),
+            workers: vec![Worker {
+                name: "notification.sender".into(),
+                run: Box::new(move |shutdown| Box::pin(worker.run(shutdown))),
+            }],
+            openapi: http::openapi(),
+        },
+        sender,
+    })
+}
+
+fn open_channel(opts: &ChannelOptions) -> anyhow::Result<Arc<dyn Channel>> {
+    Ok(match opts {
+        ChannelOptions::Maildir { dir } => {
+            let from = MAILDIR_FROM.parse().context("parsing MAILDIR_FROM")?;
+            Arc::new(
+                Maildir::new(dir, from)
+                    .with_context(|| format!("opening the Maildir at {}", dir.display()))?,
+            )
+        }
+        ChannelOptions::Smtp(smtp) => Arc::new(Smtp::new(smtp.clone())?),
+    })
+}
+
+/// One subscription per producer: identity's feed fills the contacts,
+/// billing's feed the deliveries.
+fn subscriptions(deps: &Deps) -> Vec<Subscription> {
+    let (d1, d2, d3) = (deps.clone(), deps.clone(), deps.clone());
+    vec![
+        Subscription {
+            consumer: NAME,
+            producer: identity_contract::CUSTOMER_REGISTERED.producer,
+            handles: vec![Handles::new(
+                ACCEPTS,
+                move |ev: CustomerRegistered, env| {
+                    let deps = d1.clone();
+                    async move { service::on_customer_registered(&deps, ev, env).await }
+                },
+            )],
+        },
+        Subscription {
+            consumer: NAME,
+            producer: billing_contract::INVOICE_CREATED.producer,
+            handles: vec![
+                Handles::new(ACCEPTS, move |ev: InvoiceCreated, env| {
+                    let deps = d2.clone();
+                    async move { service::on_invoice_created(&deps, ev, env).await }
+                }),
+                Handles::new(ACCEPTS, move |ev: InvoicePaid, env| {
+                    let deps = d3.clone();
+                    async move { service::on_invoice_paid(&deps, ev, env).await }
+                }),
+            ],
+        },
+    ]
+}

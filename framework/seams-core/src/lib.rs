@@ -49,4 +49,4 @@ pub use clock::{Clock, Ids, SystemClock, UuidV7Ids};
 pub use context::{CallContext, TraceContext};
 pub use envelope::{DecodeError, Envelope, Event};
 pub use problem::Problem;
-pub use transport::{BoxFuture, CallError, CallReply, CallRequest, Transport, call};
+pub use transport::{BoxFuture, CallError, CallReply, CallRequest, ContractError, Transport, call};

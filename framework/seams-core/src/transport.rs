@@ -84,6 +84,13 @@ impl CallError {
     }
 }
 
+/// An operation's declared error enum: serializable for the wire, and able to
+/// carry a transport failure (which never crosses the wire as itself).
+pub trait ContractError: Serialize + DeserializeOwned + From<CallError> {
+    /// The transport failure this error wraps, if it is one.
+    fn call_error(&self) -> Option<&CallError>;
+}
+
 /// Carries a [`CallRequest`] to whoever serves the operation.
 pub trait Transport: Send + Sync + 'static {
     /// Performs one call (with whatever timeouts and retries this transport applies).
@@ -100,7 +107,7 @@ pub async fn call<Req, Resp, E>(
 where
     Req: Serialize,
     Resp: DeserializeOwned,
-    E: DeserializeOwned + From<CallError>,
+    E: ContractError,
 {
     let protocol = |e: serde_json::Error| CallError::Protocol {
         op: op.id(),
@@ -120,11 +127,15 @@ where
     }
 }
 
-/// Encodes a handler's typed result as a [`CallReply`] (the serving side of [`call`]).
-pub fn reply<R: Serialize, E: Serialize>(result: &Result<R, E>) -> Result<CallReply, CallError> {
+/// Encodes a handler's typed result as a [`CallReply`] (the serving side of
+/// [`call`]); a wrapped transport failure is passed on as itself.
+pub fn reply<R: Serialize, E: ContractError>(result: &Result<R, E>) -> Result<CallReply, CallError> {
     let encoded = match result {
         Ok(r) => serde_json::to_vec(r).map(CallReply::Ok),
-        Err(e) => serde_json::to_vec(e).map(CallReply::Rejected),
+        Err(e) => match e.call_error() {
+            Some(call) => return Err(call.clone()),
+            None => serde_json::to_vec(e).map(CallReply::Rejected),
+        },
     };
     encoded.map_err(|e| CallError::Protocol {
         op: String::new(),

@@ -6,6 +6,7 @@
 //! field, a missing JSON content type is 415, and an oversized body is 413.
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -26,11 +27,41 @@ where
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(problem_response(json_rejection(rejection))),
+        if !is_json(req.headers()) {
+            return Err(problem_response(json_rejection(JsonRejection::MissingJsonContentType(
+                Default::default(),
+            ))));
         }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| problem_response(bytes_rejection(e)))?;
+        parse_object(&body).map(Json).map_err(problem_response)
     }
+}
+
+/// Whether the request declares a JSON body (`application/json`, any parameters).
+pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Parses a request body that must be a JSON object.
+///
+/// serde reads a struct from an array of its fields too, so without this
+/// check `["ann@example.com", "Ann"]` would be accepted as a registration;
+/// every request body of the API is an object, and anything else is refused.
+pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
+    let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+        return Err(Problem::new(422, "invalid-body", "Request body has the wrong shape")
+            .detail("The request body must be a JSON object."));
+    }
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(v)| v)
+        .map_err(json_rejection)
 }
 
 /// Query-string extractor with problem+json rejections.

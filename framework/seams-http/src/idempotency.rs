@@ -17,7 +17,7 @@ use seams_sqlite::{Db, IdempotencyClaim, StoredResponse};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::extract::{bytes_rejection, json_rejection};
+use crate::extract::{bytes_rejection, is_json, json_rejection, parse_object};
 use crate::problem::{internal, problem_response};
 
 /// `Idempotency-Key`.
@@ -131,15 +131,7 @@ where
             .extensions()
             .get::<MatchedPath>()
             .map_or_else(|| path.clone(), |m| m.as_str().to_owned());
-        let content_type_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-            });
+        let content_type_ok = is_json(req.headers());
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|e| problem_response(bytes_rejection(e)))?;
@@ -165,19 +157,9 @@ where
                 axum::extract::rejection::JsonRejection::MissingJsonContentType(Default::default()),
             )));
         }
-        let value = match serde_path_to_error(&body) {
-            Ok(v) => v,
-            Err(p) => return Err(problem_response(p)),
-        };
+        let value = parse_object(&body).map_err(problem_response)?;
         Ok(IdempotentJson { claim, value })
     }
-}
-
-/// Parses like `axum::Json` does, mapping failures to the same problems.
-fn serde_path_to_error<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    axum::Json::<T>::from_bytes(body)
-        .map(|axum::Json(v)| v)
-        .map_err(json_rejection)
 }
 
 #[cfg(test)]

@@ -52,6 +52,22 @@ pub fn internal() -> Problem {
         .detail("The server failed; the failure is logged with this request's correlation id.")
 }
 
+/// What the caller's user sees when a call to `op` got no answer: the
+/// operation's declared "when the other side is down" rule decides (a 503 of
+/// the declared type with `Retry-After`); a callee that broke its contract is
+/// an opaque 500 on our side.
+pub fn call_failed(op: &seams_core::decl::Operation, err: &seams_core::CallError) -> Problem {
+    use seams_core::decl::WhenDown;
+    match (err.is_transient(), op.when_down) {
+        (true, WhenDown::FailFast { problem, retry_after }) => {
+            Problem::new(503, problem, format!("{} is unavailable", op.capability))
+                .detail(format!("{err}; try again later."))
+                .with("retry_after", retry_after.as_secs().max(1))
+        }
+        _ => internal(),
+    }
+}
+
 /// `Display` of an error followed by its sources.
 pub struct DisplayChain<'a, E: ?Sized>(pub &'a E);
 

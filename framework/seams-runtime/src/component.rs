@@ -62,7 +62,7 @@ impl Served {
     where
         Req: DeserializeOwned + Send + 'static,
         Resp: Serialize + 'static,
-        E: Serialize + 'static,
+        E: seams_core::ContractError + 'static,
         F: Fn(Req, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static,
     {

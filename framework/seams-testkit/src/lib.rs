@@ -8,4 +8,5 @@
 #![deny(unreachable_pub)]
 
 pub mod oneshot;
+pub mod process;
 pub mod smtp;

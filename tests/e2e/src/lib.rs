@@ -1,1 +1,221 @@
-//! e2e
+//! The end-to-end harness: starts the real `shop` binary in a given mode on
+//! a free port with a temporary data directory, and drives it only through
+//! its public HTTP API, as a client would.
+//!
+//! Scenarios take a [`Mode`], so the same scenario runs in every mode the
+//! system supports; adding a mode adds a variant here, not a copy of the suite.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use reqwest::StatusCode;
+use seams_testkit::process::{Server, cargo_bin};
+use serde_json::{Value, json};
+
+/// How the system under test runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `shop up`: one process, SQLite.
+    Monolith,
+    /// `shop up --chaos`: the same, with duplicated and delayed deliveries.
+    MonolithChaos,
+}
+
+impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 2] = [Mode::Monolith, Mode::MonolithChaos];
+
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Mode::Monolith => &[],
+            Mode::MonolithChaos => &["--chaos"],
+        }
+    }
+}
+
+/// A running system and a client for it.
+pub struct Shop {
+    /// The mode.
+    pub mode: Mode,
+    server: Option<Server>,
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    http: reqwest::Client,
+}
+
+/// A response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Body as JSON (`Null` if not JSON).
+    pub json: Value,
+    /// Raw body.
+    pub bytes: Vec<u8>,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// Problem `type` of an error.
+    pub fn problem_type(&self) -> &str {
+        self.json["type"].as_str().unwrap_or("")
+    }
+}
+
+impl Shop {
+    /// Starts the system in `mode` with a fresh data directory.
+    pub fn start(mode: Mode) -> anyhow::Result<Shop> {
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().to_owned();
+        let mut shop = Shop { mode, server: None, dir, _tmp: Some(tmp), http: client()? };
+        shop.restart()?;
+        Ok(shop)
+    }
+
+    /// (Re)starts the process on the same data directory.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.server.is_none(), "already running");
+        let data = self.dir.join("data");
+        let data_s = data.to_str().context("utf-8 path")?;
+        let mut args = vec!["up", "--addr", "127.0.0.1:0", "--data", data_s, "--durability", "normal"];
+        args.extend_from_slice(self.mode.args());
+        let log = self.dir.join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));
+        self.server = Some(Server::start(&cargo_bin("shop")?, &args, &[("RUST_LOG", "info,sqlx=warn")], &log)?);
+        Ok(())
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) -> anyhow::Result<()> {
+        self.server.take().context("not running")?.kill()
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the log.
+    pub fn stop(&mut self) -> anyhow::Result<String> {
+        let server = self.server.take().context("not running")?;
+        let log_path = server.log();
+        let status = server.stop(Duration::from_secs(60))?;
+        anyhow::ensure!(status.success(), "exit status {status}");
+        Ok(log_path)
+    }
+
+    /// The Maildir notification writes to.
+    pub fn maildir(&self) -> PathBuf {
+        self.dir.join("data").join("mail")
+    }
+
+    /// Messages in the Maildir (new/ and cur/), raw.
+    pub fn mails(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir().join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    /// Base URL.
+    pub fn url(&self) -> &str {
+        self.server.as_ref().map_or("", Server::url)
+    }
+
+    /// Data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Any request.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Reply> {
+        let res = req.send().await?;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await?.to_vec();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Ok(Reply { status, json, bytes, headers })
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
+        self.send(self.http.get(format!("{}{path}", self.url()))).await
+    }
+
+    /// `POST path` with JSON and an optional idempotency key.
+    pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> anyhow::Result<Reply> {
+        let mut req = self.http.post(format!("{}{path}", self.url())).json(body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        self.send(req).await
+    }
+
+    /// Registers a customer; returns its id.
+    pub async fn register(&self, email: &str) -> anyhow::Result<String> {
+        let r = self.post("/identity/customers", &json!({ "email": email, "name": "Test Customer" }), None).await?;
+        expect(&r, StatusCode::CREATED)?;
+        Ok(r.json["id"].as_str().context("id")?.to_owned())
+    }
+
+    /// Adds a product.
+    pub async fn add_product(&self, sku: &str, amount: i64) -> anyhow::Result<()> {
+        let body = json!({ "sku": sku, "name": format!("Product {sku}"), "price": { "amount": amount, "currency": "EUR" } });
+        expect(&self.post("/catalog/products", &body, None).await?, StatusCode::CREATED)
+    }
+
+    /// Creates an invoice under `key`.
+    pub async fn create_invoice(&self, key: &str, customer_id: &str, lines: &[(&str, u32)]) -> anyhow::Result<Reply> {
+        let lines: Vec<Value> = lines.iter().map(|(s, q)| json!({ "sku": s, "quantity": q })).collect();
+        self.post("/billing/invoices", &json!({ "customer_id": customer_id, "lines": lines }), Some(key)).await
+    }
+
+    /// Pays an invoice under `key`.
+    pub async fn pay(&self, key: &str, invoice_id: &str, amount: &Value) -> anyhow::Result<Reply> {
+        self.post(&format!("/billing/invoices/{invoice_id}/payments"), &json!({ "amount": amount }), Some(key)).await
+    }
+
+    /// A customer's deliveries.
+    pub async fn deliveries(&self, customer_id: &str) -> anyhow::Result<Vec<Value>> {
+        let r = self.get(&format!("/notification/deliveries?customer_id={customer_id}")).await?;
+        expect(&r, StatusCode::OK)?;
+        Ok(r.json["deliveries"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Waits until `customer_id` has `n` delivered notifications (never more).
+    pub async fn wait_delivered(&self, customer_id: &str, n: usize, timeout: Duration) -> anyhow::Result<Vec<Value>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let list = self.deliveries(customer_id).await?;
+            let delivered = list.iter().filter(|d| d["status"] == "delivered").count();
+            if delivered > n {
+                bail!("{delivered} deliveries, expected {n}: {list:?}");
+            }
+            if delivered == n {
+                return Ok(list);
+            }
+            if Instant::now() > deadline {
+                bail!("only {delivered} of {n} delivered after {timeout:?}: {list:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?)
+}
+
+/// Fails with the body unless `r` has status `want`.
+pub fn expect(r: &Reply, want: StatusCode) -> anyhow::Result<()> {
+    if r.status != want {
+        bail!("expected {want}, got {}: {}", r.status, r.json);
+    }
+    Ok(())
+}
+
+/// Files directly in `dir` (recursive count not needed).
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.flatten().count()).unwrap_or(0)
+}

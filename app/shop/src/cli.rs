@@ -1,0 +1,136 @@
+//! The `shop` command line.
+//!
+//! - `shop up` runs every capability in this process on SQLite under `./data`.
+//! - `shop demo` walks a customer journey against a running system.
+//! - `shop contracts` prints every declared contract as a table.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use seams_runtime::system::ContractRow;
+
+use crate::config::Config;
+
+/// The Seams reference shop.
+#[derive(Debug, Parser)]
+#[command(name = "shop", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole system in one process (SQLite file per capability).
+    Up(Config),
+    /// Walk a customer journey against a running system.
+    Demo {
+        /// Base URL of the system.
+        #[arg(long, env = "SHOP_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// How long to wait for notifications.
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+    },
+    /// Print every contract's answers to the five questions.
+    Contracts,
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(config) => up(config).await,
+        Command::Demo { url, timeout_secs } => {
+            crate::demo::run(&url, Duration::from_secs(timeout_secs)).await
+        }
+        Command::Contracts => contracts().await,
+    }
+}
+
+async fn up(config: Config) -> anyhow::Result<()> {
+    crate::telemetry::init();
+    let builder = crate::system::build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let running = builder.start(listener).await?;
+    // Tests and scripts read this line to learn the port (the address may be port 0).
+    println!(
+        "shop listening on http://{} (data in {}{})",
+        running.addr(),
+        config.data_dir.display(),
+        if config.chaos { ", chaos on" } else { "" }
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining requests, then delivery");
+    tokio::time::timeout(crate::system::STOP_TIMEOUT, running.stop())
+        .await
+        .context("stopping took too long")??;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "listening for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+async fn contracts() -> anyhow::Result<()> {
+    // Components open their databases when built; a throwaway directory keeps
+    // `shop contracts` from touching real data.
+    let dir = tempdir()?;
+    let config = Config::new("127.0.0.1:0".parse()?, dir.clone());
+    let builder = crate::system::build(&config).await?;
+    builder.check()?;
+    print!("{}", render_table(&builder.contracts()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("shop-contracts-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// The contract table as aligned text, one block per interaction.
+pub fn render_table(rows: &[ContractRow]) -> String {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&format!("{} {}  (owner: {})\n", r.kind.to_uppercase(), r.name, r.owner));
+        out.push_str(&format!("  {}\n", r.summary));
+        if !r.consumers.is_empty() {
+            out.push_str(&format!("  consumed by   {}\n", r.consumers.join(", ")))
+        }
+        if let Some(t) = r.timeout {
+            out.push_str(&format!("  timeout       {} ms per attempt\n", t.as_millis()));
+        }
+        out.push_str(&format!("  1 retries     {}\n", r.retries));
+        out.push_str(&format!("  2 idempotency {}\n", r.idempotency));
+        out.push_str(&format!("  3 ordering    {}\n", r.ordering));
+        out.push_str(&format!("  4 when down   {}\n", r.when_down));
+        out.push_str(&format!("  5 versions    {}\n\n", r.versioning));
+    }
+    out
+}

@@ -1,0 +1,86 @@
+//! Billing's failures and the one place they become problems.
+
+use axum::response::{IntoResponse, Response};
+use seams_core::{CallError, Problem};
+use seams_http::IntoProblem;
+
+use crate::domain::{Invalid, PayError};
+
+/// Everything a billing request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 422 `invalid-field`, not retryable: `field` names the offending field
+    /// (unknown customer or SKU, zero quantity, empty cart, mixed currencies).
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// Field path, e.g. `lines[1].sku`.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// 404 `invoice-not-found`.
+    #[error("no invoice {0}")]
+    NotFound(String),
+    /// 409 `invoice-already-paid`, not retryable: an invoice is paid at most once.
+    #[error("invoice {0} is already paid")]
+    AlreadyPaid(String),
+    /// 503 of the callee's declared type with `Retry-After`, retryable: a capability billing needs did not answer.
+    #[error("calling {}: {source}", op.id())]
+    Dependency {
+        /// The operation called.
+        op: &'static seams_core::decl::Operation,
+        /// What went wrong.
+        source: CallError,
+    },
+    /// Not an error a client sees: another request with the same key won; the handler replays its response.
+    #[error("idempotency key already used")]
+    KeyConflict,
+    /// 500 `internal`, retryable: logged with its cause, opaque to the client.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Self {
+        Error::Invalid { field: e.field, reason: e.reason }
+    }
+}
+
+impl Error {
+    /// A payment refusal for invoice `id`.
+    pub fn payment(id: &str, e: PayError) -> Error {
+        match e {
+            PayError::AlreadyPaid => Error::AlreadyPaid(id.to_owned()),
+            PayError::WrongCurrency { expected } => Error::Invalid {
+                field: "amount.currency".into(),
+                reason: format!("the invoice is in {}", expected.currency),
+            },
+            PayError::WrongAmount { expected } => Error::Invalid {
+                field: "amount.amount".into(),
+                reason: format!("must equal the invoice total, {} minor units ({expected})", expected.minor),
+            },
+        }
+    }
+}
+
+impl IntoProblem for Error {
+    fn problem(&self) -> Problem {
+        match self {
+            Error::Invalid { field, reason } => Problem::new(422, "invalid-field", "A field is invalid")
+                .detail(format!("{field}: {reason}"))
+                .with("field", field.clone()),
+            Error::NotFound(id) => Problem::new(404, "invoice-not-found", "No such invoice").with("invoice_id", id.clone()),
+            Error::AlreadyPaid(id) => Problem::new(409, "invoice-already-paid", "Invoice already paid")
+                .detail("An invoice is paid at most once.")
+                .with("invoice_id", id.clone()),
+            Error::Dependency { op, source } => seams_http::problem::call_failed(op, source),
+            Error::KeyConflict | Error::Unexpected(_) => seams_http::problem::internal(),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        seams_http::problem::error_response(&self)
+    }
+}

@@ -1,0 +1,90 @@
+//! Billing's public routes: keyed commands through `IdempotentJson`, wire
+//! types in and out. No SQL here.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use billing_contract::{CartLine, CreateInvoice, Invoice as InvoiceDto, InvoiceLine, PayInvoice, Payment};
+use catalog_contract::Amount;
+use seams_http::idempotency::{fresh, replay_after_conflict};
+use seams_http::{Ctx, IdempotencyStore, IdempotentJson, Path};
+use seams_sqlite::Db;
+use utoipa::OpenApi;
+
+use crate::error::Error;
+use crate::service::{self, Deps};
+
+impl IdempotencyStore for Deps {
+    fn idempotency_db(&self) -> &Db {
+        self.store.db()
+    }
+}
+
+/// `/billing` routes.
+pub fn router(deps: Deps) -> Router {
+    Router::new()
+        .route("/invoices", post(create_invoice))
+        .route("/invoices/{id}", get(get_invoice))
+        .route("/invoices/{id}/payments", post(pay_invoice))
+        .with_state(deps)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_invoice, get_invoice, pay_invoice),
+    components(schemas(CreateInvoice, CartLine, InvoiceDto, InvoiceLine, PayInvoice, Payment, Amount))
+)]
+struct Api;
+
+/// The OpenAPI document of these routes.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    Api::openapi()
+}
+
+async fn answer(deps: &Deps, claim: &seams_sqlite::IdempotencyClaim, res: Result<Vec<u8>, Error>) -> Response {
+    match res {
+        Ok(body) => fresh(StatusCode::CREATED, body),
+        Err(Error::KeyConflict) => replay_after_conflict(deps.store.db(), claim).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Create an invoice for a cart (keyed: send `Idempotency-Key`).
+#[utoipa::path(post, path = "/invoices", request_body = CreateInvoice,
+    params(("Idempotency-Key" = String, Header, description = "Reuse on retries; a replay returns the first response")),
+    responses(
+        (status = 201, body = InvoiceDto),
+        (status = 422, description = "invalid-field (names the field) / idempotency-key-reused", content_type = "application/problem+json"),
+        (status = 428, description = "idempotency-key-required", content_type = "application/problem+json"),
+        (status = 503, description = "catalog-unavailable / identity-unavailable, with Retry-After", content_type = "application/problem+json"),
+    ))]
+async fn create_invoice(State(deps): State<Deps>, Ctx(ctx): Ctx, cmd: IdempotentJson<CreateInvoice>) -> Response {
+    let res = service::create_invoice(&deps, &ctx, cmd.value, &cmd.claim).await;
+    answer(&deps, &cmd.claim, res).await
+}
+
+/// Pay an invoice in full, at most once (keyed).
+#[utoipa::path(post, path = "/invoices/{id}/payments", request_body = PayInvoice,
+    params(("id" = String, Path), ("Idempotency-Key" = String, Header)),
+    responses(
+        (status = 201, body = Payment),
+        (status = 404, description = "invoice-not-found", content_type = "application/problem+json"),
+        (status = 409, description = "invoice-already-paid", content_type = "application/problem+json"),
+        (status = 422, description = "invalid-field: wrong amount or currency", content_type = "application/problem+json"),
+        (status = 428, description = "idempotency-key-required", content_type = "application/problem+json"),
+    ))]
+async fn pay_invoice(State(deps): State<Deps>, Ctx(ctx): Ctx, Path(id): Path<String>, cmd: IdempotentJson<PayInvoice>) -> Response {
+    let res = service::pay_invoice(&deps, &ctx, &id, cmd.value, &cmd.claim).await;
+    answer(&deps, &cmd.claim, res).await
+}
+
+/// Get an invoice.
+#[utoipa::path(get, path = "/invoices/{id}", params(("id" = String, Path)), responses(
+    (status = 200, body = InvoiceDto),
+    (status = 404, description = "invoice-not-found", content_type = "application/problem+json"),
+))]
+async fn get_invoice(State(deps): State<Deps>, Path(id): Path<String>) -> Result<axum::Json<InvoiceDto>, Error> {
+    Ok(axum::Json(service::invoice_dto(&service::get_invoice(&deps, &id).await?)))
+}

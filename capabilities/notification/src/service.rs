@@ -1,0 +1,149 @@
+//! Notification's effectful shell for events and queries: load, decide (pure,
+//! in [`crate::domain`]), store in the consumer's inbox transaction.
+//!
+//! Consumers only *record* deliveries; sending is the [`crate::sender`]'s
+//! job. Keeping the two apart means a slow or dead mail server never holds
+//! up the event feed, and a recorded delivery survives a crash before it
+//! was sent.
+
+use std::sync::Arc;
+
+use billing_contract::{InvoiceCreated, InvoicePaid};
+use identity_contract::CustomerRegistered;
+use seams_core::{Clock, Envelope, Ids};
+use seams_runtime::HandlerError;
+use tokio::sync::Notify;
+
+use crate::domain::{self, Contact, Delivery, Draft, Unrenderable};
+use crate::error::Error;
+use crate::store::Store;
+
+/// Inbox name under which contacts are projected.
+pub const CONTACTS_CONSUMER: &str = "notification.contacts";
+/// Inbox name under which deliveries are recorded.
+pub const DELIVERIES_CONSUMER: &str = "notification.deliveries";
+
+/// Everything notification's handlers need, passed explicitly.
+#[derive(Clone)]
+pub struct Deps {
+    /// Notification's database.
+    pub store: Store,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// New ids.
+    pub ids: Arc<dyn Ids>,
+    /// Name of the configured channel, recorded on each delivery.
+    pub channel: &'static str,
+    /// Wakes the sender when a delivery is recorded, so a new message does
+    /// not wait for the sender's next poll.
+    pub wake: Arc<Notify>,
+}
+
+/// Unix milliseconds of `clock`, the unit of `next_attempt_at_ms`.
+pub(crate) fn now_ms(clock: &dyn Clock) -> i64 {
+    i64::try_from(clock.now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Projects `customer-registered` into the contact read model.
+#[tracing::instrument(skip_all, fields(event_id = %env.id))]
+pub async fn on_customer_registered(
+    deps: &Deps,
+    ev: CustomerRegistered,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    let Some(mut tx) = deps.store.begin_consume(CONTACTS_CONSUMER, &env).await? else {
+        return Ok(());
+    };
+    let contact = Contact {
+        customer_id: ev.customer_id,
+        email: ev.email,
+        name: ev.name,
+    };
+    tx.upsert_contact(&contact, &deps.clock.now_rfc3339(), &env.id)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Records the message for `invoice-created`.
+#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+pub async fn on_invoice_created(
+    deps: &Deps,
+    ev: InvoiceCreated,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    record(deps, &env, &ev.customer_id, |contact| {
+        domain::invoice_created(contact, &ev)
+    })
+    .await
+}
+
+/// Records the message for `invoice-paid`.
+#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+pub async fn on_invoice_paid(
+    deps: &Deps,
+    ev: InvoicePaid,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    record(deps, &env, &ev.customer_id, |contact| {
+        domain::invoice_paid(contact, &ev)
+    })
+    .await
+}
+
+/// Records one delivery to `customer_id` in `env`'s inbox transaction.
+///
+/// Events from identity and from billing travel on different feeds, so an
+/// invoice can arrive before its customer's contact has been projected.
+/// That is a read model being behind, not a bad event: the transaction is
+/// rolled back (inbox row included) and the bus redelivers with backoff.
+async fn record(
+    deps: &Deps,
+    env: &Envelope,
+    customer_id: &str,
+    render: impl FnOnce(&Contact) -> Result<Draft, Unrenderable>,
+) -> Result<(), HandlerError> {
+    let Some(mut tx) = deps.store.begin_consume(DELIVERIES_CONSUMER, env).await? else {
+        return Ok(());
+    };
+    let Some(contact) = tx.contact(customer_id).await? else {
+        tx.rollback().await?;
+        return Err(HandlerError::Transient(format!(
+            "contact {customer_id} not yet known"
+        )));
+    };
+    let draft = match render(&contact) {
+        Ok(draft) => draft,
+        Err(e) => {
+            tx.rollback().await?;
+            return Err(HandlerError::Permanent(e.to_string()));
+        }
+    };
+    let delivery = Delivery::pending(
+        deps.ids.new_id().to_string(),
+        env,
+        deps.channel,
+        &contact,
+        draft,
+        now_ms(deps.clock.as_ref()),
+        deps.clock.now_rfc3339(),
+    );
+    let inserted = tx.insert_delivery(&delivery).await?;
+    tx.commit().await?;
+    if inserted {
+        tracing::debug!(delivery_id = %delivery.id, "delivery recorded");
+        deps.wake.notify_one();
+    }
+    Ok(())
+}
+
+/// A customer's deliveries, oldest first; none for a customer never seen.
+pub async fn list_deliveries(deps: &Deps, customer_id: &str) -> Result<Vec<Delivery>, Error> {
+    if customer_id.is_empty() {
+        return Err(Error::InvalidQuery {
+            field: "customer_id",
+            reason: "must not be empty".into(),
+        });
+    }
+    Ok(deps.store.list(customer_id).await?)
+}

@@ -1,0 +1,234 @@
+//! Notification's SQL. Only this module knows the tables.
+//!
+//! Consumers work inside a [`Consuming`] transaction, which already holds the
+//! event's inbox row: the contact upsert or the delivery insert commits with
+//! it or not at all. The sender reads due rows and records each attempt in
+//! its own short transaction.
+
+use seams_core::Envelope;
+use seams_sqlite::{Db, Tx};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::domain::{Contact, Delivery, Next, Status};
+
+/// Notification's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+/// A consumer's transaction with the event's inbox row already in it.
+///
+/// Dropping it without [`Consuming::commit`] rolls back, inbox row included,
+/// so the event counts as not applied and is redelivered.
+pub struct Consuming {
+    tx: Tx,
+}
+
+/// Every column of `deliveries` a [`Delivery`] is read from.
+const DELIVERY_COLUMNS: &str = "id, customer_id, event_id, event_type, channel, recipient, \
+     recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
+     created_at, delivered_at";
+
+fn delivery(row: &SqliteRow) -> anyhow::Result<Delivery> {
+    let status: &str = row.get("status");
+    Ok(Delivery {
+        id: row.get("id"),
+        customer_id: row.get("customer_id"),
+        event_id: row.get("event_id"),
+        event_type: row.get("event_type"),
+        channel: row.get("channel"),
+        recipient: row.get("recipient"),
+        recipient_name: row.get("recipient_name"),
+        subject: row.get("subject"),
+        body: row.get("body"),
+        status: Status::parse(status)
+            .ok_or_else(|| anyhow::anyhow!("stored delivery status {status:?}"))?,
+        attempts: u32::try_from(row.get::<i64, _>("attempts"))?,
+        next_attempt_at_ms: row.get("next_attempt_at_ms"),
+        last_error: row.get("last_error"),
+        created_at: row.get("created_at"),
+        delivered_at: row.get("delivered_at"),
+    })
+}
+
+impl Store {
+    /// Over `db`.
+    pub fn new(db: Db) -> Store {
+        Store { db }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Starts applying `env` as `consumer`; `None` if it was applied before.
+    pub async fn begin_consume(
+        &self,
+        consumer: &str,
+        env: &Envelope,
+    ) -> Result<Option<Consuming>, sqlx::Error> {
+        Ok(self
+            .db
+            .begin_consume(consumer, env)
+            .await?
+            .map(|tx| Consuming { tx }))
+    }
+
+    /// Pending deliveries due at `now_ms`, oldest first, at most `limit`.
+    pub async fn due(&self, now_ms: i64, limit: u32) -> anyhow::Result<Vec<Delivery>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries \
+             WHERE status = 'pending' AND next_attempt_at_ms <= ? \
+             ORDER BY next_attempt_at_ms, seq LIMIT ?"
+        ))
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    /// Records the outcome of attempt number `attempts` of delivery `id`.
+    ///
+    /// Only a pending row changes: a delivery already delivered or failed is
+    /// final, whatever a late or concurrent attempt reports.
+    pub async fn record(
+        &self,
+        id: &str,
+        attempts: u32,
+        next: &Next,
+        now_rfc3339: &str,
+    ) -> Result<(), sqlx::Error> {
+        let query = match next {
+            Next::Delivered => sqlx::query(
+                "UPDATE deliveries SET status = 'delivered', attempts = ?, delivered_at = ? \
+                 WHERE id = ? AND status = 'pending'",
+            )
+            .bind(attempts)
+            .bind(now_rfc3339),
+            Next::Retry { at_ms, error } => sqlx::query(
+                "UPDATE deliveries SET attempts = ?, next_attempt_at_ms = ?, last_error = ? \
+                 WHERE id = ? AND status = 'pending'",
+            )
+            .bind(attempts)
+            .bind(at_ms)
+            .bind(error),
+            Next::Failed { error } => sqlx::query(
+                "UPDATE deliveries SET status = 'failed', attempts = ?, last_error = ? \
+                 WHERE id = ? AND status = 'pending'",
+            )
+            .bind(attempts)
+            .bind(error),
+        };
+        let mut tx = self.db.begin().await?;
+        query.bind(id).execute(tx.conn()).await?;
+        tx.commit().await
+    }
+
+    /// A customer's deliveries, oldest first.
+    pub async fn list(&self, customer_id: &str) -> anyhow::Result<Vec<Delivery>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE customer_id = ? ORDER BY seq"
+        ))
+        .bind(customer_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter().map(delivery).collect()
+    }
+
+    /// One contact, as committed.
+    pub async fn contact(&self, customer_id: &str) -> anyhow::Result<Option<Contact>> {
+        let row = sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
+            .bind(customer_id)
+            .fetch_optional(self.db.reader())
+            .await?;
+        Ok(row.as_ref().map(contact))
+    }
+}
+
+fn contact(row: &SqliteRow) -> Contact {
+    Contact {
+        customer_id: row.get("customer_id"),
+        email: row.get("email"),
+        name: row.get("name"),
+    }
+}
+
+impl Consuming {
+    /// Writes `contact` as of event `source_event_id`, replacing an older copy.
+    pub async fn upsert_contact(
+        &mut self,
+        contact: &Contact,
+        updated_at: &str,
+        source_event_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO contacts (customer_id, email, name, updated_at, source_event_id) \
+             VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, \
+             name = excluded.name, updated_at = excluded.updated_at, \
+             source_event_id = excluded.source_event_id",
+        )
+        .bind(&contact.customer_id)
+        .bind(&contact.email)
+        .bind(&contact.name)
+        .bind(updated_at)
+        .bind(source_event_id)
+        .execute(self.tx.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// One contact, read on the writer so it is the state this transaction sees.
+    pub async fn contact(&mut self, customer_id: &str) -> Result<Option<Contact>, sqlx::Error> {
+        let row = sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
+            .bind(customer_id)
+            .fetch_optional(self.tx.conn())
+            .await?;
+        Ok(row.as_ref().map(contact))
+    }
+
+    /// Inserts `d`; `false` if a delivery for its event exists already (the
+    /// inbox row was pruned and the event came again).
+    pub async fn insert_delivery(&mut self, d: &Delivery) -> Result<bool, sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, recipient, \
+             recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
+             created_at, delivered_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&d.id)
+        .bind(&d.customer_id)
+        .bind(&d.event_id)
+        .bind(&d.event_type)
+        .bind(&d.channel)
+        .bind(&d.recipient)
+        .bind(&d.recipient_name)
+        .bind(&d.subject)
+        .bind(&d.body)
+        .bind(d.status.as_str())
+        .bind(d.attempts)
+        .bind(d.next_attempt_at_ms)
+        .bind(&d.last_error)
+        .bind(&d.created_at)
+        .bind(&d.delivered_at)
+        .execute(self.tx.conn())
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    /// Commits the change and the inbox row together.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back, inbox row included, so the event will be applied later.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}

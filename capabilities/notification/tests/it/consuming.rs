@@ -1,0 +1,291 @@
+//! Consuming identity's and billing's events: the contact projection, one
+//! delivery per event under duplicates, an invoice that overtakes its
+//! customer's contact, and an event that can never become a message.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use notification::store::Store;
+use seams_runtime::relay::{Chaos, RelayOptions};
+use seams_runtime::{EventHandler, HandlerError};
+
+use super::*;
+
+#[tokio::test]
+async fn an_invoice_for_a_known_contact_is_mailed_once_and_listed() {
+    let w = world().await;
+    let invoice = new_id();
+    w.register("c-1", "alice@example.com", "Alice Liddell").await;
+    let created = w.invoice_created("c-1", &invoice).await;
+
+    w.deliver().await;
+
+    let contact = Store::new(w.n.component.db.clone())
+        .contact("c-1")
+        .await
+        .unwrap()
+        .expect("contact projected");
+    assert_eq!(
+        (contact.email.as_str(), contact.name.as_str()),
+        ("alice@example.com", "Alice Liddell")
+    );
+    let pending = w.deliveries("c-1").await;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["status"], "pending");
+    assert!(w.mail().is_empty(), "recorded, not yet sent");
+
+    assert_eq!(w.send().await, 1);
+    assert_eq!(w.send().await, 0, "nothing left to send");
+
+    let listed = w.deliveries("c-1").await;
+    assert_eq!(listed.len(), 1);
+    let d = &listed[0];
+    let id = d["id"].as_str().unwrap();
+    assert_eq!(d["status"], "delivered", "{d}");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["last_error"], Value::Null);
+    assert!(d["delivered_at"].is_string(), "{d}");
+    assert_eq!(d["customer_id"], "c-1");
+    assert_eq!(d["event_id"], created.id);
+    assert_eq!(d["event_type"], "billing.invoice-created");
+    assert_eq!(d["channel"], "maildir");
+    assert_eq!(d["recipient"], "alice@example.com");
+    let subject = format!("Invoice {} for 12.50 EUR", short(&invoice));
+    assert_eq!(d["subject"], subject.as_str());
+
+    let mail = w.mail();
+    assert_eq!(mail.len(), 1);
+    assert_eq!(w.maildir().count_for(id).unwrap(), 1, "file named by id");
+    for line in [
+        "To: \"Alice Liddell\" <alice@example.com>".to_owned(),
+        format!("Subject: {subject}"),
+        format!("Message-ID: <{id}@seams.local>"),
+        "  2 x TEA-1 at 6.25 EUR = 12.50 EUR".to_owned(),
+    ] {
+        assert!(mail[0].lines().any(|l| l == line), "no {line:?} in\n{}", mail[0]);
+    }
+}
+
+#[tokio::test]
+async fn an_invoice_and_its_payment_are_two_messages_oldest_first() {
+    let w = world().await;
+    let invoice = new_id();
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.invoice_created("c-1", &invoice).await;
+    w.invoice_paid("c-1", &invoice).await;
+
+    w.deliver().await;
+    assert_eq!(w.send().await, 2);
+
+    let listed = w.deliveries("c-1").await;
+    let types: Vec<&str> = listed
+        .iter()
+        .map(|d| d["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["billing.invoice-created", "billing.invoice-paid"]);
+    assert_eq!(
+        listed[1]["subject"],
+        format!("Payment received for invoice {}", short(&invoice))
+    );
+    assert!(listed.iter().all(|d| d["status"] == "delivered"));
+    assert_eq!(w.mail().len(), 2);
+}
+
+#[tokio::test]
+async fn a_duplicated_event_records_one_delivery_and_writes_one_file() {
+    let w = world().await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    let created = w.invoice_created("c-1", &new_id()).await;
+    let chaos = RelayOptions {
+        chaos: Some(Chaos {
+            duplicate: 1.0,
+            max_delay: Duration::ZERO,
+        }),
+        ..RelayOptions::default()
+    };
+
+    // Every event is delivered twice by the bus...
+    for producer in ["identity", "billing"] {
+        w.relay(producer, chaos)
+            .try_run_once(&w.shutdown)
+            .await
+            .unwrap();
+    }
+    // ...and once more, as after a crash before the cursor was saved...
+    w.handle(&created).await.unwrap();
+    // ...and again after retention pruned the inbox: the delivery log's own
+    // unique event id is the second guard.
+    w.n.component.db.prune(0, i64::MAX, 0).await.unwrap();
+    assert!(
+        !w.n.component
+            .db
+            .inbox_contains("notification.deliveries", &created.id)
+            .await
+            .unwrap(),
+        "the inbox row is gone"
+    );
+    w.handle(&created).await.unwrap();
+
+    assert_eq!(w.deliveries("c-1").await.len(), 1);
+    assert_eq!(w.send().await, 1);
+    assert_eq!(w.send().await, 0);
+    assert_eq!(w.mail().len(), 1);
+}
+
+#[tokio::test]
+async fn an_invoice_before_its_contact_is_refused_as_transient_then_delivered() {
+    let w = world().await;
+    let created = w.invoice_created("c-1", &new_id()).await;
+
+    let res = w.handle(&created).await;
+
+    assert_eq!(
+        res,
+        Err(HandlerError::Transient("contact c-1 not yet known".into()))
+    );
+    assert!(
+        !w.n.component
+            .db
+            .inbox_contains("notification.deliveries", &created.id)
+            .await
+            .unwrap(),
+        "rolled back: the event counts as not applied"
+    );
+    assert!(w.deliveries("c-1").await.is_empty());
+    assert_eq!(w.send().await, 0);
+
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.deliver().await;
+
+    let listed = w.deliveries("c-1").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["event_id"], created.id);
+    assert_eq!(w.send().await, 1);
+    assert_eq!(w.mail().len(), 1);
+    assert!(
+        w.n.component.db.dead_letters().await.unwrap().is_empty(),
+        "nothing was given up on"
+    );
+}
+
+#[tokio::test]
+async fn the_bus_redelivers_an_early_invoice_until_the_contact_arrives() {
+    let w = world().await;
+    w.invoice_created("c-1", &new_id()).await;
+    // The billing subscription, with every handler result reported to the
+    // test, so it can wait for the first refusal instead of sleeping.
+    let (results, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let mut sub = w.subscription("billing");
+    for h in &mut sub.handles {
+        let inner = h.handler.clone();
+        let results = results.clone();
+        let observed: EventHandler = Arc::new(move |env| {
+            let inner = inner.clone();
+            let results = results.clone();
+            Box::pin(async move {
+                let res = inner(env).await;
+                let _ = results.send(res.clone());
+                res
+            })
+        });
+        h.handler = observed;
+    }
+    // The contract's own policy applies: billing's events are retried by the
+    // bus with backoff from 100 ms.
+    let relay = Arc::new(seams_runtime::relay::Relay::new(
+        sub,
+        w.n.component.db.clone(),
+        w.billing.clone(),
+        RelayOptions::default(),
+    ));
+    let running = tokio::spawn(relay.run(w.shutdown.clone()));
+
+    let first = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("a first attempt")
+        .unwrap();
+    assert!(matches!(first, Err(HandlerError::Transient(_))), "{first:?}");
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.relay("identity", RelayOptions::default())
+        .try_run_once(&w.shutdown)
+        .await
+        .unwrap();
+    let applied = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(res) = seen.recv().await {
+            if res.is_ok() {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .expect("a redelivery within the contract's retry horizon");
+    assert!(applied);
+    w.shutdown.cancel();
+    running.await.unwrap();
+
+    assert_eq!(w.deliveries("c-1").await.len(), 1);
+    assert!(w.n.component.db.dead_letters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_become_a_message_is_dead_lettered() {
+    let w = world().await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    let mut ev = invoice_created("c-1", &new_id());
+    ev.total.currency = "EURO".into();
+    let env = publish(&w.billing, &ev).await;
+
+    assert!(matches!(
+        w.handle(&env).await,
+        Err(HandlerError::Permanent(reason)) if reason.contains("total")
+    ));
+    w.deliver().await;
+
+    let dead = w.n.component.db.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].envelope.id, env.id);
+    assert!(dead[0].error.contains("EURO"), "{}", dead[0].error);
+    assert!(w.deliveries("c-1").await.is_empty());
+}
+
+#[tokio::test]
+async fn the_component_declares_what_it_serves_consumes_and_runs() {
+    let w = world().await;
+    let c = &w.n.component;
+
+    assert_eq!(c.name, "notification");
+    let public: Vec<String> = c.public.iter().map(|op| op.id()).collect();
+    assert_eq!(public, [notification_contract::LIST_DELIVERIES.id()]);
+    assert!(c.serves.is_empty());
+    assert!(c.publishes.is_empty(), "notification publishes nothing yet");
+    let subs: Vec<(String, Vec<&str>, Vec<&[u32]>)> = c
+        .subscriptions
+        .iter()
+        .map(|s| {
+            (
+                s.name(),
+                s.handles.iter().map(|h| h.event.event_type).collect(),
+                s.handles.iter().map(|h| h.accepts).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        subs,
+        [
+            (
+                "notification<-identity".to_owned(),
+                vec!["identity.customer-registered"],
+                vec![&[1u32][..]]
+            ),
+            (
+                "notification<-billing".to_owned(),
+                vec!["billing.invoice-created", "billing.invoice-paid"],
+                vec![&[1u32][..], &[1u32][..]]
+            ),
+        ]
+    );
+    let workers: Vec<&str> = c.workers.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(workers, ["notification.sender"]);
+    assert_eq!(w.n.sender.channel(), "maildir");
+}

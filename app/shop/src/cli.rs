@@ -118,13 +118,21 @@ fn tempdir() -> anyhow::Result<std::path::PathBuf> {
 pub fn render_table(rows: &[ContractRow]) -> String {
     let mut out = String::new();
     for r in rows {
-        out.push_str(&format!("{} {}  (owner: {})\n", r.kind.to_uppercase(), r.name, r.owner));
+        out.push_str(&format!(
+            "{} {}  (owner: {})\n",
+            r.kind.to_uppercase(),
+            r.name,
+            r.owner
+        ));
         out.push_str(&format!("  {}\n", r.summary));
         if !r.consumers.is_empty() {
             out.push_str(&format!("  consumed by   {}\n", r.consumers.join(", ")))
         }
         if let Some(t) = r.timeout {
-            out.push_str(&format!("  timeout       {} ms per attempt\n", t.as_millis()));
+            out.push_str(&format!(
+                "  timeout       {} ms per attempt\n",
+                t.as_millis()
+            ));
         }
         out.push_str(&format!("  1 retries     {}\n", r.retries));
         out.push_str(&format!("  2 idempotency {}\n", r.idempotency));

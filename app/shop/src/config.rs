@@ -29,7 +29,11 @@ pub struct Config {
     #[arg(long, env = "SHOP_SMTP_PORT", default_value_t = 25)]
     pub smtp_port: u16,
     /// Sender address of notifications.
-    #[arg(long, env = "SHOP_MAIL_FROM", default_value = "Seams Shop <shop@localhost>")]
+    #[arg(
+        long,
+        env = "SHOP_MAIL_FROM",
+        default_value = "Seams Shop <shop@localhost>"
+    )]
     pub mail_from: String,
     /// Commit durability: `full` (survives power loss) or `normal` (survives a crash).
     #[arg(long, env = "SHOP_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
@@ -67,7 +71,9 @@ impl Config {
                 from: self.mail_from.clone(),
                 timeout: Duration::from_secs(10),
             }),
-            None => notification::ChannelOptions::Maildir { dir: self.data_dir.join("mail") },
+            None => notification::ChannelOptions::Maildir {
+                dir: self.data_dir.join("mail"),
+            },
         }
     }
 }

@@ -21,7 +21,10 @@ impl Step {
 }
 
 async fn send(req: reqwest::RequestBuilder) -> anyhow::Result<(StatusCode, Value)> {
-    let res = req.send().await.context("is the system running? (shop up)")?;
+    let res = req
+        .send()
+        .await
+        .context("is the system running? (shop up)")?;
     let status = res.status();
     let body = res.json::<Value>().await.unwrap_or(Value::Null);
     Ok((status, body))
@@ -37,18 +40,26 @@ fn expect(status: StatusCode, body: &Value, want: StatusCode, what: &str) -> any
 /// Runs the journey against `base`; waits up to `timeout` for notifications.
 pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
     let base = base.trim_end_matches('/');
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
     let mut step = Step { n: 0, of: 7 };
     println!("demo journey against {base} (run {run_id})");
 
-    let (s, customer) = send(http.post(format!("{base}/identity/customers")).json(&json!({
-        "email": format!("ada-{run_id}@example.com"), "name": "Ada Lovelace"
-    })))
+    let (s, customer) = send(
+        http.post(format!("{base}/identity/customers"))
+            .json(&json!({
+                "email": format!("ada-{run_id}@example.com"), "name": "Ada Lovelace"
+            })),
+    )
     .await?;
     expect(s, &customer, StatusCode::CREATED, "register customer")?;
     let customer_id = customer["id"].as_str().context("customer id")?.to_owned();
-    step.say("registered customer", format!("{s} id={customer_id} email={}", customer["email"]));
+    step.say(
+        "registered customer",
+        format!("{s} id={customer_id} email={}", customer["email"]),
+    );
 
     let products = [("TEA", "Green tea", 450), ("MUG", "Stoneware mug", 1200)];
     let mut skus = Vec::new();
@@ -67,16 +78,32 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
     let cart = json!({ "customer_id": customer_id, "lines": [
         { "sku": skus[0], "quantity": 2 }, { "sku": skus[1], "quantity": 1 }
     ]});
-    let create = || http.post(format!("{base}/billing/invoices")).header("Idempotency-Key", &key).json(&cart);
+    let create = || {
+        http.post(format!("{base}/billing/invoices"))
+            .header("Idempotency-Key", &key)
+            .json(&cart)
+    };
     let (s, invoice) = send(create()).await?;
     expect(s, &invoice, StatusCode::CREATED, "create invoice")?;
     let invoice_id = invoice["id"].as_str().context("invoice id")?.to_owned();
-    step.say("created invoice", format!("{s} id={invoice_id} total={} status={}", invoice["total"], invoice["status"]));
+    step.say(
+        "created invoice",
+        format!(
+            "{s} id={invoice_id} total={} status={}",
+            invoice["total"], invoice["status"]
+        ),
+    );
 
     let (s, replay) = send(create()).await?;
     expect(s, &replay, StatusCode::CREATED, "replay invoice")?;
-    ensure!(replay == invoice, "a replay with the same key must return the same invoice");
-    step.say("replayed with the same Idempotency-Key", format!("{s} same invoice back: id={}", replay["id"]));
+    ensure!(
+        replay == invoice,
+        "a replay with the same key must return the same invoice"
+    );
+    step.say(
+        "replayed with the same Idempotency-Key",
+        format!("{s} same invoice back: id={}", replay["id"]),
+    );
 
     let (s, payment) = send(
         http.post(format!("{base}/billing/invoices/{invoice_id}/payments"))
@@ -85,14 +112,24 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
     )
     .await?;
     expect(s, &payment, StatusCode::CREATED, "pay invoice")?;
-    step.say("paid invoice", format!("{s} payment={} amount={}", payment["id"], payment["amount"]));
+    step.say(
+        "paid invoice",
+        format!("{s} payment={} amount={}", payment["id"], payment["amount"]),
+    );
 
     let started = Instant::now();
     loop {
-        let (s, list) = send(http.get(format!("{base}/notification/deliveries")).query(&[("customer_id", &customer_id)])).await?;
+        let (s, list) = send(
+            http.get(format!("{base}/notification/deliveries"))
+                .query(&[("customer_id", &customer_id)]),
+        )
+        .await?;
         expect(s, &list, StatusCode::OK, "list deliveries")?;
         let deliveries = list["deliveries"].as_array().cloned().unwrap_or_default();
-        let delivered = deliveries.iter().filter(|d| d["status"] == "delivered").count();
+        let delivered = deliveries
+            .iter()
+            .filter(|d| d["status"] == "delivered")
+            .count();
         if delivered >= 2 {
             step.say(
                 "notifications delivered",

@@ -4,6 +4,8 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = shop::cli::Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(shop::cli::run(cli))
 }

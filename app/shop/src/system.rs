@@ -36,7 +36,11 @@ pub async fn build(config: &Config) -> anyhow::Result<SystemBuilder> {
     )
     .await?;
     let mut builder = runtime.builder();
-    builder.add(identity).add(catalog).add(billing).add(notification);
+    builder
+        .add(identity)
+        .add(catalog)
+        .add(billing)
+        .add(notification);
     Ok(builder)
 }
 

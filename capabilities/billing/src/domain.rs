@@ -5,25 +5,17 @@
 //! database): an invoice has at least one line, one currency, a total equal
 //! to the sum of its lines; it is paid at most once, in full, in its currency.
 
-use catalog_contract::{Money, QuotedPrice};
 use billing_contract::{InvoiceCreated, InvoiceLine as LineDto, InvoicePaid};
+use catalog_contract::{Money, QuotedPrice};
+pub use seams_core::Invalid;
 
 /// Most lines one invoice may have.
 pub const MAX_LINES: usize = 100;
 /// Largest quantity of one line.
 pub const MAX_QUANTITY: u32 = 1_000_000;
 
-/// A field that failed validation, named as in the request (`lines[1].quantity`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    /// The field path.
-    pub field: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Invalid {
-    Invalid { field: field.into(), reason: reason.into() }
+    Invalid::new(field, reason)
 }
 
 /// A validated cart: who is billed and what they take.
@@ -52,10 +44,16 @@ impl Cart {
                 return Err(invalid(format!("lines[{i}].sku"), "must be a SKU"));
             }
             if *quantity == 0 || *quantity > MAX_QUANTITY {
-                return Err(invalid(format!("lines[{i}].quantity"), format!("must be 1..={MAX_QUANTITY}")));
+                return Err(invalid(
+                    format!("lines[{i}].quantity"),
+                    format!("must be 1..={MAX_QUANTITY}"),
+                ));
             }
         }
-        Ok(Cart { customer_id: customer_id.to_owned(), lines: lines.to_vec() })
+        Ok(Cart {
+            customer_id: customer_id.to_owned(),
+            lines: lines.to_vec(),
+        })
     }
 
     /// The distinct SKUs to quote.
@@ -181,13 +179,23 @@ impl Invoice {
                 .iter()
                 .find(|p| &p.sku == sku)
                 .ok_or_else(|| invalid(field.clone(), format!("no product {sku}")))?;
-            let unit_price = Money::try_from(&quoted.unit_price).map_err(|e| invalid(field.clone(), e.to_string()))?;
-            let line_total = unit_price.times(*quantity).map_err(|e| invalid(format!("lines[{i}].quantity"), e.to_string()))?;
+            let unit_price = Money::try_from(&quoted.unit_price)
+                .map_err(|e| invalid(field.clone(), e.to_string()))?;
+            let line_total = unit_price
+                .times(*quantity)
+                .map_err(|e| invalid(format!("lines[{i}].quantity"), e.to_string()))?;
             total = Some(match total {
                 None => line_total,
-                Some(t) => t.plus(line_total).map_err(|e| invalid(field.clone(), e.to_string()))?,
+                Some(t) => t
+                    .plus(line_total)
+                    .map_err(|e| invalid(field.clone(), e.to_string()))?,
             });
-            lines.push(Line { sku: sku.clone(), quantity: *quantity, unit_price, line_total });
+            lines.push(Line {
+                sku: sku.clone(),
+                quantity: *quantity,
+                unit_price,
+                line_total,
+            });
         }
         let total = total.ok_or_else(|| invalid("lines", "a cart needs at least one line"))?;
         let invoice = Invoice {
@@ -208,24 +216,41 @@ impl Invoice {
     }
 
     /// Pays the invoice in full with `amount`.
-    pub fn pay(&self, payment_id: String, amount: Money, now: String) -> Result<(Invoice, Payment, InvoicePaid), PayError> {
+    pub fn pay(
+        &self,
+        payment_id: String,
+        amount: Money,
+        now: String,
+    ) -> Result<(Invoice, Payment, InvoicePaid), PayError> {
         if self.status == Status::Paid {
             return Err(PayError::AlreadyPaid);
         }
         if amount.currency != self.total.currency {
-            return Err(PayError::WrongCurrency { expected: self.total });
+            return Err(PayError::WrongCurrency {
+                expected: self.total,
+            });
         }
         if amount != self.total {
-            return Err(PayError::WrongAmount { expected: self.total });
+            return Err(PayError::WrongAmount {
+                expected: self.total,
+            });
         }
-        let payment = Payment { id: payment_id, invoice_id: self.id.clone(), amount, paid_at: now };
+        let payment = Payment {
+            id: payment_id,
+            invoice_id: self.id.clone(),
+            amount,
+            paid_at: now,
+        };
         let event = InvoicePaid {
             invoice_id: self.id.clone(),
             customer_id: self.customer_id.clone(),
             payment_id: payment.id.clone(),
             amount: amount.into(),
         };
-        let paid = Invoice { status: Status::Paid, ..self.clone() };
+        let paid = Invoice {
+            status: Status::Paid,
+            ..self.clone()
+        };
         Ok((paid, payment, event))
     }
 

@@ -11,13 +11,8 @@ use crate::domain::{Invalid, PayError};
 pub enum Error {
     /// 422 `invalid-field`, not retryable: `field` names the offending field
     /// (unknown customer or SKU, zero quantity, empty cart, mixed currencies).
-    #[error("invalid {field}: {reason}")]
-    Invalid {
-        /// Field path, e.g. `lines[1].sku`.
-        field: String,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// 404 `invoice-not-found`.
     #[error("no invoice {0}")]
     NotFound(String),
@@ -40,25 +35,22 @@ pub enum Error {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<Invalid> for Error {
-    fn from(e: Invalid) -> Self {
-        Error::Invalid { field: e.field, reason: e.reason }
-    }
-}
-
 impl Error {
     /// A payment refusal for invoice `id`.
     pub fn payment(id: &str, e: PayError) -> Error {
         match e {
             PayError::AlreadyPaid => Error::AlreadyPaid(id.to_owned()),
-            PayError::WrongCurrency { expected } => Error::Invalid {
-                field: "amount.currency".into(),
-                reason: format!("the invoice is in {}", expected.currency),
-            },
-            PayError::WrongAmount { expected } => Error::Invalid {
-                field: "amount.amount".into(),
-                reason: format!("must equal the invoice total, {} minor units ({expected})", expected.minor),
-            },
+            PayError::WrongCurrency { expected } => Error::Invalid(Invalid::new(
+                "amount.currency",
+                format!("the invoice is in {}", expected.currency),
+            )),
+            PayError::WrongAmount { expected } => Error::Invalid(Invalid::new(
+                "amount.amount",
+                format!(
+                    "must equal the invoice total, {} minor units ({expected})",
+                    expected.minor
+                ),
+            )),
         }
     }
 }
@@ -66,13 +58,14 @@ impl Error {
 impl IntoProblem for Error {
     fn problem(&self) -> Problem {
         match self {
-            Error::Invalid { field, reason } => Problem::new(422, "invalid-field", "A field is invalid")
-                .detail(format!("{field}: {reason}"))
-                .with("field", field.clone()),
-            Error::NotFound(id) => Problem::new(404, "invoice-not-found", "No such invoice").with("invoice_id", id.clone()),
-            Error::AlreadyPaid(id) => Problem::new(409, "invoice-already-paid", "Invoice already paid")
-                .detail("An invoice is paid at most once.")
+            Error::Invalid(e) => seams_http::problem::invalid_field(e),
+            Error::NotFound(id) => Problem::new(404, "invoice-not-found", "No such invoice")
                 .with("invoice_id", id.clone()),
+            Error::AlreadyPaid(id) => {
+                Problem::new(409, "invoice-already-paid", "Invoice already paid")
+                    .detail("An invoice is paid at most once.")
+                    .with("invoice_id", id.clone())
+            }
             Error::Dependency { op, source } => seams_http::problem::call_failed(op, source),
             Error::KeyConflict | Error::Unexpected(_) => seams_http::problem::internal(),
         }

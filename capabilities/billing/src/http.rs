@@ -6,7 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use billing_contract::{CartLine, CreateInvoice, Invoice as InvoiceDto, InvoiceLine, PayInvoice, Payment};
+use billing_contract::{
+    CartLine, CreateInvoice, Invoice as InvoiceDto, InvoiceLine, PayInvoice, Payment,
+};
 use catalog_contract::Amount;
 use seams_http::idempotency::{fresh, replay_after_conflict};
 use seams_http::{Ctx, IdempotencyStore, IdempotentJson, Path};
@@ -34,7 +36,15 @@ pub fn router(deps: Deps) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     paths(create_invoice, get_invoice, pay_invoice),
-    components(schemas(CreateInvoice, CartLine, InvoiceDto, InvoiceLine, PayInvoice, Payment, Amount))
+    components(schemas(
+        CreateInvoice,
+        CartLine,
+        InvoiceDto,
+        InvoiceLine,
+        PayInvoice,
+        Payment,
+        Amount
+    ))
 )]
 struct Api;
 
@@ -43,7 +53,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     Api::openapi()
 }
 
-async fn answer(deps: &Deps, claim: &seams_sqlite::IdempotencyClaim, res: Result<Vec<u8>, Error>) -> Response {
+async fn answer(
+    deps: &Deps,
+    claim: &seams_sqlite::IdempotencyClaim,
+    res: Result<Vec<u8>, Error>,
+) -> Response {
     match res {
         Ok(body) => fresh(StatusCode::CREATED, body),
         Err(Error::KeyConflict) => replay_after_conflict(deps.store.db(), claim).await,
@@ -60,7 +74,11 @@ async fn answer(deps: &Deps, claim: &seams_sqlite::IdempotencyClaim, res: Result
         (status = 428, description = "idempotency-key-required", content_type = "application/problem+json"),
         (status = 503, description = "catalog-unavailable / identity-unavailable, with Retry-After", content_type = "application/problem+json"),
     ))]
-async fn create_invoice(State(deps): State<Deps>, Ctx(ctx): Ctx, cmd: IdempotentJson<CreateInvoice>) -> Response {
+async fn create_invoice(
+    State(deps): State<Deps>,
+    Ctx(ctx): Ctx,
+    cmd: IdempotentJson<CreateInvoice>,
+) -> Response {
     let res = service::create_invoice(&deps, &ctx, cmd.value, &cmd.claim).await;
     answer(&deps, &cmd.claim, res).await
 }
@@ -75,7 +93,12 @@ async fn create_invoice(State(deps): State<Deps>, Ctx(ctx): Ctx, cmd: Idempotent
         (status = 422, description = "invalid-field: wrong amount or currency", content_type = "application/problem+json"),
         (status = 428, description = "idempotency-key-required", content_type = "application/problem+json"),
     ))]
-async fn pay_invoice(State(deps): State<Deps>, Ctx(ctx): Ctx, Path(id): Path<String>, cmd: IdempotentJson<PayInvoice>) -> Response {
+async fn pay_invoice(
+    State(deps): State<Deps>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    cmd: IdempotentJson<PayInvoice>,
+) -> Response {
     let res = service::pay_invoice(&deps, &ctx, &id, cmd.value, &cmd.claim).await;
     answer(&deps, &cmd.claim, res).await
 }
@@ -85,6 +108,11 @@ async fn pay_invoice(State(deps): State<Deps>, Ctx(ctx): Ctx, Path(id): Path<Str
     (status = 200, body = InvoiceDto),
     (status = 404, description = "invoice-not-found", content_type = "application/problem+json"),
 ))]
-async fn get_invoice(State(deps): State<Deps>, Path(id): Path<String>) -> Result<axum::Json<InvoiceDto>, Error> {
-    Ok(axum::Json(service::invoice_dto(&service::get_invoice(&deps, &id).await?)))
+async fn get_invoice(
+    State(deps): State<Deps>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<InvoiceDto>, Error> {
+    Ok(axum::Json(service::invoice_dto(
+        &service::get_invoice(&deps, &id).await?,
+    )))
 }

@@ -11,7 +11,7 @@ use identity_contract::{GET_CUSTOMER, GetCustomerError, IdentityClient};
 use seams_core::{CallContext, Clock, Envelope, Ids};
 use seams_sqlite::IdempotencyClaim;
 
-use crate::domain::{Cart, Invoice, Payment, line_dto};
+use crate::domain::{Cart, Invalid, Invoice, Payment, line_dto};
 use crate::error::Error;
 use crate::store::{Response, Store, WriteError};
 
@@ -43,44 +43,88 @@ pub fn invoice_dto(inv: &Invoice) -> InvoiceDto {
 }
 
 fn payment_dto(p: &Payment) -> PaymentDto {
-    PaymentDto { id: p.id.clone(), invoice_id: p.invoice_id.clone(), amount: p.amount.into(), paid_at: p.paid_at.clone() }
+    PaymentDto {
+        id: p.id.clone(),
+        invoice_id: p.invoice_id.clone(),
+        amount: p.amount.into(),
+        paid_at: p.paid_at.clone(),
+    }
 }
 
 fn write_error(e: WriteError, invoice_id: &str) -> Error {
     match e {
         WriteError::KeyConflict => Error::KeyConflict,
         WriteError::AlreadyPaid => Error::AlreadyPaid(invoice_id.to_owned()),
-        WriteError::Db(e) => Error::Unexpected(anyhow::Error::from(e).context("writing to billing's database")),
+        WriteError::Db(e) => {
+            Error::Unexpected(anyhow::Error::from(e).context("writing to billing's database"))
+        }
     }
 }
 
 /// Creates an invoice; returns the exact response bytes recorded under `claim`.
 #[tracing::instrument(skip_all, fields(customer_id = %cmd.customer_id, invoice_id))]
-pub async fn create_invoice(deps: &Deps, ctx: &CallContext, cmd: CreateInvoice, claim: &IdempotencyClaim) -> Result<Vec<u8>, Error> {
-    let lines: Vec<(String, u32)> = cmd.lines.iter().map(|l| (l.sku.clone(), l.quantity)).collect();
+pub async fn create_invoice(
+    deps: &Deps,
+    ctx: &CallContext,
+    cmd: CreateInvoice,
+    claim: &IdempotencyClaim,
+) -> Result<Vec<u8>, Error> {
+    let lines: Vec<(String, u32)> = cmd
+        .lines
+        .iter()
+        .map(|l| (l.sku.clone(), l.quantity))
+        .collect();
     let cart = Cart::parse(&cmd.customer_id, &lines)?;
     match deps.identity.get_customer(ctx, &cart.customer_id).await {
         Ok(_) => {}
         Err(GetCustomerError::NotFound { id }) => {
-            return Err(Error::Invalid { field: "customer_id".into(), reason: format!("no customer {id}") });
+            return Err(Invalid::new("customer_id", format!("no customer {id}")).into());
         }
-        Err(GetCustomerError::Call(source)) => return Err(Error::Dependency { op: &GET_CUSTOMER, source }),
+        Err(GetCustomerError::Call(source)) => {
+            return Err(Error::Dependency {
+                op: &GET_CUSTOMER,
+                source,
+            });
+        }
     }
     let quote = match deps.catalog.quote_prices(ctx, cart.skus()).await {
         Ok(q) => q,
         Err(QuoteError::UnknownSkus { skus }) => {
-            let i = cart.lines.iter().position(|(s, _)| skus.contains(s)).unwrap_or(0);
-            return Err(Error::Invalid { field: format!("lines[{i}].sku"), reason: format!("no product {}", cart.lines[i].0) });
+            let i = cart
+                .lines
+                .iter()
+                .position(|(s, _)| skus.contains(s))
+                .unwrap_or(0);
+            let reason = format!("no product {}", cart.lines[i].0);
+            return Err(Invalid::new(format!("lines[{i}].sku"), reason).into());
         }
-        Err(QuoteError::Call(source)) => return Err(Error::Dependency { op: &QUOTE_PRICES, source }),
+        Err(QuoteError::Call(source)) => {
+            return Err(Error::Dependency {
+                op: &QUOTE_PRICES,
+                source,
+            });
+        }
     };
     let now = deps.clock.now_rfc3339();
-    let (invoice, event) = Invoice::build(deps.ids.new_id().to_string(), &cart, &quote.prices, now.clone())?;
+    let (invoice, event) = Invoice::build(
+        deps.ids.new_id().to_string(),
+        &cart,
+        &quote.prices,
+        now.clone(),
+    )?;
     tracing::Span::current().record("invoice_id", invoice.id.as_str());
     let body = serde_json::to_vec(&invoice_dto(&invoice)).map_err(anyhow::Error::from)?;
     let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now, ctx);
     deps.store
-        .insert_invoice(&invoice, &env, Response { claim, status: 201, body: &body })
+        .insert_invoice(
+            &invoice,
+            &env,
+            Response {
+                claim,
+                status: 201,
+                body: &body,
+            },
+        )
         .await
         .map_err(|e| write_error(e, &invoice.id))?;
     Ok(body)
@@ -88,13 +132,19 @@ pub async fn create_invoice(deps: &Deps, ctx: &CallContext, cmd: CreateInvoice, 
 
 /// Pays invoice `id`; returns the exact response bytes recorded under `claim`.
 #[tracing::instrument(skip_all, fields(invoice_id = %id))]
-pub async fn pay_invoice(deps: &Deps, ctx: &CallContext, id: &str, cmd: PayInvoice, claim: &IdempotencyClaim) -> Result<Vec<u8>, Error> {
-    let amount = Money::try_from(&cmd.amount).map_err(|e| Error::Invalid {
-        field: match e {
-            catalog_contract::MoneyError::UnknownCurrency(_) => "amount.currency".into(),
-            _ => "amount.amount".into(),
-        },
-        reason: e.to_string(),
+pub async fn pay_invoice(
+    deps: &Deps,
+    ctx: &CallContext,
+    id: &str,
+    cmd: PayInvoice,
+    claim: &IdempotencyClaim,
+) -> Result<Vec<u8>, Error> {
+    let amount = Money::try_from(&cmd.amount).map_err(|e| {
+        let field = match e {
+            catalog_contract::MoneyError::UnknownCurrency(_) => "amount.currency",
+            _ => "amount.amount",
+        };
+        Invalid::new(field, e.to_string())
     })?;
     let invoice = get_invoice(deps, id).await?;
     let now = deps.clock.now_rfc3339();
@@ -104,7 +154,15 @@ pub async fn pay_invoice(deps: &Deps, ctx: &CallContext, id: &str, cmd: PayInvoi
     let body = serde_json::to_vec(&payment_dto(&payment)).map_err(anyhow::Error::from)?;
     let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now, ctx);
     deps.store
-        .record_payment(&payment, &env, Response { claim, status: 201, body: &body })
+        .record_payment(
+            &payment,
+            &env,
+            Response {
+                claim,
+                status: 201,
+                body: &body,
+            },
+        )
         .await
         .map_err(|e| write_error(e, id))?;
     Ok(body)
@@ -112,5 +170,8 @@ pub async fn pay_invoice(deps: &Deps, ctx: &CallContext, id: &str, cmd: PayInvoi
 
 /// One invoice.
 pub async fn get_invoice(deps: &Deps, id: &str) -> Result<Invoice, Error> {
-    deps.store.get(id).await?.ok_or_else(|| Error::NotFound(id.to_owned()))
+    deps.store
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(id.to_owned()))
 }

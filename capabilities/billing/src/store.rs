@@ -61,9 +61,15 @@ impl Store {
     }
 
     /// Inserts a new invoice, its event and the response, atomically.
-    pub async fn insert_invoice(&self, inv: &Invoice, event: &Envelope, response: Response<'_>) -> Result<(), WriteError> {
+    pub async fn insert_invoice(
+        &self,
+        inv: &Invoice,
+        event: &Envelope,
+        response: Response<'_>,
+    ) -> Result<(), WriteError> {
         let mut tx = self.db.begin().await?;
-        tx.save_response(response.claim, response.status, response.body).await?;
+        tx.save_response(response.claim, response.status, response.body)
+            .await?;
         sqlx::query("INSERT INTO invoices (id, customer_id, currency, total_minor, status, created_at) VALUES (?, ?, ?, ?, ?, ?)")
             .bind(&inv.id)
             .bind(&inv.customer_id)
@@ -94,14 +100,21 @@ impl Store {
 
     /// Records a payment: marks the invoice paid (only if still open), stores
     /// the payment, its event and the response, atomically.
-    pub async fn record_payment(&self, payment: &Payment, event: &Envelope, response: Response<'_>) -> Result<(), WriteError> {
+    pub async fn record_payment(
+        &self,
+        payment: &Payment,
+        event: &Envelope,
+        response: Response<'_>,
+    ) -> Result<(), WriteError> {
         let mut tx = self.db.begin().await?;
-        tx.save_response(response.claim, response.status, response.body).await?;
-        let updated = sqlx::query("UPDATE invoices SET status = 'paid' WHERE id = ? AND status = 'open'")
-            .bind(&payment.invoice_id)
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
+        tx.save_response(response.claim, response.status, response.body)
+            .await?;
+        let updated =
+            sqlx::query("UPDATE invoices SET status = 'paid' WHERE id = ? AND status = 'open'")
+                .bind(&payment.invoice_id)
+                .execute(tx.conn())
+                .await?
+                .rows_affected();
         if updated == 0 {
             return Err(WriteError::AlreadyPaid);
         }
@@ -114,7 +127,9 @@ impl Store {
             .execute(tx.conn())
             .await;
         match res {
-            Err(e) if seams_sqlite::unique_violation(&e).is_some_and(|c| c.contains("invoice_id")) => {
+            Err(e)
+                if seams_sqlite::unique_violation(&e).is_some_and(|c| c.contains("invoice_id")) =>
+            {
                 return Err(WriteError::AlreadyPaid);
             }
             other => other?,
@@ -156,10 +171,14 @@ impl Store {
             customer_id: row.get("customer_id"),
             lines,
             total: Money::new(row.get("total_minor"), currency)?,
-            status: Status::parse(&status).ok_or_else(|| anyhow::anyhow!("stored status {status}"))?,
+            status: Status::parse(&status)
+                .ok_or_else(|| anyhow::anyhow!("stored status {status}"))?,
             created_at: row.get("created_at"),
         };
-        anyhow::ensure!(invoice.total_matches_lines(), "invoice {id}: stored total differs from its lines");
+        anyhow::ensure!(
+            invoice.total_matches_lines(),
+            "invoice {id}: stored total differs from its lines"
+        );
         Ok(Some(invoice))
     }
 }

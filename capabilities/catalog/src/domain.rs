@@ -2,6 +2,7 @@
 //! price are, and what adding a product produces.
 
 use catalog_contract::{Amount, Money, ProductAdded};
+pub use seams_core::Invalid;
 
 /// A stock keeping unit: 1-64 characters of `A-Z a-z 0-9 - _ .`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,39 +37,12 @@ pub struct ProductName(String);
 impl ProductName {
     /// Parses a name.
     pub fn parse(s: &str) -> Result<ProductName, Invalid> {
-        let ok =
-            !s.trim().is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control);
-        if ok {
-            Ok(ProductName(s.to_owned()))
-        } else {
-            Err(Invalid::new(
-                "name",
-                "must be 1-200 characters, not blank, without control characters",
-            ))
-        }
+        seams_core::invalid::display_text("name", s, 200).map(ProductName)
     }
 
     /// The name text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// A field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    /// The field's name in the request.
-    pub field: &'static str,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl Invalid {
-    fn new(field: &'static str, reason: impl Into<String>) -> Invalid {
-        Invalid {
-            field,
-            reason: reason.into(),
-        }
     }
 }
 

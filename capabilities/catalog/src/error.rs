@@ -10,13 +10,8 @@ use crate::domain::Invalid;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// 422 `invalid-field`, not retryable: a field failed validation (`field` names it).
-    #[error("invalid {field}: {reason}")]
-    Invalid {
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// 409 `duplicate-sku`, not retryable: a product with this SKU exists.
     #[error("a product with sku {0} already exists")]
     DuplicateSku(String),
@@ -28,23 +23,10 @@ pub enum Error {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<Invalid> for Error {
-    fn from(e: Invalid) -> Self {
-        Error::Invalid {
-            field: e.field,
-            reason: e.reason,
-        }
-    }
-}
-
 impl IntoProblem for Error {
     fn problem(&self) -> Problem {
         match self {
-            Error::Invalid { field, reason } => {
-                Problem::new(422, "invalid-field", "A field is invalid")
-                    .detail(format!("{field}: {reason}"))
-                    .with("field", *field)
-            }
+            Error::Invalid(e) => seams_http::problem::invalid_field(e),
             Error::DuplicateSku(sku) => Problem::new(409, "duplicate-sku", "SKU already exists")
                 .detail(format!("A product with sku {sku} already exists."))
                 .with("sku", sku.clone()),

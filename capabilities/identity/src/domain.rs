@@ -7,6 +7,8 @@
 use identity_contract::CustomerRegistered;
 use uuid::Uuid;
 
+pub use seams_core::Invalid;
+
 /// A customer's id: a UUID in its canonical text form (lowercase, hyphenated).
 ///
 /// Only the canonical form is accepted, so one customer has exactly one URL.
@@ -136,39 +138,12 @@ pub struct Name(String);
 impl Name {
     /// Parses a name (kept as given: names are not normalized).
     pub fn parse(s: &str) -> Result<Name, Invalid> {
-        let ok =
-            !s.trim().is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control);
-        if ok {
-            Ok(Name(s.to_owned()))
-        } else {
-            Err(Invalid::new(
-                "name",
-                "must be 1-200 characters, not blank, without control characters",
-            ))
-        }
+        seams_core::invalid::display_text("name", s, 200).map(Name)
     }
 
     /// The name text.
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-/// A field that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    /// The field's name in the request.
-    pub field: &'static str,
-    /// What is wrong (never echoes the value: it may be personal data).
-    pub reason: String,
-}
-
-impl Invalid {
-    fn new(field: &'static str, reason: impl Into<String>) -> Invalid {
-        Invalid {
-            field,
-            reason: reason.into(),
-        }
     }
 }
 

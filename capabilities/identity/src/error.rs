@@ -13,13 +13,8 @@ use crate::domain::Invalid;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// 422 `invalid-field`, not retryable: a field failed validation (`field` names it).
-    #[error("invalid {field}: {reason}")]
-    Invalid {
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// 409 `duplicate-email`, not retryable: a customer with this (normalized)
     /// address exists. Carries the normalized address for the problem body.
     #[error("a customer with this email already exists")]
@@ -33,23 +28,10 @@ pub enum Error {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl From<Invalid> for Error {
-    fn from(e: Invalid) -> Self {
-        Error::Invalid {
-            field: e.field,
-            reason: e.reason,
-        }
-    }
-}
-
 impl IntoProblem for Error {
     fn problem(&self) -> Problem {
         match self {
-            Error::Invalid { field, reason } => {
-                Problem::new(422, "invalid-field", "A field is invalid")
-                    .detail(format!("{field}: {reason}"))
-                    .with("field", *field)
-            }
+            Error::Invalid(e) => seams_http::problem::invalid_field(e),
             Error::DuplicateEmail(email) => {
                 Problem::new(409, "duplicate-email", "Email already registered")
                     .detail("A customer with this email address already exists.")

@@ -191,13 +191,10 @@ fn subscriptions(deps: &Deps) -> Vec<Subscription> {
         Subscription {
             consumer: NAME,
             producer: identity_contract::CUSTOMER_REGISTERED.producer,
-            handles: vec![Handles::new(
-                ACCEPTS,
-                move |ev: CustomerRegistered, env| {
-                    let deps = d1.clone();
-                    async move { service::on_customer_registered(&deps, ev, env).await }
-                },
-            )],
+            handles: vec![Handles::new(ACCEPTS, move |ev: CustomerRegistered, env| {
+                let deps = d1.clone();
+                async move { service::on_customer_registered(&deps, ev, env).await }
+            })],
         },
         Subscription {
             consumer: NAME,

@@ -109,15 +109,13 @@ impl Sender {
             Err(e @ DeliveryError::Permanent(_)) => Attempt::Permanent(e.to_string()),
         };
         let attempts = d.attempts.saturating_add(1);
-        let next = domain::after_attempt(
-            &self.retry,
-            attempts,
-            attempt,
-            now_ms(self.clock.as_ref()),
-        );
+        let next =
+            domain::after_attempt(&self.retry, attempts, attempt, now_ms(self.clock.as_ref()));
         match &next {
             domain::Next::Delivered => tracing::info!("delivered"),
-            domain::Next::Retry { error, .. } => tracing::warn!(%error, "delivery failed; will retry"),
+            domain::Next::Retry { error, .. } => {
+                tracing::warn!(%error, "delivery failed; will retry")
+            }
             domain::Next::Failed { error } => tracing::error!(%error, "delivery failed; gave up"),
         }
         self.store

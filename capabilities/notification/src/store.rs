@@ -141,10 +141,11 @@ impl Store {
 
     /// One contact, as committed.
     pub async fn contact(&self, customer_id: &str) -> anyhow::Result<Option<Contact>> {
-        let row = sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
-            .bind(customer_id)
-            .fetch_optional(self.db.reader())
-            .await?;
+        let row =
+            sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
+                .bind(customer_id)
+                .fetch_optional(self.db.reader())
+                .await?;
         Ok(row.as_ref().map(contact))
     }
 }
@@ -184,10 +185,11 @@ impl Consuming {
 
     /// One contact, read on the writer so it is the state this transaction sees.
     pub async fn contact(&mut self, customer_id: &str) -> Result<Option<Contact>, sqlx::Error> {
-        let row = sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
-            .bind(customer_id)
-            .fetch_optional(self.tx.conn())
-            .await?;
+        let row =
+            sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
+                .bind(customer_id)
+                .fetch_optional(self.tx.conn())
+                .await?;
         Ok(row.as_ref().map(contact))
     }
 

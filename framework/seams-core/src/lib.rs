@@ -42,11 +42,13 @@ pub mod clock;
 pub mod context;
 pub mod decl;
 pub mod envelope;
+pub mod invalid;
 pub mod problem;
 pub mod transport;
 
 pub use clock::{Clock, Ids, SystemClock, UuidV7Ids};
 pub use context::{CallContext, TraceContext};
 pub use envelope::{DecodeError, Envelope, Event};
+pub use invalid::Invalid;
 pub use problem::Problem;
 pub use transport::{BoxFuture, CallError, CallReply, CallRequest, ContractError, Transport, call};

@@ -129,7 +129,9 @@ where
 
 /// Encodes a handler's typed result as a [`CallReply`] (the serving side of
 /// [`call`]); a wrapped transport failure is passed on as itself.
-pub fn reply<R: Serialize, E: ContractError>(result: &Result<R, E>) -> Result<CallReply, CallError> {
+pub fn reply<R: Serialize, E: ContractError>(
+    result: &Result<R, E>,
+) -> Result<CallReply, CallError> {
     let encoded = match result {
         Ok(r) => serde_json::to_vec(r).map(CallReply::Ok),
         Err(e) => match e.call_error() {

@@ -5,8 +5,8 @@
 //! (unknown field, wrong type, missing field) is 422 `invalid-body` naming the
 //! field, a missing JSON content type is 415, and an oversized body is 413.
 
-use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -28,9 +28,9 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
-            return Err(problem_response(json_rejection(JsonRejection::MissingJsonContentType(
-                Default::default(),
-            ))));
+            return Err(problem_response(json_rejection(
+                JsonRejection::MissingJsonContentType(Default::default()),
+            )));
         }
         let body = Bytes::from_request(req, state)
             .await
@@ -55,9 +55,13 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
 /// every request body of the API is an object, and anything else is refused.
 pub fn parse_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
     let first = body.iter().copied().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| b != b'{') && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
-        return Err(Problem::new(422, "invalid-body", "Request body has the wrong shape")
-            .detail("The request body must be a JSON object."));
+    if first.is_some_and(|b| b != b'{')
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
+    {
+        return Err(
+            Problem::new(422, "invalid-body", "Request body has the wrong shape")
+                .detail("The request body must be a JSON object."),
+        );
     }
     axum::Json::<T>::from_bytes(body)
         .map(|axum::Json(v)| v)

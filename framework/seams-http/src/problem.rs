@@ -46,6 +46,13 @@ pub fn error_response<E: IntoProblem>(err: &E) -> Response {
     problem_response(problem)
 }
 
+/// 422 `invalid-field`, naming the field.
+pub fn invalid_field(e: &seams_core::Invalid) -> Problem {
+    Problem::new(422, "invalid-field", "A field is invalid")
+        .detail(format!("{}: {}", e.field, e.reason))
+        .with("field", e.field.clone())
+}
+
 /// The opaque 500 every unexpected failure becomes.
 pub fn internal() -> Problem {
     Problem::new(500, "internal", "Internal error")
@@ -59,11 +66,15 @@ pub fn internal() -> Problem {
 pub fn call_failed(op: &seams_core::decl::Operation, err: &seams_core::CallError) -> Problem {
     use seams_core::decl::WhenDown;
     match (err.is_transient(), op.when_down) {
-        (true, WhenDown::FailFast { problem, retry_after }) => {
-            Problem::new(503, problem, format!("{} is unavailable", op.capability))
-                .detail(format!("{err}; try again later."))
-                .with("retry_after", retry_after.as_secs().max(1))
-        }
+        (
+            true,
+            WhenDown::FailFast {
+                problem,
+                retry_after,
+            },
+        ) => Problem::new(503, problem, format!("{} is unavailable", op.capability))
+            .detail(format!("{err}; try again later."))
+            .with("retry_after", retry_after.as_secs().max(1)),
         _ => internal(),
     }
 }

@@ -25,7 +25,10 @@ pub fn cargo_bin(name: &str) -> anyhow::Result<PathBuf> {
         .context("test executable has no target directory")?;
     let bin = profile_dir.join(name);
     if !bin.exists() {
-        bail!("{} not found: run `cargo build -p {name}` (or the workspace tests), or set {var}", bin.display());
+        bail!(
+            "{} not found: run `cargo build -p {name}` (or the workspace tests), or set {var}",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -40,32 +43,54 @@ pub struct Server {
 impl Server {
     /// Starts `bin args…` and waits (up to 60 s) for the line announcing
     /// `listening on http://…` on stdout. Stderr goes to `log`.
-    pub fn start(bin: &Path, args: &[&str], envs: &[(&str, &str)], log: &Path) -> anyhow::Result<Server> {
-        let stderr = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    pub fn start(
+        bin: &Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
+        let stderr =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut cmd = Command::new(bin);
-        cmd.args(args).stdout(Stdio::piped()).stderr(stderr).stdin(Stdio::null());
+        cmd.args(args)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .stdin(Stdio::null());
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
         // Reading stdout on a thread lets the wait below have a deadline.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("listening on ").nth(1) {
-                    let url = rest.split_whitespace().next().unwrap_or_default().to_owned();
+                    let url = rest
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     let _ = tx.send(url);
                 }
             }
         });
         match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(url) => Ok(Server { child, url, log: log.to_owned() }),
+            Ok(url) => Ok(Server {
+                child,
+                url,
+                log: log.to_owned(),
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 let log_text = std::fs::read_to_string(log).unwrap_or_default();
-                bail!("{} did not announce its address; log:\n{log_text}", bin.display())
+                bail!(
+                    "{} did not announce its address; log:\n{log_text}",
+                    bin.display()
+                )
             }
         }
     }
@@ -78,6 +103,11 @@ impl Server {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Where stderr goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
     }
 
     /// What the process wrote to stderr so far.

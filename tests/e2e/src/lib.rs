@@ -69,7 +69,13 @@ impl Shop {
     pub fn start(mode: Mode) -> anyhow::Result<Shop> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_owned();
-        let mut shop = Shop { mode, server: None, dir, _tmp: Some(tmp), http: client()? };
+        let mut shop = Shop {
+            mode,
+            server: None,
+            dir,
+            _tmp: Some(tmp),
+            http: client()?,
+        };
         shop.restart()?;
         Ok(shop)
     }
@@ -79,10 +85,25 @@ impl Shop {
         anyhow::ensure!(self.server.is_none(), "already running");
         let data = self.dir.join("data");
         let data_s = data.to_str().context("utf-8 path")?;
-        let mut args = vec!["up", "--addr", "127.0.0.1:0", "--data", data_s, "--durability", "normal"];
+        let mut args = vec![
+            "up",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data_s,
+            "--durability",
+            "normal",
+        ];
         args.extend_from_slice(self.mode.args());
-        let log = self.dir.join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));
-        self.server = Some(Server::start(&cargo_bin("shop")?, &args, &[("RUST_LOG", "info,sqlx=warn")], &log)?);
+        let log = self
+            .dir
+            .join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));
+        self.server = Some(Server::start(
+            &cargo_bin("shop")?,
+            &args,
+            &[("RUST_LOG", "info,sqlx=warn")],
+            &log,
+        )?);
         Ok(())
     }
 
@@ -94,10 +115,11 @@ impl Shop {
     /// SIGTERM and wait for a clean exit; returns the log.
     pub fn stop(&mut self) -> anyhow::Result<String> {
         let server = self.server.take().context("not running")?;
-        let log_path = server.log();
+        let log_path = server.log_path().to_owned();
         let status = server.stop(Duration::from_secs(60))?;
-        anyhow::ensure!(status.success(), "exit status {status}");
-        Ok(log_path)
+        let log = std::fs::read_to_string(log_path)?;
+        anyhow::ensure!(status.success(), "exit status {status}; log:\n{log}");
+        Ok(log)
     }
 
     /// The Maildir notification writes to.
@@ -135,12 +157,18 @@ impl Shop {
         let headers = res.headers().clone();
         let bytes = res.bytes().await?.to_vec();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Ok(Reply { status, json, bytes, headers })
+        Ok(Reply {
+            status,
+            json,
+            bytes,
+            headers,
+        })
     }
 
     /// `GET path`.
     pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
-        self.send(self.http.get(format!("{}{path}", self.url()))).await
+        self.send(self.http.get(format!("{}{path}", self.url())))
+            .await
     }
 
     /// `POST path` with JSON and an optional idempotency key.
@@ -154,7 +182,13 @@ impl Shop {
 
     /// Registers a customer; returns its id.
     pub async fn register(&self, email: &str) -> anyhow::Result<String> {
-        let r = self.post("/identity/customers", &json!({ "email": email, "name": "Test Customer" }), None).await?;
+        let r = self
+            .post(
+                "/identity/customers",
+                &json!({ "email": email, "name": "Test Customer" }),
+                None,
+            )
+            .await?;
         expect(&r, StatusCode::CREATED)?;
         Ok(r.json["id"].as_str().context("id")?.to_owned())
     }
@@ -162,29 +196,59 @@ impl Shop {
     /// Adds a product.
     pub async fn add_product(&self, sku: &str, amount: i64) -> anyhow::Result<()> {
         let body = json!({ "sku": sku, "name": format!("Product {sku}"), "price": { "amount": amount, "currency": "EUR" } });
-        expect(&self.post("/catalog/products", &body, None).await?, StatusCode::CREATED)
+        expect(
+            &self.post("/catalog/products", &body, None).await?,
+            StatusCode::CREATED,
+        )
     }
 
     /// Creates an invoice under `key`.
-    pub async fn create_invoice(&self, key: &str, customer_id: &str, lines: &[(&str, u32)]) -> anyhow::Result<Reply> {
-        let lines: Vec<Value> = lines.iter().map(|(s, q)| json!({ "sku": s, "quantity": q })).collect();
-        self.post("/billing/invoices", &json!({ "customer_id": customer_id, "lines": lines }), Some(key)).await
+    pub async fn create_invoice(
+        &self,
+        key: &str,
+        customer_id: &str,
+        lines: &[(&str, u32)],
+    ) -> anyhow::Result<Reply> {
+        let lines: Vec<Value> = lines
+            .iter()
+            .map(|(s, q)| json!({ "sku": s, "quantity": q }))
+            .collect();
+        self.post(
+            "/billing/invoices",
+            &json!({ "customer_id": customer_id, "lines": lines }),
+            Some(key),
+        )
+        .await
     }
 
     /// Pays an invoice under `key`.
     pub async fn pay(&self, key: &str, invoice_id: &str, amount: &Value) -> anyhow::Result<Reply> {
-        self.post(&format!("/billing/invoices/{invoice_id}/payments"), &json!({ "amount": amount }), Some(key)).await
+        self.post(
+            &format!("/billing/invoices/{invoice_id}/payments"),
+            &json!({ "amount": amount }),
+            Some(key),
+        )
+        .await
     }
 
     /// A customer's deliveries.
     pub async fn deliveries(&self, customer_id: &str) -> anyhow::Result<Vec<Value>> {
-        let r = self.get(&format!("/notification/deliveries?customer_id={customer_id}")).await?;
+        let r = self
+            .get(&format!(
+                "/notification/deliveries?customer_id={customer_id}"
+            ))
+            .await?;
         expect(&r, StatusCode::OK)?;
         Ok(r.json["deliveries"].as_array().cloned().unwrap_or_default())
     }
 
     /// Waits until `customer_id` has `n` delivered notifications (never more).
-    pub async fn wait_delivered(&self, customer_id: &str, n: usize, timeout: Duration) -> anyhow::Result<Vec<Value>> {
+    pub async fn wait_delivered(
+        &self,
+        customer_id: &str,
+        n: usize,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Value>> {
         let deadline = Instant::now() + timeout;
         loop {
             let list = self.deliveries(customer_id).await?;
@@ -204,7 +268,9 @@ impl Shop {
 }
 
 fn client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?)
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?)
 }
 
 /// Fails with the body unless `r` has status `want`.
@@ -217,5 +283,7 @@ pub fn expect(r: &Reply, want: StatusCode) -> anyhow::Result<()> {
 
 /// Files directly in `dir` (recursive count not needed).
 pub fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map(|d| d.flatten().count()).unwrap_or(0)
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().count())
+        .unwrap_or(0)
 }

@@ -10,7 +10,11 @@ fn shop() -> Command {
 #[test]
 fn contracts_answers_the_five_questions_for_every_interaction() {
     let out = shop().arg("contracts").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8(out.stdout).unwrap();
     for name in [
         "QUERY catalog.quote-prices",
@@ -24,15 +28,24 @@ fn contracts_answers_the_five_questions_for_every_interaction() {
     }
     assert!(table.contains("Idempotency-Key (fingerprinted)"));
     assert!(table.contains("consumed by   notification"));
-    assert_eq!(table.matches("  5 versions").count(), table.matches("  1 retries").count());
+    assert_eq!(
+        table.matches("  5 versions").count(),
+        table.matches("  1 retries").count()
+    );
 }
 
 #[test]
 fn bad_arguments_are_refused_with_a_message() {
-    let out = shop().args(["up", "--addr", "not-an-address"]).output().unwrap();
+    let out = shop()
+        .args(["up", "--addr", "not-an-address"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--addr"));
-    let out = shop().args(["up", "--durability", "sometimes"]).output().unwrap();
+    let out = shop()
+        .args(["up", "--durability", "sometimes"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let out = shop().arg("nonsense").output().unwrap();
     assert!(!out.status.success());
@@ -40,7 +53,10 @@ fn bad_arguments_are_refused_with_a_message() {
 
 #[test]
 fn demo_against_nothing_fails_clearly() {
-    let out = shop().args(["demo", "--url", "http://127.0.0.1:9"]).output().unwrap();
+    let out = shop()
+        .args(["demo", "--url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is the system running"));
 }

@@ -5,7 +5,14 @@ use catalog_contract::{Amount, Currency, Money, QuotedPrice};
 use super::*;
 
 fn price(sku: &str, amount: i64, currency: &str) -> QuotedPrice {
-    QuotedPrice { sku: sku.into(), name: sku.into(), unit_price: Amount { amount, currency: currency.into() } }
+    QuotedPrice {
+        sku: sku.into(),
+        name: sku.into(),
+        unit_price: Amount {
+            amount,
+            currency: currency.into(),
+        },
+    }
 }
 
 fn eur(minor: i64) -> Money {
@@ -17,10 +24,12 @@ fn cart(lines: &[(&str, u32)]) -> Result<Cart, Invalid> {
     Cart::parse("cust-1", &lines)
 }
 
+type CartCase<'a> = (&'a [(&'a str, u32)], Option<&'a str>);
+
 #[test]
 fn carts_name_the_offending_field() {
     let long = "x".repeat(65);
-    let cases: &[(&[(&str, u32)], Option<&str>)] = &[
+    let cases: &[CartCase] = &[
         (&[("TEA", 1)], None),
         (&[], Some("lines")),
         (&[("TEA", 0)], Some("lines[0].quantity")),
@@ -29,9 +38,16 @@ fn carts_name_the_offending_field() {
         (&[("TEA", MAX_QUANTITY + 1)], Some("lines[0].quantity")),
     ];
     for (lines, field) in cases {
-        assert_eq!(cart(lines).err().map(|e| e.field), field.map(str::to_owned), "{lines:?}");
+        assert_eq!(
+            cart(lines).err().map(|e| e.field),
+            field.map(str::to_owned),
+            "{lines:?}"
+        );
     }
-    assert_eq!(Cart::parse(" ", &[("A".into(), 1)]).unwrap_err().field, "customer_id");
+    assert_eq!(
+        Cart::parse(" ", &[("A".into(), 1)]).unwrap_err().field,
+        "customer_id"
+    );
     let many: Vec<(String, u32)> = (0..=MAX_LINES).map(|i| (format!("S{i}"), 1)).collect();
     assert_eq!(Cart::parse("c", &many).unwrap_err().field, "lines");
 }
@@ -55,23 +71,48 @@ fn invoices_are_priced_from_the_quote() {
 fn pricing_refuses_mixed_currencies_missing_prices_and_overflow() {
     let c = cart(&[("TEA", 1), ("MUG", 1)]).unwrap();
     let mixed = [price("TEA", 450, "EUR"), price("MUG", 1200, "USD")];
-    assert_eq!(Invoice::build("i".into(), &c, &mixed, "t".into()).unwrap_err().field, "lines[1].sku");
+    assert_eq!(
+        Invoice::build("i".into(), &c, &mixed, "t".into())
+            .unwrap_err()
+            .field,
+        "lines[1].sku"
+    );
     let missing = [price("TEA", 450, "EUR")];
-    assert_eq!(Invoice::build("i".into(), &c, &missing, "t".into()).unwrap_err().field, "lines[1].sku");
+    assert_eq!(
+        Invoice::build("i".into(), &c, &missing, "t".into())
+            .unwrap_err()
+            .field,
+        "lines[1].sku"
+    );
     let c = cart(&[("GOLD", MAX_QUANTITY)]).unwrap();
     let huge = [price("GOLD", i64::MAX / 2, "EUR")];
-    assert_eq!(Invoice::build("i".into(), &c, &huge, "t".into()).unwrap_err().field, "lines[0].quantity");
+    assert_eq!(
+        Invoice::build("i".into(), &c, &huge, "t".into())
+            .unwrap_err()
+            .field,
+        "lines[0].quantity"
+    );
 }
 
 #[test]
 fn an_invoice_is_paid_once_in_full_in_its_currency() {
     let c = cart(&[("TEA", 2)]).unwrap();
-    let (inv, _) = Invoice::build("inv-1".into(), &c, &[price("TEA", 450, "EUR")], "t".into()).unwrap();
+    let (inv, _) =
+        Invoice::build("inv-1".into(), &c, &[price("TEA", 450, "EUR")], "t".into()).unwrap();
     let usd = Money::new(900, Currency::parse("USD").unwrap()).unwrap();
-    assert_eq!(inv.pay("p".into(), usd, "t".into()).unwrap_err(), PayError::WrongCurrency { expected: eur(900) });
-    assert_eq!(inv.pay("p".into(), eur(899), "t".into()).unwrap_err(), PayError::WrongAmount { expected: eur(900) });
+    assert_eq!(
+        inv.pay("p".into(), usd, "t".into()).unwrap_err(),
+        PayError::WrongCurrency { expected: eur(900) }
+    );
+    assert_eq!(
+        inv.pay("p".into(), eur(899), "t".into()).unwrap_err(),
+        PayError::WrongAmount { expected: eur(900) }
+    );
     let (paid, payment, event) = inv.pay("p".into(), eur(900), "t".into()).unwrap();
     assert_eq!(paid.status, Status::Paid);
     assert_eq!((payment.amount, event.payment_id.as_str()), (eur(900), "p"));
-    assert_eq!(paid.pay("p2".into(), eur(900), "t".into()).unwrap_err(), PayError::AlreadyPaid);
+    assert_eq!(
+        paid.pay("p2".into(), eur(900), "t".into()).unwrap_err(),
+        PayError::AlreadyPaid
+    );
 }

@@ -28,10 +28,18 @@ struct Network {
 }
 
 impl seams_core::Transport for Network {
-    fn call(&self, req: seams_core::CallRequest) -> seams_core::BoxFuture<'_, Result<seams_core::CallReply, seams_core::CallError>> {
+    fn call(
+        &self,
+        req: seams_core::CallRequest,
+    ) -> seams_core::BoxFuture<'_, Result<seams_core::CallReply, seams_core::CallError>> {
         if req.op.capability == "catalog" && !self.catalog_up.load(Ordering::SeqCst) {
             let op = req.op.id();
-            return Box::pin(async move { Err(seams_core::CallError::Unavailable { op, reason: "connection refused".into() }) });
+            return Box::pin(async move {
+                Err(seams_core::CallError::Unavailable {
+                    op,
+                    reason: "connection refused".into(),
+                })
+            });
         }
         self.inner.call(req)
     }
@@ -45,27 +53,41 @@ fn served() -> Vec<Served> {
         _ => None,
     };
     vec![
-        Served::new(&QUOTE_PRICES, move |req: QuotePrices, _| {
-            async move {
-                let unknown: Vec<String> = req.skus.iter().filter(|s| prices(s).is_none()).cloned().collect();
-                if !unknown.is_empty() {
-                    return Err(QuoteError::UnknownSkus { skus: unknown });
-                }
-                Ok(Quote {
-                    prices: req
-                        .skus
-                        .iter()
-                        .map(|s| {
-                            let (name, amount, currency) = prices(s).unwrap();
-                            QuotedPrice { sku: s.clone(), name: name.into(), unit_price: Amount { amount, currency: currency.into() } }
-                        })
-                        .collect(),
-                })
+        Served::new(&QUOTE_PRICES, move |req: QuotePrices, _| async move {
+            let unknown: Vec<String> = req
+                .skus
+                .iter()
+                .filter(|s| prices(s).is_none())
+                .cloned()
+                .collect();
+            if !unknown.is_empty() {
+                return Err(QuoteError::UnknownSkus { skus: unknown });
             }
+            Ok(Quote {
+                prices: req
+                    .skus
+                    .iter()
+                    .map(|s| {
+                        let (name, amount, currency) = prices(s).unwrap();
+                        QuotedPrice {
+                            sku: s.clone(),
+                            name: name.into(),
+                            unit_price: Amount {
+                                amount,
+                                currency: currency.into(),
+                            },
+                        }
+                    })
+                    .collect(),
+            })
         }),
         Served::new(&GET_CUSTOMER, |req: GetCustomer, _| async move {
             if req.id == "cust-1" {
-                Ok(Customer { id: req.id, email: "ada@example.com".into(), name: "Ada".into() })
+                Ok(Customer {
+                    id: req.id,
+                    email: "ada@example.com".into(),
+                    name: "Ada".into(),
+                })
             } else {
                 Err(GetCustomerError::NotFound { id: req.id })
             }
@@ -80,7 +102,10 @@ async fn world() -> World {
     for s in served() {
         inprocess.register(&s);
     }
-    let network = Network { catalog_up: catalog_up.clone(), inner: inprocess };
+    let network = Network {
+        catalog_up: catalog_up.clone(),
+        inner: inprocess,
+    };
     let transport = Arc::new(seams_runtime::governed::Governed::new(Arc::new(network)));
     let env = Env {
         data_dir: dir.path().to_owned(),
@@ -91,7 +116,12 @@ async fn world() -> World {
     };
     let billing = billing::component(&env).await.unwrap();
     let app = App::new("billing", billing.routes.clone());
-    World { _dir: dir, app, db: billing.db.clone(), catalog_up }
+    World {
+        _dir: dir,
+        app,
+        db: billing.db.clone(),
+        catalog_up,
+    }
 }
 
 fn cart() -> Value {
@@ -100,21 +130,38 @@ fn cart() -> Value {
 
 impl World {
     async fn create(&self, key: &str, body: &Value) -> Reply {
-        self.app.post("/billing/invoices", body, &[("idempotency-key", key)]).await
+        self.app
+            .post("/billing/invoices", body, &[("idempotency-key", key)])
+            .await
     }
 
     async fn pay(&self, id: &str, key: &str, amount: i64, currency: &str) -> Reply {
         let body = json!({ "amount": { "amount": amount, "currency": currency } });
-        self.app.post(&format!("/billing/invoices/{id}/payments"), &body, &[("idempotency-key", key)]).await
+        self.app
+            .post(
+                &format!("/billing/invoices/{id}/payments"),
+                &body,
+                &[("idempotency-key", key)],
+            )
+            .await
     }
 
     async fn count(&self, table: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(self.db.reader()).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(self.db.reader())
+            .await
+            .unwrap();
         n
     }
 
     async fn events(&self) -> Vec<String> {
-        self.db.read_outbox(0, 100).await.unwrap().into_iter().map(|e| e.event_type).collect()
+        self.db
+            .read_outbox(0, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event_type)
+            .collect()
     }
 }
 
@@ -125,14 +172,23 @@ async fn creates_a_priced_invoice_and_publishes_it() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     assert_eq!(r.json["status"], "open");
     assert_eq!(r.json["customer_id"], "cust-1");
-    assert_eq!(r.json["total"], json!({ "amount": 2100, "currency": "EUR" }));
-    assert_eq!(r.json["lines"][0], json!({ "sku": "TEA", "quantity": 2, "unit_price": { "amount": 450, "currency": "EUR" }, "line_total": { "amount": 900, "currency": "EUR" } }));
+    assert_eq!(
+        r.json["total"],
+        json!({ "amount": 2100, "currency": "EUR" })
+    );
+    assert_eq!(
+        r.json["lines"][0],
+        json!({ "sku": "TEA", "quantity": 2, "unit_price": { "amount": 450, "currency": "EUR" }, "line_total": { "amount": 900, "currency": "EUR" } })
+    );
     let id = r.json["id"].as_str().unwrap();
     let got = w.app.get(&format!("/billing/invoices/{id}")).await;
     assert_eq!(got.json, r.json);
     let feed = w.db.read_outbox(0, 10).await.unwrap();
     assert_eq!(feed.len(), 1);
-    assert_eq!((feed[0].event_type.as_str(), feed[0].subject.as_str()), ("billing.invoice-created", id));
+    assert_eq!(
+        (feed[0].event_type.as_str(), feed[0].subject.as_str()),
+        ("billing.invoice-created", id)
+    );
     assert_eq!(feed[0].data["total"]["amount"], 2100);
 }
 
@@ -147,7 +203,13 @@ async fn a_replay_returns_the_first_response_byte_for_byte() {
     let mut other = cart();
     other["lines"][0]["quantity"] = json!(3);
     let r = w.create("k1", &other).await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::UNPROCESSABLE_ENTITY, "urn:seams:problem:idempotency-key-reused"));
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "urn:seams:problem:idempotency-key-reused"
+        )
+    );
     assert_eq!(w.count("invoices").await, 1);
 }
 
@@ -166,7 +228,10 @@ async fn concurrent_requests_with_one_key_have_one_effect() {
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
         bodies.push(r.bytes);
     }
-    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every answer is the one recorded response");
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every answer is the one recorded response"
+    );
     assert_eq!((w.count("invoices").await, w.events().await.len()), (1, 1));
 }
 
@@ -174,10 +239,25 @@ async fn concurrent_requests_with_one_key_have_one_effect() {
 async fn keys_are_required_and_validated() {
     let w = world().await;
     let r = w.app.post("/billing/invoices", &cart(), &[]).await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::PRECONDITION_REQUIRED, "urn:seams:problem:idempotency-key-required"));
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::PRECONDITION_REQUIRED,
+            "urn:seams:problem:idempotency-key-required"
+        )
+    );
     let r = w.create(&"k".repeat(256), &cart()).await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::BAD_REQUEST, "urn:seams:problem:invalid-idempotency-key"));
-    let r = w.app.post("/billing/invoices/x/payments", &json!({}), &[]).await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::BAD_REQUEST,
+            "urn:seams:problem:invalid-idempotency-key"
+        )
+    );
+    let r = w
+        .app
+        .post("/billing/invoices/x/payments", &json!({}), &[])
+        .await;
     assert_eq!(r.status, StatusCode::PRECONDITION_REQUIRED);
     assert_eq!(w.count("invoices").await, 0);
 }
@@ -186,34 +266,96 @@ async fn keys_are_required_and_validated() {
 async fn invalid_carts_name_the_offending_field_and_write_nothing() {
     let w = world().await;
     let cases = [
-        (json!({ "customer_id": "nobody", "lines": [{ "sku": "TEA", "quantity": 1 }] }), "customer_id"),
-        (json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": 1 }, { "sku": "NOPE", "quantity": 1 }] }), "lines[1].sku"),
-        (json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": 0 }] }), "lines[0].quantity"),
+        (
+            json!({ "customer_id": "nobody", "lines": [{ "sku": "TEA", "quantity": 1 }] }),
+            "customer_id",
+        ),
+        (
+            json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": 1 }, { "sku": "NOPE", "quantity": 1 }] }),
+            "lines[1].sku",
+        ),
+        (
+            json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": 0 }] }),
+            "lines[0].quantity",
+        ),
         (json!({ "customer_id": "cust-1", "lines": [] }), "lines"),
-        (json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": 1 }, { "sku": "HAT", "quantity": 1 }] }), "lines[1].sku"),
+        (
+            json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": 1 }, { "sku": "HAT", "quantity": 1 }] }),
+            "lines[1].sku",
+        ),
     ];
     for (i, (body, field)) in cases.iter().enumerate() {
         let r = w.create(&format!("bad-{i}"), body).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.json);
-        assert_eq!((r.problem_type(), r.json["field"].as_str()), ("urn:seams:problem:invalid-field", Some(*field)), "{body}");
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.json
+        );
+        assert_eq!(
+            (r.problem_type(), r.json["field"].as_str()),
+            ("urn:seams:problem:invalid-field", Some(*field)),
+            "{body}"
+        );
     }
     let shapes = [
-        (json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": -1 }] }), "lines[0].quantity"),
-        (json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": "2" }] }), "lines[0].quantity"),
-        (json!({ "customer_id": "cust-1", "lines": [], "coupon": "FREE" }), "coupon"),
+        (
+            json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": -1 }] }),
+            "lines[0].quantity",
+        ),
+        (
+            json!({ "customer_id": "cust-1", "lines": [{ "sku": "TEA", "quantity": "2" }] }),
+            "lines[0].quantity",
+        ),
+        (
+            json!({ "customer_id": "cust-1", "lines": [], "coupon": "FREE" }),
+            "coupon",
+        ),
         (json!({ "lines": [] }), "customer_id"),
     ];
     for (i, (body, field)) in shapes.iter().enumerate() {
         let r = w.create(&format!("shape-{i}"), body).await;
-        assert_eq!((r.status, r.problem_type()), (StatusCode::UNPROCESSABLE_ENTITY, "urn:seams:problem:invalid-body"), "{body}");
+        assert_eq!(
+            (r.status, r.problem_type()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:seams:problem:invalid-body"
+            ),
+            "{body}"
+        );
         assert_eq!(r.json["field"], *field, "{body}: {}", r.json);
     }
-    let r = w.app.post_raw("/billing/invoices", "{nope", &[("idempotency-key", "m")]).await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::BAD_REQUEST, "urn:seams:problem:malformed-json"));
-    let big = format!("{{\"customer_id\":\"{}\",\"lines\":[]}}", "x".repeat(65 * 1024));
-    let r = w.app.post_raw("/billing/invoices", big, &[("idempotency-key", "big")]).await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::PAYLOAD_TOO_LARGE, "urn:seams:problem:body-too-large"));
-    assert_eq!((w.count("invoices").await, w.count("invoice_lines").await, w.events().await.len()), (0, 0, 0));
+    let r = w
+        .app
+        .post_raw("/billing/invoices", "{nope", &[("idempotency-key", "m")])
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::BAD_REQUEST, "urn:seams:problem:malformed-json")
+    );
+    let big = format!(
+        "{{\"customer_id\":\"{}\",\"lines\":[]}}",
+        "x".repeat(65 * 1024)
+    );
+    let r = w
+        .app
+        .post_raw("/billing/invoices", big, &[("idempotency-key", "big")])
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "urn:seams:problem:body-too-large"
+        )
+    );
+    assert_eq!(
+        (
+            w.count("invoices").await,
+            w.count("invoice_lines").await,
+            w.events().await.len()
+        ),
+        (0, 0, 0)
+    );
 }
 
 #[tokio::test]
@@ -221,7 +363,13 @@ async fn catalog_down_fails_fast_as_declared_and_leaves_the_key_usable() {
     let w = world().await;
     w.catalog_up.store(false, Ordering::SeqCst);
     let r = w.create("k1", &cart()).await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::SERVICE_UNAVAILABLE, "urn:seams:problem:catalog-unavailable"));
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:seams:problem:catalog-unavailable"
+        )
+    );
     assert_eq!(r.headers["retry-after"], "2");
     assert_eq!(w.count("invoices").await, 0);
     w.catalog_up.store(true, Ordering::SeqCst);
@@ -231,31 +379,64 @@ async fn catalog_down_fails_fast_as_declared_and_leaves_the_key_usable() {
 #[tokio::test]
 async fn an_invoice_is_paid_once_in_full() {
     let w = world().await;
-    let id = w.create("k1", &cart()).await.json["id"].as_str().unwrap().to_owned();
+    let id = w.create("k1", &cart()).await.json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = w.pay(&id, "p0", 2000, "EUR").await;
-    assert_eq!((r.status, r.json["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("amount.amount")));
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("amount.amount"))
+    );
     let r = w.pay(&id, "p0b", 2100, "USD").await;
-    assert_eq!((r.status, r.json["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("amount.currency")));
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("amount.currency"))
+    );
     let r = w.pay(&id, "p0c", 2100, "XXQ").await;
-    assert_eq!((r.status, r.json["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("amount.currency")));
+    assert_eq!(
+        (r.status, r.json["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("amount.currency"))
+    );
     let paid = w.pay(&id, "p1", 2100, "EUR").await;
     assert_eq!(paid.status, StatusCode::CREATED, "{}", paid.json);
     assert_eq!(paid.json["invoice_id"], id.as_str());
     let replay = w.pay(&id, "p1", 2100, "EUR").await;
-    assert_eq!((replay.status, &replay.bytes), (StatusCode::CREATED, &paid.bytes));
+    assert_eq!(
+        (replay.status, &replay.bytes),
+        (StatusCode::CREATED, &paid.bytes)
+    );
     let r = w.pay(&id, "p2", 2100, "EUR").await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::CONFLICT, "urn:seams:problem:invoice-already-paid"));
-    assert_eq!(w.app.get(&format!("/billing/invoices/{id}")).await.json["status"], "paid");
-    assert_eq!(w.events().await, ["billing.invoice-created", "billing.invoice-paid"]);
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::CONFLICT,
+            "urn:seams:problem:invoice-already-paid"
+        )
+    );
+    assert_eq!(
+        w.app.get(&format!("/billing/invoices/{id}")).await.json["status"],
+        "paid"
+    );
+    assert_eq!(
+        w.events().await,
+        ["billing.invoice-created", "billing.invoice-paid"]
+    );
     assert_eq!(w.count("payments").await, 1);
     let r = w.pay("no-such-invoice", "p3", 2100, "EUR").await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::NOT_FOUND, "urn:seams:problem:invoice-not-found"));
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::NOT_FOUND, "urn:seams:problem:invoice-not-found")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_payments_under_different_keys_pay_once() {
     let w = Arc::new(world().await);
-    let id = w.create("k1", &cart()).await.json["id"].as_str().unwrap().to_owned();
+    let id = w.create("k1", &cart()).await.json["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let tasks: Vec<_> = (0..12)
         .map(|i| {
             let (w, id) = (w.clone(), id.clone());
@@ -266,8 +447,20 @@ async fn concurrent_payments_under_different_keys_pay_once() {
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT), "{statuses:?}");
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::CREATED || *s == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
     assert_eq!(w.count("payments").await, 1);
     assert_eq!(w.events().await.len(), 2);
 }
@@ -276,5 +469,8 @@ async fn concurrent_payments_under_different_keys_pay_once() {
 async fn unknown_invoices_are_404() {
     let w = world().await;
     let r = w.app.get("/billing/invoices/nope").await;
-    assert_eq!((r.status, r.problem_type()), (StatusCode::NOT_FOUND, "urn:seams:problem:invoice-not-found"));
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::NOT_FOUND, "urn:seams:problem:invoice-not-found")
+    );
 }

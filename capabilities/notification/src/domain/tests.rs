@@ -78,9 +78,9 @@ fn invoice_paid_is_a_receipt_naming_the_payment() {
 
     assert_eq!(draft.subject, "Payment received for invoice abcd5678");
     assert!(
-        draft
-            .body
-            .starts_with("Hello Alice,\n\nwe received your payment of 12.50 EUR for invoice abcd5678."),
+        draft.body.starts_with(
+            "Hello Alice,\n\nwe received your payment of 12.50 EUR for invoice abcd5678."
+        ),
         "{}",
         draft.body
     );
@@ -115,7 +115,11 @@ fn amounts_use_their_currency_s_decimals() {
 fn a_blank_name_gets_a_plain_greeting() {
     for name in ["", "   "] {
         let draft = invoice_paid(&contact(name), &paid()).unwrap();
-        assert!(draft.body.starts_with("Hello,\n\n"), "{name:?}: {}", draft.body);
+        assert!(
+            draft.body.starts_with("Hello,\n\n"),
+            "{name:?}: {}",
+            draft.body
+        );
     }
 }
 
@@ -197,16 +201,16 @@ fn transient_failures_back_off_doubling_then_give_up() {
     };
     let now = 1_000_000;
     let waits: Vec<Option<i64>> = (1..=10)
-        .map(|n| {
-            match after_attempt(&policy, n, Attempt::Transient("down".into()), now) {
+        .map(
+            |n| match after_attempt(&policy, n, Attempt::Transient("down".into()), now) {
                 Next::Retry { at_ms, error } => {
                     assert_eq!(error, "down");
                     Some(at_ms - now)
                 }
                 Next::Failed { .. } => None,
                 Next::Delivered => panic!("a failure is not a delivery"),
-            }
-        })
+            },
+        )
         .collect();
     assert_eq!(
         waits,

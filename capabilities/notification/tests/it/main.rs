@@ -80,12 +80,20 @@ async fn world_with(tweak: impl FnOnce(Options) -> Options) -> World {
     };
     let n = notification::build(&env, tweak(opts)).await.unwrap();
     let app = App::new("notification", n.component.routes.clone());
-    let identity = Db::open(&dir.path().join("identity.db"), "identity", &PRODUCER_MIGRATIONS)
-        .await
-        .unwrap();
-    let billing = Db::open(&dir.path().join("billing.db"), "billing", &PRODUCER_MIGRATIONS)
-        .await
-        .unwrap();
+    let identity = Db::open(
+        &dir.path().join("identity.db"),
+        "identity",
+        &PRODUCER_MIGRATIONS,
+    )
+    .await
+    .unwrap();
+    let billing = Db::open(
+        &dir.path().join("billing.db"),
+        "billing",
+        &PRODUCER_MIGRATIONS,
+    )
+    .await
+    .unwrap();
     World {
         _dir: dir,
         n,
@@ -184,7 +192,9 @@ impl World {
     async fn deliveries(&self, customer_id: &str) -> Vec<Value> {
         let r = self
             .app
-            .get(&format!("/notification/deliveries?customer_id={customer_id}"))
+            .get(&format!(
+                "/notification/deliveries?customer_id={customer_id}"
+            ))
             .await;
         assert_eq!(r.status, 200, "{}", r.json);
         r.json["deliveries"].as_array().unwrap().clone()

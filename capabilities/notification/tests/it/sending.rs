@@ -84,7 +84,11 @@ async fn a_relay_that_is_down_is_retried_with_backoff_then_the_delivery_fails_vi
     w.deliver().await;
     let state = || async {
         let d = w.deliveries("c-1").await.remove(0);
-        (d["status"].as_str().unwrap().to_owned(), d["attempts"].as_u64().unwrap(), d)
+        (
+            d["status"].as_str().unwrap().to_owned(),
+            d["attempts"].as_u64().unwrap(),
+            d,
+        )
     };
 
     assert_eq!(w.send().await, 1);
@@ -110,7 +114,10 @@ async fn a_relay_that_is_down_is_retried_with_backoff_then_the_delivery_fails_vi
     let (status, attempts, d) = state().await;
     assert_eq!((status.as_str(), attempts), ("failed", 3));
     let error = d["last_error"].as_str().unwrap();
-    assert!(error.starts_with("gave up after 3 attempts: transient:"), "{error}");
+    assert!(
+        error.starts_with("gave up after 3 attempts: transient:"),
+        "{error}"
+    );
     assert_eq!(d["delivered_at"], Value::Null);
 
     // Failed is final, and kept.
@@ -129,7 +136,10 @@ async fn an_unusable_address_fails_at_once_without_retrying() {
     assert_eq!(w.send().await, 1);
 
     let d = w.deliveries("c-1").await.remove(0);
-    assert_eq!((d["status"].as_str(), d["attempts"].as_u64()), (Some("failed"), Some(1)));
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("failed"), Some(1))
+    );
     let error = d["last_error"].as_str().unwrap();
     assert!(error.starts_with("permanent: invalid recipient"), "{error}");
     w.clock.advance(Duration::from_secs(3600));

@@ -12,31 +12,55 @@ async fn journey(mode: Mode) -> anyhow::Result<()> {
     shop.add_product("TEA", 450).await?;
     shop.add_product("MUG", 1200).await?;
 
-    let invoice = shop.create_invoice("inv-1", &customer, &[("TEA", 2), ("MUG", 1)]).await?;
+    let invoice = shop
+        .create_invoice("inv-1", &customer, &[("TEA", 2), ("MUG", 1)])
+        .await?;
     expect(&invoice, StatusCode::CREATED)?;
     assert_eq!(invoice.json["total"]["amount"], 2100);
     assert_eq!(invoice.json["status"], "open");
-    let replay = shop.create_invoice("inv-1", &customer, &[("TEA", 2), ("MUG", 1)]).await?;
-    assert_eq!((replay.status, &replay.bytes), (invoice.status, &invoice.bytes), "{mode:?}: replay differs");
+    let replay = shop
+        .create_invoice("inv-1", &customer, &[("TEA", 2), ("MUG", 1)])
+        .await?;
+    assert_eq!(
+        (replay.status, &replay.bytes),
+        (invoice.status, &invoice.bytes),
+        "{mode:?}: replay differs"
+    );
 
     let id = invoice.json["id"].as_str().unwrap();
     let paid = shop.pay("pay-1", id, &invoice.json["total"]).await?;
     expect(&paid, StatusCode::CREATED)?;
     let again = shop.pay("pay-2", id, &invoice.json["total"]).await?;
     assert_eq!(again.status, StatusCode::CONFLICT);
-    assert_eq!(shop.get(&format!("/billing/invoices/{id}")).await?.json["status"], "paid");
+    assert_eq!(
+        shop.get(&format!("/billing/invoices/{id}")).await?.json["status"],
+        "paid"
+    );
 
-    let deliveries = shop.wait_delivered(&customer, 2, Duration::from_secs(30)).await?;
-    let mut types: Vec<&str> = deliveries.iter().map(|d| d["event_type"].as_str().unwrap()).collect();
+    let deliveries = shop
+        .wait_delivered(&customer, 2, Duration::from_secs(30))
+        .await?;
+    let mut types: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d["event_type"].as_str().unwrap())
+        .collect();
     types.sort();
-    assert_eq!(types, ["billing.invoice-created", "billing.invoice-paid"], "{mode:?}");
+    assert_eq!(
+        types,
+        ["billing.invoice-created", "billing.invoice-paid"],
+        "{mode:?}"
+    );
     for d in &deliveries {
         assert_eq!(d["recipient"], "ada@example.com");
         assert_eq!(d["channel"], "maildir");
     }
     // Give a duplicate (chaos) a moment to show up if the inbox failed to stop it.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(shop.deliveries(&customer).await?.len(), 2, "{mode:?}: duplicate delivery");
+    assert_eq!(
+        shop.deliveries(&customer).await?.len(),
+        2,
+        "{mode:?}: duplicate delivery"
+    );
     let mails = shop.mails();
     assert_eq!(mails.len(), 2, "{mode:?}: one mail per delivery");
     assert!(mails.iter().all(|m| m.contains("ada@example.com")));
@@ -46,7 +70,9 @@ async fn journey(mode: Mode) -> anyhow::Result<()> {
 #[tokio::test]
 async fn journey_in_every_mode() {
     for mode in Mode::ALL {
-        journey(mode).await.unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));
+        journey(mode)
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));
     }
 }
 
@@ -55,11 +81,20 @@ async fn a_clean_stop_drains_and_exits_zero() {
     let mut shop = Shop::start(Mode::Monolith).unwrap();
     let customer = shop.register("grace@example.com").await.unwrap();
     shop.add_product("TEA", 450).await.unwrap();
-    expect(&shop.create_invoice("k", &customer, &[("TEA", 1)]).await.unwrap(), StatusCode::CREATED).unwrap();
+    expect(
+        &shop
+            .create_invoice("k", &customer, &[("TEA", 1)])
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .unwrap();
     let log = shop.stop().unwrap();
     assert!(log.contains("HTTP drained"), "{log}");
     assert!(log.contains("stopped cleanly"), "{log}");
     // Nothing committed is lost: after a restart the notification still goes out, once.
     shop.restart().unwrap();
-    shop.wait_delivered(&customer, 1, Duration::from_secs(30)).await.unwrap();
+    shop.wait_delivered(&customer, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
 }

@@ -1,0 +1,131 @@
+//! The public route's answers to good and bad queries, and the options'
+//! defaults and validation.
+
+use axum::http::{Method, StatusCode};
+use notification::ChannelOptions;
+
+use super::*;
+
+#[tokio::test]
+async fn an_unknown_customer_has_no_deliveries() {
+    let w = world().await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.invoice_created("c-1", &new_id()).await;
+    w.deliver().await;
+
+    let r = w.app.get("/notification/deliveries?customer_id=c-2").await;
+
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json, serde_json::json!({ "deliveries": [] }));
+    assert_eq!(w.deliveries("c-1").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_listed_delivery_is_exactly_the_wire_type() {
+    let w = world().await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.invoice_created("c-1", &new_id()).await;
+    w.deliver().await;
+
+    let r = w.app.get("/notification/deliveries?customer_id=c-1").await;
+
+    // `deny_unknown_fields` on the contract type: no extra or missing field.
+    let parsed: notification_contract::Deliveries = serde_json::from_value(r.json).unwrap();
+    assert_eq!(parsed.deliveries.len(), 1);
+    assert_eq!(parsed.deliveries[0].status, "pending");
+}
+
+#[tokio::test]
+async fn bad_queries_are_400_problems() {
+    let w = world().await;
+    let cases = [
+        ("/notification/deliveries", "customer_id"),
+        ("/notification/deliveries?customer_id=", "customer_id"),
+        // Unknown parameters are rejected, not ignored: a misspelt name
+        // would otherwise look like a customer with no messages.
+        ("/notification/deliveries?customer-id=c-1", "customer-id"),
+        (
+            "/notification/deliveries?customer_id=c-1&status=failed",
+            "status",
+        ),
+    ];
+    for (uri, mentioned) in cases {
+        let r = w.app.get(uri).await;
+        assert_eq!(
+            (r.status, r.problem_type()),
+            (StatusCode::BAD_REQUEST, "urn:seams:problem:invalid-query"),
+            "{uri}: {}",
+            r.json
+        );
+        assert_eq!(r.content_type(), "application/problem+json", "{uri}");
+        assert!(
+            r.json["detail"].as_str().unwrap_or("").contains(mentioned),
+            "{uri}: {}",
+            r.json
+        );
+    }
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_are_problems() {
+    let w = world().await;
+    let r = w
+        .app
+        .send(
+            Method::POST,
+            "/notification/deliveries?customer_id=c-1",
+            "",
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "urn:seams:problem:method-not-allowed"
+        )
+    );
+    let r = w.app.get("/notification/deliveries/d-1").await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::NOT_FOUND, "urn:seams:problem:not-found")
+    );
+}
+
+#[tokio::test]
+async fn options_default_to_a_maildir_under_the_data_directory_and_are_validated() {
+    let env = Runtime::new(SystemOptions::default()).env("/srv/shop");
+    let opts = Options::default_for(&env);
+    assert_eq!(
+        opts.channel,
+        ChannelOptions::Maildir {
+            dir: "/srv/shop/mail".into()
+        }
+    );
+    assert_eq!(opts.retry, Options::DEFAULT_RETRY);
+    assert_eq!(
+        (
+            opts.retry.max_attempts,
+            opts.retry.initial_backoff,
+            opts.retry.max_backoff
+        ),
+        (10, Duration::from_millis(200), Duration::from_secs(30))
+    );
+    assert!(opts.validate().is_ok());
+
+    let mut zero_attempts = opts.clone();
+    zero_attempts.retry.max_attempts = 0;
+    let zero_poll = Options {
+        poll: Duration::ZERO,
+        ..opts.clone()
+    };
+    let zero_batch = Options { batch: 0, ..opts };
+    for (bad, key) in [
+        (zero_attempts, "notification.retry.max_attempts"),
+        (zero_poll, "notification.poll"),
+        (zero_batch, "notification.batch"),
+    ] {
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}

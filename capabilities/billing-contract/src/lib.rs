@@ -58,7 +58,7 @@ pub struct Invoice {
     pub lines: Vec<InvoiceLine>,
     /// Sum of the line totals.
     pub total: Amount,
-    /// `open` or `paid`.
+    /// `open`, `paid`, `voided` (cancelled before payment) or `refunded` (paid, then refunded).
     pub status: String,
     /// RFC 3339 creation time.
     pub created_at: String,
@@ -211,7 +211,88 @@ impl Event for InvoicePaid {
     }
 }
 
+/// Declaration of [`InvoiceVoided`].
+pub static INVOICE_VOIDED: EventContract = EventContract {
+    producer: "billing",
+    event_type: "billing.invoice-voided",
+    summary: "An open invoice was cancelled (it can no longer be paid).",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "invoice_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// An open invoice was cancelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceVoided {
+    /// The invoice.
+    pub invoice_id: String,
+    /// The customer billed.
+    pub customer_id: String,
+    /// Why, e.g. `out-of-stock`.
+    pub reason: String,
+}
+
+impl Event for InvoiceVoided {
+    const CONTRACT: &'static EventContract = &INVOICE_VOIDED;
+    fn key(&self) -> String {
+        self.invoice_id.clone()
+    }
+}
+
+/// Declaration of [`InvoiceRefunded`].
+pub static INVOICE_REFUNDED: EventContract = EventContract {
+    producer: "billing",
+    event_type: "billing.invoice-refunded",
+    summary: "A paid invoice was refunded in full.",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "invoice_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// A paid invoice was refunded in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceRefunded {
+    /// The invoice.
+    pub invoice_id: String,
+    /// The customer billed.
+    pub customer_id: String,
+    /// The payment refunded.
+    pub payment_id: String,
+    /// The amount refunded.
+    pub amount: Amount,
+    /// Why, e.g. `out-of-stock`.
+    pub reason: String,
+}
+
+impl Event for InvoiceRefunded {
+    const CONTRACT: &'static EventContract = &INVOICE_REFUNDED;
+    fn key(&self) -> String {
+        self.invoice_id.clone()
+    }
+}
+
 /// Every operation billing declares.
 pub static OPERATIONS: &[&Operation] = &[&CREATE_INVOICE, &PAY_INVOICE];
 /// Every event billing publishes.
-pub static EVENTS: &[&EventContract] = &[&INVOICE_CREATED, &INVOICE_PAID];
+pub static EVENTS: &[&EventContract] = &[
+    &INVOICE_CREATED,
+    &INVOICE_PAID,
+    &INVOICE_VOIDED,
+    &INVOICE_REFUNDED,
+];

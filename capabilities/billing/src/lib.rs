@@ -20,6 +20,7 @@ pub mod store;
 
 use catalog_contract::CatalogClient;
 use identity_contract::IdentityClient;
+use seams_core::decl::{Invariant, InvariantKind};
 use seams_runtime::{Component, Env};
 use sqlx::migrate::Migrator;
 
@@ -27,6 +28,26 @@ pub use error::Error;
 pub use service::Deps;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// An invoice is paid at most once.
+pub static PAID_AT_MOST_ONCE: Invariant = Invariant {
+    capability: NAME,
+    name: "paid-at-most-once",
+    description: "An invoice has at most one payment, in full and in its currency.",
+    kind: InvariantKind::Immediate {
+        enforced_by: "payments.invoice_id UNIQUE and a conditional open→paid update, in the payment's transaction",
+    },
+};
+
+/// An invoice's total is the sum of its lines.
+pub static TOTAL_EQUALS_LINES: Invariant = Invariant {
+    capability: NAME,
+    name: "total-equals-lines",
+    description: "An invoice's total equals the sum of its line totals; each line total is unit price × quantity.",
+    kind: InvariantKind::Immediate {
+        enforced_by: "Invoice::build (pure), a CHECK on every line, and a check on every load",
+    },
+};
 
 /// The capability's name and URL prefix.
 pub const NAME: &str = "billing";
@@ -51,6 +72,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
         publishes: billing_contract::EVENTS.to_vec(),
         subscriptions: Vec::new(),
         workers: Vec::new(),
+        invariants: vec![&PAID_AT_MOST_ONCE, &TOTAL_EQUALS_LINES],
         openapi: http::openapi(),
     })
 }

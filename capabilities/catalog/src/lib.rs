@@ -24,6 +24,16 @@ pub use service::Deps;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
+/// No two products share a SKU.
+pub static SKU_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invariant {
+    capability: NAME,
+    name: "sku-unique",
+    description: "No two products share a SKU.",
+    kind: seams_core::decl::InvariantKind::Immediate {
+        enforced_by: "products.sku PRIMARY KEY",
+    },
+};
+
 /// The capability's name and URL prefix.
 pub const NAME: &str = "catalog";
 
@@ -49,6 +59,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
         publishes: catalog_contract::EVENTS.to_vec(),
         subscriptions: Vec::new(),
         workers: Vec::new(),
+        invariants: vec![&SKU_UNIQUE],
         openapi: http::openapi(),
     })
 }

@@ -54,6 +54,36 @@ pub static REGISTER_CUSTOMER: Operation = Operation {
     },
 };
 
+/// `PATCH /identity/customers/{id}` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeEmail {
+    /// The new address.
+    pub email: String,
+}
+
+/// Public command: change a customer's email (sets state: a repeat changes nothing).
+pub static CHANGE_EMAIL: Operation = Operation {
+    capability: "identity",
+    name: "change-email",
+    summary: "Change a customer's email address (PATCH /identity/customers/{id}).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::SetsState,
+    ordering: Ordering::PerKey {
+        field: "customer_id",
+    },
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
 /// `get-customer` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,10 +180,44 @@ impl Event for CustomerRegistered {
     }
 }
 
+/// Declaration of [`CustomerEmailChanged`].
+pub static CUSTOMER_EMAIL_CHANGED: EventContract = EventContract {
+    producer: "identity",
+    event_type: "identity.customer-email-changed",
+    summary: "A customer changed their email address.",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "customer_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// A customer changed their email address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerEmailChanged {
+    /// Customer id.
+    pub customer_id: String,
+    /// The new address (normalized).
+    pub email: String,
+}
+
+impl Event for CustomerEmailChanged {
+    const CONTRACT: &'static EventContract = &CUSTOMER_EMAIL_CHANGED;
+    fn key(&self) -> String {
+        self.customer_id.clone()
+    }
+}
+
 /// Every operation identity declares.
-pub static OPERATIONS: &[&Operation] = &[&REGISTER_CUSTOMER, &GET_CUSTOMER];
+pub static OPERATIONS: &[&Operation] = &[&REGISTER_CUSTOMER, &CHANGE_EMAIL, &GET_CUSTOMER];
 /// Every event identity publishes.
-pub static EVENTS: &[&EventContract] = &[&CUSTOMER_REGISTERED];
+pub static EVENTS: &[&EventContract] = &[&CUSTOMER_REGISTERED, &CUSTOMER_EMAIL_CHANGED];
 
 /// Calls identity's operations through whatever transport the system chose.
 #[derive(Clone)]

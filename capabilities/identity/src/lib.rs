@@ -26,6 +26,16 @@ pub use service::Deps;
 
 static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 
+/// No two customers share a (normalized) email address.
+pub static EMAIL_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invariant {
+    capability: NAME,
+    name: "email-unique",
+    description: "No two customers share a (normalized) email address.",
+    kind: seams_core::decl::InvariantKind::Immediate {
+        enforced_by: "customers.email UNIQUE on the trimmed, lowercased address",
+    },
+};
+
 /// The capability's name and URL prefix.
 pub const NAME: &str = "identity";
 
@@ -51,6 +61,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
         publishes: identity_contract::EVENTS.to_vec(),
         subscriptions: Vec::new(),
         workers: Vec::new(),
+        invariants: vec![&EMAIL_UNIQUE],
         openapi: http::openapi(),
     })
 }

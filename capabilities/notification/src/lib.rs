@@ -129,6 +129,36 @@ pub struct Notification {
     pub sender: Sender,
 }
 
+/// Contacts follow identity's registrations within a bound.
+pub static CONTACTS_FOLLOW_IDENTITY: seams_core::decl::Invariant = seams_core::decl::Invariant {
+    capability: NAME,
+    name: "contacts-follow-identity",
+    description: "A registered customer is in notification's contacts within 2 s (p99).",
+    kind: seams_core::decl::InvariantKind::Eventual {
+        bound: std::time::Duration::from_secs(2),
+        percentile: 99.0,
+        measure: seams_core::decl::Measure::Hop {
+            event: &identity_contract::CUSTOMER_REGISTERED,
+            consumer: NAME,
+        },
+    },
+};
+
+/// Every invoice gets a notification recorded within a bound.
+pub static INVOICE_NOTICE_RECORDED: seams_core::decl::Invariant = seams_core::decl::Invariant {
+    capability: NAME,
+    name: "invoice-notice-recorded",
+    description: "A created invoice has its notification recorded for delivery within 2 s (p99).",
+    kind: seams_core::decl::InvariantKind::Eventual {
+        bound: std::time::Duration::from_secs(2),
+        percentile: 99.0,
+        measure: seams_core::decl::Measure::Hop {
+            event: &billing_contract::INVOICE_CREATED,
+            consumer: NAME,
+        },
+    },
+};
+
 /// Builds notification on its own database under `env.data_dir`.
 pub async fn component(env: &Env, opts: Options) -> anyhow::Result<Component> {
     Ok(build(env, opts).await?.component)
@@ -165,6 +195,7 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
                 run: Box::new(move |shutdown| Box::pin(worker.run(shutdown))),
             }],
             openapi: http::openapi(),
+            invariants: vec![&CONTACTS_FOLLOW_IDENTITY, &INVOICE_NOTICE_RECORDED],
         },
         sender,
     })

@@ -69,6 +69,8 @@ pub enum Idempotency {
         /// The field that is unique.
         field: &'static str,
     },
+    /// The command sets state to a given value; a repeat finds it set and changes nothing.
+    SetsState,
     /// Reads change nothing, so repeating them is harmless.
     ReadOnly,
     /// Consumers record handled event ids (the inbox) so redelivery has no second effect.
@@ -175,6 +177,74 @@ pub struct EventContract {
     pub versioning: Versioning,
 }
 
+/// A consistency promise a capability makes about its data.
+#[derive(Debug)]
+pub struct Invariant {
+    /// The capability that keeps it.
+    pub capability: &'static str,
+    /// Short kebab-case name, unique within the capability.
+    pub name: &'static str,
+    /// What holds, in a sentence.
+    pub description: &'static str,
+    /// Immediate or eventual.
+    pub kind: InvariantKind,
+}
+
+/// When an invariant holds.
+#[derive(Debug, Clone, Copy)]
+pub enum InvariantKind {
+    /// Inside the owner's own transaction, always.
+    Immediate {
+        /// What enforces it (a constraint, a conditional update, a decision).
+        enforced_by: &'static str,
+    },
+    /// Within `bound` at the given percentile of measured lags.
+    Eventual {
+        /// The promised lag.
+        bound: std::time::Duration,
+        /// The percentile the bound applies to (99.0 for p99).
+        percentile: f64,
+        /// What is measured.
+        measure: Measure,
+    },
+}
+
+/// What an eventual invariant's lag is.
+#[derive(Debug, Clone, Copy)]
+pub enum Measure {
+    /// From the producer's commit of `event` to `consumer` having applied it (measured by the runtime).
+    Hop {
+        /// The event.
+        event: &'static EventContract,
+        /// The consuming capability.
+        consumer: &'static str,
+    },
+    /// A lag the capability records itself under this name (for chains of several hops).
+    Recorded(&'static str),
+}
+
+impl Invariant {
+    /// `capability.name`.
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.capability, self.name)
+    }
+
+    /// The key lags are recorded under.
+    pub fn measure_key(&self) -> Option<String> {
+        match self.kind {
+            InvariantKind::Immediate { .. } => None,
+            InvariantKind::Eventual {
+                measure: Measure::Hop { event, consumer },
+                ..
+            } => Some(format!("{}->{consumer}", event.event_type)),
+            InvariantKind::Eventual {
+                measure: Measure::Recorded(name),
+                ..
+            } => Some(name.to_owned()),
+        }
+    }
+}
+
 /// A declaration that answers a question in a way the runtime cannot honour.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{subject}: {problem}")]
@@ -274,7 +344,9 @@ impl EventContract {
             return Err(err("events are retried by the bus, not by a caller"));
         }
         match self.idempotency {
-            Idempotency::InboxByEventId | Idempotency::NaturalKey { .. } => {}
+            Idempotency::InboxByEventId
+            | Idempotency::NaturalKey { .. }
+            | Idempotency::SetsState => {}
             _ => {
                 return Err(err(
                     "redelivered events need inbox or natural-key idempotency",
@@ -308,6 +380,7 @@ impl fmt::Display for Idempotency {
         match self {
             Idempotency::Keyed => f.write_str("Idempotency-Key (fingerprinted)"),
             Idempotency::NaturalKey { field } => write!(f, "natural key `{field}`"),
+            Idempotency::SetsState => f.write_str("sets state (a repeat changes nothing)"),
             Idempotency::ReadOnly => f.write_str("read-only"),
             Idempotency::InboxByEventId => f.write_str("inbox by event id"),
             Idempotency::NotIdempotent { reason } => write!(f, "not idempotent: {reason}"),

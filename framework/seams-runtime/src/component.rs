@@ -33,6 +33,8 @@ pub struct Env {
     pub ids: Arc<dyn Ids>,
     /// Durability of its commits.
     pub durability: seams_sqlite::Durability,
+    /// Where lags are recorded and read models learn their freshness.
+    pub consistency: crate::consistency::Consistency,
 }
 
 impl Env {
@@ -203,6 +205,8 @@ pub struct Component {
     pub subscriptions: Vec<Subscription>,
     /// Background loops.
     pub workers: Vec<Worker>,
+    /// Invariants it keeps, immediate and eventual.
+    pub invariants: Vec<&'static seams_core::decl::Invariant>,
     /// OpenAPI document of its routes.
     pub openapi: utoipa::openapi::OpenApi,
 }

@@ -32,6 +32,7 @@
 #![deny(unreachable_pub)]
 
 pub mod component;
+pub mod consistency;
 pub mod governed;
 pub mod inprocess;
 pub mod relay;
@@ -41,6 +42,7 @@ pub mod system;
 pub use component::{
     Component, Env, EventHandler, HandlerError, Handles, Served, Subscription, Worker,
 };
+pub use consistency::Consistency;
 pub use relay::Chaos;
 pub use retention::Retention;
 pub use system::{Running, Runtime, SystemBuilder, SystemOptions};

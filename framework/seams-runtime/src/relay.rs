@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::component::{HandlerError, Subscription};
+use crate::consistency::Consistency;
 
 /// Faults injected into delivery, for tests and `shop up --chaos`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,6 +85,7 @@ pub struct Relay {
     consumer: Db,
     producer: Db,
     options: RelayOptions,
+    consistency: Consistency,
 }
 
 impl Relay {
@@ -95,7 +97,14 @@ impl Relay {
             consumer,
             producer,
             options,
+            consistency: Consistency::new(),
         }
+    }
+
+    /// Records lags and positions in `consistency` (the system's registry).
+    pub fn with_consistency(mut self, consistency: Consistency) -> Relay {
+        self.consistency = consistency;
+        self
     }
 
     /// Delivers everything currently in the feed; returns how many events were read
@@ -121,6 +130,7 @@ impl Relay {
             self.consumer.set_cursor(&self.name, position).await?;
             self.producer.ack(&self.name, position).await?;
         }
+        self.consistency.advance(&self.name, position);
         Ok(read)
     }
 
@@ -225,6 +235,8 @@ impl Relay {
             }
             match (handles.handler)(env.clone()).await {
                 Ok(()) => {
+                    self.consistency
+                        .record_hop(&env.event_type, self.sub.consumer, &env.time);
                     if let Some(chaos) = self.options.chaos
                         && rand::rng().random_bool(chaos.duplicate.clamp(0.0, 1.0))
                     {

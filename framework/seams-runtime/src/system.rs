@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::component::{Component, Env, Subscription};
+use crate::consistency::Consistency;
 use crate::governed::Governed;
 use crate::inprocess::InProcess;
 use crate::relay::{Relay, RelayOptions};
@@ -46,6 +47,7 @@ pub struct Runtime {
     transport: Arc<dyn Transport>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn Ids>,
+    consistency: Consistency,
 }
 
 impl Runtime {
@@ -59,6 +61,7 @@ impl Runtime {
             transport,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
+            consistency: Consistency::new(),
         }
     }
 
@@ -70,6 +73,7 @@ impl Runtime {
             clock: self.clock.clone(),
             ids: self.ids.clone(),
             durability: self.options.durability,
+            consistency: self.consistency.clone(),
         }
     }
 
@@ -255,7 +259,9 @@ impl SystemBuilder {
             )
             .build();
         let mut workers = Vec::new();
+        let consistency = runtime.consistency.clone();
         for c in components {
+            consistency.declare(c.invariants.iter().copied());
             tracing::info!(
                 capability = c.name,
                 serves = c.serves.len(),
@@ -274,6 +280,7 @@ impl SystemBuilder {
             dbs: by_name.clone(),
             openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
             contracts: Arc::new(contracts),
+            consistency: consistency.clone(),
         };
         let framework = Router::new()
             .route(
@@ -284,6 +291,7 @@ impl SystemBuilder {
             .route("/openapi.json", get(openapi_json))
             .route("/_seams/contracts", get(contracts_route))
             .route("/_seams/dead-letters", get(dead_letters))
+            .route("/_seams/consistency", get(consistency_route))
             .with_state(admin);
         let app = seams_http::app::public(parts, framework);
 
@@ -300,12 +308,10 @@ impl SystemBuilder {
         for (sub, consumer_db) in subscriptions {
             let producer_db = by_name[sub.producer].clone();
             let name = sub.name();
-            let relay = Arc::new(Relay::new(
-                sub,
-                consumer_db,
-                producer_db,
-                runtime.options.relay,
-            ));
+            let relay = Arc::new(
+                Relay::new(sub, consumer_db, producer_db, runtime.options.relay)
+                    .with_consistency(consistency.clone()),
+            );
             tasks.push((name, tokio::spawn(relay.run(background.clone()))));
         }
         for w in workers {
@@ -401,6 +407,11 @@ struct Admin {
     dbs: BTreeMap<&'static str, Db>,
     openapi: Arc<Value>,
     contracts: Arc<Value>,
+    consistency: Consistency,
+}
+
+async fn consistency_route(State(admin): State<Admin>) -> Response {
+    axum::Json(admin.consistency.report()).into_response()
 }
 
 async fn readyz(State(admin): State<Admin>) -> Response {

@@ -209,10 +209,12 @@ impl Tx {
         &mut self.tx
     }
 
-    /// Appends `env` to the outbox; it is published only if this transaction commits.
-    pub async fn publish(&mut self, env: &Envelope) -> Result<(), sqlx::Error> {
+    /// Appends `env` to the outbox; it is published only if this transaction
+    /// commits. Returns its position in the outbox, which is final at commit
+    /// (one writer), and is what a consistency token names.
+    pub async fn publish(&mut self, env: &Envelope) -> Result<u64, sqlx::Error> {
         let json = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query(
+        let res = sqlx::query(
             "INSERT INTO seams_outbox (event_id, event_type, subject, envelope, created_at_ms) \
              VALUES (?, ?, ?, ?, ?)",
         )
@@ -224,7 +226,7 @@ impl Tx {
         .execute(&mut *self.tx)
         .await?;
         self.published = true;
-        Ok(())
+        Ok(res.last_insert_rowid() as u64)
     }
 
     /// Commits, then wakes feed readers if events were published.

@@ -113,6 +113,7 @@ async fn world() -> World {
         clock: Arc::new(seams_core::SystemClock),
         ids: Arc::new(seams_core::UuidV7Ids),
         durability: seams_sqlite::Durability::Normal,
+        consistency: seams_runtime::Consistency::new(),
     };
     let billing = billing::component(&env).await.unwrap();
     let app = App::new("billing", billing.routes.clone());

@@ -1,0 +1,248 @@
+//! What fulfillment promises: stock received through a keyed command, a
+//! shipment for every paid invoice whose stock was reserved, and the events
+//! billing and notification react to, including `fulfillment-failed`, which
+//! starts billing's compensation (void or refund).
+//!
+//! Fulfillment owns stock levels, reservations and shipments. It learns of
+//! invoices only from billing's events and never asks billing anything.
+
+use std::time::Duration;
+
+use seams_core::Event;
+use seams_core::decl::*;
+use serde::{Deserialize, Serialize};
+
+/// `POST /fulfillment/stock` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveStock {
+    /// Product SKU.
+    pub sku: String,
+    /// Units received, at least 1.
+    pub quantity: u32,
+}
+
+/// Stock of one SKU.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StockLevel {
+    /// Product SKU.
+    pub sku: String,
+    /// Units in the warehouse (reserved ones included).
+    pub on_hand: u64,
+    /// Units promised to open or paid invoices, not yet shipped.
+    pub reserved: u64,
+    /// `on_hand - reserved`, never negative.
+    pub available: u64,
+}
+
+/// One line of a shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentLine {
+    /// Product SKU.
+    pub sku: String,
+    /// Units.
+    pub quantity: u32,
+}
+
+/// A shipment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shipment {
+    /// Shipment id (UUID).
+    pub id: String,
+    /// The paid invoice it ships.
+    pub invoice_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// What it contains.
+    pub lines: Vec<ShipmentLine>,
+    /// `created` or `dispatched`.
+    pub status: String,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339, once dispatched.
+    pub dispatched_at: Option<String>,
+}
+
+/// `GET /fulfillment/shipments?invoice_id=` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shipments {
+    /// Oldest first.
+    pub shipments: Vec<Shipment>,
+}
+
+/// Public command: receive stock (keyed: a retried delivery note is not counted twice).
+pub static RECEIVE_STOCK: Operation = Operation {
+    capability: "fulfillment",
+    name: "receive-stock",
+    summary: "Add received units to a SKU's stock (POST /fulfillment/stock).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::Keyed,
+    ordering: Ordering::PerKey { field: "sku" },
+    when_down: WhenDown::FailFast {
+        problem: "fulfillment-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// Public query: a SKU's stock.
+pub static GET_STOCK: Operation = Operation {
+    capability: "fulfillment",
+    name: "get-stock",
+    summary: "On hand, reserved and available units of a SKU (GET /fulfillment/stock/{sku}).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "fulfillment-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// Public query: shipments of an invoice.
+pub static LIST_SHIPMENTS: Operation = Operation {
+    capability: "fulfillment",
+    name: "list-shipments",
+    summary: "Shipments of an invoice with their status (GET /fulfillment/shipments?invoice_id=).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "fulfillment-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// How consumers of fulfillment's events are redelivered.
+pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
+    max_attempts: 8,
+    initial_backoff: Duration::from_millis(100),
+    max_backoff: Duration::from_secs(5),
+};
+
+macro_rules! invoice_event {
+    ($contract:ident, $ty:ident, $name:literal, $summary:literal) => {
+        #[doc = concat!("Declaration of [`", stringify!($ty), "`].")]
+        pub static $contract: EventContract = EventContract {
+            producer: "fulfillment",
+            event_type: concat!("fulfillment.", $name),
+            summary: $summary,
+            retries: Retries::Bus(EVENT_RETRIES),
+            idempotency: Idempotency::InboxByEventId,
+            ordering: Ordering::PerKey {
+                field: "invoice_id",
+            },
+            when_down: WhenDown::QueueAndDeliverLater,
+            versioning: Versioning {
+                current: 1,
+                accepts: &[1],
+            },
+        };
+
+        impl Event for $ty {
+            const CONTRACT: &'static EventContract = &$contract;
+            fn key(&self) -> String {
+                self.invoice_id.clone()
+            }
+        }
+    };
+}
+
+/// A shipment was created for a paid invoice (its stock leaves the reservation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentCreated {
+    /// The shipment.
+    pub shipment_id: String,
+    /// The invoice.
+    pub invoice_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Contents.
+    pub lines: Vec<ShipmentLine>,
+}
+invoice_event!(
+    SHIPMENT_CREATED,
+    ShipmentCreated,
+    "shipment-created",
+    "A shipment was created for a paid invoice."
+);
+
+/// A shipment left the warehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShipmentDispatched {
+    /// The shipment.
+    pub shipment_id: String,
+    /// The invoice.
+    pub invoice_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// RFC 3339.
+    pub dispatched_at: String,
+}
+invoice_event!(
+    SHIPMENT_DISPATCHED,
+    ShipmentDispatched,
+    "shipment-dispatched",
+    "A shipment was dispatched."
+);
+
+/// A SKU that could not be reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shortage {
+    /// Product SKU.
+    pub sku: String,
+    /// Units the invoice needs.
+    pub requested: u64,
+    /// Units that were available.
+    pub available: u64,
+}
+
+/// An invoice cannot be fulfilled (out of stock); nothing was reserved for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FulfillmentFailed {
+    /// The invoice.
+    pub invoice_id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// `out-of-stock`.
+    pub reason: String,
+    /// What was short.
+    pub shortages: Vec<Shortage>,
+}
+invoice_event!(
+    FULFILLMENT_FAILED,
+    FulfillmentFailed,
+    "fulfillment-failed",
+    "An invoice cannot be fulfilled; billing compensates (void or refund)."
+);
+
+/// Every operation fulfillment declares.
+pub static OPERATIONS: &[&Operation] = &[&RECEIVE_STOCK, &GET_STOCK, &LIST_SHIPMENTS];
+/// Every event fulfillment publishes.
+pub static EVENTS: &[&EventContract] =
+    &[&SHIPMENT_CREATED, &SHIPMENT_DISPATCHED, &FULFILLMENT_FAILED];

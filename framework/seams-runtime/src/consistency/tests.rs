@@ -1,0 +1,151 @@
+//! Bounds are reported against measurements, and token waits are bounded.
+
+use std::time::Duration;
+
+use seams_core::decl::*;
+
+use super::*;
+
+static EVENT: EventContract = EventContract {
+    producer: "billing",
+    event_type: "billing.invoice-paid",
+    summary: "",
+    retries: Retries::Nobody,
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+static SHIPS_FAST: Invariant = Invariant {
+    capability: "fulfillment",
+    name: "ships-fast",
+    description: "",
+    kind: InvariantKind::Eventual {
+        bound: Duration::from_millis(100),
+        percentile: 99.0,
+        measure: Measure::Hop {
+            event: &EVENT,
+            consumer: "fulfillment",
+        },
+    },
+};
+
+fn status(c: &Consistency) -> String {
+    c.report()["invariants"][0]["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn an_eventual_bound_is_reported_against_the_measured_percentile() {
+    let c = Consistency::new();
+    c.declare([&SHIPS_FAST]);
+    assert_eq!(status(&c), "no data");
+    for _ in 0..99 {
+        c.record(
+            "billing.invoice-paid->fulfillment",
+            Duration::from_millis(10),
+        );
+    }
+    assert_eq!(status(&c), "holds");
+    // One slow sample in a hundred is the maximum, not yet the p99 (nearest rank).
+    c.record(
+        "billing.invoice-paid->fulfillment",
+        Duration::from_millis(500),
+    );
+    assert_eq!(status(&c), "holds");
+    c.record(
+        "billing.invoice-paid->fulfillment",
+        Duration::from_millis(500),
+    );
+    assert_eq!(status(&c), "broken");
+    let row = &c.report()["invariants"][0];
+    assert_eq!(row["samples"], 101);
+    assert_eq!(row["measured_ms"], 500.0);
+    assert_eq!(row["p50_ms"], 10.0);
+}
+
+#[test]
+fn hops_are_measured_from_the_commit_time() {
+    let c = Consistency::new();
+    let committed = time::OffsetDateTime::now_utc() - time::Duration::milliseconds(250);
+    c.record_hop(
+        "billing.invoice-paid",
+        "fulfillment",
+        &seams_core::clock::rfc3339(committed),
+    );
+    let lag = c.report()["lags"]["billing.invoice-paid->fulfillment"]["max_ms"]
+        .as_f64()
+        .unwrap();
+    assert!((250.0..5_000.0).contains(&lag), "{lag}");
+    c.record_hop("billing.invoice-paid", "fulfillment", "not a time");
+    assert_eq!(
+        c.report()["lags"]["billing.invoice-paid->fulfillment"]["samples"],
+        1
+    );
+}
+
+#[test]
+fn tokens_parse_strictly() {
+    assert_eq!(
+        Token::parse("identity:42"),
+        Some(Token {
+            producer: "identity".into(),
+            position: 42
+        })
+    );
+    assert_eq!(
+        Token::parse("identity:42").unwrap().to_string(),
+        "identity:42"
+    );
+    for bad in [
+        "",
+        "identity",
+        "identity:",
+        ":4",
+        "identity:-1",
+        "Identity:4",
+        "id entity:4",
+        "identity:4:5",
+    ] {
+        assert_eq!(Token::parse(bad), None, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_token_wait_returns_when_caught_up_or_says_stale() {
+    let c = Consistency::new();
+    c.advance("notification<-identity", 3);
+    let fresh = c
+        .wait_for("notification<-identity", 3, Duration::from_millis(10))
+        .await
+        .unwrap();
+    assert_eq!(fresh.position, 3);
+    let stale = c
+        .wait_for("notification<-identity", 5, Duration::from_millis(20))
+        .await
+        .unwrap_err();
+    assert_eq!(stale.position, 3);
+    let waiter = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.wait_for("notification<-identity", 5, Duration::from_secs(10))
+                .await
+        })
+    };
+    tokio::task::yield_now().await;
+    c.advance("notification<-identity", 4);
+    c.advance("notification<-identity", 6);
+    assert_eq!(waiter.await.unwrap().unwrap().position, 6);
+    assert!(
+        c.freshness("notification<-identity")
+            .unwrap()
+            .header()
+            .starts_with("subscription=notification<-identity; position=6;")
+    );
+}

@@ -104,6 +104,7 @@ async fn contracts() -> anyhow::Result<()> {
     let builder = crate::system::build(&config).await?;
     builder.check()?;
     print!("{}", render_table(&builder.contracts()));
+    print!("{}", render_invariants(&builder.invariants()));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
@@ -112,6 +113,42 @@ fn tempdir() -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("shop-contracts-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// The declared invariants, immediate and eventual.
+pub fn render_invariants(invariants: &[&seams_core::decl::Invariant]) -> String {
+    use seams_core::decl::{InvariantKind, Measure};
+    let mut out = String::from("INVARIANTS\n");
+    for inv in invariants {
+        match inv.kind {
+            InvariantKind::Immediate { enforced_by } => {
+                out.push_str(&format!(
+                    "  immediate  {}: {}\n             enforced by {enforced_by}\n",
+                    inv.id(),
+                    inv.description
+                ));
+            }
+            InvariantKind::Eventual {
+                bound,
+                percentile,
+                measure,
+            } => {
+                let measured = match measure {
+                    Measure::Hop { event, consumer } => {
+                        format!("{} committed -> applied by {consumer}", event.event_type)
+                    }
+                    Measure::Recorded(name) => format!("{name} (recorded by {})", inv.capability),
+                };
+                out.push_str(&format!(
+                    "  eventual   {}: {}\n             within {} ms at p{percentile}, measured as {measured}\n",
+                    inv.id(),
+                    inv.description,
+                    bound.as_millis()
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The contract table as aligned text, one block per interaction.

@@ -22,6 +22,12 @@ pub struct Config {
     /// Inject duplicate deliveries and random delays into event delivery.
     #[arg(long, env = "SHOP_CHAOS")]
     pub chaos: bool,
+    /// With --chaos: shortest delay before each delivery, in ms (slows every consumer down).
+    #[arg(long, env = "SHOP_CHAOS_MIN_DELAY_MS", default_value_t = 0)]
+    pub chaos_min_delay_ms: u64,
+    /// With --chaos: longest delay before each delivery, in ms.
+    #[arg(long, env = "SHOP_CHAOS_MAX_DELAY_MS", default_value_t = 50)]
+    pub chaos_max_delay_ms: u64,
     /// Send notifications over SMTP to this host instead of the Maildir.
     #[arg(long, env = "SHOP_SMTP_HOST")]
     pub smtp_host: Option<String>,
@@ -47,11 +53,22 @@ impl Config {
             addr,
             data_dir,
             chaos: false,
+            chaos_min_delay_ms: 0,
+            chaos_max_delay_ms: 50,
             smtp_host: None,
             smtp_port: 25,
             mail_from: "Seams Shop <shop@localhost>".into(),
             durability: "full".into(),
         }
+    }
+
+    /// The faults injected into delivery, if any.
+    pub fn chaos(&self) -> Option<seams_runtime::Chaos> {
+        self.chaos.then(|| seams_runtime::Chaos {
+            min_delay: Duration::from_millis(self.chaos_min_delay_ms),
+            max_delay: Duration::from_millis(self.chaos_max_delay_ms.max(self.chaos_min_delay_ms)),
+            ..seams_runtime::Chaos::DEFAULT
+        })
     }
 
     /// Commit durability.

@@ -44,7 +44,7 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(10))
         .build()?;
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let mut step = Step { n: 0, of: 7 };
+    let mut step = Step { n: 0, of: 10 };
     println!("demo journey against {base} (run {run_id})");
 
     let (s, customer) = send(
@@ -71,6 +71,17 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
         .await?;
         expect(s, &p, StatusCode::CREATED, "add product")?;
         step.say("added product", format!("{s} {sku} at {amount} EUR cents"));
+        let (s, level) = send(
+            http.post(format!("{base}/fulfillment/stock"))
+                .header("Idempotency-Key", format!("demo-stock-{sku}"))
+                .json(&json!({ "sku": sku, "quantity": 10 })),
+        )
+        .await?;
+        expect(s, &level, StatusCode::CREATED, "receive stock")?;
+        step.say(
+            "received stock",
+            format!("{s} {sku}: on hand {}", level["on_hand"]),
+        );
         skus.push(sku);
     }
 
@@ -130,9 +141,9 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
             .iter()
             .filter(|d| d["status"] == "delivered")
             .count();
-        if delivered >= 2 {
+        if delivered >= 3 {
             step.say(
-                "notifications delivered",
+                "notifications delivered (invoice, payment, shipment)",
                 format!("{delivered} after {} ms", started.elapsed().as_millis()),
             );
             for d in deliveries {
@@ -153,6 +164,20 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (s, shipments) = send(
+        http.get(format!("{base}/fulfillment/shipments"))
+            .query(&[("invoice_id", &invoice_id)]),
+    )
+    .await?;
+    expect(s, &shipments, StatusCode::OK, "list shipments")?;
+    let shipment = &shipments["shipments"][0];
+    step.say(
+        "shipment",
+        format!(
+            "{} {} dispatched at {}",
+            shipment["id"], shipment["status"], shipment["dispatched_at"]
+        ),
+    );
     println!("demo complete");
     Ok(())
 }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use seams_runtime::relay::RelayOptions;
-use seams_runtime::{Chaos, Runtime, SystemBuilder, SystemOptions};
+use seams_runtime::{Runtime, SystemBuilder, SystemOptions};
 
 use crate::config::Config;
 
@@ -16,7 +16,7 @@ use crate::config::Config;
 pub async fn build(config: &Config) -> anyhow::Result<SystemBuilder> {
     let options = SystemOptions {
         relay: RelayOptions {
-            chaos: config.chaos.then_some(Chaos::DEFAULT),
+            chaos: config.chaos(),
             ..RelayOptions::default()
         },
         durability: config.durability(),
@@ -27,6 +27,7 @@ pub async fn build(config: &Config) -> anyhow::Result<SystemBuilder> {
     let identity = identity::component(&env).await?;
     let catalog = catalog::component(&env).await?;
     let billing = billing::component(&env).await?;
+    let fulfillment = fulfillment::component(&env).await?;
     let notification = notification::component(
         &env,
         notification::Options {
@@ -40,6 +41,7 @@ pub async fn build(config: &Config) -> anyhow::Result<SystemBuilder> {
         .add(identity)
         .add(catalog)
         .add(billing)
+        .add(fulfillment)
         .add(notification);
     Ok(builder)
 }

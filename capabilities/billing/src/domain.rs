@@ -1,11 +1,16 @@
 //! Billing's rules as pure values and decisions: what a valid cart is, how
-//! an invoice is priced from a quote, and when an invoice may be paid.
+//! an invoice is priced from a quote, when an invoice may be paid, and how
+//! it is compensated when fulfillment cannot fulfil it.
 //!
 //! Immediate invariants decided here (and backed by constraints in the
 //! database): an invoice has at least one line, one currency, a total equal
-//! to the sum of its lines; it is paid at most once, in full, in its currency.
+//! to the sum of its lines; it is paid at most once, in full, in its
+//! currency; a failed invoice is voided (open) or refunded in full (paid)
+//! exactly once, and a voided invoice can no longer be paid.
 
-use billing_contract::{InvoiceCreated, InvoiceLine as LineDto, InvoicePaid};
+use billing_contract::{
+    InvoiceCreated, InvoiceLine as LineDto, InvoicePaid, InvoiceRefunded, InvoiceVoided,
+};
 use catalog_contract::{Money, QuotedPrice};
 pub use seams_core::Invalid;
 
@@ -72,6 +77,10 @@ pub enum Status {
     Open,
     /// Paid in full.
     Paid,
+    /// Cancelled before payment (fulfillment could not fulfil it); final.
+    Voided,
+    /// Paid, then refunded in full (fulfillment could not fulfil it); final.
+    Refunded,
 }
 
 impl Status {
@@ -80,6 +89,8 @@ impl Status {
         match self {
             Status::Open => "open",
             Status::Paid => "paid",
+            Status::Voided => "voided",
+            Status::Refunded => "refunded",
         }
     }
 
@@ -88,6 +99,8 @@ impl Status {
         match s {
             "open" => Some(Status::Open),
             "paid" => Some(Status::Paid),
+            "voided" => Some(Status::Voided),
+            "refunded" => Some(Status::Refunded),
             _ => None,
         }
     }
@@ -136,11 +149,53 @@ pub struct Payment {
     pub paid_at: String,
 }
 
+/// A refund of a whole payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refund {
+    /// Id.
+    pub id: String,
+    /// Invoice refunded (at most one refund per invoice).
+    pub invoice_id: String,
+    /// Payment refunded.
+    pub payment_id: String,
+    /// Amount, the whole payment.
+    pub amount: Money,
+    /// Why, e.g. `out-of-stock`.
+    pub reason: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+/// What compensating a failed invoice does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compensation {
+    /// The open invoice is voided: it can no longer be paid.
+    Void(Invoice, InvoiceVoided),
+    /// The paid invoice is refunded in full.
+    Refund(Invoice, Refund, InvoiceRefunded),
+    /// Already voided or refunded: compensated before, nothing more to do.
+    Nothing,
+}
+
+/// Why a compensation cannot be decided.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompensateError {
+    /// The invoice is paid but its payment was not given: billing's own data
+    /// disagree with themselves (a bug), and guessing the amount is worse.
+    #[error("invoice {invoice_id} is paid but has no payment to refund")]
+    PaymentMissing {
+        /// The invoice.
+        invoice_id: String,
+    },
+}
+
 /// Why a payment is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayError {
-    /// The invoice is already paid.
+    /// The invoice is already paid (refunded invoices were paid, too).
     AlreadyPaid,
+    /// The invoice was voided and can no longer be paid.
+    Voided,
     /// Not the invoice's currency.
     WrongCurrency {
         /// The invoice's total.
@@ -222,8 +277,10 @@ impl Invoice {
         amount: Money,
         now: String,
     ) -> Result<(Invoice, Payment, InvoicePaid), PayError> {
-        if self.status == Status::Paid {
-            return Err(PayError::AlreadyPaid);
+        match self.status {
+            Status::Open => {}
+            Status::Paid | Status::Refunded => return Err(PayError::AlreadyPaid),
+            Status::Voided => return Err(PayError::Voided),
         }
         if amount.currency != self.total.currency {
             return Err(PayError::WrongCurrency {
@@ -252,6 +309,61 @@ impl Invoice {
             ..self.clone()
         };
         Ok((paid, payment, event))
+    }
+
+    /// Compensates the invoice because fulfillment cannot fulfil it, for
+    /// `reason`: an open invoice is voided, a paid one refunded in full
+    /// (`payment` is its payment, needed only then), and one already voided
+    /// or refunded is left alone, so a repeated failure compensates once.
+    pub fn compensate(
+        &self,
+        payment: Option<&Payment>,
+        reason: &str,
+        now: String,
+        refund_id: String,
+    ) -> Result<Compensation, CompensateError> {
+        match self.status {
+            Status::Open => {
+                let event = InvoiceVoided {
+                    invoice_id: self.id.clone(),
+                    customer_id: self.customer_id.clone(),
+                    reason: reason.to_owned(),
+                };
+                let voided = Invoice {
+                    status: Status::Voided,
+                    ..self.clone()
+                };
+                Ok(Compensation::Void(voided, event))
+            }
+            Status::Paid => {
+                let payment = payment.filter(|p| p.invoice_id == self.id).ok_or_else(|| {
+                    CompensateError::PaymentMissing {
+                        invoice_id: self.id.clone(),
+                    }
+                })?;
+                let refund = Refund {
+                    id: refund_id,
+                    invoice_id: self.id.clone(),
+                    payment_id: payment.id.clone(),
+                    amount: payment.amount,
+                    reason: reason.to_owned(),
+                    created_at: now,
+                };
+                let event = InvoiceRefunded {
+                    invoice_id: self.id.clone(),
+                    customer_id: self.customer_id.clone(),
+                    payment_id: refund.payment_id.clone(),
+                    amount: refund.amount.into(),
+                    reason: refund.reason.clone(),
+                };
+                let refunded = Invoice {
+                    status: Status::Refunded,
+                    ..self.clone()
+                };
+                Ok(Compensation::Refund(refunded, refund, event))
+            }
+            Status::Voided | Status::Refunded => Ok(Compensation::Nothing),
+        }
     }
 
     /// Whether the total equals the sum of the lines (the invariant stores check on load).

@@ -16,9 +16,14 @@ pub enum Error {
     /// 404 `invoice-not-found`.
     #[error("no invoice {0}")]
     NotFound(String),
-    /// 409 `invoice-already-paid`, not retryable: an invoice is paid at most once.
+    /// 409 `invoice-already-paid`, not retryable: an invoice is paid at most
+    /// once (a refunded invoice was paid, too).
     #[error("invoice {0} is already paid")]
     AlreadyPaid(String),
+    /// 409 `invoice-voided`, not retryable: the invoice was cancelled because
+    /// fulfillment could not fulfil it, and can no longer be paid.
+    #[error("invoice {0} is voided")]
+    Voided(String),
     /// 503 of the callee's declared type with `Retry-After`, retryable: a capability billing needs did not answer.
     #[error("calling {}: {source}", op.id())]
     Dependency {
@@ -40,6 +45,7 @@ impl Error {
     pub fn payment(id: &str, e: PayError) -> Error {
         match e {
             PayError::AlreadyPaid => Error::AlreadyPaid(id.to_owned()),
+            PayError::Voided => Error::Voided(id.to_owned()),
             PayError::WrongCurrency { expected } => Error::Invalid(Invalid::new(
                 "amount.currency",
                 format!("the invoice is in {}", expected.currency),
@@ -66,6 +72,9 @@ impl IntoProblem for Error {
                     .detail("An invoice is paid at most once.")
                     .with("invoice_id", id.clone())
             }
+            Error::Voided(id) => Problem::new(409, "invoice-voided", "Invoice voided")
+                .detail("The invoice was cancelled because it cannot be fulfilled; it can no longer be paid.")
+                .with("invoice_id", id.clone()),
             Error::Dependency { op, source } => seams_http::problem::call_failed(op, source),
             Error::KeyConflict | Error::Unexpected(_) => seams_http::problem::internal(),
         }

@@ -89,7 +89,7 @@ async fn create_invoice(
     responses(
         (status = 201, body = Payment),
         (status = 404, description = "invoice-not-found", content_type = "application/problem+json"),
-        (status = 409, description = "invoice-already-paid", content_type = "application/problem+json"),
+        (status = 409, description = "invoice-already-paid (paid or refunded) / invoice-voided (cancelled: it cannot be fulfilled)", content_type = "application/problem+json"),
         (status = 422, description = "invalid-field: wrong amount or currency", content_type = "application/problem+json"),
         (status = 428, description = "idempotency-key-required", content_type = "application/problem+json"),
     ))]
@@ -103,7 +103,7 @@ async fn pay_invoice(
     answer(&deps, &cmd.claim, res).await
 }
 
-/// Get an invoice.
+/// Get an invoice; its `status` is `open`, `paid`, `voided` or `refunded`.
 #[utoipa::path(get, path = "/invoices/{id}", params(("id" = String, Path)), responses(
     (status = 200, body = InvoiceDto),
     (status = 404, description = "invoice-not-found", content_type = "application/problem+json"),

@@ -5,8 +5,13 @@
 //! answers now, and answers 503 with `Retry-After` when either is down, as
 //! their contracts declare). Creating and paying are keyed, idempotent
 //! commands; `invoice-created` and `invoice-paid` leave through the outbox.
-//! Billing does not own prices (catalog), stock (fulfillment) or contact
-//! details (identity, notification's projection).
+//!
+//! It consumes fulfillment's `fulfillment-failed` and compensates: an open
+//! invoice is voided (and can no longer be paid), a paid one refunded in
+//! full, each exactly once, with `invoice-voided` or `invoice-refunded`
+//! published in the same inbox transaction. Billing does not own prices
+//! (catalog), stock (fulfillment) or contact details (identity,
+//! notification's projection).
 //!
 //! Layout: [`domain`] holds the pure rules, [`service`] the effectful shell,
 //! [`store`] the SQL, [`http`] the public routes, [`error`] the one mapping
@@ -19,9 +24,10 @@ pub mod service;
 pub mod store;
 
 use catalog_contract::CatalogClient;
+use fulfillment_contract::FulfillmentFailed;
 use identity_contract::IdentityClient;
 use seams_core::decl::{Invariant, InvariantKind};
-use seams_runtime::{Component, Env};
+use seams_runtime::{Component, Env, Handles, Subscription};
 use sqlx::migrate::Migrator;
 
 pub use error::Error;
@@ -49,6 +55,19 @@ pub static TOTAL_EQUALS_LINES: Invariant = Invariant {
     },
 };
 
+/// A failed invoice is voided or refunded exactly once.
+pub static COMPENSATED_ONCE: Invariant = Invariant {
+    capability: NAME,
+    name: "compensated-once",
+    description: "A failed invoice is voided or refunded exactly once: a voided invoice is never paid, a refund returns the whole payment.",
+    kind: InvariantKind::Immediate {
+        enforced_by: "refunds.invoice_id UNIQUE, the status CHECK and conditional open→voided, paid→refunded and open→paid updates, and the inbox, in the compensation's transaction",
+    },
+};
+
+/// Event versions billing accepts, for every event it consumes.
+const ACCEPTS: &[u32] = &[1];
+
 /// The capability's name and URL prefix.
 pub const NAME: &str = "billing";
 
@@ -66,13 +85,26 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
     Ok(Component {
         name: NAME,
         db,
-        routes: http::router(deps),
+        routes: http::router(deps.clone()),
         public: billing_contract::OPERATIONS.to_vec(),
         serves: Vec::new(),
         publishes: billing_contract::EVENTS.to_vec(),
-        subscriptions: Vec::new(),
+        subscriptions: subscriptions(&deps),
         workers: Vec::new(),
-        invariants: vec![&PAID_AT_MOST_ONCE, &TOTAL_EQUALS_LINES],
+        invariants: vec![&PAID_AT_MOST_ONCE, &TOTAL_EQUALS_LINES, &COMPENSATED_ONCE],
         openapi: http::openapi(),
     })
+}
+
+/// Fulfillment's feed: a failure to fulfil an invoice is compensated.
+fn subscriptions(deps: &Deps) -> Vec<Subscription> {
+    let deps = deps.clone();
+    vec![Subscription {
+        consumer: NAME,
+        producer: fulfillment_contract::FULFILLMENT_FAILED.producer,
+        handles: vec![Handles::new(ACCEPTS, move |ev: FulfillmentFailed, env| {
+            let deps = deps.clone();
+            async move { service::on_fulfillment_failed(&deps, ev, env).await }
+        })],
+    }]
 }

@@ -1,19 +1,25 @@
 //! Billing's effectful shell, in the shape of the design brief's
 //! `create_invoice`: ask the other capabilities what the decision needs,
 //! decide (pure, [`crate::domain`]), then store state, outbox event and the
-//! keyed response in one transaction.
+//! keyed response in one transaction. Compensating a failed fulfillment has
+//! the same shape, in the failure event's inbox transaction.
 
 use std::sync::Arc;
 
 use billing_contract::{CreateInvoice, Invoice as InvoiceDto, PayInvoice, Payment as PaymentDto};
 use catalog_contract::{CatalogClient, Money, QUOTE_PRICES, QuoteError};
+use fulfillment_contract::FulfillmentFailed;
 use identity_contract::{GET_CUSTOMER, GetCustomerError, IdentityClient};
 use seams_core::{CallContext, Clock, Envelope, Ids};
+use seams_runtime::HandlerError;
 use seams_sqlite::IdempotencyClaim;
 
-use crate::domain::{Cart, Invalid, Invoice, Payment, line_dto};
+use crate::domain::{Cart, Compensation, Invalid, Invoice, Payment, Status, line_dto};
 use crate::error::Error;
 use crate::store::{Response, Store, WriteError};
+
+/// Inbox name under which fulfillment failures are compensated.
+pub const COMPENSATION_CONSUMER: &str = "billing.compensation";
 
 /// Everything billing's handlers need, passed explicitly.
 #[derive(Clone)]
@@ -55,6 +61,7 @@ fn write_error(e: WriteError, invoice_id: &str) -> Error {
     match e {
         WriteError::KeyConflict => Error::KeyConflict,
         WriteError::AlreadyPaid => Error::AlreadyPaid(invoice_id.to_owned()),
+        WriteError::Voided => Error::Voided(invoice_id.to_owned()),
         WriteError::Db(e) => {
             Error::Unexpected(anyhow::Error::from(e).context("writing to billing's database"))
         }
@@ -174,4 +181,74 @@ pub async fn get_invoice(deps: &Deps, id: &str) -> Result<Invoice, Error> {
         .get(id)
         .await?
         .ok_or_else(|| Error::NotFound(id.to_owned()))
+}
+
+/// Compensates an invoice fulfillment cannot fulfil: voids it if open,
+/// refunds it in full if paid, nothing if that was done before; all in the
+/// failure's inbox transaction, so a redelivered failure has no second effect.
+///
+/// The invoice is read inside that transaction, after any payment that
+/// committed first: a payment racing the failure either committed before
+/// (the invoice is paid, so it is refunded) or is refused by its conditional
+/// update (the invoice is voided).
+#[tracing::instrument(skip_all, fields(event_id = %env.id, invoice_id = %ev.invoice_id))]
+pub async fn on_fulfillment_failed(
+    deps: &Deps,
+    ev: FulfillmentFailed,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    let Some(mut tx) = deps
+        .store
+        .begin_compensation(COMPENSATION_CONSUMER, &env)
+        .await?
+    else {
+        return Ok(());
+    };
+    let Some(invoice) = tx.invoice(&ev.invoice_id).await? else {
+        tx.rollback().await?;
+        // Billing created every invoice fulfillment knows of, so this is a
+        // bug or an event from elsewhere: retrying cannot help.
+        return Err(HandlerError::Permanent(format!(
+            "fulfillment failed for invoice {}, which billing never created",
+            ev.invoice_id
+        )));
+    };
+    let payment = match invoice.status {
+        Status::Paid => tx.payment(&invoice.id).await?,
+        _ => None,
+    };
+    let now = deps.clock.now_rfc3339();
+    let ctx = env.consumer_context();
+    let compensation = match invoice.compensate(
+        payment.as_ref(),
+        &ev.reason,
+        now.clone(),
+        deps.ids.new_id().to_string(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            tx.rollback().await?;
+            return Err(HandlerError::Permanent(e.to_string()));
+        }
+    };
+    match &compensation {
+        Compensation::Void(voided, event) => {
+            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx);
+            tx.void(voided, &out).await?;
+        }
+        Compensation::Refund(refunded, refund, event) => {
+            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx);
+            tx.refund(refunded, refund, &out).await?;
+        }
+        Compensation::Nothing => {}
+    }
+    tx.commit().await?;
+    match compensation {
+        Compensation::Void(..) => tracing::info!(reason = %ev.reason, "invoice voided"),
+        Compensation::Refund(_, refund, _) => {
+            tracing::info!(reason = %ev.reason, refund_id = %refund.id, "invoice refunded")
+        }
+        Compensation::Nothing => tracing::debug!("invoice compensated before; nothing to do"),
+    }
+    Ok(())
 }

@@ -1,14 +1,18 @@
 //! Billing's SQL. Only this module knows the tables.
 //!
 //! Every write stores the state change, its outbox event and the keyed
-//! command's response in one transaction.
+//! command's response in one transaction. Compensation works inside a
+//! [`Compensating`] transaction, which already holds the failure event's
+//! inbox row: the new status, the refund and the outbox event commit with
+//! it or not at all.
 
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
-use seams_sqlite::{Db, IdempotencyClaim, SaveResponseError};
+use seams_sqlite::{Db, IdempotencyClaim, SaveResponseError, Tx};
 use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
-use crate::domain::{Invoice, Line, Payment, Status};
+use crate::domain::{Invoice, Line, Payment, Refund, Status};
 
 /// Billing's database.
 #[derive(Clone, Debug)]
@@ -22,9 +26,14 @@ pub enum WriteError {
     /// Another request with the same idempotency key committed first.
     #[error("idempotency key already used")]
     KeyConflict,
-    /// The invoice was paid meanwhile (the database refused a second payment).
+    /// The invoice was paid (or paid and refunded) meanwhile: the database
+    /// refused a second payment.
     #[error("invoice already paid")]
     AlreadyPaid,
+    /// The invoice was voided meanwhile (fulfillment failed while the
+    /// payment was being decided): the database refused the payment.
+    #[error("invoice voided")]
+    Voided,
     /// The database failed.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
@@ -100,6 +109,11 @@ impl Store {
 
     /// Records a payment: marks the invoice paid (only if still open), stores
     /// the payment, its event and the response, atomically.
+    ///
+    /// The payment was decided on a snapshot read before this transaction,
+    /// so the conditional update is what decides a race with a second payment
+    /// or with a compensation: whichever commits first wins, and this one is
+    /// refused with the status the invoice has now.
     pub async fn record_payment(
         &self,
         payment: &Payment,
@@ -116,7 +130,14 @@ impl Store {
                 .await?
                 .rows_affected();
         if updated == 0 {
-            return Err(WriteError::AlreadyPaid);
+            let (status,): (String,) = sqlx::query_as("SELECT status FROM invoices WHERE id = ?")
+                .bind(&payment.invoice_id)
+                .fetch_one(tx.conn())
+                .await?;
+            return Err(match Status::parse(&status) {
+                Some(Status::Voided) => WriteError::Voided,
+                _ => WriteError::AlreadyPaid,
+            });
         }
         let res = sqlx::query("INSERT INTO payments (id, invoice_id, amount_minor, currency, paid_at) VALUES (?, ?, ?, ?, ?)")
             .bind(&payment.id)
@@ -139,46 +160,168 @@ impl Store {
         Ok(())
     }
 
-    /// One invoice with its lines.
+    /// One invoice with its lines, as last committed.
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<Invoice>> {
-        let Some(row) = sqlx::query("SELECT id, customer_id, currency, total_minor, status, created_at FROM invoices WHERE id = ?")
-            .bind(id)
-            .fetch_optional(self.db.reader())
+        let mut conn = self.db.reader().acquire().await?;
+        load_invoice(&mut conn, id).await
+    }
+
+    /// Starts compensating as `consumer` for `env`; `None` if it was applied before.
+    pub async fn begin_compensation(
+        &self,
+        consumer: &str,
+        env: &Envelope,
+    ) -> Result<Option<Compensating>, sqlx::Error> {
+        Ok(self
+            .db
+            .begin_consume(consumer, env)
             .await?
+            .map(|tx| Compensating { tx }))
+    }
+}
+
+/// The transaction compensating one failure, with the failure event's inbox
+/// row already in it.
+///
+/// It reads on the writer, inside the transaction, so it decides on the
+/// state no payment can change before it commits. Dropping it without
+/// [`Compensating::commit`] rolls back, inbox row included, so the event
+/// counts as not applied and is redelivered.
+pub struct Compensating {
+    tx: Tx,
+}
+
+impl Compensating {
+    /// One invoice with its lines.
+    pub async fn invoice(&mut self, id: &str) -> anyhow::Result<Option<Invoice>> {
+        load_invoice(self.tx.conn(), id).await
+    }
+
+    /// The payment of invoice `invoice_id`, if it was paid.
+    pub async fn payment(&mut self, invoice_id: &str) -> anyhow::Result<Option<Payment>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, invoice_id, amount_minor, currency, paid_at FROM payments WHERE invoice_id = ?",
+        )
+        .bind(invoice_id)
+        .fetch_optional(self.tx.conn())
+        .await?
         else {
             return Ok(None);
         };
-        let currency = Currency::parse(row.get("currency"))?;
-        let lines = sqlx::query(
-            "SELECT sku, quantity, unit_minor, line_total_minor FROM invoice_lines WHERE invoice_id = ? ORDER BY line_no",
-        )
-        .bind(id)
-        .fetch_all(self.db.reader())
-        .await?
-        .iter()
-        .map(|l| {
-            Ok(Line {
-                sku: l.get("sku"),
-                quantity: u32::try_from(l.get::<i64, _>("quantity"))?,
-                unit_price: Money::new(l.get("unit_minor"), currency)?,
-                line_total: Money::new(l.get("line_total_minor"), currency)?,
-            })
-        })
-        .collect::<anyhow::Result<Vec<Line>>>()?;
-        let status: String = row.get("status");
-        let invoice = Invoice {
+        Ok(Some(Payment {
             id: row.get("id"),
-            customer_id: row.get("customer_id"),
-            lines,
-            total: Money::new(row.get("total_minor"), currency)?,
-            status: Status::parse(&status)
-                .ok_or_else(|| anyhow::anyhow!("stored status {status}"))?,
-            created_at: row.get("created_at"),
-        };
-        anyhow::ensure!(
-            invoice.total_matches_lines(),
-            "invoice {id}: stored total differs from its lines"
-        );
-        Ok(Some(invoice))
+            invoice_id: row.get("invoice_id"),
+            amount: Money::new(
+                row.get("amount_minor"),
+                Currency::parse(row.get("currency"))?,
+            )?,
+            paid_at: row.get("paid_at"),
+        }))
     }
+
+    /// Marks `voided` voided (only if still open) and publishes `event`.
+    pub async fn void(&mut self, voided: &Invoice, event: &Envelope) -> anyhow::Result<()> {
+        self.transition(&voided.id, Status::Open, Status::Voided)
+            .await?;
+        self.tx.publish(event).await?;
+        Ok(())
+    }
+
+    /// Marks `refunded` refunded (only if still paid), stores `refund` (at
+    /// most one per invoice) and publishes `event`.
+    pub async fn refund(
+        &mut self,
+        refunded: &Invoice,
+        refund: &Refund,
+        event: &Envelope,
+    ) -> anyhow::Result<()> {
+        self.transition(&refunded.id, Status::Paid, Status::Refunded)
+            .await?;
+        sqlx::query(
+            "INSERT INTO refunds (id, invoice_id, payment_id, amount_minor, currency, reason, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&refund.id)
+        .bind(&refund.invoice_id)
+        .bind(&refund.payment_id)
+        .bind(refund.amount.minor)
+        .bind(refund.amount.currency.code())
+        .bind(&refund.reason)
+        .bind(&refund.created_at)
+        .execute(self.tx.conn())
+        .await?;
+        self.tx.publish(event).await?;
+        Ok(())
+    }
+
+    /// Moves invoice `id` from `from` to `to`; an error if it is not in `from`.
+    async fn transition(&mut self, id: &str, from: Status, to: Status) -> anyhow::Result<()> {
+        let updated = sqlx::query("UPDATE invoices SET status = ? WHERE id = ? AND status = ?")
+            .bind(to.as_str())
+            .bind(id)
+            .bind(from.as_str())
+            .execute(self.tx.conn())
+            .await?
+            .rows_affected();
+        anyhow::ensure!(
+            updated == 1,
+            "invoice {id} is no longer {} (its compensation was decided on a stale read)",
+            from.as_str()
+        );
+        Ok(())
+    }
+
+    /// Commits the compensation and the inbox row together.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back, inbox row included.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+/// One invoice with its lines, read on `conn`.
+async fn load_invoice(conn: &mut SqliteConnection, id: &str) -> anyhow::Result<Option<Invoice>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, customer_id, currency, total_minor, status, created_at FROM invoices WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let currency = Currency::parse(row.get("currency"))?;
+    let lines = sqlx::query(
+        "SELECT sku, quantity, unit_minor, line_total_minor FROM invoice_lines WHERE invoice_id = ? ORDER BY line_no",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|l| {
+        Ok(Line {
+            sku: l.get("sku"),
+            quantity: u32::try_from(l.get::<i64, _>("quantity"))?,
+            unit_price: Money::new(l.get("unit_minor"), currency)?,
+            line_total: Money::new(l.get("line_total_minor"), currency)?,
+        })
+    })
+    .collect::<anyhow::Result<Vec<Line>>>()?;
+    let status: String = row.get("status");
+    let invoice = Invoice {
+        id: row.get("id"),
+        customer_id: row.get("customer_id"),
+        lines,
+        total: Money::new(row.get("total_minor"), currency)?,
+        status: Status::parse(&status).ok_or_else(|| anyhow::anyhow!("stored status {status}"))?,
+        created_at: row.get("created_at"),
+    };
+    anyhow::ensure!(
+        invoice.total_matches_lines(),
+        "invoice {id}: stored total differs from its lines"
+    );
+    Ok(Some(invoice))
 }

@@ -1,10 +1,12 @@
 //! Identity's rules as pure values and decisions: what a valid customer id,
-//! email address and name are, and what registering a customer produces.
+//! email address and name are, what registering a customer produces, and
+//! what changing a customer's address produces.
 //!
-//! Nothing here does I/O: the new id comes in as an argument, so the decision
-//! is a plain function that is tested with tables (see `domain/tests.rs`).
+//! Nothing here does I/O: the new id and the current customer come in as
+//! arguments, so each decision is a plain function that is tested with tables
+//! (see `domain/tests.rs`).
 
-use identity_contract::CustomerRegistered;
+use identity_contract::{CustomerEmailChanged, CustomerRegistered};
 use uuid::Uuid;
 
 pub use seams_core::Invalid;
@@ -181,6 +183,38 @@ impl Customer {
             name: customer.name.as_str().to_owned(),
         };
         Ok((customer, event))
+    }
+}
+
+/// What changing a customer's address decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailChange {
+    /// The new address normalizes to the current one: nothing to store and
+    /// nothing to announce (`change-email` sets state, so a repeat is a no-op).
+    Unchanged,
+    /// The customer with the new address, and the event announcing it.
+    Changed(Customer, CustomerEmailChanged),
+}
+
+impl Customer {
+    /// Decides a change of this customer's address to `email`.
+    ///
+    /// Whether another customer has the address is not decided here: the
+    /// store's unique constraint decides it, atomically with the update.
+    pub fn change_email(&self, email: &str) -> Result<EmailChange, Invalid> {
+        let email = Email::parse(email)?;
+        if email == self.email {
+            return Ok(EmailChange::Unchanged);
+        }
+        let customer = Customer {
+            email,
+            ..self.clone()
+        };
+        let event = CustomerEmailChanged {
+            customer_id: customer.id.as_str().to_owned(),
+            email: customer.email.as_str().to_owned(),
+        };
+        Ok(EmailChange::Changed(customer, event))
     }
 }
 

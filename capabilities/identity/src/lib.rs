@@ -1,10 +1,12 @@
 //! Identity: owns customers and their email addresses.
 //!
-//! It registers customers (one per normalized address), answers
-//! `get-customer` for other capabilities (billing checks an invoice's
-//! customer with it) and publishes `customer-registered`, from which others
-//! keep their own copies (notification's contact list) instead of asking at
-//! send time. Credentials and access tokens are identity's too, but not yet
+//! It registers customers (one per normalized address) and changes their
+//! addresses, answers `get-customer` for other capabilities (billing checks
+//! an invoice's customer with it) and publishes `customer-registered` and
+//! `customer-email-changed`, from which others keep their own copies
+//! (notification's contact list) instead of asking at send time. Its writes
+//! answer with a consistency token, so a client can wait for those copies to
+//! catch up. Credentials and access tokens are identity's too, but not yet
 //! built.
 //!
 //! Layout: [`domain`] holds the pure rules, [`service`] the effectful shell,
@@ -17,7 +19,7 @@ pub mod http;
 pub mod service;
 pub mod store;
 
-use identity_contract::{GET_CUSTOMER, GetCustomer};
+use identity_contract::{CHANGE_EMAIL, GET_CUSTOMER, GetCustomer, REGISTER_CUSTOMER};
 use seams_runtime::{Component, Env, Served};
 use sqlx::migrate::Migrator;
 
@@ -53,7 +55,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
         name: NAME,
         db,
         routes: http::router(deps),
-        public: vec![&identity_contract::REGISTER_CUSTOMER],
+        public: vec![&REGISTER_CUSTOMER, &CHANGE_EMAIL],
         serves: vec![Served::new(&GET_CUSTOMER, move |req: GetCustomer, _ctx| {
             let deps = get_deps.clone();
             async move { service::serve_get_customer(&deps, req).await }

@@ -1,14 +1,22 @@
 //! Identity's effectful shell: decide (pure, in [`crate::domain`]), then
-//! store the customer with its outbox row in one transaction.
+//! store the change with its outbox row in one transaction.
+//!
+//! Every write that publishes answers with a consistency [`Token`] naming
+//! its event's outbox position, so a client can read its own write from a
+//! projection that other capabilities build from identity's events.
 
 use std::sync::Arc;
 
-use identity_contract::{GET_CUSTOMER, GetCustomer, GetCustomerError, RegisterCustomer};
+use anyhow::Context;
+use identity_contract::{
+    ChangeEmail, GET_CUSTOMER, GetCustomer, GetCustomerError, RegisterCustomer,
+};
 use seams_core::{CallContext, CallError, Clock, Envelope, Ids};
+use seams_runtime::consistency::Token;
 
-use crate::domain::{Customer, CustomerId};
+use crate::domain::{Customer, CustomerId, EmailChange};
 use crate::error::Error;
-use crate::store::{InsertError, Store};
+use crate::store::{Store, WriteError};
 
 /// Everything identity's handlers need, passed explicitly.
 #[derive(Clone)]
@@ -21,6 +29,31 @@ pub struct Deps {
     pub ids: Arc<dyn Ids>,
 }
 
+/// A customer as a write left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The customer after the write.
+    pub customer: Customer,
+    /// The position of the event the write published; `None` when the write
+    /// changed nothing and so published nothing.
+    pub token: Option<Token>,
+}
+
+/// The token naming identity's outbox position `position`.
+fn token(position: u64) -> Token {
+    Token {
+        producer: crate::NAME.to_owned(),
+        position,
+    }
+}
+
+fn write_error(e: WriteError, customer: &Customer, doing: &'static str) -> Error {
+    match e {
+        WriteError::DuplicateEmail => Error::DuplicateEmail(customer.email.as_str().to_owned()),
+        WriteError::Db(e) => anyhow::Error::from(e).context(doing).into(),
+    }
+}
+
 /// Registers a customer and publishes `customer-registered`.
 ///
 /// The email is not recorded on the span: it is personal data.
@@ -29,18 +62,69 @@ pub async fn register_customer(
     deps: &Deps,
     ctx: &CallContext,
     cmd: RegisterCustomer,
-) -> Result<Customer, Error> {
+) -> Result<Written, Error> {
     let (customer, event) = Customer::register(deps.ids.new_id(), &cmd.email, &cmd.name)?;
     tracing::Span::current().record("customer_id", customer.id.as_str());
     let now = deps.clock.now_rfc3339();
     let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now.clone(), ctx);
     match deps.store.insert(&customer, &now, &env).await {
-        Ok(()) => Ok(customer),
-        Err(InsertError::DuplicateEmail) => {
-            Err(Error::DuplicateEmail(customer.email.as_str().to_owned()))
-        }
-        Err(InsertError::Db(e)) => Err(anyhow::Error::from(e).context("inserting customer").into()),
+        Ok(position) => Ok(Written {
+            customer,
+            token: Some(token(position)),
+        }),
+        Err(e) => Err(write_error(e, &customer, "inserting customer")),
     }
+}
+
+/// Changes a customer's address and publishes `customer-email-changed`, in
+/// one transaction; the same address (after normalization) changes nothing
+/// and publishes nothing.
+///
+/// An unknown id is not found before the address is looked at, so a client
+/// learns nothing about addresses from a customer that does not exist.
+#[tracing::instrument(skip_all, fields(customer_id = %id))]
+pub async fn change_email(
+    deps: &Deps,
+    ctx: &CallContext,
+    id: &str,
+    cmd: ChangeEmail,
+) -> Result<Written, Error> {
+    let not_found = || Error::NotFound(id.to_owned());
+    let customer_id = CustomerId::parse(id).map_err(|_| not_found())?;
+    let mut tx = deps
+        .store
+        .begin()
+        .await
+        .context("starting the email change")?;
+    let current = tx.customer(&customer_id).await?.ok_or_else(not_found)?;
+    let (customer, event) = match current.change_email(&cmd.email)? {
+        EmailChange::Unchanged => {
+            tx.rollback().await.context("ending a no-op email change")?;
+            return Ok(Written {
+                customer: current,
+                token: None,
+            });
+        }
+        EmailChange::Changed(customer, event) => (customer, event),
+    };
+    let env = Envelope::wrap(
+        &event,
+        deps.ids.new_id().to_string(),
+        deps.clock.now_rfc3339(),
+        ctx,
+    );
+    tx.update_email(&customer)
+        .await
+        .map_err(|e| write_error(e, &customer, "updating email"))?;
+    let position = tx
+        .publish(&env)
+        .await
+        .context("publishing customer-email-changed")?;
+    tx.commit().await.context("committing the email change")?;
+    Ok(Written {
+        customer,
+        token: Some(token(position)),
+    })
 }
 
 /// One customer, or `None`: an id identity could not have handed out is

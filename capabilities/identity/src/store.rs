@@ -1,7 +1,12 @@
 //! Identity's SQL. Only this module knows the tables.
+//!
+//! Every write runs in one transaction with its outbox row: a customer is
+//! registered or re-addressed together with the event announcing it, or not
+//! at all. Writes return the event's outbox position, which the routes hand
+//! back as a consistency token.
 
 use seams_core::Envelope;
-use seams_sqlite::Db;
+use seams_sqlite::{Db, Tx};
 use sqlx::Row;
 
 use crate::domain::{Customer, CustomerId, Email, Name};
@@ -12,9 +17,16 @@ pub struct Store {
     db: Db,
 }
 
-/// Why a customer was not inserted.
+/// A write transaction over the customers table.
+///
+/// Dropping it without [`Writing::commit`] rolls back, outbox rows included.
+pub struct Writing {
+    tx: Tx,
+}
+
+/// Why a customer was not written.
 #[derive(Debug, thiserror::Error)]
-pub enum InsertError {
+pub enum WriteError {
     /// Another customer has the address (the UNIQUE constraint on `customers.email`).
     #[error("duplicate email")]
     DuplicateEmail,
@@ -25,6 +37,19 @@ pub enum InsertError {
 
 /// The columns a violated email uniqueness names (see `migrations/`).
 const EMAIL_UNIQUE: &str = "customers.email";
+
+/// Turns a violation of the email's uniqueness into [`WriteError::DuplicateEmail`].
+///
+/// Only the email's uniqueness is a client error; a clash of ids would be a
+/// bug in the id source and stays a database failure.
+fn on_email_unique<T>(res: Result<T, sqlx::Error>) -> Result<T, WriteError> {
+    match res {
+        Err(e) if seams_sqlite::unique_violation(&e).as_deref() == Some(EMAIL_UNIQUE) => {
+            Err(WriteError::DuplicateEmail)
+        }
+        other => Ok(other?),
+    }
+}
 
 fn customer(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Customer> {
     let stored = |field: &str, e: crate::domain::Invalid| {
@@ -48,34 +73,34 @@ impl Store {
         &self.db
     }
 
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Writing, sqlx::Error> {
+        Ok(Writing {
+            tx: self.db.begin().await?,
+        })
+    }
+
     /// Inserts `c` and publishes `event` in one transaction; a taken address
-    /// rolls both back.
+    /// rolls both back. Returns the event's outbox position.
     pub async fn insert(
         &self,
         c: &Customer,
         created_at: &str,
         event: &Envelope,
-    ) -> Result<(), InsertError> {
-        let mut tx = self.db.begin().await?;
+    ) -> Result<u64, WriteError> {
+        let mut tx = self.begin().await?;
         let res =
             sqlx::query("INSERT INTO customers (id, email, name, created_at) VALUES (?, ?, ?, ?)")
                 .bind(c.id.as_str())
                 .bind(c.email.as_str())
                 .bind(c.name.as_str())
                 .bind(created_at)
-                .execute(tx.conn())
+                .execute(tx.tx.conn())
                 .await;
-        match res {
-            // Only the email's uniqueness is a client error; a clash of ids
-            // would be a bug in the id source and stays a database failure.
-            Err(e) if seams_sqlite::unique_violation(&e).as_deref() == Some(EMAIL_UNIQUE) => {
-                return Err(InsertError::DuplicateEmail);
-            }
-            other => other?,
-        };
-        tx.publish(event).await?;
+        on_email_unique(res)?;
+        let position = tx.publish(event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(position)
     }
 
     /// One customer.
@@ -85,5 +110,47 @@ impl Store {
             .fetch_optional(self.db.reader())
             .await?;
         row.as_ref().map(customer).transpose()
+    }
+}
+
+impl Writing {
+    /// One customer, read on the writer: the state this transaction changes,
+    /// which no other write can change before it commits (one writer).
+    pub async fn customer(&mut self, id: &CustomerId) -> anyhow::Result<Option<Customer>> {
+        let row = sqlx::query("SELECT id, email, name FROM customers WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(self.tx.conn())
+            .await?;
+        row.as_ref().map(customer).transpose()
+    }
+
+    /// Stores `c`'s address; an address another customer has is refused.
+    pub async fn update_email(&mut self, c: &Customer) -> Result<(), WriteError> {
+        let res = sqlx::query("UPDATE customers SET email = ? WHERE id = ?")
+            .bind(c.email.as_str())
+            .bind(c.id.as_str())
+            .execute(self.tx.conn())
+            .await;
+        let updated = on_email_unique(res)?.rows_affected();
+        if updated != 1 {
+            // The row was read in this transaction, so it cannot have gone.
+            return Err(WriteError::Db(sqlx::Error::RowNotFound));
+        }
+        Ok(())
+    }
+
+    /// Appends `event` to the outbox; returns its position.
+    pub async fn publish(&mut self, event: &Envelope) -> Result<u64, sqlx::Error> {
+        self.tx.publish(event).await
+    }
+
+    /// Commits the change with its outbox rows.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back explicitly.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
     }
 }

@@ -68,5 +68,26 @@ pub static LIST_DELIVERIES: Operation = Operation {
     },
 };
 
+/// Public query: one contact from the read model, with its freshness; a read
+/// presenting a consistency token waits (bounded) for the projection or answers stale.
+pub static GET_CONTACT: Operation = Operation {
+    capability: "notification",
+    name: "get-contact",
+    summary: "A contact from the read model projected from identity (GET /notification/contacts/{customer_id}).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(3),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "notification-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
 /// Every operation notification declares.
-pub static OPERATIONS: &[&Operation] = &[&LIST_DELIVERIES];
+pub static OPERATIONS: &[&Operation] = &[&LIST_DELIVERIES, &GET_CONTACT];

@@ -1,12 +1,15 @@
-//! Notification's rules as pure values and decisions: what message an event
-//! becomes, and what becomes of a delivery after each attempt to send it.
+//! Notification's rules as pure values and decisions: what a contact becomes
+//! when identity announces a change, what message an event becomes, and what
+//! becomes of a delivery after each attempt to send it.
 //!
 //! Nothing here reads a database, a clock or a channel: the shell passes in
 //! the contact, the event, `now` and the new id, so the wording of every
 //! message and the retry schedule are tested without I/O.
 
-use billing_contract::{InvoiceCreated, InvoiceLine, InvoicePaid};
+use billing_contract::{InvoiceCreated, InvoiceLine, InvoicePaid, InvoiceRefunded, InvoiceVoided};
 use catalog_contract::{Amount, Money};
+use fulfillment_contract::ShipmentDispatched;
+use identity_contract::CustomerEmailChanged;
 use seams_core::Envelope;
 use seams_core::decl::RetryPolicy;
 
@@ -20,6 +23,18 @@ pub struct Contact {
     pub email: String,
     /// Display name, used in the greeting and the `To` header; may be empty.
     pub name: String,
+}
+
+impl Contact {
+    /// The contact after identity announced a new address: later messages
+    /// go there, while deliveries already recorded keep the address they
+    /// were recorded with.
+    pub fn with_email(&self, ev: &CustomerEmailChanged) -> Contact {
+        Contact {
+            email: ev.email.clone(),
+            ..self.clone()
+        }
+    }
 }
 
 /// A rendered message, before it has an id or a recipient.
@@ -74,6 +89,70 @@ pub fn invoice_paid(contact: &Contact, ev: &InvoicePaid) -> Result<Draft, Unrend
             signature = SIGNATURE,
         ),
     })
+}
+
+/// The message for `invoice-voided`: the invoice is cancelled, and why.
+pub fn invoice_voided(contact: &Contact, ev: &InvoiceVoided) -> Draft {
+    let short = short_id(&ev.invoice_id);
+    Draft {
+        subject: format!("Invoice {short} cancelled"),
+        body: format!(
+            "{greeting}\n\nyour invoice {short} has been cancelled: {reason}. \
+             It can no longer be paid, and nothing was charged.\n\n\
+             Invoice id: {id}\n{signature}",
+            greeting = greeting(contact),
+            reason = reason(&ev.reason),
+            id = ev.invoice_id,
+            signature = SIGNATURE,
+        ),
+    }
+}
+
+/// The message for `invoice-refunded`: the amount returned, and why.
+pub fn invoice_refunded(contact: &Contact, ev: &InvoiceRefunded) -> Result<Draft, Unrenderable> {
+    let short = short_id(&ev.invoice_id);
+    let amount = money(&ev.amount, "amount")?;
+    Ok(Draft {
+        subject: format!("Refund of {amount} for invoice {short}"),
+        body: format!(
+            "{greeting}\n\nwe refunded your payment of {amount} for invoice {short}: {reason}.\n\n\
+             Invoice id: {invoice}\nPayment id: {payment}\n{signature}",
+            greeting = greeting(contact),
+            reason = reason(&ev.reason),
+            invoice = ev.invoice_id,
+            payment = ev.payment_id,
+            signature = SIGNATURE,
+        ),
+    })
+}
+
+/// The message for `shipment-dispatched`: the invoice's goods are on their way.
+pub fn shipment_dispatched(contact: &Contact, ev: &ShipmentDispatched) -> Draft {
+    let short = short_id(&ev.invoice_id);
+    Draft {
+        subject: format!("Invoice {short} has shipped"),
+        body: format!(
+            "{greeting}\n\nthe items of invoice {short} are on their way.\n\n\
+             Invoice id: {invoice}\nShipment id: {shipment}\nDispatched at: {at}\n{signature}",
+            greeting = greeting(contact),
+            invoice = ev.invoice_id,
+            shipment = ev.shipment_id,
+            at = ev.dispatched_at,
+            signature = SIGNATURE,
+        ),
+    }
+}
+
+/// A reason code of billing's (`out-of-stock`) as a phrase for a customer.
+///
+/// Codes not known here are shown as words rather than refused: a new
+/// reason billing adds should still reach the customer, if less politely.
+fn reason(code: &str) -> String {
+    match code.trim() {
+        "out-of-stock" => "some of its items are out of stock".to_owned(),
+        "" => "no reason was given".to_owned(),
+        other => other.replace('-', " "),
+    }
 }
 
 /// The closing of every message.

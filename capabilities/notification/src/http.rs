@@ -1,32 +1,72 @@
 //! Notification's public routes: wire types in, service calls, wire types
 //! out. No SQL here.
+//!
+//! `GET /contacts/{customer_id}` reads the contact read model. Its answers
+//! carry a `Seams-Freshness` header (how far the projection has read
+//! identity's feed, and how long ago it got there), and it honours a
+//! `Seams-Consistency-Token` from an identity write: it waits, bounded, for
+//! the projection to reach the token, or answers 503 `stale-read`.
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use notification_contract::{Deliveries, Delivery as DeliveryDto};
-use seams_http::Query;
-use serde::Deserialize;
+use seams_http::{Path, Query};
+use seams_runtime::consistency::{FRESHNESS_HEADER, TOKEN_HEADER};
+use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 
 use crate::domain::Delivery;
-use crate::error::Error;
-use crate::service::{self, Deps};
+use crate::error::{Error, insert_freshness};
+use crate::service::{self, CONTACTS_SUBSCRIPTION, Deps};
+use crate::store::ContactEntry;
 
 /// `/notification` routes.
 pub fn router(deps: Deps) -> Router {
     Router::new()
         .route("/deliveries", get(list_deliveries))
+        .route("/contacts/{customer_id}", get(get_contact))
         .with_state(deps)
 }
 
 #[derive(OpenApi)]
-#[openapi(paths(list_deliveries), components(schemas(Deliveries, DeliveryDto)))]
+#[openapi(
+    paths(list_deliveries, get_contact),
+    components(schemas(Deliveries, DeliveryDto, Contact))
+)]
 struct Api;
 
 /// The OpenAPI document of these routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     Api::openapi()
+}
+
+/// `GET /notification/contacts/{customer_id}` answer: notification's copy of
+/// what identity announced about a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Identity's customer id.
+    pub customer_id: String,
+    /// The address messages go to.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// RFC 3339 time notification last wrote this copy.
+    pub updated_at: String,
+}
+
+impl From<ContactEntry> for Contact {
+    fn from(e: ContactEntry) -> Contact {
+        Contact {
+            customer_id: e.contact.customer_id,
+            email: e.contact.email,
+            name: e.contact.name,
+            updated_at: e.updated_at,
+        }
+    }
 }
 
 /// `GET /deliveries` query. Unknown parameters are rejected like unknown body
@@ -70,4 +110,65 @@ async fn list_deliveries(
     Ok(axum::Json(Deliveries {
         deliveries: deliveries.into_iter().map(dto).collect(),
     }))
+}
+
+/// The request's consistency token, if it has one; more than one, or one
+/// that is not text, is refused rather than guessed at.
+fn consistency_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
+    let mut values = headers.get_all(TOKEN_HEADER).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => v
+            .to_str()
+            .map(Some)
+            .map_err(|_| Error::InvalidToken("the token is not visible ASCII".into())),
+        (Some(_), Some(_)) => Err(Error::InvalidToken("more than one token".into())),
+    }
+}
+
+/// Get a customer's contact from notification's read model.
+///
+/// With a consistency token from an identity write (`identity:<position>`),
+/// the read first waits, bounded, until the model has applied that write.
+/// The `Seams-Freshness` header is absent only until the model has read
+/// identity's feed once since the process started.
+#[utoipa::path(get, path = "/contacts/{customer_id}",
+    params(
+        ("customer_id" = String, Path, description = "Identity's customer id"),
+        ("seams-consistency-token" = Option<String>, Header, description = "`identity:<position>` from an identity write to read after"),
+    ),
+    responses(
+        (status = 200, body = Contact, headers(
+            ("seams-freshness" = String, description = "`subscription=…; position=…; age-ms=…`: what the answer reflects"),
+        )),
+        (status = 400, description = "invalid-consistency-token", content_type = "application/problem+json"),
+        (status = 404, description = "contact-not-found", content_type = "application/problem+json"),
+        (status = 503, description = "stale-read: the model did not reach the token in time (Retry-After)", content_type = "application/problem+json"),
+    ),
+)]
+async fn get_contact(
+    State(deps): State<Deps>,
+    Path(customer_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut freshness = None;
+    let res = async {
+        service::wait_for_token(&deps, consistency_token(&headers)?).await?;
+        // Taken before the read: positions only move after their changes
+        // commit, so the answer is at least as fresh as this says.
+        freshness = deps.consistency.freshness(CONTACTS_SUBSCRIPTION);
+        service::get_contact(&deps, &customer_id).await
+    }
+    .await;
+    let mut res = match res {
+        Ok(entry) => axum::Json(Contact::from(entry)).into_response(),
+        Err(e) => e.into_response(),
+    };
+    // A stale read carries the freshness its wait gave up at.
+    if !res.headers().contains_key(FRESHNESS_HEADER)
+        && let Some(f) = freshness.or_else(|| deps.consistency.freshness(CONTACTS_SUBSCRIPTION))
+    {
+        insert_freshness(&mut res, &f);
+    }
+    res
 }

@@ -1,19 +1,25 @@
 //! Notification: owns the contact read model, the delivery log and the
 //! delivery channels.
 //!
-//! It consumes identity's `customer-registered` into its own copy of each
-//! customer's contact (it never asks identity at send time, so identity
-//! being down or slow never stops mail), and billing's `invoice-created` and
-//! `invoice-paid` into deliveries: one message per event, recorded in the
-//! event's inbox transaction. The [`sender`] worker then sends recorded
-//! deliveries through the configured [`channel`] with bounded retries, and
-//! every delivery, failed ones included, stays listed at
-//! `GET /notification/deliveries?customer_id=`. It publishes nothing yet.
+//! It consumes identity's `customer-registered` and `customer-email-changed`
+//! into its own copy of each customer's contact (it never asks identity at
+//! send time, so identity being down or slow never stops mail), and
+//! billing's `invoice-created`, `invoice-paid`, `invoice-voided` and
+//! `invoice-refunded` and fulfillment's `shipment-dispatched` into
+//! deliveries: one message per event, recorded in the event's inbox
+//! transaction. The [`sender`] worker then sends recorded deliveries through
+//! the configured [`channel`] with bounded retries, and every delivery,
+//! failed ones included, stays listed at
+//! `GET /notification/deliveries?customer_id=`. The contacts themselves are
+//! readable at `GET /notification/contacts/{customer_id}`, with their
+//! freshness, and wait for an identity write's consistency token. It
+//! publishes nothing yet.
 //!
-//! Layout: [`domain`] holds the pure rules (message text, retry schedule),
-//! [`service`] the consumers and the query, [`sender`] the sending worker,
-//! [`store`] the SQL, [`http`] the public routes, [`error`] the one mapping
-//! of failures to problems, [`channel`] the ways a message leaves.
+//! Layout: [`domain`] holds the pure rules (contact changes, message text,
+//! retry schedule), [`service`] the consumers and the queries, [`sender`]
+//! the sending worker, [`store`] the SQL, [`http`] the public routes,
+//! [`error`] the one mapping of failures to problems, [`channel`] the ways a
+//! message leaves.
 
 pub mod channel;
 pub mod domain;
@@ -28,9 +34,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use billing_contract::{InvoiceCreated, InvoicePaid};
-use identity_contract::CustomerRegistered;
-use notification_contract::LIST_DELIVERIES;
+use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceRefunded, InvoiceVoided};
+use fulfillment_contract::ShipmentDispatched;
+use identity_contract::{CustomerEmailChanged, CustomerRegistered};
 use seams_core::decl::RetryPolicy;
 use seams_runtime::{Component, Env, Handles, Subscription, Worker};
 use sqlx::migrate::Migrator;
@@ -81,6 +87,10 @@ pub struct Options {
     /// Deliveries the sender takes per step; small, so a shutdown waits for
     /// few messages.
     pub batch: u32,
+    /// Longest a contact read presenting a consistency token waits for the
+    /// projection to catch up before answering 503 `stale-read`. Zero means
+    /// "never wait": a token ahead of the projection is stale at once.
+    pub consistency_wait: Duration,
 }
 
 impl Options {
@@ -92,8 +102,13 @@ impl Options {
         max_backoff: Duration::from_secs(30),
     };
 
+    /// How long a read with a consistency token waits by default: the bound
+    /// of [`EMAIL_CHANGE_REACHES_CONTACTS`] and [`CONTACTS_FOLLOW_IDENTITY`],
+    /// so a read fails as stale only when that bound is broken.
+    pub const DEFAULT_CONSISTENCY_WAIT: Duration = Duration::from_secs(2);
+
     /// The defaults: a Maildir at `<data>/mail`, [`Options::DEFAULT_RETRY`],
-    /// a 500 ms poll and batches of 16.
+    /// a 500 ms poll, batches of 16 and [`Options::DEFAULT_CONSISTENCY_WAIT`].
     pub fn default_for(env: &Env) -> Options {
         Options {
             channel: ChannelOptions::Maildir {
@@ -102,6 +117,7 @@ impl Options {
             retry: Options::DEFAULT_RETRY,
             poll: Duration::from_millis(500),
             batch: 16,
+            consistency_wait: Options::DEFAULT_CONSISTENCY_WAIT,
         }
     }
 
@@ -144,6 +160,22 @@ pub static CONTACTS_FOLLOW_IDENTITY: seams_core::decl::Invariant = seams_core::d
     },
 };
 
+/// A customer's new address reaches the contacts within a bound.
+pub static EMAIL_CHANGE_REACHES_CONTACTS: seams_core::decl::Invariant =
+    seams_core::decl::Invariant {
+        capability: NAME,
+        name: "email-change-reaches-contacts",
+        description: "A customer's new email reaches notification's contacts within 2 s (p99).",
+        kind: seams_core::decl::InvariantKind::Eventual {
+            bound: std::time::Duration::from_secs(2),
+            percentile: 99.0,
+            measure: seams_core::decl::Measure::Hop {
+                event: &identity_contract::CUSTOMER_EMAIL_CHANGED,
+                consumer: NAME,
+            },
+        },
+    };
+
 /// Every invoice gets a notification recorded within a bound.
 pub static INVOICE_NOTICE_RECORDED: seams_core::decl::Invariant = seams_core::decl::Invariant {
     capability: NAME,
@@ -178,6 +210,8 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
         ids: env.ids.clone(),
         channel: channel.name(),
         wake: wake.clone(),
+        consistency: env.consistency.clone(),
+        consistency_wait: opts.consistency_wait,
     };
     let sender = Sender::new(store, channel, env.clock.clone(), &opts, wake);
     let worker = sender.clone();
@@ -186,7 +220,7 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
             name: NAME,
             db,
             routes: http::router(deps.clone()),
-            public: vec![&LIST_DELIVERIES],
+            public: notification_contract::OPERATIONS.to_vec(),
             serves: Vec::new(),
             publishes: Vec::new(),
             subscriptions: subscriptions(&deps),
@@ -195,7 +229,11 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
                 run: Box::new(move |shutdown| Box::pin(worker.run(shutdown))),
             }],
             openapi: http::openapi(),
-            invariants: vec![&CONTACTS_FOLLOW_IDENTITY, &INVOICE_NOTICE_RECORDED],
+            invariants: vec![
+                &CONTACTS_FOLLOW_IDENTITY,
+                &EMAIL_CHANGE_REACHES_CONTACTS,
+                &INVOICE_NOTICE_RECORDED,
+            ],
         },
         sender,
     })
@@ -215,31 +253,44 @@ fn open_channel(opts: &ChannelOptions) -> anyhow::Result<Arc<dyn Channel>> {
 }
 
 /// One subscription per producer: identity's feed fills the contacts,
-/// billing's feed the deliveries.
+/// billing's and fulfillment's feeds the deliveries.
 fn subscriptions(deps: &Deps) -> Vec<Subscription> {
-    let (d1, d2, d3) = (deps.clone(), deps.clone(), deps.clone());
+    /// Handles `E` with `f`, giving each delivery its own clone of `deps`.
+    macro_rules! handles {
+        ($event:ty, $f:path) => {{
+            let deps = deps.clone();
+            Handles::new(ACCEPTS, move |ev: $event, env| {
+                let deps = deps.clone();
+                async move { $f(&deps, ev, env).await }
+            })
+        }};
+    }
     vec![
         Subscription {
             consumer: NAME,
             producer: identity_contract::CUSTOMER_REGISTERED.producer,
-            handles: vec![Handles::new(ACCEPTS, move |ev: CustomerRegistered, env| {
-                let deps = d1.clone();
-                async move { service::on_customer_registered(&deps, ev, env).await }
-            })],
+            handles: vec![
+                handles!(CustomerRegistered, service::on_customer_registered),
+                handles!(CustomerEmailChanged, service::on_customer_email_changed),
+            ],
         },
         Subscription {
             consumer: NAME,
             producer: billing_contract::INVOICE_CREATED.producer,
             handles: vec![
-                Handles::new(ACCEPTS, move |ev: InvoiceCreated, env| {
-                    let deps = d2.clone();
-                    async move { service::on_invoice_created(&deps, ev, env).await }
-                }),
-                Handles::new(ACCEPTS, move |ev: InvoicePaid, env| {
-                    let deps = d3.clone();
-                    async move { service::on_invoice_paid(&deps, ev, env).await }
-                }),
+                handles!(InvoiceCreated, service::on_invoice_created),
+                handles!(InvoicePaid, service::on_invoice_paid),
+                handles!(InvoiceVoided, service::on_invoice_voided),
+                handles!(InvoiceRefunded, service::on_invoice_refunded),
             ],
+        },
+        Subscription {
+            consumer: NAME,
+            producer: fulfillment_contract::SHIPMENT_DISPATCHED.producer,
+            handles: vec![handles!(
+                ShipmentDispatched,
+                service::on_shipment_dispatched
+            )],
         },
     ]
 }

@@ -1,27 +1,38 @@
 //! Notification's effectful shell for events and queries: load, decide (pure,
 //! in [`crate::domain`]), store in the consumer's inbox transaction.
 //!
+//! Reads of the contact read model say how fresh they are, and a read that
+//! presents identity's consistency token first waits, bounded, for the
+//! projection to reach the token's position; if it does not, the read fails
+//! as stale rather than answering with older data.
+//!
 //! Consumers only *record* deliveries; sending is the [`crate::sender`]'s
 //! job. Keeping the two apart means a slow or dead mail server never holds
 //! up the event feed, and a recorded delivery survives a crash before it
 //! was sent.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use billing_contract::{InvoiceCreated, InvoicePaid};
-use identity_contract::CustomerRegistered;
+use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceRefunded, InvoiceVoided};
+use fulfillment_contract::ShipmentDispatched;
+use identity_contract::{CustomerEmailChanged, CustomerRegistered};
 use seams_core::{Clock, Envelope, Ids};
-use seams_runtime::HandlerError;
+use seams_runtime::consistency::Token;
+use seams_runtime::{Consistency, HandlerError};
 use tokio::sync::Notify;
 
 use crate::domain::{self, Contact, Delivery, Draft, Unrenderable};
 use crate::error::Error;
-use crate::store::Store;
+use crate::store::{ContactEntry, Store};
 
 /// Inbox name under which contacts are projected.
 pub const CONTACTS_CONSUMER: &str = "notification.contacts";
 /// Inbox name under which deliveries are recorded.
 pub const DELIVERIES_CONSUMER: &str = "notification.deliveries";
+/// The subscription that feeds the contact read model (its name in the
+/// consistency registry: `<consumer><-<producer>`).
+pub const CONTACTS_SUBSCRIPTION: &str = "notification<-identity";
 
 /// Everything notification's handlers need, passed explicitly.
 #[derive(Clone)]
@@ -37,6 +48,11 @@ pub struct Deps {
     /// Wakes the sender when a delivery is recorded, so a new message does
     /// not wait for the sender's next poll.
     pub wake: Arc<Notify>,
+    /// The system's consistency registry: how far the contact projection
+    /// has read identity's feed.
+    pub consistency: Consistency,
+    /// Longest a read presenting a consistency token waits for the projection.
+    pub consistency_wait: Duration,
 }
 
 /// Unix milliseconds of `clock`, the unit of `next_attempt_at_ms`.
@@ -60,6 +76,34 @@ pub async fn on_customer_registered(
         name: ev.name,
     };
     tx.upsert_contact(&contact, &deps.clock.now_rfc3339(), &env.id)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Re-addresses a contact after `customer-email-changed`: messages recorded
+/// from then on go to the new address.
+///
+/// Identity's events arrive in order on one feed, so the registration has
+/// normally been projected already; if it has not (it was dead-lettered, or
+/// the projection was reset), the read model is behind, which is transient.
+#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+pub async fn on_customer_email_changed(
+    deps: &Deps,
+    ev: CustomerEmailChanged,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    let Some(mut tx) = deps.store.begin_consume(CONTACTS_CONSUMER, &env).await? else {
+        return Ok(());
+    };
+    let Some(contact) = tx.contact(&ev.customer_id).await? else {
+        tx.rollback().await?;
+        return Err(HandlerError::Transient(format!(
+            "contact {} not yet known",
+            ev.customer_id
+        )));
+    };
+    tx.upsert_contact(&contact.with_email(&ev), &deps.clock.now_rfc3339(), &env.id)
         .await?;
     tx.commit().await?;
     Ok(())
@@ -91,10 +135,50 @@ pub async fn on_invoice_paid(
     .await
 }
 
+/// Records the message for `invoice-voided`.
+#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+pub async fn on_invoice_voided(
+    deps: &Deps,
+    ev: InvoiceVoided,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    record(deps, &env, &ev.customer_id, |contact| {
+        Ok(domain::invoice_voided(contact, &ev))
+    })
+    .await
+}
+
+/// Records the message for `invoice-refunded`.
+#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+pub async fn on_invoice_refunded(
+    deps: &Deps,
+    ev: InvoiceRefunded,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    record(deps, &env, &ev.customer_id, |contact| {
+        domain::invoice_refunded(contact, &ev)
+    })
+    .await
+}
+
+/// Records the message for `shipment-dispatched`.
+#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+pub async fn on_shipment_dispatched(
+    deps: &Deps,
+    ev: ShipmentDispatched,
+    env: Envelope,
+) -> Result<(), HandlerError> {
+    record(deps, &env, &ev.customer_id, |contact| {
+        Ok(domain::shipment_dispatched(contact, &ev))
+    })
+    .await
+}
+
 /// Records one delivery to `customer_id` in `env`'s inbox transaction.
 ///
-/// Events from identity and from billing travel on different feeds, so an
-/// invoice can arrive before its customer's contact has been projected.
+/// Events from identity and from billing or fulfillment travel on different
+/// feeds, so an invoice can arrive before its customer's contact has been
+/// projected.
 /// That is a read model being behind, not a bad event: the transaction is
 /// rolled back (inbox row included) and the bus redelivers with backoff.
 async fn record(
@@ -146,4 +230,40 @@ pub async fn list_deliveries(deps: &Deps, customer_id: &str) -> Result<Vec<Deliv
         });
     }
     Ok(deps.store.list(customer_id).await?)
+}
+
+/// Waits until the contact projection has reached the position of `token`
+/// (the `Seams-Consistency-Token` of an identity write), at most
+/// [`Deps::consistency_wait`]; no token, no wait.
+#[tracing::instrument(skip_all, fields(token = tracing::field::Empty))]
+pub async fn wait_for_token(deps: &Deps, token: Option<&str>) -> Result<(), Error> {
+    let Some(raw) = token else {
+        return Ok(());
+    };
+    let producer = identity_contract::CUSTOMER_REGISTERED.producer;
+    let token = Token::parse(raw)
+        .ok_or_else(|| Error::InvalidToken(format!("expected {producer}:<position>")))?;
+    tracing::Span::current().record("token", tracing::field::display(&token));
+    if token.producer != producer {
+        return Err(Error::InvalidToken(format!(
+            "contacts follow {producer}'s events, not {}'s",
+            token.producer
+        )));
+    }
+    deps.consistency
+        .wait_for(CONTACTS_SUBSCRIPTION, token.position, deps.consistency_wait)
+        .await
+        .map(|_| ())
+        .map_err(|reached| Error::Stale {
+            wanted: token.position,
+            reached,
+        })
+}
+
+/// A customer's contact as notification knows it.
+pub async fn get_contact(deps: &Deps, customer_id: &str) -> Result<ContactEntry, Error> {
+    deps.store
+        .contact_entry(customer_id)
+        .await?
+        .ok_or_else(|| Error::ContactNotFound(customer_id.to_owned()))
 }

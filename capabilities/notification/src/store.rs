@@ -141,13 +141,31 @@ impl Store {
 
     /// One contact, as committed.
     pub async fn contact(&self, customer_id: &str) -> anyhow::Result<Option<Contact>> {
-        let row =
-            sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
-                .bind(customer_id)
-                .fetch_optional(self.db.reader())
-                .await?;
-        Ok(row.as_ref().map(contact))
+        Ok(self.contact_entry(customer_id).await?.map(|e| e.contact))
     }
+
+    /// One contact with the time it was last written, as committed.
+    pub async fn contact_entry(&self, customer_id: &str) -> anyhow::Result<Option<ContactEntry>> {
+        let row = sqlx::query(
+            "SELECT customer_id, email, name, updated_at FROM contacts WHERE customer_id = ?",
+        )
+        .bind(customer_id)
+        .fetch_optional(self.db.reader())
+        .await?;
+        Ok(row.as_ref().map(|row| ContactEntry {
+            contact: contact(row),
+            updated_at: row.get("updated_at"),
+        }))
+    }
+}
+
+/// A row of the contact read model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactEntry {
+    /// The contact.
+    pub contact: Contact,
+    /// RFC 3339 time the row was last written (by the consumer, not by identity).
+    pub updated_at: String,
 }
 
 fn contact(row: &SqliteRow) -> Contact {

@@ -34,7 +34,9 @@ use crate::consistency::Consistency;
 pub struct Chaos {
     /// Probability that an event is delivered a second time.
     pub duplicate: f64,
-    /// Upper bound of a random delay before each delivery.
+    /// Lower bound of the random delay before each delivery (a slowed-down consumer).
+    pub min_delay: Duration,
+    /// Upper bound of the random delay before each delivery.
     pub max_delay: Duration,
 }
 
@@ -42,6 +44,7 @@ impl Chaos {
     /// Duplicates a third of all deliveries and delays each by up to 50 ms.
     pub const DEFAULT: Chaos = Chaos {
         duplicate: 0.33,
+        min_delay: Duration::ZERO,
         max_delay: Duration::from_millis(50),
     };
 }
@@ -110,6 +113,7 @@ impl Relay {
     /// Delivers everything currently in the feed; returns how many events were read
     /// (0 means idle). Tests drive this instead of sleeping.
     pub async fn try_run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
+        let replayed = self.try_replay(shutdown).await?;
         let cursor = self.consumer.cursor(&self.name).await?;
         let batch = self
             .producer
@@ -131,7 +135,7 @@ impl Relay {
             self.producer.ack(&self.name, position).await?;
         }
         self.consistency.advance(&self.name, position);
-        Ok(read)
+        Ok(read + replayed)
     }
 
     /// Runs until `shutdown`, finishing the event in hand.
@@ -169,6 +173,50 @@ impl Relay {
         tracing::debug!(subscription = %self.name, "delivery stopped");
     }
 
+    /// Delivers the dead letters whose replay was requested, oldest first; a
+    /// letter still behind an older undelivered one with the same key waits.
+    /// Returns how many were delivered.
+    pub async fn try_replay(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
+        let mut delivered = 0;
+        loop {
+            let mut progressed = false;
+            for dl in self.consumer.replay_requested(&self.name).await? {
+                let env = &dl.envelope;
+                if self
+                    .consumer
+                    .parked_before(&self.name, &env.subject, dl.id)
+                    .await?
+                    .is_some()
+                {
+                    continue;
+                }
+                let outcome = match self
+                    .sub
+                    .handles
+                    .iter()
+                    .find(|h| h.event.event_type == env.event_type)
+                {
+                    Some(handles) => self.attempt(handles, env, shutdown).await?,
+                    None => Outcome::Delivered,
+                };
+                match outcome {
+                    Outcome::Delivered => {
+                        tracing::info!(subscription = %self.name, dead_letter = dl.id, event = %env.id, "replayed");
+                        self.consumer.mark_replayed(dl.id).await?;
+                        delivered += 1;
+                        progressed = true;
+                    }
+                    Outcome::Parked => {}
+                    Outcome::Interrupted => return Ok(delivered),
+                }
+            }
+            // A delivered replay queues the letters parked behind it; go again for those.
+            if !progressed {
+                return Ok(delivered);
+            }
+        }
+    }
+
     async fn deliver(
         &self,
         env: &Envelope,
@@ -195,6 +243,16 @@ impl Relay {
             self.consumer.park(&self.name, env, &reason, 0).await?;
             return Ok(Outcome::Parked);
         }
+        self.attempt(handles, env, shutdown).await
+    }
+
+    /// Every attempt the event's contract allows, in the event's span.
+    async fn attempt(
+        &self,
+        handles: &crate::component::Handles,
+        env: &Envelope,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Outcome> {
         let policy = match handles.event.retries {
             Retries::Bus(p) => p,
             Retries::Caller(_) | Retries::Nobody => RetryPolicy {
@@ -225,7 +283,8 @@ impl Relay {
         for attempt in 1..=policy.max_attempts {
             let mut wait = policy.backoff(attempt);
             if let Some(chaos) = self.options.chaos {
-                wait += random_delay(chaos.max_delay);
+                wait +=
+                    chaos.min_delay + random_delay(chaos.max_delay.saturating_sub(chaos.min_delay));
             }
             if !wait.is_zero() {
                 tokio::select! {

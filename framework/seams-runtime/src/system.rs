@@ -131,6 +131,14 @@ impl SystemBuilder {
         contract_rows(&self.components)
     }
 
+    /// Every invariant every component declares.
+    pub fn invariants(&self) -> Vec<&'static seams_core::decl::Invariant> {
+        self.components
+            .iter()
+            .flat_map(|c| c.invariants.iter().copied())
+            .collect()
+    }
+
     /// Checks everything that can be checked before starting; lists every problem.
     pub fn check(&self) -> anyhow::Result<()> {
         let mut problems = Vec::new();
@@ -291,6 +299,10 @@ impl SystemBuilder {
             .route("/openapi.json", get(openapi_json))
             .route("/_seams/contracts", get(contracts_route))
             .route("/_seams/dead-letters", get(dead_letters))
+            .route(
+                "/_seams/dead-letters/{id}/replay",
+                axum::routing::post(replay_dead_letter),
+            )
             .route("/_seams/consistency", get(consistency_route))
             .with_state(admin);
         let app = seams_http::app::public(parts, framework);
@@ -410,6 +422,51 @@ struct Admin {
     consistency: Consistency,
 }
 
+/// `POST /_seams/dead-letters/{capability}.{n}/replay`: queue one dead letter
+/// for redelivery; its relay delivers it (and what waited behind it) next.
+async fn replay_dead_letter(
+    State(admin): State<Admin>,
+    seams_http::Path(id): seams_http::Path<String>,
+) -> Response {
+    use seams_core::Problem;
+    let not_found = || {
+        seams_http::problem_response(
+            Problem::new(404, "dead-letter-not-found", "No such dead letter")
+                .with("id", id.clone()),
+        )
+    };
+    let Some((db, n)) = id
+        .split_once('.')
+        .and_then(|(cap, n)| Some((admin.dbs.get(cap)?, n.parse::<i64>().ok()?)))
+    else {
+        return not_found();
+    };
+    let result = async {
+        if db.request_replay(n).await? {
+            return Ok::<_, sqlx::Error>(Some(true));
+        }
+        Ok(db.dead_letter(n).await?.map(|_| false))
+    }
+    .await;
+    match result {
+        Ok(Some(true)) => (
+            StatusCode::ACCEPTED,
+            axum::Json(json!({ "id": id, "status": "replay" })),
+        )
+            .into_response(),
+        Ok(Some(false)) => seams_http::problem_response(
+            Problem::new(409, "dead-letter-not-parked", "Dead letter is not parked")
+                .detail("Only a parked dead letter can be replayed; this one is queued or already replayed.")
+                .with("id", id.clone()),
+        ),
+        Ok(None) => not_found(),
+        Err(e) => {
+            tracing::error!(error = %e, "replaying a dead letter");
+            seams_http::problem_response(seams_http::problem::internal())
+        }
+    }
+}
+
 async fn consistency_route(State(admin): State<Admin>) -> Response {
     axum::Json(admin.consistency.report()).into_response()
 }
@@ -447,7 +504,7 @@ async fn dead_letters(State(admin): State<Admin>) -> Response {
             Ok(list) => out.extend(list.into_iter().map(|d| {
                 json!({
                     "capability": name,
-                    "id": d.id,
+                    "id": format!("{name}.{}", d.id),
                     "subscription": d.subscription,
                     "event_id": d.envelope.id,
                     "event_type": d.envelope.event_type,

@@ -36,6 +36,18 @@ pub struct PruneReport {
     pub idempotency: u64,
 }
 
+fn dead_letter(row: &sqlx::sqlite::SqliteRow) -> Result<DeadLetter, sqlx::Error> {
+    Ok(DeadLetter {
+        id: row.get("id"),
+        subscription: row.get("subscription"),
+        envelope: decode(row.get::<&str, _>("envelope"))?,
+        error: row.get("error"),
+        attempts: row.get("attempts"),
+        status: row.get("status"),
+        created_at_ms: row.get("created_at_ms"),
+    })
+}
+
 fn decode(json: &str) -> Result<Envelope, sqlx::Error> {
     serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
@@ -141,21 +153,94 @@ impl Db {
         tx.commit().await
     }
 
-    /// The id of a parked dead letter of `subscription` with this ordering key, if any.
+    /// The id of an undelivered (parked or awaiting replay) dead letter of
+    /// `subscription` with this ordering key, if any.
     pub async fn parked_for_subject(
         &self,
         subscription: &str,
         subject: &str,
     ) -> Result<Option<i64>, sqlx::Error> {
+        self.parked_before(subscription, subject, i64::MAX).await
+    }
+
+    /// The oldest undelivered dead letter of `subscription` with this ordering key and an id below `before`.
+    pub async fn parked_before(
+        &self,
+        subscription: &str,
+        subject: &str,
+        before: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
         let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM seams_dead_letters WHERE subscription = ? AND subject = ? AND status = 'parked' \
-             ORDER BY id LIMIT 1",
+            "SELECT id FROM seams_dead_letters WHERE subscription = ? AND subject = ? \
+             AND status IN ('parked', 'replay') AND id < ? ORDER BY id LIMIT 1",
         )
         .bind(subscription)
         .bind(subject)
+        .bind(before)
         .fetch_optional(self.reader())
         .await?;
         Ok(row.map(|(id,)| id))
+    }
+
+    /// Asks for dead letter `id` to be delivered again; `Ok(false)` if there is
+    /// no parked dead letter with that id.
+    pub async fn request_replay(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let n = sqlx::query(
+            "UPDATE seams_dead_letters SET status = 'replay' WHERE id = ? AND status = 'parked'",
+        )
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Dead letters of `subscription` awaiting replay, oldest first.
+    pub async fn replay_requested(
+        &self,
+        subscription: &str,
+    ) -> Result<Vec<DeadLetter>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
+             FROM seams_dead_letters WHERE subscription = ? AND status = 'replay' ORDER BY id",
+        )
+        .bind(subscription)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(dead_letter).collect()
+    }
+
+    /// Marks dead letter `id` delivered, and queues the later ones with the
+    /// same key for replay too: they were parked behind it (per-key order).
+    pub async fn mark_replayed(&self, id: i64) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE seams_dead_letters SET status = 'replayed' WHERE id = ?")
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+        sqlx::query(
+            "UPDATE seams_dead_letters SET status = 'replay' WHERE status = 'parked' AND id > ?1 \
+             AND subscription = (SELECT subscription FROM seams_dead_letters WHERE id = ?1) \
+             AND subject = (SELECT subject FROM seams_dead_letters WHERE id = ?1)",
+        )
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await
+    }
+
+    /// One dead letter.
+    pub async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
+             FROM seams_dead_letters WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(dead_letter).transpose()
     }
 
     /// Every dead letter, oldest first.
@@ -166,19 +251,7 @@ impl Db {
         )
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DeadLetter {
-                    id: row.get("id"),
-                    subscription: row.get("subscription"),
-                    envelope: decode(row.get::<&str, _>("envelope"))?,
-                    error: row.get("error"),
-                    attempts: row.get("attempts"),
-                    status: row.get("status"),
-                    created_at_ms: row.get("created_at_ms"),
-                })
-            })
-            .collect()
+        rows.iter().map(dead_letter).collect()
     }
 
     /// Deletes what retention allows: outbox rows acknowledged by every known

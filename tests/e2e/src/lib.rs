@@ -42,6 +42,7 @@ pub struct Shop {
     dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     http: reqwest::Client,
+    extra: Vec<String>,
 }
 
 /// A response.
@@ -67,6 +68,11 @@ impl Reply {
 impl Shop {
     /// Starts the system in `mode` with a fresh data directory.
     pub fn start(mode: Mode) -> anyhow::Result<Shop> {
+        Shop::start_with(mode, &[])
+    }
+
+    /// Starts the system in `mode` with extra `shop up` arguments.
+    pub fn start_with(mode: Mode, extra: &[&str]) -> anyhow::Result<Shop> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_owned();
         let mut shop = Shop {
@@ -75,7 +81,9 @@ impl Shop {
             dir,
             _tmp: Some(tmp),
             http: client()?,
+            extra: Vec::new(),
         };
+        shop.extra = extra.iter().map(|s| s.to_string()).collect();
         shop.restart()?;
         Ok(shop)
     }
@@ -95,6 +103,7 @@ impl Shop {
             "normal",
         ];
         args.extend_from_slice(self.mode.args());
+        args.extend(self.extra.iter().map(String::as_str));
         let log = self
             .dir
             .join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));
@@ -229,6 +238,70 @@ impl Shop {
             Some(key),
         )
         .await
+    }
+
+    /// Receives `quantity` units of `sku`.
+    pub async fn receive_stock(&self, sku: &str, quantity: u32) -> anyhow::Result<()> {
+        let key = format!("stock-{}", uuid::Uuid::new_v4());
+        let r = self
+            .post(
+                "/fulfillment/stock",
+                &json!({ "sku": sku, "quantity": quantity }),
+                Some(&key),
+            )
+            .await?;
+        expect(&r, StatusCode::CREATED)
+    }
+
+    /// `(on_hand, reserved)` of `sku`.
+    pub async fn stock(&self, sku: &str) -> anyhow::Result<(u64, u64)> {
+        let r = self.get(&format!("/fulfillment/stock/{sku}")).await?;
+        if r.status == StatusCode::NOT_FOUND {
+            return Ok((0, 0));
+        }
+        expect(&r, StatusCode::OK)?;
+        Ok((
+            r.json["on_hand"].as_u64().context("on_hand")?,
+            r.json["reserved"].as_u64().context("reserved")?,
+        ))
+    }
+
+    /// An invoice's status.
+    pub async fn invoice_status(&self, id: &str) -> anyhow::Result<String> {
+        let r = self.get(&format!("/billing/invoices/{id}")).await?;
+        expect(&r, StatusCode::OK)?;
+        Ok(r.json["status"].as_str().context("status")?.to_owned())
+    }
+
+    /// An invoice's shipments.
+    pub async fn shipments(&self, invoice_id: &str) -> anyhow::Result<Vec<Value>> {
+        let r = self
+            .get(&format!("/fulfillment/shipments?invoice_id={invoice_id}"))
+            .await?;
+        expect(&r, StatusCode::OK)?;
+        Ok(r.json["shipments"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Polls `check` until it returns `Some`, at most `timeout`.
+    pub async fn until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: impl AsyncFnMut() -> anyhow::Result<Option<T>>,
+    ) -> anyhow::Result<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = check().await? {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{:?}: timed out after {timeout:?} waiting for {what}",
+                    self.mode
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// A customer's deliveries.

@@ -116,3 +116,157 @@ fn an_invoice_is_paid_once_in_full_in_its_currency() {
         PayError::AlreadyPaid
     );
 }
+
+/// An invoice of 900 EUR in `status`, and the payment a paid one has.
+fn invoice_in(status: Status) -> (Invoice, Payment) {
+    let c = cart(&[("TEA", 2)]).unwrap();
+    let (inv, _) =
+        Invoice::build("inv-1".into(), &c, &[price("TEA", 450, "EUR")], "t0".into()).unwrap();
+    let payment = Payment {
+        id: "pay-1".into(),
+        invoice_id: "inv-1".into(),
+        amount: eur(900),
+        paid_at: "t1".into(),
+    };
+    (Invoice { status, ..inv }, payment)
+}
+
+/// What a compensation came to, without the values: `void`, `refund`, `nothing` or the error.
+fn outcome(c: &Result<Compensation, CompensateError>) -> &'static str {
+    match c {
+        Ok(Compensation::Void(..)) => "void",
+        Ok(Compensation::Refund(..)) => "refund",
+        Ok(Compensation::Nothing) => "nothing",
+        Err(CompensateError::PaymentMissing { .. }) => "payment-missing",
+    }
+}
+
+#[test]
+fn a_failed_invoice_is_compensated_by_its_status() {
+    // (status, whether its payment is given, outcome, status after)
+    let cases = [
+        (Status::Open, false, "void", Some(Status::Voided)),
+        (Status::Open, true, "void", Some(Status::Voided)),
+        (Status::Paid, true, "refund", Some(Status::Refunded)),
+        (Status::Paid, false, "payment-missing", None),
+        (Status::Voided, false, "nothing", None),
+        (Status::Voided, true, "nothing", None),
+        (Status::Refunded, true, "nothing", None),
+        (Status::Refunded, false, "nothing", None),
+    ];
+    for (status, with_payment, expected, after) in cases {
+        let (inv, payment) = invoice_in(status);
+        let res = inv.compensate(
+            with_payment.then_some(&payment),
+            "out-of-stock",
+            "t2".into(),
+            "ref-1".into(),
+        );
+        assert_eq!(
+            outcome(&res),
+            expected,
+            "{status:?}, payment {with_payment}"
+        );
+        let got = match &res {
+            Ok(Compensation::Void(inv, _)) | Ok(Compensation::Refund(inv, _, _)) => {
+                Some(inv.status)
+            }
+            _ => None,
+        };
+        assert_eq!(got, after, "{status:?}");
+    }
+}
+
+#[test]
+fn voiding_keeps_the_invoice_and_says_why() {
+    let (inv, _) = invoice_in(Status::Open);
+    let Ok(Compensation::Void(voided, event)) =
+        inv.compensate(None, "out-of-stock", "t2".into(), "ref-1".into())
+    else {
+        panic!("an open invoice is voided")
+    };
+    assert_eq!(
+        voided,
+        Invoice {
+            status: Status::Voided,
+            ..inv.clone()
+        }
+    );
+    assert_eq!(
+        event,
+        InvoiceVoided {
+            invoice_id: "inv-1".into(),
+            customer_id: "cust-1".into(),
+            reason: "out-of-stock".into(),
+        }
+    );
+}
+
+#[test]
+fn refunding_returns_the_whole_payment() {
+    let (inv, payment) = invoice_in(Status::Paid);
+    let Ok(Compensation::Refund(refunded, refund, event)) =
+        inv.compensate(Some(&payment), "out-of-stock", "t2".into(), "ref-1".into())
+    else {
+        panic!("a paid invoice is refunded")
+    };
+    assert_eq!(refunded.status, Status::Refunded);
+    assert_eq!(
+        refund,
+        Refund {
+            id: "ref-1".into(),
+            invoice_id: "inv-1".into(),
+            payment_id: "pay-1".into(),
+            amount: eur(900),
+            reason: "out-of-stock".into(),
+            created_at: "t2".into(),
+        }
+    );
+    assert_eq!(
+        (
+            event.payment_id.as_str(),
+            event.amount.amount,
+            event.amount.currency.as_str(),
+            event.reason.as_str(),
+            event.customer_id.as_str()
+        ),
+        ("pay-1", 900, "EUR", "out-of-stock", "cust-1")
+    );
+    let other = Payment {
+        invoice_id: "inv-2".into(),
+        ..payment
+    };
+    assert_eq!(
+        inv.compensate(Some(&other), "out-of-stock", "t2".into(), "ref-1".into()),
+        Err(CompensateError::PaymentMissing {
+            invoice_id: "inv-1".into()
+        }),
+        "another invoice's payment is not this one's"
+    );
+}
+
+#[test]
+fn only_an_open_invoice_can_be_paid() {
+    let cases = [
+        (Status::Open, None),
+        (Status::Paid, Some(PayError::AlreadyPaid)),
+        (Status::Refunded, Some(PayError::AlreadyPaid)),
+        (Status::Voided, Some(PayError::Voided)),
+    ];
+    for (status, expected) in cases {
+        let (inv, _) = invoice_in(status);
+        assert_eq!(
+            inv.pay("p".into(), eur(900), "t".into()).err(),
+            expected,
+            "{status:?}"
+        );
+    }
+}
+
+#[test]
+fn statuses_round_trip_through_their_stored_form() {
+    for status in [Status::Open, Status::Paid, Status::Voided, Status::Refunded] {
+        assert_eq!(Status::parse(status.as_str()), Some(status));
+    }
+    assert_eq!(Status::parse("cancelled"), None);
+}

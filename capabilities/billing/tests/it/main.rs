@@ -1,24 +1,42 @@
 //! Billing against a real SQLite file, through its public routes. Catalog
 //! and identity are played by operations served in-process with the
 //! contracts' types (their own suites test the real ones; the end-to-end
-//! suite tests them together).
+//! suite tests them together). Fulfillment is played by a stand-in database
+//! the tests publish `fulfillment-failed` into; the framework's relay
+//! delivers it to billing.
+
+mod compensation;
+mod migrations;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::StatusCode;
 use catalog_contract::{Amount, QUOTE_PRICES, Quote, QuoteError, QuotePrices, QuotedPrice};
+use fulfillment_contract::{FulfillmentFailed, Shortage};
 use identity_contract::{Customer, GET_CUSTOMER, GetCustomer, GetCustomerError};
+use seams_core::{CallContext, Envelope, Ids};
 use seams_runtime::inprocess::InProcess;
-use seams_runtime::{Env, Served};
+use seams_runtime::relay::{Relay, RelayOptions};
+use seams_runtime::{Env, HandlerError, Served, Subscription};
+use seams_sqlite::Db;
 use seams_testkit::oneshot::{App, Reply};
 use serde_json::{Value, json};
+use sqlx::migrate::Migrator;
+use tokio_util::sync::CancellationToken;
+
+/// The stand-in producer's database only needs the framework's tables.
+static PRODUCER_MIGRATIONS: Migrator = sqlx::migrate!("./test-migrations");
 
 struct World {
     _dir: tempfile::TempDir,
     app: App,
-    db: seams_sqlite::Db,
+    db: Db,
     catalog_up: Arc<AtomicBool>,
+    /// Billing's subscription to fulfillment's feed.
+    subscription: Subscription,
+    /// Stands in for fulfillment's database: tests publish into its outbox.
+    fulfillment: Db,
 }
 
 /// The network between billing and the others: catalog can be switched off.
@@ -96,7 +114,11 @@ fn served() -> Vec<Served> {
 }
 
 async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
+    world_in(tempfile::tempdir().unwrap()).await
+}
+
+/// A world whose billing database is `billing.db` in `dir`, made or migrated.
+async fn world_in(dir: tempfile::TempDir) -> World {
     let catalog_up = Arc::new(AtomicBool::new(true));
     let inprocess = InProcess::new();
     for s in served() {
@@ -117,11 +139,22 @@ async fn world() -> World {
     };
     let billing = billing::component(&env).await.unwrap();
     let app = App::new("billing", billing.routes.clone());
+    let [subscription] = <[Subscription; 1]>::try_from(billing.subscriptions.clone())
+        .unwrap_or_else(|_| panic!("billing consumes one feed"));
+    let fulfillment = Db::open(
+        &dir.path().join("fulfillment.db"),
+        "fulfillment",
+        &PRODUCER_MIGRATIONS,
+    )
+    .await
+    .unwrap();
     World {
         _dir: dir,
         app,
         db: billing.db.clone(),
         catalog_up,
+        subscription,
+        fulfillment,
     }
 }
 
@@ -153,6 +186,78 @@ impl World {
             .await
             .unwrap();
         n
+    }
+
+    /// Creates an invoice for [`cart`] (2100 EUR) under `key`; its id.
+    async fn invoice(&self, key: &str) -> String {
+        let r = self.create(key, &cart()).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
+        r.json["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The invoice's status, read through the public route.
+    async fn status(&self, id: &str) -> String {
+        let r = self.app.get(&format!("/billing/invoices/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.json);
+        r.json["status"].as_str().unwrap().to_owned()
+    }
+
+    /// Commits `fulfillment-failed` for `invoice_id` to the stand-in's
+    /// outbox, as fulfillment would.
+    async fn fail(&self, invoice_id: &str) -> Envelope {
+        let event = FulfillmentFailed {
+            invoice_id: invoice_id.into(),
+            customer_id: "cust-1".into(),
+            reason: "out-of-stock".into(),
+            shortages: vec![Shortage {
+                sku: "TEA".into(),
+                requested: 2,
+                available: 1,
+            }],
+        };
+        let env = Envelope::wrap(
+            &event,
+            seams_core::UuidV7Ids.new_id().to_string(),
+            "2026-01-01T00:00:00Z".into(),
+            &CallContext::new_root(),
+        );
+        let mut tx = self.fulfillment.begin().await.unwrap();
+        tx.publish(&env).await.unwrap();
+        tx.commit().await.unwrap();
+        env
+    }
+
+    fn relay(&self, options: RelayOptions) -> Relay {
+        Relay::new(
+            self.subscription.clone(),
+            self.db.clone(),
+            self.fulfillment.clone(),
+            options,
+        )
+    }
+
+    /// Delivers everything fulfillment published so far; how many events were read.
+    async fn deliver(&self) -> usize {
+        self.relay(RelayOptions::default())
+            .try_run_once(&CancellationToken::new())
+            .await
+            .unwrap()
+    }
+
+    /// Calls billing's handler for `env` directly, as the bus would.
+    async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
+        let handles = self
+            .subscription
+            .handles
+            .iter()
+            .find(|h| h.event.event_type == env.event_type)
+            .expect("a handled event type");
+        (handles.handler)(env.clone()).await
+    }
+
+    /// Billing's outbox, oldest first.
+    async fn outbox(&self) -> Vec<Envelope> {
+        self.db.read_outbox(0, 100).await.unwrap()
     }
 
     async fn events(&self) -> Vec<String> {

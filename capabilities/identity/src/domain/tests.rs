@@ -1,5 +1,6 @@
 //! Table tests of identity's validation: which emails, names and ids are
-//! accepted, what an email normalizes to, and what registering produces.
+//! accepted, what an email normalizes to, and what registering and changing
+//! an address produce.
 
 use super::*;
 
@@ -201,4 +202,52 @@ fn the_event_carries_the_normalized_customer() {
         (wire.id.as_str(), wire.email.as_str(), wire.name.as_str()),
         (event.customer_id.as_str(), "ann@example.com", "Ann")
     );
+}
+
+fn ann() -> Customer {
+    Customer::register(Uuid::now_v7(), "ann@example.com", "Ann")
+        .unwrap()
+        .0
+}
+
+#[test]
+fn changing_the_email_yields_the_new_customer_and_its_event() {
+    let before = ann();
+    let got = before.change_email("  Ann.Smith@Example.org ").unwrap();
+    let after = Customer {
+        email: Email::parse("ann.smith@example.org").unwrap(),
+        ..before.clone()
+    };
+    let event = CustomerEmailChanged {
+        customer_id: before.id.as_str().to_owned(),
+        email: "ann.smith@example.org".into(),
+    };
+    assert_eq!(got, EmailChange::Changed(after, event));
+}
+
+#[test]
+fn the_same_address_in_any_spelling_changes_nothing() {
+    let before = ann();
+    for email in ["ann@example.com", "ANN@Example.Com", "\tann@example.com\n"] {
+        assert_eq!(
+            before.change_email(email),
+            Ok(EmailChange::Unchanged),
+            "{email:?}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_new_address_is_refused_naming_the_email() {
+    let before = ann();
+    for email in [
+        "",
+        "   ",
+        "not-an-email",
+        "ann@@example.com",
+        "ann@localhost",
+    ] {
+        let err = before.change_email(email).unwrap_err();
+        assert_eq!(err.field, "email", "{email:?}");
+    }
 }

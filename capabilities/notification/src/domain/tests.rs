@@ -1,5 +1,5 @@
-//! Tests of notification's pure rules: the text of each message and the
-//! retry schedule of a delivery.
+//! Tests of notification's pure rules: how a contact follows identity, the
+//! text of each message and the retry schedule of a delivery.
 
 use std::time::Duration;
 
@@ -88,6 +88,131 @@ fn invoice_paid_is_a_receipt_naming_the_payment() {
     assert!(draft.body.contains("Payment id: p-77\n"));
 }
 
+fn voided(reason: &str) -> InvoiceVoided {
+    InvoiceVoided {
+        invoice_id: INVOICE.into(),
+        customer_id: "c-1".into(),
+        reason: reason.into(),
+    }
+}
+
+fn refunded(reason: &str) -> InvoiceRefunded {
+    InvoiceRefunded {
+        invoice_id: INVOICE.into(),
+        customer_id: "c-1".into(),
+        payment_id: "p-77".into(),
+        amount: amount(1250, "EUR"),
+        reason: reason.into(),
+    }
+}
+
+fn dispatched() -> ShipmentDispatched {
+    ShipmentDispatched {
+        shipment_id: "s-9".into(),
+        invoice_id: INVOICE.into(),
+        customer_id: "c-1".into(),
+        dispatched_at: "2026-01-02T10:00:00Z".into(),
+    }
+}
+
+#[test]
+fn a_new_email_readdresses_the_contact_and_keeps_the_rest() {
+    let before = contact("Alice");
+    let after = before.with_email(&CustomerEmailChanged {
+        customer_id: "c-1".into(),
+        email: "alice@example.org".into(),
+    });
+    assert_eq!(
+        after,
+        Contact {
+            email: "alice@example.org".into(),
+            ..before
+        }
+    );
+}
+
+#[test]
+fn invoice_voided_says_it_is_cancelled_and_why() {
+    let draft = invoice_voided(&contact("Alice"), &voided("out-of-stock"));
+
+    assert_eq!(draft.subject, "Invoice abcd5678 cancelled");
+    assert_eq!(
+        draft.body,
+        "Hello Alice,\n\
+         \n\
+         your invoice abcd5678 has been cancelled: some of its items are out of stock. \
+         It can no longer be paid, and nothing was charged.\n\
+         \n\
+         Invoice id: 0190a6f2-7c1e-7d3a-9b2c-1234abcd5678\n\
+         \n\
+         -- \n\
+         Seams Shop\n"
+    );
+}
+
+#[test]
+fn invoice_refunded_names_the_amount_the_payment_and_why() {
+    let draft = invoice_refunded(&contact("Alice"), &refunded("out-of-stock")).unwrap();
+
+    assert_eq!(draft.subject, "Refund of 12.50 EUR for invoice abcd5678");
+    assert!(
+        draft.body.starts_with(
+            "Hello Alice,\n\nwe refunded your payment of 12.50 EUR for invoice abcd5678: \
+             some of its items are out of stock.\n\n"
+        ),
+        "{}",
+        draft.body
+    );
+    assert!(draft.body.contains(&format!("Invoice id: {INVOICE}\n")));
+    assert!(draft.body.contains("Payment id: p-77\n"));
+    assert!(draft.body.ends_with(SIGNATURE));
+}
+
+#[test]
+fn reasons_are_phrased_for_people_and_unknown_ones_still_shown() {
+    let cases = [
+        ("out-of-stock", "some of its items are out of stock"),
+        (" out-of-stock ", "some of its items are out of stock"),
+        ("customer-request", "customer request"),
+        ("", "no reason was given"),
+        ("  ", "no reason was given"),
+    ];
+    for (code, phrase) in cases {
+        let draft = invoice_voided(&contact("A"), &voided(code));
+        assert!(
+            draft.body.contains(&format!("cancelled: {phrase}. ")),
+            "{code:?}: {}",
+            draft.body
+        );
+        let draft = invoice_refunded(&contact("A"), &refunded(code)).unwrap();
+        assert!(
+            draft.body.contains(&format!("abcd5678: {phrase}.\n")),
+            "{code:?}: {}",
+            draft.body
+        );
+    }
+}
+
+#[test]
+fn shipment_dispatched_says_the_invoice_has_shipped() {
+    let draft = shipment_dispatched(&contact("Alice"), &dispatched());
+
+    assert_eq!(draft.subject, "Invoice abcd5678 has shipped");
+    assert_eq!(
+        draft.body,
+        "Hello Alice,\n\
+         \n\
+         the items of invoice abcd5678 are on their way.\n\
+         \n\
+         Invoice id: 0190a6f2-7c1e-7d3a-9b2c-1234abcd5678\n\
+         Shipment id: s-9\n\
+         Dispatched at: 2026-01-02T10:00:00Z\n\
+         \n\
+         -- \n\
+         Seams Shop\n"
+    );
+}
+
 #[test]
 fn amounts_use_their_currency_s_decimals() {
     let cases: &[(i64, &str, &str)] = &[
@@ -139,6 +264,12 @@ fn an_amount_billing_should_never_send_is_unrenderable() {
     let err = invoice_created(&contact("A"), &bad_line).unwrap_err();
     assert!(err.0.starts_with("unit_price:"), "{err}");
     let err = invoice_paid(&contact("A"), &bad_paid).unwrap_err();
+    assert!(err.0.starts_with("amount:"), "{err}");
+    let bad_refund = InvoiceRefunded {
+        amount: amount(-1250, "EUR"),
+        ..refunded("out-of-stock")
+    };
+    let err = invoice_refunded(&contact("A"), &bad_refund).unwrap_err();
     assert!(err.0.starts_with("amount:"), "{err}");
 }
 

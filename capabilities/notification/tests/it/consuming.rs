@@ -1,6 +1,7 @@
-//! Consuming identity's and billing's events: the contact projection, one
-//! delivery per event under duplicates, an invoice that overtakes its
-//! customer's contact, and an event that can never become a message.
+//! Consuming identity's, billing's and fulfillment's events: the contact
+//! projection and its address changes, one delivery per event under
+//! duplicates, an invoice that overtakes its customer's contact, every kind
+//! of message, and an event that can never become a message.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +73,180 @@ async fn an_invoice_for_a_known_contact_is_mailed_once_and_listed() {
 }
 
 #[tokio::test]
+async fn a_changed_email_readdresses_later_deliveries_only() {
+    let w = world().await;
+    let (first, second) = (new_id(), new_id());
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.invoice_created("c-1", &first).await;
+    w.deliver().await;
+    assert_eq!(w.send().await, 1);
+
+    w.change_email("c-1", "alice@example.org").await;
+    w.invoice_created("c-1", &second).await;
+    w.deliver().await;
+    assert_eq!(w.send().await, 1);
+
+    let contact = Store::new(w.n.component.db.clone())
+        .contact("c-1")
+        .await
+        .unwrap()
+        .expect("contact projected");
+    assert_eq!(
+        (contact.email.as_str(), contact.name.as_str()),
+        ("alice@example.org", "Alice"),
+        "the name is kept"
+    );
+    let listed = w.deliveries("c-1").await;
+    let recipients: Vec<&str> = listed
+        .iter()
+        .map(|d| d["recipient"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        recipients,
+        ["alice@example.com", "alice@example.org"],
+        "a recorded delivery keeps the address it was recorded with"
+    );
+    let mut to: Vec<String> = w
+        .mail()
+        .iter()
+        .map(|m| {
+            m.lines()
+                .find(|l| l.starts_with("To: "))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        [
+            "To: Alice <alice@example.com>",
+            "To: Alice <alice@example.org>"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_email_change_before_its_contact_is_refused_as_transient() {
+    let w = world().await;
+    let (changed, _) = w.change_email("c-1", "alice@example.org").await;
+
+    let res = w.handle(&changed).await;
+
+    assert_eq!(
+        res,
+        Err(HandlerError::Transient("contact c-1 not yet known".into()))
+    );
+    assert!(
+        !w.n.component
+            .db
+            .inbox_contains("notification.contacts", &changed.id)
+            .await
+            .unwrap(),
+        "rolled back: the event counts as not applied"
+    );
+    let store = Store::new(w.n.component.db.clone());
+    assert_eq!(
+        store.contact("c-1").await.unwrap(),
+        None,
+        "nothing invented"
+    );
+
+    let registered = w.register("c-1", "alice@example.com", "Alice").await;
+    w.handle(&registered).await.unwrap();
+    w.handle(&changed).await.unwrap();
+    // A duplicate of the change is a no-op, thanks to the inbox.
+    w.handle(&changed).await.unwrap();
+
+    let contact = store.contact("c-1").await.unwrap().unwrap();
+    assert_eq!(contact.email, "alice@example.org");
+}
+
+#[tokio::test]
+async fn voided_refunded_and_shipped_invoices_are_mailed() {
+    let w = world().await;
+    let (voided, refunded, shipped) = (new_id(), new_id(), new_id());
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.invoice_voided("c-1", &voided).await;
+    w.invoice_refunded("c-1", &refunded).await;
+    w.shipment_dispatched("c-1", &shipped).await;
+
+    w.deliver().await;
+    assert_eq!(w.send().await, 3);
+
+    let listed = w.deliveries("c-1").await;
+    let got: Vec<(&str, &str, &str)> = listed
+        .iter()
+        .map(|d| {
+            (
+                d["event_type"].as_str().unwrap(),
+                d["subject"].as_str().unwrap(),
+                d["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let subjects = [
+        format!("Invoice {} cancelled", short(&voided)),
+        format!("Refund of 12.50 EUR for invoice {}", short(&refunded)),
+        format!("Invoice {} has shipped", short(&shipped)),
+    ];
+    assert_eq!(
+        got,
+        [
+            ("billing.invoice-voided", subjects[0].as_str(), "delivered"),
+            (
+                "billing.invoice-refunded",
+                subjects[1].as_str(),
+                "delivered"
+            ),
+            (
+                "fulfillment.shipment-dispatched",
+                subjects[2].as_str(),
+                "delivered"
+            ),
+        ]
+    );
+    let mail = w.mail();
+    assert_eq!(mail.len(), 3);
+    // Bodies are quoted-printable, which folds long lines: look for the
+    // start of each message's first line.
+    for (subject, says) in subjects.iter().zip([
+        format!("your invoice {} has been cancelled: some", short(&voided)),
+        "we refunded your payment of 12.50 EUR".to_owned(),
+        format!("the items of invoice {} are on their way.", short(&shipped)),
+    ]) {
+        let message = mail
+            .iter()
+            .find(|m| m.lines().any(|l| l == format!("Subject: {subject}")))
+            .unwrap_or_else(|| panic!("no message {subject:?}"));
+        assert!(message.contains(&says), "{says:?} not in\n{message}");
+        assert!(
+            message.contains("To: Alice <alice@example.com>"),
+            "{message}"
+        );
+    }
+    assert!(w.n.component.db.dead_letters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_shipment_before_its_contact_waits_like_an_invoice() {
+    let w = world().await;
+    let shipped = w.shipment_dispatched("c-1", &new_id()).await;
+
+    let res = w.handle(&shipped).await;
+
+    assert_eq!(
+        res,
+        Err(HandlerError::Transient("contact c-1 not yet known".into()))
+    );
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.deliver().await;
+    let listed = w.deliveries("c-1").await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["event_id"], shipped.id);
+}
+
+#[tokio::test]
 async fn an_invoice_and_its_payment_are_two_messages_oldest_first() {
     let w = world().await;
     let invoice = new_id();
@@ -104,6 +279,7 @@ async fn a_duplicated_event_records_one_delivery_and_writes_one_file() {
     let chaos = RelayOptions {
         chaos: Some(Chaos {
             duplicate: 1.0,
+            min_delay: Duration::ZERO,
             max_delay: Duration::ZERO,
         }),
         ..RelayOptions::default()
@@ -269,7 +445,13 @@ async fn the_component_declares_what_it_serves_consumes_and_runs() {
 
     assert_eq!(c.name, "notification");
     let public: Vec<String> = c.public.iter().map(|op| op.id()).collect();
-    assert_eq!(public, [notification_contract::LIST_DELIVERIES.id()]);
+    assert_eq!(
+        public,
+        [
+            notification_contract::LIST_DELIVERIES.id(),
+            notification_contract::GET_CONTACT.id()
+        ]
+    );
     assert!(c.serves.is_empty());
     assert!(c.publishes.is_empty(), "notification publishes nothing yet");
     // One line per subscription: its name, then each handled type and the
@@ -289,9 +471,32 @@ async fn the_component_declares_what_it_serves_consumes_and_runs() {
     assert_eq!(
         subs,
         [
-            "notification<-identity: identity.customer-registered [1]",
-            "notification<-billing: billing.invoice-created [1], billing.invoice-paid [1]",
+            "notification<-identity: identity.customer-registered [1], \
+             identity.customer-email-changed [1]",
+            "notification<-billing: billing.invoice-created [1], billing.invoice-paid [1], \
+             billing.invoice-voided [1], billing.invoice-refunded [1]",
+            "notification<-fulfillment: fulfillment.shipment-dispatched [1]",
         ]
+    );
+    assert_eq!(
+        c.subscriptions[0].name(),
+        notification::service::CONTACTS_SUBSCRIPTION,
+        "freshness is read under the contacts' subscription name"
+    );
+    let invariants: Vec<String> = c.invariants.iter().map(|i| i.id()).collect();
+    assert_eq!(
+        invariants,
+        [
+            "notification.contacts-follow-identity",
+            "notification.email-change-reaches-contacts",
+            "notification.invoice-notice-recorded",
+        ]
+    );
+    assert_eq!(
+        notification::EMAIL_CHANGE_REACHES_CONTACTS
+            .measure_key()
+            .as_deref(),
+        Some("identity.customer-email-changed->notification")
     );
     let workers: Vec<&str> = c.workers.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(workers, ["notification.sender"]);

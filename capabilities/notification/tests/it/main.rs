@@ -1,12 +1,14 @@
 //! Notification against real SQLite files: events published into stand-in
-//! identity and billing databases are delivered by the framework's relay,
-//! messages are sent by the sender step by step, and the results are read
-//! through the public route, the Maildir and a real SMTP server.
+//! identity, billing and fulfillment databases are delivered by the
+//! framework's relay (recording positions in the world's consistency
+//! registry), messages are sent by the sender step by step, and the results
+//! are read through the public routes, the Maildir and a real SMTP server.
 //!
 //! Every test builds its own [`World`] in a fresh temporary directory. Time
 //! is a [`TestClock`] the test moves, so backoff is tested without sleeping.
 
 mod consuming;
+mod contacts;
 mod routes;
 mod sending;
 
@@ -14,14 +16,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use billing_contract::{InvoiceCreated, InvoiceLine, InvoicePaid};
+use billing_contract::{InvoiceCreated, InvoiceLine, InvoicePaid, InvoiceRefunded, InvoiceVoided};
 use catalog_contract::Amount;
-use identity_contract::CustomerRegistered;
+use fulfillment_contract::ShipmentDispatched;
+use identity_contract::{CustomerEmailChanged, CustomerRegistered};
 use notification::channel::Maildir;
 use notification::{ChannelOptions, Notification, Options};
 use seams_core::{CallContext, Clock, Envelope, Event};
 use seams_runtime::relay::{Relay, RelayOptions};
-use seams_runtime::{HandlerError, Runtime, Subscription, SystemOptions};
+use seams_runtime::{Consistency, HandlerError, Runtime, Subscription, SystemOptions};
 use seams_sqlite::Db;
 use seams_testkit::oneshot::App;
 use serde_json::Value;
@@ -57,6 +60,11 @@ struct World {
     identity: Db,
     /// Stands in for billing's database.
     billing: Db,
+    /// Stands in for fulfillment's database.
+    fulfillment: Db,
+    /// The registry the component reads its freshness from; the world's
+    /// relays record their positions in it.
+    consistency: Consistency,
     clock: Arc<TestClock>,
     /// The Maildir of the default channel (empty unless the channel is Maildir).
     mail_dir: PathBuf,
@@ -94,12 +102,21 @@ async fn world_with(tweak: impl FnOnce(Options) -> Options) -> World {
     )
     .await
     .unwrap();
+    let fulfillment = Db::open(
+        &dir.path().join("fulfillment.db"),
+        "fulfillment",
+        &PRODUCER_MIGRATIONS,
+    )
+    .await
+    .unwrap();
     World {
         _dir: dir,
         n,
         app,
         identity,
         billing,
+        fulfillment,
+        consistency: env.consistency.clone(),
         clock,
         mail_dir,
         shutdown: CancellationToken::new(),
@@ -119,22 +136,29 @@ impl World {
     }
 
     fn relay(&self, producer: &str, options: RelayOptions) -> Relay {
-        let db = match producer {
-            "identity" => self.identity.clone(),
-            "billing" => self.billing.clone(),
-            other => panic!("no producer {other}"),
-        };
         Relay::new(
             self.subscription(producer),
             self.n.component.db.clone(),
-            db,
+            self.producer(producer).clone(),
             options,
         )
+        .with_consistency(self.consistency.clone())
     }
 
-    /// Delivers everything published so far: identity's feed, then billing's.
+    /// The stand-in database of `producer`.
+    fn producer(&self, producer: &str) -> &Db {
+        match producer {
+            "identity" => &self.identity,
+            "billing" => &self.billing,
+            "fulfillment" => &self.fulfillment,
+            other => panic!("no producer {other}"),
+        }
+    }
+
+    /// Delivers everything published so far: identity's feed, then
+    /// billing's, then fulfillment's.
     async fn deliver(&self) {
-        for producer in ["identity", "billing"] {
+        for producer in ["identity", "billing", "fulfillment"] {
             self.relay(producer, RelayOptions::default())
                 .try_run_once(&self.shutdown)
                 .await
@@ -166,6 +190,57 @@ impl World {
                 customer_id: customer_id.into(),
                 email: email.into(),
                 name: name.into(),
+            },
+        )
+        .await
+    }
+
+    /// Publishes `customer-email-changed`; returns it with its outbox position.
+    async fn change_email(&self, customer_id: &str, email: &str) -> (Envelope, u64) {
+        publish_at(
+            &self.identity,
+            &CustomerEmailChanged {
+                customer_id: customer_id.into(),
+                email: email.into(),
+            },
+        )
+        .await
+    }
+
+    async fn invoice_voided(&self, customer_id: &str, invoice_id: &str) -> Envelope {
+        publish(
+            &self.billing,
+            &InvoiceVoided {
+                invoice_id: invoice_id.into(),
+                customer_id: customer_id.into(),
+                reason: "out-of-stock".into(),
+            },
+        )
+        .await
+    }
+
+    async fn invoice_refunded(&self, customer_id: &str, invoice_id: &str) -> Envelope {
+        publish(
+            &self.billing,
+            &InvoiceRefunded {
+                invoice_id: invoice_id.into(),
+                customer_id: customer_id.into(),
+                payment_id: "p-1".into(),
+                amount: eur(1250),
+                reason: "out-of-stock".into(),
+            },
+        )
+        .await
+    }
+
+    async fn shipment_dispatched(&self, customer_id: &str, invoice_id: &str) -> Envelope {
+        publish(
+            &self.fulfillment,
+            &ShipmentDispatched {
+                shipment_id: new_id(),
+                invoice_id: invoice_id.into(),
+                customer_id: customer_id.into(),
+                dispatched_at: "2026-01-02T10:00:00Z".into(),
             },
         )
         .await
@@ -244,6 +319,12 @@ fn invoice_created(customer_id: &str, invoice_id: &str) -> InvoiceCreated {
 
 /// Commits `event` to `db`'s outbox, as its producer would.
 async fn publish<E: Event>(db: &Db, event: &E) -> Envelope {
+    publish_at(db, event).await.0
+}
+
+/// [`publish`], also returning the event's outbox position (what the
+/// producer's consistency token would name).
+async fn publish_at<E: Event>(db: &Db, event: &E) -> (Envelope, u64) {
     let env = Envelope::wrap(
         event,
         new_id(),
@@ -251,9 +332,9 @@ async fn publish<E: Event>(db: &Db, event: &E) -> Envelope {
         &CallContext::new_root(),
     );
     let mut tx = db.begin().await.unwrap();
-    tx.publish(&env).await.unwrap();
+    let position = tx.publish(&env).await.unwrap();
     tx.commit().await.unwrap();
-    env
+    (env, position)
 }
 
 /// The short form of `invoice_id` that subjects use.

@@ -111,6 +111,8 @@ async fn options_default_to_a_maildir_under_the_data_directory_and_are_validated
         ),
         (10, Duration::from_millis(200), Duration::from_secs(30))
     );
+    assert_eq!(opts.consistency_wait, Duration::from_secs(2));
+    assert_eq!(opts.consistency_wait, Options::DEFAULT_CONSISTENCY_WAIT);
     assert!(opts.validate().is_ok());
 
     let mut zero_attempts = opts.clone();

@@ -145,6 +145,7 @@ async fn delivers_in_commit_order_once_even_when_duplicated() {
     let (sub, calls) = subscription(w.consumer.clone(), |_, _| None);
     let chaos = Chaos {
         duplicate: 1.0,
+        min_delay: Duration::ZERO,
         max_delay: Duration::from_millis(2),
     };
     let r = relay(sub, &w, Some(chaos));
@@ -307,4 +308,57 @@ async fn the_running_loop_wakes_on_commit_and_stops_on_shutdown() {
         .await
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_replayed_dead_letter_is_delivered_with_those_parked_behind_it_in_order() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await;
+    publish(&w.producer, "a", 2).await;
+    publish(&w.producer, "b", 3).await;
+    let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = poisoned.clone();
+    let (sub, _) = subscription(w.consumer.clone(), move |n, _| {
+        (n == 1 && flag.load(AtomicOrdering::SeqCst))
+            .then(|| HandlerError::Permanent("poison".into()))
+    });
+    let r = relay(sub, &w, None);
+    let stop = CancellationToken::new();
+    r.try_run_once(&stop).await.unwrap();
+    assert_eq!(applied(&w.consumer).await, [("b".to_owned(), 3)]);
+    let dead = w.consumer.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 2);
+
+    // Replaying before the fix parks it again, with its attempts counted.
+    assert!(w.consumer.request_replay(dead[0].id).await.unwrap());
+    assert!(
+        !w.consumer.request_replay(dead[0].id).await.unwrap(),
+        "already queued"
+    );
+    r.try_run_once(&stop).await.unwrap();
+    let again = w.consumer.dead_letter(dead[0].id).await.unwrap().unwrap();
+    assert_eq!((again.status.as_str(), again.attempts), ("parked", 2));
+
+    poisoned.store(false, AtomicOrdering::SeqCst);
+    assert!(w.consumer.request_replay(dead[0].id).await.unwrap());
+    assert_eq!(r.try_run_once(&stop).await.unwrap(), 2);
+    let got: Vec<i64> = applied(&w.consumer)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(got, [3, 1, 2], "a/1 then a/2, in their order");
+    let statuses: Vec<String> = w
+        .consumer
+        .dead_letters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.status)
+        .collect();
+    assert_eq!(statuses, ["replayed", "replayed"]);
+    // A new event for the key flows normally once nothing is parked for it.
+    publish(&w.producer, "a", 4).await;
+    r.try_run_once(&stop).await.unwrap();
+    assert_eq!(applied(&w.consumer).await.last().unwrap().1, 4);
 }

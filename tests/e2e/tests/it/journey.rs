@@ -11,6 +11,8 @@ async fn journey(mode: Mode) -> anyhow::Result<()> {
     let customer = shop.register("ada@example.com").await?;
     shop.add_product("TEA", 450).await?;
     shop.add_product("MUG", 1200).await?;
+    shop.receive_stock("TEA", 10).await?;
+    shop.receive_stock("MUG", 10).await?;
 
     let invoice = shop
         .create_invoice("inv-1", &customer, &[("TEA", 2), ("MUG", 1)])
@@ -38,7 +40,7 @@ async fn journey(mode: Mode) -> anyhow::Result<()> {
     );
 
     let deliveries = shop
-        .wait_delivered(&customer, 2, Duration::from_secs(30))
+        .wait_delivered(&customer, 3, Duration::from_secs(30))
         .await?;
     let mut types: Vec<&str> = deliveries
         .iter()
@@ -47,7 +49,11 @@ async fn journey(mode: Mode) -> anyhow::Result<()> {
     types.sort();
     assert_eq!(
         types,
-        ["billing.invoice-created", "billing.invoice-paid"],
+        [
+            "billing.invoice-created",
+            "billing.invoice-paid",
+            "fulfillment.shipment-dispatched"
+        ],
         "{mode:?}"
     );
     for d in &deliveries {
@@ -58,11 +64,11 @@ async fn journey(mode: Mode) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         shop.deliveries(&customer).await?.len(),
-        2,
+        3,
         "{mode:?}: duplicate delivery"
     );
     let mails = shop.mails();
-    assert_eq!(mails.len(), 2, "{mode:?}: one mail per delivery");
+    assert_eq!(mails.len(), 3, "{mode:?}: one mail per delivery");
     assert!(mails.iter().all(|m| m.contains("ada@example.com")));
     Ok(())
 }
@@ -81,6 +87,7 @@ async fn a_clean_stop_drains_and_exits_zero() {
     let mut shop = Shop::start(Mode::Monolith).unwrap();
     let customer = shop.register("grace@example.com").await.unwrap();
     shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", 1).await.unwrap();
     expect(
         &shop
             .create_invoice("k", &customer, &[("TEA", 1)])

@@ -1,5 +1,7 @@
 //! End-to-end scenarios against the real `shop` binary, each in every mode.
 
 mod api;
+mod consistency;
 mod crash;
+mod fulfillment;
 mod journey;

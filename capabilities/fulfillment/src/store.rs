@@ -1,0 +1,456 @@
+//! Fulfillment's SQL. Only this module knows the tables.
+//!
+//! Every write is one transaction with its consequences: a stock receipt
+//! with its keyed response, a consumer's change with the event's inbox row
+//! and any event it publishes (a [`Consuming`] transaction), a dispatch
+//! with its `shipment-dispatched` event. The stock table's CHECK
+//! constraints are the last word on "stock never goes negative": a
+//! statement that would break it fails, and its transaction rolls back.
+
+use seams_core::Envelope;
+use seams_sqlite::{Db, IdempotencyClaim, SaveResponseError, Tx};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::domain::{Level, Line, Receipt, Shipment, Status};
+
+/// Fulfillment's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+}
+
+/// Why a receipt was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Another request with the same idempotency key committed first.
+    #[error("idempotency key already used")]
+    KeyConflict,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+impl From<SaveResponseError> for WriteError {
+    fn from(e: SaveResponseError) -> Self {
+        match e {
+            SaveResponseError::Conflict => WriteError::KeyConflict,
+            SaveResponseError::Db(e) => WriteError::Db(e),
+        }
+    }
+}
+
+/// A consumer's transaction with the event's inbox row already in it.
+///
+/// Dropping it without [`Consuming::commit`] rolls back, inbox row and
+/// published events included, so the event counts as not applied and is
+/// redelivered.
+pub struct Consuming {
+    tx: Tx,
+}
+
+/// The event a shipment was announced with, so that the event announcing
+/// its dispatch continues the same causal chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// The `shipment-created` event's id: the dispatch's causation.
+    pub event_id: String,
+    /// The chain's correlation id.
+    pub correlation_id: String,
+    /// The W3C trace context of that event.
+    pub traceparent: Option<String>,
+}
+
+/// A shipment waiting for the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Due {
+    /// The shipment, status `created`.
+    pub shipment: Shipment,
+    /// What announced it.
+    pub cause: Cause,
+}
+
+fn decode(e: std::num::TryFromIntError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+fn level(row: &SqliteRow) -> Result<Level, sqlx::Error> {
+    Ok(Level {
+        sku: row.try_get("sku")?,
+        on_hand: u64::try_from(row.try_get::<i64, _>("on_hand")?).map_err(decode)?,
+        reserved: u64::try_from(row.try_get::<i64, _>("reserved")?).map_err(decode)?,
+    })
+}
+
+fn line(row: &SqliteRow) -> Result<Line, sqlx::Error> {
+    Ok(Line {
+        sku: row.try_get("sku")?,
+        quantity: u32::try_from(row.try_get::<i64, _>("quantity")?).map_err(decode)?,
+    })
+}
+
+/// Every column of `shipments` a [`Shipment`] and its [`Cause`] are read from.
+const SHIPMENT_COLUMNS: &str = "id, invoice_id, customer_id, status, created_at, dispatched_at, \
+     paid_event_time, cause_event_id, correlation_id, traceparent";
+
+impl Store {
+    /// Over `db`.
+    pub fn new(db: Db) -> Store {
+        Store { db }
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Adds `receipt` to its SKU's stock and records the keyed response
+    /// `respond` makes of the new level, atomically; returns that response.
+    pub async fn receive(
+        &self,
+        receipt: &Receipt,
+        claim: &IdempotencyClaim,
+        status: u16,
+        respond: impl FnOnce(&Level) -> Vec<u8>,
+    ) -> Result<Vec<u8>, WriteError> {
+        let mut tx = self.db.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO stock (sku, on_hand, reserved) VALUES (?, ?, 0) \
+             ON CONFLICT (sku) DO UPDATE SET on_hand = on_hand + excluded.on_hand \
+             RETURNING sku, on_hand, reserved",
+        )
+        .bind(receipt.sku.as_str())
+        .bind(i64::from(receipt.quantity))
+        .fetch_one(tx.conn())
+        .await?;
+        let level = level(&row)?;
+        let body = respond(&level);
+        tx.save_response(claim, status, &body).await?;
+        tx.commit().await?;
+        Ok(body)
+    }
+
+    /// One SKU's stock, as committed; `None` if it was never received.
+    pub async fn level(&self, sku: &str) -> anyhow::Result<Option<Level>> {
+        let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = ?")
+            .bind(sku)
+            .fetch_optional(self.db.reader())
+            .await?;
+        Ok(row.as_ref().map(level).transpose()?)
+    }
+
+    /// The shipments of an invoice (at most one), oldest first.
+    pub async fn shipments_for(&self, invoice_id: &str) -> anyhow::Result<Vec<Shipment>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE invoice_id = ? ORDER BY rowid"
+        ))
+        .bind(invoice_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        let mut shipments = Vec::with_capacity(rows.len());
+        for row in &rows {
+            shipments.push(self.shipment(row).await?.shipment);
+        }
+        Ok(shipments)
+    }
+
+    /// Shipments waiting to be dispatched, oldest first, at most `limit`.
+    pub async fn due(&self, limit: u32) -> anyhow::Result<Vec<Due>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE status = 'created' \
+             ORDER BY rowid LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(self.db.reader())
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in &rows {
+            due.push(self.shipment(row).await?);
+        }
+        Ok(due)
+    }
+
+    async fn shipment(&self, row: &SqliteRow) -> anyhow::Result<Due> {
+        let id: String = row.try_get("id")?;
+        let lines = sqlx::query(
+            "SELECT sku, quantity FROM shipment_lines WHERE shipment_id = ? ORDER BY line_no",
+        )
+        .bind(&id)
+        .fetch_all(self.db.reader())
+        .await?
+        .iter()
+        .map(line)
+        .collect::<Result<Vec<Line>, sqlx::Error>>()?;
+        let status: String = row.try_get("status")?;
+        Ok(Due {
+            shipment: Shipment {
+                id,
+                invoice_id: row.try_get("invoice_id")?,
+                customer_id: row.try_get("customer_id")?,
+                lines,
+                status: Status::parse(&status)
+                    .ok_or_else(|| anyhow::anyhow!("stored shipment status {status:?}"))?,
+                created_at: row.try_get("created_at")?,
+                dispatched_at: row.try_get("dispatched_at")?,
+                paid_event_time: row.try_get("paid_event_time")?,
+            },
+            cause: Cause {
+                event_id: row.try_get("cause_event_id")?,
+                correlation_id: row.try_get("correlation_id")?,
+                traceparent: row.try_get("traceparent")?,
+            },
+        })
+    }
+
+    /// Marks `dispatched` (the decision's new state) dispatched and publishes
+    /// `event`, atomically; `false` if it was no longer `created` (another
+    /// dispatcher won), in which case nothing is published.
+    pub async fn dispatch(
+        &self,
+        dispatched: &Shipment,
+        event: &Envelope,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.db.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE shipments SET status = ?, dispatched_at = ? WHERE id = ? AND status = 'created'",
+        )
+        .bind(dispatched.status.as_str())
+        .bind(&dispatched.dispatched_at)
+        .bind(&dispatched.id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.publish(event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Starts applying `env` as `consumer`; `None` if it was applied before.
+    pub async fn begin_consume(
+        &self,
+        consumer: &str,
+        env: &Envelope,
+    ) -> Result<Option<Consuming>, sqlx::Error> {
+        Ok(self
+            .db
+            .begin_consume(consumer, env)
+            .await?
+            .map(|tx| Consuming { tx }))
+    }
+}
+
+/// Fails unless exactly one row changed: every statement here targets one
+/// known row, and touching none means the state is not what the decision
+/// was made on.
+fn one_row(affected: u64, what: &str) -> Result<(), sqlx::Error> {
+    if affected == 1 {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Protocol(format!(
+            "{what}: expected one row, changed {affected}"
+        )))
+    }
+}
+
+impl Consuming {
+    /// The stock of `skus` as this transaction sees it (read on the writer,
+    /// so no other write can slip in between this read and the reservation).
+    /// SKUs never received are absent.
+    pub async fn levels(&mut self, skus: &[String]) -> Result<Vec<Level>, sqlx::Error> {
+        let mut levels = Vec::with_capacity(skus.len());
+        for sku in skus {
+            let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = ?")
+                .bind(sku)
+                .fetch_optional(self.tx.conn())
+                .await?;
+            if let Some(row) = row {
+                levels.push(level(&row)?);
+            }
+        }
+        Ok(levels)
+    }
+
+    /// Whether a reservation or a failure was already decided for the
+    /// invoice: the guard behind the inbox once its row has been pruned.
+    pub async fn decided(&mut self, invoice_id: &str) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM reservations WHERE invoice_id = ? \
+             UNION ALL SELECT 1 FROM failed_invoices WHERE invoice_id = ? LIMIT 1",
+        )
+        .bind(invoice_id)
+        .bind(invoice_id)
+        .fetch_optional(self.tx.conn())
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Reserves `lines` for the invoice: raises each SKU's `reserved` and
+    /// records the reservation. The CHECK on `stock` refuses a line that is
+    /// not available, whatever decided it.
+    pub async fn reserve(
+        &mut self,
+        invoice_id: &str,
+        lines: &[Line],
+        now: &str,
+    ) -> Result<(), sqlx::Error> {
+        for l in lines {
+            let affected = sqlx::query("UPDATE stock SET reserved = reserved + ? WHERE sku = ?")
+                .bind(i64::from(l.quantity))
+                .bind(&l.sku)
+                .execute(self.tx.conn())
+                .await?
+                .rows_affected();
+            one_row(affected, &format!("reserving {}", l.sku))?;
+            sqlx::query(
+                "INSERT INTO reservations (invoice_id, sku, quantity, status, reserved_at) \
+                 VALUES (?, ?, ?, 'reserved', ?)",
+            )
+            .bind(invoice_id)
+            .bind(&l.sku)
+            .bind(i64::from(l.quantity))
+            .bind(now)
+            .execute(self.tx.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records that nothing could be reserved for the invoice.
+    pub async fn record_failure(
+        &mut self,
+        invoice_id: &str,
+        event_id: &str,
+        now: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO failed_invoices (invoice_id, event_id, failed_at) VALUES (?, ?, ?) \
+             ON CONFLICT (invoice_id) DO NOTHING",
+        )
+        .bind(invoice_id)
+        .bind(event_id)
+        .bind(now)
+        .execute(self.tx.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// What is still reserved (not shipped, not released) for the invoice, in SKU order.
+    pub async fn reserved_for(&mut self, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
+        sqlx::query(
+            "SELECT sku, quantity FROM reservations \
+             WHERE invoice_id = ? AND status = 'reserved' ORDER BY sku",
+        )
+        .bind(invoice_id)
+        .fetch_all(self.tx.conn())
+        .await?
+        .iter()
+        .map(line)
+        .collect()
+    }
+
+    /// Ships `shipment`'s lines out of their reservations: each reservation
+    /// becomes `shipped`, its units leave `on_hand` and `reserved`, and the
+    /// shipment is stored with `created_event` (already wrapped, published by
+    /// the caller in this transaction) as its cause.
+    pub async fn ship(
+        &mut self,
+        shipment: &Shipment,
+        created_event: &Envelope,
+    ) -> Result<(), sqlx::Error> {
+        for l in &shipment.lines {
+            let affected = sqlx::query(
+                "UPDATE reservations SET status = 'shipped' \
+                 WHERE invoice_id = ? AND sku = ? AND status = 'reserved' AND quantity = ?",
+            )
+            .bind(&shipment.invoice_id)
+            .bind(&l.sku)
+            .bind(i64::from(l.quantity))
+            .execute(self.tx.conn())
+            .await?
+            .rows_affected();
+            one_row(affected, &format!("shipping the reservation of {}", l.sku))?;
+            let affected = sqlx::query(
+                "UPDATE stock SET on_hand = on_hand - ?, reserved = reserved - ? WHERE sku = ?",
+            )
+            .bind(i64::from(l.quantity))
+            .bind(i64::from(l.quantity))
+            .bind(&l.sku)
+            .execute(self.tx.conn())
+            .await?
+            .rows_affected();
+            one_row(affected, &format!("taking {} out of stock", l.sku))?;
+        }
+        sqlx::query(
+            "INSERT INTO shipments (id, invoice_id, customer_id, status, created_at, \
+             dispatched_at, paid_event_time, cause_event_id, correlation_id, traceparent) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&shipment.id)
+        .bind(&shipment.invoice_id)
+        .bind(&shipment.customer_id)
+        .bind(shipment.status.as_str())
+        .bind(&shipment.created_at)
+        .bind(&shipment.dispatched_at)
+        .bind(&shipment.paid_event_time)
+        .bind(&created_event.id)
+        .bind(&created_event.correlationid)
+        .bind(&created_event.traceparent)
+        .execute(self.tx.conn())
+        .await?;
+        for (i, l) in shipment.lines.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&shipment.id)
+            .bind(i as i64)
+            .bind(&l.sku)
+            .bind(i64::from(l.quantity))
+            .execute(self.tx.conn())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Releases what is still reserved for the invoice back to available
+    /// stock; returns the released lines (none if it was shipped, released
+    /// or never reserved).
+    pub async fn release(&mut self, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
+        let lines = self.reserved_for(invoice_id).await?;
+        for l in &lines {
+            let affected = sqlx::query("UPDATE stock SET reserved = reserved - ? WHERE sku = ?")
+                .bind(i64::from(l.quantity))
+                .bind(&l.sku)
+                .execute(self.tx.conn())
+                .await?
+                .rows_affected();
+            one_row(affected, &format!("releasing {}", l.sku))?;
+        }
+        sqlx::query(
+            "UPDATE reservations SET status = 'released' \
+             WHERE invoice_id = ? AND status = 'reserved'",
+        )
+        .bind(invoice_id)
+        .execute(self.tx.conn())
+        .await?;
+        Ok(lines)
+    }
+
+    /// Appends `env` to the outbox in this transaction.
+    pub async fn publish(&mut self, env: &Envelope) -> Result<u64, sqlx::Error> {
+        self.tx.publish(env).await
+    }
+
+    /// Commits the change, the inbox row and the published events together.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    /// Rolls back, inbox row included, so the event will be applied later.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}

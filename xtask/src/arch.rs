@@ -27,8 +27,24 @@ pub const CONTRACT_FORBIDDEN: &[&str] = &[
     "seams-runtime",
 ];
 
-/// The only crates that assemble capability implementations into a system.
-pub const ASSEMBLERS: &[&str] = &["app/shop", "tests/e2e"];
+/// The only crates that assemble capability implementations into a system: the
+/// app, the end-to-end suite, and every crate directly under `bench/` (benchmarks
+/// measure capabilities' decisions and stores in process, against baselines). A
+/// trailing `/*` stands for any crate folder directly inside that role folder.
+pub const ASSEMBLERS: &[&str] = &["app/shop", "tests/e2e", "bench/*"];
+
+/// Whether the crate at `dir` is one of the [`ASSEMBLERS`].
+pub fn is_assembler(dir: &str) -> bool {
+    ASSEMBLERS
+        .iter()
+        .any(|pattern| match pattern.strip_suffix("/*") {
+            Some(folder) => dir
+                .strip_prefix(folder)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|name| !name.is_empty() && !name.contains('/')),
+            None => *pattern == dir,
+        })
+}
 
 /// The workspace members and their declared dependencies.
 #[derive(Debug, Clone, Default)]
@@ -242,18 +258,18 @@ pub fn capabilities_use_contracts(ws: &Workspace) -> Vec<Violation> {
     .collect()
 }
 
-/// Invariant 4: only `app/shop` and `tests/e2e` depend on capability implementations,
-/// in any dependency kind.
+/// Invariant 4: only `app/shop`, `tests/e2e` and the crates under `bench/` depend on
+/// capability implementations, in any dependency kind.
 pub fn only_assemblers_use_capabilities(ws: &Workspace) -> Vec<Violation> {
     edges(ws, |from, dep, to| {
         let to = to?;
-        let hit = to.role() == Role::Capability && !ASSEMBLERS.contains(&from.dir.as_str());
+        let hit = to.role() == Role::Capability && !is_assembler(&from.dir);
         hit.then(|| {
             format!(
                 "{} capability implementation `{}`; only {} may",
                 dep.kind.verb(),
                 dep.name,
-                ASSEMBLERS.join(" and ")
+                ASSEMBLERS.join(", ")
             )
         })
     })

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use seams_runtime::system::ContractRow;
 
 use crate::config::Config;
+use crate::system::Placement;
 
 /// The Seams reference shop.
 #[derive(Debug, Parser)]
@@ -24,8 +25,27 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the whole system in one process (SQLite file per capability).
-    Up(Config),
+    /// Run the whole system: one process (default), or `--split` into one process per capability behind a gateway.
+    Up {
+        /// The configuration.
+        #[command(flatten)]
+        config: Config,
+        /// Run each capability as its own process, behind a gateway on `--addr`.
+        #[arg(long)]
+        split: bool,
+    },
+    /// Run only the named capabilities in this process; reach the others at their `--peer` URLs.
+    Serve {
+        /// Capabilities to run here (identity, catalog, billing, fulfillment, notification).
+        #[arg(required = true)]
+        capabilities: Vec<String>,
+        /// The configuration.
+        #[command(flatten)]
+        config: Config,
+        /// Where a capability not run here is served: `CAP=URL`, once per capability.
+        #[arg(long = "peer", env = "SHOP_PEERS", value_delimiter = ',')]
+        peers: Vec<String>,
+    },
     /// Walk a customer journey against a running system.
     Demo {
         /// Base URL of the system.
@@ -42,7 +62,19 @@ pub enum Command {
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(config) => up(config).await,
+        Command::Up {
+            config,
+            split: false,
+        } => serve(config, Placement::monolith()).await,
+        Command::Up {
+            config,
+            split: true,
+        } => up_split(config).await,
+        Command::Serve {
+            capabilities,
+            config,
+            peers,
+        } => serve(config, Placement::split(&capabilities, &peers)?).await,
         Command::Demo { url, timeout_secs } => {
             crate::demo::run(&url, Duration::from_secs(timeout_secs)).await
         }
@@ -50,9 +82,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn up(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, placement: Placement) -> anyhow::Result<()> {
     crate::telemetry::init();
-    let builder = crate::system::build(&config).await?;
+    let builder = crate::system::build(&config, &placement).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
@@ -70,6 +102,38 @@ async fn up(config: Config) -> anyhow::Result<()> {
         .await
         .context("stopping took too long")??;
     Ok(())
+}
+
+async fn up_split(config: Config) -> anyhow::Result<()> {
+    crate::telemetry::init();
+    let mut extra_args = vec!["--durability".to_owned(), config.durability.clone()];
+    if config.chaos {
+        extra_args.extend([
+            "--chaos".to_owned(),
+            "--chaos-min-delay-ms".to_owned(),
+            config.chaos_min_delay_ms.to_string(),
+            "--chaos-max-delay-ms".to_owned(),
+            config.chaos_max_delay_ms.to_string(),
+        ]);
+    }
+    if let Some(host) = &config.smtp_host {
+        extra_args.extend([
+            "--smtp-host".to_owned(),
+            host.clone(),
+            "--smtp-port".to_owned(),
+            config.smtp_port.to_string(),
+        ]);
+    }
+    let opts = crate::supervisor::SplitOptions {
+        addr: config.addr,
+        data_dir: config.data_dir.clone(),
+        groups: crate::system::CAPABILITIES
+            .iter()
+            .map(|c| vec![(*c).to_owned()])
+            .collect(),
+        extra_args,
+    };
+    crate::supervisor::run(opts, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {
@@ -101,7 +165,7 @@ async fn contracts() -> anyhow::Result<()> {
     // `shop contracts` from touching real data.
     let dir = tempdir()?;
     let config = Config::new("127.0.0.1:0".parse()?, dir.clone());
-    let builder = crate::system::build(&config).await?;
+    let builder = crate::system::build(&config, &Placement::monolith()).await?;
     builder.check()?;
     print!("{}", render_table(&builder.contracts()));
     print!("{}", render_invariants(&builder.invariants()));

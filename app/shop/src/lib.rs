@@ -12,5 +12,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod gateway;
+pub mod supervisor;
 pub mod system;
 pub mod telemetry;

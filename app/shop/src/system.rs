@@ -1,48 +1,135 @@
 //! The composition root: builds every capability from the configuration, in
 //! dependency order, and hands them to the runtime.
 //!
-//! In the monolith every contract client gets the in-process transport (still
-//! governed by each operation's declared timeout and retries) and every
-//! subscription reads its producer's outbox directly.
+//! A [`Placement`] says which capabilities run in this process and where the
+//! others are. In the monolith every contract client gets the in-process
+//! transport and every subscription reads its producer's outbox directly;
+//! split (`shop serve`), calls to a capability elsewhere go over HTTP and
+//! its feed is pulled over HTTP. Either way the calls are governed by the
+//! operations' declared timeouts and retries, and capability code is the same.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use seams_runtime::relay::RelayOptions;
 use seams_runtime::{Runtime, SystemBuilder, SystemOptions};
 
 use crate::config::Config;
 
-/// Builds the whole system (all five capabilities, one process) without starting it.
-pub async fn build(config: &Config) -> anyhow::Result<SystemBuilder> {
+/// Every capability of the shop, in dependency order.
+pub const CAPABILITIES: [&str; 5] = [
+    "identity",
+    "catalog",
+    "billing",
+    "fulfillment",
+    "notification",
+];
+
+/// Which capabilities run in this process, and where the others are.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// Capabilities built here; empty means all of them.
+    pub local: Vec<String>,
+    /// Base URL of every capability not built here.
+    pub peers: BTreeMap<String, String>,
+}
+
+impl Placement {
+    /// Everything in one process.
+    pub fn monolith() -> Placement {
+        Placement::default()
+    }
+
+    /// `local` here, the rest at `peers` (`CAP=URL` each); refuses unknown
+    /// capabilities and capabilities that are neither here nor at a peer.
+    pub fn split(local: &[String], peers: &[String]) -> anyhow::Result<Placement> {
+        anyhow::ensure!(
+            !local.is_empty(),
+            "name at least one capability to serve ({})",
+            CAPABILITIES.join(", ")
+        );
+        for cap in local {
+            anyhow::ensure!(
+                CAPABILITIES.contains(&cap.as_str()),
+                "unknown capability `{cap}` (known: {})",
+                CAPABILITIES.join(", ")
+            );
+        }
+        let mut map = BTreeMap::new();
+        for p in peers {
+            let (cap, url) = p
+                .split_once('=')
+                .with_context(|| format!("--peer `{p}`: expected CAP=URL"))?;
+            anyhow::ensure!(
+                CAPABILITIES.contains(&cap),
+                "--peer `{p}`: unknown capability `{cap}`"
+            );
+            anyhow::ensure!(
+                !local.iter().any(|l| l == cap),
+                "--peer `{p}`: {cap} is served here"
+            );
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "--peer `{p}`: URL must start with http:// or https://"
+            );
+            map.insert(cap.to_owned(), url.trim_end_matches('/').to_owned());
+        }
+        for cap in CAPABILITIES {
+            anyhow::ensure!(
+                local.iter().any(|l| l == cap) || map.contains_key(cap),
+                "{cap} is neither served here nor given with --peer {cap}=URL"
+            );
+        }
+        Ok(Placement {
+            local: local.to_vec(),
+            peers: map,
+        })
+    }
+
+    fn here(&self, cap: &str) -> bool {
+        self.local.is_empty() || self.local.iter().any(|l| l == cap)
+    }
+}
+
+/// Builds the capabilities placed here, without starting them.
+pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<SystemBuilder> {
     let options = SystemOptions {
         relay: RelayOptions {
             chaos: config.chaos(),
             ..RelayOptions::default()
         },
         durability: config.durability(),
+        peers: placement.peers.clone(),
         ..SystemOptions::default()
     };
     let runtime = Runtime::new(options);
     let env = runtime.env(&config.data_dir);
-    let identity = identity::component(&env).await?;
-    let catalog = catalog::component(&env).await?;
-    let billing = billing::component(&env).await?;
-    let fulfillment = fulfillment::component(&env).await?;
-    let notification = notification::component(
-        &env,
-        notification::Options {
+    let mut components = Vec::new();
+    if placement.here("identity") {
+        components.push(identity::component(&env).await?);
+    }
+    if placement.here("catalog") {
+        components.push(catalog::component(&env).await?);
+    }
+    if placement.here("billing") {
+        components.push(billing::component(&env).await?);
+    }
+    if placement.here("fulfillment") {
+        components.push(fulfillment::component(&env).await?);
+    }
+    if placement.here("notification") {
+        let opts = notification::Options {
             channel: config.channel(),
             ..notification::Options::default_for(&env)
-        },
-    )
-    .await?;
+        };
+        components.push(notification::component(&env, opts).await?);
+    }
     let mut builder = runtime.builder();
-    builder
-        .add(identity)
-        .add(catalog)
-        .add(billing)
-        .add(fulfillment)
-        .add(notification);
+    for c in components {
+        builder.add(c);
+    }
     Ok(builder)
 }
 

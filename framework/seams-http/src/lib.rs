@@ -28,6 +28,7 @@ pub mod correlation;
 pub mod extract;
 pub mod idempotency;
 pub mod problem;
+pub mod remote;
 
 pub use correlation::Ctx;
 pub use extract::{Json, Path, Query};

@@ -33,6 +33,15 @@ impl InProcess {
             .insert(served.op.id(), served.handler.clone());
     }
 
+    /// The handler of `op_id`, if it is served here.
+    pub fn handler(&self, op_id: &str) -> Option<OpHandler> {
+        self.handlers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(op_id)
+            .cloned()
+    }
+
     /// Whether `op_id` is served here.
     pub fn serves(&self, op_id: &str) -> bool {
         self.handlers
@@ -59,5 +68,36 @@ impl Transport for InProcess {
                 }),
             }
         })
+    }
+}
+
+/// Routes each call to where its operation is served: this process, or the
+/// service of its capability (split). The composition root decides which,
+/// from configuration; callers never know.
+#[derive(Clone)]
+pub struct Routed {
+    local: InProcess,
+    remote: std::collections::BTreeMap<String, Arc<dyn Transport>>,
+}
+
+impl Routed {
+    /// Local operations through `local`; operations of the capabilities in `remote` through theirs.
+    pub fn new(
+        local: InProcess,
+        remote: std::collections::BTreeMap<String, Arc<dyn Transport>>,
+    ) -> Routed {
+        Routed { local, remote }
+    }
+}
+
+impl Transport for Routed {
+    fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
+        if self.local.serves(&req.op.id()) {
+            return self.local.call(req);
+        }
+        match self.remote.get(req.op.capability) {
+            Some(remote) => remote.call(req),
+            None => self.local.call(req),
+        }
     }
 }

@@ -33,6 +33,7 @@
 
 pub mod component;
 pub mod consistency;
+pub mod feed;
 pub mod governed;
 pub mod inprocess;
 pub mod relay;

@@ -28,6 +28,7 @@ use tracing::Instrument;
 
 use crate::component::{HandlerError, Subscription};
 use crate::consistency::Consistency;
+use crate::feed::{InProcessFeed, SharedFeed};
 
 /// Faults injected into delivery, for tests and `shop up --chaos`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,19 +87,35 @@ pub struct Relay {
     sub: Subscription,
     name: String,
     consumer: Db,
-    producer: Db,
+    producer: SharedFeed,
     options: RelayOptions,
     consistency: Consistency,
 }
 
 impl Relay {
-    /// A loop delivering `producer`'s events to `sub`, whose state lives in `consumer`.
+    /// A loop delivering the events in `producer`'s outbox (in this process)
+    /// to `sub`, whose state lives in `consumer`.
     pub fn new(sub: Subscription, consumer: Db, producer: Db, options: RelayOptions) -> Relay {
+        Relay::with_feed(
+            sub,
+            consumer,
+            Arc::new(InProcessFeed::new(producer)),
+            options,
+        )
+    }
+
+    /// A loop delivering the events of `feed` (wherever it is) to `sub`.
+    pub fn with_feed(
+        sub: Subscription,
+        consumer: Db,
+        feed: SharedFeed,
+        options: RelayOptions,
+    ) -> Relay {
         Relay {
             name: sub.name(),
             sub,
             consumer,
-            producer,
+            producer: feed,
             options,
             consistency: Consistency::new(),
         }
@@ -113,12 +130,19 @@ impl Relay {
     /// Delivers everything currently in the feed; returns how many events were read
     /// (0 means idle). Tests drive this instead of sleeping.
     pub async fn try_run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
+        self.step(shutdown, Duration::ZERO).await
+    }
+
+    /// One batch: replays first, then the feed after the cursor, waiting up to
+    /// `wait` for new events. Only the wait is cut short by `shutdown`; an
+    /// event in hand is finished.
+    async fn step(&self, shutdown: &CancellationToken, wait: Duration) -> anyhow::Result<usize> {
         let replayed = self.try_replay(shutdown).await?;
         let cursor = self.consumer.cursor(&self.name).await?;
-        let batch = self
-            .producer
-            .read_outbox(cursor, self.options.batch)
-            .await?;
+        let batch = tokio::select! {
+            batch = self.producer.read(&self.name, cursor, self.options.batch, wait) => batch?,
+            _ = shutdown.cancelled() => return Ok(replayed),
+        };
         let mut position = cursor;
         let mut read = 0;
         for env in &batch {
@@ -130,9 +154,9 @@ impl Relay {
                 }
             }
         }
+        // The next read after `position` acknowledges it to the producer.
         if position > cursor {
             self.consumer.set_cursor(&self.name, position).await?;
-            self.producer.ack(&self.name, position).await?;
         }
         self.consistency.advance(&self.name, position);
         Ok(read + replayed)
@@ -140,33 +164,13 @@ impl Relay {
 
     /// Runs until `shutdown`, finishing the event in hand.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut changes = self.producer.outbox_changes();
-        // Registering at start means rows this subscriber has not read are never pruned.
-        match self.consumer.cursor(&self.name).await {
-            Ok(cursor) => {
-                if let Err(e) = self.producer.ack(&self.name, cursor).await {
-                    tracing::warn!(subscription = %self.name, error = %e, "registering with the feed");
-                }
-            }
-            Err(e) => tracing::warn!(subscription = %self.name, error = %e, "reading cursor"),
-        }
         while !shutdown.is_cancelled() {
-            changes.mark_unchanged();
-            match self.try_run_once(&shutdown).await {
-                Ok(0) => {
-                    tokio::select! {
-                        _ = changes.changed() => {}
-                        _ = tokio::time::sleep(self.options.idle_poll) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
+            // An empty read waits (long-polls) up to `idle_poll` for new events.
+            if let Err(e) = self.step(&shutdown, self.options.idle_poll).await {
+                tracing::error!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => {}
                 }
             }
         }

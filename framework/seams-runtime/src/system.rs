@@ -38,6 +38,9 @@ pub struct SystemOptions {
     pub retention: Retention,
     /// Durability of commits.
     pub durability: Durability,
+    /// Base URLs of the services of capabilities not in this process (split
+    /// mode): their operations are called and their feeds read over HTTP.
+    pub peers: BTreeMap<String, String>,
 }
 
 /// Shared parts every component is built with; create first, then build components with [`Runtime::env`].
@@ -54,7 +57,20 @@ impl Runtime {
     /// A runtime whose calls between capabilities stay in this process.
     pub fn new(options: SystemOptions) -> Runtime {
         let inprocess = InProcess::new();
-        let transport: Arc<dyn Transport> = Arc::new(Governed::new(Arc::new(inprocess.clone())));
+        let client = seams_http::remote::HttpTransport::default_client();
+        let remote: BTreeMap<String, Arc<dyn Transport>> = options
+            .peers
+            .iter()
+            .map(|(cap, base)| {
+                let t: Arc<dyn Transport> = Arc::new(seams_http::remote::HttpTransport::new(
+                    base.clone(),
+                    client.clone(),
+                ));
+                (cap.clone(), t)
+            })
+            .collect();
+        let routed = crate::inprocess::Routed::new(inprocess.clone(), remote);
+        let transport: Arc<dyn Transport> = Arc::new(Governed::new(Arc::new(routed)));
         Runtime {
             options,
             inprocess,
@@ -195,6 +211,7 @@ impl SystemBuilder {
                         ));
                     }
                     match producer {
+                        None if self.runtime.options.peers.contains_key(sub.producer) => {}
                         None => problems.push(format!(
                             "{} consumes {} but {} is not part of this system",
                             c.name, h.event.event_type, sub.producer
@@ -285,6 +302,7 @@ impl SystemBuilder {
             workers.extend(c.workers);
         }
         let admin = Admin {
+            ops: runtime.inprocess.clone(),
             dbs: by_name.clone(),
             openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
             contracts: Arc::new(contracts),
@@ -304,6 +322,8 @@ impl SystemBuilder {
                 axum::routing::post(replay_dead_letter),
             )
             .route("/_seams/consistency", get(consistency_route))
+            .route("/_seams/ops/{op}", axum::routing::post(serve_op))
+            .route("/_seams/feed/{producer}", get(serve_feed))
             .with_state(admin);
         let app = seams_http::app::public(parts, framework);
 
@@ -318,10 +338,24 @@ impl SystemBuilder {
         });
 
         for (sub, consumer_db) in subscriptions {
-            let producer_db = by_name[sub.producer].clone();
+            let feed: crate::feed::SharedFeed = match by_name.get(sub.producer) {
+                Some(db) => Arc::new(crate::feed::InProcessFeed::new(db.clone())),
+                None => {
+                    let base = runtime
+                        .options
+                        .peers
+                        .get(sub.producer)
+                        .context("checked: a peer serves it")?;
+                    Arc::new(crate::feed::HttpFeed::new(
+                        base,
+                        sub.producer,
+                        seams_http::remote::HttpTransport::default_client(),
+                    ))
+                }
+            };
             let name = sub.name();
             let relay = Arc::new(
-                Relay::new(sub, consumer_db, producer_db, runtime.options.relay)
+                Relay::with_feed(sub, consumer_db, feed, runtime.options.relay)
                     .with_consistency(consistency.clone()),
             );
             tasks.push((name, tokio::spawn(relay.run(background.clone()))));
@@ -416,6 +450,7 @@ async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken)
 
 #[derive(Clone)]
 struct Admin {
+    ops: InProcess,
     dbs: BTreeMap<&'static str, Db>,
     openapi: Arc<Value>,
     contracts: Arc<Value>,
@@ -462,6 +497,78 @@ async fn replay_dead_letter(
         Ok(None) => not_found(),
         Err(e) => {
             tracing::error!(error = %e, "replaying a dead letter");
+            seams_http::problem_response(seams_http::problem::internal())
+        }
+    }
+}
+
+/// `POST /_seams/ops/{op}`: another service calling an operation served here.
+async fn serve_op(
+    State(admin): State<Admin>,
+    seams_http::Path(op): seams_http::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use seams_core::{CallError, CallReply};
+    let Some(handler) = admin.ops.handler(&op) else {
+        return seams_http::problem_response(
+            seams_core::Problem::new(404, "operation-not-served", "Operation not served here")
+                .with("op", op),
+        );
+    };
+    let ctx = seams_http::correlation::context_from_headers(&headers);
+    let with_type = |status: StatusCode, content_type: &'static str, body: Vec<u8>| {
+        (
+            status,
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            body,
+        )
+            .into_response()
+    };
+    match handler(body.to_vec(), ctx).await {
+        Ok(CallReply::Ok(b)) => with_type(StatusCode::OK, "application/json", b),
+        Ok(CallReply::Rejected(b)) => with_type(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            seams_http::remote::REJECTED_CONTENT_TYPE,
+            b,
+        ),
+        Err(e) => {
+            let (status, slug) = match &e {
+                CallError::Unavailable { .. } => (503, "unavailable"),
+                CallError::Timeout { .. } => (504, "timeout"),
+                CallError::Protocol { .. } => (400, "protocol-error"),
+                CallError::Internal { .. } => (500, "internal"),
+            };
+            tracing::warn!(%op, error = %e, "served operation failed");
+            seams_http::problem_response(seams_core::Problem::new(status, slug, e.to_string()))
+        }
+    }
+}
+
+/// `GET /_seams/feed/{producer}`: a subscriber in another service pulling
+/// this producer's outbox (long-poll when there is nothing new).
+async fn serve_feed(
+    State(admin): State<Admin>,
+    seams_http::Path(producer): seams_http::Path<String>,
+    seams_http::Query(q): seams_http::Query<crate::feed::FeedQuery>,
+) -> Response {
+    let Some(db) = admin
+        .dbs
+        .iter()
+        .find(|(name, _)| **name == producer)
+        .map(|(_, db)| db.clone())
+    else {
+        return seams_http::problem_response(
+            seams_core::Problem::new(404, "feed-not-found", "No such feed here")
+                .with("producer", producer),
+        );
+    };
+    let limit = q.limit.clamp(1, 1000);
+    let wait = Duration::from_millis(q.wait_ms.min(30_000));
+    match crate::feed::read_outbox(&db, &q.subscriber, q.after, limit, wait).await {
+        Ok(events) => axum::Json(crate::feed::FeedPage { events }).into_response(),
+        Err(e) => {
+            tracing::error!(%producer, error = format!("{e:#}"), "serving the feed");
             seams_http::problem_response(seams_http::problem::internal())
         }
     }

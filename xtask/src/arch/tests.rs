@@ -82,6 +82,15 @@ fn fixture() -> Workspace {
             ),
             krate("app/shop", &["catalog", "billing", "tokio"]),
             krate("tests/e2e", &["shop", "dev:catalog", "build:billing"]),
+            krate(
+                "bench/seams-bench",
+                &[
+                    "billing",
+                    "catalog-contract",
+                    "dev:catalog",
+                    "build:billing",
+                ],
+            ),
             krate("xtask", &["cargo_metadata", "dev:tempfile"]),
         ],
     }
@@ -218,6 +227,36 @@ fn non_assembler_depending_on_implementation_is_reported() {
         let violations = only_assemblers_use_capabilities(&with_dep(at, spec));
         assert_reports(violations, &[(rule, at, spec.rsplit(':').next().unwrap())]);
     }
+}
+
+#[test]
+fn bench_crates_are_assemblers_but_only_directly_under_bench() {
+    for dir in ["app/shop", "tests/e2e", "bench/seams-bench", "bench/peers"] {
+        assert!(is_assembler(dir), "{dir}");
+    }
+    for dir in [
+        "bench",
+        "bench/",
+        "bench/seams-bench/nested",
+        "benchmarks/x",
+        "app/other",
+        "tests/e2e-extra",
+        "xtask",
+    ] {
+        assert!(!is_assembler(dir), "{dir}");
+    }
+    // A crate nested deeper under `bench/` is not an assembler, so the edge is reported.
+    let mut ws = fixture();
+    ws.crates
+        .push(krate("bench/seams-bench/nested", &["billing"]));
+    assert_reports(
+        only_assemblers_use_capabilities(&ws),
+        &[(
+            "only-assemblers-use-capabilities",
+            "bench/seams-bench/nested",
+            "only app/shop, tests/e2e, bench/* may",
+        )],
+    );
 }
 
 #[test]

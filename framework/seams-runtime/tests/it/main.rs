@@ -90,6 +90,44 @@ async fn applied(State(db): State<Db>) -> String {
     n.to_string()
 }
 
+static ECHO: Operation = Operation {
+    capability: "notes",
+    name: "echo",
+    summary: "Upper-cases a key.",
+    kind: Kind::Query,
+    timeout: Duration::from_millis(500),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "notes-unavailable",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error")]
+enum EchoError {
+    #[error("empty")]
+    Empty,
+    #[error(transparent)]
+    #[serde(skip)]
+    Call(#[from] seams_core::CallError),
+}
+
+impl seams_core::ContractError for EchoError {
+    fn call_error(&self) -> Option<&seams_core::CallError> {
+        match self {
+            EchoError::Call(e) => Some(e),
+            EchoError::Empty => None,
+        }
+    }
+}
+
 async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Component, Component) {
     let notes = Db::open(&dir.join("notes.db"), "notes", &MIGRATIONS)
         .await
@@ -123,7 +161,16 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
         db: notes.clone(),
         routes: Router::new().route("/{key}", post(note)).with_state(notes),
         public: vec![],
-        serves: vec![],
+        serves: vec![seams_runtime::Served::new(
+            &ECHO,
+            |key: String, _ctx| async move {
+                if key.is_empty() {
+                    Err(EchoError::Empty)
+                } else {
+                    Ok(key.to_uppercase())
+                }
+            },
+        )],
         publishes: vec![&NOTED],
         subscriptions: vec![],
         workers: vec![],
@@ -248,13 +295,17 @@ async fn a_poison_event_is_dead_lettered_then_replayed_over_http() {
         n == "2"
     })
     .await;
-    let statuses: Vec<Value> = get("/_seams/dead-letters").await["dead_letters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["status"].clone())
-        .collect();
-    assert_eq!(statuses, ["replayed", "replayed"]);
+    // Each is marked replayed right after it is applied.
+    eventually("both dead letters marked replayed", async || {
+        let statuses: Vec<Value> = get("/_seams/dead-letters").await["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["status"].clone())
+            .collect();
+        statuses == ["replayed", "replayed"]
+    })
+    .await;
 
     // Live events flow again, and their lag is measured against the declared bound.
     http.post(format!("{base}/notes/k2")).send().await.unwrap();
@@ -269,12 +320,115 @@ async fn a_poison_event_is_dead_lettered_then_replayed_over_http() {
             == "3"
     })
     .await;
+    eventually("the position to advance", async || {
+        get("/_seams/consistency").await["subscriptions"]["audit<-notes"]["position"] == 3
+    })
+    .await;
     let report = get("/_seams/consistency").await;
     assert_eq!(
         report["invariants"][0]["invariant"],
         "audit.audit-follows-notes"
     );
     assert_eq!(report["invariants"][0]["status"], "holds");
-    assert_eq!(report["subscriptions"]["audit<-notes"]["position"], 3);
     running.stop().await.unwrap();
+}
+
+async fn serve(builder: seams_runtime::SystemBuilder, addr: &str) -> seams_runtime::Running {
+    builder
+        .start(tokio::net::TcpListener::bind(addr).await.unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn split_services_call_and_feed_each_other_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned = Arc::new(AtomicBool::new(false));
+    let fast = || SystemOptions {
+        relay: RelayOptions {
+            idle_poll: Duration::from_millis(200),
+            ..RelayOptions::default()
+        },
+        ..SystemOptions::default()
+    };
+
+    // Service A: notes (publishes, serves `notes.echo`).
+    let (notes, _) = components(dir.path(), poisoned.clone()).await;
+    let mut a = Runtime::new(fast()).builder();
+    a.add(notes);
+    let a_running = serve(a, "127.0.0.1:0").await;
+    let a_addr = a_running.addr();
+    let a_url = format!("http://{a_addr}");
+
+    // Service B: audit, with notes as a peer: its feed and its operation are remote.
+    let b_dir = dir.path().join("b");
+    let (_, audit) = components(&b_dir, poisoned).await;
+    let mut peers = std::collections::BTreeMap::new();
+    peers.insert("notes".to_owned(), a_url.clone());
+    let b_runtime = Runtime::new(SystemOptions { peers, ..fast() });
+    let b_env = b_runtime.env(&b_dir);
+    let mut b = b_runtime.builder();
+    b.add(audit);
+    let b_running = serve(b, "127.0.0.1:0").await;
+    let b_url = format!("http://{}", b_running.addr());
+    let http = reqwest::Client::new();
+    let applied = || {
+        let (http, url) = (http.clone(), format!("{b_url}/audit/applied"));
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+
+    http.post(format!("{a_url}/notes/k1")).send().await.unwrap();
+    eventually("the event across services", async || applied().await == "1").await;
+
+    let ctx = CallContext::new_root();
+    let echoed: Result<String, EchoError> =
+        seams_core::call(b_env.transport.as_ref(), &ECHO, &"k1".to_owned(), &ctx).await;
+    assert_eq!(echoed.unwrap(), "K1");
+    let rejected: Result<String, EchoError> =
+        seams_core::call(b_env.transport.as_ref(), &ECHO, &String::new(), &ctx).await;
+    assert_eq!(
+        rejected.unwrap_err(),
+        EchoError::Empty,
+        "declared errors cross the wire as themselves"
+    );
+
+    // A goes down: calls fail fast as declared, the feed waits.
+    a_running.stop().await.unwrap();
+    let started = Instant::now();
+    let down: Result<String, EchoError> =
+        seams_core::call(b_env.transport.as_ref(), &ECHO, &"k".to_owned(), &ctx).await;
+    assert!(
+        matches!(
+            down,
+            Err(EchoError::Call(seams_core::CallError::Unavailable { .. }))
+        ),
+        "{down:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A comes back on the same address with the same data: B catches up from its cursor.
+    let (notes, _) = components(dir.path(), Arc::new(AtomicBool::new(false))).await;
+    let mut a = Runtime::new(fast()).builder();
+    a.add(notes);
+    let a_running = serve(a, &a_addr.to_string()).await;
+    http.post(format!("{a_url}/notes/k2")).send().await.unwrap();
+    eventually("catching up after the producer's restart", async || {
+        applied().await == "2"
+    })
+    .await;
+    // The position advances after the batch that applied it.
+    eventually("the position to advance", async || {
+        let report: Value = http
+            .get(format!("{b_url}/_seams/consistency"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        report["subscriptions"]["audit<-notes"]["position"] == 2
+    })
+    .await;
+    b_running.stop().await.unwrap();
+    a_running.stop().await.unwrap();
 }

@@ -5,3 +5,4 @@ mod consistency;
 mod crash;
 mod fulfillment;
 mod journey;
+mod split;

@@ -1,0 +1,602 @@
+//! The gateway of `shop up --split`: one public address in front of the
+//! per-capability service processes, so clients and `shop demo` see the same
+//! API as the monolith's.
+//!
+//! It owns two things. Forwarding: a request under `/<capability>/…` goes, as
+//! it came (method, path, query, end-to-end headers, body), to the service
+//! that owns the capability, and the answer streams back as the service gave
+//! it; the gateway only speaks for itself when there is no such capability
+//! (404), the service cannot be reached (503 with `Retry-After`), or it does
+//! not answer in time (504). And the framework routes, answered for the whole
+//! system by asking every service and merging what they say: `/readyz`,
+//! `/openapi.json`, `/_seams/contracts`, `/_seams/consistency` and
+//! `/_seams/dead-letters` (replays go to the owner of the dead letter).
+//!
+//! The gateway holds no state of its own beyond the routes and one pooled
+//! HTTP client, so it can be restarted at any time, and it never enforces a
+//! capability's rules: a too-large body is passed on (cut just past the
+//! limit) so the service answers 413 itself, exactly as in the monolith.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use seams_core::Problem;
+use seams_http::problem_response;
+use serde_json::{Map, Value, json};
+
+/// Which service answers for which capability: capability name (the first
+/// path segment of its routes) → base URL of the service, such as
+/// `http://127.0.0.1:40123`. Several capabilities may share a base URL when
+/// they are colocated in one process; framework routes ask each service once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    /// (capability, base URL without a trailing slash), in insertion order,
+    /// which is the order merged answers list services in.
+    entries: Vec<(String, String)>,
+}
+
+impl Routes {
+    /// No routes.
+    pub fn new() -> Routes {
+        Routes::default()
+    }
+
+    /// Routes `capability` to the service at `base_url`, replacing an earlier route.
+    pub fn insert(&mut self, capability: impl Into<String>, base_url: impl Into<String>) {
+        let capability = capability.into();
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        match self.entries.iter_mut().find(|(c, _)| *c == capability) {
+            Some(entry) => entry.1 = base_url,
+            None => self.entries.push((capability, base_url)),
+        }
+    }
+
+    /// These routes plus `capability` → `base_url`.
+    pub fn with(mut self, capability: impl Into<String>, base_url: impl Into<String>) -> Routes {
+        self.insert(capability, base_url);
+        self
+    }
+
+    /// The base URL of the service owning `capability`.
+    pub fn url(&self, capability: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(c, _)| c == capability)
+            .map(|(_, u)| u.as_str())
+    }
+
+    /// Every (capability, base URL), in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|(c, u)| (c.as_str(), u.as_str()))
+    }
+
+    /// The distinct services, each with the capabilities it owns, in order of
+    /// first appearance.
+    fn services(&self) -> Vec<Service> {
+        let mut services: Vec<Service> = Vec::new();
+        for (cap, url) in &self.entries {
+            match services.iter_mut().find(|s| s.url == *url) {
+                Some(s) => s.capabilities.push(cap.clone()),
+                None => services.push(Service {
+                    url: url.clone(),
+                    capabilities: vec![cap.clone()],
+                }),
+            }
+        }
+        services
+    }
+}
+
+impl<C: Into<String>, U: Into<String>> FromIterator<(C, U)> for Routes {
+    fn from_iter<I: IntoIterator<Item = (C, U)>>(iter: I) -> Routes {
+        let mut routes = Routes::new();
+        for (c, u) in iter {
+            routes.insert(c, u);
+        }
+        routes
+    }
+}
+
+/// One service process behind the gateway.
+#[derive(Debug, Clone)]
+struct Service {
+    /// Base URL, without a trailing slash.
+    url: String,
+    /// The capabilities it owns, named in problems and readiness answers.
+    capabilities: Vec<String>,
+}
+
+/// How long the gateway waits; tests shorten these.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timeouts {
+    /// A forwarded request must produce its response headers within this,
+    /// and its body must not stall longer than this between reads (504).
+    pub(crate) forward: Duration,
+    /// Each service's answer to a framework route (readiness, documents).
+    pub(crate) admin: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            forward: Duration::from_secs(30),
+            admin: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The gateway's router: forwards `/<capability>/…` to the owning service and
+/// answers the framework routes for the whole system. Serve it like any
+/// router (`seams_http::app::serve(listener, router(routes), shutdown)`).
+pub fn router(routes: Routes) -> Router {
+    router_with(routes, Timeouts::default())
+}
+
+/// [`router`] with explicit timeouts.
+pub(crate) fn router_with(routes: Routes, timeouts: Timeouts) -> Router {
+    let client = reqwest::Client::builder()
+        // The gateway relays answers verbatim: a redirect is the client's to follow.
+        .redirect(reqwest::redirect::Policy::none())
+        // Services are on known addresses; an HTTP_PROXY meant for the outside
+        // world must not capture loopback traffic.
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(timeouts.forward)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        // Building fails only when a TLS backend or the resolver cannot start;
+        // this client uses neither TLS nor custom resolution.
+        .expect("building the gateway's HTTP client");
+    let gateway = Gateway(Arc::new(Inner {
+        services: routes.services(),
+        routes,
+        client,
+        timeouts,
+    }));
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .route("/_seams/contracts", get(contracts))
+        .route("/_seams/consistency", get(consistency))
+        .route("/_seams/dead-letters", get(dead_letters))
+        .route("/_seams/dead-letters/{id}/replay", post(replay_dead_letter))
+        .fallback(forward)
+        .method_not_allowed_fallback(|| async {
+            problem_response(Problem::new(
+                405,
+                "method-not-allowed",
+                "Method not allowed",
+            ))
+        })
+        .with_state(gateway)
+}
+
+#[derive(Clone)]
+struct Gateway(Arc<Inner>);
+
+struct Inner {
+    routes: Routes,
+    /// The distinct services of `routes`, asked once each by framework routes.
+    services: Vec<Service>,
+    /// One pooled client for every forwarded request and every fan-out.
+    client: reqwest::Client,
+    timeouts: Timeouts,
+}
+
+/// Headers that describe one connection rather than the message, which a
+/// proxy must not pass on (RFC 9110 section 7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Reads at most `cap` bytes of `body`. The rest is left unread: the service
+/// only needs to see that the body is over its limit to answer 413.
+async fn read_capped(body: Body, cap: usize) -> Result<Bytes, axum::Error> {
+    let mut stream = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        let room = cap - buf.len();
+        if chunk.len() >= room {
+            buf.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The first path segment: the capability a public route belongs to.
+fn capability_of(path: &str) -> &str {
+    path.trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default()
+}
+
+fn service_unavailable(capabilities: &[String], detail: String) -> Response {
+    problem_response(
+        Problem::new(
+            503,
+            "service-unavailable",
+            format!("{} is unavailable", capabilities.join(", ")),
+        )
+        .detail(detail)
+        .with("capabilities", capabilities.to_vec())
+        .with("retry_after", 1),
+    )
+}
+
+/// Any request under `/<capability>/…`: relayed to the owning service.
+async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
+    let capability = capability_of(req.uri().path()).to_owned();
+    if gw.0.routes.url(&capability).is_none() {
+        return problem_response(
+            Problem::new(404, "not-found", "No such resource")
+                .detail(format!("No capability serves {}.", req.uri().path())),
+        );
+    }
+    relay(&gw, &capability, req).await
+}
+
+/// Sends `req` as it came (same method, path, query and end-to-end headers)
+/// to the service owning `capability`, and relays its answer as it streams.
+#[tracing::instrument(skip_all, fields(%capability, method = %req.method(), path = %req.uri().path()))]
+async fn relay(gw: &Gateway, capability: &str, req: Request) -> Response {
+    let base = gw.0.routes.url(capability).unwrap_or_default();
+    let target = match req.uri().path_and_query() {
+        Some(pq) => format!("{base}{pq}"),
+        None => format!("{base}{}", req.uri().path()),
+    };
+    let (parts, body) = req.into_parts();
+    let had_body = parts.headers.contains_key(header::CONTENT_LENGTH)
+        || parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let body = match read_capped(body, seams_http::BODY_LIMIT + 1).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::debug!(error = %e, "reading the request body");
+            return problem_response(
+                Problem::new(400, "bad-request", "Could not read the request body")
+                    .detail(e.to_string()),
+            );
+        }
+    };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    // The client addressed the gateway, and the body may have been cut:
+    // reqwest sets both from what it actually sends.
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    let mut request = gw.0.client.request(parts.method, &target).headers(headers);
+    if had_body || !body.is_empty() {
+        request = request.body(body);
+    }
+    let res = match tokio::time::timeout(gw.0.timeouts.forward, request.send()).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(e)) if !e.is_timeout() => {
+            tracing::warn!(error = %e, "service unreachable");
+            return service_unavailable(
+                &[capability.to_owned()],
+                format!("The {capability} service could not be reached; try again shortly."),
+            );
+        }
+        Ok(Err(_)) | Err(_) => {
+            let ms = gw.0.timeouts.forward.as_millis();
+            tracing::warn!(timeout_ms = ms as u64, "service did not answer in time");
+            return problem_response(
+                Problem::new(504, "gateway-timeout", format!("{capability} did not answer in time"))
+                    .detail(format!(
+                        "The {capability} service gave no answer within {ms} ms; the request may or may not have taken effect."
+                    ))
+                    .with("capabilities", vec![capability.to_owned()]),
+            );
+        }
+    };
+    let res: axum::http::Response<reqwest::Body> = res.into();
+    let (parts, body) = res.into_parts();
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers);
+    let mut out = Response::new(Body::new(body));
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = headers;
+    out
+}
+
+/// What one service answered to a framework route.
+struct Answer<'a> {
+    service: &'a Service,
+    /// The status and JSON body, or why there is none.
+    result: Result<(StatusCode, Value), String>,
+}
+
+impl Gateway {
+    /// Asks every service `GET {url}{path}` at once.
+    async fn ask_all(&self, path: &str) -> Vec<Answer<'_>> {
+        let asks = self.0.services.iter().map(|service| async move {
+            let url = format!("{}{path}", service.url);
+            let result = async {
+                let res = self
+                    .0
+                    .client
+                    .get(&url)
+                    .timeout(self.0.timeouts.admin)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let status = res.status();
+                let body = res.json::<Value>().await.unwrap_or(Value::Null);
+                Ok((status, body))
+            }
+            .await;
+            if let Err(e) = &result {
+                tracing::warn!(%url, error = %e, "service did not answer");
+            }
+            Answer { service, result }
+        });
+        futures::future::join_all(asks).await
+    }
+
+    /// Every service's successful JSON answer to `path`, or a 503 naming the
+    /// services that gave none: a merged view with a hole in it would look
+    /// complete (no dead letters, every invariant holding) when it is not.
+    async fn collect(&self, path: &str) -> Result<Vec<Value>, Response> {
+        let mut values = Vec::new();
+        let mut failing = Vec::new();
+        for answer in self.ask_all(path).await {
+            match answer.result {
+                Ok((status, body)) if status.is_success() => values.push(body),
+                _ => failing.extend(answer.service.capabilities.iter().cloned()),
+            }
+        }
+        if failing.is_empty() {
+            Ok(values)
+        } else {
+            Err(service_unavailable(
+                &failing,
+                format!(
+                    "{path} needs every service; these did not answer: {}.",
+                    failing.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// `/readyz`: ready only when every service says it is.
+async fn readyz(State(gw): State<Gateway>) -> Response {
+    let mut failing = Vec::new();
+    for answer in gw.ask_all("/readyz").await {
+        if !matches!(answer.result, Ok((status, _)) if status == StatusCode::OK) {
+            failing.extend(answer.service.capabilities.iter().cloned());
+        }
+    }
+    if failing.is_empty() {
+        axum::Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "not ready", "failing": failing })),
+        )
+            .into_response()
+    }
+}
+
+async fn openapi(State(gw): State<Gateway>) -> Response {
+    match gw.collect("/openapi.json").await {
+        Ok(docs) => axum::Json(merge_openapi(docs)).into_response(),
+        Err(res) => res,
+    }
+}
+
+async fn contracts(State(gw): State<Gateway>) -> Response {
+    match gw.collect("/_seams/contracts").await {
+        Ok(lists) => axum::Json(merge_contracts(lists)).into_response(),
+        Err(res) => res,
+    }
+}
+
+async fn consistency(State(gw): State<Gateway>) -> Response {
+    match gw.collect("/_seams/consistency").await {
+        Ok(reports) => axum::Json(merge_consistency(reports)).into_response(),
+        Err(res) => res,
+    }
+}
+
+async fn dead_letters(State(gw): State<Gateway>) -> Response {
+    match gw.collect("/_seams/dead-letters").await {
+        Ok(lists) => axum::Json(merge_dead_letters(lists)).into_response(),
+        Err(res) => res,
+    }
+}
+
+/// `POST /_seams/dead-letters/{capability}.{n}/replay`: the dead letter lives
+/// in its capability's database, so the owning service replays it.
+async fn replay_dead_letter(
+    State(gw): State<Gateway>,
+    seams_http::Path(id): seams_http::Path<String>,
+    req: Request,
+) -> Response {
+    let capability = id.split_once('.').map_or("", |(cap, _)| cap);
+    if gw.0.routes.url(capability).is_none() {
+        return problem_response(
+            Problem::new(404, "dead-letter-not-found", "No such dead letter")
+                .with("id", id.clone()),
+        );
+    }
+    relay(&gw, capability, req).await
+}
+
+/// One OpenAPI document from every service's: the first one's header
+/// (`openapi`, `info`), every service's `paths`, every kind of `components`
+/// (schemas and the rest), and `tags` without repeats.
+pub(crate) fn merge_openapi(docs: Vec<Value>) -> Value {
+    let mut out = Map::new();
+    let mut paths = Map::new();
+    let mut components: Map<String, Value> = Map::new();
+    let mut tags: Vec<Value> = Vec::new();
+    for doc in docs {
+        let Value::Object(doc) = doc else { continue };
+        for key in ["openapi", "info"] {
+            if let (false, Some(v)) = (out.contains_key(key), doc.get(key)) {
+                out.insert(key.to_owned(), v.clone());
+            }
+        }
+        if let Some(Value::Object(p)) = doc.get("paths") {
+            paths.extend(p.clone());
+        }
+        if let Some(Value::Object(c)) = doc.get("components") {
+            for (kind, entries) in c {
+                let Value::Object(entries) = entries else {
+                    continue;
+                };
+                let slot = components
+                    .entry(kind.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(slot) = slot {
+                    slot.extend(entries.clone());
+                }
+            }
+        }
+        if let Some(Value::Array(t)) = doc.get("tags") {
+            for tag in t {
+                if !tags.iter().any(|seen| seen.get("name") == tag.get("name")) {
+                    tags.push(tag.clone());
+                }
+            }
+        }
+    }
+    out.entry("openapi").or_insert_with(|| json!("3.1.0"));
+    out.entry("info")
+        .or_insert_with(|| json!({ "title": "Seams shop", "version": env!("CARGO_PKG_VERSION") }));
+    out.insert("paths".into(), Value::Object(paths));
+    if !components.is_empty() {
+        out.insert("components".into(), Value::Object(components));
+    }
+    if !tags.is_empty() {
+        out.insert("tags".into(), Value::Array(tags));
+    }
+    Value::Object(out)
+}
+
+/// Every service's contract rows, each contract once. A contract between two
+/// services is known to both (the owner and a consumer), each listing the
+/// consumers it knows of, so repeated rows keep the first and gather the
+/// consumers of all.
+pub(crate) fn merge_contracts(lists: Vec<Value>) -> Value {
+    let mut rows: Vec<Value> = Vec::new();
+    for row in lists.into_iter().flat_map(into_array) {
+        let seen = rows
+            .iter_mut()
+            .find(|r| r.get("name").is_some() && r.get("name") == row.get("name"));
+        let Some(seen) = seen else {
+            rows.push(row);
+            continue;
+        };
+        if let (Some(Value::Array(have)), Some(Value::Array(more))) =
+            (seen.get_mut("consumers"), row.get("consumers"))
+        {
+            for c in more {
+                if !have.contains(c) {
+                    have.push(c.clone());
+                }
+            }
+        }
+    }
+    Value::Array(rows)
+}
+
+/// One consistency report from every service's: invariants listed once each
+/// (an invariant reported by two services keeps the report with the most
+/// samples: the one from the process that measures it), and the `lags` and
+/// `subscriptions` maps joined.
+pub(crate) fn merge_consistency(reports: Vec<Value>) -> Value {
+    let mut invariants: Vec<Value> = Vec::new();
+    let mut lags = Map::new();
+    let mut subscriptions = Map::new();
+    let samples = |v: &Value| v.get("samples").and_then(Value::as_u64).unwrap_or(0);
+    for report in reports {
+        let Value::Object(mut report) = report else {
+            continue;
+        };
+        for inv in report.remove("invariants").into_iter().flat_map(into_array) {
+            let seen = invariants.iter_mut().find(|i| {
+                i.get("invariant").is_some() && i.get("invariant") == inv.get("invariant")
+            });
+            match seen {
+                Some(seen) if samples(&inv) > samples(seen) => *seen = inv,
+                Some(_) => {}
+                None => invariants.push(inv),
+            }
+        }
+        if let Some(Value::Object(l)) = report.remove("lags") {
+            lags.extend(l);
+        }
+        if let Some(Value::Object(s)) = report.remove("subscriptions") {
+            subscriptions.extend(s);
+        }
+    }
+    json!({ "invariants": invariants, "lags": lags, "subscriptions": subscriptions })
+}
+
+/// Every service's dead letters in one list; their ids (`capability.n`)
+/// already say which service holds them.
+pub(crate) fn merge_dead_letters(lists: Vec<Value>) -> Value {
+    let all: Vec<Value> = lists
+        .into_iter()
+        .flat_map(|mut l| {
+            into_array(
+                l.get_mut("dead_letters")
+                    .map(Value::take)
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    json!({ "dead_letters": all })
+}
+
+fn into_array(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,642 @@
+//! Tests of the gateway against small HTTP servers started on free ports:
+//! forwarding as it came, the gateway's own problems (404, 503, 504), the
+//! 413 of a service passed through, and the merged framework routes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Serves `app` on a fresh loopback port; returns its base URL.
+async fn spawn(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// A base URL nothing listens on.
+fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Answers 201 with what it received, and a header of its own.
+async fn echo(req: Request) -> Response {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let headers: serde_json::Map<String, Value> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or("?"))))
+        .collect();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        StatusCode::CREATED,
+        [("x-backend", "echo")],
+        axum::Json(json!({
+            "method": method, "path": path, "query": query, "headers": headers,
+            "body": String::from_utf8_lossy(&body),
+        })),
+    )
+        .into_response()
+}
+
+async fn problem_of(res: reqwest::Response) -> Value {
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/problem+json",
+        "a problem is problem+json"
+    );
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn forwards_method_path_query_headers_and_body_and_relays_the_answer() {
+    let backend = spawn(Router::new().fallback(echo)).await;
+    let gw = spawn(router(Routes::new().with("billing", &backend))).await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let res = client()
+        .post(format!("{gw}/billing/invoices/7/payments?x=1&y=a%20b"))
+        .header("x-correlation-id", "corr-42")
+        .header("traceparent", traceparent)
+        .header("idempotency-key", "k-1")
+        .header("content-type", "application/json")
+        .header("x-secret", "per-connection")
+        .header("connection", "keep-alive, x-secret")
+        .body(r#"{"amount":5}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["x-backend"], "echo");
+    let got: Value = res.json().await.unwrap();
+    assert_eq!(got["method"], "POST");
+    assert_eq!(got["path"], "/billing/invoices/7/payments");
+    assert_eq!(got["query"], "x=1&y=a%20b");
+    assert_eq!(got["body"], r#"{"amount":5}"#);
+    let headers = &got["headers"];
+    assert_eq!(headers["x-correlation-id"], "corr-42");
+    assert_eq!(headers["traceparent"], traceparent);
+    assert_eq!(headers["idempotency-key"], "k-1");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["content-length"], "12");
+    assert_eq!(
+        headers["host"],
+        backend.trim_start_matches("http://"),
+        "the service is addressed as itself"
+    );
+    assert!(
+        headers.get("x-secret").is_none(),
+        "headers named by Connection are hop-by-hop: {headers}"
+    );
+
+    let res = client().get(format!("{gw}/billing")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let got: Value = res.json().await.unwrap();
+    assert_eq!(got["method"], "GET");
+    assert_eq!(got["path"], "/billing");
+    assert_eq!(got["query"], Value::Null);
+    assert!(
+        got["headers"].get("content-length").is_none(),
+        "a GET without a body stays without one: {}",
+        got["headers"]
+    );
+}
+
+#[tokio::test]
+async fn relays_error_answers_as_they_are() {
+    let backend = spawn(Router::new().route(
+        "/catalog/products/{sku}",
+        get(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                [("content-type", "application/problem+json")],
+                r#"{"type":"urn:seams:problem:product-not-found","title":"No such product","status":404}"#,
+            )
+        }),
+    ))
+    .await;
+    let gw = spawn(router(Routes::new().with("catalog", backend))).await;
+    let res = client()
+        .get(format!("{gw}/catalog/products/NOPE"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        problem_of(res).await["type"],
+        "urn:seams:problem:product-not-found"
+    );
+}
+
+#[tokio::test]
+async fn unknown_prefix_is_a_404_problem() {
+    let backend = spawn(Router::new().fallback(echo)).await;
+    let gw = spawn(router(Routes::new().with("billing", backend))).await;
+    for path in ["/nope/things", "/", "/billingx/invoices"] {
+        let res = client().get(format!("{gw}{path}")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(problem_of(res).await["type"], "urn:seams:problem:not-found");
+    }
+}
+
+#[tokio::test]
+async fn unreachable_service_is_a_503_problem_naming_the_capability() {
+    let gw = spawn(router(Routes::new().with("catalog", closed_url()))).await;
+    let res = client()
+        .post(format!("{gw}/catalog/products"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let problem = problem_of(res).await;
+    assert_eq!(problem["type"], "urn:seams:problem:service-unavailable");
+    assert_eq!(problem["capabilities"], json!(["catalog"]));
+    assert!(problem["title"].as_str().unwrap().contains("catalog"));
+}
+
+#[tokio::test]
+async fn slow_service_is_a_504_problem() {
+    let backend = spawn(Router::new().fallback(|| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        "late"
+    }))
+    .await;
+    let timeouts = Timeouts {
+        forward: Duration::from_millis(200),
+        admin: Duration::from_millis(200),
+    };
+    let gw = spawn(router_with(
+        Routes::new().with("billing", backend),
+        timeouts,
+    ))
+    .await;
+    let res = client()
+        .get(format!("{gw}/billing/invoices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        problem_of(res).await["type"],
+        "urn:seams:problem:gateway-timeout"
+    );
+}
+
+#[tokio::test]
+async fn the_service_answers_413_for_a_body_over_the_limit() {
+    let routes = Router::new()
+        .route(
+            "/things",
+            post(|seams_http::Json(v): seams_http::Json<Value>| async move { axum::Json(v) }),
+        )
+        .route(
+            "/bytes",
+            post(|b: Bytes| async move { b.len().to_string() }),
+        );
+    let backend = spawn(seams_http::app::public(
+        vec![("billing", routes)],
+        Router::new(),
+    ))
+    .await;
+    let gw = spawn(router(Routes::new().with("billing", backend))).await;
+
+    let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(100 * 1024));
+    let res = client()
+        .post(format!("{gw}/billing/things"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        problem_of(res).await["type"],
+        "urn:seams:problem:body-too-large"
+    );
+
+    let res = client()
+        .post(format!("{gw}/billing/bytes"))
+        .body(vec![b'x'; seams_http::BODY_LIMIT])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "a body at the limit passes");
+    assert_eq!(
+        res.text().await.unwrap(),
+        seams_http::BODY_LIMIT.to_string()
+    );
+}
+
+/// A service's framework routes answering fixed documents, counting the
+/// readiness checks it gets.
+fn admin_service(
+    name: &str,
+    ready: StatusCode,
+    openapi: Value,
+    contracts: Value,
+    consistency: Value,
+    dead_letters: Value,
+    readyz_calls: Arc<AtomicUsize>,
+) -> Router {
+    let name = name.to_owned();
+    Router::new()
+        .route(
+            "/readyz",
+            get(move || async move {
+                readyz_calls.fetch_add(1, Ordering::SeqCst);
+                (ready, axum::Json(json!({ "status": "whatever" })))
+            }),
+        )
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(openapi) }),
+        )
+        .route(
+            "/_seams/contracts",
+            get(move || async move { axum::Json(contracts) }),
+        )
+        .route(
+            "/_seams/consistency",
+            get(move || async move { axum::Json(consistency) }),
+        )
+        .route(
+            "/_seams/dead-letters",
+            get(move || async move { axum::Json(dead_letters) }),
+        )
+        .route(
+            "/_seams/dead-letters/{id}/replay",
+            post(
+                move |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    (
+                        StatusCode::ACCEPTED,
+                        axum::Json(json!({ "id": id, "status": "replay", "served_by": name })),
+                    )
+                },
+            ),
+        )
+}
+
+struct TwoServices {
+    gw: String,
+    colocated_readyz_calls: Arc<AtomicUsize>,
+}
+
+/// `identity` alone, `catalog` and `billing` colocated in one service.
+async fn two_services() -> TwoServices {
+    let identity = admin_service(
+        "identity-svc",
+        StatusCode::OK,
+        json!({
+            "openapi": "3.1.0", "info": { "title": "Seams shop", "version": "1" },
+            "paths": { "/identity/customers": { "post": {} } },
+            "components": { "schemas": { "Customer": { "type": "object" } } },
+            "tags": [{ "name": "identity" }],
+        }),
+        json!([
+            { "kind": "query", "name": "identity.get-customer", "owner": "identity", "consumers": [] },
+            { "kind": "event", "name": "identity.customer-registered", "owner": "identity", "consumers": ["notification"] },
+        ]),
+        json!({
+            "invariants": [{ "invariant": "identity.unique-email", "kind": "immediate" }],
+            "lags": { "billing.invoice-created -> identity": { "samples": 1 } },
+            "subscriptions": { "identity<-billing": { "position": 3, "age_ms": 10 } },
+        }),
+        json!({ "dead_letters": [{ "id": "identity.1", "capability": "identity" }] }),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let colocated_readyz_calls = Arc::new(AtomicUsize::new(0));
+    let colocated = admin_service(
+        "colocated-svc",
+        StatusCode::OK,
+        json!({
+            "openapi": "3.1.0", "info": { "title": "other", "version": "2" },
+            "paths": {
+                "/catalog/products": { "post": {} },
+                "/billing/invoices": { "post": {} },
+            },
+            "components": {
+                "schemas": { "Product": { "type": "object" }, "Invoice": { "type": "object" } },
+                "responses": { "Problem": {} },
+            },
+            "tags": [{ "name": "identity" }, { "name": "billing" }],
+        }),
+        json!([
+            { "kind": "event", "name": "identity.customer-registered", "owner": "identity", "consumers": ["billing"] },
+            { "kind": "command", "name": "billing.create-invoice", "owner": "billing", "consumers": [] },
+        ]),
+        json!({
+            "invariants": [
+                { "invariant": "billing.paid-at-most-once", "kind": "immediate" },
+                { "invariant": "identity.unique-email", "kind": "immediate", "samples": 0 },
+            ],
+            "lags": { "catalog.price-changed -> billing": { "samples": 2 } },
+            "subscriptions": { "billing<-catalog": { "position": 5, "age_ms": 20 } },
+        }),
+        json!({ "dead_letters": [
+            { "id": "billing.3", "capability": "billing" },
+            { "id": "catalog.1", "capability": "catalog" },
+        ] }),
+        colocated_readyz_calls.clone(),
+    );
+    let identity = spawn(identity).await;
+    let colocated = spawn(colocated).await;
+    let routes = Routes::new()
+        .with("identity", identity)
+        .with("catalog", colocated.clone())
+        .with("billing", colocated);
+    TwoServices {
+        gw: spawn(router(routes)).await,
+        colocated_readyz_calls,
+    }
+}
+
+async fn get_json(url: String) -> (StatusCode, Value) {
+    let res = client().get(url).send().await.unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn framework_routes_merge_every_services_answer() {
+    let TwoServices {
+        gw,
+        colocated_readyz_calls,
+    } = two_services().await;
+
+    let (s, health) = get_json(format!("{gw}/healthz")).await;
+    assert_eq!((s, health), (StatusCode::OK, json!({ "status": "ok" })));
+
+    let (s, ready) = get_json(format!("{gw}/readyz")).await;
+    assert_eq!((s, ready), (StatusCode::OK, json!({ "status": "ready" })));
+    assert_eq!(
+        colocated_readyz_calls.load(Ordering::SeqCst),
+        1,
+        "a service serving two capabilities is asked once"
+    );
+
+    let (s, doc) = get_json(format!("{gw}/openapi.json")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["info"]["title"], "Seams shop", "the first header wins");
+    let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        paths,
+        [
+            "/billing/invoices",
+            "/catalog/products",
+            "/identity/customers"
+        ]
+    );
+    let schemas: Vec<&String> = doc["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(schemas, ["Customer", "Invoice", "Product"]);
+    assert_eq!(doc["components"]["responses"], json!({ "Problem": {} }));
+    assert_eq!(
+        doc["tags"],
+        json!([{ "name": "identity" }, { "name": "billing" }])
+    );
+
+    let (s, contracts) = get_json(format!("{gw}/_seams/contracts")).await;
+    assert_eq!(s, StatusCode::OK);
+    let names: Vec<&str> = contracts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "identity.get-customer",
+            "identity.customer-registered",
+            "billing.create-invoice"
+        ]
+    );
+    assert_eq!(
+        contracts[1]["consumers"],
+        json!(["notification", "billing"])
+    );
+
+    let (s, report) = get_json(format!("{gw}/_seams/consistency")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        report["invariants"],
+        json!([
+            { "invariant": "identity.unique-email", "kind": "immediate" },
+            { "invariant": "billing.paid-at-most-once", "kind": "immediate" },
+        ])
+    );
+    assert_eq!(report["lags"].as_object().unwrap().len(), 2);
+    assert_eq!(report["subscriptions"]["identity<-billing"]["position"], 3);
+    assert_eq!(report["subscriptions"]["billing<-catalog"]["position"], 5);
+
+    let (s, letters) = get_json(format!("{gw}/_seams/dead-letters")).await;
+    assert_eq!(s, StatusCode::OK);
+    let ids: Vec<&str> = letters["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["identity.1", "billing.3", "catalog.1"]);
+}
+
+#[tokio::test]
+async fn a_replay_goes_to_the_service_owning_the_dead_letter() {
+    let TwoServices { gw, .. } = two_services().await;
+    for (id, served_by) in [
+        ("billing.3", "colocated-svc"),
+        ("identity.1", "identity-svc"),
+    ] {
+        let res = client()
+            .post(format!("{gw}/_seams/dead-letters/{id}/replay"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["id"], id);
+        assert_eq!(body["served_by"], served_by);
+    }
+    for id in ["nope.1", "billing"] {
+        let res = client()
+            .post(format!("{gw}/_seams/dead-letters/{id}/replay"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{id}");
+        let problem = problem_of(res).await;
+        assert_eq!(problem["type"], "urn:seams:problem:dead-letter-not-found");
+        assert_eq!(problem["id"], id);
+    }
+}
+
+#[tokio::test]
+async fn readiness_and_merged_views_name_the_services_that_fail() {
+    let not_ready = spawn(admin_service(
+        "notification-svc",
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({}),
+        json!([]),
+        json!({}),
+        json!({ "dead_letters": [] }),
+        Arc::new(AtomicUsize::new(0)),
+    ))
+    .await;
+    let ready = spawn(admin_service(
+        "identity-svc",
+        StatusCode::OK,
+        json!({}),
+        json!([]),
+        json!({ "invariants": [], "lags": {}, "subscriptions": {} }),
+        json!({ "dead_letters": [] }),
+        Arc::new(AtomicUsize::new(0)),
+    ))
+    .await;
+    let routes = Routes::new()
+        .with("identity", ready)
+        .with("fulfillment", closed_url())
+        .with("notification", not_ready);
+    let gw = spawn(router(routes)).await;
+
+    let (s, body) = get_json(format!("{gw}/readyz")).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body,
+        json!({ "status": "not ready", "failing": ["fulfillment", "notification"] })
+    );
+
+    let res = client()
+        .get(format!("{gw}/_seams/consistency"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let problem = problem_of(res).await;
+    assert_eq!(problem["type"], "urn:seams:problem:service-unavailable");
+    assert_eq!(problem["capabilities"], json!(["fulfillment"]));
+}
+
+#[test]
+fn routes_group_capabilities_by_service() {
+    let mut routes: Routes = [
+        ("identity", "http://a/"),
+        ("catalog", "http://b"),
+        ("billing", "http://b"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(
+        routes.url("identity"),
+        Some("http://a"),
+        "trailing slash dropped"
+    );
+    assert_eq!(routes.url("fulfillment"), None);
+    routes.insert("identity", "http://c");
+    let services: Vec<(String, Vec<String>)> = routes
+        .services()
+        .into_iter()
+        .map(|s| (s.url, s.capabilities))
+        .collect();
+    assert_eq!(
+        services,
+        [
+            ("http://c".to_owned(), vec!["identity".to_owned()]),
+            (
+                "http://b".to_owned(),
+                vec!["catalog".to_owned(), "billing".to_owned()]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn capability_is_the_first_path_segment() {
+    for (path, cap) in [
+        ("/billing/invoices/1", "billing"),
+        ("/billing", "billing"),
+        ("/billing/", "billing"),
+        ("/", ""),
+        ("", ""),
+    ] {
+        assert_eq!(capability_of(path), cap, "{path}");
+    }
+}
+
+#[test]
+fn hop_by_hop_headers_are_stripped() {
+    let mut headers = HeaderMap::new();
+    for (k, v) in [
+        ("connection", "close, x-private"),
+        ("x-private", "1"),
+        ("keep-alive", "timeout=5"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "h2c"),
+        ("te", "trailers"),
+        ("x-correlation-id", "c-1"),
+        ("traceparent", "00-x"),
+        ("content-type", "application/json"),
+    ] {
+        headers.insert(k, HeaderValue::from_static(v));
+    }
+    strip_hop_by_hop(&mut headers);
+    let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["content-type", "traceparent", "x-correlation-id"]);
+}
+
+#[tokio::test]
+async fn a_body_is_read_up_to_the_cap() {
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"abc")),
+        Ok(Bytes::from_static(b"defg")),
+        Ok(Bytes::from_static(b"hij")),
+    ];
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    assert_eq!(read_capped(body, 5).await.unwrap(), "abcde");
+    let body = Body::from("short");
+    assert_eq!(read_capped(body, 100).await.unwrap(), "short");
+}
+
+#[test]
+fn merging_tolerates_odd_answers() {
+    assert_eq!(
+        merge_dead_letters(vec![json!(null), json!({ "dead_letters": [1] })]),
+        json!({ "dead_letters": [1] })
+    );
+    assert_eq!(
+        merge_consistency(vec![json!([])]),
+        json!({ "invariants": [], "lags": {}, "subscriptions": {} })
+    );
+    assert_eq!(
+        merge_contracts(vec![json!({}), json!([{ "name": "a" }, { "name": "a" }])]),
+        json!([{ "name": "a" }])
+    );
+    let doc = merge_openapi(vec![json!("nonsense")]);
+    assert_eq!(doc["paths"], json!({}));
+    assert_eq!(doc["openapi"], "3.1.0");
+}

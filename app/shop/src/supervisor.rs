@@ -1,0 +1,713 @@
+//! The local supervisor of `shop up --split`: one `shop serve` process per
+//! colocation group, each on its own loopback port and told where every other
+//! capability lives, plus the [`gateway`](crate::gateway) on the public
+//! address, so clients see one API exactly as with `shop up`.
+//!
+//! It owns the processes' lives. It starts them and waits until each says it
+//! is listening, prints where each one is, writes what it started to
+//! `<data>/services.json` (the discovery file other tools read), restarts a
+//! process that exits on its own (same port, exponential backoff), and on
+//! shutdown drains the gateway first and then stops every process with
+//! SIGTERM, killing those that do not stop in time.
+//!
+//! Children run in their own process group, led by a watchdog: a tiny `sh`
+//! whose stdin is a pipe from the supervisor. A Ctrl-C in the terminal
+//! reaches only the supervisor, which stops the services in order (gateway
+//! first, so no request meets a half-stopped system). If the supervisor dies
+//! without stopping them (SIGKILL, a crash, the terminal closing), the pipe
+//! closes and the watchdog sends SIGTERM to the whole group, then SIGKILL
+//! 30 s later, so no service outlives its supervisor for long. This needs
+//! neither unsafe code (`prctl(PR_SET_PDEATHSIG)`) nor a flag on `serve`.
+
+use std::ffi::OsString;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio_util::sync::CancellationToken;
+
+use crate::gateway::{self, Routes};
+
+/// Every capability, in dependency order: the order services start in, and
+/// the default grouping (one service each).
+pub const CAPABILITIES: [&str; 5] = [
+    "identity",
+    "catalog",
+    "billing",
+    "fulfillment",
+    "notification",
+];
+
+/// How long a service may take to say it is listening.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a service may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the gateway may take to drain in-flight requests (which are
+/// themselves bounded by its 30 s forwarding timeout).
+const GATEWAY_DRAIN_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// Options of `shop up --split`.
+#[derive(Debug, Clone)]
+pub struct SplitOptions {
+    /// Public address of the gateway.
+    pub addr: SocketAddr,
+    /// Data directory shared by every service (each capability keeps its own
+    /// SQLite file in it); `services.json` is written here.
+    pub data_dir: PathBuf,
+    /// Colocation groups: the capabilities of each group run in one process.
+    /// A capability named in no group runs alone; empty means one process
+    /// per capability.
+    pub groups: Vec<Vec<String>>,
+    /// Arguments passed to every `serve` after the ones the supervisor
+    /// computes (for example `--chaos` or `--durability normal`).
+    pub extra_args: Vec<String>,
+}
+
+impl SplitOptions {
+    /// One process per capability, data under `data_dir`, gateway on `addr`.
+    pub fn new(addr: SocketAddr, data_dir: PathBuf) -> SplitOptions {
+        SplitOptions {
+            addr,
+            data_dir,
+            groups: default_groups(),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// One group per capability.
+pub fn default_groups() -> Vec<Vec<String>> {
+    CAPABILITIES.iter().map(|c| vec![(*c).to_owned()]).collect()
+}
+
+/// Runs the split system until `shutdown` resolves (or the terminal hangs
+/// up), then stops it: gateway first, then every service.
+///
+/// Prints one `service <caps> at <url> (pid N)` line per service and then
+/// exactly `shop listening on http://<addr> (split: N services, data in <dir>)`
+/// on stdout once the gateway serves.
+pub async fn run(opts: SplitOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the shop executable")?;
+    run_with(
+        Program {
+            path: exe.into(),
+            leading_args: Vec::new(),
+        },
+        opts,
+        shutdown,
+    )
+    .await
+}
+
+/// The program that serves a group: `path leading_args… serve …`. It is the
+/// `shop` executable itself, except in tests.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    pub(crate) path: OsString,
+    pub(crate) leading_args: Vec<OsString>,
+}
+
+/// One service process to run: which capabilities, on which port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServiceSpec {
+    /// The capabilities it serves, in [`CAPABILITIES`] order.
+    pub(crate) capabilities: Vec<String>,
+    /// Its loopback port.
+    pub(crate) port: u16,
+}
+
+impl ServiceSpec {
+    /// Its base URL.
+    pub(crate) fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Its name in logs and output: `billing` or `billing,catalog`.
+    pub(crate) fn label(&self) -> String {
+        self.capabilities.join(",")
+    }
+}
+
+/// Checks `groups` and completes them: every capability exactly once, each
+/// capability named in no group running alone, groups and their members in
+/// [`CAPABILITIES`] order.
+pub(crate) fn normalize_groups(groups: &[Vec<String>]) -> anyhow::Result<Vec<Vec<String>>> {
+    let rank = |c: &str| CAPABILITIES.iter().position(|k| *k == c);
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for group in groups {
+        let mut members = Vec::new();
+        for cap in group {
+            if rank(cap).is_none() {
+                bail!(
+                    "groups: unknown capability {cap:?} (known: {})",
+                    CAPABILITIES.join(", ")
+                );
+            }
+            if seen.contains(&cap.as_str()) {
+                bail!("groups: capability {cap:?} is in more than one group");
+            }
+            seen.push(cap);
+            members.push(cap.clone());
+        }
+        if !members.is_empty() {
+            members.sort_by_key(|c| rank(c));
+            out.push(members);
+        }
+    }
+    for cap in CAPABILITIES {
+        if !seen.contains(&cap) {
+            out.push(vec![cap.to_owned()]);
+        }
+    }
+    out.sort_by_key(|g| rank(&g[0]));
+    Ok(out)
+}
+
+/// Pairs each group with its port.
+pub(crate) fn plan(groups: Vec<Vec<String>>, ports: &[u16]) -> anyhow::Result<Vec<ServiceSpec>> {
+    if groups.len() != ports.len() {
+        bail!("{} groups but {} ports", groups.len(), ports.len());
+    }
+    Ok(groups
+        .into_iter()
+        .zip(ports)
+        .map(|(capabilities, &port)| ServiceSpec { capabilities, port })
+        .collect())
+}
+
+/// `n` distinct free loopback ports. Every listener is held until all are
+/// picked, so the OS cannot hand out one port twice; they are released before
+/// the services bind them (another process could take one in between, and
+/// that service would then fail to start, which is reported).
+pub(crate) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
+}
+
+/// Where every capability is served: (capability, base URL), in
+/// [`CAPABILITIES`] order.
+pub(crate) fn peers(specs: &[ServiceSpec]) -> Vec<(String, String)> {
+    let mut peers: Vec<(String, String)> = specs
+        .iter()
+        .flat_map(|s| s.capabilities.iter().map(move |c| (c.clone(), s.url())))
+        .collect();
+    peers.sort_by_key(|(c, _)| CAPABILITIES.iter().position(|k| k == c));
+    peers
+}
+
+/// The gateway's routes: every capability to its service.
+pub(crate) fn routes(specs: &[ServiceSpec]) -> Routes {
+    peers(specs).into_iter().collect()
+}
+
+/// The arguments of `serve` for `spec`: its capabilities, its address, the
+/// shared data directory, where every capability it does not serve lives,
+/// then `extra_args`.
+pub(crate) fn serve_args(
+    spec: &ServiceSpec,
+    all: &[ServiceSpec],
+    data_dir: &Path,
+    extra_args: &[String],
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec!["serve".into()];
+    args.extend(spec.capabilities.iter().map(OsString::from));
+    args.push("--addr".into());
+    args.push(format!("127.0.0.1:{}", spec.port).into());
+    args.push("--data".into());
+    args.push(data_dir.as_os_str().to_owned());
+    for (cap, url) in peers(all) {
+        if !spec.capabilities.contains(&cap) {
+            args.push("--peer".into());
+            args.push(format!("{cap}={url}").into());
+        }
+    }
+    args.extend(extra_args.iter().map(OsString::from));
+    args
+}
+
+/// The discovery document: `{"services": [{"capabilities", "url", "pid"}]}`;
+/// `pid` is null while a service is being restarted.
+pub(crate) fn discovery_json(specs: &[ServiceSpec], pids: &[Option<u32>]) -> Value {
+    let services: Vec<Value> = specs
+        .iter()
+        .zip(pids)
+        .map(|(s, pid)| json!({ "capabilities": s.capabilities, "url": s.url(), "pid": pid }))
+        .collect();
+    json!({ "services": services })
+}
+
+/// The delay before restarting a service that exited: 250 ms, doubling up to
+/// 10 s while the service keeps failing, and back to 250 ms once it has run
+/// for 30 s (a crash after a long run is news, not a loop).
+#[derive(Debug, Clone)]
+pub(crate) struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub(crate) const FIRST: Duration = Duration::from_millis(250);
+    pub(crate) const MAX: Duration = Duration::from_secs(10);
+    pub(crate) const RESET_AFTER: Duration = Duration::from_secs(30);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { next: Self::FIRST }
+    }
+
+    /// The delay before the next start of a service that ran for `uptime`
+    /// (zero for a start that failed).
+    pub(crate) fn delay_after(&mut self, uptime: Duration) -> Duration {
+        if uptime >= Self::RESET_AFTER {
+            self.next = Self::FIRST;
+        }
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+}
+
+/// `services.json`, rewritten whenever a service's PID changes.
+struct Discovery {
+    path: PathBuf,
+    specs: Vec<ServiceSpec>,
+    pids: Mutex<Vec<Option<u32>>>,
+}
+
+impl Discovery {
+    fn set_pid(&self, idx: usize, pid: Option<u32>) {
+        let doc = {
+            let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+            pids[idx] = pid;
+            discovery_json(&self.specs, &pids)
+        };
+        if let Err(e) = self.write(&doc) {
+            tracing::warn!(path = %self.path.display(), error = %e, "writing the discovery file");
+        }
+    }
+
+    /// Writes through a temporary file, so readers never see half a document.
+    fn write(&self, doc: &Value) -> std::io::Result<()> {
+        let tmp = self.path.with_extension("json.tmp");
+        std::fs::write(&tmp, format!("{doc:#}\n"))?;
+        std::fs::rename(&tmp, &self.path)
+    }
+}
+
+/// The leader of the services' process group, which stops them all when the
+/// supervisor goes away without doing so (see the module documentation).
+pub(crate) struct Watchdog {
+    /// The `sh` process; killed when dropped. Its stdin is the pipe whose end
+    /// of file means "the supervisor is gone".
+    child: Child,
+    /// Its PID, which is the process group of every service.
+    pgid: u32,
+}
+
+/// Ignores the signals meant for the supervisor's own group, waits for its
+/// stdin to close, then stops its process group: politely, then for good.
+/// `kill 0` signals the caller's own process group.
+const WATCHDOG_SCRIPT: &str =
+    "trap '' INT TERM HUP; cat >/dev/null; kill -TERM 0; sleep 30; kill -KILL 0";
+
+impl Watchdog {
+    /// Starts the watchdog in a new process group of its own.
+    pub(crate) fn spawn() -> anyhow::Result<Watchdog> {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", WATCHDOG_SCRIPT])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let child = cmd.spawn().context("starting the watchdog (sh)")?;
+        let pgid = child.id().context("watchdog exited at once")?;
+        Ok(Watchdog { child, pgid })
+    }
+
+    /// The process group services join.
+    pub(crate) fn pgid(&self) -> u32 {
+        self.pgid
+    }
+
+    /// Stops the watchdog without it stopping anyone: killed while its pipe
+    /// is still open, it never reaches its `kill`.
+    pub(crate) async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Closes the pipe, as the supervisor's death would.
+    #[cfg(test)]
+    pub(crate) fn close_pipe(&mut self) {
+        drop(self.child.stdin.take());
+    }
+}
+
+/// How to start one service, again and again.
+struct Launcher {
+    program: Program,
+    args: Vec<OsString>,
+    label: String,
+    /// The watchdog's process group, or none (a group of its own).
+    pgid: Option<u32>,
+}
+
+impl Launcher {
+    /// Starts the service and waits until it says it is listening.
+    async fn start(&self) -> anyhow::Result<Child> {
+        let mut child = match self.spawn(self.pgid) {
+            Ok(child) => child,
+            // Joining the group fails once the watchdog is gone (someone
+            // killed it); a service without one beats no service.
+            Err(e) if self.pgid.is_some() => {
+                tracing::warn!(service = %self.label, error = %e, "cannot join the watchdog's process group");
+                self.spawn(None)?
+            }
+            Err(e) => return Err(e),
+        };
+        let stdout = child.stdout.take().context("child has no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let label = self.label.clone();
+        let announced = tokio::time::timeout(START_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if line.contains("listening on http://") {
+                    return Ok(true);
+                }
+                echo(&label, &line);
+            }
+            Ok::<_, std::io::Error>(false)
+        })
+        .await;
+        match announced {
+            Ok(Ok(true)) => {
+                tokio::spawn(drain_stdout(self.label.clone(), lines));
+                Ok(child)
+            }
+            Ok(Ok(false)) => {
+                let status = child.wait().await?;
+                bail!("service {} exited before listening ({status})", self.label)
+            }
+            Ok(Err(e)) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                Err(e).with_context(|| format!("reading the output of service {}", self.label))
+            }
+            Err(_) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                bail!(
+                    "service {} did not start listening within {} s",
+                    self.label,
+                    START_TIMEOUT.as_secs()
+                )
+            }
+        }
+    }
+
+    fn spawn(&self, pgid: Option<u32>) -> anyhow::Result<Child> {
+        let mut cmd = Command::new(&self.program.path);
+        cmd.args(&self.program.leading_args)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            // A child whose start is abandoned (a timeout, or shutdown while
+            // starting) must not live on.
+            .kill_on_drop(true);
+        #[cfg(unix)]
+        cmd.process_group(pgid.map_or(0, |g| g as i32));
+        #[cfg(not(unix))]
+        let _ = pgid;
+        cmd.spawn()
+            .with_context(|| format!("starting service {}", self.label))
+    }
+}
+
+/// A child's stdout after its listening line goes to our stderr: our stdout
+/// carries only the lines scripts read.
+fn echo(label: &str, line: &str) {
+    eprintln!("[{label}] {line}");
+}
+
+async fn drain_stdout(label: String, mut lines: tokio::io::Lines<BufReader<ChildStdout>>) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        echo(&label, &line);
+    }
+}
+
+/// Asks `child` to stop with SIGTERM (by PID, through `kill`: unsafe code is
+/// denied, so no libc), and kills it if it has not exited after [`STOP_TIMEOUT`].
+async fn terminate(label: &str, child: &mut Child) {
+    let Some(pid) = child.id() else {
+        return; // Already reaped.
+    };
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if !matches!(sent, Ok(s) if s.success()) {
+        tracing::warn!(service = label, pid, "could not send SIGTERM; killing");
+        let _ = child.start_kill();
+    }
+    match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) => tracing::info!(service = label, pid, %status, "service stopped"),
+        Ok(Err(e)) => tracing::error!(service = label, pid, error = %e, "waiting for service"),
+        Err(_) => {
+            tracing::error!(
+                service = label,
+                pid,
+                "service did not stop within {} s; killing it",
+                STOP_TIMEOUT.as_secs()
+            );
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+/// When a watcher stops restarting and when it stops its service.
+#[derive(Clone)]
+struct Stopping {
+    /// Shutdown began: a service that exits now stays down.
+    no_restart: CancellationToken,
+    /// The gateway has drained: stop the service.
+    stop: CancellationToken,
+}
+
+/// Watches one running service: restarts it whenever it exits on its own,
+/// and terminates it when told to.
+async fn supervise(
+    idx: usize,
+    launcher: Launcher,
+    mut child: Child,
+    discovery: Arc<Discovery>,
+    stopping: Stopping,
+) {
+    let label = launcher.label.clone();
+    let mut backoff = Backoff::new();
+    let mut started = Instant::now();
+    loop {
+        let status = tokio::select! {
+            status = child.wait() => status,
+            () = stopping.stop.cancelled() => {
+                terminate(&label, &mut child).await;
+                return;
+            }
+        };
+        discovery.set_pid(idx, None);
+        if stopping.no_restart.is_cancelled() {
+            tracing::warn!(service = %label, ?status, "service exited during shutdown");
+            return;
+        }
+        let uptime = started.elapsed();
+        let mut delay = backoff.delay_after(uptime);
+        match status {
+            Ok(status) => tracing::error!(
+                service = %label, %status, uptime_ms = uptime.as_millis() as u64,
+                "service exited; restarting in {} ms", delay.as_millis()
+            ),
+            Err(e) => tracing::error!(
+                service = %label, error = %e,
+                "lost track of service; restarting in {} ms", delay.as_millis()
+            ),
+        }
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stopping.no_restart.cancelled() => return,
+            }
+            let attempt = tokio::select! {
+                r = launcher.start() => r,
+                // Dropping the start kills the half-started child.
+                () = stopping.no_restart.cancelled() => return,
+            };
+            match attempt {
+                Ok(restarted) => {
+                    child = restarted;
+                    started = Instant::now();
+                    discovery.set_pid(idx, child.id());
+                    tracing::warn!(service = %label, pid = child.id(), "service restarted");
+                    break;
+                }
+                Err(e) => {
+                    delay = backoff.delay_after(Duration::ZERO);
+                    tracing::error!(
+                        service = %label, error = %format!("{e:#}"),
+                        "restart failed; trying again in {} ms", delay.as_millis()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// [`run`], with the program that serves each group given.
+pub(crate) async fn run_with(
+    program: Program,
+    opts: SplitOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let groups = normalize_groups(&opts.groups)?;
+    let ports = free_ports(groups.len()).context("picking ports for the services")?;
+    let specs = plan(groups, &ports)?;
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    let watchdog = match Watchdog::spawn() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "no watchdog: services will outlive a killed supervisor");
+            None
+        }
+    };
+    let launchers: Vec<Launcher> = specs
+        .iter()
+        .map(|spec| Launcher {
+            program: program.clone(),
+            args: serve_args(spec, &specs, &opts.data_dir, &opts.extra_args),
+            label: spec.label(),
+            pgid: watchdog.as_ref().map(Watchdog::pgid),
+        })
+        .collect();
+    let discovery = Arc::new(Discovery {
+        path: opts.data_dir.join("services.json"),
+        specs: specs.clone(),
+        pids: Mutex::new(vec![None; specs.len()]),
+    });
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    // Start in dependency order, each once the previous one listens. A
+    // failure, or a shutdown meanwhile, stops what already runs.
+    let mut children: Vec<Child> = Vec::new();
+    let started = tokio::select! {
+        r = start_all(&launchers, &mut children) => Some(r),
+        () = &mut shutdown => None,
+    };
+    match started {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            stop_all(&launchers, children, watchdog).await;
+            return Err(e);
+        }
+        None => {
+            stop_all(&launchers, children, watchdog).await;
+            tracing::info!("shutdown requested while starting; stopped");
+            return Ok(());
+        }
+    }
+    for (idx, (spec, child)) in specs.iter().zip(&children).enumerate() {
+        println!(
+            "service {} at {} (pid {})",
+            spec.label(),
+            spec.url(),
+            child.id().unwrap_or_default()
+        );
+        discovery.set_pid(idx, child.id());
+    }
+
+    let listener = match tokio::net::TcpListener::bind(opts.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            stop_all(&launchers, children, watchdog).await;
+            let _ = std::fs::remove_file(&discovery.path);
+            return Err(e).with_context(|| format!("binding {}", opts.addr));
+        }
+    };
+    let addr = listener.local_addr()?;
+    let gateway_stop = CancellationToken::new();
+    let drain = gateway_stop.clone();
+    let app = gateway::router(routes(&specs));
+    let gateway = tokio::spawn(async move {
+        seams_http::app::serve(listener, app, async move { drain.cancelled().await }).await
+    });
+    // Tests and scripts read this line to learn the port (the address may be port 0).
+    println!(
+        "shop listening on http://{addr} (split: {} services, data in {})",
+        specs.len(),
+        opts.data_dir.display()
+    );
+
+    let stopping = Stopping {
+        no_restart: CancellationToken::new(),
+        stop: CancellationToken::new(),
+    };
+    let watchers: Vec<_> = launchers
+        .into_iter()
+        .zip(children)
+        .enumerate()
+        .map(|(idx, (launcher, child))| {
+            tokio::spawn(supervise(
+                idx,
+                launcher,
+                child,
+                discovery.clone(),
+                stopping.clone(),
+            ))
+        })
+        .collect();
+
+    shutdown.await;
+    tracing::info!("shutting down: draining the gateway, then stopping the services");
+    stopping.no_restart.cancel();
+    gateway_stop.cancel();
+    match tokio::time::timeout(GATEWAY_DRAIN_TIMEOUT, gateway).await {
+        Ok(Ok(Ok(()))) => tracing::info!("gateway drained"),
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "gateway failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "gateway task failed"),
+        Err(_) => tracing::error!("gateway did not drain in time"),
+    }
+    stopping.stop.cancel();
+    for watcher in futures::future::join_all(watchers).await {
+        if let Err(e) = watcher {
+            tracing::error!(error = %e, "service watcher failed");
+        }
+    }
+    // The PIDs in it are stale now.
+    let _ = std::fs::remove_file(&discovery.path);
+    if let Some(watchdog) = watchdog {
+        watchdog.stop().await;
+    }
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn start_all(launchers: &[Launcher], children: &mut Vec<Child>) -> anyhow::Result<()> {
+    for launcher in launchers {
+        let child = launcher.start().await?;
+        tracing::info!(service = %launcher.label, pid = child.id(), "service listening");
+        children.push(child);
+    }
+    Ok(())
+}
+
+/// Stops every started service at once, then the watchdog.
+async fn stop_all(launchers: &[Launcher], children: Vec<Child>, watchdog: Option<Watchdog>) {
+    let stops = launchers
+        .iter()
+        .zip(children)
+        .map(|(l, mut child)| async move {
+            terminate(&l.label, &mut child).await;
+        });
+    futures::future::join_all(stops).await;
+    if let Some(watchdog) = watchdog {
+        watchdog.stop().await;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,370 @@
+//! Tests of the supervisor: the pure plan (groups, ports, peers, `serve`
+//! arguments, discovery document, backoff schedule), the watchdog, and the
+//! process machinery run against a stand-in for `shop serve` (a shell
+//! script that announces itself and sleeps), since the real command is not
+//! needed to start, restart and stop processes.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::*;
+
+fn groups(gs: &[&[&str]]) -> Vec<Vec<String>> {
+    gs.iter()
+        .map(|g| g.iter().map(|c| (*c).to_owned()).collect())
+        .collect()
+}
+
+#[test]
+fn by_default_every_capability_runs_alone_in_dependency_order() {
+    let want = groups(&[
+        &["identity"],
+        &["catalog"],
+        &["billing"],
+        &["fulfillment"],
+        &["notification"],
+    ]);
+    assert_eq!(default_groups(), want);
+    assert_eq!(normalize_groups(&default_groups()).unwrap(), want);
+    assert_eq!(normalize_groups(&[]).unwrap(), want, "no groups: one each");
+}
+
+#[test]
+fn groups_are_completed_and_ordered() {
+    assert_eq!(
+        normalize_groups(&groups(&[
+            &["notification", "fulfillment"],
+            &["billing", "catalog"],
+            &[]
+        ]))
+        .unwrap(),
+        groups(&[
+            &["identity"],
+            &["catalog", "billing"],
+            &["fulfillment", "notification"],
+        ])
+    );
+}
+
+#[test]
+fn bad_groups_are_refused_naming_the_capability() {
+    let err = normalize_groups(&groups(&[&["billing", "shipping"]])).unwrap_err();
+    assert!(err.to_string().contains("\"shipping\""), "{err}");
+    let err = normalize_groups(&groups(&[&["billing"], &["catalog", "billing"]])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("\"billing\" is in more than one group"),
+        "{err}"
+    );
+}
+
+fn colocated_plan() -> Vec<ServiceSpec> {
+    let groups = normalize_groups(&groups(&[&["billing", "catalog"]])).unwrap();
+    plan(groups, &[4001, 4002, 4003, 4004]).unwrap()
+}
+
+#[test]
+fn each_group_gets_a_port_and_every_capability_a_peer_url() {
+    let specs = colocated_plan();
+    assert_eq!(specs[1].label(), "catalog,billing");
+    assert_eq!(specs[1].url(), "http://127.0.0.1:4002");
+    let url = |port: u16| format!("http://127.0.0.1:{port}");
+    assert_eq!(
+        peers(&specs),
+        [
+            ("identity".to_owned(), url(4001)),
+            ("catalog".to_owned(), url(4002)),
+            ("billing".to_owned(), url(4002)),
+            ("fulfillment".to_owned(), url(4003)),
+            ("notification".to_owned(), url(4004)),
+        ]
+    );
+    let routes = routes(&specs);
+    assert_eq!(routes.url("billing"), Some("http://127.0.0.1:4002"));
+    assert_eq!(routes.url("notification"), Some("http://127.0.0.1:4004"));
+    assert!(plan(default_groups(), &[1, 2]).is_err());
+}
+
+#[test]
+fn serve_gets_its_capabilities_address_data_remote_peers_and_extra_args() {
+    let specs = colocated_plan();
+    let args = serve_args(
+        &specs[1],
+        &specs,
+        Path::new("/data dir"),
+        &[
+            "--chaos".to_owned(),
+            "--durability".to_owned(),
+            "normal".to_owned(),
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+    assert_eq!(
+        args,
+        [
+            "serve",
+            "catalog",
+            "billing",
+            "--addr",
+            "127.0.0.1:4002",
+            "--data",
+            "/data dir",
+            "--peer",
+            "identity=http://127.0.0.1:4001",
+            "--peer",
+            "fulfillment=http://127.0.0.1:4003",
+            "--peer",
+            "notification=http://127.0.0.1:4004",
+            "--chaos",
+            "--durability",
+            "normal",
+        ]
+    );
+}
+
+#[test]
+fn the_discovery_document_lists_every_service() {
+    let specs = colocated_plan();
+    assert_eq!(
+        discovery_json(&specs, &[Some(10), Some(11), None, Some(13)]),
+        json!({ "services": [
+            { "capabilities": ["identity"], "url": "http://127.0.0.1:4001", "pid": 10 },
+            { "capabilities": ["catalog", "billing"], "url": "http://127.0.0.1:4002", "pid": 11 },
+            { "capabilities": ["fulfillment"], "url": "http://127.0.0.1:4003", "pid": null },
+            { "capabilities": ["notification"], "url": "http://127.0.0.1:4004", "pid": 13 },
+        ] })
+    );
+}
+
+#[test]
+fn free_ports_are_distinct() {
+    let mut ports = free_ports(5).unwrap();
+    assert!(ports.iter().all(|p| *p != 0));
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 5);
+}
+
+#[test]
+fn backoff_doubles_to_ten_seconds_and_resets_after_thirty_seconds_up() {
+    let ms = Duration::from_millis;
+    let mut backoff = Backoff::new();
+    let schedule: Vec<Duration> = (0..8).map(|_| backoff.delay_after(ms(100))).collect();
+    assert_eq!(
+        schedule,
+        [
+            ms(250),
+            ms(500),
+            ms(1000),
+            ms(2000),
+            ms(4000),
+            ms(8000),
+            ms(10_000),
+            ms(10_000)
+        ]
+    );
+    assert_eq!(
+        backoff.delay_after(Duration::from_secs(29)),
+        ms(10_000),
+        "29 s up is still a crash loop"
+    );
+    assert_eq!(backoff.delay_after(Duration::from_secs(30)), ms(250));
+    assert_eq!(backoff.delay_after(Duration::ZERO), ms(500));
+}
+
+/// Waits (up to 20 s) until `f` finds something.
+async fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn alive(pid: u64) -> bool {
+    std::process::Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+fn signal(sig: &str, pid: u64) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A stand-in for `shop serve`: records its arguments, announces itself like
+/// the real one, then sleeps until signalled.
+const FAKE_SERVE: &str = r#"
+addr=; data=
+for a in "$@"; do
+  case "$prev" in --addr) addr=$a ;; --data) data=$a ;; esac
+  prev=$a
+done
+echo "$@" > "$data/args-${addr##*:}"
+echo "some chatter before the announcement"
+echo "shop listening on http://$addr (data in $data)"
+exec sleep 600
+"#;
+
+fn fake(script: &str) -> Program {
+    Program {
+        path: "sh".into(),
+        leading_args: vec!["-c".into(), script.into(), "fake-shop".into()],
+    }
+}
+
+fn pids(doc: &Value) -> Vec<Option<u64>> {
+    doc["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["pid"].as_u64())
+        .collect()
+}
+
+fn read_discovery(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SplitOptions {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_owned(),
+        groups: groups(&[&["catalog", "billing"]]),
+        extra_args: vec!["--chaos".into()],
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(run_with(fake(FAKE_SERVE), opts, async {
+        let _ = rx.await;
+    }));
+    let discovery = dir.path().join("services.json");
+    let doc = eventually("services.json with every PID", || {
+        read_discovery(&discovery).filter(|d| pids(d).iter().all(Option::is_some))
+    })
+    .await;
+    let services = doc["services"].as_array().unwrap();
+    assert_eq!(services.len(), 4);
+    assert_eq!(services[1]["capabilities"], json!(["catalog", "billing"]));
+    let before: Vec<u64> = pids(&doc).into_iter().map(Option::unwrap).collect();
+    assert!(before.iter().all(|p| alive(*p)));
+
+    // The colocated service was told where the others are, and the extras.
+    let url = services[1]["url"].as_str().unwrap();
+    let port = url.rsplit(':').next().unwrap();
+    let args = std::fs::read_to_string(dir.path().join(format!("args-{port}"))).unwrap();
+    let identity = services[0]["url"].as_str().unwrap();
+    assert!(
+        args.starts_with(&format!(
+            "serve catalog billing --addr 127.0.0.1:{port} --data "
+        )),
+        "{args}"
+    );
+    assert!(
+        args.contains(&format!("--peer identity={identity}")),
+        "{args}"
+    );
+    assert!(
+        !args.contains("--peer billing="),
+        "no peer for itself: {args}"
+    );
+    assert!(args.trim_end().ends_with("--chaos"), "{args}");
+
+    // A service that dies is started again, on the same port.
+    signal("-KILL", before[2]);
+    let doc = eventually("the killed service to be restarted", || {
+        read_discovery(&discovery).filter(|d| matches!(pids(d)[2], Some(p) if p != before[2]))
+    })
+    .await;
+    let after: Vec<u64> = pids(&doc).into_iter().map(Option::unwrap).collect();
+    assert_eq!(doc["services"][2]["url"], services[2]["url"]);
+    assert_eq!(after[..2], before[..2], "the others were left alone");
+    assert!(alive(after[2]));
+
+    tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("stops in time")
+        .unwrap()
+        .unwrap();
+    for pid in after {
+        assert!(!alive(pid), "service {pid} still runs after shutdown");
+    }
+    assert!(!discovery.exists(), "stale discovery file left behind");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_service_that_never_listens_fails_the_start_and_leaves_nothing_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SplitOptions::new("127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
+    // The first service (identity) comes up; the second exits at once.
+    let script = r#"
+case " $* " in
+  *" catalog "*) echo "no catalog today" >&2; exit 3 ;;
+esac
+for a in "$@"; do [ "$prev" = --addr ] && addr=$a; prev=$a; done
+echo "$$" > "$0.pid"
+echo "shop listening on http://$addr"
+exec sleep 600
+"#;
+    let pid_file = dir.path().join("fake-shop.pid");
+    let program = Program {
+        path: "sh".into(),
+        leading_args: vec![
+            "-c".into(),
+            script.into(),
+            dir.path().join("fake-shop").into(),
+        ],
+    };
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        run_with(program, opts, std::future::pending()),
+    )
+    .await
+    .expect("fails in time")
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("service catalog exited before listening"),
+        "{err:#}"
+    );
+    let identity: u64 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!alive(identity), "identity was not stopped");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_watchdog_stops_its_group_when_the_supervisor_goes_away() {
+    let mut watchdog = Watchdog::spawn().unwrap();
+    let mut service = tokio::process::Command::new("sleep")
+        .arg("600")
+        .process_group(watchdog.pgid() as i32)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    watchdog.close_pipe();
+    let status = tokio::time::timeout(Duration::from_secs(10), service.wait())
+        .await
+        .expect("the service was stopped")
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(15), "stopped with SIGTERM: {status}");
+    watchdog.stop().await;
+}

@@ -1,0 +1,130 @@
+//! The HTTP side of a split: calling another service's operation, and the
+//! wire format both ends agree on.
+//!
+//! A call is `POST {base}/_seams/ops/{capability}.{operation}` with the JSON
+//! request; the caller's context travels as headers (`traceparent`,
+//! `x-correlation-id`, `x-request-id` as the causation, and
+//! `x-seams-deadline-ms`, the time the caller will still wait). The answer
+//! is 200 with the JSON reply, or 422 with content type
+//! [`REJECTED_CONTENT_TYPE`] carrying the operation's declared error; any
+//! other status is a [`CallError`]. Timeouts and retries are not applied
+//! here but by the governing transport around it, from the declaration.
+
+use std::time::Duration;
+
+use seams_core::{BoxFuture, CallContext, CallError, CallReply, CallRequest, Transport};
+
+use crate::correlation::{CORRELATION_ID, DEADLINE_MS, REQUEST_ID, TRACEPARENT};
+
+/// Content type of a declared error reply.
+pub const REJECTED_CONTENT_TYPE: &str = "application/vnd.seams.rejected+json";
+
+/// Path of an operation under a service's base URL.
+pub fn op_path(op_id: &str) -> String {
+    format!("/_seams/ops/{op_id}")
+}
+
+/// Headers carrying `ctx` to the callee.
+pub fn context_headers(ctx: &CallContext) -> Vec<(&'static http::HeaderName, String)> {
+    let mut headers = vec![
+        (&TRACEPARENT, ctx.trace.to_traceparent()),
+        (&CORRELATION_ID, ctx.correlation_id.clone()),
+    ];
+    if let Some(c) = &ctx.causation_id {
+        headers.push((&REQUEST_ID, c.clone()));
+    }
+    if let Some(left) = ctx.remaining() {
+        headers.push((&DEADLINE_MS, left.as_millis().to_string()));
+    }
+    headers
+}
+
+/// Calls operations served by one remote service.
+#[derive(Clone, Debug)]
+pub struct HttpTransport {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    /// A transport to the service at `base` (e.g. `http://127.0.0.1:9001`).
+    pub fn new(base: impl Into<String>, client: reqwest::Client) -> HttpTransport {
+        HttpTransport {
+            base: base.into().trim_end_matches('/').to_owned(),
+            client,
+        }
+    }
+
+    /// A client suitable for service-to-service calls (pooled, no proxy, bounded connect time).
+    pub fn default_client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .no_proxy()
+            .build()
+            .unwrap_or_default()
+    }
+}
+
+impl Transport for HttpTransport {
+    fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
+        Box::pin(async move {
+            let op = req.op.id();
+            let mut builder = self
+                .client
+                .post(format!("{}{}", self.base, op_path(&op)))
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(req.body);
+            for (name, value) in context_headers(&req.ctx) {
+                builder = builder.header(name, value);
+            }
+            let res = builder.send().await.map_err(|e| {
+                if e.is_timeout() {
+                    CallError::Timeout {
+                        op: op.clone(),
+                        after: req.ctx.remaining().unwrap_or_default(),
+                    }
+                } else {
+                    CallError::Unavailable {
+                        op: op.clone(),
+                        reason: e.to_string(),
+                    }
+                }
+            })?;
+            let status = res.status();
+            let rejected = res
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes() == REJECTED_CONTENT_TYPE.as_bytes());
+            let body = res
+                .bytes()
+                .await
+                .map_err(|e| CallError::Unavailable {
+                    op: op.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_vec();
+            match status.as_u16() {
+                200 => Ok(CallReply::Ok(body)),
+                422 if rejected => Ok(CallReply::Rejected(body)),
+                503 | 502 | 429 => Err(CallError::Unavailable {
+                    op,
+                    reason: format!("answered {status}"),
+                }),
+                504 => Err(CallError::Timeout {
+                    op,
+                    after: req.ctx.remaining().unwrap_or_default(),
+                }),
+                404 => Err(CallError::Unavailable {
+                    op,
+                    reason: "not served there (404)".into(),
+                }),
+                400 => Err(CallError::Protocol {
+                    op,
+                    reason: String::from_utf8_lossy(&body).into_owned(),
+                }),
+                _ => Err(CallError::Internal { op }),
+            }
+        })
+    }
+}

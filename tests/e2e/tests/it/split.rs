@@ -1,0 +1,72 @@
+//! Faults that only exist once capabilities are separate processes: a
+//! consumer service is SIGKILLed mid-journey; the supervisor restarts it and
+//! every notification still goes out exactly once.
+
+use std::time::Duration;
+
+use e2e::{Mode, Shop, expect};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+fn service_pid(shop: &Shop, capability: &str) -> anyhow::Result<u32> {
+    let text = std::fs::read_to_string(shop.data_dir().join("services.json"))?;
+    let doc: Value = serde_json::from_str(&text)?;
+    let service = doc["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| {
+            s["capabilities"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == capability))
+        })
+        .ok_or_else(|| anyhow::anyhow!("{capability} not in services.json: {text}"))?;
+    Ok(service["pid"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no pid"))? as u32)
+}
+
+#[tokio::test]
+async fn a_killed_consumer_service_is_restarted_and_delivers_each_notification_once() {
+    const INVOICES: usize = 10;
+    let shop = Shop::start(Mode::SplitHttp).unwrap();
+    let customer = shop.register("split@example.com").await.unwrap();
+    shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", 100).await.unwrap();
+    let pid = service_pid(&shop, "notification").unwrap();
+    for i in 0..INVOICES {
+        let r = shop
+            .create_invoice(&format!("s{i}"), &customer, &[("TEA", 1)])
+            .await
+            .unwrap();
+        expect(&r, StatusCode::CREATED).unwrap();
+        if i == INVOICES / 2 {
+            let status = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    let deliveries = shop
+        .wait_delivered(&customer, INVOICES, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut events: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    events.sort();
+    events.dedup();
+    assert_eq!(events.len(), INVOICES);
+    assert_eq!(
+        shop.mails().len(),
+        INVOICES,
+        "one mail per delivery across the crash"
+    );
+    assert_ne!(
+        service_pid(&shop, "notification").unwrap(),
+        pid,
+        "the supervisor restarted it"
+    );
+}

@@ -4,7 +4,9 @@
 //! rules as remote ones: each attempt gets the declared timeout, capped by the
 //! caller's own deadline; a transient failure is retried only when the
 //! declaration gives the caller retries (which the declaration check allows
-//! only for idempotent operations), with exponential backoff and full jitter.
+//! only for idempotent operations), with exponential backoff and full jitter;
+//! and every attempt passes the callee's circuit breaker and concurrency
+//! limit ([`crate::breaker`]), failing fast while the callee is known to be down.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +15,29 @@ use rand::Rng;
 use seams_core::decl::Retries;
 use seams_core::{BoxFuture, CallError, CallReply, CallRequest, Transport};
 
+use crate::breaker::{BreakerOptions, Breakers, Refused};
+
 /// A transport that enforces declarations.
 #[derive(Clone)]
 pub struct Governed {
     inner: Arc<dyn Transport>,
+    breakers: Breakers,
 }
 
 impl Governed {
-    /// Governs `inner`.
+    /// Governs `inner` with default breakers.
     pub fn new(inner: Arc<dyn Transport>) -> Governed {
-        Governed { inner }
+        Governed::with_breakers(inner, Breakers::new(BreakerOptions::default()))
+    }
+
+    /// Governs `inner` with `breakers`.
+    pub fn with_breakers(inner: Arc<dyn Transport>, breakers: Breakers) -> Governed {
+        Governed { inner, breakers }
+    }
+
+    /// The breakers (for reporting their state).
+    pub fn breakers(&self) -> &Breakers {
+        &self.breakers
     }
 }
 
@@ -62,7 +77,31 @@ impl Transport for Governed {
                     body: req.body.clone(),
                     ctx,
                 };
-                match tokio::time::timeout(budget, self.inner.call(attempt_req)).await {
+                let admission = match self.breakers.admit(op.capability) {
+                    Ok(a) => a,
+                    Err(refused) => {
+                        let reason = match refused {
+                            Refused::Open => "circuit open: the callee kept failing",
+                            Refused::Saturated => "too many calls in flight to the callee",
+                        };
+                        // Retrying into an open breaker cannot help: fail fast.
+                        return Err(CallError::Unavailable {
+                            op: op.id(),
+                            reason: reason.into(),
+                        });
+                    }
+                };
+                let outcome = tokio::time::timeout(budget, self.inner.call(attempt_req)).await;
+                let healthy = !matches!(
+                    &outcome,
+                    Err(_)
+                        | Ok(Err(
+                            CallError::Unavailable { .. } | CallError::Timeout { .. }
+                        ))
+                );
+                self.breakers.record(op.capability, healthy);
+                drop(admission);
+                match outcome {
                     Err(_) => {
                         tracing::warn!(op = %op.id(), attempt, ?budget, "call timed out");
                         last = Some(CallError::Timeout {

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod breaker;
 pub mod component;
 pub mod consistency;
 pub mod feed;

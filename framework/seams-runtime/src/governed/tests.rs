@@ -140,3 +140,92 @@ async fn the_callers_deadline_caps_everything() {
     assert!(matches!(g.call(r).await, Err(CallError::Timeout { .. })));
     assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 1);
 }
+
+fn governed_with(
+    failures: u32,
+    hang: bool,
+    options: crate::breaker::BreakerOptions,
+) -> (Arc<Script>, Governed) {
+    let script = Arc::new(Script {
+        calls: AtomicU32::new(0),
+        failures,
+        hang,
+    });
+    (
+        script.clone(),
+        Governed::with_breakers(script, crate::breaker::Breakers::new(options)),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_callee_opens_the_breaker_then_a_probe_closes_it() {
+    use crate::breaker::{BreakerOptions, State};
+    let options = BreakerOptions {
+        failures_to_open: 4,
+        open_for: Duration::from_secs(5),
+        max_in_flight: 8,
+    };
+    let (script, g) = governed_with(4, false, options);
+    // Two calls of up to three attempts: the fourth failed attempt opens the breaker.
+    assert!(g.call(req(&FLAKY_QUERY)).await.is_err());
+    let second = g.call(req(&FLAKY_QUERY)).await;
+    assert!(
+        matches!(&second, Err(CallError::Unavailable { reason, .. }) if reason.contains("circuit open")),
+        "{second:?}"
+    );
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 4);
+    assert!(matches!(g.breakers().state("test"), State::Open { .. }));
+    // While open, nothing reaches the callee.
+    assert!(g.call(req(&FLAKY_QUERY)).await.is_err());
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 4);
+    // After the open period one probe goes through; it succeeds and closes the breaker.
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(
+        g.call(req(&FLAKY_QUERY)).await,
+        Ok(CallReply::Ok(b"1".to_vec()))
+    );
+    assert_eq!(g.breakers().state("test"), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_probe_opens_the_breaker_again() {
+    use crate::breaker::{BreakerOptions, State};
+    let options = BreakerOptions {
+        failures_to_open: 1,
+        open_for: Duration::from_secs(5),
+        max_in_flight: 8,
+    };
+    let (script, g) = governed_with(2, false, options);
+    assert!(g.call(req(&ONCE_COMMAND)).await.is_err());
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert!(g.call(req(&ONCE_COMMAND)).await.is_err(), "the probe fails");
+    assert!(matches!(g.breakers().state("test"), State::Open { .. }));
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_beyond_the_in_flight_limit_fail_fast() {
+    use crate::breaker::BreakerOptions;
+    let options = BreakerOptions {
+        failures_to_open: 100,
+        open_for: Duration::from_secs(5),
+        max_in_flight: 2,
+    };
+    let (_, g) = governed_with(0, true, options);
+    let g = Arc::new(g);
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let g = g.clone();
+            tokio::spawn(async move { g.call(req(&ONCE_COMMAND)).await })
+        })
+        .collect();
+    tokio::task::yield_now().await;
+    let third = g.call(req(&ONCE_COMMAND)).await;
+    assert!(
+        matches!(&third, Err(CallError::Unavailable { reason, .. }) if reason.contains("in flight")),
+        "{third:?}"
+    );
+    for s in slow {
+        assert!(matches!(s.await.unwrap(), Err(CallError::Timeout { .. })));
+    }
+}

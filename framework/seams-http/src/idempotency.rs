@@ -79,13 +79,25 @@ pub fn answer(stored: StoredResponse, claim: &IdempotencyClaim) -> Response {
 }
 
 /// After a handler lost the race to record `claim`, answers with the winner's response.
+///
+/// The winner may still be waiting for its group commit, so its record can
+/// be invisible to readers for a moment: poll briefly before giving up.
 pub async fn replay_after_conflict(db: &Db, claim: &IdempotencyClaim) -> Response {
-    match db.stored_response(&claim.scope, &claim.key).await {
-        Ok(Some(stored)) => answer(stored, claim),
-        Ok(None) => problem_response(internal()),
-        Err(e) => {
-            tracing::error!(error = %e, "reading idempotency record");
-            problem_response(internal())
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match db.stored_response(&claim.scope, &claim.key).await {
+            Ok(Some(stored)) => return answer(stored, claim),
+            Ok(None) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            Ok(None) => {
+                tracing::error!(key = %claim.key, "the winning request's record never became visible");
+                return problem_response(internal());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading idempotency record");
+                return problem_response(internal());
+            }
         }
     }
 }

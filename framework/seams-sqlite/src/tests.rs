@@ -221,3 +221,125 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
     let db = Db::open(&path, "notes", &NOTES).await.unwrap();
     assert_eq!(db.read_outbox(0, 10).await.unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_transactions_share_group_commits_and_all_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let db = Db::open(&path, "notes", &NOTES).await.unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut tx = db.begin().await.unwrap();
+                sqlx::query("INSERT INTO notes (body) VALUES (?)")
+                    .bind(format!("n{i}"))
+                    .execute(tx.conn())
+                    .await
+                    .unwrap();
+                tx.publish(&envelope(&format!("e{i}"), "a")).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Every commit returned only once durable: the readers see all of them.
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 64);
+    assert_eq!(db.read_outbox(0, 100).await.unwrap().len(), 64);
+    let commits = db.commits();
+    assert!((1..=64).contains(&commits), "{commits}");
+    eprintln!("64 concurrent transactions took {commits} group commits");
+    db.close().await;
+    let db = Db::open(&path, "notes", &NOTES).await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 64, "durable across reopen");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dropped_member_rolls_back_alone() {
+    let (_dir, db) = db().await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut tx = db.begin().await.unwrap();
+                sqlx::query("INSERT INTO notes (body) VALUES (?)")
+                    .bind(format!("n{i}"))
+                    .execute(tx.conn())
+                    .await
+                    .unwrap();
+                tx.publish(&envelope(&format!("e{i}"), "a")).await.unwrap();
+                match i % 3 {
+                    0 => drop(tx),
+                    1 => tx.rollback().await.unwrap(),
+                    _ => tx.commit().await.unwrap(),
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
+        .fetch_all(db.reader())
+        .await
+        .unwrap();
+    let mut kept: Vec<usize> = bodies.iter().map(|(b,)| b[1..].parse().unwrap()).collect();
+    kept.sort();
+    let expected: Vec<usize> = (0..40).filter(|i| i % 3 == 2).collect();
+    assert_eq!(kept, expected);
+    let events: Vec<String> = db
+        .read_outbox(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(events.len(), expected.len());
+    // The writer is clean afterwards: a new transaction works.
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO notes (body) VALUES ('after')")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failed_statement_leaves_the_others_of_its_group_intact() {
+    let (_dir, db) = db().await;
+    let mut first = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO notes (id, body) VALUES (1, 'one')")
+        .execute(first.conn())
+        .await
+        .unwrap();
+    first.commit().await.unwrap();
+    let mut dup = db.begin().await.unwrap();
+    assert!(
+        sqlx::query("INSERT INTO notes (id, body) VALUES (1, 'again')")
+            .execute(dup.conn())
+            .await
+            .is_err()
+    );
+    drop(dup);
+    let mut ok = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO notes (id, body) VALUES (2, 'two')")
+        .execute(ok.conn())
+        .await
+        .unwrap();
+    ok.commit().await.unwrap();
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}

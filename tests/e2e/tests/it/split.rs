@@ -70,3 +70,73 @@ async fn a_killed_consumer_service_is_restarted_and_delivers_each_notification_o
         "the supervisor restarted it"
     );
 }
+
+#[tokio::test]
+async fn a_frozen_callee_times_out_opens_the_breaker_and_recovers() {
+    let shop = Shop::start(Mode::SplitHttp).unwrap();
+    let customer = shop.register("slow@example.com").await.unwrap();
+    shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", 10).await.unwrap();
+    let catalog = service_pid(&shop, "catalog").unwrap();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &catalog.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    // Freeze catalog: its socket accepts, nothing answers. Billing's calls time
+    // out (2 s per attempt, declared) and it answers 503 as catalog's contract declares.
+    signal("-STOP");
+    let started = std::time::Instant::now();
+    let r = shop
+        .create_invoice("frozen-1", &customer, &[("TEA", 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "urn:seams:problem:catalog-unavailable"
+        ),
+        "{}",
+        r.json
+    );
+    assert!(r.headers.contains_key("retry-after"));
+    eprintln!(
+        "first call against the frozen catalog answered after {:?}",
+        started.elapsed()
+    );
+    // After enough timeouts the breaker is open: the next call fails fast.
+    let mut fast = None;
+    for i in 0..6 {
+        let t = std::time::Instant::now();
+        let r = shop
+            .create_invoice(&format!("frozen-{}", i + 2), &customer, &[("TEA", 1)])
+            .await
+            .unwrap();
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+        if t.elapsed() < Duration::from_millis(500) {
+            fast = Some(t.elapsed());
+            break;
+        }
+    }
+    let fast = fast.expect("the breaker never opened");
+    eprintln!("with the breaker open the call answered in {fast:?}");
+    // Thaw catalog: after the open period a probe succeeds and calls flow again.
+    signal("-CONT");
+    let ok = shop
+        .until(
+            "the breaker to close",
+            Duration::from_secs(30),
+            async || {
+                let r = shop
+                    .create_invoice("thawed", &customer, &[("TEA", 1)])
+                    .await?;
+                Ok((r.status == StatusCode::CREATED).then_some(r))
+            },
+        )
+        .await
+        .unwrap();
+    expect(&ok, StatusCode::CREATED).unwrap();
+}

@@ -17,6 +17,9 @@ use crate::system::Placement;
 #[derive(Debug, Parser)]
 #[command(name = "shop", version, about)]
 pub struct Cli {
+    /// A TOML configuration file (keys as the flags; flags and `SHOP_*` variables win).
+    #[arg(long, global = true, env = "SHOP_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -59,22 +62,69 @@ pub enum Command {
     Contracts,
 }
 
-/// Runs a parsed command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Parses the command line (and the configuration file it names) and runs it.
+pub async fn main() -> anyhow::Result<()> {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let file = match &cli.config {
+        Some(path) => Some(crate::config::FileConfig::load(path)?),
+        None => None,
+    };
+    let sub = matches.subcommand().map(|(_, m)| m.clone());
+    let given = |id: &str| {
+        sub.as_ref()
+            .and_then(|m| m.value_source(id))
+            .is_some_and(|source| {
+                matches!(
+                    source,
+                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
+                )
+            })
+    };
+    run(cli, file.as_ref(), &given).await
+}
+
+/// Runs a parsed command; `file` fills what `given` says flags and environment left unset.
+pub async fn run(
+    cli: Cli,
+    file: Option<&crate::config::FileConfig>,
+    given: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    let with_file = |mut config: Config| {
+        if let Some(f) = file {
+            f.apply(&mut config, given);
+        }
+        config
+    };
     match cli.command {
         Command::Up {
             config,
             split: false,
-        } => serve(config, Placement::monolith()).await,
+        } => serve(with_file(config), Placement::monolith()).await,
         Command::Up {
             config,
             split: true,
-        } => up_split(config).await,
+        } => {
+            let groups = file.map(|f| f.groups.clone()).unwrap_or_default();
+            up_split(with_file(config), groups).await
+        }
         Command::Serve {
             capabilities,
             config,
-            peers,
-        } => serve(config, Placement::split(&capabilities, &peers)?).await,
+            mut peers,
+        } => {
+            if !given("peers")
+                && let Some(f) = file
+            {
+                peers = f
+                    .peers
+                    .iter()
+                    .map(|(cap, url)| format!("{cap}={url}"))
+                    .collect();
+            }
+            serve(with_file(config), Placement::split(&capabilities, &peers)?).await
+        }
         Command::Demo { url, timeout_secs } => {
             crate::demo::run(&url, Duration::from_secs(timeout_secs)).await
         }
@@ -104,7 +154,7 @@ async fn serve(config: Config, placement: Placement) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn up_split(config: Config) -> anyhow::Result<()> {
+async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()> {
     crate::telemetry::init();
     let mut extra_args = vec!["--durability".to_owned(), config.durability.clone()];
     if config.chaos {
@@ -127,10 +177,8 @@ async fn up_split(config: Config) -> anyhow::Result<()> {
     let opts = crate::supervisor::SplitOptions {
         addr: config.addr,
         data_dir: config.data_dir.clone(),
-        groups: crate::system::CAPABILITIES
-            .iter()
-            .map(|c| vec![(*c).to_owned()])
-            .collect(),
+        // Empty means one process per capability; a capability in no group runs alone.
+        groups,
         extra_args,
     };
     crate::supervisor::run(opts, shutdown_signal()).await

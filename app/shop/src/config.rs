@@ -94,3 +94,101 @@ impl Config {
         }
     }
 }
+
+/// A configuration file (`--config FILE`, TOML): the same keys as the
+/// flags, under the same names, plus what only files carry (peers, groups).
+/// Precedence: a flag, then its `SHOP_*` environment variable, then the
+/// file, then the default.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `--addr`.
+    pub addr: Option<SocketAddr>,
+    /// `--data`.
+    pub data: Option<PathBuf>,
+    /// `--chaos`.
+    pub chaos: Option<bool>,
+    /// `--chaos-min-delay-ms`.
+    pub chaos_min_delay_ms: Option<u64>,
+    /// `--chaos-max-delay-ms`.
+    pub chaos_max_delay_ms: Option<u64>,
+    /// `--durability` (`full` or `normal`).
+    pub durability: Option<String>,
+    /// SMTP instead of the Maildir.
+    pub smtp: Option<SmtpFile>,
+    /// `serve`: where each capability not served here is (`capability = "http://…"`).
+    #[serde(default)]
+    pub peers: std::collections::BTreeMap<String, String>,
+    /// `up --split`: colocation groups, e.g. `[["billing", "catalog"], ["identity"]]`.
+    #[serde(default)]
+    pub groups: Vec<Vec<String>>,
+}
+
+/// `[smtp]` of a configuration file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpFile {
+    /// `--smtp-host`.
+    pub host: String,
+    /// `--smtp-port`.
+    pub port: Option<u16>,
+    /// `--mail-from`.
+    pub from: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads and parses `path`; errors name the file and the offending key.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<FileConfig> {
+        use anyhow::Context;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: FileConfig =
+            toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        if let Some(d) = &file.durability {
+            anyhow::ensure!(
+                d == "full" || d == "normal",
+                "in {}: durability = {d:?}: expected \"full\" or \"normal\"",
+                path.display()
+            );
+        }
+        Ok(file)
+    }
+
+    /// Fills every value of `config` that `given` says was not set by a flag
+    /// or an environment variable.
+    pub fn apply(&self, config: &mut Config, given: &dyn Fn(&str) -> bool) {
+        macro_rules! fill {
+            ($id:literal, $field:ident, $value:expr) => {
+                if !given($id)
+                    && let Some(v) = $value
+                {
+                    config.$field = v;
+                }
+            };
+        }
+        fill!("addr", addr, self.addr);
+        fill!("data_dir", data_dir, self.data.clone());
+        fill!("chaos", chaos, self.chaos);
+        fill!(
+            "chaos_min_delay_ms",
+            chaos_min_delay_ms,
+            self.chaos_min_delay_ms
+        );
+        fill!(
+            "chaos_max_delay_ms",
+            chaos_max_delay_ms,
+            self.chaos_max_delay_ms
+        );
+        fill!("durability", durability, self.durability.clone());
+        if let Some(smtp) = &self.smtp {
+            if !given("smtp_host") {
+                config.smtp_host = Some(smtp.host.clone());
+            }
+            fill!("smtp_port", smtp_port, smtp.port);
+            fill!("mail_from", mail_from, smtp.from.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

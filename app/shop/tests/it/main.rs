@@ -60,3 +60,39 @@ fn demo_against_nothing_fails_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is the system running"));
 }
+
+#[test]
+fn a_bad_configuration_file_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shop.toml");
+    std::fs::write(&path, "adress = \"127.0.0.1:1\"\n").unwrap();
+    let out = shop()
+        .args(["--config", path.to_str().unwrap(), "up"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `adress`"), "{err}");
+    let out = shop()
+        .args(["--config", "/nonexistent/shop.toml", "up"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/shop.toml"));
+}
+
+#[test]
+fn serve_refuses_a_placement_that_leaves_a_capability_nowhere() {
+    let out = shop()
+        .args(["serve", "billing", "--addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("neither served here nor given with --peer"),
+        "{err}"
+    );
+    let out = shop().args(["serve", "payroll"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown capability `payroll`"));
+}

@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Seams' benchmark suite, one run: every figure next to a baseline measured
+# in the same run on the same machine (issue 5; documented in BENCHMARKS.md).
+#
+#   bench/run.sh                       # about 8-10 minutes after the build
+#   DURATION=5 SKIP_MICRO=1 bench/run.sh   # a quick smoke run
+#   PROFILE=1 bench/run.sh             # also perf-profile shop under create-invoice
+#
+# It builds release once, starts `baseline-axum` and `shop up` (each on a
+# free port, shop on a fresh data folder with --durability full), drives them
+# with `loadgen`, samples shop's memory from /proc, stops both by PID, runs
+# the raw SQLite baseline and the criterion microbenchmarks, and prints the
+# table with ratios (`report`). Everything lands in $OUT (default
+# target/bench-results/<UTC time>): results.jsonl, logs, report.md.
+#
+# Settings (environment): DURATION (s per point, 15), WARMUP (s, 2),
+# SQLITE_DURATION (s per raw SQLite point, 10), SKIP_MICRO=1, PROFILE=1, OUT,
+# COMMIT (what to print as the commit measured, when not run from a checkout).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-15}
+WARMUP=${WARMUP:-2}
+SQLITE_DURATION=${SQLITE_DURATION:-10}
+SKIP_MICRO=${SKIP_MICRO:-0}
+PROFILE=${PROFILE:-0}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release
+OUT=${OUT:-$TARGET/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-bench.XXXXXX")
+
+# Every process this script starts in the background, by PID; stopped on exit.
+PIDS=()
+stop_pid() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "pid $pid ignored SIGTERM for 30 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
+        stop_pid "$pid"
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "== machine"
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
+    echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+    echo "kernel: $(uname -sr)"
+    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
+    echo "rustc: $(rustc --version)"
+} | tee "$OUT/machine.txt"
+
+echo "== building (release, once)"
+cargo build --release -q -p shop -p seams-bench
+if [ "$SKIP_MICRO" != 1 ]; then
+    cargo bench -q -p seams-bench --bench micro --no-run
+fi
+
+# Starts "$@" in the background with output in $OUT/$1.log, waits (at most
+# 60 s) for its "listening on http://..." line, and sets URL and SERVER_PID.
+start_server() {
+    local name=$1
+    shift
+    "$@" >"$OUT/$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    URL=""
+    for _ in $(seq 1 600); do
+        URL=$(grep -o -m1 'listening on http://[0-9.:]*' "$OUT/$name.log" | sed 's/listening on //' || true)
+        [ -n "$URL" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/$name.log" >&2; echo "$name exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$URL" ] || { echo "$name did not start in 60 s" >&2; exit 1; }
+    echo "$name (pid $SERVER_PID) on $URL"
+}
+
+# Appends a JSON line with the memory of process $2 under label rss/$1.
+rss() {
+    local label=$1 pid=$2
+    local rss_kb hwm_kb
+    rss_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+    hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status")
+    echo "{\"kind\":\"rss\",\"label\":\"rss/$label\",\"pid\":$pid,\"vmrss_kb\":$rss_kb,\"vmhwm_kb\":$hwm_kb}" | tee -a "$RESULTS"
+}
+
+# CPU ticks (user + system) process $1 has used so far.
+cpu_ticks() {
+    # Fields after the command name, which is in parentheses.
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+}
+
+# Waits until process $1 is idle (under 5% of a core for 2 seconds in a row)
+# so background work of one point (event delivery, mail) does not run into
+# the next; at most 90 s.
+quiesce() {
+    local pid=$1 before after calm=0
+    before=$(cpu_ticks "$pid")
+    for waited in $(seq 1 90); do
+        sleep 1
+        after=$(cpu_ticks "$pid")
+        if [ $((after - before)) -le 5 ]; then
+            calm=$((calm + 1))
+            if [ "$calm" -ge 2 ]; then
+                echo "   (shop idle after ${waited} s)"
+                return 0
+            fi
+        else
+            calm=0
+        fi
+        before=$after
+    done
+    echo "   (shop still busy after 90 s; going on)"
+}
+
+# Runs loadgen against $URL under label $1 and appends its JSON line; a
+# failed point is reported and left out of the table (shown there as n/a).
+load() {
+    local label=$1
+    shift
+    local file="$OUT/${label//\//_}.txt" last
+    echo "-- $label"
+    if ! "$BIN/loadgen" --url "$URL" --label "$label" --duration "$DURATION" --warmup "$WARMUP" "$@" \
+        | tee "$file"; then
+        echo "   $label FAILED; see above"
+    fi
+    last=$(tail -n1 "$file")
+    case $last in
+        "{"*) echo "$last" >>"$RESULTS" ;;
+    esac
+}
+
+echo "== servers"
+start_server baseline-axum "$BIN/baseline-axum" --addr 127.0.0.1:0
+AXUM_PID=$SERVER_PID
+AXUM_URL=$URL
+start_server shop "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/data" --durability full
+SHOP_PID=$SERVER_PID
+SHOP_URL=$URL
+sleep 3
+rss shop-idle "$SHOP_PID"
+rss baseline-axum-idle "$AXUM_PID"
+
+echo "== HTTP stack: bare axum vs Seams, 64 connections"
+URL=$AXUM_URL load bare/c64 --scenario bare --connections 64
+URL=$SHOP_URL load trivial/c64 --scenario trivial --connections 64
+URL=$SHOP_URL load get-invoice/c64 --scenario get-invoice --connections 64
+
+echo "== create-invoice, durable, closed loop: concurrency sweep"
+URL=$SHOP_URL
+for c in 1 16 64 256; do
+    quiesce "$SHOP_PID"
+    load "create-invoice/c$c" --scenario create-invoice --connections "$c"
+done
+
+echo "== create-invoice, open loop: event propagation lags at 1,000/s and at half of c64's rate"
+quiesce "$SHOP_PID"
+load create-invoice/open1000 --scenario create-invoice --connections 64 --rate 1000 --consistency
+C64=$(sed -n 's/.*"throughput":\([0-9.]*\).*/\1/p' "$OUT/create-invoice_c64.txt" | tail -n1)
+HALF=$(awk -v t="${C64:-0}" 'BEGIN { r = int(t / 2); if (r < 50) r = 50; print r }')
+quiesce "$SHOP_PID"
+load create-invoice/open-half --scenario create-invoice --connections 64 --rate "$HALF" --consistency
+
+echo "== journey"
+for c in 1 16; do
+    quiesce "$SHOP_PID"
+    load "journey/c$c" --scenario journey --connections "$c"
+done
+
+if [ "$PROFILE" = 1 ]; then
+    echo "== profile: perf on shop under create-invoice, 64 connections"
+    quiesce "$SHOP_PID"
+    DURATION=12 WARMUP=1 load profile/create-invoice/c64 --scenario create-invoice --connections 64 &
+    LOAD_PID=$!
+    PIDS+=("$LOAD_PID")
+    sleep 2
+    perf stat -p "$SHOP_PID" -o "$OUT/perf-stat-create-invoice.txt" -- sleep 8 || true
+    wait "$LOAD_PID" || true
+    quiesce "$SHOP_PID"
+    DURATION=12 WARMUP=1 load profile/create-invoice/c64-record --scenario create-invoice --connections 64 &
+    LOAD_PID=$!
+    PIDS+=("$LOAD_PID")
+    sleep 2
+    perf record -F 499 -g -p "$SHOP_PID" -o "$OUT/perf.data" -- sleep 8 2>/dev/null || true
+    wait "$LOAD_PID" || true
+    perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
+        | grep -v '^$' | head -150 >"$OUT/perf-report-create-invoice.txt" || true
+    echo "   perf output in $OUT/perf-*.txt"
+fi
+
+quiesce "$SHOP_PID"
+rss shop-end "$SHOP_PID"
+rss baseline-axum-end "$AXUM_PID"
+stop_pid "$SHOP_PID"
+stop_pid "$AXUM_PID"
+
+echo "== raw SQLite create-invoice transaction (same machine, shop stopped)"
+"$BIN/baseline-sqlite" --dir "$TMP/sqlite" --duration "$SQLITE_DURATION" \
+    --concurrency 1,16,64,256 --pools single,multi | tee "$OUT/raw-sqlite-full.txt"
+"$BIN/baseline-sqlite" --dir "$TMP/sqlite" --duration "$SQLITE_DURATION" \
+    --concurrency 16 --pools single --normal | tee "$OUT/raw-sqlite-normal.txt"
+grep -h '^{' "$OUT/raw-sqlite-full.txt" "$OUT/raw-sqlite-normal.txt" >>"$RESULTS"
+
+CRITERION_ARG=()
+if [ "$SKIP_MICRO" != 1 ]; then
+    echo "== microbenchmarks (criterion)"
+    CRITERION_HOME=$OUT/criterion cargo bench -q -p seams-bench --bench micro -- \
+        --warm-up-time 1 --measurement-time 3 2>&1 | tee "$OUT/micro.txt"
+    CRITERION_ARG=(--criterion "$OUT/criterion")
+fi
+
+echo "== report"
+{
+    echo "Machine:"
+    echo
+    sed 's/^/    /' "$OUT/machine.txt"
+    echo
+    "$BIN/report" "$RESULTS" "${CRITERION_ARG[@]+"${CRITERION_ARG[@]}"}"
+} | tee "$OUT/report.md"
+echo "results in $OUT"

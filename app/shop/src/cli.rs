@@ -166,6 +166,9 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
             config.chaos_max_delay_ms.to_string(),
         ]);
     }
+    if let Some(url) = &config.nats {
+        extra_args.extend(["--nats".to_owned(), url.clone()]);
+    }
     if let Some(host) = &config.smtp_host {
         extra_args.extend([
             "--smtp-host".to_owned(),

@@ -41,6 +41,9 @@ pub struct Config {
         default_value = "Seams Shop <shop@localhost>"
     )]
     pub mail_from: String,
+    /// Use NATS JetStream at this URL as the event bus (every feed reads from it).
+    #[arg(long, env = "SHOP_NATS_URL")]
+    pub nats: Option<String>,
     /// Commit durability: `full` (survives power loss) or `normal` (survives a crash).
     #[arg(long, env = "SHOP_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
     pub durability: String,
@@ -53,6 +56,7 @@ impl Config {
             addr,
             data_dir,
             chaos: false,
+            nats: None,
             chaos_min_delay_ms: 0,
             chaos_max_delay_ms: 50,
             smtp_host: None,
@@ -114,6 +118,8 @@ pub struct FileConfig {
     pub chaos_max_delay_ms: Option<u64>,
     /// `--durability` (`full` or `normal`).
     pub durability: Option<String>,
+    /// `--nats`.
+    pub nats: Option<String>,
     /// SMTP instead of the Maildir.
     pub smtp: Option<SmtpFile>,
     /// `serve`: where each capability not served here is (`capability = "http://…"`).
@@ -180,6 +186,9 @@ impl FileConfig {
             self.chaos_max_delay_ms
         );
         fill!("durability", durability, self.durability.clone());
+        if !given("nats") && self.nats.is_some() {
+            config.nats = self.nats.clone();
+        }
         if let Some(smtp) = &self.smtp {
             if !given("smtp_host") {
                 config.smtp_host = Some(smtp.host.clone());

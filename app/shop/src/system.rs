@@ -104,6 +104,17 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         peers: placement.peers.clone(),
         ..SystemOptions::default()
     };
+    let nats = match &config.nats {
+        Some(url) => Some(seams_nats::Nats::connect(url).await?),
+        None => None,
+    };
+    let options = SystemOptions {
+        feeds: nats.clone().map(|n| {
+            std::sync::Arc::new(seams_nats::NatsFeeds::new(n))
+                as std::sync::Arc<dyn seams_runtime::FeedSource>
+        }),
+        ..options
+    };
     let runtime = Runtime::new(options);
     let env = runtime.env(&config.data_dir);
     let mut components = Vec::new();
@@ -128,6 +139,16 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
     }
     let mut builder = runtime.builder();
     for c in components {
+        // With a bus, every producer here publishes its committed outbox to it.
+        if let Some(nats) = &nats
+            && !c.publishes.is_empty()
+        {
+            builder.add_worker(seams_nats::publisher_worker(
+                nats.clone(),
+                c.db.clone(),
+                c.name,
+            ));
+        }
         builder.add(c);
     }
     Ok(builder)

@@ -47,4 +47,4 @@ pub use component::{
 pub use consistency::Consistency;
 pub use relay::Chaos;
 pub use retention::Retention;
-pub use system::{Running, Runtime, SystemBuilder, SystemOptions};
+pub use system::{FeedSource, Running, Runtime, SystemBuilder, SystemOptions};

@@ -29,8 +29,15 @@ use crate::inprocess::InProcess;
 use crate::relay::{Relay, RelayOptions};
 use crate::retention::Retention;
 
+/// Where every subscription's feed comes from when a bus is configured
+/// (for example NATS JetStream), instead of outboxes read in process or over HTTP.
+pub trait FeedSource: Send + Sync + 'static {
+    /// The feed of `producer`.
+    fn feed(&self, producer: &str) -> crate::feed::SharedFeed;
+}
+
 /// Options of the whole system.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SystemOptions {
     /// Delivery loops.
     pub relay: RelayOptions,
@@ -41,6 +48,21 @@ pub struct SystemOptions {
     /// Base URLs of the services of capabilities not in this process (split
     /// mode): their operations are called and their feeds read over HTTP.
     pub peers: BTreeMap<String, String>,
+    /// A bus every subscription reads from (all producers then publish to it
+    /// through workers the composition root adds).
+    pub feeds: Option<Arc<dyn FeedSource>>,
+}
+
+impl std::fmt::Debug for SystemOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemOptions")
+            .field("relay", &self.relay)
+            .field("retention", &self.retention)
+            .field("durability", &self.durability)
+            .field("peers", &self.peers)
+            .field("bus", &self.feeds.is_some())
+            .finish()
+    }
 }
 
 /// Shared parts every component is built with; create first, then build components with [`Runtime::env`].
@@ -98,6 +120,7 @@ impl Runtime {
         SystemBuilder {
             runtime: self,
             components: Vec::new(),
+            workers: Vec::new(),
         }
     }
 }
@@ -106,6 +129,7 @@ impl Runtime {
 pub struct SystemBuilder {
     runtime: Runtime,
     components: Vec<Component>,
+    workers: Vec<crate::component::Worker>,
 }
 
 /// One row of the contract table (`shop contracts`, `/_seams/contracts`).
@@ -145,6 +169,17 @@ impl SystemBuilder {
     /// Every declaration of every component, as table rows.
     pub fn contracts(&self) -> Vec<ContractRow> {
         contract_rows(&self.components)
+    }
+
+    /// Adds a background worker of the system itself (for example a bus publisher).
+    pub fn add_worker(&mut self, worker: crate::component::Worker) -> &mut Self {
+        self.workers.push(worker);
+        self
+    }
+
+    /// The components added so far.
+    pub fn components(&self) -> &[Component] {
+        &self.components
     }
 
     /// Every invariant every component declares.
@@ -211,7 +246,8 @@ impl SystemBuilder {
                         ));
                     }
                     match producer {
-                        None if self.runtime.options.peers.contains_key(sub.producer) => {}
+                        None if self.runtime.options.peers.contains_key(sub.producer)
+                            || self.runtime.options.feeds.is_some() => {}
                         None => problems.push(format!(
                             "{} consumes {} but {} is not part of this system",
                             c.name, h.event.event_type, sub.producer
@@ -257,6 +293,7 @@ impl SystemBuilder {
         let SystemBuilder {
             runtime,
             components,
+            workers: system_workers,
         } = self;
         for c in &components {
             for s in &c.serves {
@@ -338,21 +375,23 @@ impl SystemBuilder {
         });
 
         for (sub, consumer_db) in subscriptions {
-            let feed: crate::feed::SharedFeed = match by_name.get(sub.producer) {
-                Some(db) => Arc::new(crate::feed::InProcessFeed::new(db.clone())),
-                None => {
-                    let base = runtime
-                        .options
-                        .peers
-                        .get(sub.producer)
-                        .context("checked: a peer serves it")?;
-                    Arc::new(crate::feed::HttpFeed::new(
-                        base,
-                        sub.producer,
-                        seams_http::remote::HttpTransport::default_client(),
-                    ))
-                }
-            };
+            let feed: crate::feed::SharedFeed =
+                match (&runtime.options.feeds, by_name.get(sub.producer)) {
+                    (Some(bus), _) => bus.feed(sub.producer),
+                    (None, Some(db)) => Arc::new(crate::feed::InProcessFeed::new(db.clone())),
+                    (None, None) => {
+                        let base = runtime
+                            .options
+                            .peers
+                            .get(sub.producer)
+                            .context("checked: a peer serves it")?;
+                        Arc::new(crate::feed::HttpFeed::new(
+                            base,
+                            sub.producer,
+                            seams_http::remote::HttpTransport::default_client(),
+                        ))
+                    }
+                };
             let name = sub.name();
             let relay = Arc::new(
                 Relay::with_feed(sub, consumer_db, feed, runtime.options.relay)
@@ -360,7 +399,7 @@ impl SystemBuilder {
             );
             tasks.push((name, tokio::spawn(relay.run(background.clone()))));
         }
-        for w in workers {
+        for w in workers.into_iter().chain(system_workers) {
             tasks.push((w.name, tokio::spawn((w.run)(background.clone()))));
         }
         let retention = runtime.options.retention;

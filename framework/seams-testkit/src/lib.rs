@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod nats;
 pub mod oneshot;
 pub mod process;
 pub mod smtp;

@@ -23,11 +23,30 @@ pub enum Mode {
     /// `shop up --split`: one process per capability behind a gateway, calls
     /// and event feeds over HTTP, a SQLite file per service.
     SplitHttp,
+    /// `shop up --split --nats URL`: the same, with NATS JetStream as the event
+    /// bus (a `nats-server -js` started for the test).
+    SplitNats,
+}
+
+/// Every mode this machine can run: all of them, except the NATS one when
+/// `nats-server` is missing outside CI (said loudly; under `CI=true` its
+/// absence fails the run instead).
+pub fn modes() -> Vec<Mode> {
+    let nats = seams_testkit::nats::NatsServer::available().unwrap_or_else(|e| panic!("{e:#}"));
+    Mode::ALL
+        .into_iter()
+        .filter(|m| *m != Mode::SplitNats || nats)
+        .collect()
 }
 
 impl Mode {
     /// Every mode.
-    pub const ALL: [Mode; 3] = [Mode::Monolith, Mode::MonolithChaos, Mode::SplitHttp];
+    pub const ALL: [Mode; 4] = [
+        Mode::Monolith,
+        Mode::MonolithChaos,
+        Mode::SplitHttp,
+        Mode::SplitNats,
+    ];
 
     /// The modes that run in one process (where killing the process kills everything).
     pub const ONE_PROCESS: [Mode; 2] = [Mode::Monolith, Mode::MonolithChaos];
@@ -36,7 +55,7 @@ impl Mode {
         match self {
             Mode::Monolith => &[],
             Mode::MonolithChaos => &["--chaos"],
-            Mode::SplitHttp => &["--split"],
+            Mode::SplitHttp | Mode::SplitNats => &["--split"],
         }
     }
 }
@@ -50,6 +69,8 @@ pub struct Shop {
     _tmp: Option<tempfile::TempDir>,
     http: reqwest::Client,
     extra: Vec<String>,
+    /// The bus of [`Mode::SplitNats`], owned by the test.
+    nats: Option<seams_testkit::nats::NatsServer>,
 }
 
 /// A response.
@@ -89,6 +110,7 @@ impl Shop {
             _tmp: Some(tmp),
             http: client()?,
             extra: Vec::new(),
+            nats: None,
         };
         shop.extra = extra.iter().map(|s| s.to_string()).collect();
         shop.restart()?;
@@ -111,6 +133,14 @@ impl Shop {
         ];
         args.extend_from_slice(self.mode.args());
         args.extend(self.extra.iter().map(String::as_str));
+        if self.mode == Mode::SplitNats && self.nats.is_none() {
+            self.nats =
+                Some(seams_testkit::nats::NatsServer::start()?.context("nats-server is missing")?);
+        }
+        let nats_url = self.nats.as_ref().map(|n| n.url());
+        if let Some(url) = &nats_url {
+            args.extend(["--nats", url.as_str()]);
+        }
         let log = self
             .dir
             .join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));

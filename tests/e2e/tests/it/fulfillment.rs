@@ -179,7 +179,7 @@ async fn concurrent_invoices_for_few_units(mode: Mode) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn the_journey_ends_in_a_dispatched_shipment_in_every_mode() {
-    for mode in Mode::ALL {
+    for mode in e2e::modes() {
         journey_to_dispatch(mode)
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));
@@ -188,7 +188,7 @@ async fn the_journey_ends_in_a_dispatched_shipment_in_every_mode() {
 
 #[tokio::test]
 async fn out_of_stock_voids_the_invoice_in_every_mode() {
-    for mode in Mode::ALL {
+    for mode in e2e::modes() {
         out_of_stock_voids(mode)
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));
@@ -197,7 +197,7 @@ async fn out_of_stock_voids_the_invoice_in_every_mode() {
 
 #[tokio::test]
 async fn a_payment_racing_the_failure_is_refunded_or_refused_in_every_mode() {
-    for mode in Mode::ALL {
+    for mode in e2e::modes() {
         payment_racing_the_failure_is_refunded_or_refused(mode)
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));
@@ -206,7 +206,7 @@ async fn a_payment_racing_the_failure_is_refunded_or_refused_in_every_mode() {
 
 #[tokio::test]
 async fn concurrent_invoices_reserve_exactly_the_stock_in_every_mode() {
-    for mode in Mode::ALL {
+    for mode in e2e::modes() {
         concurrent_invoices_for_few_units(mode)
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));

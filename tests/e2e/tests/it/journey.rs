@@ -75,7 +75,7 @@ async fn journey(mode: Mode) -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn journey_in_every_mode() {
-    for mode in Mode::ALL {
+    for mode in e2e::modes() {
         journey(mode)
             .await
             .unwrap_or_else(|e| panic!("{mode:?}: {e:#}"));

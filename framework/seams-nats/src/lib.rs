@@ -1,0 +1,369 @@
+//! NATS JetStream as the event transport of a split deployment.
+//!
+//! The outbox stays the source of truth: a [`Publisher`] per producing
+//! capability reads its committed outbox rows in order and publishes each to
+//! the producer's stream (`SEAMS_<PRODUCER>`, subject `seams.<producer>.events`)
+//! with `Nats-Msg-Id` set to the event id, so a republish after a crash is
+//! deduplicated by JetStream; its cursor moves only after JetStream
+//! acknowledged. Subscribers read through a [`NatsFeed`]: a durable pull
+//! consumer per subscription, explicit acks sent only after the relay has
+//! applied the events (in the consumer's inbox transaction), so an unacked
+//! event is redelivered after `ack_wait` and the inbox makes that harmless.
+//! One pull consumer per subscription, processed in order, keeps per-key order.
+//!
+//! JetStream acknowledges before fsync by default (see the README); the
+//! outbox keeps rows until they are acknowledged and past retention.
+//!
+//! ```no_run
+//! # async fn demo(db: seams_sqlite::Db) -> anyhow::Result<()> {
+//! let nats = seams_nats::Nats::connect("nats://127.0.0.1:4222").await?;
+//! let publisher = seams_nats::Publisher::new(nats.clone(), db, "billing");
+//! publisher.try_publish_once().await?;
+//! let feed = seams_nats::NatsFeed::new(nats, "billing");
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+#![deny(unreachable_pub)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use seams_core::{BoxFuture, Envelope};
+use seams_runtime::feed::Feed;
+use seams_sqlite::Db;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+/// How long JetStream waits for an ack before redelivering.
+pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// A connection to NATS with JetStream; cheap to clone.
+#[derive(Clone)]
+pub struct Nats {
+    js: jetstream::Context,
+}
+
+/// The stream of `producer`.
+pub fn stream_name(producer: &str) -> String {
+    format!("SEAMS_{}", producer.to_uppercase().replace('-', "_"))
+}
+
+/// The subject `producer`'s events are published on.
+pub fn subject(producer: &str) -> String {
+    format!("seams.{producer}.events")
+}
+
+fn consumer_name(subscriber: &str) -> String {
+    // Durable names may not contain `.`, `*`, `>` or whitespace.
+    subscriber
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Nats {
+    /// Connects to the server at `url`.
+    pub async fn connect(url: &str) -> anyhow::Result<Nats> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .retry_on_initial_connect()
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to NATS at {url}"))?;
+        Ok(Nats {
+            js: jetstream::new(client),
+        })
+    }
+
+    /// The stream of `producer`, created if missing (both sides call this).
+    pub async fn stream(&self, producer: &str) -> anyhow::Result<stream::Stream> {
+        self.js
+            .get_or_create_stream(stream::Config {
+                name: stream_name(producer),
+                subjects: vec![format!("seams.{producer}.>")],
+                storage: stream::StorageType::File,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating stream {}", stream_name(producer)))
+    }
+}
+
+/// Publishes a producer's committed outbox rows to its stream, in order.
+#[derive(Clone)]
+pub struct Publisher {
+    nats: Nats,
+    db: Db,
+    producer: String,
+}
+
+impl Publisher {
+    /// Publishes `producer`'s outbox in `db`.
+    pub fn new(nats: Nats, db: Db, producer: &str) -> Publisher {
+        Publisher {
+            nats,
+            db,
+            producer: producer.to_owned(),
+        }
+    }
+
+    fn cursor_name(&self) -> String {
+        format!("nats-publisher:{}", self.producer)
+    }
+
+    /// Publishes what is committed and not yet acknowledged by JetStream; returns how many.
+    pub async fn try_publish_once(&self) -> anyhow::Result<usize> {
+        self.nats.stream(&self.producer).await?;
+        let name = self.cursor_name();
+        let cursor = self.db.cursor(&name).await?;
+        let events = self.db.read_outbox(cursor, 256).await?;
+        if events.is_empty() {
+            self.db.ack(&name, cursor).await?;
+            return Ok(0);
+        }
+        // Pipelined: every publish is sent, then the acks are awaited in order.
+        let mut acks = Vec::with_capacity(events.len());
+        for env in &events {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", env.id.as_str());
+            let payload = serde_json::to_vec(env)?;
+            let ack = self
+                .nats
+                .js
+                .publish_with_headers(subject(&self.producer), headers, payload.into())
+                .await
+                .with_context(|| format!("publishing {}", env.id))?;
+            acks.push((env.sequence.unwrap_or(0), ack));
+        }
+        let mut published = cursor;
+        for (seq, ack) in acks {
+            ack.await.context("waiting for JetStream's ack")?;
+            published = seq;
+        }
+        self.db.set_cursor(&name, published).await?;
+        // Rows JetStream holds count as delivered for outbox pruning.
+        self.db.ack(&name, published).await?;
+        Ok(events.len())
+    }
+
+    /// Publishes until `shutdown`, woken by commits; backs off while NATS is unreachable.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut changes = self.db.outbox_changes();
+        let mut backoff = Duration::from_millis(100);
+        while !shutdown.is_cancelled() {
+            changes.mark_unchanged();
+            match self.try_publish_once().await {
+                Ok(0) => {
+                    backoff = Duration::from_millis(100);
+                    tokio::select! {
+                        _ = changes.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::warn!(producer = %self.producer, error = format!("{e:#}"), ?backoff, "publishing to NATS failed; the outbox keeps the events");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+/// A producer's stream, read by subscribers through durable pull consumers.
+pub struct NatsFeed {
+    nats: Nats,
+    producer: String,
+    ack_wait: Duration,
+    consumers: Mutex<HashMap<String, consumer::PullConsumer>>,
+    /// Messages handed out and not yet acknowledged, per subscriber.
+    held: Mutex<HashMap<String, Vec<(u64, jetstream::Message)>>>,
+}
+
+impl NatsFeed {
+    /// The feed of `producer`.
+    pub fn new(nats: Nats, producer: &str) -> NatsFeed {
+        NatsFeed {
+            nats,
+            producer: producer.to_owned(),
+            ack_wait: ACK_WAIT,
+            consumers: Mutex::new(HashMap::new()),
+            held: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sets how long JetStream waits for an ack before redelivering (default [`ACK_WAIT`]).
+    pub fn with_ack_wait(mut self, ack_wait: Duration) -> NatsFeed {
+        self.ack_wait = ack_wait;
+        self
+    }
+
+    async fn consumer(&self, subscriber: &str) -> anyhow::Result<consumer::PullConsumer> {
+        let mut consumers = self.consumers.lock().await;
+        if let Some(c) = consumers.get(subscriber) {
+            return Ok(c.clone());
+        }
+        let stream = self.nats.stream(&self.producer).await?;
+        let name = consumer_name(subscriber);
+        let c = stream
+            .get_or_create_consumer(
+                &name,
+                consumer::pull::Config {
+                    durable_name: Some(name.clone()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait: self.ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "creating consumer {name} on {}",
+                    stream_name(&self.producer)
+                )
+            })?;
+        consumers.insert(subscriber.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    async fn read_inner(
+        &self,
+        subscriber: &str,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> anyhow::Result<Vec<Envelope>> {
+        let mut held = self.held.lock().await;
+        let mine = held.entry(subscriber.to_owned()).or_default();
+        // Everything up to `after` is applied: acknowledge it. What is left
+        // was handed out but not applied (shutdown came first): hand it out again.
+        let mut pending = Vec::new();
+        for (seq, msg) in mine.drain(..) {
+            if seq <= after {
+                msg.ack()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("acking {seq}: {e}"))?;
+            } else {
+                pending.push((seq, msg));
+            }
+        }
+        if !pending.is_empty() {
+            let events = pending
+                .iter()
+                .map(|(_, m)| decode(m))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            *mine = pending;
+            return Ok(events);
+        }
+        let consumer = self.consumer(subscriber).await?;
+        let batch = if wait.is_zero() {
+            consumer
+                .fetch()
+                .max_messages(limit as usize)
+                .messages()
+                .await
+        } else {
+            consumer
+                .batch()
+                .max_messages(limit as usize)
+                .expires(wait)
+                .messages()
+                .await
+        }
+        .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", stream_name(&self.producer)))?;
+        let messages: Vec<_> = batch.collect().await;
+        let mut events = Vec::new();
+        for msg in messages {
+            let msg = msg.map_err(|e| {
+                anyhow::anyhow!("pulling from {}: {e}", stream_name(&self.producer))
+            })?;
+            let env = decode(&msg)?;
+            let seq = env.sequence.context("event without its outbox position")?;
+            if seq <= after {
+                // Applied before (a redelivery after a crash or an ack lost): done with it.
+                msg.ack()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("acking {seq}: {e}"))?;
+                continue;
+            }
+            if events
+                .last()
+                .is_some_and(|e: &Envelope| e.sequence >= Some(seq))
+            {
+                // Out of order or duplicated within the batch: leave it for redelivery.
+                continue;
+            }
+            events.push(env);
+            mine.push((seq, msg));
+        }
+        Ok(events)
+    }
+}
+
+fn decode(msg: &jetstream::Message) -> anyhow::Result<Envelope> {
+    serde_json::from_slice(&msg.payload).context("a message on a Seams stream is not an envelope")
+}
+
+impl Feed for NatsFeed {
+    fn read(
+        &self,
+        subscriber: &str,
+        after: u64,
+        limit: u32,
+        wait: Duration,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<Envelope>>> {
+        let subscriber = subscriber.to_owned();
+        Box::pin(async move { self.read_inner(&subscriber, after, limit, wait).await })
+    }
+}
+
+/// A shared NATS feed.
+pub fn feed(nats: Nats, producer: &str) -> Arc<dyn Feed> {
+    Arc::new(NatsFeed::new(nats, producer))
+}
+
+/// Every subscription of a system reads from JetStream.
+pub struct NatsFeeds {
+    nats: Nats,
+}
+
+impl NatsFeeds {
+    /// Feeds from `nats`.
+    pub fn new(nats: Nats) -> NatsFeeds {
+        NatsFeeds { nats }
+    }
+}
+
+impl seams_runtime::FeedSource for NatsFeeds {
+    fn feed(&self, producer: &str) -> Arc<dyn Feed> {
+        feed(self.nats.clone(), producer)
+    }
+}
+
+/// The background worker publishing `producer`'s outbox (in `db`) to JetStream.
+pub fn publisher_worker(nats: Nats, db: Db, producer: &str) -> seams_runtime::Worker {
+    let publisher = Publisher::new(nats, db, producer);
+    seams_runtime::Worker {
+        name: format!("{producer}.nats-publisher"),
+        run: Box::new(move |shutdown| Box::pin(publisher.run(shutdown))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+//! A throwaway `nats-server -js` process for tests: a free loopback port, a
+//! temporary store directory, killed by PID in `Drop`; it can be stopped and
+//! started again on the same port and store, to test an outage.
+//!
+//! Without the `nats-server` binary a test prints a loud `SKIPPED:` line and
+//! does not run, except under `CI=true`, where that is an error (CI installs
+//! it: `apt-get install -y nats-server`).
+//!
+//! ```no_run
+//! let Some(nats) = seams_testkit::nats::NatsServer::start_or_skip() else { return };
+//! assert!(nats.url().starts_with("nats://127.0.0.1:"));
+//! ```
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A running (or stopped) JetStream server.
+pub struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+fn find_binary() -> Option<PathBuf> {
+    if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into(), "/usr/local/bin".into()])
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+impl NatsServer {
+    /// Whether tests can start a server: `Ok(false)` (after a `SKIPPED:` line)
+    /// when the binary is missing outside CI; an error under `CI=true`.
+    pub fn available() -> anyhow::Result<bool> {
+        if find_binary().is_some() {
+            return Ok(true);
+        }
+        if in_ci() {
+            bail!(
+                "nats-server not found (apt-get install -y nats-server); CI=true, so failing instead of skipping"
+            );
+        }
+        eprintln!(
+            "SKIPPED: nats-server not found (apt-get install -y nats-server); the NATS mode did not run"
+        );
+        Ok(false)
+    }
+
+    /// Starts a server; `Ok(None)` (after a `SKIPPED:` line) when the binary is missing outside CI.
+    pub fn start() -> anyhow::Result<Option<NatsServer>> {
+        let Some(bin) = find_binary() else {
+            if in_ci() {
+                bail!(
+                    "nats-server not found (apt-get install -y nats-server); CI=true, so failing instead of skipping"
+                );
+            }
+            eprintln!(
+                "SKIPPED: nats-server not found (apt-get install -y nats-server); the test that asked for it did not run"
+            );
+            return Ok(None);
+        };
+        let dir = tempfile::Builder::new().prefix("seams-nats-").tempdir()?;
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        let mut server = NatsServer {
+            child: None,
+            port,
+            dir,
+            bin,
+        };
+        server.resume()?;
+        Ok(Some(server))
+    }
+
+    /// [`NatsServer::start`] for tests: `None` means skipped; errors panic.
+    pub fn start_or_skip() -> Option<NatsServer> {
+        NatsServer::start().unwrap_or_else(|e| panic!("starting nats-server: {e:#}"))
+    }
+
+    /// `nats://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL), keeping its store; [`NatsServer::resume`] brings it back.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and store, and waits until it accepts connections.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.child.is_none(), "already running");
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("nats.log"))?;
+        let store = self.dir.path().join("store");
+        let child = Command::new(&self.bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .arg("-sd")
+            .arg(&store)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("spawning {}", self.bin.display()))?;
+        self.child = Some(child);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let log =
+                    std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default();
+                bail!("nats-server exited ({status}): {log}");
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("nats-server did not listen on {addr} within 20 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

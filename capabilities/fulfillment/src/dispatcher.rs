@@ -29,9 +29,6 @@ use tokio_util::sync::CancellationToken;
 use crate::domain;
 use crate::store::{Cause, Due, Store};
 
-/// How long the dispatcher waits after its database failed before trying again.
-const ERROR_PAUSE: Duration = Duration::from_secs(1);
-
 /// The dispatching worker; cheap to clone (tests keep a clone to drive it).
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -135,26 +132,14 @@ impl Dispatcher {
 
     /// Dispatches until `shutdown`, finishing the shipment in hand.
     pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            match self.try_dispatch_due().await {
-                // More may be waiting right away: the batch was capped.
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(self.poll) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "dispatcher failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(ERROR_PAUSE) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-            }
-        }
-        tracing::debug!("dispatcher stopped");
+        let stop = shutdown.clone();
+        seams_runtime::component::run_steps(
+            "fulfillment.dispatcher",
+            &self.wake,
+            self.poll,
+            stop,
+            || self.try_dispatch_due(),
+        )
+        .await
     }
 }

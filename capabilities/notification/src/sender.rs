@@ -28,9 +28,6 @@ use crate::domain::{self, Attempt, Delivery};
 use crate::service::now_ms;
 use crate::store::Store;
 
-/// How long the sender waits after its database failed before trying again.
-const ERROR_PAUSE: Duration = Duration::from_secs(1);
-
 /// The sending worker; cheap to clone (tests keep a clone to drive it).
 #[derive(Clone)]
 pub struct Sender {
@@ -126,26 +123,14 @@ impl Sender {
 
     /// Sends until `shutdown`, finishing the message in hand.
     pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
-            match self.try_send_due(&shutdown).await {
-                // More may be due right away: the batch was capped.
-                Ok(n) if n > 0 => continue,
-                Ok(_) => {
-                    tokio::select! {
-                        _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(self.poll) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "sender failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(ERROR_PAUSE) => {}
-                        _ = shutdown.cancelled() => {}
-                    }
-                }
-            }
-        }
-        tracing::debug!("sender stopped");
+        let stop = shutdown.clone();
+        seams_runtime::component::run_steps(
+            "notification.sender",
+            &self.wake,
+            self.poll,
+            stop,
+            || self.try_send_due(&shutdown),
+        )
+        .await
     }
 }

@@ -179,6 +179,46 @@ impl Subscription {
     }
 }
 
+/// The loop of a worker with a one-step function: runs `step` again at once
+/// while it finds work (its batch was capped), otherwise waits until `wake`
+/// is notified or `poll` passes; after an error, pauses a second. Stops at
+/// `shutdown`, never in the middle of a step.
+pub async fn run_steps<F, Fut>(
+    name: &str,
+    wake: &tokio::sync::Notify,
+    poll: std::time::Duration,
+    shutdown: CancellationToken,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<usize>>,
+{
+    while !shutdown.is_cancelled() {
+        match step().await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(poll) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    worker = name,
+                    error = format!("{e:#}"),
+                    "worker step failed; retrying"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+    tracing::debug!(worker = name, "stopped");
+}
+
 /// A background loop of a capability (for example sending notifications).
 pub struct Worker {
     /// For logs.

@@ -99,11 +99,18 @@ impl Breakers {
     /// Asks to call `callee` now.
     pub fn admit(&self, callee: &str) -> Result<Admission, Refused> {
         let mut callees = self.lock();
-        let c = callees.entry(callee.to_owned()).or_insert_with(|| Callee {
-            state: State::Closed,
-            failures: 0,
-            in_flight: Arc::new(Semaphore::new(self.options.max_in_flight)),
-        });
+        // Looked up before inserting: the key is allocated once per callee, not per call.
+        if !callees.contains_key(callee) {
+            callees.insert(
+                callee.to_owned(),
+                Callee {
+                    state: State::Closed,
+                    failures: 0,
+                    in_flight: Arc::new(Semaphore::new(self.options.max_in_flight)),
+                },
+            );
+        }
+        let c = callees.get_mut(callee).expect("inserted above");
         match c.state {
             State::Closed => {}
             State::Open { until } if Instant::now() >= until => c.state = State::HalfOpen,

@@ -340,7 +340,7 @@ impl SystemBuilder {
         }
         let admin = Admin {
             ops: runtime.inprocess.clone(),
-            dbs: by_name.clone(),
+            dbs: Arc::new(by_name.clone()),
             openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
             contracts: Arc::new(contracts),
             consistency: consistency.clone(),
@@ -490,7 +490,8 @@ async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken)
 #[derive(Clone)]
 struct Admin {
     ops: InProcess,
-    dbs: BTreeMap<&'static str, Db>,
+    /// Shared: axum clones a route's state for every request.
+    dbs: Arc<BTreeMap<&'static str, Db>>,
     openapi: Arc<Value>,
     contracts: Arc<Value>,
     consistency: Consistency,
@@ -619,7 +620,7 @@ async fn consistency_route(State(admin): State<Admin>) -> Response {
 
 async fn readyz(State(admin): State<Admin>) -> Response {
     let mut failing = Vec::new();
-    for (name, db) in &admin.dbs {
+    for (name, db) in admin.dbs.iter() {
         if sqlx::query("SELECT 1").execute(db.reader()).await.is_err() {
             failing.push(*name);
         }
@@ -645,7 +646,7 @@ async fn contracts_route(State(admin): State<Admin>) -> Response {
 
 async fn dead_letters(State(admin): State<Admin>) -> Response {
     let mut out = Vec::new();
-    for (name, db) in &admin.dbs {
+    for (name, db) in admin.dbs.iter() {
         match db.dead_letters().await {
             Ok(list) => out.extend(list.into_iter().map(|d| {
                 json!({

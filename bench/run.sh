@@ -2,7 +2,7 @@
 # Seams' benchmark suite, one run: every figure next to a baseline measured
 # in the same run on the same machine (issue 5; documented in BENCHMARKS.md).
 #
-#   bench/run.sh                       # about 8-10 minutes after the build
+#   bench/run.sh                       # 11-13 minutes after the build
 #   DURATION=5 SKIP_MICRO=1 bench/run.sh   # a quick smoke run
 #   PROFILE=1 bench/run.sh             # also perf-profile shop under create-invoice
 #
@@ -13,8 +13,12 @@
 # table with ratios (`report`). Everything lands in $OUT (default
 # target/bench-results/<UTC time>): results.jsonl, logs, report.md.
 #
+# Most of the time goes to waiting, between points, for shop to finish the
+# event deliveries and mails the previous point left behind (QUIESCE_MAX).
+#
 # Settings (environment): DURATION (s per point, 15), WARMUP (s, 2),
-# SQLITE_DURATION (s per raw SQLite point, 10), SKIP_MICRO=1, PROFILE=1, OUT,
+# SQLITE_DURATION (s per raw SQLite point, 10), LOW_RATE (the unsaturated
+# open-loop rate, 250/s), QUIESCE_MAX (s, 60), SKIP_MICRO=1, PROFILE=1, OUT,
 # COMMIT (what to print as the commit measured, when not run from a checkout).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +26,8 @@ ROOT=$PWD
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
 SQLITE_DURATION=${SQLITE_DURATION:-10}
+LOW_RATE=${LOW_RATE:-250}
+QUIESCE_MAX=${QUIESCE_MAX:-60}
 SKIP_MICRO=${SKIP_MICRO:-0}
 PROFILE=${PROFILE:-0}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -44,6 +50,15 @@ stop_pid() {
     done
     echo "pid $pid ignored SIGTERM for 30 s; killing it" >&2
     kill -KILL "$pid" 2>/dev/null || true
+}
+# Stops process $1 and forgets it.
+stop() {
+    stop_pid "$1"
+    local keep=() pid
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
+        [ "$pid" = "$1" ] || keep+=("$pid")
+    done
+    PIDS=("${keep[@]+"${keep[@]}"}")
 }
 cleanup() {
     local pid
@@ -108,11 +123,11 @@ cpu_ticks() {
 
 # Waits until process $1 is idle (under 5% of a core for 2 seconds in a row)
 # so background work of one point (event delivery, mail) does not run into
-# the next; at most 90 s.
+# the next; at most $QUIESCE_MAX s.
 quiesce() {
     local pid=$1 before after calm=0
     before=$(cpu_ticks "$pid")
-    for waited in $(seq 1 90); do
+    for waited in $(seq 1 "$QUIESCE_MAX"); do
         sleep 1
         after=$(cpu_ticks "$pid")
         if [ $((after - before)) -le 5 ]; then
@@ -126,18 +141,19 @@ quiesce() {
         fi
         before=$after
     done
-    echo "   (shop still busy after 90 s; going on)"
+    echo "   (shop still busy after $QUIESCE_MAX s; going on)"
 }
 
-# Runs loadgen against $URL under label $1 and appends its JSON line; a
-# failed point is reported and left out of the table (shown there as n/a).
+# Runs loadgen against $URL (server $SERVER, a PID) under label $1 and
+# appends its JSON line; a failed point is reported and left out of the
+# table (shown there as n/a).
 load() {
     local label=$1
     shift
     local file="$OUT/${label//\//_}.txt" last
     echo "-- $label"
-    if ! "$BIN/loadgen" --url "$URL" --label "$label" --duration "$DURATION" --warmup "$WARMUP" "$@" \
-        | tee "$file"; then
+    if ! "$BIN/loadgen" --url "$URL" --server-pid "$SERVER" --label "$label" \
+        --duration "$DURATION" --warmup "$WARMUP" "$@" | tee "$file"; then
         echo "   $label FAILED; see above"
     fi
     last=$(tail -n1 "$file")
@@ -146,73 +162,99 @@ load() {
     esac
 }
 
+# CPU ticks of every thread of process $1, as "tid name ticks" lines.
+thread_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        echo "${t##*/} $(tr ' ' _ <"$t/comm") $(sed 's/^.*) //' "$t/stat" | awk '{print $12 + $13}')"
+    done 2>/dev/null | sort
+}
+
+# Starts a shop on a fresh data folder $1; sets URL, SERVER and SHOP_PID.
+start_shop() {
+    start_server "shop-$1" "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/$1" --durability full
+    SHOP_PID=$SERVER_PID
+    SERVER=$SERVER_PID
+}
+
 echo "== servers"
 start_server baseline-axum "$BIN/baseline-axum" --addr 127.0.0.1:0
 AXUM_PID=$SERVER_PID
 AXUM_URL=$URL
-start_server shop "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/data" --durability full
-SHOP_PID=$SERVER_PID
+start_shop main
 SHOP_URL=$URL
 sleep 3
 rss shop-idle "$SHOP_PID"
 rss baseline-axum-idle "$AXUM_PID"
 
 echo "== HTTP stack: bare axum vs Seams, 64 connections"
-URL=$AXUM_URL load bare/c64 --scenario bare --connections 64
+URL=$AXUM_URL SERVER=$AXUM_PID load bare/c64 --scenario bare --connections 64
 URL=$SHOP_URL load trivial/c64 --scenario trivial --connections 64
 URL=$SHOP_URL load get-invoice/c64 --scenario get-invoice --connections 64
-
-echo "== create-invoice, durable, closed loop: concurrency sweep"
-URL=$SHOP_URL
-for c in 1 16 64 256; do
-    quiesce "$SHOP_PID"
-    load "create-invoice/c$c" --scenario create-invoice --connections "$c"
-done
-
-echo "== create-invoice, open loop: event propagation lags at 1,000/s and at half of c64's rate"
-quiesce "$SHOP_PID"
-load create-invoice/open1000 --scenario create-invoice --connections 64 --rate 1000 --consistency
-C64=$(sed -n 's/.*"throughput":\([0-9.]*\).*/\1/p' "$OUT/create-invoice_c64.txt" | tail -n1)
-HALF=$(awk -v t="${C64:-0}" 'BEGIN { r = int(t / 2); if (r < 50) r = 50; print r }')
-quiesce "$SHOP_PID"
-load create-invoice/open-half --scenario create-invoice --connections 64 --rate "$HALF" --consistency
+rss baseline-axum-end "$AXUM_PID"
+stop "$AXUM_PID"
 
 echo "== journey"
+URL=$SHOP_URL
 for c in 1 16; do
     quiesce "$SHOP_PID"
     load "journey/c$c" --scenario journey --connections "$c"
 done
 
+# Each point right after its raw SQLite baseline (shop idle), so the pair
+# sees the same disk and neighbours and the ratio drifts less than either.
+echo "== create-invoice, durable, closed loop: concurrency sweep, each after its raw SQLite point"
+for c in 1 16 64 256; do
+    quiesce "$SHOP_PID"
+    echo "-- raw-sqlite/full/single/c$c"
+    "$BIN/baseline-sqlite" --dir "$TMP/sqlite" --duration "$SQLITE_DURATION" \
+        --concurrency "$c" --pools single | tee -a "$OUT/raw-sqlite-full.txt"
+    load "create-invoice/c$c" --scenario create-invoice --connections "$c"
+done
+
 if [ "$PROFILE" = 1 ]; then
-    echo "== profile: perf on shop under create-invoice, 64 connections"
+    echo "== profile: where shop's CPU goes under create-invoice, 64 connections"
     quiesce "$SHOP_PID"
     DURATION=12 WARMUP=1 load profile/create-invoice/c64 --scenario create-invoice --connections 64 &
     LOAD_PID=$!
     PIDS+=("$LOAD_PID")
     sleep 2
-    perf stat -p "$SHOP_PID" -o "$OUT/perf-stat-create-invoice.txt" -- sleep 8 || true
+    thread_ticks "$SHOP_PID" >"$TMP/ticks-before"
+    perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p "$SHOP_PID" \
+        -o "$OUT/perf-stat-create-invoice.txt" -- sleep 4 || true
+    perf record -e cpu-clock -F 499 -g -p "$SHOP_PID" -o "$OUT/perf.data" -- sleep 4 2>/dev/null || true
+    thread_ticks "$SHOP_PID" >"$TMP/ticks-after"
     wait "$LOAD_PID" || true
-    quiesce "$SHOP_PID"
-    DURATION=12 WARMUP=1 load profile/create-invoice/c64-record --scenario create-invoice --connections 64 &
-    LOAD_PID=$!
-    PIDS+=("$LOAD_PID")
-    sleep 2
-    perf record -F 499 -g -p "$SHOP_PID" -o "$OUT/perf.data" -- sleep 8 2>/dev/null || true
-    wait "$LOAD_PID" || true
-    perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null \
-        | grep -v '^$' | head -150 >"$OUT/perf-report-create-invoice.txt" || true
-    echo "   perf output in $OUT/perf-*.txt"
+    join "$TMP/ticks-before" "$TMP/ticks-after" \
+        | awk '{ by[$2] += $5 - $3; all += $5 - $3 }
+               END { for (n in by) printf "%-20s %6d ticks  %5.1f%%\n", n, by[n], 100 * by[n] / all }' \
+        | sort -k2 -nr >"$OUT/cpu-by-thread-create-invoice.txt"
+    perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio -g none \
+        --percent-limit 0.4 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *-  *-$//; s/ *$//' \
+        >"$OUT/perf-report-create-invoice.txt" || true
+    echo "   profile in $OUT/perf-*.txt and cpu-by-thread-create-invoice.txt"
 fi
 
 quiesce "$SHOP_PID"
 rss shop-end "$SHOP_PID"
-rss baseline-axum-end "$AXUM_PID"
-stop_pid "$SHOP_PID"
-stop_pid "$AXUM_PID"
+stop "$SHOP_PID"
 
-echo "== raw SQLite create-invoice transaction (same machine, shop stopped)"
+# Lags are read from the system's own window of recent deliveries, so each
+# rate gets a fresh shop: no backlog or samples of earlier points mix in.
+echo "== event propagation: open-loop create-invoice at 1,000/s and at $LOW_RATE/s, fresh shop each"
+for point in open1000:1000 "open$LOW_RATE:$LOW_RATE"; do
+    name=${point%%:*}
+    rate=${point#*:}
+    start_shop "$name"
+    sleep 2
+    load "create-invoice/$name" --scenario create-invoice --connections 64 --rate "$rate" --consistency
+    rss "shop-$name-end" "$SHOP_PID"
+    stop "$SHOP_PID"
+done
+
+echo "== raw SQLite: many connections, and synchronous=NORMAL (shop stopped)"
 "$BIN/baseline-sqlite" --dir "$TMP/sqlite" --duration "$SQLITE_DURATION" \
-    --concurrency 1,16,64,256 --pools single,multi | tee "$OUT/raw-sqlite-full.txt"
+    --concurrency 16,64,256 --pools multi | tee -a "$OUT/raw-sqlite-full.txt"
 "$BIN/baseline-sqlite" --dir "$TMP/sqlite" --duration "$SQLITE_DURATION" \
     --concurrency 16 --pools single --normal | tee "$OUT/raw-sqlite-normal.txt"
 grep -h '^{' "$OUT/raw-sqlite-full.txt" "$OUT/raw-sqlite-normal.txt" >>"$RESULTS"

@@ -12,6 +12,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+pub mod cpu;
+
 /// Longest latency a histogram holds, in microseconds (60 s); longer ones are clamped.
 pub const MAX_US: u64 = 60_000_000;
 

@@ -33,9 +33,10 @@ use billing::domain::{Cart, Invoice};
 use catalog_contract::{Amount, QuotedPrice};
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
+use seams_bench::cpu::CpuSample;
 use seams_bench::{Latency, histogram, record};
 use seams_core::{CallContext, Clock, Envelope, SystemClock};
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -187,9 +188,13 @@ async fn points(args: &Args, dir: &Path) -> anyhow::Result<()> {
             let throughput = point.ok as f64 / args.duration;
             let n_errors: u64 = point.errors.values().sum();
             println!(
-                "raw sqlite {synchronous} {} pool ({connections} conn), {concurrency} tasks: {throughput:.1} tx/s; {latency}; {n_errors} errors {:?}",
+                "raw sqlite {synchronous} {} pool ({connections} conn), {concurrency} tasks: {throughput:.1} tx/s; {latency}; {n_errors} errors {:?}; other processes {} cores",
                 pool.name(),
-                point.errors
+                point.errors,
+                point
+                    .cpu
+                    .as_ref()
+                    .map_or(Value::Null, |c| c["other_cores"].clone()),
             );
             let result = json!({
                 "kind": "raw-sqlite",
@@ -204,6 +209,8 @@ async fn points(args: &Args, dir: &Path) -> anyhow::Result<()> {
                 "latency": latency,
                 "errors": point.errors,
                 "error_count": n_errors,
+                "cpu": point.cpu,
+                "cpu_us_per_op": point.cpu.as_ref().and_then(|c| c["own_cores"].as_f64()).filter(|_| point.ok > 0).map(|cores| cores * 1e6 / throughput),
             });
             println!("{result}");
         }
@@ -240,6 +247,8 @@ struct Point {
     latency: Histogram<u64>,
     ok: u64,
     errors: BTreeMap<String, u64>,
+    /// Cores used by this process and by others over the measured window.
+    cpu: Option<Value>,
 }
 
 async fn measure(db: &SqlitePool, concurrency: usize, args: &Args) -> Point {
@@ -247,6 +256,12 @@ async fn measure(db: &SqlitePool, concurrency: usize, args: &Args) -> Point {
     let from = start + Duration::from_secs_f64(args.warmup);
     let end = from + Duration::from_secs_f64(args.duration);
     let started = Arc::new(AtomicU64::new(0));
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(from)).await;
+        let before = CpuSample::now(None)?;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await;
+        Some(CpuSample::now(None)?.since(&before, end.duration_since(from)))
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..concurrency {
         let db = db.clone();
@@ -257,6 +272,7 @@ async fn measure(db: &SqlitePool, concurrency: usize, args: &Args) -> Point {
                 latency: histogram(),
                 ok: 0,
                 errors: BTreeMap::new(),
+                cpu: None,
             };
             for n in 0.. {
                 let t = Instant::now();
@@ -286,6 +302,7 @@ async fn measure(db: &SqlitePool, concurrency: usize, args: &Args) -> Point {
         latency: histogram(),
         ok: 0,
         errors: BTreeMap::new(),
+        cpu: None,
     };
     while let Some(joined) = tasks.join_next().await {
         let Ok(point) = joined else {
@@ -301,6 +318,7 @@ async fn measure(db: &SqlitePool, concurrency: usize, args: &Args) -> Point {
             *total.errors.entry(kind).or_default() += n;
         }
     }
+    total.cpu = cpu.await.ok().flatten();
     total
 }
 

@@ -40,6 +40,7 @@ use http::{Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use seams_bench::cpu::CpuSample;
 use seams_bench::{Latency, histogram, record};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, mpsc};
@@ -115,6 +116,9 @@ struct Args {
     /// Worker threads of the load generator's runtime (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// PID of the server under load: its CPU time over the measured window goes in the result.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -665,6 +669,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let progress = tokio::spawn(progress(live.clone(), window));
+    let cpu = tokio::spawn(cpu_over(window, args.server_pid));
 
     // Bounded drain: an operation started before the end finishes within its timeouts.
     let drain = timeout
@@ -714,7 +719,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
 
-    report(&args, &tally, &live, lags);
+    // Finished by now: it ends at the window's end, before the drain.
+    let cpu = cpu.await.ok().flatten();
+    report(&args, &tally, &live, lags, cpu);
     Ok(())
 }
 
@@ -841,7 +848,17 @@ async fn progress(live: Arc<Live>, window: Window) {
     }
 }
 
-fn report(args: &Args, tally: &Tally, live: &Live, lags: Option<Value>) {
+/// Where the machine's CPU went during the measured window: the server, the
+/// load generator, and everything else (other tenants of a shared machine).
+async fn cpu_over(window: Window, server: Option<u32>) -> Option<Value> {
+    tokio::time::sleep_until(tokio::time::Instant::from_std(window.measure)).await;
+    let before = CpuSample::now(server)?;
+    tokio::time::sleep_until(tokio::time::Instant::from_std(window.end)).await;
+    let after = CpuSample::now(server)?;
+    Some(after.since(&before, window.end.duration_since(window.measure)))
+}
+
+fn report(args: &Args, tally: &Tally, live: &Live, lags: Option<Value>, cpu: Option<Value>) {
     let latency = Latency::of(&tally.latency);
     let throughput = tally.ok as f64 / args.duration;
     let n_errors: u64 = tally.errors.values().sum();
@@ -871,6 +888,17 @@ fn report(args: &Args, tally: &Tally, live: &Live, lags: Option<Value>) {
     if args.rate.is_some() {
         println!("  missed      {missed} (due while the queue was full)");
     }
+    if tally.ok == 0 {
+        println!(
+            "  nothing recorded: no operation started in the measured window (one that started before it was still running)"
+        );
+    }
+    if let Some(cpu) = &cpu {
+        println!(
+            "  cpu cores   server {}, loadgen {}, others {} (machine busy {})",
+            cpu["server_cores"], cpu["own_cores"], cpu["other_cores"], cpu["machine_cores"]
+        );
+    }
     if let Some(Value::Object(rows)) = &lags {
         for (hop, row) in rows {
             println!(
@@ -896,6 +924,8 @@ fn report(args: &Args, tally: &Tally, live: &Live, lags: Option<Value>) {
         "error_count": n_errors,
         "missed": missed,
         "lags": lags,
+        "cpu": cpu,
+        "server_cpu_us_per_op": cpu.as_ref().and_then(|c| c["server_cores"].as_f64()).filter(|_| tally.ok > 0).map(|cores| cores * 1e6 / throughput),
     });
     println!("{result}");
 }

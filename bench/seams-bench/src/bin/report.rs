@@ -104,6 +104,24 @@ impl Results {
         }
     }
 
+    /// Server CPU per operation over the measured window, in µs.
+    fn cpu_per_op(&self, label: &str) -> Option<f64> {
+        self.get(label)?["server_cpu_us_per_op"].as_f64()
+    }
+
+    /// `123 µs` or `n/a`.
+    fn cpu_cell(&self, label: &str) -> String {
+        self.cpu_per_op(label)
+            .map_or("n/a".to_owned(), |us| format!("{us:.0} µs"))
+    }
+
+    /// Cores busy with other processes (neither server nor load generator) during the window.
+    fn others_cell(&self, label: &str) -> String {
+        self.get(label)
+            .and_then(|r| r["cpu"]["other_cores"].as_f64())
+            .map_or("n/a".to_owned(), |c| format!("{c:.2}"))
+    }
+
     fn errors_cell(&self, label: &str) -> String {
         match self.get(label) {
             Some(run) => {
@@ -136,8 +154,8 @@ impl Results {
 
     fn http(&self, out: &mut String) {
         out.push_str("### HTTP stack (64 connections, closed loop)\n\n");
-        out.push_str("| figure | measured | same-run baseline | ratio | target | verdict |\n");
-        out.push_str("|---|---|---|---|---|---|\n");
+        out.push_str("| figure | measured | same-run baseline | ratio | target | verdict | server CPU per request (baseline) | other processes, cores |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|\n");
         let bare = self.throughput("bare/c64");
         for (label, what, target) in [
             (
@@ -158,10 +176,13 @@ impl Results {
                 _ => ("n/a".to_owned(), "n/a".to_owned()),
             };
             out.push_str(&format!(
-                "| {what} | {} | bare axum `GET /json`: {} | {ratio_cell} | {} | {verdict_cell} |\n",
+                "| {what} | {} | bare axum `GET /json`: {} | {ratio_cell} | {} | {verdict_cell} | {} ({}) | {} |\n",
                 self.rate_cell(label),
                 self.rate_cell("bare/c64"),
                 target.map_or("—".to_owned(), |t| format!("≥ {t}x")),
+                self.cpu_cell(label),
+                self.cpu_cell("bare/c64"),
+                self.others_cell(label),
             ));
         }
         out.push('\n');
@@ -169,8 +190,8 @@ impl Results {
 
     fn create_invoice(&self, out: &mut String) {
         out.push_str("### create-invoice, durable (`synchronous=FULL`, answered after commit)\n\n");
-        out.push_str("| connections | Seams create-invoice | errors | raw SQLite tx, single writer, same concurrency | ratio |\n");
-        out.push_str("|---|---|---|---|---|\n");
+        out.push_str("| connections | Seams create-invoice | errors | shop CPU per invoice | other processes, cores | raw SQLite tx, single writer, same concurrency | ratio |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
         for c in SWEEP {
             let label = format!("create-invoice/c{c}");
             let raw = format!("raw-sqlite/full/single/c{c}");
@@ -179,20 +200,26 @@ impl Results {
                 _ => "n/a".to_owned(),
             };
             out.push_str(&format!(
-                "| {c} | {} | {} | {} | {r} |\n",
+                "| {c} | {} | {} | {} | {} | {} | {r} |\n",
                 self.rate_cell(&label),
                 self.errors_cell(&label),
+                self.cpu_cell(&label),
+                self.others_cell(&label),
                 self.rate_cell(&raw),
             ));
         }
         out.push_str("\nRaw SQLite baseline, every point (one create-invoice transaction per command: idempotency + invoice + line + outbox rows):\n\n");
-        out.push_str("| point | tx/s and latency | errors |\n|---|---|---|\n");
+        out.push_str("| point | tx/s and latency | errors | CPU per tx | other processes, cores |\n|---|---|---|---|---|\n");
         for (label, run) in self.runs.iter().filter(|(_, r)| r["kind"] == "raw-sqlite") {
             out.push_str(&format!(
-                "| `{label}` ({} connection(s)) | {} | {} |\n",
+                "| `{label}` ({} connection(s)) | {} | {} | {} | {} |\n",
                 run["connections"],
                 self.rate_cell(label),
-                self.errors_cell(label)
+                self.errors_cell(label),
+                run["cpu_us_per_op"]
+                    .as_f64()
+                    .map_or("n/a".to_owned(), |us| format!("{us:.0} µs")),
+                self.others_cell(label),
             ));
         }
         let best = |prefix: &str| {
@@ -256,8 +283,8 @@ impl Results {
 
     fn journey(&self, out: &mut String) {
         out.push_str("### Journey: register → invoice → pay → shipment dispatched and 3 notifications delivered\n\n");
-        out.push_str("| connections | journeys/s and latency to the last effect | errors | p50 to: registered / invoiced / paid / dispatched / 3 delivered |\n");
-        out.push_str("|---|---|---|---|\n");
+        out.push_str("| connections | journeys/s and latency to the last effect | errors | p50 to: registered / invoiced / paid / dispatched / 3 delivered | other processes, cores |\n");
+        out.push_str("|---|---|---|---|---|\n");
         for c in [1, 16] {
             let label = format!("journey/c{c}");
             let phases = self.get(&label).map_or("n/a".to_owned(), |run| {
@@ -279,9 +306,10 @@ impl Results {
                     + " ms"
             });
             out.push_str(&format!(
-                "| {c} | {} | {} | {phases} |\n",
+                "| {c} | {} | {} | {phases} | {} |\n",
                 self.rate_cell(&label),
-                self.errors_cell(&label)
+                self.errors_cell(&label),
+                self.others_cell(&label),
             ));
         }
         out.push('\n');
@@ -302,8 +330,13 @@ impl Results {
                 IDLE_RSS_MB,
             ),
             (
-                "RSS peak over the whole run (VmHWM)",
-                mb("rss/shop-end", "vmhwm_kb"),
+                "RSS peak (VmHWM), highest of every shop of the run",
+                self.runs
+                    .iter()
+                    .filter(|(label, _)| label.starts_with("rss/shop-"))
+                    .filter_map(|(_, run)| run["vmhwm_kb"].as_f64())
+                    .reduce(f64::max)
+                    .map(|kb| kb / 1024.0),
                 PEAK_RSS_MB,
             ),
         ] {
@@ -315,10 +348,18 @@ impl Results {
                 None => out.push_str(&format!("| {what} | n/a | < {target} MB | n/a |\n")),
             }
         }
-        if let Some(v) = mb("rss/shop-end", "vmrss_kb") {
-            out.push_str(&format!(
-                "| RSS at the end of the run (VmRSS) | {v:.1} MB | — | — |\n"
-            ));
+        for (label, run) in self
+            .runs
+            .iter()
+            .filter(|(label, _)| label.starts_with("rss/shop-") && *label != "rss/shop-idle")
+        {
+            if let (Some(rss), Some(hwm)) = (run["vmrss_kb"].as_f64(), run["vmhwm_kb"].as_f64()) {
+                out.push_str(&format!(
+                    "| `{label}`: VmRSS / VmHWM | {:.1} MB / {:.1} MB | — | — |\n",
+                    rss / 1024.0,
+                    hwm / 1024.0
+                ));
+            }
         }
         if let Some(v) = mb("rss/baseline-axum-end", "vmhwm_kb") {
             out.push_str(&format!(

@@ -2,7 +2,7 @@
 # Seams' benchmark suite, one run: every figure next to a baseline measured
 # in the same run on the same machine (issue 5; documented in BENCHMARKS.md).
 #
-#   bench/run.sh                       # 11-13 minutes after the build
+#   bench/run.sh                       # about 11 minutes after the build
 #   DURATION=5 SKIP_MICRO=1 bench/run.sh   # a quick smoke run
 #   PROFILE=1 bench/run.sh             # also perf-profile shop under create-invoice
 #
@@ -230,7 +230,7 @@ if [ "$PROFILE" = 1 ]; then
                END { for (n in by) printf "%-20s %6d ticks  %5.1f%%\n", n, by[n], 100 * by[n] / all }' \
         | sort -k2 -nr >"$OUT/cpu-by-thread-create-invoice.txt"
     perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio -g none \
-        --percent-limit 0.4 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *-  *-$//; s/ *$//' \
+        --percent-limit 0.4 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *$//; s/ *-  *-$//' \
         >"$OUT/perf-report-create-invoice.txt" || true
     echo "   profile in $OUT/perf-*.txt and cpu-by-thread-create-invoice.txt"
 fi

@@ -11,3 +11,9 @@ pub mod nats;
 pub mod oneshot;
 pub mod process;
 pub mod smtp;
+
+/// Whether this runs under CI (`CI=true` or `CI=1`), where a missing server
+/// binary fails a test instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}

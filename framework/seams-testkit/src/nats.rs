@@ -39,10 +39,6 @@ fn find_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 impl NatsServer {
     /// Whether tests can start a server: `Ok(false)` (after a `SKIPPED:` line)
     /// when the binary is missing outside CI; an error under `CI=true`.
@@ -50,7 +46,7 @@ impl NatsServer {
         if find_binary().is_some() {
             return Ok(true);
         }
-        if in_ci() {
+        if crate::in_ci() {
             bail!(
                 "nats-server not found (apt-get install -y nats-server); CI=true, so failing instead of skipping"
             );
@@ -64,7 +60,7 @@ impl NatsServer {
     /// Starts a server; `Ok(None)` (after a `SKIPPED:` line) when the binary is missing outside CI.
     pub fn start() -> anyhow::Result<Option<NatsServer>> {
         let Some(bin) = find_binary() else {
-            if in_ci() {
+            if crate::in_ci() {
                 bail!(
                     "nats-server not found (apt-get install -y nats-server); CI=true, so failing instead of skipping"
                 );

@@ -107,7 +107,7 @@ impl SmtpServer {
     /// server does not come up.
     pub fn start() -> anyhow::Result<Option<Self>> {
         if let Err(reason) = probe() {
-            if in_ci() {
+            if crate::in_ci() {
                 bail!(
                     "real SMTP server unavailable: {reason} (pip install aiosmtpd); CI=true, so failing instead of skipping"
                 );
@@ -215,12 +215,6 @@ impl Drop for SmtpServer {
     fn drop(&mut self) {
         kill(&mut self.child);
     }
-}
-
-/// Whether failing beats skipping: `CI=true` (or `1`), which every common CI
-/// system sets.
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 /// Checks that `python3` runs and can import aiosmtpd; `Err` says what is

@@ -22,7 +22,7 @@ pub const CONTRACT_FORBIDDEN: &[&str] = &[
     "async-nats",
     "tokio",
     "reqwest",
-    "seams-sqlite",
+    "seams-store",
     "seams-http",
     "seams-runtime",
 ];

@@ -34,7 +34,7 @@ pub const DOMAIN_FORBIDDEN_CRATES: &[&str] = &[
     "async_nats",
     "reqwest",
     "lettre",
-    "seams_sqlite",
+    "seams_store",
     "seams_http",
     "seams_runtime",
 ];

@@ -76,10 +76,10 @@ impl Config {
     }
 
     /// Commit durability.
-    pub fn durability(&self) -> seams_sqlite::Durability {
+    pub fn durability(&self) -> seams_store::Durability {
         match self.durability.as_str() {
-            "normal" => seams_sqlite::Durability::Normal,
-            _ => seams_sqlite::Durability::Full,
+            "normal" => seams_store::Durability::Normal,
+            _ => seams_store::Durability::Full,
         }
     }
 

@@ -12,7 +12,7 @@ use billing_contract::{
 use catalog_contract::Amount;
 use seams_http::idempotency::{fresh, replay_after_conflict};
 use seams_http::{Ctx, IdempotencyStore, IdempotentJson, Path};
-use seams_sqlite::Db;
+use seams_store::Db;
 use utoipa::OpenApi;
 
 use crate::error::Error;
@@ -55,7 +55,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 async fn answer(
     deps: &Deps,
-    claim: &seams_sqlite::IdempotencyClaim,
+    claim: &seams_store::IdempotencyClaim,
     res: Result<Vec<u8>, Error>,
 ) -> Response {
     match res {

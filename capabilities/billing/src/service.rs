@@ -12,7 +12,7 @@ use fulfillment_contract::FulfillmentFailed;
 use identity_contract::{GET_CUSTOMER, GetCustomerError, IdentityClient};
 use seams_core::{CallContext, Clock, Envelope, Ids};
 use seams_runtime::HandlerError;
-use seams_sqlite::IdempotencyClaim;
+use seams_store::IdempotencyClaim;
 
 use crate::domain::{Cart, Compensation, Invalid, Invoice, Payment, Status, line_dto};
 use crate::error::Error;

@@ -8,7 +8,7 @@
 
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
-use seams_sqlite::{Db, IdempotencyClaim, SaveResponseError, Tx};
+use seams_store::{Db, IdempotencyClaim, SaveResponseError, Tx};
 use sqlx::Row;
 use sqlx::sqlite::SqliteConnection;
 
@@ -149,7 +149,7 @@ impl Store {
             .await;
         match res {
             Err(e)
-                if seams_sqlite::unique_violation(&e).is_some_and(|c| c.contains("invoice_id")) =>
+                if seams_store::unique_violation(&e).is_some_and(|c| c.contains("invoice_id")) =>
             {
                 return Err(WriteError::AlreadyPaid);
             }

@@ -2,7 +2,7 @@
 
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
-use seams_sqlite::Db;
+use seams_store::Db;
 use sqlx::Row;
 
 use crate::domain::{Product, ProductName, Sku};
@@ -64,7 +64,7 @@ impl Store {
         .execute(tx.conn())
         .await;
         match res {
-            Err(e) if seams_sqlite::unique_violation(&e).is_some() => {
+            Err(e) if seams_store::unique_violation(&e).is_some() => {
                 return Err(InsertError::Duplicate);
             }
             other => other?,

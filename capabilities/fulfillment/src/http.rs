@@ -12,7 +12,7 @@ use fulfillment_contract::{
 };
 use seams_http::idempotency::{fresh, replay_after_conflict};
 use seams_http::{IdempotencyStore, IdempotentJson, Path, Query};
-use seams_sqlite::Db;
+use seams_store::Db;
 use serde::Deserialize;
 use utoipa::OpenApi;
 

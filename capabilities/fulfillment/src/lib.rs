@@ -141,7 +141,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
 pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Fulfillment> {
     opts.validate()?;
     let db =
-        seams_sqlite::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
     let store = store::Store::new(db.clone());
     let wake = Arc::new(Notify::new());
     let deps = Deps {

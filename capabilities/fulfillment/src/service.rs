@@ -16,7 +16,7 @@ use fulfillment_contract::{
 };
 use seams_core::{Clock, Envelope, Ids};
 use seams_runtime::HandlerError;
-use seams_sqlite::IdempotencyClaim;
+use seams_store::IdempotencyClaim;
 use tokio::sync::Notify;
 
 use crate::domain::{self, Decision, Demand, Level, Receipt, Shipment, Sku};

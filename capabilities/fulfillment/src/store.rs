@@ -8,7 +8,7 @@
 //! statement that would break it fails, and its transaction rolls back.
 
 use seams_core::Envelope;
-use seams_sqlite::{Db, IdempotencyClaim, SaveResponseError, Tx};
+use seams_store::{Db, IdempotencyClaim, SaveResponseError, Tx};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 

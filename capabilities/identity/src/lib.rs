@@ -44,7 +44,7 @@ pub const NAME: &str = "identity";
 /// Builds identity on its own database under `env.data_dir`.
 pub async fn component(env: &Env) -> anyhow::Result<Component> {
     let db =
-        seams_sqlite::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
     let deps = Deps {
         store: store::Store::new(db.clone()),
         clock: env.clock.clone(),

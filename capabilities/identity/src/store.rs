@@ -6,7 +6,7 @@
 //! back as a consistency token.
 
 use seams_core::Envelope;
-use seams_sqlite::{Db, Tx};
+use seams_store::{Db, Tx};
 use sqlx::Row;
 
 use crate::domain::{Customer, CustomerId, Email, Name};
@@ -44,7 +44,7 @@ const EMAIL_UNIQUE: &str = "customers.email";
 /// bug in the id source and stays a database failure.
 fn on_email_unique<T>(res: Result<T, sqlx::Error>) -> Result<T, WriteError> {
     match res {
-        Err(e) if seams_sqlite::unique_violation(&e).as_deref() == Some(EMAIL_UNIQUE) => {
+        Err(e) if seams_store::unique_violation(&e).as_deref() == Some(EMAIL_UNIQUE) => {
             Err(WriteError::DuplicateEmail)
         }
         other => Ok(other?),

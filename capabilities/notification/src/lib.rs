@@ -201,7 +201,7 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
     opts.validate()?;
     let channel = open_channel(&opts.channel)?;
     let db =
-        seams_sqlite::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
     let store = store::Store::new(db.clone());
     let wake = Arc::new(Notify::new());
     let deps = Deps {

@@ -6,7 +6,7 @@
 //! its own short transaction.
 
 use seams_core::Envelope;
-use seams_sqlite::{Db, Tx};
+use seams_store::{Db, Tx};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 

@@ -5,7 +5,7 @@
 //! replay with the first response byte for byte, refuses the same key with a
 //! different request (422), and otherwise hands the handler an
 //! [`IdempotencyClaim`] to record its response in the same transaction as
-//! its effect (see `seams_sqlite`'s idempotency module for why that closes
+//! its effect (see `seams_store`'s idempotency module for why that closes
 //! the race between two concurrent requests with one key).
 
 use axum::body::Bytes;
@@ -13,7 +13,7 @@ use axum::extract::{FromRequest, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seams_core::Problem;
-use seams_sqlite::{Db, IdempotencyClaim, StoredResponse};
+use seams_store::{Db, IdempotencyClaim, StoredResponse};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 

@@ -15,7 +15,7 @@
 //! outbox keeps rows until they are acknowledged and past retention.
 //!
 //! ```no_run
-//! # async fn demo(db: seams_sqlite::Db) -> anyhow::Result<()> {
+//! # async fn demo(db: seams_store::Db) -> anyhow::Result<()> {
 //! let nats = seams_nats::Nats::connect("nats://127.0.0.1:4222").await?;
 //! let publisher = seams_nats::Publisher::new(nats.clone(), db, "billing");
 //! publisher.try_publish_once().await?;
@@ -34,7 +34,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use seams_core::{BoxFuture, Envelope};
 use seams_runtime::feed::Feed;
-use seams_sqlite::Db;
+use seams_store::Db;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 

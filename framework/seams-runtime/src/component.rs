@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use seams_core::decl::{EventContract, Operation};
 use seams_core::{
     BoxFuture, CallContext, CallError, CallReply, Clock, Envelope, Event, Ids, Transport,
 };
-use seams_sqlite::Db;
+use seams_store::{Db, Durability, Location};
 use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
@@ -31,16 +32,85 @@ pub struct Env {
     pub clock: Arc<dyn Clock>,
     /// New ids.
     pub ids: Arc<dyn Ids>,
-    /// Durability of its commits.
-    pub durability: seams_sqlite::Durability,
+    /// Where capabilities' databases live.
+    pub storage: Storage,
     /// Where lags are recorded and read models learn their freshness.
     pub consistency: crate::consistency::Consistency,
 }
 
 impl Env {
-    /// The database file of `capability`.
+    /// The SQLite file `capability` uses when storage is SQLite.
     pub fn db_path(&self, capability: &str) -> PathBuf {
         self.data_dir.join(format!("{capability}.db"))
+    }
+
+    /// Where `capability`'s database is; an error names what the
+    /// configuration lacks.
+    pub fn location(&self, capability: &str) -> anyhow::Result<Location> {
+        match &self.storage {
+            Storage::Sqlite { durability } => Ok(Location::Sqlite {
+                path: self.db_path(capability),
+                durability: *durability,
+            }),
+            Storage::Postgres { urls } => urls
+                .get(capability)
+                .map(|url| Location::Postgres { url: url.clone() })
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "storage is postgres but no database url is configured for {capability}"
+                    )
+                }),
+        }
+    }
+
+    /// Opens `capability`'s database where the storage configuration says.
+    pub async fn open_db(
+        &self,
+        capability: &str,
+        migrations: &seams_store::Migrations,
+    ) -> anyhow::Result<Db> {
+        Db::connect(&self.location(capability)?, capability, migrations).await
+    }
+}
+
+/// Where the capabilities of a process keep their state: one SQLite file
+/// each (the default), or one PostgreSQL database each, reached with the
+/// capability's own role.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Storage {
+    /// `<data_dir>/<capability>.db`.
+    Sqlite {
+        /// `synchronous` setting of every file.
+        durability: Durability,
+    },
+    /// Capability name to connection URL.
+    Postgres {
+        /// One URL per capability in this process.
+        urls: BTreeMap<String, String>,
+    },
+}
+
+impl Default for Storage {
+    fn default() -> Storage {
+        Storage::Sqlite {
+            durability: Durability::Full,
+        }
+    }
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Sqlite { durability } => f
+                .debug_struct("Sqlite")
+                .field("durability", durability)
+                .finish(),
+            // URLs carry passwords.
+            Storage::Postgres { urls } => f
+                .debug_map()
+                .entries(urls.iter().map(|(c, u)| (c, seams_store::redact(u))))
+                .finish(),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use seams_core::{BoxFuture, Envelope};
-use seams_sqlite::Db;
+use seams_store::Db;
 use serde::{Deserialize, Serialize};
 
 /// A producer's event log, as a subscriber sees it.

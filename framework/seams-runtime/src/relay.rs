@@ -22,7 +22,7 @@ use std::time::Duration;
 use rand::Rng;
 use seams_core::Envelope;
 use seams_core::decl::{Ordering, Retries, RetryPolicy};
-use seams_sqlite::Db;
+use seams_store::Db;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 

@@ -17,12 +17,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use seams_core::decl::{EventContract, Operation};
 use seams_core::{Clock, Ids, SystemClock, Transport, UuidV7Ids};
-use seams_sqlite::{Db, Durability};
+use seams_store::Db;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::component::{Component, Env, Subscription};
+use crate::component::{Component, Env, Storage, Subscription};
 use crate::consistency::Consistency;
 use crate::governed::Governed;
 use crate::inprocess::InProcess;
@@ -43,8 +43,8 @@ pub struct SystemOptions {
     pub relay: RelayOptions,
     /// Retention of framework tables.
     pub retention: Retention,
-    /// Durability of commits.
-    pub durability: Durability,
+    /// Where capabilities' databases live, and how durable SQLite commits are.
+    pub storage: Storage,
     /// Base URLs of the services of capabilities not in this process (split
     /// mode): their operations are called and their feeds read over HTTP.
     pub peers: BTreeMap<String, String>,
@@ -58,7 +58,7 @@ impl std::fmt::Debug for SystemOptions {
         f.debug_struct("SystemOptions")
             .field("relay", &self.relay)
             .field("retention", &self.retention)
-            .field("durability", &self.durability)
+            .field("storage", &self.storage)
             .field("peers", &self.peers)
             .field("bus", &self.feeds.is_some())
             .finish()
@@ -110,7 +110,7 @@ impl Runtime {
             transport: self.transport.clone(),
             clock: self.clock.clone(),
             ids: self.ids.clone(),
-            durability: self.options.durability,
+            storage: self.options.storage.clone(),
             consistency: self.consistency.clone(),
         }
     }
@@ -466,7 +466,7 @@ async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken)
             _ = tokio::time::sleep(retention.interval) => {}
             _ = stop.cancelled() => return,
         }
-        let now = seams_sqlite::now_ms();
+        let now = seams_store::now_ms();
         let ms = |d: Duration| now - d.as_millis() as i64;
         for db in &dbs {
             match db

@@ -191,7 +191,7 @@ fn contract_depending_on_implementation_or_io_is_reported() {
     for spec in ["catalog", "sqlx", "axum", "async-nats", "tokio", "reqwest"] {
         assert_reports(contracts_are_data(&with_dep(at, spec)), &[(rule, at, spec)]);
     }
-    for spec in ["seams-sqlite", "seams-http", "seams-runtime"] {
+    for spec in ["seams-store", "seams-http", "seams-runtime"] {
         assert_reports(contracts_are_data(&with_dep(at, spec)), &[(rule, at, spec)]);
     }
     assert_clean(contracts_are_data(&with_dep(at, "dev:tokio")));

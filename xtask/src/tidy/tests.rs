@@ -163,7 +163,7 @@ fn io_in_domain_is_reported() {
         ("use ::async_nats::Client as Nats;", "async_nats"),
         ("extern crate reqwest;", "reqwest"),
         ("use lettre;", "lettre"),
-        ("fn f(db: &seams_sqlite::Db) {}", "seams_sqlite"),
+        ("fn f(db: &seams_store::Db) {}", "seams_store"),
         ("use {seams_http::Problem, std::fmt};", "seams_http"),
         ("use seams_runtime::System;", "seams_runtime"),
         ("use std::fs::read_to_string;", "std::fs"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use billing::store::{Response, Store, WriteError};
 use seams_runtime::relay::Chaos;
-use seams_sqlite::IdempotencyClaim;
+use seams_store::IdempotencyClaim;
 
 use super::*;
 

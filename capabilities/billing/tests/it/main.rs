@@ -19,7 +19,7 @@ use seams_core::{CallContext, Envelope, Ids};
 use seams_runtime::inprocess::InProcess;
 use seams_runtime::relay::{Relay, RelayOptions};
 use seams_runtime::{Env, HandlerError, Served, Subscription};
-use seams_sqlite::Db;
+use seams_store::Db;
 use seams_testkit::oneshot::{App, Reply};
 use serde_json::{Value, json};
 use sqlx::migrate::Migrator;
@@ -134,7 +134,7 @@ async fn world_in(dir: tempfile::TempDir) -> World {
         transport,
         clock: Arc::new(seams_core::SystemClock),
         ids: Arc::new(seams_core::UuidV7Ids),
-        durability: seams_sqlite::Durability::Normal,
+        durability: seams_store::Durability::Normal,
         consistency: seams_runtime::Consistency::new(),
     };
     let billing = billing::component(&env).await.unwrap();

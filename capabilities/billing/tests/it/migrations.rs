@@ -58,7 +58,7 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     .await
     .unwrap_err();
     assert!(
-        seams_sqlite::check_violation(&refused, "status"),
+        seams_store::check_violation(&refused, "status"),
         "the old CHECK refuses the new statuses, hence the rebuild: {refused}"
     );
     old.close().await;
@@ -114,7 +114,7 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     )
     .await
     .unwrap_err();
-    assert!(seams_sqlite::check_violation(&e, "status"), "{e}");
+    assert!(seams_store::check_violation(&e, "status"), "{e}");
     let (indexes,): (String,) = sqlx::query_as(
         "SELECT group_concat(name) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invoices' AND sql IS NOT NULL",
     )

@@ -44,7 +44,7 @@ async fn the_database_refuses_negative_or_over_reserved_stock() {
     for (sql, constraint) in cases {
         let err = refused(&w, sql).await;
         assert!(
-            seams_sqlite::check_violation(&err, constraint),
+            seams_store::check_violation(&err, constraint),
             "{sql}: {err}"
         );
     }
@@ -77,7 +77,7 @@ async fn a_reservation_the_decision_should_have_refused_is_refused_by_the_store(
         .await
         .unwrap_err();
     assert!(
-        seams_sqlite::check_violation(&err, "stock_reserved_within_on_hand"),
+        seams_store::check_violation(&err, "stock_reserved_within_on_hand"),
         "{err}"
     );
     drop(tx);

@@ -23,7 +23,7 @@ use fulfillment::{Fulfillment, Options};
 use seams_core::{CallContext, Clock, Envelope, Event};
 use seams_runtime::relay::{Relay, RelayOptions};
 use seams_runtime::{Env, HandlerError, Runtime, Subscription, SystemOptions};
-use seams_sqlite::Db;
+use seams_store::Db;
 use seams_testkit::oneshot::App;
 use serde_json::{Value, json};
 use sqlx::migrate::Migrator;

@@ -25,7 +25,7 @@ use notification::{ChannelOptions, Notification, Options};
 use seams_core::{CallContext, Clock, Envelope, Event};
 use seams_runtime::relay::{Relay, RelayOptions};
 use seams_runtime::{Consistency, HandlerError, Runtime, Subscription, SystemOptions};
-use seams_sqlite::Db;
+use seams_store::Db;
 use seams_testkit::oneshot::App;
 use serde_json::Value;
 use sqlx::migrate::Migrator;

@@ -14,7 +14,7 @@ use seams_core::decl::*;
 use seams_core::{CallContext, Envelope, Event};
 use seams_runtime::relay::RelayOptions;
 use seams_runtime::{Component, HandlerError, Handles, Runtime, Subscription, SystemOptions};
-use seams_sqlite::Db;
+use seams_store::Db;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::migrate::Migrator;

@@ -4,7 +4,7 @@
 use seams_core::Envelope;
 use sqlx::Row;
 
-use crate::db::{Db, Tx, now_ms};
+use crate::db::{Backend, Db, Tx, now_ms};
 
 /// An event a consumer gave up on, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,7 @@ pub struct PruneReport {
     pub idempotency: u64,
 }
 
-fn dead_letter(row: &sqlx::sqlite::SqliteRow) -> Result<DeadLetter, sqlx::Error> {
+fn dead_letter(row: &sqlx::any::AnyRow) -> Result<DeadLetter, sqlx::Error> {
     Ok(DeadLetter {
         id: row.get("id"),
         subscription: row.get("subscription"),
@@ -56,7 +56,7 @@ impl Db {
     /// Up to `limit` outbox events after position `after`, in commit order.
     pub async fn read_outbox(&self, after: u64, limit: u32) -> Result<Vec<Envelope>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT seq, envelope FROM seams_outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, envelope FROM seams_outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(after as i64)
         .bind(limit as i64)
@@ -73,11 +73,16 @@ impl Db {
 
     /// The newest outbox position (0 if nothing was ever published).
     pub async fn outbox_head(&self) -> Result<u64, sqlx::Error> {
-        let (seq,): (i64,) = sqlx::query_as(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'seams_outbox'), 0)",
-        )
-        .fetch_one(self.reader())
-        .await?;
+        // The highest position ever handed out, which pruning does not lower.
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'seams_outbox'), 0)"
+            }
+            Backend::Postgres => {
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM seams_outbox_seq_seq"
+            }
+        };
+        let (seq,): (i64,) = sqlx::query_as(sql).fetch_one(self.reader()).await?;
         Ok(seq as u64)
     }
 
@@ -85,8 +90,10 @@ impl Db {
     pub async fn ack(&self, subscriber: &str, seq: u64) -> Result<(), sqlx::Error> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO seams_feed_acks (subscriber, acked_seq, updated_at_ms) VALUES (?, ?, ?) \
-             ON CONFLICT (subscriber) DO UPDATE SET acked_seq = MAX(acked_seq, excluded.acked_seq), \
+            "INSERT INTO seams_feed_acks (subscriber, acked_seq, updated_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (subscriber) DO UPDATE SET acked_seq = CASE \
+             WHEN seams_feed_acks.acked_seq > excluded.acked_seq THEN seams_feed_acks.acked_seq \
+             ELSE excluded.acked_seq END, \
              updated_at_ms = excluded.updated_at_ms",
         )
         .bind(subscriber)
@@ -100,7 +107,7 @@ impl Db {
     /// This database's position in the feed `subscription` (0 at first).
     pub async fn cursor(&self, subscription: &str) -> Result<u64, sqlx::Error> {
         let row: Option<(i64,)> =
-            sqlx::query_as("SELECT position FROM seams_cursors WHERE subscription = ?")
+            sqlx::query_as("SELECT position FROM seams_cursors WHERE subscription = $1")
                 .bind(subscription)
                 .fetch_optional(self.reader())
                 .await?;
@@ -111,8 +118,10 @@ impl Db {
     pub async fn set_cursor(&self, subscription: &str, position: u64) -> Result<(), sqlx::Error> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO seams_cursors (subscription, position, updated_at_ms) VALUES (?, ?, ?) \
-             ON CONFLICT (subscription) DO UPDATE SET position = MAX(position, excluded.position), \
+            "INSERT INTO seams_cursors (subscription, position, updated_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (subscription) DO UPDATE SET position = CASE \
+             WHEN seams_cursors.position > excluded.position THEN seams_cursors.position \
+             ELSE excluded.position END, \
              updated_at_ms = excluded.updated_at_ms",
         )
         .bind(subscription)
@@ -136,9 +145,9 @@ impl Db {
         sqlx::query(
             "INSERT INTO seams_dead_letters \
              (subscription, event_id, event_type, subject, envelope, error, attempts, created_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (subscription, event_id) DO UPDATE SET status = 'parked', \
-             error = excluded.error, attempts = attempts + excluded.attempts",
+             error = excluded.error, attempts = seams_dead_letters.attempts + excluded.attempts",
         )
         .bind(subscription)
         .bind(&env.id)
@@ -171,8 +180,8 @@ impl Db {
         before: i64,
     ) -> Result<Option<i64>, sqlx::Error> {
         let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT id FROM seams_dead_letters WHERE subscription = ? AND subject = ? \
-             AND status IN ('parked', 'replay') AND id < ? ORDER BY id LIMIT 1",
+            "SELECT id FROM seams_dead_letters WHERE subscription = $1 AND subject = $2 \
+             AND status IN ('parked', 'replay') AND id < $3 ORDER BY id LIMIT 1",
         )
         .bind(subscription)
         .bind(subject)
@@ -187,7 +196,7 @@ impl Db {
     pub async fn request_replay(&self, id: i64) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin().await?;
         let n = sqlx::query(
-            "UPDATE seams_dead_letters SET status = 'replay' WHERE id = ? AND status = 'parked'",
+            "UPDATE seams_dead_letters SET status = 'replay' WHERE id = $1 AND status = 'parked'",
         )
         .bind(id)
         .execute(tx.conn())
@@ -204,7 +213,7 @@ impl Db {
     ) -> Result<Vec<DeadLetter>, sqlx::Error> {
         let rows = sqlx::query(
             "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
-             FROM seams_dead_letters WHERE subscription = ? AND status = 'replay' ORDER BY id",
+             FROM seams_dead_letters WHERE subscription = $1 AND status = 'replay' ORDER BY id",
         )
         .bind(subscription)
         .fetch_all(self.reader())
@@ -216,14 +225,14 @@ impl Db {
     /// same key for replay too: they were parked behind it (per-key order).
     pub async fn mark_replayed(&self, id: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE seams_dead_letters SET status = 'replayed' WHERE id = ?")
+        sqlx::query("UPDATE seams_dead_letters SET status = 'replayed' WHERE id = $1")
             .bind(id)
             .execute(tx.conn())
             .await?;
         sqlx::query(
-            "UPDATE seams_dead_letters SET status = 'replay' WHERE status = 'parked' AND id > ?1 \
-             AND subscription = (SELECT subscription FROM seams_dead_letters WHERE id = ?1) \
-             AND subject = (SELECT subject FROM seams_dead_letters WHERE id = ?1)",
+            "UPDATE seams_dead_letters SET status = 'replay' WHERE status = 'parked' AND id > $1 \
+             AND subscription = (SELECT subscription FROM seams_dead_letters WHERE id = $1) \
+             AND subject = (SELECT subject FROM seams_dead_letters WHERE id = $1)",
         )
         .bind(id)
         .execute(tx.conn())
@@ -235,7 +244,7 @@ impl Db {
     pub async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, sqlx::Error> {
         let row = sqlx::query(
             "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
-             FROM seams_dead_letters WHERE id = ?",
+             FROM seams_dead_letters WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(self.reader())
@@ -266,19 +275,19 @@ impl Db {
         let mut tx = self.begin().await?;
         // With no known subscriber nothing counts as delivered, so nothing is pruned.
         let outbox = sqlx::query(
-            "DELETE FROM seams_outbox WHERE created_at_ms < ? \
+            "DELETE FROM seams_outbox WHERE created_at_ms < $1 \
              AND seq <= (SELECT COALESCE(MIN(acked_seq), 0) FROM seams_feed_acks)",
         )
         .bind(outbox_before_ms)
         .execute(tx.conn())
         .await?
         .rows_affected();
-        let inbox = sqlx::query("DELETE FROM seams_inbox WHERE handled_at_ms < ?")
+        let inbox = sqlx::query("DELETE FROM seams_inbox WHERE handled_at_ms < $1")
             .bind(inbox_before_ms)
             .execute(tx.conn())
             .await?
             .rows_affected();
-        let idempotency = sqlx::query("DELETE FROM seams_idempotency WHERE created_at_ms < ?")
+        let idempotency = sqlx::query("DELETE FROM seams_idempotency WHERE created_at_ms < $1")
             .bind(idempotency_before_ms)
             .execute(tx.conn())
             .await?

@@ -52,7 +52,7 @@ impl Db {
         key: &str,
     ) -> Result<Option<StoredResponse>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT fingerprint, status, body FROM seams_idempotency WHERE scope = ? AND key = ?",
+            "SELECT fingerprint, status, body FROM seams_idempotency WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
@@ -76,7 +76,7 @@ impl Tx {
     ) -> Result<(), SaveResponseError> {
         let inserted = sqlx::query(
             "INSERT INTO seams_idempotency (scope, key, fingerprint, status, body, created_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
         .bind(&claim.scope)
         .bind(&claim.key)

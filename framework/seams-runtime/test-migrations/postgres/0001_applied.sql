@@ -1,0 +1,1 @@
+CREATE TABLE applied (event_id TEXT NOT NULL, subject TEXT NOT NULL, n BIGINT NOT NULL);

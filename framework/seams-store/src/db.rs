@@ -1,0 +1,719 @@
+//! Opening a capability database and running transactions in it, on
+//! either backend: a SQLite file (the default) or a PostgreSQL database.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use seams_core::Envelope;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, Executor};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
+
+/// The framework's own tables, per backend.
+static FRAMEWORK: Migrations = Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
+
+/// A capability's schema history, once per backend: the two dialects differ
+/// (types, identity columns, what `ALTER TABLE` can do), the meaning does not.
+#[derive(Debug)]
+pub struct Migrations {
+    /// `migrations/sqlite`.
+    pub sqlite: Migrator,
+    /// `migrations/postgres`.
+    pub postgres: Migrator,
+}
+
+/// How much a commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: a commit survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: a commit survives a process crash, not power loss.
+    Normal,
+}
+
+/// Where a capability's database lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file, created if missing.
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// `synchronous` setting.
+        durability: Durability,
+    },
+    /// A PostgreSQL database that exists, reached with the capability's own
+    /// role (`postgres://role:password@host:port/database`). PostgreSQL's
+    /// commits are durable by its own `synchronous_commit`.
+    Postgres {
+        /// Connection URL (it carries the password: never logged).
+        url: String,
+    },
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite { path, durability } => f
+                .debug_struct("Sqlite")
+                .field("path", path)
+                .field("durability", durability)
+                .finish(),
+            Location::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact(url))
+                .finish(),
+        }
+    }
+}
+
+/// `url` without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparsable database url>".to_owned(),
+    }
+}
+
+/// Which SQL dialect a database speaks, for the few statements that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Location {
+    fn backend(&self) -> Backend {
+        match self {
+            Location::Sqlite { .. } => Backend::Sqlite,
+            Location::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    fn url(&self, read_only: bool) -> String {
+        match self {
+            Location::Sqlite { path, .. } => format!(
+                "sqlite://{}?mode={}",
+                path.display(),
+                if read_only { "ro" } else { "rwc" }
+            ),
+            Location::Postgres { url } => url.clone(),
+        }
+    }
+
+    /// Statements run on every new connection.
+    fn setup(&self) -> Vec<String> {
+        match self {
+            Location::Sqlite { durability, .. } => vec![
+                "PRAGMA journal_mode = WAL".into(),
+                format!(
+                    "PRAGMA synchronous = {}",
+                    match durability {
+                        Durability::Full => "FULL",
+                        Durability::Normal => "NORMAL",
+                    }
+                ),
+                "PRAGMA busy_timeout = 10000".into(),
+                "PRAGMA foreign_keys = ON".into(),
+            ],
+            Location::Postgres { .. } => Vec::new(),
+        }
+    }
+
+    async fn connect(&self, read_only: bool) -> Result<AnyConnection, sqlx::Error> {
+        let mut conn = AnyConnection::connect(&self.url(read_only)).await?;
+        for statement in self.setup() {
+            conn.execute(statement.as_str()).await?;
+        }
+        Ok(conn)
+    }
+}
+
+/// Whether `err` means the connection is gone (the server restarted, the
+/// network failed) rather than that a statement was refused.
+pub fn connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P (operator
+        // intervention: shutdown, crash, cannot connect now).
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// The session-level advisory lock a PostgreSQL writer holds: one writer
+/// per database, like SQLite's, is what makes outbox order commit order.
+const WRITER_LOCK: i64 = 0x5EA3_5000;
+
+/// Handle to one capability's database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Capability name, for logs and errors.
+    name: String,
+    /// SQL dialect.
+    backend: Backend,
+    /// The single writer connection and the group transaction open on it.
+    writer: Arc<Mutex<Writer>>,
+    /// Wakes the committer when a member has released its savepoint.
+    commit_wanted: Arc<Notify>,
+    /// Readers (committed snapshots; never wait for the writer).
+    read: AnyPool,
+    /// Bumped after every commit that wrote outbox rows; feed readers wait on it.
+    outbox: Arc<watch::Sender<u64>>,
+    /// Dropped with the last handle, which stops the committer.
+    _alive: watch::Sender<()>,
+    /// Group commits so far (each one `COMMIT`, one fsync).
+    commits: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("name", &self.name)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The writer connection. Group commit: transactions of several callers
+/// share one database transaction, each inside its own savepoint, and one
+/// `COMMIT` (one fsync) makes all of them durable together; every caller's
+/// `commit` returns only after that. Under no concurrency a group has one
+/// member, which is exactly a transaction per command.
+///
+/// The connection is `None` after it was lost (PostgreSQL restarted); the
+/// next transaction opens a new one, and the members of the group that was
+/// open on the lost one are told their commit failed.
+struct Writer {
+    conn: Option<AnyConnection>,
+    location: Location,
+    /// The transaction was begun and not yet committed.
+    open: bool,
+    /// A member was dropped without committing; its savepoint must be undone first.
+    dirty: bool,
+    /// The members of the open transaction wait on this.
+    group: Arc<Group>,
+}
+
+/// One group commit's outcome, shared by its members.
+struct Group {
+    /// `None` until the group's `COMMIT` finished; then its result.
+    done: watch::Sender<Option<Result<(), String>>>,
+    /// Whether any member published events.
+    published: std::sync::atomic::AtomicBool,
+}
+
+impl Group {
+    fn new() -> Arc<Group> {
+        Arc::new(Group {
+            done: watch::channel(None).0,
+            published: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+const SAVEPOINT: &str = "SAVEPOINT seams_tx";
+const RELEASE: &str = "RELEASE SAVEPOINT seams_tx";
+const UNDO: &str = "ROLLBACK TO SAVEPOINT seams_tx; RELEASE SAVEPOINT seams_tx";
+
+impl Writer {
+    /// Runs `sql` on the writer. Boxed with an explicit `Send` bound: the
+    /// committer runs in a spawned task, and sqlx's executor impls otherwise
+    /// defeat the compiler's proof that this future is `Send` for all lifetimes.
+    ///
+    /// A lost connection is dropped here, failing the open group (its
+    /// uncommitted work died with the connection).
+    fn exec<'a>(
+        &'a mut self,
+        sql: &'static str,
+    ) -> seams_core::BoxFuture<'a, Result<(), sqlx::Error>> {
+        Box::pin(async move {
+            let Some(conn) = self.conn.as_mut() else {
+                return Err(sqlx::Error::PoolClosed);
+            };
+            for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
+                    if connection_lost(&e) {
+                        self.lost(&e);
+                    }
+                    return Err(e);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Forgets a lost connection and tells the open group's members.
+    fn lost(&mut self, err: &sqlx::Error) {
+        tracing::warn!(error = %err, "database connection lost; the next transaction reconnects");
+        self.conn = None;
+        self.open = false;
+        self.dirty = false;
+        let group = std::mem::replace(&mut self.group, Group::new());
+        group
+            .done
+            .send_replace(Some(Err(format!("connection lost: {err}"))));
+    }
+
+    /// Opens a connection if there is none, and on PostgreSQL claims the
+    /// database's writer lock.
+    async fn connect(&mut self) -> Result<(), sqlx::Error> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
+        let mut conn = self.location.connect(false).await?;
+        if self.location.backend() == Backend::Postgres {
+            // A second process writing the same database would interleave
+            // outbox sequence numbers with commits out of order, and
+            // consumers' cursors would skip events: refuse it.
+            let (claimed,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+                .bind(WRITER_LOCK)
+                .fetch_one(&mut conn)
+                .await?;
+            if !claimed {
+                return Err(sqlx::Error::Protocol(
+                    "another process is the writer of this database (one writer per capability database)".into(),
+                ));
+            }
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    /// Undoes what a dropped member left behind.
+    async fn clean(&mut self) -> Result<(), sqlx::Error> {
+        if self.dirty {
+            match self.exec(UNDO).await {
+                Ok(()) => self.dirty = false,
+                // Nothing is left to undo on a connection that is gone.
+                Err(e) if self.conn.is_none() => {
+                    tracing::debug!(error = %e, "undo skipped: connection lost");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes sure a transaction is open, reconnecting once if the connection
+    /// turns out to be gone (the first statement after a server restart is
+    /// where that shows).
+    async fn open_group(&mut self, begin: &'static str) -> Result<(), sqlx::Error> {
+        self.clean().await?;
+        if self.open {
+            return Ok(());
+        }
+        for attempt in 0..2 {
+            self.connect().await?;
+            match self.exec(begin).await {
+                Ok(()) => {
+                    self.open = true;
+                    return Ok(());
+                }
+                Err(e) if attempt == 0 && self.conn.is_none() => {
+                    tracing::debug!(error = %e, "reconnecting the writer");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+}
+
+/// Commits the open group whenever a member asks, until the database is dropped.
+async fn committer(
+    name: String,
+    writer: Arc<Mutex<Writer>>,
+    wanted: Arc<Notify>,
+    outbox: Arc<watch::Sender<u64>>,
+    mut alive: watch::Receiver<()>,
+    commits: Arc<std::sync::atomic::AtomicU64>,
+) {
+    loop {
+        tokio::select! {
+            _ = wanted.notified() => {}
+            // The sender lives in the `Db`; when the last handle is gone, stop.
+            res = alive.changed() => if res.is_err() { return },
+        }
+        // Queueing for the writer behind the callers already waiting lets
+        // them join this group: the busier the database, the bigger the group.
+        let mut w = writer.lock().await;
+        let mut result = w.clean().await;
+        if result.is_ok() && w.open {
+            result = w.exec("COMMIT").await;
+        }
+        if !w.open && result.is_ok() {
+            continue;
+        }
+        if result.is_err() && w.conn.is_some() {
+            // A failed COMMIT may leave the transaction open; make sure it is gone.
+            let _ = w.exec("ROLLBACK").await;
+            w.dirty = false;
+        }
+        w.open = false;
+        let group = std::mem::replace(&mut w.group, Group::new());
+        drop(w);
+        if let Err(e) = &result {
+            tracing::error!(database = %name, error = %e, "group commit failed; its members are told");
+        }
+        if result.is_ok() {
+            commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let published = group.published.load(std::sync::atomic::Ordering::SeqCst);
+        group
+            .done
+            .send_replace(Some(result.map_err(|e| e.to_string())));
+        if published {
+            outbox.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+/// Wall-clock milliseconds since the Unix epoch, the unit of every `*_at_ms` column.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn framework_for(backend: Backend) -> &'static Migrator {
+    match backend {
+        Backend::Sqlite => &FRAMEWORK.sqlite,
+        Backend::Postgres => &FRAMEWORK.postgres,
+    }
+}
+
+/// Runs `migrator` over `conn`, ignoring the other migrator's versions in
+/// `_sqlx_migrations` (framework and capability share that table).
+async fn migrate(migrator: &Migrator, conn: &mut AnyConnection) -> Result<(), sqlx::migrate::MigrateError> {
+    Migrator {
+        migrations: migrator.migrations.clone(),
+        ignore_missing: true,
+        ..Migrator::DEFAULT
+    }
+    .run_direct(conn)
+    .await
+}
+
+impl Db {
+    /// Opens (creating if missing) the SQLite database at `path` with full
+    /// durability; see [`Db::connect`].
+    pub async fn open(path: &Path, name: &str, migrations: &Migrations) -> anyhow::Result<Db> {
+        let location = Location::Sqlite {
+            path: path.to_owned(),
+            durability: Durability::Full,
+        };
+        Db::connect(&location, name, migrations).await
+    }
+
+    /// Opens the database at `location`, applies the framework's migrations
+    /// and then the capability's.
+    pub async fn connect<'a>(
+        location: &Location,
+        name: &str,
+        migrations: &'a Migrations,
+    ) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        if let Location::Sqlite { path, .. } = location
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating data directory {}", dir.display()))?;
+        }
+        let backend = location.backend();
+        let pick = |m: &'a Migrations| -> &'a Migrator { match backend {
+            Backend::Sqlite => &m.sqlite,
+            Backend::Postgres => &m.postgres,
+        }};
+        let mut writer = Writer {
+            conn: None,
+            location: location.clone(),
+            open: false,
+            dirty: false,
+            group: Group::new(),
+        };
+        writer
+            .connect()
+            .await
+            .with_context(|| format!("opening {name} database at {location:?}"))?;
+        let conn = writer.conn.as_mut().expect("just connected");
+        migrate(framework_for(backend), conn)
+            .await
+            .with_context(|| format!("migrating {name}: framework tables"))?;
+        migrate(pick(migrations), conn)
+            .await
+            .with_context(|| format!("migrating {name}: capability tables"))?;
+        let writer = Arc::new(Mutex::new(writer));
+        let commit_wanted = Arc::new(Notify::new());
+        let setup = Arc::new(location.setup());
+        let read = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                let setup = setup.clone();
+                Box::pin(async move {
+                    for statement in setup.iter() {
+                        conn.execute(statement.as_str()).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&location.url(true))
+            .await
+            .with_context(|| format!("opening {name}'s readers"))?;
+        let outbox = Arc::new(watch::channel(0).0);
+        let (alive, alive_rx) = watch::channel(());
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        tokio::spawn(committer(
+            name.to_owned(),
+            writer.clone(),
+            commit_wanted.clone(),
+            outbox.clone(),
+            alive_rx,
+            commits.clone(),
+        ));
+        Ok(Db {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                backend,
+                writer,
+                commit_wanted,
+                read,
+                outbox,
+                _alive: alive,
+                commits,
+            }),
+        })
+    }
+
+    /// How many group commits (each one `COMMIT` and one fsync) have happened.
+    pub fn commits(&self) -> u64 {
+        self.inner
+            .commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The capability this database belongs to.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The SQL dialect, for the few statements that differ between backends.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The pool for reads (never blocks on the writer).
+    pub fn reader(&self) -> &AnyPool {
+        &self.inner.read
+    }
+
+    /// Starts a write transaction (a member of the next group commit).
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        let mut w = self.inner.writer.clone().lock_owned().await;
+        w.open_group(match self.inner.backend {
+            // Take the write lock now, not at the first write, so a group
+            // never fails half-way with SQLITE_BUSY.
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        })
+        .await?;
+        w.exec(SAVEPOINT).await?;
+        Ok(Tx {
+            writer: Some(w),
+            db: self.clone(),
+            published: false,
+        })
+    }
+
+    /// Starts the transaction in which consumer `consumer` applies `env`, with
+    /// the event id already recorded in the inbox; `None` if it was applied before.
+    pub async fn begin_consume(
+        &self,
+        consumer: &str,
+        env: &Envelope,
+    ) -> Result<Option<Tx>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO seams_inbox (consumer, event_id, handled_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(consumer)
+        .bind(&env.id)
+        .bind(now_ms())
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+
+    /// Whether consumer `consumer` has applied event `event_id`.
+    pub async fn inbox_contains(
+        &self,
+        consumer: &str,
+        event_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM seams_inbox WHERE consumer = $1 AND event_id = $2")
+                .bind(consumer)
+                .bind(event_id)
+                .fetch_optional(self.reader())
+                .await?;
+        Ok(row.is_some())
+    }
+
+    /// A receiver that changes after every commit that wrote outbox rows.
+    pub fn outbox_changes(&self) -> watch::Receiver<u64> {
+        self.inner.outbox.subscribe()
+    }
+
+    /// Commits what is pending and closes the readers (after in-flight work finished).
+    pub async fn close(&self) {
+        let mut w = self.inner.writer.lock().await;
+        if w.clean().await.is_ok() && w.open && w.exec("COMMIT").await.is_ok() {
+            w.open = false;
+            let group = std::mem::replace(&mut w.group, Group::new());
+            group.done.send_replace(Some(Ok(())));
+        }
+        if let Some(conn) = w.conn.take() {
+            let _ = conn.close().await;
+        }
+        drop(w);
+        self.inner.read.close().await;
+    }
+}
+
+/// A write transaction in a capability's database.
+///
+/// Dropping it without [`Tx::commit`] rolls back, outbox rows included.
+/// It holds the writer until it commits or is dropped, so keep it short and
+/// never wait on another service inside it.
+pub struct Tx {
+    writer: Option<OwnedMutexGuard<Writer>>,
+    db: Db,
+    published: bool,
+}
+
+impl Tx {
+    /// The connection, for the capability's own statements.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self.writer
+            .as_mut()
+            .expect("a live transaction holds the writer")
+            .conn
+            .as_mut()
+            .expect("a live transaction has a connection")
+    }
+
+    /// The SQL dialect of this transaction's database.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Appends `env` to the outbox; it is published only if this transaction
+    /// commits. Returns its position in the outbox, which is final at commit
+    /// (one writer), and is what a consistency token names.
+    pub async fn publish(&mut self, env: &Envelope) -> Result<u64, sqlx::Error> {
+        let json = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let (seq,): (i64,) = sqlx::query_as(
+            "INSERT INTO seams_outbox (event_id, event_type, subject, envelope, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+        )
+        .bind(&env.id)
+        .bind(&env.event_type)
+        .bind(&env.subject)
+        .bind(json)
+        .bind(now_ms())
+        .fetch_one(self.conn())
+        .await?;
+        self.published = true;
+        Ok(seq as u64)
+    }
+
+    /// Commits: returns once the group this transaction joined is durable
+    /// (then feed readers are woken if events were published).
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let mut w = self
+            .writer
+            .take()
+            .expect("a live transaction holds the writer");
+        if let Err(e) = w.exec(RELEASE).await {
+            w.dirty = true;
+            return Err(e);
+        }
+        let group = w.group.clone();
+        if self.published {
+            group
+                .published
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let mut done = group.done.subscribe();
+        drop(w);
+        self.db.inner.commit_wanted.notify_one();
+        let outcome = done
+            .wait_for(|r| r.is_some())
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?
+            .clone();
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
+            None => Err(sqlx::Error::PoolClosed),
+        }
+    }
+
+    /// Rolls back explicitly.
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        let mut w = self
+            .writer
+            .take()
+            .expect("a live transaction holds the writer");
+        let res = w.exec(UNDO).await;
+        if res.is_err() {
+            w.dirty = true;
+        }
+        drop(w);
+        self.db.inner.commit_wanted.notify_one();
+        res.map(|_| ())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.writer.take() {
+            // Undone by the next user of the writer (or the committer): no async in Drop.
+            w.dirty = true;
+            drop(w);
+            self.db.inner.commit_wanted.notify_one();
+        }
+    }
+}

@@ -306,17 +306,19 @@ impl Writer {
 
     /// Undoes what a dropped member left behind.
     async fn clean(&mut self) -> Result<(), sqlx::Error> {
-        if self.dirty {
-            match self.exec(UNDO).await {
-                Ok(()) => self.dirty = false,
-                // Nothing is left to undo on a connection that is gone.
-                Err(e) if self.conn.is_none() => {
-                    tracing::debug!(error = %e, "undo skipped: connection lost");
-                }
-                Err(e) => return Err(e),
-            }
+        if !self.dirty {
+            return Ok(());
         }
-        Ok(())
+        // Nothing is left to undo on a connection that is gone.
+        let result = match self.conn {
+            Some(_) => self.exec(UNDO).await,
+            None => Ok(()),
+        };
+        if result.is_ok() || self.conn.is_none() {
+            self.dirty = false;
+            return Ok(());
+        }
+        result
     }
 
     /// Makes sure a transaction is open, reconnecting once if the connection

@@ -35,6 +35,7 @@
 mod db;
 mod feed;
 mod idempotency;
+pub mod postgres;
 
 pub use db::{
     Backend, Db, Durability, Location, Migrations, Tx, connection_lost, now_ms, redact,

@@ -1,21 +1,80 @@
-//! The framework tables against a real SQLite file: the outbox commits or
-//! rolls back with the state change, the inbox dedupes, idempotency records
-//! conflict, and pruning respects acknowledgements.
+//! The framework tables against a real SQLite file and a real PostgreSQL
+//! server (each test runs on both): the outbox commits or rolls back with
+//! the state change, the inbox dedupes, idempotency records conflict, group
+//! commit keeps members apart, and pruning respects acknowledgements.
 
 use seams_core::{CallContext, Envelope};
-use sqlx::migrate::Migrator;
+use seams_testkit::postgres::{PostgresServer, Shutdown};
 
 use crate::*;
 
-static NOTES: Migrator = sqlx::migrate!("./test-migrations");
+static NOTES: Migrations = Migrations {
+    sqlite: sqlx::migrate!("./test-migrations/sqlite"),
+    postgres: sqlx::migrate!("./test-migrations/postgres"),
+};
 
-async fn db() -> (tempfile::TempDir, Db) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(&dir.path().join("notes.db"), "notes", &NOTES)
-        .await
-        .unwrap();
-    (dir, db)
+/// Where one test's database lives; kept alive for the test's duration.
+enum Store {
+    Sqlite(tempfile::TempDir),
+    Postgres(PostgresServer, String),
 }
+
+impl Store {
+    fn sqlite() -> Store {
+        Store::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// `None` when PostgreSQL is not installed (outside CI).
+    async fn postgres() -> Option<Store> {
+        let pg = PostgresServer::start_or_skip()?;
+        let url = pg.provision("notes").await.unwrap();
+        Some(Store::Postgres(pg, url))
+    }
+
+    fn location(&self) -> Location {
+        match self {
+            Store::Sqlite(dir) => Location::Sqlite {
+                path: dir.path().join("notes.db"),
+                durability: Durability::Full,
+            },
+            Store::Postgres(_, url) => Location::Postgres { url: url.clone() },
+        }
+    }
+
+    async fn open(&self) -> Db {
+        Db::connect(&self.location(), "notes", &NOTES).await.unwrap()
+    }
+}
+
+/// Runs each named test body once on SQLite and once on PostgreSQL.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(super::Store::sqlite()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                let Some(store) = super::Store::postgres().await else { return };
+                super::$name(store).await
+            }
+        }
+    )*};
+}
+
+on_both!(
+    outbox_rows_exist_only_for_committed_changes,
+    inbox_applies_an_event_once,
+    a_rolled_back_consumer_transaction_leaves_the_event_unhandled,
+    one_key_records_one_response,
+    pruning_keeps_what_a_subscriber_has_not_acknowledged,
+    cursors_only_move_forward_and_dead_letters_are_kept,
+    reopening_keeps_data_and_migrations_are_idempotent,
+    concurrent_transactions_share_group_commits_and_all_are_durable,
+    a_dropped_member_rolls_back_alone,
+    a_failed_statement_leaves_the_others_of_its_group_intact,
+);
 
 fn envelope(id: &str, subject: &str) -> Envelope {
     Envelope {
@@ -35,9 +94,8 @@ fn envelope(id: &str, subject: &str) -> Envelope {
     }
 }
 
-#[tokio::test]
-async fn outbox_rows_exist_only_for_committed_changes() {
-    let (_dir, db) = db().await;
+async fn outbox_rows_exist_only_for_committed_changes(store: Store) {
+    let db = store.open().await;
     let mut changes = db.outbox_changes();
     let mut tx = db.begin().await.unwrap();
     sqlx::query("INSERT INTO notes (body) VALUES ('kept')")
@@ -63,20 +121,27 @@ async fn outbox_rows_exist_only_for_committed_changes() {
     tx.commit().await.unwrap();
 
     let feed = db.read_outbox(0, 10).await.unwrap();
-    let ids: Vec<_> = feed.iter().map(|e| (e.id.as_str(), e.sequence)).collect();
-    assert_eq!(ids, [("e1", Some(1)), ("e3", Some(2))]);
+    let ids: Vec<_> = feed.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e3"]);
+    assert_eq!(feed[0].sequence, Some(1));
+    // SQLite hands e2's rolled-back position out again; a PostgreSQL
+    // sequence does not (positions only ever grow, with gaps).
+    let e3 = match db.backend() {
+        Backend::Sqlite => 2,
+        Backend::Postgres => 3,
+    };
+    assert_eq!(feed[1].sequence, Some(e3));
     let (notes,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
         .fetch_one(db.reader())
         .await
         .unwrap();
     assert_eq!(notes, 1);
     assert_eq!(db.read_outbox(1, 10).await.unwrap().len(), 1);
-    assert_eq!(db.outbox_head().await.unwrap(), 2);
+    assert_eq!(db.outbox_head().await.unwrap(), e3);
 }
 
-#[tokio::test]
-async fn inbox_applies_an_event_once() {
-    let (_dir, db) = db().await;
+async fn inbox_applies_an_event_once(store: Store) {
+    let db = store.open().await;
     let env = envelope("e1", "a");
     let mut tx = db
         .begin_consume("notes.audit", &env)
@@ -104,18 +169,16 @@ async fn inbox_applies_an_event_once() {
     assert!(db.inbox_contains("notes.audit", "e1").await.unwrap());
 }
 
-#[tokio::test]
-async fn a_rolled_back_consumer_transaction_leaves_the_event_unhandled() {
-    let (_dir, db) = db().await;
+async fn a_rolled_back_consumer_transaction_leaves_the_event_unhandled(store: Store) {
+    let db = store.open().await;
     let env = envelope("e1", "a");
     let tx = db.begin_consume("c", &env).await.unwrap().unwrap();
     tx.rollback().await.unwrap();
     assert!(db.begin_consume("c", &env).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn one_key_records_one_response() {
-    let (_dir, db) = db().await;
+async fn one_key_records_one_response(store: Store) {
+    let db = store.open().await;
     let claim = IdempotencyClaim {
         scope: "notes.add".into(),
         key: "k1".into(),
@@ -154,9 +217,8 @@ async fn one_key_records_one_response() {
     );
 }
 
-#[tokio::test]
-async fn pruning_keeps_what_a_subscriber_has_not_acknowledged() {
-    let (_dir, db) = db().await;
+async fn pruning_keeps_what_a_subscriber_has_not_acknowledged(store: Store) {
+    let db = store.open().await;
     for i in 1..=4 {
         let mut tx = db.begin().await.unwrap();
         tx.publish(&envelope(&format!("e{i}"), "a")).await.unwrap();
@@ -181,9 +243,8 @@ async fn pruning_keeps_what_a_subscriber_has_not_acknowledged() {
     assert_eq!(db.read_outbox(0, 10).await.unwrap()[0].sequence, Some(5));
 }
 
-#[tokio::test]
-async fn cursors_only_move_forward_and_dead_letters_are_kept() {
-    let (_dir, db) = db().await;
+async fn cursors_only_move_forward_and_dead_letters_are_kept(store: Store) {
+    let db = store.open().await;
     assert_eq!(db.cursor("s").await.unwrap(), 0);
     db.set_cursor("s", 5).await.unwrap();
     db.set_cursor("s", 3).await.unwrap();
@@ -209,30 +270,24 @@ async fn cursors_only_move_forward_and_dead_letters_are_kept() {
     assert_eq!(db.parked_for_subject("s", "inv-2").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn reopening_keeps_data_and_migrations_are_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.db");
-    let db = Db::open(&path, "notes", &NOTES).await.unwrap();
+async fn reopening_keeps_data_and_migrations_are_idempotent(store: Store) {
+    let db = store.open().await;
     let mut tx = db.begin().await.unwrap();
     tx.publish(&envelope("e1", "a")).await.unwrap();
     tx.commit().await.unwrap();
     db.close().await;
-    let db = Db::open(&path, "notes", &NOTES).await.unwrap();
+    let db = store.open().await;
     assert_eq!(db.read_outbox(0, 10).await.unwrap().len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_transactions_share_group_commits_and_all_are_durable() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("g.db");
-    let db = Db::open(&path, "notes", &NOTES).await.unwrap();
+async fn concurrent_transactions_share_group_commits_and_all_are_durable(store: Store) {
+    let db = store.open().await;
     let tasks: Vec<_> = (0..64)
         .map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
                 let mut tx = db.begin().await.unwrap();
-                sqlx::query("INSERT INTO notes (body) VALUES (?)")
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
                     .bind(format!("n{i}"))
                     .execute(tx.conn())
                     .await
@@ -256,7 +311,7 @@ async fn concurrent_transactions_share_group_commits_and_all_are_durable() {
     assert!((1..=64).contains(&commits), "{commits}");
     eprintln!("64 concurrent transactions took {commits} group commits");
     db.close().await;
-    let db = Db::open(&path, "notes", &NOTES).await.unwrap();
+    let db = store.open().await;
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
         .fetch_one(db.reader())
         .await
@@ -264,15 +319,14 @@ async fn concurrent_transactions_share_group_commits_and_all_are_durable() {
     assert_eq!(n, 64, "durable across reopen");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_dropped_member_rolls_back_alone() {
-    let (_dir, db) = db().await;
+async fn a_dropped_member_rolls_back_alone(store: Store) {
+    let db = store.open().await;
     let tasks: Vec<_> = (0..40)
         .map(|i| {
             let db = db.clone();
             tokio::spawn(async move {
                 let mut tx = db.begin().await.unwrap();
-                sqlx::query("INSERT INTO notes (body) VALUES (?)")
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
                     .bind(format!("n{i}"))
                     .execute(tx.conn())
                     .await
@@ -314,9 +368,8 @@ async fn a_dropped_member_rolls_back_alone() {
     tx.commit().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_failed_statement_leaves_the_others_of_its_group_intact() {
-    let (_dir, db) = db().await;
+async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) {
+    let db = store.open().await;
     let mut first = db.begin().await.unwrap();
     sqlx::query("INSERT INTO notes (id, body) VALUES (1, 'one')")
         .execute(first.conn())
@@ -342,4 +395,94 @@ async fn a_failed_statement_leaves_the_others_of_its_group_intact() {
         .await
         .unwrap();
     assert_eq!(n, 2);
+}
+
+/// PostgreSQL alone: what the server enforces for the split.
+mod postgres_only {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_capability_role_cannot_open_another_capabilitys_database() {
+        let Some(pg) = PostgresServer::start_or_skip() else {
+            return;
+        };
+        let billing = pg.provision("billing").await.unwrap();
+        let identity = pg.provision("identity").await.unwrap();
+        use sqlx::Connection;
+        // Each role reaches its own database...
+        sqlx::PgConnection::connect(&billing).await.unwrap();
+        sqlx::PgConnection::connect(&identity).await.unwrap();
+        // ...and billing's credentials cannot read identity's.
+        let mut cross = url::Url::parse(&billing).unwrap();
+        cross.set_path("/identity");
+        let err = sqlx::PgConnection::connect(cross.as_str())
+            .await
+            .expect_err("billing must not open identity's database");
+        assert!(
+            err.to_string()
+                .contains("permission denied for database \"identity\""),
+            "{err}"
+        );
+        // Nor may it make itself a new database to share.
+        let mut own = sqlx::PgConnection::connect(&billing).await.unwrap();
+        let err = sqlx::query("CREATE DATABASE shared")
+            .execute(&mut own)
+            .await
+            .expect_err("no CREATEDB");
+        assert!(err.to_string().contains("permission denied"), "{err}");
+        // Provisioning again is harmless (it only rotates the password).
+        let again = pg.provision("billing").await.unwrap();
+        assert!(sqlx::PgConnection::connect(&billing).await.is_err(), "old password");
+        sqlx::PgConnection::connect(&again).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_second_writer_of_one_database_is_refused() {
+        let Some(store) = Store::postgres().await else {
+            return;
+        };
+        let first = store.open().await;
+        let err = Db::connect(&store.location(), "notes", &NOTES)
+            .await
+            .expect_err("one writer per database");
+        assert!(format!("{err:#}").contains("another process is the writer"), "{err:#}");
+        first.close().await;
+        // Once the first let go, a new writer may start.
+        store.open().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_writer_reconnects_after_a_server_restart_and_loses_only_uncommitted_work() {
+        let Some(Store::Postgres(mut pg, url)) = Store::postgres().await else {
+            return;
+        };
+        let db = Db::connect(&Location::Postgres { url }, "notes", &NOTES)
+            .await
+            .unwrap();
+        let mut tx = db.begin().await.unwrap();
+        tx.publish(&envelope("before", "a")).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // A transaction open across a crash of the server is lost, and says so.
+        let mut open = db.begin().await.unwrap();
+        open.publish(&envelope("in-flight", "a")).await.unwrap();
+        tokio::task::block_in_place(|| pg.stop(Shutdown::Immediate));
+        assert!(open.commit().await.is_err());
+        // While the server is down, transactions fail rather than hang.
+        assert!(db.begin().await.is_err());
+        tokio::task::block_in_place(|| pg.resume()).unwrap();
+
+        // The first transaction after the restart reconnects by itself.
+        let mut tx = db.begin().await.unwrap();
+        tx.publish(&envelope("after", "a")).await.unwrap();
+        tx.commit().await.unwrap();
+        let ids: Vec<String> = db
+            .read_outbox(0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, ["before", "after"]);
+    }
 }

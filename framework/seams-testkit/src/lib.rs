@@ -1,5 +1,5 @@
 //! Test helpers shared by every crate's tests: throwaway server processes
-//! (SMTP today; PostgreSQL and NATS with the split), and spawning the `shop`
+//! (SMTP, PostgreSQL, NATS JetStream), and spawning the `shop`
 //! binary on a free port with a temporary data directory.
 //!
 //! Every helper gives each test its own world (fresh port, fresh directory)
@@ -9,6 +9,7 @@
 
 pub mod nats;
 pub mod oneshot;
+pub mod postgres;
 pub mod process;
 pub mod smtp;
 

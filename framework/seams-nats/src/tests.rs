@@ -12,12 +12,14 @@ use seams_runtime::relay::{Relay, RelayOptions};
 use seams_runtime::{Handles, Subscription};
 use seams_testkit::nats::NatsServer;
 use serde::{Deserialize, Serialize};
-use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./test-migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./test-migrations/sqlite"),
+    postgres: sqlx::migrate!("./test-migrations/postgres"),
+};
 
 static TICKED: EventContract = EventContract {
     producer: "clock",
@@ -69,7 +71,7 @@ fn subscription(db: Db) -> Subscription {
             let Some(mut tx) = db.begin_consume("watch.ticked", &env).await? else {
                 return Ok(());
             };
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
                 .bind(&env.id)
                 .bind(&ev.key)
                 .bind(ev.n)

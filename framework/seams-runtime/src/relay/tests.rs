@@ -9,13 +9,15 @@ use std::time::Duration;
 use seams_core::decl::*;
 use seams_core::{CallContext, Envelope, Event};
 use serde::{Deserialize, Serialize};
-use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::component::{HandlerError, Handles, Subscription};
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./test-migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./test-migrations/sqlite"),
+    postgres: sqlx::migrate!("./test-migrations/postgres"),
+};
 
 static TICKED: EventContract = EventContract {
     producer: "clock",
@@ -101,7 +103,7 @@ fn subscription(
             let Some(mut tx) = db.begin_consume("watch.ticked", &env).await? else {
                 return Ok(());
             };
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
                 .bind(&env.id)
                 .bind(&ev.key)
                 .bind(ev.n)

@@ -17,9 +17,11 @@ use seams_runtime::{Component, HandlerError, Handles, Runtime, Subscription, Sys
 use seams_store::Db;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::migrate::Migrator;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./test-migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./test-migrations/sqlite"),
+    postgres: sqlx::migrate!("./test-migrations/postgres"),
+};
 
 static NOTED: EventContract = EventContract {
     producer: "notes",
@@ -146,7 +148,7 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
             let Some(mut tx) = db.begin_consume("audit.notes", &env).await? else {
                 return Ok(());
             };
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES (?, ?, 1)")
+            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, 1)")
                 .bind(&env.id)
                 .bind(&ev.key)
                 .execute(tx.conn())

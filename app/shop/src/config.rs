@@ -44,9 +44,20 @@ pub struct Config {
     /// Use NATS JetStream at this URL as the event bus (every feed reads from it).
     #[arg(long, env = "SHOP_NATS_URL")]
     pub nats: Option<String>,
-    /// Commit durability: `full` (survives power loss) or `normal` (survives a crash).
+    /// Commit durability of the SQLite files: `full` (survives power loss) or
+    /// `normal` (survives a crash).
     #[arg(long, env = "SHOP_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
     pub durability: String,
+    /// A capability's own PostgreSQL database, `CAP=postgres://…` (repeatable;
+    /// comma-separated in the variable). Given, every capability of this
+    /// process uses PostgreSQL instead of a SQLite file, and each needs one.
+    #[arg(long = "database", env = "SHOP_DATABASES", value_delimiter = ',')]
+    pub databases: Vec<String>,
+    /// At start, create (or update) a role and a database of its own for each
+    /// capability through this PostgreSQL admin URL, and use them. Passwords
+    /// are new at every start; a service only ever learns its own.
+    #[arg(long, env = "SHOP_POSTGRES_ADMIN")]
+    pub postgres_admin: Option<String>,
 }
 
 impl Config {
@@ -63,7 +74,30 @@ impl Config {
             smtp_port: 25,
             mail_from: "Seams Shop <shop@localhost>".into(),
             durability: "full".into(),
+            databases: Vec::new(),
+            postgres_admin: None,
         }
+    }
+
+    /// `--database CAP=URL` values as a map; refuses unknown capabilities
+    /// and URLs that are not PostgreSQL's.
+    pub fn database_urls(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+        let mut urls = std::collections::BTreeMap::new();
+        for d in &self.databases {
+            let (cap, url) = d.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--database `{}`: expected CAP=URL", seams_store::redact(d))
+            })?;
+            anyhow::ensure!(
+                crate::system::CAPABILITIES.contains(&cap),
+                "--database: unknown capability `{cap}`"
+            );
+            anyhow::ensure!(
+                url.starts_with("postgres://") || url.starts_with("postgresql://"),
+                "--database {cap}=…: expected a postgres:// URL"
+            );
+            urls.insert(cap.to_owned(), url.to_owned());
+        }
+        Ok(urls)
     }
 
     /// The faults injected into delivery, if any.
@@ -120,6 +154,11 @@ pub struct FileConfig {
     pub durability: Option<String>,
     /// `--nats`.
     pub nats: Option<String>,
+    /// `--postgres-admin`.
+    pub postgres_admin: Option<String>,
+    /// `--database`: `capability = "postgres://…"`.
+    #[serde(default)]
+    pub databases: std::collections::BTreeMap<String, String>,
     /// SMTP instead of the Maildir.
     pub smtp: Option<SmtpFile>,
     /// `serve`: where each capability not served here is (`capability = "http://…"`).
@@ -188,6 +227,16 @@ impl FileConfig {
         fill!("durability", durability, self.durability.clone());
         if !given("nats") && self.nats.is_some() {
             config.nats = self.nats.clone();
+        }
+        if !given("postgres_admin") && self.postgres_admin.is_some() {
+            config.postgres_admin = self.postgres_admin.clone();
+        }
+        if !given("databases") && !self.databases.is_empty() {
+            config.databases = self
+                .databases
+                .iter()
+                .map(|(cap, url)| format!("{cap}={url}"))
+                .collect();
         }
         if let Some(smtp) = &self.smtp {
             if !given("smtp_host") {

@@ -19,6 +19,7 @@
 //! 30 s later, so no service outlives its supervisor for long. This needs
 //! neither unsafe code (`prctl(PR_SET_PDEATHSIG)`) nor a flag on `serve`.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,6 +69,10 @@ pub struct SplitOptions {
     /// Arguments passed to every `serve` after the ones the supervisor
     /// computes (for example `--chaos` or `--durability normal`).
     pub extra_args: Vec<String>,
+    /// Each capability's PostgreSQL URL; empty means SQLite files. A service
+    /// gets the URLs of its own capabilities only, in its environment
+    /// (`SHOP_DATABASES`), not on its command line where `ps` would show them.
+    pub databases: BTreeMap<String, String>,
 }
 
 impl SplitOptions {
@@ -78,6 +83,7 @@ impl SplitOptions {
             data_dir,
             groups: default_groups(),
             extra_args: Vec::new(),
+            databases: BTreeMap::new(),
         }
     }
 }
@@ -360,6 +366,8 @@ impl Watchdog {
 struct Launcher {
     program: Program,
     args: Vec<OsString>,
+    /// `SHOP_DATABASES` of this service (`cap=url,…`), empty for SQLite.
+    databases: String,
     label: String,
     /// The watchdog's process group, or none (a group of its own).
     pgid: Option<u32>,
@@ -421,7 +429,13 @@ impl Launcher {
         let mut cmd = Command::new(&self.program.path);
         cmd.args(&self.program.leading_args)
             .args(&self.args)
-            .stdin(Stdio::null())
+            // Services never hold the admin's credentials, only their own.
+            .env_remove("SHOP_POSTGRES_ADMIN")
+            .env_remove("SHOP_DATABASES");
+        if !self.databases.is_empty() {
+            cmd.env("SHOP_DATABASES", &self.databases);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             // A child whose start is abandoned (a timeout, or shutdown while
@@ -580,6 +594,12 @@ pub(crate) async fn run_with(
         .map(|spec| Launcher {
             program: program.clone(),
             args: serve_args(spec, &specs, &opts.data_dir, &opts.extra_args),
+            databases: spec
+                .capabilities
+                .iter()
+                .filter_map(|c| opts.databases.get(c).map(|url| format!("{c}={url}")))
+                .collect::<Vec<_>>()
+                .join(","),
             label: spec.label(),
             pgid: watchdog.as_ref().map(Watchdog::pgid),
         })

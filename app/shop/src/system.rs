@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use seams_runtime::relay::RelayOptions;
-use seams_runtime::{Runtime, SystemBuilder, SystemOptions};
+use seams_runtime::{Runtime, Storage, SystemBuilder, SystemOptions};
 
 use crate::config::Config;
 
@@ -93,6 +93,62 @@ impl Placement {
     }
 }
 
+/// Creates a role and a database of its own for each of `capabilities`
+/// through the admin URL, with a new password each; returns their URLs.
+pub async fn provision(
+    admin_url: &str,
+    capabilities: &[&str],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut urls = BTreeMap::new();
+    for cap in capabilities {
+        let p = seams_store::postgres::provision(
+            admin_url,
+            cap,
+            &seams_store::postgres::new_password(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "provisioning {cap}'s database through {}",
+                seams_store::redact(admin_url)
+            )
+        })?;
+        urls.insert(p.capability, p.url);
+    }
+    Ok(urls)
+}
+
+/// Where the capabilities placed here keep their state: SQLite files unless
+/// PostgreSQL databases are configured (given, or provisioned now).
+async fn storage(config: &Config, placement: &Placement) -> anyhow::Result<Storage> {
+    let mut urls = config.database_urls()?;
+    let local: Vec<&str> = CAPABILITIES
+        .into_iter()
+        .filter(|c| placement.here(c))
+        .collect();
+    if let Some(admin) = &config.postgres_admin {
+        let missing: Vec<&str> = local
+            .iter()
+            .copied()
+            .filter(|c| !urls.contains_key(*c))
+            .collect();
+        urls.extend(provision(admin, &missing).await?);
+    }
+    if urls.is_empty() {
+        return Ok(Storage::Sqlite {
+            durability: config.durability(),
+        });
+    }
+    for cap in &local {
+        anyhow::ensure!(
+            urls.contains_key(*cap),
+            "PostgreSQL databases are configured, but none for {cap} (--database {cap}=postgres://… or --postgres-admin)"
+        );
+    }
+    urls.retain(|cap, _| local.contains(&cap.as_str()));
+    Ok(Storage::Postgres { urls })
+}
+
 /// Builds the capabilities placed here, without starting them.
 pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<SystemBuilder> {
     let options = SystemOptions {
@@ -100,7 +156,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
             chaos: config.chaos(),
             ..RelayOptions::default()
         },
-        durability: config.durability(),
+        storage: storage(config, placement).await?,
         peers: placement.peers.clone(),
         ..SystemOptions::default()
     };

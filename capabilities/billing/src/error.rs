@@ -76,7 +76,8 @@ impl IntoProblem for Error {
                 .detail("The invoice was cancelled because it cannot be fulfilled; it can no longer be paid.")
                 .with("invoice_id", id.clone()),
             Error::Dependency { op, source } => seams_http::problem::call_failed(op, source),
-            Error::KeyConflict | Error::Unexpected(_) => seams_http::problem::internal(),
+            Error::KeyConflict => seams_http::problem::internal(),
+            Error::Unexpected(e) => seams_http::problem::unexpected(e),
         }
     }
 }

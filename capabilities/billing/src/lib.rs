@@ -28,12 +28,14 @@ use fulfillment_contract::FulfillmentFailed;
 use identity_contract::IdentityClient;
 use seams_core::decl::{Invariant, InvariantKind};
 use seams_runtime::{Component, Env, Handles, Subscription};
-use sqlx::migrate::Migrator;
 
 pub use error::Error;
 pub use service::Deps;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
 
 /// An invoice is paid at most once.
 pub static PAID_AT_MOST_ONCE: Invariant = Invariant {
@@ -71,10 +73,9 @@ const ACCEPTS: &[u32] = &[1];
 /// The capability's name and URL prefix.
 pub const NAME: &str = "billing";
 
-/// Builds billing on its own database under `env.data_dir`.
+/// Builds billing on its own database, where `env.storage` says.
 pub async fn component(env: &Env) -> anyhow::Result<Component> {
-    let db =
-        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let db = env.open_db(NAME, &MIGRATIONS).await?;
     let deps = Deps {
         store: store::Store::new(db.clone()),
         catalog: CatalogClient::new(env.transport.clone()),

@@ -9,8 +9,8 @@
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
 use seams_store::{Db, IdempotencyClaim, SaveResponseError, Tx};
+use sqlx::AnyConnection;
 use sqlx::Row;
-use sqlx::sqlite::SqliteConnection;
 
 use crate::domain::{Invoice, Line, Payment, Refund, Status};
 
@@ -79,7 +79,7 @@ impl Store {
         let mut tx = self.db.begin().await?;
         tx.save_response(response.claim, response.status, response.body)
             .await?;
-        sqlx::query("INSERT INTO invoices (id, customer_id, currency, total_minor, status, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO invoices (id, customer_id, currency, total_minor, status, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&inv.id)
             .bind(&inv.customer_id)
             .bind(inv.total.currency.code())
@@ -91,7 +91,7 @@ impl Store {
         for (i, l) in inv.lines.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO invoice_lines (invoice_id, line_no, sku, quantity, unit_minor, line_total_minor) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&inv.id)
             .bind(i as i64)
@@ -124,13 +124,13 @@ impl Store {
         tx.save_response(response.claim, response.status, response.body)
             .await?;
         let updated =
-            sqlx::query("UPDATE invoices SET status = 'paid' WHERE id = ? AND status = 'open'")
+            sqlx::query("UPDATE invoices SET status = 'paid' WHERE id = $1 AND status = 'open'")
                 .bind(&payment.invoice_id)
                 .execute(tx.conn())
                 .await?
                 .rows_affected();
         if updated == 0 {
-            let (status,): (String,) = sqlx::query_as("SELECT status FROM invoices WHERE id = ?")
+            let (status,): (String,) = sqlx::query_as("SELECT status FROM invoices WHERE id = $1")
                 .bind(&payment.invoice_id)
                 .fetch_one(tx.conn())
                 .await?;
@@ -139,7 +139,7 @@ impl Store {
                 _ => WriteError::AlreadyPaid,
             });
         }
-        let res = sqlx::query("INSERT INTO payments (id, invoice_id, amount_minor, currency, paid_at) VALUES (?, ?, ?, ?, ?)")
+        let res = sqlx::query("INSERT INTO payments (id, invoice_id, amount_minor, currency, paid_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&payment.id)
             .bind(&payment.invoice_id)
             .bind(payment.amount.minor)
@@ -200,7 +200,7 @@ impl Compensating {
     /// The payment of invoice `invoice_id`, if it was paid.
     pub async fn payment(&mut self, invoice_id: &str) -> anyhow::Result<Option<Payment>> {
         let Some(row) = sqlx::query(
-            "SELECT id, invoice_id, amount_minor, currency, paid_at FROM payments WHERE invoice_id = ?",
+            "SELECT id, invoice_id, amount_minor, currency, paid_at FROM payments WHERE invoice_id = $1",
         )
         .bind(invoice_id)
         .fetch_optional(self.tx.conn())
@@ -239,7 +239,7 @@ impl Compensating {
             .await?;
         sqlx::query(
             "INSERT INTO refunds (id, invoice_id, payment_id, amount_minor, currency, reason, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&refund.id)
         .bind(&refund.invoice_id)
@@ -256,7 +256,7 @@ impl Compensating {
 
     /// Moves invoice `id` from `from` to `to`; an error if it is not in `from`.
     async fn transition(&mut self, id: &str, from: Status, to: Status) -> anyhow::Result<()> {
-        let updated = sqlx::query("UPDATE invoices SET status = ? WHERE id = ? AND status = ?")
+        let updated = sqlx::query("UPDATE invoices SET status = $1 WHERE id = $2 AND status = $3")
             .bind(to.as_str())
             .bind(id)
             .bind(from.as_str())
@@ -283,9 +283,9 @@ impl Compensating {
 }
 
 /// One invoice with its lines, read on `conn`.
-async fn load_invoice(conn: &mut SqliteConnection, id: &str) -> anyhow::Result<Option<Invoice>> {
+async fn load_invoice(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Invoice>> {
     let Some(row) = sqlx::query(
-        "SELECT id, customer_id, currency, total_minor, status, created_at FROM invoices WHERE id = ?",
+        "SELECT id, customer_id, currency, total_minor, status, created_at FROM invoices WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *conn)
@@ -295,7 +295,7 @@ async fn load_invoice(conn: &mut SqliteConnection, id: &str) -> anyhow::Result<O
     };
     let currency = Currency::parse(row.get("currency"))?;
     let lines = sqlx::query(
-        "SELECT sku, quantity, unit_minor, line_total_minor FROM invoice_lines WHERE invoice_id = ? ORDER BY line_no",
+        "SELECT sku, quantity, unit_minor, line_total_minor FROM invoice_lines WHERE invoice_id = $1 ORDER BY line_no",
     )
     .bind(id)
     .fetch_all(&mut *conn)

@@ -33,7 +33,7 @@ impl IntoProblem for Error {
             Error::NotFound(sku) => {
                 Problem::new(404, "product-not-found", "No such product").with("sku", sku.clone())
             }
-            Error::Unexpected(_) => seams_http::problem::internal(),
+            Error::Unexpected(e) => seams_http::problem::unexpected(e),
         }
     }
 }

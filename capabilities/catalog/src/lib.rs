@@ -17,12 +17,14 @@ pub mod store;
 
 use catalog_contract::{QUOTE_PRICES, QuotePrices};
 use seams_runtime::{Component, Env, Served};
-use sqlx::migrate::Migrator;
 
 pub use error::Error;
 pub use service::Deps;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
 
 /// No two products share a SKU.
 pub static SKU_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invariant {
@@ -37,10 +39,9 @@ pub static SKU_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invariant
 /// The capability's name and URL prefix.
 pub const NAME: &str = "catalog";
 
-/// Builds catalog on its own database under `env.data_dir`.
+/// Builds catalog on its own database, where `env.storage` says.
 pub async fn component(env: &Env) -> anyhow::Result<Component> {
-    let db =
-        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let db = env.open_db(NAME, &MIGRATIONS).await?;
     let deps = Deps {
         store: store::Store::new(db.clone()),
         clock: env.clock.clone(),

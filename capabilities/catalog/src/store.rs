@@ -2,8 +2,9 @@
 
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
-use seams_store::Db;
+use seams_store::{Backend, Db};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::domain::{Product, ProductName, Sku};
 
@@ -24,7 +25,7 @@ pub enum InsertError {
     Db(#[from] sqlx::Error),
 }
 
-fn product(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Product> {
+fn product(row: &AnyRow) -> anyhow::Result<Product> {
     let currency = Currency::parse(row.get("currency"))?;
     Ok(Product {
         sku: Sku::parse(row.get("sku")).map_err(|e| anyhow::anyhow!("stored sku: {}", e.reason))?,
@@ -54,7 +55,7 @@ impl Store {
     ) -> Result<(), InsertError> {
         let mut tx = self.db.begin().await?;
         let res = sqlx::query(
-            "INSERT INTO products (sku, name, price_minor, currency, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO products (sku, name, price_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(p.sku.as_str())
         .bind(p.name.as_str())
@@ -77,7 +78,7 @@ impl Store {
     /// One product.
     pub async fn get(&self, sku: &Sku) -> anyhow::Result<Option<Product>> {
         let row =
-            sqlx::query("SELECT sku, name, price_minor, currency FROM products WHERE sku = ?")
+            sqlx::query("SELECT sku, name, price_minor, currency FROM products WHERE sku = $1")
                 .bind(sku.as_str())
                 .fetch_optional(self.db.reader())
                 .await?;
@@ -89,14 +90,23 @@ impl Store {
         if skus.is_empty() {
             return Ok(Vec::new());
         }
-        // One query with a JSON array parameter instead of N round trips.
+        // One query with a JSON array parameter instead of N round trips
+        // (`Any` binds no arrays); each backend unpacks JSON its own way.
         let list = serde_json::to_string(&skus.iter().map(Sku::as_str).collect::<Vec<_>>())?;
-        let rows = sqlx::query(
-            "SELECT sku, name, price_minor, currency FROM products WHERE sku IN (SELECT value FROM json_each(?))",
-        )
-        .bind(list)
-        .fetch_all(self.db.reader())
-        .await?;
+        let sql = match self.db.backend() {
+            Backend::Sqlite => {
+                "SELECT sku, name, price_minor, currency FROM products \
+                 WHERE sku IN (SELECT value FROM json_each($1))"
+            }
+            Backend::Postgres => {
+                "SELECT sku, name, price_minor, currency FROM products \
+                 WHERE sku IN (SELECT jsonb_array_elements_text($1::jsonb))"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(list)
+            .fetch_all(self.db.reader())
+            .await?;
         rows.iter().map(product).collect()
     }
 }

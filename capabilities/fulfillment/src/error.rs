@@ -59,7 +59,8 @@ impl IntoProblem for Error {
                     .detail(format!("{field}: {reason}"))
                     .with("field", *field)
             }
-            Error::KeyConflict | Error::Unexpected(_) => seams_http::problem::internal(),
+            Error::KeyConflict => seams_http::problem::internal(),
+            Error::Unexpected(e) => seams_http::problem::unexpected(e),
         }
     }
 }

@@ -34,14 +34,16 @@ use anyhow::bail;
 use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceVoided};
 use seams_core::decl::{Invariant, InvariantKind, Measure};
 use seams_runtime::{Component, Env, Handles, Subscription, Worker};
-use sqlx::migrate::Migrator;
 use tokio::sync::Notify;
 
 pub use dispatcher::Dispatcher;
 pub use error::Error;
 pub use service::Deps;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
 
 /// The capability's name and URL prefix.
 pub const NAME: &str = "fulfillment";
@@ -130,8 +132,8 @@ pub struct Fulfillment {
     pub dispatcher: Dispatcher,
 }
 
-/// Builds fulfillment on its own database under `env.data_dir`, with the
-/// default [`Options`].
+/// Builds fulfillment on its own database (where `env.storage` says), with
+/// the default [`Options`].
 pub async fn component(env: &Env) -> anyhow::Result<Component> {
     Ok(build(env, Options::default()).await?.component)
 }
@@ -140,8 +142,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
 /// drive step by step.
 pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Fulfillment> {
     opts.validate()?;
-    let db =
-        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let db = env.open_db(NAME, &MIGRATIONS).await?;
     let store = store::Store::new(db.clone());
     let wake = Arc::new(Notify::new());
     let deps = Deps {

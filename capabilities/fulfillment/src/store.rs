@@ -8,9 +8,9 @@
 //! statement that would break it fails, and its transaction rolls back.
 
 use seams_core::Envelope;
-use seams_store::{Db, IdempotencyClaim, SaveResponseError, Tx};
+use seams_store::{Backend, Db, IdempotencyClaim, SaveResponseError, Tx};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::domain::{Level, Line, Receipt, Shipment, Status};
 
@@ -74,7 +74,7 @@ fn decode(e: std::num::TryFromIntError) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
 }
 
-fn level(row: &SqliteRow) -> Result<Level, sqlx::Error> {
+fn level(row: &AnyRow) -> Result<Level, sqlx::Error> {
     Ok(Level {
         sku: row.try_get("sku")?,
         on_hand: u64::try_from(row.try_get::<i64, _>("on_hand")?).map_err(decode)?,
@@ -82,11 +82,21 @@ fn level(row: &SqliteRow) -> Result<Level, sqlx::Error> {
     })
 }
 
-fn line(row: &SqliteRow) -> Result<Line, sqlx::Error> {
+fn line(row: &AnyRow) -> Result<Line, sqlx::Error> {
     Ok(Line {
         sku: row.try_get("sku")?,
         quantity: u32::try_from(row.try_get::<i64, _>("quantity")?).map_err(decode)?,
     })
+}
+
+/// The column that orders `shipments` oldest first: SQLite's implicit rowid
+/// (existing files have no other), PostgreSQL's explicit `seq`, which plays
+/// the same part there.
+fn insertion_order(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "rowid",
+        Backend::Postgres => "seq",
+    }
 }
 
 /// Every column of `shipments` a [`Shipment`] and its [`Cause`] are read from.
@@ -115,8 +125,8 @@ impl Store {
     ) -> Result<Vec<u8>, WriteError> {
         let mut tx = self.db.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO stock (sku, on_hand, reserved) VALUES (?, ?, 0) \
-             ON CONFLICT (sku) DO UPDATE SET on_hand = on_hand + excluded.on_hand \
+            "INSERT INTO stock (sku, on_hand, reserved) VALUES ($1, $2, 0) \
+             ON CONFLICT (sku) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand \
              RETURNING sku, on_hand, reserved",
         )
         .bind(receipt.sku.as_str())
@@ -132,7 +142,7 @@ impl Store {
 
     /// One SKU's stock, as committed; `None` if it was never received.
     pub async fn level(&self, sku: &str) -> anyhow::Result<Option<Level>> {
-        let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = ?")
+        let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = $1")
             .bind(sku)
             .fetch_optional(self.db.reader())
             .await?;
@@ -142,7 +152,8 @@ impl Store {
     /// The shipments of an invoice (at most one), oldest first.
     pub async fn shipments_for(&self, invoice_id: &str) -> anyhow::Result<Vec<Shipment>> {
         let rows = sqlx::query(&format!(
-            "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE invoice_id = ? ORDER BY rowid"
+            "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE invoice_id = $1 ORDER BY {}",
+            insertion_order(self.db.backend())
         ))
         .bind(invoice_id)
         .fetch_all(self.db.reader())
@@ -158,9 +169,10 @@ impl Store {
     pub async fn due(&self, limit: u32) -> anyhow::Result<Vec<Due>> {
         let rows = sqlx::query(&format!(
             "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE status = 'created' \
-             ORDER BY rowid LIMIT ?"
+             ORDER BY {} LIMIT $1",
+            insertion_order(self.db.backend())
         ))
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(self.db.reader())
         .await?;
         let mut due = Vec::with_capacity(rows.len());
@@ -170,10 +182,10 @@ impl Store {
         Ok(due)
     }
 
-    async fn shipment(&self, row: &SqliteRow) -> anyhow::Result<Due> {
+    async fn shipment(&self, row: &AnyRow) -> anyhow::Result<Due> {
         let id: String = row.try_get("id")?;
         let lines = sqlx::query(
-            "SELECT sku, quantity FROM shipment_lines WHERE shipment_id = ? ORDER BY line_no",
+            "SELECT sku, quantity FROM shipment_lines WHERE shipment_id = $1 ORDER BY line_no",
         )
         .bind(&id)
         .fetch_all(self.db.reader())
@@ -212,7 +224,7 @@ impl Store {
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.db.begin().await?;
         let updated = sqlx::query(
-            "UPDATE shipments SET status = ?, dispatched_at = ? WHERE id = ? AND status = 'created'",
+            "UPDATE shipments SET status = $1, dispatched_at = $2 WHERE id = $3 AND status = 'created'",
         )
         .bind(dispatched.status.as_str())
         .bind(&dispatched.dispatched_at)
@@ -263,7 +275,7 @@ impl Consuming {
     pub async fn levels(&mut self, skus: &[String]) -> Result<Vec<Level>, sqlx::Error> {
         let mut levels = Vec::with_capacity(skus.len());
         for sku in skus {
-            let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = ?")
+            let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = $1")
                 .bind(sku)
                 .fetch_optional(self.tx.conn())
                 .await?;
@@ -278,10 +290,9 @@ impl Consuming {
     /// invoice: the guard behind the inbox once its row has been pruned.
     pub async fn decided(&mut self, invoice_id: &str) -> Result<bool, sqlx::Error> {
         let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM reservations WHERE invoice_id = ? \
-             UNION ALL SELECT 1 FROM failed_invoices WHERE invoice_id = ? LIMIT 1",
+            "SELECT 1 FROM reservations WHERE invoice_id = $1 \
+             UNION ALL SELECT 1 FROM failed_invoices WHERE invoice_id = $1 LIMIT 1",
         )
-        .bind(invoice_id)
         .bind(invoice_id)
         .fetch_optional(self.tx.conn())
         .await?;
@@ -290,7 +301,9 @@ impl Consuming {
 
     /// Reserves `lines` for the invoice: raises each SKU's `reserved` and
     /// records the reservation. The CHECK on `stock` refuses a line that is
-    /// not available, whatever decided it.
+    /// not available, whatever decided it. That error ends the transaction
+    /// (PostgreSQL refuses every later statement in it): drop it, never go
+    /// on with it; availability is decided beforehand, from [`Self::levels`].
     pub async fn reserve(
         &mut self,
         invoice_id: &str,
@@ -298,7 +311,7 @@ impl Consuming {
         now: &str,
     ) -> Result<(), sqlx::Error> {
         for l in lines {
-            let affected = sqlx::query("UPDATE stock SET reserved = reserved + ? WHERE sku = ?")
+            let affected = sqlx::query("UPDATE stock SET reserved = reserved + $1 WHERE sku = $2")
                 .bind(i64::from(l.quantity))
                 .bind(&l.sku)
                 .execute(self.tx.conn())
@@ -307,7 +320,7 @@ impl Consuming {
             one_row(affected, &format!("reserving {}", l.sku))?;
             sqlx::query(
                 "INSERT INTO reservations (invoice_id, sku, quantity, status, reserved_at) \
-                 VALUES (?, ?, ?, 'reserved', ?)",
+                 VALUES ($1, $2, $3, 'reserved', $4)",
             )
             .bind(invoice_id)
             .bind(&l.sku)
@@ -327,7 +340,7 @@ impl Consuming {
         now: &str,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO failed_invoices (invoice_id, event_id, failed_at) VALUES (?, ?, ?) \
+            "INSERT INTO failed_invoices (invoice_id, event_id, failed_at) VALUES ($1, $2, $3) \
              ON CONFLICT (invoice_id) DO NOTHING",
         )
         .bind(invoice_id)
@@ -342,7 +355,7 @@ impl Consuming {
     pub async fn reserved_for(&mut self, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
         sqlx::query(
             "SELECT sku, quantity FROM reservations \
-             WHERE invoice_id = ? AND status = 'reserved' ORDER BY sku",
+             WHERE invoice_id = $1 AND status = 'reserved' ORDER BY sku",
         )
         .bind(invoice_id)
         .fetch_all(self.tx.conn())
@@ -364,7 +377,7 @@ impl Consuming {
         for l in &shipment.lines {
             let affected = sqlx::query(
                 "UPDATE reservations SET status = 'shipped' \
-                 WHERE invoice_id = ? AND sku = ? AND status = 'reserved' AND quantity = ?",
+                 WHERE invoice_id = $1 AND sku = $2 AND status = 'reserved' AND quantity = $3",
             )
             .bind(&shipment.invoice_id)
             .bind(&l.sku)
@@ -374,9 +387,8 @@ impl Consuming {
             .rows_affected();
             one_row(affected, &format!("shipping the reservation of {}", l.sku))?;
             let affected = sqlx::query(
-                "UPDATE stock SET on_hand = on_hand - ?, reserved = reserved - ? WHERE sku = ?",
+                "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1 WHERE sku = $2",
             )
-            .bind(i64::from(l.quantity))
             .bind(i64::from(l.quantity))
             .bind(&l.sku)
             .execute(self.tx.conn())
@@ -387,7 +399,7 @@ impl Consuming {
         sqlx::query(
             "INSERT INTO shipments (id, invoice_id, customer_id, status, created_at, \
              dispatched_at, paid_event_time, cause_event_id, correlation_id, traceparent) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&shipment.id)
         .bind(&shipment.invoice_id)
@@ -403,7 +415,7 @@ impl Consuming {
         .await?;
         for (i, l) in shipment.lines.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES (?, ?, ?, ?)",
+                "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES ($1, $2, $3, $4)",
             )
             .bind(&shipment.id)
             .bind(i as i64)
@@ -421,7 +433,7 @@ impl Consuming {
     pub async fn release(&mut self, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
         let lines = self.reserved_for(invoice_id).await?;
         for l in &lines {
-            let affected = sqlx::query("UPDATE stock SET reserved = reserved - ? WHERE sku = ?")
+            let affected = sqlx::query("UPDATE stock SET reserved = reserved - $1 WHERE sku = $2")
                 .bind(i64::from(l.quantity))
                 .bind(&l.sku)
                 .execute(self.tx.conn())
@@ -431,7 +443,7 @@ impl Consuming {
         }
         sqlx::query(
             "UPDATE reservations SET status = 'released' \
-             WHERE invoice_id = ? AND status = 'reserved'",
+             WHERE invoice_id = $1 AND status = 'reserved'",
         )
         .bind(invoice_id)
         .execute(self.tx.conn())

@@ -41,7 +41,7 @@ impl IntoProblem for Error {
             Error::NotFound(id) => {
                 Problem::new(404, "customer-not-found", "No such customer").with("id", id.clone())
             }
-            Error::Unexpected(_) => seams_http::problem::internal(),
+            Error::Unexpected(e) => seams_http::problem::unexpected(e),
         }
     }
 }

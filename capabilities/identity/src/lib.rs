@@ -21,12 +21,14 @@ pub mod store;
 
 use identity_contract::{CHANGE_EMAIL, GET_CUSTOMER, GetCustomer, REGISTER_CUSTOMER};
 use seams_runtime::{Component, Env, Served};
-use sqlx::migrate::Migrator;
 
 pub use error::Error;
 pub use service::Deps;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
 
 /// No two customers share a (normalized) email address.
 pub static EMAIL_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invariant {
@@ -41,10 +43,9 @@ pub static EMAIL_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invaria
 /// The capability's name and URL prefix.
 pub const NAME: &str = "identity";
 
-/// Builds identity on its own database under `env.data_dir`.
+/// Builds identity on its own database, where `env.storage` says.
 pub async fn component(env: &Env) -> anyhow::Result<Component> {
-    let db =
-        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let db = env.open_db(NAME, &MIGRATIONS).await?;
     let deps = Deps {
         store: store::Store::new(db.clone()),
         clock: env.clock.clone(),

@@ -8,6 +8,7 @@
 use seams_core::Envelope;
 use seams_store::{Db, Tx};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::domain::{Customer, CustomerId, Email, Name};
 
@@ -35,8 +36,9 @@ pub enum WriteError {
     Db(#[from] sqlx::Error),
 }
 
-/// The columns a violated email uniqueness names (see `migrations/`).
-const EMAIL_UNIQUE: &str = "customers.email";
+/// What names a violated email uniqueness (see `migrations/`): SQLite
+/// reports `customers.email`, PostgreSQL `customers_email_unique`.
+const EMAIL_UNIQUE: &str = "email";
 
 /// Turns a violation of the email's uniqueness into [`WriteError::DuplicateEmail`].
 ///
@@ -44,14 +46,14 @@ const EMAIL_UNIQUE: &str = "customers.email";
 /// bug in the id source and stays a database failure.
 fn on_email_unique<T>(res: Result<T, sqlx::Error>) -> Result<T, WriteError> {
     match res {
-        Err(e) if seams_store::unique_violation(&e).as_deref() == Some(EMAIL_UNIQUE) => {
+        Err(e) if seams_store::unique_violation(&e).is_some_and(|c| c.contains(EMAIL_UNIQUE)) => {
             Err(WriteError::DuplicateEmail)
         }
         other => Ok(other?),
     }
 }
 
-fn customer(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Customer> {
+fn customer(row: &AnyRow) -> anyhow::Result<Customer> {
     let stored = |field: &str, e: crate::domain::Invalid| {
         anyhow::anyhow!("stored {field} is invalid: {}", e.reason)
     };
@@ -89,14 +91,15 @@ impl Store {
         event: &Envelope,
     ) -> Result<u64, WriteError> {
         let mut tx = self.begin().await?;
-        let res =
-            sqlx::query("INSERT INTO customers (id, email, name, created_at) VALUES (?, ?, ?, ?)")
-                .bind(c.id.as_str())
-                .bind(c.email.as_str())
-                .bind(c.name.as_str())
-                .bind(created_at)
-                .execute(tx.tx.conn())
-                .await;
+        let res = sqlx::query(
+            "INSERT INTO customers (id, email, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(c.id.as_str())
+        .bind(c.email.as_str())
+        .bind(c.name.as_str())
+        .bind(created_at)
+        .execute(tx.tx.conn())
+        .await;
         on_email_unique(res)?;
         let position = tx.publish(event).await?;
         tx.commit().await?;
@@ -105,7 +108,7 @@ impl Store {
 
     /// One customer.
     pub async fn get(&self, id: &CustomerId) -> anyhow::Result<Option<Customer>> {
-        let row = sqlx::query("SELECT id, email, name FROM customers WHERE id = ?")
+        let row = sqlx::query("SELECT id, email, name FROM customers WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(self.db.reader())
             .await?;
@@ -117,7 +120,7 @@ impl Writing {
     /// One customer, read on the writer: the state this transaction changes,
     /// which no other write can change before it commits (one writer).
     pub async fn customer(&mut self, id: &CustomerId) -> anyhow::Result<Option<Customer>> {
-        let row = sqlx::query("SELECT id, email, name FROM customers WHERE id = ?")
+        let row = sqlx::query("SELECT id, email, name FROM customers WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(self.tx.conn())
             .await?;
@@ -126,7 +129,7 @@ impl Writing {
 
     /// Stores `c`'s address; an address another customer has is refused.
     pub async fn update_email(&mut self, c: &Customer) -> Result<(), WriteError> {
-        let res = sqlx::query("UPDATE customers SET email = ? WHERE id = ?")
+        let res = sqlx::query("UPDATE customers SET email = $1 WHERE id = $2")
             .bind(c.email.as_str())
             .bind(c.id.as_str())
             .execute(self.tx.conn())

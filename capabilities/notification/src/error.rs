@@ -77,7 +77,7 @@ impl IntoProblem for Error {
                     .with("wanted", *wanted)
                     .with("retry_after", 1)
             }
-            Error::Unexpected(_) => seams_http::problem::internal(),
+            Error::Unexpected(e) => seams_http::problem::unexpected(e),
         }
     }
 }

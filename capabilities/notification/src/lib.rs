@@ -39,7 +39,6 @@ use fulfillment_contract::ShipmentDispatched;
 use identity_contract::{CustomerEmailChanged, CustomerRegistered};
 use seams_core::decl::RetryPolicy;
 use seams_runtime::{Component, Env, Handles, Subscription, Worker};
-use sqlx::migrate::Migrator;
 use tokio::sync::Notify;
 
 use crate::channel::{Channel, Maildir, Smtp, SmtpOptions};
@@ -48,7 +47,10 @@ pub use error::Error;
 pub use sender::Sender;
 pub use service::Deps;
 
-static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
 
 /// The capability's name and URL prefix.
 pub const NAME: &str = "notification";
@@ -191,7 +193,7 @@ pub static INVOICE_NOTICE_RECORDED: seams_core::decl::Invariant = seams_core::de
     },
 };
 
-/// Builds notification on its own database under `env.data_dir`.
+/// Builds notification on its own database (where `env.storage` says).
 pub async fn component(env: &Env, opts: Options) -> anyhow::Result<Component> {
     Ok(build(env, opts).await?.component)
 }
@@ -200,8 +202,7 @@ pub async fn component(env: &Env, opts: Options) -> anyhow::Result<Component> {
 pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
     opts.validate()?;
     let channel = open_channel(&opts.channel)?;
-    let db =
-        seams_store::Db::open_with(&env.db_path(NAME), NAME, &MIGRATIONS, env.durability).await?;
+    let db = env.open_db(NAME, &MIGRATIONS).await?;
     let store = store::Store::new(db.clone());
     let wake = Arc::new(Notify::new());
     let deps = Deps {

@@ -8,7 +8,7 @@
 use seams_core::Envelope;
 use seams_store::{Db, Tx};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::domain::{Contact, Delivery, Next, Status};
 
@@ -31,7 +31,7 @@ const DELIVERY_COLUMNS: &str = "id, customer_id, event_id, event_type, channel, 
      recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
      created_at, delivered_at";
 
-fn delivery(row: &SqliteRow) -> anyhow::Result<Delivery> {
+fn delivery(row: &AnyRow) -> anyhow::Result<Delivery> {
     let status: &str = row.get("status");
     Ok(Delivery {
         id: row.get("id"),
@@ -81,11 +81,11 @@ impl Store {
     pub async fn due(&self, now_ms: i64, limit: u32) -> anyhow::Result<Vec<Delivery>> {
         let rows = sqlx::query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries \
-             WHERE status = 'pending' AND next_attempt_at_ms <= ? \
-             ORDER BY next_attempt_at_ms, seq LIMIT ?"
+             WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
+             ORDER BY next_attempt_at_ms, seq LIMIT $2"
         ))
         .bind(now_ms)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(self.db.reader())
         .await?;
         rows.iter().map(delivery).collect()
@@ -104,23 +104,23 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         let query = match next {
             Next::Delivered => sqlx::query(
-                "UPDATE deliveries SET status = 'delivered', attempts = ?, delivered_at = ? \
-                 WHERE id = ? AND status = 'pending'",
+                "UPDATE deliveries SET status = 'delivered', attempts = $1, delivered_at = $2 \
+                 WHERE id = $3 AND status = 'pending'",
             )
-            .bind(attempts)
+            .bind(i64::from(attempts))
             .bind(now_rfc3339),
             Next::Retry { at_ms, error } => sqlx::query(
-                "UPDATE deliveries SET attempts = ?, next_attempt_at_ms = ?, last_error = ? \
-                 WHERE id = ? AND status = 'pending'",
+                "UPDATE deliveries SET attempts = $1, next_attempt_at_ms = $2, last_error = $3 \
+                 WHERE id = $4 AND status = 'pending'",
             )
-            .bind(attempts)
+            .bind(i64::from(attempts))
             .bind(at_ms)
             .bind(error),
             Next::Failed { error } => sqlx::query(
-                "UPDATE deliveries SET status = 'failed', attempts = ?, last_error = ? \
-                 WHERE id = ? AND status = 'pending'",
+                "UPDATE deliveries SET status = 'failed', attempts = $1, last_error = $2 \
+                 WHERE id = $3 AND status = 'pending'",
             )
-            .bind(attempts)
+            .bind(i64::from(attempts))
             .bind(error),
         };
         let mut tx = self.db.begin().await?;
@@ -131,7 +131,7 @@ impl Store {
     /// A customer's deliveries, oldest first.
     pub async fn list(&self, customer_id: &str) -> anyhow::Result<Vec<Delivery>> {
         let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE customer_id = ? ORDER BY seq"
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE customer_id = $1 ORDER BY seq"
         ))
         .bind(customer_id)
         .fetch_all(self.db.reader())
@@ -147,7 +147,7 @@ impl Store {
     /// One contact with the time it was last written, as committed.
     pub async fn contact_entry(&self, customer_id: &str) -> anyhow::Result<Option<ContactEntry>> {
         let row = sqlx::query(
-            "SELECT customer_id, email, name, updated_at FROM contacts WHERE customer_id = ?",
+            "SELECT customer_id, email, name, updated_at FROM contacts WHERE customer_id = $1",
         )
         .bind(customer_id)
         .fetch_optional(self.db.reader())
@@ -168,7 +168,7 @@ pub struct ContactEntry {
     pub updated_at: String,
 }
 
-fn contact(row: &SqliteRow) -> Contact {
+fn contact(row: &AnyRow) -> Contact {
     Contact {
         customer_id: row.get("customer_id"),
         email: row.get("email"),
@@ -186,7 +186,7 @@ impl Consuming {
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
             "INSERT INTO contacts (customer_id, email, name, updated_at, source_event_id) \
-             VALUES (?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, \
              name = excluded.name, updated_at = excluded.updated_at, \
              source_event_id = excluded.source_event_id",
@@ -204,7 +204,7 @@ impl Consuming {
     /// One contact, read on the writer so it is the state this transaction sees.
     pub async fn contact(&mut self, customer_id: &str) -> Result<Option<Contact>, sqlx::Error> {
         let row =
-            sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = ?")
+            sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = $1")
                 .bind(customer_id)
                 .fetch_optional(self.tx.conn())
                 .await?;
@@ -218,7 +218,7 @@ impl Consuming {
             "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, recipient, \
              recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
              created_at, delivered_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
              ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&d.id)
@@ -231,7 +231,7 @@ impl Consuming {
         .bind(&d.subject)
         .bind(&d.body)
         .bind(d.status.as_str())
-        .bind(d.attempts)
+        .bind(i64::from(d.attempts))
         .bind(d.next_attempt_at_ms)
         .bind(&d.last_error)
         .bind(&d.created_at)

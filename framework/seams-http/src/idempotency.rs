@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::extract::{bytes_rejection, is_json, json_rejection, parse_object};
-use crate::problem::{internal, problem_response};
+use crate::problem::{internal, problem_response, unexpected};
 
 /// `Idempotency-Key`.
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -96,7 +96,7 @@ pub async fn replay_after_conflict(db: &Db, claim: &IdempotencyClaim) -> Respons
             }
             Err(e) => {
                 tracing::error!(error = %e, "reading idempotency record");
-                return problem_response(internal());
+                return problem_response(unexpected(&e.into()));
             }
         }
     }
@@ -161,7 +161,7 @@ where
             Ok(None) => {}
             Err(e) => {
                 tracing::error!(error = %e, "reading idempotency record");
-                return Err(problem_response(internal()));
+                return Err(problem_response(unexpected(&e.into())));
             }
         }
         if !content_type_ok {

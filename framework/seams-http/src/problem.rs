@@ -59,6 +59,24 @@ pub fn internal() -> Problem {
         .detail("The server failed; the failure is logged with this request's correlation id.")
 }
 
+/// An unexpected failure: a 503 `database-unavailable` with `Retry-After`
+/// when the cause is the capability's own database being unreachable (its
+/// server restarting: trying again shortly will work, and nothing was
+/// applied), otherwise an opaque 500.
+pub fn unexpected(err: &anyhow::Error) -> Problem {
+    let unreachable = err
+        .chain()
+        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+        .any(seams_store::connection_lost);
+    if unreachable {
+        Problem::new(503, "database-unavailable", "Database unavailable")
+            .detail("This service cannot reach its database right now; nothing was applied. Try again shortly.")
+            .with("retry_after", 1)
+    } else {
+        internal()
+    }
+}
+
 /// What the caller's user sees when a call to `op` got no answer: the
 /// operation's declared "when the other side is down" rule decides (a 503 of
 /// the declared type with `Retry-After`); a callee that broke its contract is

@@ -6,9 +6,9 @@
 //! workers. It never learns which mode it runs in: `Env` gives it a transport
 //! for its calls and the runtime decides where its events come from.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -42,7 +42,7 @@ pub mod retention;
 pub mod system;
 
 pub use component::{
-    Component, Env, Storage, EventHandler, HandlerError, Handles, Served, Subscription, Worker,
+    Component, Env, EventHandler, HandlerError, Handles, Served, Storage, Subscription, Worker,
 };
 pub use consistency::Consistency;
 pub use relay::Chaos;

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use seams_core::Envelope;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool};
 use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
@@ -412,7 +412,10 @@ fn framework_for(backend: Backend) -> &'static Migrator {
 
 /// Runs `migrator` over `conn`, ignoring the other migrator's versions in
 /// `_sqlx_migrations` (framework and capability share that table).
-async fn migrate(migrator: &Migrator, conn: &mut AnyConnection) -> Result<(), sqlx::migrate::MigrateError> {
+async fn migrate(
+    migrator: &Migrator,
+    conn: &mut AnyConnection,
+) -> Result<(), sqlx::migrate::MigrateError> {
     Migrator {
         migrations: migrator.migrations.clone(),
         ignore_missing: true,
@@ -448,10 +451,12 @@ impl Db {
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
         let backend = location.backend();
-        let pick = |m: &'a Migrations| -> &'a Migrator { match backend {
-            Backend::Sqlite => &m.sqlite,
-            Backend::Postgres => &m.postgres,
-        }};
+        let pick = |m: &'a Migrations| -> &'a Migrator {
+            match backend {
+                Backend::Sqlite => &m.sqlite,
+                Backend::Postgres => &m.postgres,
+            }
+        };
         let mut writer = Writer {
             conn: None,
             location: location.clone(),
@@ -475,7 +480,9 @@ impl Db {
         let setup = Arc::new(location.setup());
         let read = AnyPoolOptions::new()
             .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
+            // Short: while a PostgreSQL server restarts, a read should fail
+            // (503, try again) rather than hold its request for long.
+            .acquire_timeout(Duration::from_secs(3))
             .after_connect(move |conn, _| {
                 let setup = setup.clone();
                 Box::pin(async move {

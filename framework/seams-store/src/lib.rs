@@ -37,9 +37,7 @@ mod feed;
 mod idempotency;
 pub mod postgres;
 
-pub use db::{
-    Backend, Db, Durability, Location, Migrations, Tx, connection_lost, now_ms, redact,
-};
+pub use db::{Backend, Db, Durability, Location, Migrations, Tx, connection_lost, now_ms, redact};
 pub use feed::{DeadLetter, PruneReport};
 pub use idempotency::{IdempotencyClaim, SaveResponseError, StoredResponse};
 
@@ -52,16 +50,14 @@ pub use idempotency::{IdempotencyClaim, SaveResponseError, StoredResponse};
 /// their own domain error (a duplicate email, a duplicate SKU).
 pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
     match err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => Some(
-            db.constraint()
-                .map(str::to_owned)
-                .unwrap_or_else(|| {
-                    db.message()
-                        .strip_prefix("UNIQUE constraint failed: ")
-                        .unwrap_or(db.message())
-                        .to_owned()
-                }),
-        ),
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            Some(db.constraint().map(str::to_owned).unwrap_or_else(|| {
+                db.message()
+                    .strip_prefix("UNIQUE constraint failed: ")
+                    .unwrap_or(db.message())
+                    .to_owned()
+            }))
+        }
         _ => None,
     }
 }

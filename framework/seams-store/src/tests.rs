@@ -42,7 +42,9 @@ impl Store {
     }
 
     async fn open(&self) -> Db {
-        Db::connect(&self.location(), "notes", &NOTES).await.unwrap()
+        Db::connect(&self.location(), "notes", &NOTES)
+            .await
+            .unwrap()
     }
 }
 
@@ -432,7 +434,10 @@ mod postgres_only {
         assert!(err.to_string().contains("permission denied"), "{err}");
         // Provisioning again is harmless (it only rotates the password).
         let again = pg.provision("billing").await.unwrap();
-        assert!(sqlx::PgConnection::connect(&billing).await.is_err(), "old password");
+        assert!(
+            sqlx::PgConnection::connect(&billing).await.is_err(),
+            "old password"
+        );
         sqlx::PgConnection::connect(&again).await.unwrap();
     }
 
@@ -445,7 +450,10 @@ mod postgres_only {
         let err = Db::connect(&store.location(), "notes", &NOTES)
             .await
             .expect_err("one writer per database");
-        assert!(format!("{err:#}").contains("another process is the writer"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("another process is the writer"),
+            "{err:#}"
+        );
         first.close().await;
         // Once the first let go, a new writer may start.
         store.open().await;

@@ -23,19 +23,23 @@ pub enum Mode {
     /// `shop up --split`: one process per capability behind a gateway, calls
     /// and event feeds over HTTP, a SQLite file per service.
     SplitHttp,
-    /// `shop up --split --nats URL`: the same, with NATS JetStream as the event
-    /// bus (a `nats-server -js` started for the test).
-    SplitNats,
+    /// `shop up --split --postgres-admin URL --nats URL`: the distributed
+    /// configuration: each service on its own PostgreSQL database and role,
+    /// NATS JetStream as the event bus (a cluster and a `nats-server -js`
+    /// started for the test).
+    SplitPostgresNats,
 }
 
-/// Every mode this machine can run: all of them, except the NATS one when
-/// `nats-server` is missing outside CI (said loudly; under `CI=true` its
-/// absence fails the run instead).
+/// Every mode this machine can run: all of them, except the distributed one
+/// when PostgreSQL or `nats-server` is missing outside CI (said loudly;
+/// under `CI=true` their absence fails the run instead).
 pub fn modes() -> Vec<Mode> {
     let nats = seams_testkit::nats::NatsServer::available().unwrap_or_else(|e| panic!("{e:#}"));
+    let pg =
+        seams_testkit::postgres::PostgresServer::available().unwrap_or_else(|e| panic!("{e:#}"));
     Mode::ALL
         .into_iter()
-        .filter(|m| *m != Mode::SplitNats || nats)
+        .filter(|m| *m != Mode::SplitPostgresNats || (nats && pg))
         .collect()
 }
 
@@ -45,7 +49,7 @@ impl Mode {
         Mode::Monolith,
         Mode::MonolithChaos,
         Mode::SplitHttp,
-        Mode::SplitNats,
+        Mode::SplitPostgresNats,
     ];
 
     /// The modes that run in one process (where killing the process kills everything).
@@ -55,7 +59,7 @@ impl Mode {
         match self {
             Mode::Monolith => &[],
             Mode::MonolithChaos => &["--chaos"],
-            Mode::SplitHttp | Mode::SplitNats => &["--split"],
+            Mode::SplitHttp | Mode::SplitPostgresNats => &["--split"],
         }
     }
 }
@@ -69,8 +73,10 @@ pub struct Shop {
     _tmp: Option<tempfile::TempDir>,
     http: reqwest::Client,
     extra: Vec<String>,
-    /// The bus of [`Mode::SplitNats`], owned by the test.
+    /// The bus of [`Mode::SplitPostgresNats`], owned by the test.
     nats: Option<seams_testkit::nats::NatsServer>,
+    /// The database server of [`Mode::SplitPostgresNats`], owned by the test.
+    postgres: Option<seams_testkit::postgres::PostgresServer>,
 }
 
 /// A response.
@@ -111,6 +117,7 @@ impl Shop {
             http: client()?,
             extra: Vec::new(),
             nats: None,
+            postgres: None,
         };
         shop.extra = extra.iter().map(|s| s.to_string()).collect();
         shop.restart()?;
@@ -133,13 +140,21 @@ impl Shop {
         ];
         args.extend_from_slice(self.mode.args());
         args.extend(self.extra.iter().map(String::as_str));
-        if self.mode == Mode::SplitNats && self.nats.is_none() {
+        if self.mode == Mode::SplitPostgresNats && self.nats.is_none() {
             self.nats =
                 Some(seams_testkit::nats::NatsServer::start()?.context("nats-server is missing")?);
+            self.postgres = Some(
+                seams_testkit::postgres::PostgresServer::start()?
+                    .context("PostgreSQL is missing")?,
+            );
         }
         let nats_url = self.nats.as_ref().map(|n| n.url());
         if let Some(url) = &nats_url {
             args.extend(["--nats", url.as_str()]);
+        }
+        let admin_url = self.postgres.as_ref().map(|p| p.admin_url());
+        if let Some(url) = &admin_url {
+            args.extend(["--postgres-admin", url.as_str()]);
         }
         let log = self
             .dir
@@ -184,6 +199,24 @@ impl Shop {
             }
         }
         out
+    }
+
+    /// The PostgreSQL cluster of [`Mode::SplitPostgresNats`], to inflict faults on.
+    pub fn postgres(&mut self) -> Option<&mut seams_testkit::postgres::PostgresServer> {
+        self.postgres.as_mut()
+    }
+
+    /// The NATS server of [`Mode::SplitPostgresNats`], to inflict faults on.
+    pub fn nats(&mut self) -> Option<&mut seams_testkit::nats::NatsServer> {
+        self.nats.as_mut()
+    }
+
+    /// What the running system has logged so far (for a failing test's message).
+    pub fn log(&self) -> String {
+        self.server
+            .as_ref()
+            .and_then(|s| std::fs::read_to_string(s.log_path()).ok())
+            .unwrap_or_default()
     }
 
     /// Base URL.

@@ -44,3 +44,30 @@ fn bad_files_name_the_key() {
     let err = parse("addr = 12").unwrap_err();
     assert!(format!("{err:#}").contains("addr"), "{err:#}");
 }
+
+#[test]
+fn every_sample_under_deploy_parses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            FileConfig::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 5, "{seen} samples");
+}
+
+#[test]
+fn database_urls_are_checked() {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    config.databases = vec!["billing=postgres://billing:pw@db/billing".into()];
+    assert_eq!(config.database_urls().unwrap().len(), 1);
+    config.databases = vec!["payroll=postgres://x@db/x".into()];
+    assert!(format!("{:#}", config.database_urls().unwrap_err()).contains("unknown capability"));
+    config.databases = vec!["billing=sqlite://x.db".into()];
+    assert!(format!("{:#}", config.database_urls().unwrap_err()).contains("postgres://"));
+    config.databases = vec!["billing".into()];
+    assert!(format!("{:#}", config.database_urls().unwrap_err()).contains("CAP=URL"));
+}

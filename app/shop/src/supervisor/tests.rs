@@ -246,6 +246,7 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         data_dir: dir.path().to_owned(),
         groups: groups(&[&["catalog", "billing"]]),
         extra_args: vec!["--chaos".into()],
+        databases: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(run_with(fake(FAKE_SERVE), opts, async {

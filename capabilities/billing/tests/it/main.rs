@@ -22,11 +22,13 @@ use seams_runtime::{Env, HandlerError, Served, Subscription};
 use seams_store::Db;
 use seams_testkit::oneshot::{App, Reply};
 use serde_json::{Value, json};
-use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
 /// The stand-in producer's database only needs the framework's tables.
-static PRODUCER_MIGRATIONS: Migrator = sqlx::migrate!("./test-migrations");
+static PRODUCER_MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./test-migrations/sqlite"),
+    postgres: sqlx::migrate!("./test-migrations/postgres"),
+};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -134,7 +136,9 @@ async fn world_in(dir: tempfile::TempDir) -> World {
         transport,
         clock: Arc::new(seams_core::SystemClock),
         ids: Arc::new(seams_core::UuidV7Ids),
-        durability: seams_store::Durability::Normal,
+        storage: seams_runtime::Storage::Sqlite {
+            durability: seams_store::Durability::Normal,
+        },
         consistency: seams_runtime::Consistency::new(),
     };
     let billing = billing::component(&env).await.unwrap();

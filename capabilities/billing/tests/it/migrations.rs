@@ -5,20 +5,26 @@
 
 use std::borrow::Cow;
 
+use sqlx::migrate::Migrator;
+
 use super::*;
 
-/// The migrations up to and including `version`.
-fn migrations_up_to(version: i64) -> Migrator {
-    let all = sqlx::migrate!("./migrations");
-    Migrator {
-        migrations: Cow::Owned(
-            all.migrations
-                .iter()
-                .filter(|m| m.version <= version)
-                .cloned()
-                .collect(),
-        ),
-        ..Migrator::DEFAULT
+/// SQLite's migrations up to and including `version` (the history this
+/// test replays is SQLite's; PostgreSQL's alters the CHECK in place).
+fn migrations_up_to(version: i64) -> seams_store::Migrations {
+    let all = sqlx::migrate!("./migrations/sqlite");
+    seams_store::Migrations {
+        sqlite: Migrator {
+            migrations: Cow::Owned(
+                all.migrations
+                    .iter()
+                    .filter(|m| m.version <= version)
+                    .cloned()
+                    .collect(),
+            ),
+            ..Migrator::DEFAULT
+        },
+        postgres: Migrator::DEFAULT,
     }
 }
 
@@ -35,7 +41,7 @@ async fn exec(db: &Db, statements: &[&str]) -> Result<(), sqlx::Error> {
 async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     let dir = tempfile::tempdir().unwrap();
     let first = migrations_up_to(1);
-    assert_eq!(first.migrations.len(), 1);
+    assert_eq!(first.sqlite.migrations.len(), 1);
     let old = Db::open(&dir.path().join("billing.db"), "billing", &first)
         .await
         .unwrap();

@@ -26,13 +26,15 @@ use seams_runtime::{Env, HandlerError, Runtime, Subscription, SystemOptions};
 use seams_store::Db;
 use seams_testkit::oneshot::App;
 use serde_json::{Value, json};
-use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 /// The producer's database only needs the framework's tables (the outbox);
-/// fulfillment's own migrations are reused because any migrator will do.
-static PRODUCER_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+/// fulfillment's own migrations are reused because any migrations will do.
+static PRODUCER_MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
 
 /// A clock that only moves when the test moves it.
 struct TestClock(Mutex<OffsetDateTime>);
@@ -192,7 +194,7 @@ impl World {
     /// `(sku, quantity, status)` of an invoice's reservations, in SKU order.
     async fn reservations(&self, invoice_id: &str) -> Vec<(String, i64, String)> {
         sqlx::query_as(
-            "SELECT sku, quantity, status FROM reservations WHERE invoice_id = ? ORDER BY sku",
+            "SELECT sku, quantity, status FROM reservations WHERE invoice_id = $1 ORDER BY sku",
         )
         .bind(invoice_id)
         .fetch_all(self.db().reader())

@@ -133,7 +133,7 @@ async fn registers_and_gets_a_customer_and_publishes_it() {
         event.traceparent
     );
 
-    let (created_at,): (String,) = sqlx::query_as("SELECT created_at FROM customers WHERE id = ?")
+    let (created_at,): (String,) = sqlx::query_as("SELECT created_at FROM customers WHERE id = $1")
         .bind(&id)
         .fetch_one(w.component.db.reader())
         .await

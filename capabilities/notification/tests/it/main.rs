@@ -28,13 +28,15 @@ use seams_runtime::{Consistency, HandlerError, Runtime, Subscription, SystemOpti
 use seams_store::Db;
 use seams_testkit::oneshot::App;
 use serde_json::Value;
-use sqlx::migrate::Migrator;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
 /// The producers' databases only need the framework's tables (the outbox);
-/// notification's own migrations are reused because any migrator will do.
-static PRODUCER_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+/// notification's own migrations are reused because any migrations will do.
+static PRODUCER_MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
 
 /// A clock that only moves when the test moves it.
 struct TestClock(Mutex<OffsetDateTime>);

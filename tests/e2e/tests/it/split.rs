@@ -1,6 +1,7 @@
 //! Faults that only exist once capabilities are separate processes: a
 //! consumer service is SIGKILLed mid-journey; the supervisor restarts it and
-//! every notification still goes out exactly once.
+//! every notification still goes out exactly once. On PostgreSQL and NATS,
+//! the database server restarts and the bus goes away mid-journey.
 
 use std::time::Duration;
 
@@ -139,4 +140,134 @@ async fn a_frozen_callee_times_out_opens_the_breaker_and_recovers() {
         .await
         .unwrap();
     expect(&ok, StatusCode::CREATED).unwrap();
+}
+
+/// Creates an invoice, retrying (same key, so at most one effect) while a
+/// fault makes the system answer 5xx; returns its id and total.
+async fn create_through_faults(
+    shop: &Shop,
+    key: &str,
+    customer: &str,
+) -> anyhow::Result<(String, Value)> {
+    let r = shop
+        .until(
+            &format!("invoice {key} created"),
+            Duration::from_secs(60),
+            async || {
+                let r = shop.create_invoice(key, customer, &[("TEA", 1)]).await?;
+                Ok((!r.status.is_server_error()).then_some(r))
+            },
+        )
+        .await?;
+    expect(&r, StatusCode::CREATED)?;
+    Ok((
+        r.json["id"].as_str().unwrap().to_owned(),
+        r.json["total"].clone(),
+    ))
+}
+
+async fn pay_through_faults(shop: &Shop, key: &str, id: &str, total: &Value) -> anyhow::Result<()> {
+    let r = shop
+        .until(
+            &format!("payment {key}"),
+            Duration::from_secs(60),
+            async || {
+                let r = shop.pay(key, id, total).await?;
+                Ok((!r.status.is_server_error()).then_some(r))
+            },
+        )
+        .await?;
+    expect(&r, StatusCode::CREATED)
+}
+
+#[tokio::test]
+async fn postgres_restart_and_nats_outage_mid_journey_lose_and_duplicate_nothing() {
+    const STOCK: u32 = 100;
+    if !e2e::modes().contains(&Mode::SplitPostgresNats) {
+        return; // said loudly by modes()
+    }
+    let mut shop = Shop::start(Mode::SplitPostgresNats).unwrap();
+    let customer = shop.register("faults@example.com").await.unwrap();
+    shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", STOCK).await.unwrap();
+    let mut invoices = Vec::new();
+    let mut journey = async |shop: &Shop, phase: &str, n: usize| -> anyhow::Result<()> {
+        for i in 0..n {
+            let (id, total) =
+                create_through_faults(shop, &format!("{phase}-{i}"), &customer).await?;
+            pay_through_faults(shop, &format!("{phase}-pay-{i}"), &id, &total).await?;
+            invoices.push(id);
+        }
+        Ok(())
+    };
+    journey(&shop, "before", 4).await.unwrap();
+
+    // Restart PostgreSQL as if it crashed, with events still on their way.
+    let pg = shop.postgres().expect("this mode has a cluster");
+    pg.stop(seams_testkit::postgres::Shutdown::Immediate);
+    let started = std::time::Instant::now();
+    let down = shop
+        .create_invoice("during-pg-outage", &customer, &[("TEA", 1)])
+        .await
+        .unwrap_or_else(|e| panic!("{e:#} after {:?}\n{}", started.elapsed(), shop.log()));
+    assert!(
+        down.status.is_server_error(),
+        "with its database down billing cannot take the invoice: {} {}",
+        down.status,
+        down.json
+    );
+    shop.postgres().unwrap().resume().unwrap();
+    journey(&shop, "after-pg", 4).await.unwrap();
+
+    // Stop NATS: commands still commit (events wait in the outboxes), then drain.
+    shop.nats().expect("this mode has a bus").stop();
+    journey(&shop, "nats-down", 4).await.unwrap();
+    shop.nats().unwrap().resume().unwrap();
+    journey(&shop, "after-nats", 2).await.unwrap();
+
+    let paid = invoices.len();
+    // Per invoice: created, paid, shipped.
+    let expected = 3 * paid;
+    let deliveries = shop
+        .wait_delivered(&customer, expected, Duration::from_secs(90))
+        .await
+        .unwrap();
+    let mut events: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d["event_id"].as_str().unwrap())
+        .collect();
+    events.sort();
+    events.dedup();
+    assert_eq!(events.len(), expected, "one delivery per event");
+    assert_eq!(shop.mails().len(), expected, "one mail per delivery");
+    for id in &invoices {
+        let shipments = shop
+            .until(
+                "the shipment dispatched",
+                Duration::from_secs(30),
+                async || {
+                    let s = shop.shipments(id).await?;
+                    Ok((s.len() == 1 && s[0]["status"] == "dispatched").then_some(s))
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(shipments.len(), 1, "one shipment per paid invoice");
+        assert_eq!(shop.invoice_status(id).await.unwrap(), "paid");
+    }
+    let (on_hand, reserved) = shop.stock("TEA").await.unwrap();
+    assert_eq!((on_hand, reserved), ((STOCK as usize - paid) as u64, 0));
+    // The invoice refused during the outage left nothing behind.
+    let replay = shop
+        .create_invoice("during-pg-outage", &customer, &[("TEA", 1)])
+        .await
+        .unwrap();
+    assert_ne!(
+        replay
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
+        Some("true"),
+        "a refused command has no recorded response"
+    );
 }

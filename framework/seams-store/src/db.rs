@@ -385,13 +385,14 @@ async fn committer(
         if result.is_ok() {
             commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let published = group.published.load(std::sync::atomic::Ordering::SeqCst);
+        // Feed readers are woken before the members learn of their commit,
+        // so a member that returns from `commit` can rely on them being woken.
+        if result.is_ok() && group.published.load(std::sync::atomic::Ordering::SeqCst) {
+            outbox.send_modify(|n| *n += 1);
+        }
         group
             .done
             .send_replace(Some(result.map_err(|e| e.to_string())));
-        if published {
-            outbox.send_modify(|n| *n += 1);
-        }
     }
 }
 

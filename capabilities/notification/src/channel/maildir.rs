@@ -132,17 +132,20 @@ fn is_named(name: &str, base: &str) -> bool {
 }
 
 /// Counts files in `new/` and `cur/` that are `base` with any info suffix.
-///
-/// This scans the directories rather than testing one path because the
-/// suffix in `cur/` is chosen by the reader; the notification maildir is a
-/// delivery log that gets cleaned up, not a mailbox of millions of messages.
 fn count_named(root: &Path, base: &str) -> io::Result<usize> {
+    let in_new = usize::from(root.join("new").join(base).exists());
+    Ok(in_new + count_in_cur(root, base)?)
+}
+
+/// Files in `cur/` that are `base` with any info suffix. A scan, because
+/// the suffix is the reader's choice; `cur/` holds only what a reader has
+/// looked at, while `new/` (where every delivery lands, and which grows
+/// with every mail until a reader takes it) is tested with one `stat`.
+fn count_in_cur(root: &Path, base: &str) -> io::Result<usize> {
     let mut n = 0;
-    for sub in ["new", "cur"] {
-        for entry in fs::read_dir(root.join(sub))? {
-            if is_named(&entry?.file_name().to_string_lossy(), base) {
-                n += 1;
-            }
+    for entry in fs::read_dir(root.join("cur"))? {
+        if is_named(&entry?.file_name().to_string_lossy(), base) {
+            n += 1;
         }
     }
     Ok(n)
@@ -151,7 +154,7 @@ fn count_named(root: &Path, base: &str) -> io::Result<usize> {
 /// Writes `bytes` as delivery `id` unless it is already delivered.
 fn write_once(root: &Path, id: &str, bytes: &[u8]) -> io::Result<Outcome> {
     let name = file_name(id);
-    if count_named(root, &name)? > 0 {
+    if root.join("new").join(&name).exists() || count_in_cur(root, &name)? > 0 {
         return Ok(Outcome::AlreadyThere);
     }
     let tmp = root.join("tmp").join(tmp_name(id));

@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# What splitting costs (issue 4): the whole journey (register, invoice, pay,
+# then poll until the shipment is dispatched and three notifications are
+# delivered) against the same `shop` binary in three configurations, in
+# one run on one machine:
+#
+#   monolith     shop up                      one process, SQLite files, outboxes read in process
+#   split-http   shop up --split              a process per capability, HTTP calls, HTTP feeds, SQLite
+#   split-pg-nats shop up --split --nats … --postgres-admin …
+#                                             the same, each on its own PostgreSQL database, JetStream
+#
+#   bench/split.sh                       # about 4 minutes after the build
+#   DURATION=5 CONNECTIONS="1" bench/split.sh   # a quick smoke run
+#
+# PostgreSQL and NATS are throwaway servers this script starts (initdb in a
+# temporary folder, free ports, fsync on: durable like SQLite's FULL) and
+# stops by PID; never the machine's own. Every shop runs with durable
+# commits. Results land in $OUT (default target/bench-results/split-<time>):
+# results.jsonl, logs, split.md with each configuration's ratio to the
+# monolith at the same concurrency.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DURATION=${DURATION:-20}
+WARMUP=${WARMUP:-3}
+CONNECTIONS=${CONNECTIONS:-"1 16"}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN=$TARGET/release
+OUT=${OUT:-$TARGET/bench-results/split-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-split.XXXXXX")
+chmod 755 "$TMP"
+
+PIDS=()
+stop_pid() {
+    local pid=$1 sig=${2:-TERM}
+    kill "-$sig" "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 300); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    echo "pid $pid ignored SIG$sig for 30 s; killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
+        stop_pid "$pid"
+    done
+    [ -n "${PG_PID:-}" ] && stop_pid "$PG_PID" INT
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+echo "== machine"
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
+    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
+} | tee "$OUT/machine.txt"
+
+echo "== building (release, once)"
+cargo build --release -q -p shop -p seams-bench
+
+echo "== PostgreSQL and NATS (throwaway)"
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
+[ -x "$PG_BIN/initdb" ] || { echo "no PostgreSQL binaries (apt-get install -y postgresql)" >&2; exit 1; }
+NATS_BIN=$(command -v nats-server || echo /usr/sbin/nats-server)
+[ -x "$NATS_BIN" ] || { echo "no nats-server (apt-get install -y nats-server)" >&2; exit 1; }
+# PostgreSQL refuses to run as root: then it runs as the postgres user.
+AS=()
+if [ "$(id -u)" = 0 ]; then
+    AS=(runuser -u postgres --)
+    mkdir -p "$TMP/pg" && chown postgres "$TMP/pg"
+else
+    mkdir -p "$TMP/pg"
+fi
+PG_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+echo "$PG_PASSWORD" >"$TMP/pg/pw" && chmod 644 "$TMP/pg/pw"
+"${AS[@]}" "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=scram-sha-256 \
+    --pwfile="$TMP/pg/pw" -E UTF8 --locale=C >"$OUT/initdb.log" 2>&1
+PG_PORT=$(free_port)
+"${AS[@]}" "$PG_BIN/postgres" -D "$TMP/pg/data" -h 127.0.0.1 -p "$PG_PORT" -k "$TMP/pg" \
+    -c max_connections=200 >"$OUT/postgres.log" 2>&1 &
+PG_PID=$!
+for _ in $(seq 1 300); do
+    grep -q "ready to accept connections" "$OUT/postgres.log" && break
+    sleep 0.1
+done
+grep -q "ready to accept connections" "$OUT/postgres.log" || { cat "$OUT/postgres.log" >&2; exit 1; }
+ADMIN_URL="postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
+NATS_PORT=$(free_port)
+"$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$TMP/nats" >"$OUT/nats.log" 2>&1 &
+PIDS+=("$!")
+NATS_URL="nats://127.0.0.1:$NATS_PORT"
+echo "postgres (pid $PG_PID) on 127.0.0.1:$PG_PORT, nats-server on $NATS_URL"
+
+# Starts shop with "$@" on a fresh data folder; sets URL and SHOP_PID.
+start_shop() {
+    local name=$1
+    shift
+    "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/$name" --durability full "$@" >"$OUT/shop-$name.log" 2>&1 &
+    SHOP_PID=$!
+    PIDS+=("$SHOP_PID")
+    URL=""
+    for _ in $(seq 1 900); do
+        URL=$(grep -o -m1 'shop listening on http://[0-9.:]*' "$OUT/shop-$name.log" | sed 's/shop listening on //' || true)
+        [ -n "$URL" ] && break
+        kill -0 "$SHOP_PID" 2>/dev/null || { cat "$OUT/shop-$name.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$URL" ] || { echo "shop $name did not start in 90 s" >&2; exit 1; }
+    echo "shop $name (pid $SHOP_PID) on $URL"
+}
+
+run_mode() {
+    local name=$1 c
+    shift
+    start_shop "$name" "$@"
+    sleep 2
+    for c in $CONNECTIONS; do
+        echo "-- journey/$name/c$c"
+        "$BIN/loadgen" --url "$URL" --label "journey/$name/c$c" --scenario journey \
+            --connections "$c" --duration "$DURATION" --warmup "$WARMUP" | tee "$OUT/journey-$name-c$c.txt"
+        tail -n1 "$OUT/journey-$name-c$c.txt" | grep '^{' >>"$RESULTS" || echo "   FAILED"
+    done
+    stop_pid "$SHOP_PID"
+}
+
+echo "== journeys"
+run_mode monolith
+run_mode split-http --split
+run_mode split-pg-nats --split --nats "$NATS_URL" --postgres-admin "$ADMIN_URL"
+
+echo "== report"
+{
+    echo "Machine:"
+    echo
+    sed 's/^/    /' "$OUT/machine.txt"
+    echo
+    echo "| configuration | connections | journeys/s | vs monolith | p50 ms | p99 ms | created → dispatched p50 / p99 ms | errors |"
+    echo "|---|---|---|---|---|---|---|---|"
+    jq -rs '
+      (map(select(.label | startswith("journey/monolith/"))) | map({(.connections | tostring): .throughput}) | add) as $mono
+      | .[] | (.label | split("/")[1]) as $mode
+      | "| \($mode) | \(.connections) | \(.throughput * 10 | round / 10) | \(if $mono[.connections | tostring] then ((.throughput / $mono[.connections | tostring]) * 100 | round / 100 | tostring) + "x" else "n/a" end) | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.phases["created-to-dispatched"].p50_ms) / \(.phases["created-to-dispatched"].p99_ms) | \(.error_count) |"
+    ' "$RESULTS"
+} | tee "$OUT/split.md"
+echo "results in $OUT"

@@ -77,9 +77,11 @@ PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail 
 NATS_BIN=$(command -v nats-server || echo /usr/sbin/nats-server)
 [ -x "$NATS_BIN" ] || { echo "no nats-server (apt-get install -y nats-server)" >&2; exit 1; }
 # PostgreSQL refuses to run as root: then it runs as the postgres user.
+# setpriv execs in place, so $! below is the postmaster itself (runuser
+# would stay in between and not pass SIGINT on).
 AS=()
 if [ "$(id -u)" = 0 ]; then
-    AS=(runuser -u postgres --)
+    AS=(setpriv --reuid=postgres --regid=postgres --init-groups)
     mkdir -p "$TMP/pg" && chown postgres "$TMP/pg"
 else
     mkdir -p "$TMP/pg"

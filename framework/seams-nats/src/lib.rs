@@ -272,22 +272,32 @@ impl NatsFeed {
             return Ok(events);
         }
         let consumer = self.consumer(subscriber).await?;
-        let batch = if wait.is_zero() {
-            consumer
-                .fetch()
-                .max_messages(limit as usize)
-                .messages()
-                .await
-        } else {
-            consumer
+        let pull_failed = |e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("pulling from {}: {e}", stream_name(&self.producer))
+        };
+        // What is there now, without waiting...
+        let mut messages: Vec<_> = consumer
+            .fetch()
+            .max_messages(limit as usize)
+            .messages()
+            .await
+            .map_err(|e| pull_failed(&e))?
+            .collect()
+            .await;
+        if messages.is_empty() && !wait.is_zero() {
+            // ...else wait for the next one alone: a batch of `limit` would
+            // be handed over only when full or expired, holding a lone event
+            // back for the whole long-poll. The rest come with the next read.
+            messages = consumer
                 .batch()
-                .max_messages(limit as usize)
+                .max_messages(1)
                 .expires(wait)
                 .messages()
                 .await
+                .map_err(|e| pull_failed(&e))?
+                .collect()
+                .await;
         }
-        .map_err(|e| anyhow::anyhow!("pulling from {}: {e}", stream_name(&self.producer)))?;
-        let messages: Vec<_> = batch.collect().await;
         let mut events = Vec::new();
         for msg in messages {
             let msg = msg.map_err(|e| {

@@ -359,8 +359,9 @@ EOF
                 sleep 0.1
             done
             [ "$up" = 1 ] || { cat "$OUT/restate-restate-server.log" >&2; echo "restate-server not up in 60 s" >&2; exit 1; }
+            # RESTATE_LOGGING=WARN: the SDK logs every invocation at INFO otherwise.
             start_proc services 'listening on http://' env NODE_PATH="$PEERS_DIR/restate/node_modules" \
-                node "$HERE/restate/services.cjs"
+                RESTATE_LOGGING=WARN node "$HERE/restate/services.cjs"
             endpoint=$(url_of "$LAST_LINE")
             registered=""
             for _ in $(seq 1 100); do

@@ -169,6 +169,9 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     if let Some(url) = &config.nats {
         extra_args.extend(["--nats".to_owned(), url.clone()]);
     }
+    if config.no_metrics {
+        extra_args.push("--no-metrics".to_owned());
+    }
     if let Some(host) = &config.smtp_host {
         extra_args.extend([
             "--smtp-host".to_owned(),

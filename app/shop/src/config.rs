@@ -58,6 +58,9 @@ pub struct Config {
     /// are new at every start; a service only ever learns its own.
     #[arg(long, env = "SHOP_POSTGRES_ADMIN")]
     pub postgres_admin: Option<String>,
+    /// Record no metrics and serve none at /metrics (to measure what they cost).
+    #[arg(long, env = "SHOP_NO_METRICS")]
+    pub no_metrics: bool,
 }
 
 impl Config {
@@ -76,6 +79,7 @@ impl Config {
             durability: "full".into(),
             databases: Vec::new(),
             postgres_admin: None,
+            no_metrics: false,
         }
     }
 

@@ -157,6 +157,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
             ..RelayOptions::default()
         },
         storage: storage(config, placement).await?,
+        metrics: !config.no_metrics,
         peers: placement.peers.clone(),
         ..SystemOptions::default()
     };

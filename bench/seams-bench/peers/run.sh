@@ -6,7 +6,7 @@
 # peer does per request, and how it differs from Seams, is in README.md
 # beside this file.
 #
-#   bench/seams-bench/peers/run.sh                  # ~5 min after the installs and the build
+#   bench/seams-bench/peers/run.sh                  # ~5-6 min after the installs and the build
 #   DURATION=10 bench/seams-bench/peers/run.sh
 #   SYSTEMS="seams restate" CONNECTIONS="1 16 64" bench/seams-bench/peers/run.sh
 #
@@ -36,6 +36,9 @@
 #     restate          restate-server + the SDK service endpoint (services.cjs) + an
 #                      HTTP/1.1 front (front.cjs) mapping the shop's paths to the ingress
 #                      (one extra loopback hop per request)
+#     restate-store-only  the same with LOOKUPS=0: invoice.create skips its calls to
+#                      customer and product (a fixed price); NOT equivalent, it shows
+#                      what Restate's floor is: one durable keyed invocation storing state
 #     moleculer-local  one broker: moleculer-web gateway + services, in process
 #     moleculer-nats   a throwaway nats-server (/usr/sbin/nats-server, no JetStream) on
 #                      a free port, a gateway broker and a services broker
@@ -45,11 +48,12 @@
 # versions.txt, report.md.
 #
 # Settings (environment): DURATION (s measured per point, 15), WARMUP (s, 2),
-# CONNECTIONS ("1 64"), SYSTEMS ("seams restate moleculer-local
-# moleculer-nats"), QUIESCE_MAX (s, 60), OUT (default
+# CONNECTIONS ("1 64"), SYSTEMS ("seams restate restate-store-only
+# moleculer-local moleculer-nats", run in that order), QUIESCE_MAX (s, 60), OUT (default
 # target/bench-results/peers-<UTC time>), PEERS_DIR (target/peers),
-# SKIP_BUILD=1 (use the binaries in target/release as they are), COMMIT
-# (what to print as the commit measured).
+# SKIP_BUILD=1 (use the binaries in target/release as they are),
+# NATS_SERVER (/usr/sbin/nats-server), COMMIT (what to print as the commit
+# measured).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -58,7 +62,7 @@ cd "$ROOT"
 DURATION=${DURATION:-15}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-1 64}
-SYSTEMS=${SYSTEMS:-seams restate moleculer-local moleculer-nats}
+SYSTEMS=${SYSTEMS:-seams restate restate-store-only moleculer-local moleculer-nats}
 QUIESCE_MAX=${QUIESCE_MAX:-60}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
@@ -105,7 +109,7 @@ if [ "${PEERS_INSIDE_NETNS:-}" != 1 ]; then
             --no-package-lock --omit=dev --loglevel=error)
         cp "$HERE/$name/package.json" "$dir/package.installed.json"
     }
-    case " $SYSTEMS " in *" restate "*) install_peer restate ;; esac
+    case " $SYSTEMS " in *" restate"*) install_peer restate ;; esac
     case " $SYSTEMS " in *" moleculer-"*) install_peer moleculer ;; esac
 
     echo "== into a network namespace with loopback only"
@@ -321,7 +325,7 @@ for SYSTEM in $SYSTEMS; do
             MAIN_PID=$LAST_PID
             URL=$(url_of "$LAST_LINE")
             ;;
-        restate)
+        restate | restate-store-only)
             [ -x "$RESTATE_BIN" ] || { echo "no restate-server at $RESTATE_BIN (linux-x64 only)" >&2; exit 1; }
             ingress=$(free_port)
             admin=$(free_port)
@@ -361,7 +365,8 @@ EOF
             [ "$up" = 1 ] || { cat "$OUT/restate-restate-server.log" >&2; echo "restate-server not up in 60 s" >&2; exit 1; }
             # RESTATE_LOGGING=WARN: the SDK logs every invocation at INFO otherwise.
             start_proc services 'listening on http://' env NODE_PATH="$PEERS_DIR/restate/node_modules" \
-                RESTATE_LOGGING=WARN node "$HERE/restate/services.cjs"
+                RESTATE_LOGGING=WARN LOOKUPS="$([ "$SYSTEM" = restate ] && echo 1 || echo 0)" \
+                node "$HERE/restate/services.cjs"
             endpoint=$(url_of "$LAST_LINE")
             registered=""
             for _ in $(seq 1 100); do
@@ -403,7 +408,7 @@ EOF
             URL=$(url_of "$LAST_LINE")
             ;;
         *)
-            echo "unknown system $SYSTEM (seams, restate, moleculer-local, moleculer-nats)" >&2
+            echo "unknown system $SYSTEM (seams, restate, restate-store-only, moleculer-local, moleculer-nats)" >&2
             exit 1
             ;;
     esac
@@ -429,6 +434,10 @@ echo "== report"
     echo "\"cores\" is the CPU of all the system's processes over the measured window"
     echo "(restate: server + service endpoint + front; moleculer-nats: nats-server + both brokers),"
     echo "\"others\" what the rest of the machine used, the load generator excluded."
+    echo "Seams' cores include the event consumers its invoices set off (stock reservation,"
+    echo "mail), which no peer does; restate's requests take one extra loopback hop"
+    echo "(front.cjs); restate-store-only is not equivalent (no customer or price lookup)."
+    echo "What each system does per request: bench/seams-bench/peers/README.md."
     echo
     echo "| system | connections | invoices/s | x Seams | p50 ms | p99 ms | errors | cores | CPU µs per invoice | others (cores) |"
     echo "|---|---|---|---|---|---|---|---|---|---|"

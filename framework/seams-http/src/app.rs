@@ -1,6 +1,6 @@
 //! The one public router: every capability's routes under its prefix, the
 //! framework's own routes, and the layers every request passes (body limit,
-//! panic catching, correlation), with 404 and 405 as problems too.
+//! panic catching, metrics, correlation), with 404 and 405 as problems too.
 
 use std::future::Future;
 
@@ -23,6 +23,7 @@ pub fn public(parts: Vec<(&'static str, Router)>, framework: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(crate::BODY_LIMIT))
         .layer(CatchPanicLayer::custom(on_panic))
+        .layer(axum::middleware::from_fn(crate::metrics::middleware))
         .layer(axum::middleware::from_fn(crate::correlation::middleware))
 }
 

@@ -27,6 +27,7 @@ pub mod app;
 pub mod correlation;
 pub mod extract;
 pub mod idempotency;
+pub mod metrics;
 pub mod problem;
 pub mod remote;
 

@@ -129,6 +129,8 @@ impl Consistency {
 
     /// Records a lag under `key` and checks the bounds declared on it.
     pub fn record(&self, key: &str, lag: Duration) {
+        metrics::histogram!("seams_event_lag_seconds", "hop" => key.to_owned())
+            .record(lag.as_secs_f64());
         let mut inner = self.lock();
         let us = lag.as_micros().min(u64::MAX as u128) as u64;
         let lags = inner.lags.entry(key.to_owned()).or_default();

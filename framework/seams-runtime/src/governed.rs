@@ -45,6 +45,36 @@ impl Transport for Governed {
     fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
         Box::pin(async move {
             let op = req.op;
+            let started = std::time::Instant::now();
+            let result = self.governed(req).await;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(CallError::Timeout { .. }) => "timeout",
+                Err(CallError::Unavailable { .. }) => "unavailable",
+                Err(_) => "error",
+            };
+            let labels = [("callee", op.capability), ("operation", op.name)];
+            metrics::counter!(
+                "seams_calls_total",
+                &[
+                    ("callee", op.capability),
+                    ("operation", op.name),
+                    ("outcome", outcome)
+                ]
+            )
+            .increment(1);
+            metrics::histogram!("seams_call_duration_seconds", &labels)
+                .record(started.elapsed().as_secs_f64());
+            result
+        })
+    }
+}
+
+impl Governed {
+    /// The call with every attempt, retry and breaker decision.
+    async fn governed(&self, req: CallRequest) -> Result<CallReply, CallError> {
+        {
+            let op = req.op;
             let attempts = match op.retries {
                 Retries::Caller(p) => p.max_attempts.max(1),
                 Retries::Bus(_) | Retries::Nobody => 1,
@@ -120,7 +150,7 @@ impl Transport for Governed {
                 op: op.id(),
                 after: Duration::ZERO,
             }))
-        })
+        }
     }
 }
 

@@ -37,6 +37,7 @@ pub mod consistency;
 pub mod feed;
 pub mod governed;
 pub mod inprocess;
+pub mod metrics;
 pub mod relay;
 pub mod retention;
 pub mod system;

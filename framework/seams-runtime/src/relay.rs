@@ -298,6 +298,8 @@ impl Relay {
             }
             match (handles.handler)(env.clone()).await {
                 Ok(()) => {
+                    metrics::counter!("seams_events_applied_total", "subscription" => self.name.clone())
+                        .increment(1);
                     self.consistency
                         .record_hop(&env.event_type, self.sub.consumer, &env.time);
                     if let Some(chaos) = self.options.chaos
@@ -311,6 +313,8 @@ impl Relay {
                 }
                 Err(HandlerError::Permanent(reason)) => {
                     tracing::error!(%reason, attempt, "event rejected; dead-lettered");
+                    metrics::counter!("seams_events_dead_lettered_total", "subscription" => self.name.clone())
+                        .increment(1);
                     self.consumer
                         .park(&self.name, env, &reason, attempt)
                         .await?;
@@ -318,11 +322,15 @@ impl Relay {
                 }
                 Err(HandlerError::Transient(reason)) => {
                     tracing::warn!(%reason, attempt, max = policy.max_attempts, "delivery failed");
+                    metrics::counter!("seams_event_failures_total", "subscription" => self.name.clone())
+                        .increment(1);
                     last_error = reason;
                 }
             }
         }
         tracing::error!(error = %last_error, attempts = policy.max_attempts, "retries exhausted; dead-lettered");
+        metrics::counter!("seams_events_dead_lettered_total", "subscription" => self.name.clone())
+            .increment(1);
         self.consumer
             .park(&self.name, env, &last_error, policy.max_attempts)
             .await?;

@@ -37,7 +37,7 @@ pub trait FeedSource: Send + Sync + 'static {
 }
 
 /// Options of the whole system.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SystemOptions {
     /// Delivery loops.
     pub relay: RelayOptions,
@@ -51,6 +51,22 @@ pub struct SystemOptions {
     /// A bus every subscription reads from (all producers then publish to it
     /// through workers the composition root adds).
     pub feeds: Option<Arc<dyn FeedSource>>,
+    /// Record metrics and serve them at `/metrics` (on by default; off only
+    /// to measure what they cost).
+    pub metrics: bool,
+}
+
+impl Default for SystemOptions {
+    fn default() -> SystemOptions {
+        SystemOptions {
+            relay: RelayOptions::default(),
+            retention: Retention::default(),
+            storage: Storage::default(),
+            peers: BTreeMap::new(),
+            feeds: None,
+            metrics: true,
+        }
+    }
 }
 
 impl std::fmt::Debug for SystemOptions {
@@ -61,6 +77,7 @@ impl std::fmt::Debug for SystemOptions {
             .field("storage", &self.storage)
             .field("peers", &self.peers)
             .field("bus", &self.feeds.is_some())
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -344,6 +361,11 @@ impl SystemBuilder {
             openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
             contracts: Arc::new(contracts),
             consistency: consistency.clone(),
+            metrics: if runtime.options.metrics {
+                crate::metrics::install()
+            } else {
+                None
+            },
         };
         let framework = Router::new()
             .route(
@@ -351,6 +373,12 @@ impl SystemBuilder {
                 get(|| async { axum::Json(json!({ "status": "ok" })) }),
             )
             .route("/readyz", get(readyz))
+            .route(
+                "/metrics",
+                get(|State(admin): State<Admin>| async move {
+                    crate::metrics::render(admin.metrics.as_ref())
+                }),
+            )
             .route("/openapi.json", get(openapi_json))
             .route("/_seams/contracts", get(contracts_route))
             .route("/_seams/dead-letters", get(dead_letters))
@@ -495,6 +523,8 @@ struct Admin {
     openapi: Arc<Value>,
     contracts: Arc<Value>,
     consistency: Consistency,
+    /// `None` when metrics are off (or another recorder came first).
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// `POST /_seams/dead-letters/{capability}.{n}/replay`: queue one dead letter

@@ -384,6 +384,8 @@ async fn committer(
         }
         if result.is_ok() {
             commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("seams_db_group_commits_total", "database" => name.clone())
+                .increment(1);
         }
         // Feed readers are woken before the members learn of their commit,
         // so a member that returns from `commit` can rely on them being woken.

@@ -107,3 +107,91 @@ async fn correlation_ids_are_accepted_and_echoed() {
             .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
     );
 }
+
+/// The value of the sample of `name` whose labels include every one of `labels`.
+fn sample(exposition: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    exposition
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_requests_calls_events_and_commits() {
+    let shop = Shop::start(Mode::Monolith).unwrap();
+    let customer = shop.register("metrics@example.com").await.unwrap();
+    shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", 5).await.unwrap();
+    let r = shop
+        .create_invoice("metrics-1", &customer, &[("TEA", 1)])
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED);
+    shop.get("/billing/invoices/not-a-uuid").await.unwrap();
+    // Events reach fulfillment and notification asynchronously.
+    let text = shop
+        .until(
+            "events counted",
+            std::time::Duration::from_secs(10),
+            async || {
+                let m = shop.get("/metrics").await?;
+                anyhow::ensure!(m.status == StatusCode::OK, "{}", m.status);
+                let text = String::from_utf8(m.bytes)?;
+                let applied = sample(
+                    &text,
+                    "seams_events_applied_total",
+                    &["subscription=\"notification<-billing\""],
+                );
+                Ok(applied.is_some_and(|n| n >= 1.0).then_some(text))
+            },
+        )
+        .await
+        .unwrap();
+    let created = sample(
+        &text,
+        "seams_http_requests_total",
+        &[
+            "method=\"POST\"",
+            "route=\"/billing/invoices\"",
+            "status=\"201\"",
+        ],
+    );
+    assert_eq!(created, Some(1.0), "{text}");
+    // Routes are templates, never raw paths: the series stay bounded.
+    assert!(text.contains("route=\"/billing/invoices/{id}\""), "{text}");
+    assert!(!text.contains("not-a-uuid"), "{text}");
+    assert!(
+        sample(
+            &text,
+            "seams_calls_total",
+            &["operation=\"quote-prices\"", "outcome=\"ok\""]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        sample(
+            &text,
+            "seams_db_group_commits_total",
+            &["database=\"billing\""]
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("seams_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("seams_event_lag_seconds_bucket"), "{text}");
+}
+
+#[tokio::test]
+async fn metrics_can_be_switched_off() {
+    let shop = Shop::start_with(Mode::Monolith, &["--no-metrics"]).unwrap();
+    shop.get("/healthz").await.unwrap();
+    let m = shop.get("/metrics").await.unwrap();
+    assert_eq!(m.status, StatusCode::OK);
+    let text = String::from_utf8(m.bytes).unwrap();
+    assert!(!text.contains("seams_http_requests_total"), "{text}");
+}

@@ -1,0 +1,66 @@
+//! The process's Prometheus exposition at `GET /metrics`.
+//!
+//! Everything in Seams records through the `metrics` facade: request counts
+//! and latencies per route (seams-http), contract calls per operation and
+//! outcome (the governed transport), events applied, failed and
+//! dead-lettered per subscription (relays), event lags per hop
+//! (consistency), group commits per database (seams-store). This module
+//! installs the one Prometheus recorder a process can have and renders it.
+//! With metrics switched off (`SystemOptions::metrics = false`, for
+//! measuring what they cost) nothing is installed and every recording is a
+//! no-op.
+
+use std::sync::OnceLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Buckets for every `*_seconds` histogram: 100 µs to 30 s, roughly
+/// doubling, which covers an in-process call and a timed-out remote one.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0, 30.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process-wide recorder on first use and returns its handle;
+/// `None` if another recorder was installed first (then `/metrics` says so).
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .expect("the bucket list is not empty");
+            match builder.install_recorder() {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed; /metrics stays empty");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// `GET /metrics` in the Prometheus text format (version 0.0.4).
+pub fn render(handle: Option<&PrometheusHandle>) -> Response {
+    let body = match handle {
+        Some(h) => {
+            // Histograms are kept in windows that upkeep drains; without an
+            // HTTP listener of the exporter's own, scraping is the moment.
+            h.run_upkeep();
+            h.render()
+        }
+        None => "# metrics are switched off in this process\n".to_owned(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}

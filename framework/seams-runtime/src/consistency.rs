@@ -84,7 +84,12 @@ struct Lags {
     count: u64,
     max_us: u64,
     broken: bool,
+    /// When the bounds were last checked against the window.
+    checked: Option<Instant>,
 }
+
+/// How often, at most, a hop's recorded lags are checked against its bounds.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
 
 struct Position {
     tx: watch::Sender<u64>,
@@ -155,6 +160,12 @@ impl Consistency {
             return;
         }
         let lags = inner.lags.get_mut(key).expect("inserted above");
+        // Sorting the window on every event would cost more than applying
+        // it; the log line may come up to CHECK_EVERY late instead.
+        if lags.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY) {
+            return;
+        }
+        lags.checked = Some(Instant::now());
         let mut sorted: Vec<u64> = lags.samples.iter().copied().collect();
         sorted.sort_unstable();
         for (id, bound, p) in bounds {

@@ -9,14 +9,18 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use seams_core::decl::Operation;
 use seams_core::{BoxFuture, CallError, CallReply, CallRequest, Transport};
 
 use crate::component::{OpHandler, Served};
 
-/// Operations served in this process, by id; cheap to clone.
+/// Operations served in this process, by (capability, name); cheap to clone.
+///
+/// Keyed by the declaration's two static strings rather than the formatted
+/// `capability.name` id, so a call allocates nothing to find its handler.
 #[derive(Clone, Default)]
 pub struct InProcess {
-    handlers: Arc<RwLock<HashMap<String, OpHandler>>>,
+    handlers: Arc<RwLock<HashMap<(&'static str, &'static str), OpHandler>>>,
 }
 
 impl InProcess {
@@ -30,44 +34,50 @@ impl InProcess {
         self.handlers
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(served.op.id(), served.handler.clone());
+            .insert(
+                (served.op.capability, served.op.name),
+                served.handler.clone(),
+            );
     }
 
-    /// The handler of `op_id`, if it is served here.
+    /// The handler of `op_id` (`capability.name`, as on the wire), if it is served here.
     pub fn handler(&self, op_id: &str) -> Option<OpHandler> {
+        let (capability, name) = op_id.split_once('.')?;
+        let handlers = self.handlers.read().unwrap_or_else(|e| e.into_inner());
+        // Covariance: the map's `&'static str` keys are looked up as `&str`.
+        let handlers: &HashMap<(&str, &str), OpHandler> = &handlers;
+        handlers.get(&(capability, name)).cloned()
+    }
+
+    /// The handler of `op`, if it is served here.
+    pub fn find(&self, op: &Operation) -> Option<OpHandler> {
         self.handlers
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(op_id)
+            .get(&(op.capability, op.name))
             .cloned()
     }
+}
 
-    /// Whether `op_id` is served here.
-    pub fn serves(&self, op_id: &str) -> bool {
-        self.handlers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(op_id)
-    }
+/// Calls `handler` with `req`, or says nobody serves it here.
+fn call_with(
+    handler: Option<OpHandler>,
+    req: CallRequest,
+) -> BoxFuture<'static, Result<CallReply, CallError>> {
+    Box::pin(async move {
+        match handler {
+            Some(h) => h(req.body, req.ctx).await,
+            None => Err(CallError::Unavailable {
+                op: req.op.id(),
+                reason: "not served by any capability in this process".into(),
+            }),
+        }
+    })
 }
 
 impl Transport for InProcess {
     fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
-        let handler = self
-            .handlers
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&req.op.id())
-            .cloned();
-        Box::pin(async move {
-            match handler {
-                Some(h) => h(req.body, req.ctx).await,
-                None => Err(CallError::Unavailable {
-                    op: req.op.id(),
-                    reason: "not served by any capability in this process".into(),
-                }),
-            }
-        })
+        call_with(self.find(req.op), req)
     }
 }
 
@@ -92,12 +102,12 @@ impl Routed {
 
 impl Transport for Routed {
     fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
-        if self.local.serves(&req.op.id()) {
-            return self.local.call(req);
+        if let Some(handler) = self.local.find(req.op) {
+            return call_with(Some(handler), req);
         }
         match self.remote.get(req.op.capability) {
             Some(remote) => remote.call(req),
-            None => self.local.call(req),
+            None => call_with(None, req),
         }
     }
 }

@@ -9,21 +9,34 @@
 #   split-pg-nats shop up --split --nats … --postgres-admin …
 #                                             the same, each on its own PostgreSQL database, JetStream
 #
-#   bench/split.sh                       # about 4 minutes after the build
-#   DURATION=5 CONNECTIONS="1" bench/split.sh   # a quick smoke run
+# then, with shop stopped and on the same two servers, the raw baselines of
+# the split-pg-nats configuration's two dependencies:
+#
+#   raw-postgres  baseline-postgres   create-invoice's transaction alone (6 statements,
+#                                     synchronous_commit on) at 1, 16 and 64 connections
+#   raw-jetstream baseline-jetstream  publish an event envelope, wait for JetStream's ack,
+#                                     with 1, 64 and 256 acks in flight
+#
+#   bench/split.sh                       # about 5 minutes after the build
+#   DURATION=5 CONNECTIONS="1" RAW_DURATION=3 bench/split.sh   # a quick smoke run
 #
 # PostgreSQL and NATS are throwaway servers this script starts (initdb in a
 # temporary folder, free ports, fsync on: durable like SQLite's FULL) and
 # stops by PID; never the machine's own. Every shop runs with durable
 # commits. Results land in $OUT (default target/bench-results/split-<time>):
 # results.jsonl, logs, split.md with each configuration's ratio to the
-# monolith at the same concurrency.
+# monolith at the same concurrency and a second table with the raw baselines.
+#
+# Settings (environment): DURATION (s per journey point, 20), WARMUP (s, 3),
+# CONNECTIONS ("1 16"), RAW_DURATION (s per raw baseline point, 10), OUT,
+# COMMIT (what to print as the commit measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-"1 16"}
+RAW_DURATION=${RAW_DURATION:-10}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
 OUT=${OUT:-$TARGET/bench-results/split-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -102,7 +115,8 @@ grep -q "ready to accept connections" "$OUT/postgres.log" || { cat "$OUT/postgre
 ADMIN_URL="postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
 NATS_PORT=$(free_port)
 "$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$TMP/nats" >"$OUT/nats.log" 2>&1 &
-PIDS+=("$!")
+NATS_PID=$!
+PIDS+=("$NATS_PID")
 NATS_URL="nats://127.0.0.1:$NATS_PORT"
 echo "postgres (pid $PG_PID) on 127.0.0.1:$PG_PORT, nats-server on $NATS_URL"
 
@@ -143,6 +157,18 @@ run_mode monolith
 run_mode split-http --split
 run_mode split-pg-nats --split --nats "$NATS_URL" --postgres-admin "$ADMIN_URL"
 
+# Shop is stopped; the servers it used stay up for their raw baselines. Each
+# baseline works in its own database / streams and removes them after.
+echo "== raw baselines (${RAW_DURATION} s per point)"
+echo "-- raw-postgres"
+BASELINE_PG_ADMIN_URL="$ADMIN_URL" "$BIN/baseline-postgres" --duration "$RAW_DURATION" \
+    --server-pid "$PG_PID" | tee "$OUT/raw-postgres.txt" || echo "   FAILED"
+grep '^{' "$OUT/raw-postgres.txt" >>"$RESULTS" || echo "   no results"
+echo "-- raw-jetstream"
+"$BIN/baseline-jetstream" --url "$NATS_URL" --duration "$RAW_DURATION" \
+    --server-pid "$NATS_PID" | tee "$OUT/raw-jetstream.txt" || echo "   FAILED"
+grep '^{' "$OUT/raw-jetstream.txt" >>"$RESULTS" || echo "   no results"
+
 echo "== report"
 {
     echo "Machine:"
@@ -153,8 +179,21 @@ echo "== report"
     echo "|---|---|---|---|---|---|---|---|"
     jq -rs '
       (map(select(.label | startswith("journey/monolith/"))) | map({(.connections | tostring): .throughput}) | add) as $mono
-      | .[] | (.label | split("/")[1]) as $mode
+      | .[] | select(.label | startswith("journey/")) | (.label | split("/")[1]) as $mode
       | "| \($mode) | \(.connections) | \(.throughput * 10 | round / 10) | \(if $mono[.connections | tostring] then ((.throughput / $mono[.connections | tostring]) * 100 | round / 100 | tostring) + "x" else "n/a" end) | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.phases["created-to-dispatched"].p50_ms) / \(.phases["created-to-dispatched"].p99_ms) | \(.error_count) |"
+    ' "$RESULTS"
+    echo
+    echo "Raw baselines on the same PostgreSQL and nats-server, shop stopped, ${RAW_DURATION} s per point (CPU per operation: the tool plus the server):"
+    echo
+    echo "| baseline | clients / acks in flight | per second | p50 ms | p99 ms | max ms | CPU µs per op | other processes, cores | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    jq -rs '
+      def r(n): if . == null then "n/a" else (. * n | round / n) end;
+      .[] | select(.kind == "raw-postgres" or .kind == "raw-jetstream")
+      | (if .kind == "raw-postgres"
+         then ["create-invoice transaction, PostgreSQL \(.server_version | split(" ")[0]), synchronous_commit=\(.synchronous_commit)", "\(.connections) connections", "tx/s"]
+         else ["publish \(.payload_bytes) B envelope + ack, JetStream \(.server_version), \(.storage), R\(.replicas)", "\(.in_flight) in flight", "msgs/s"] end) as [$what, $clients, $unit]
+      | "| \($what) | \($clients) | \(.throughput | r(10)) \($unit) | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.latency.max_ms) | \(.cpu_us_per_op | r(1)) | \(.cpu.other_cores | r(100)) | \(.error_count) |"
     ' "$RESULTS"
 } | tee "$OUT/split.md"
 echo "results in $OUT"

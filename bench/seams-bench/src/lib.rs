@@ -4,7 +4,8 @@
 //! load generator and the raw SQLite baseline compute percentiles the same
 //! way (HdrHistogram, microsecond resolution, three significant digits) and
 //! their figures can be divided by each other. The binaries live in
-//! `src/bin/`: `loadgen` (HTTP load), `baseline-axum` and `baseline-sqlite`
+//! `src/bin/`: `loadgen` (HTTP load), `baseline-axum`, `baseline-sqlite`,
+//! `baseline-postgres` and `baseline-jetstream`
 //! (the same-run baselines) and `report` (the table with ratios).
 
 use std::time::Duration;

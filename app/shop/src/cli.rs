@@ -133,7 +133,9 @@ pub async fn run(
 }
 
 async fn serve(config: Config, placement: Placement) -> anyhow::Result<()> {
-    crate::telemetry::init();
+    if !config.off(crate::config::BenchOff::Tracing) {
+        crate::telemetry::init();
+    }
     let builder = crate::system::build(&config, &placement).await?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

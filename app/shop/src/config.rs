@@ -61,6 +61,27 @@ pub struct Config {
     /// Record no metrics and serve none at /metrics (to measure what they cost).
     #[arg(long, env = "SHOP_NO_METRICS")]
     pub no_metrics: bool,
+    /// Benchmarks only: switch reliability machinery off to measure what it
+    /// costs (comma-separated). Never in production: without the inbox a
+    /// redelivered event applies twice, without idempotency a retried
+    /// command runs twice, without relays no event is delivered.
+    #[arg(long, value_enum, value_delimiter = ',', hide = true)]
+    pub bench_off: Vec<BenchOff>,
+}
+
+/// Machinery `--bench-off` can switch off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchOff {
+    /// Idempotency records (lookup and save).
+    Idempotency,
+    /// Consumers' inbox rows.
+    Inbox,
+    /// Event delivery (outboxes still fill).
+    Relays,
+    /// Log output.
+    Tracing,
+    /// The Prometheus recorder.
+    Metrics,
 }
 
 impl Config {
@@ -80,6 +101,7 @@ impl Config {
             databases: Vec::new(),
             postgres_admin: None,
             no_metrics: false,
+            bench_off: Vec::new(),
         }
     }
 
@@ -111,6 +133,11 @@ impl Config {
             max_delay: Duration::from_millis(self.chaos_max_delay_ms.max(self.chaos_min_delay_ms)),
             ..seams_runtime::Chaos::DEFAULT
         })
+    }
+
+    /// Whether `--bench-off` switched `what` off.
+    pub fn off(&self, what: BenchOff) -> bool {
+        self.bench_off.contains(&what)
     }
 
     /// Commit durability.

@@ -16,7 +16,7 @@ use anyhow::Context;
 use seams_runtime::relay::RelayOptions;
 use seams_runtime::{Runtime, Storage, SystemBuilder, SystemOptions};
 
-use crate::config::Config;
+use crate::config::{BenchOff, Config};
 
 /// Every capability of the shop, in dependency order.
 pub const CAPABILITIES: [&str; 5] = [
@@ -157,7 +157,12 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
             ..RelayOptions::default()
         },
         storage: storage(config, placement).await?,
-        metrics: !config.no_metrics,
+        metrics: !config.no_metrics && !config.off(BenchOff::Metrics),
+        relays: !config.off(BenchOff::Relays),
+        machinery: seams_store::Machinery {
+            inbox: !config.off(BenchOff::Inbox),
+            idempotency: !config.off(BenchOff::Idempotency),
+        },
         peers: placement.peers.clone(),
         ..SystemOptions::default()
     };

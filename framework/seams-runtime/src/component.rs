@@ -34,6 +34,8 @@ pub struct Env {
     pub ids: Arc<dyn Ids>,
     /// Where capabilities' databases live.
     pub storage: Storage,
+    /// What of the store's reliability machinery runs (all of it, but in benchmarks).
+    pub machinery: seams_store::Machinery,
     /// Where lags are recorded and read models learn their freshness.
     pub consistency: crate::consistency::Consistency,
 }
@@ -69,7 +71,13 @@ impl Env {
         capability: &str,
         migrations: &seams_store::Migrations,
     ) -> anyhow::Result<Db> {
-        Db::connect(&self.location(capability)?, capability, migrations).await
+        Db::connect_with(
+            &self.location(capability)?,
+            capability,
+            migrations,
+            self.machinery,
+        )
+        .await
     }
 }
 

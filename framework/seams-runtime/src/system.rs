@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use seams_core::decl::{EventContract, Operation};
 use seams_core::{Clock, Ids, SystemClock, Transport, UuidV7Ids};
-use seams_store::Db;
+use seams_store::{Db, Machinery};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -54,6 +54,11 @@ pub struct SystemOptions {
     /// Record metrics and serve them at `/metrics` (on by default; off only
     /// to measure what they cost).
     pub metrics: bool,
+    /// Deliver events (on by default; off only to measure what delivery costs).
+    pub relays: bool,
+    /// The store's inbox and idempotency records (on by default; off only to
+    /// measure what they cost).
+    pub machinery: Machinery,
 }
 
 impl Default for SystemOptions {
@@ -65,6 +70,8 @@ impl Default for SystemOptions {
             peers: BTreeMap::new(),
             feeds: None,
             metrics: true,
+            relays: true,
+            machinery: Machinery::default(),
         }
     }
 }
@@ -78,6 +85,8 @@ impl std::fmt::Debug for SystemOptions {
             .field("peers", &self.peers)
             .field("bus", &self.feeds.is_some())
             .field("metrics", &self.metrics)
+            .field("relays", &self.relays)
+            .field("machinery", &self.machinery)
             .finish()
     }
 }
@@ -128,6 +137,7 @@ impl Runtime {
             clock: self.clock.clone(),
             ids: self.ids.clone(),
             storage: self.options.storage.clone(),
+            machinery: self.options.machinery,
             consistency: self.consistency.clone(),
         }
     }
@@ -402,6 +412,13 @@ impl SystemBuilder {
             }
         });
 
+        if !runtime.options.relays {
+            tracing::warn!(
+                subscriptions = subscriptions.len(),
+                "relays are switched off: events stay in the outboxes (a benchmark setting)"
+            );
+            subscriptions.clear();
+        }
         for (sub, consumer_db) in subscriptions {
             let feed: crate::feed::SharedFeed =
                 match (&runtime.options.feeds, by_name.get(sub.producer)) {

@@ -29,6 +29,27 @@ pub struct Migrations {
     pub postgres: Migrator,
 }
 
+/// Which of the store's reliability machinery runs. Both on, always, except
+/// in a benchmark that measures what each costs (`shop up --bench-off`):
+/// without the inbox a redelivered event is applied again; without
+/// idempotency records a retried command runs again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machinery {
+    /// Consumers record applied event ids ([`Db::begin_consume`]).
+    pub inbox: bool,
+    /// Keyed commands record and replay their first response.
+    pub idempotency: bool,
+}
+
+impl Default for Machinery {
+    fn default() -> Machinery {
+        Machinery {
+            inbox: true,
+            idempotency: true,
+        }
+    }
+}
+
 /// How much a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -188,6 +209,8 @@ struct Inner {
     _alive: watch::Sender<()>,
     /// Group commits so far (each one `COMMIT`, one fsync).
     commits: Arc<std::sync::atomic::AtomicU64>,
+    /// What of the reliability machinery runs.
+    machinery: Machinery,
 }
 
 impl std::fmt::Debug for Inner {
@@ -441,10 +464,20 @@ impl Db {
 
     /// Opens the database at `location`, applies the framework's migrations
     /// and then the capability's.
-    pub async fn connect<'a>(
+    pub async fn connect(
+        location: &Location,
+        name: &str,
+        migrations: &Migrations,
+    ) -> anyhow::Result<Db> {
+        Db::connect_with(location, name, migrations, Machinery::default()).await
+    }
+
+    /// [`Db::connect`] with some of the machinery switched off (benchmarks).
+    pub async fn connect_with<'a>(
         location: &Location,
         name: &str,
         migrations: &'a Migrations,
+        machinery: Machinery,
     ) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         if let Location::Sqlite { path, .. } = location
@@ -519,6 +552,7 @@ impl Db {
                 outbox,
                 _alive: alive,
                 commits,
+                machinery,
             }),
         })
     }
@@ -538,6 +572,11 @@ impl Db {
     /// The SQL dialect, for the few statements that differ between backends.
     pub fn backend(&self) -> Backend {
         self.inner.backend
+    }
+
+    /// What of the reliability machinery runs.
+    pub fn machinery(&self) -> Machinery {
+        self.inner.machinery
     }
 
     /// The pool for reads (never blocks on the writer).
@@ -571,6 +610,9 @@ impl Db {
         env: &Envelope,
     ) -> Result<Option<Tx>, sqlx::Error> {
         let mut tx = self.begin().await?;
+        if !self.inner.machinery.inbox {
+            return Ok(Some(tx));
+        }
         let inserted = sqlx::query(
             "INSERT INTO seams_inbox (consumer, event_id, handled_at_ms) VALUES ($1, $2, $3) \
              ON CONFLICT DO NOTHING",
@@ -649,6 +691,11 @@ impl Tx {
     /// The SQL dialect of this transaction's database.
     pub fn backend(&self) -> Backend {
         self.db.backend()
+    }
+
+    /// The database this transaction writes.
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     /// Appends `env` to the outbox; it is published only if this transaction

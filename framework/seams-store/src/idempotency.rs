@@ -51,6 +51,9 @@ impl Db {
         scope: &str,
         key: &str,
     ) -> Result<Option<StoredResponse>, sqlx::Error> {
+        if !self.machinery().idempotency {
+            return Ok(None);
+        }
         let row = sqlx::query(
             "SELECT fingerprint, status, body FROM seams_idempotency WHERE scope = $1 AND key = $2",
         )
@@ -74,6 +77,9 @@ impl Tx {
         status: u16,
         body: &[u8],
     ) -> Result<(), SaveResponseError> {
+        if !self.db().machinery().idempotency {
+            return Ok(());
+        }
         let inserted = sqlx::query(
             "INSERT INTO seams_idempotency (scope, key, fingerprint, status, body, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",

@@ -37,7 +37,9 @@ mod feed;
 mod idempotency;
 pub mod postgres;
 
-pub use db::{Backend, Db, Durability, Location, Migrations, Tx, connection_lost, now_ms, redact};
+pub use db::{
+    Backend, Db, Durability, Location, Machinery, Migrations, Tx, connection_lost, now_ms, redact,
+};
 pub use feed::{DeadLetter, PruneReport};
 pub use idempotency::{IdempotencyClaim, SaveResponseError, StoredResponse};
 

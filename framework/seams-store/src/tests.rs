@@ -494,3 +494,45 @@ mod postgres_only {
         assert_eq!(ids, ["before", "after"]);
     }
 }
+
+/// The benchmark switches do what they say (and nothing else).
+#[tokio::test]
+async fn switched_off_machinery_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = Location::Sqlite {
+        path: dir.path().join("off.db"),
+        durability: Durability::Normal,
+    };
+    let off = Machinery {
+        inbox: false,
+        idempotency: false,
+    };
+    let db = Db::connect_with(&location, "notes", &NOTES, off)
+        .await
+        .unwrap();
+    let env = envelope("e1", "a");
+    for _ in 0..2 {
+        let tx = db.begin_consume("c", &env).await.unwrap();
+        tx.expect("without an inbox every delivery applies")
+            .commit()
+            .await
+            .unwrap();
+    }
+    let claim = IdempotencyClaim {
+        scope: "notes.add".into(),
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+    };
+    for _ in 0..2 {
+        let mut tx = db.begin().await.unwrap();
+        tx.save_response(&claim, 201, b"{}").await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert!(
+        db.stored_response("notes.add", "k1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(db.framework_counts().await.unwrap(), (0, 0, 0));
+}

@@ -140,6 +140,7 @@ async fn world_in(dir: tempfile::TempDir) -> World {
             durability: seams_store::Durability::Normal,
         },
         consistency: seams_runtime::Consistency::new(),
+        machinery: seams_store::Machinery::default(),
     };
     let billing = billing::component(&env).await.unwrap();
     let app = App::new("billing", billing.routes.clone());

@@ -174,6 +174,14 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     if config.no_metrics {
         extra_args.push("--no-metrics".to_owned());
     }
+    for (flag, secs) in [
+        ("--retain-idempotency-secs", config.retain_idempotency_secs),
+        ("--retain-outbox-secs", config.retain_outbox_secs),
+        ("--retain-inbox-secs", config.retain_inbox_secs),
+        ("--prune-every-secs", config.prune_every_secs),
+    ] {
+        extra_args.extend([flag.to_owned(), secs.to_string()]);
+    }
     if let Some(host) = &config.smtp_host {
         extra_args.extend([
             "--smtp-host".to_owned(),

@@ -58,6 +58,21 @@ pub struct Config {
     /// are new at every start; a service only ever learns its own.
     #[arg(long, env = "SHOP_POSTGRES_ADMIN")]
     pub postgres_admin: Option<String>,
+    /// How long idempotency records are kept, in seconds (the longest a
+    /// client may retry a command and get the first answer back).
+    #[arg(long, env = "SHOP_RETAIN_IDEMPOTENCY_SECS", default_value_t = 24 * 3600)]
+    pub retain_idempotency_secs: u64,
+    /// How long delivered outbox rows are kept, in seconds (how far a
+    /// subscriber can be rewound).
+    #[arg(long, env = "SHOP_RETAIN_OUTBOX_SECS", default_value_t = 3600)]
+    pub retain_outbox_secs: u64,
+    /// How long inbox ids are kept, in seconds; refused at start unless it
+    /// covers outbox retention plus the longest bus retry horizon.
+    #[arg(long, env = "SHOP_RETAIN_INBOX_SECS", default_value_t = 2 * 3600)]
+    pub retain_inbox_secs: u64,
+    /// How often pruning runs, in seconds.
+    #[arg(long, env = "SHOP_PRUNE_EVERY_SECS", default_value_t = 60)]
+    pub prune_every_secs: u64,
     /// Record no metrics and serve none at /metrics (to measure what they cost).
     #[arg(long, env = "SHOP_NO_METRICS")]
     pub no_metrics: bool,
@@ -102,6 +117,10 @@ impl Config {
             postgres_admin: None,
             no_metrics: false,
             bench_off: Vec::new(),
+            retain_idempotency_secs: 24 * 3600,
+            retain_outbox_secs: 3600,
+            retain_inbox_secs: 2 * 3600,
+            prune_every_secs: 60,
         }
     }
 
@@ -133,6 +152,16 @@ impl Config {
             max_delay: Duration::from_millis(self.chaos_max_delay_ms.max(self.chaos_min_delay_ms)),
             ..seams_runtime::Chaos::DEFAULT
         })
+    }
+
+    /// Retention of the framework's tables.
+    pub fn retention(&self) -> seams_runtime::Retention {
+        seams_runtime::Retention {
+            idempotency: Duration::from_secs(self.retain_idempotency_secs),
+            outbox: Duration::from_secs(self.retain_outbox_secs),
+            inbox: Duration::from_secs(self.retain_inbox_secs),
+            interval: Duration::from_secs(self.prune_every_secs.max(1)),
+        }
     }
 
     /// Whether `--bench-off` switched `what` off.

@@ -157,6 +157,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
             ..RelayOptions::default()
         },
         storage: storage(config, placement).await?,
+        retention: config.retention(),
         metrics: !config.no_metrics && !config.off(BenchOff::Metrics),
         relays: !config.off(BenchOff::Relays),
         machinery: seams_store::Machinery {

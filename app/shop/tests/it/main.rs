@@ -49,6 +49,36 @@ fn bad_arguments_are_refused_with_a_message() {
     assert!(!out.status.success());
     let out = shop().arg("nonsense").output().unwrap();
     assert!(!out.status.success());
+    let out = shop()
+        .args(["up", "--bench-off", "everything"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+}
+
+#[test]
+fn a_retention_that_would_let_a_duplicate_through_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = shop()
+        .args([
+            "up",
+            "--addr",
+            "127.0.0.1:0",
+            "--retain-inbox-secs",
+            "60",
+            "--data",
+        ])
+        .arg(dir.path())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("inbox retention 60s is shorter than outbox retention"),
+        "{err}"
+    );
 }
 
 #[test]

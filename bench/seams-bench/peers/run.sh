@@ -6,7 +6,7 @@
 # peer does per request, and how it differs from Seams, is in README.md
 # beside this file.
 #
-#   bench/seams-bench/peers/run.sh                  # ~5-6 min after the installs and the build
+#   bench/seams-bench/peers/run.sh                  # ~5 min per round after the installs and the build
 #   DURATION=10 bench/seams-bench/peers/run.sh
 #   SYSTEMS="seams restate" CONNECTIONS="1 16 64" bench/seams-bench/peers/run.sh
 #
@@ -49,7 +49,9 @@
 #
 # Settings (environment): DURATION (s measured per point, 15), WARMUP (s, 2),
 # CONNECTIONS ("1 64"), SYSTEMS ("seams restate restate-store-only
-# moleculer-local moleculer-nats", run in that order), QUIESCE_MAX (s, 60), OUT (default
+# moleculer-local moleculer-nats", run in that order), ROUNDS (1: how many
+# times the whole set runs, every other round in reverse order; labels of
+# round N > 1 end in /rN), QUIESCE_MAX (s, 60), OUT (default
 # target/bench-results/peers-<UTC time>), PEERS_DIR (target/peers),
 # SKIP_BUILD=1 (use the binaries in target/release as they are),
 # NATS_SERVER (/usr/sbin/nats-server), COMMIT (what to print as the commit
@@ -64,11 +66,12 @@ WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-1 64}
 SYSTEMS=${SYSTEMS:-seams restate restate-store-only moleculer-local moleculer-nats}
 QUIESCE_MAX=${QUIESCE_MAX:-60}
+ROUNDS=${ROUNDS:-1}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
 PEERS_DIR=${PEERS_DIR:-$TARGET/peers}
 NATS_SERVER=${NATS_SERVER:-/usr/sbin/nats-server}
-export DURATION WARMUP CONNECTIONS SYSTEMS QUIESCE_MAX PEERS_DIR NATS_SERVER
+export DURATION WARMUP CONNECTIONS SYSTEMS QUIESCE_MAX ROUNDS PEERS_DIR NATS_SERVER
 
 # ---------------------------------------------------------------- outside
 if [ "${PEERS_INSIDE_NETNS:-}" != 1 ]; then
@@ -84,7 +87,7 @@ if [ "${PEERS_INSIDE_NETNS:-}" != 1 ]; then
         echo "kernel: $(uname -sr)"
         echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
         echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
-        echo "settings: DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS='$CONNECTIONS' SYSTEMS='$SYSTEMS' QUIESCE_MAX=$QUIESCE_MAX"
+        echo "settings: DURATION=$DURATION WARMUP=$WARMUP CONNECTIONS='$CONNECTIONS' SYSTEMS='$SYSTEMS' ROUNDS=$ROUNDS QUIESCE_MAX=$QUIESCE_MAX"
     } | tee "$OUT/machine.txt"
 
     if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -162,13 +165,13 @@ MAIN_PID=""
 URL=""
 
 # Starts "$@" in the background as process $1 of the system (output in
-# $OUT/<system>-$1.log) and waits, at most 60 s, for a line matching $2 in
+# $OUT/<system>-r<round>-$1.log) and waits, at most 60 s, for a line matching $2 in
 # it (no wait if $2 is empty). Sets LAST_PID and LAST_LINE (the first
 # matching line).
 start_proc() {
     local name=$1 ready=$2
     shift 2
-    local log="$OUT/$SYSTEM-$name.log"
+    local log="$OUT/$TAG-$name.log"
     "$@" >"$log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
@@ -251,8 +254,8 @@ quiesce() {
 # the system over the measured window) to $RESULTS.
 point() {
     local c=$1
-    local label="peer/$SYSTEM/c$c"
-    local file="$OUT/peer_${SYSTEM}_c$c.txt"
+    local label="peer/$SYSTEM/c$c$ROUND_SUFFIX"
+    local file="$OUT/peer_${SYSTEM}_c$c${ROUND_SUFFIX//\//_}.txt"
     quiesce
     echo "-- $label"
     "$BIN/loadgen" --url "$URL" --scenario create-invoice --connections "$c" \
@@ -316,12 +319,22 @@ RESTATE_BIN=$PEERS_DIR/restate/node_modules/@restatedev/restate-server-linux-x64
 echo "== versions"
 versions
 
-for SYSTEM in $SYSTEMS; do
-    echo "== $SYSTEM"
+# Round r runs every system once; even rounds in reverse order, so that a
+# neighbour's burst of load does not always land on the same system.
+REVERSED=$(tr ' ' '\n' <<<"$SYSTEMS" | grep -v '^$' | tac | tr '\n' ' ')
+for ROUND in $(seq 1 "$ROUNDS"); do
+ROUND_SUFFIX=""
+[ "$ROUND" = 1 ] || ROUND_SUFFIX="/r$ROUND"
+ORDER=$SYSTEMS
+[ $((ROUND % 2)) = 1 ] || ORDER=$REVERSED
+for SYSTEM in $ORDER; do
+    echo "== $SYSTEM (round $ROUND of $ROUNDS)"
+    # Names this system's logs and fresh data folder in this round.
+    TAG="$SYSTEM-r$ROUND"
     case $SYSTEM in
         seams)
             start_proc shop 'listening on http://' "$BIN/shop" up --addr 127.0.0.1:0 \
-                --data "$TMP/shop" --durability full
+                --data "$TMP/$TAG" --durability full
             MAIN_PID=$LAST_PID
             URL=$(url_of "$LAST_LINE")
             ;;
@@ -331,12 +344,12 @@ for SYSTEM in $SYSTEMS; do
             admin=$(free_port)
             fabric=$(free_port)
             pgsql=$(free_port)
-            cat >"$TMP/restate.toml" <<EOF
+            cat >"$TMP/$TAG.toml" <<EOF
 # Written by bench/seams-bench/peers/run.sh; everything else is the default
 # (durable: the log-server's RocksDB WAL is fsynced, default-replication 1).
 cluster-name = "seams-peer-bench"
 node-name = "peer-bench"
-base-dir = "$TMP/restate"
+base-dir = "$TMP/$TAG"
 auto-provision = true
 disable-telemetry = true
 log-filter = "warn"
@@ -353,8 +366,8 @@ bind-address = "127.0.0.1:$admin"
 [admin.query-engine]
 pgsql-bind-address = "127.0.0.1:$pgsql"
 EOF
-            cp "$TMP/restate.toml" "$OUT/restate.toml"
-            start_proc restate-server '' "$RESTATE_BIN" --config-file "$TMP/restate.toml" --no-logo
+            cp "$TMP/$TAG.toml" "$OUT/$TAG.toml"
+            start_proc restate-server '' "$RESTATE_BIN" --config-file "$TMP/$TAG.toml" --no-logo
             MAIN_PID=$LAST_PID
             up=0
             for _ in $(seq 1 600); do
@@ -362,7 +375,7 @@ EOF
                 kill -0 "$MAIN_PID" 2>/dev/null || break
                 sleep 0.1
             done
-            [ "$up" = 1 ] || { cat "$OUT/restate-restate-server.log" >&2; echo "restate-server not up in 60 s" >&2; exit 1; }
+            [ "$up" = 1 ] || { cat "$OUT/$TAG-restate-server.log" >&2; echo "restate-server not up in 60 s" >&2; exit 1; }
             # RESTATE_LOGGING=WARN: the SDK logs every invocation at INFO otherwise.
             start_proc services 'listening on http://' env NODE_PATH="$PEERS_DIR/restate/node_modules" \
                 RESTATE_LOGGING=WARN LOOKUPS="$([ "$SYSTEM" = restate ] && echo 1 || echo 0)" \
@@ -392,7 +405,7 @@ EOF
             ;;
         moleculer-local)
             start_proc broker 'listening on http://' env NODE_PATH="$PEERS_DIR/moleculer/node_modules" \
-                MODE=local DATA="$TMP/moleculer-local" node "$HERE/moleculer/node.cjs"
+                MODE=local DATA="$TMP/$TAG" node "$HERE/moleculer/node.cjs"
             MAIN_PID=$LAST_PID
             URL=$(url_of "$LAST_LINE")
             ;;
@@ -400,7 +413,7 @@ EOF
             nats_port=$(free_port)
             start_proc nats-server 'Server is ready' "$NATS_SERVER" -a 127.0.0.1 -p "$nats_port"
             start_proc services 'services ready' env NODE_PATH="$PEERS_DIR/moleculer/node_modules" \
-                MODE=services NATS_URL="nats://127.0.0.1:$nats_port" DATA="$TMP/moleculer-nats" \
+                MODE=services NATS_URL="nats://127.0.0.1:$nats_port" DATA="$TMP/$TAG" \
                 node "$HERE/moleculer/node.cjs"
             MAIN_PID=$LAST_PID
             start_proc gateway 'listening on http://' env NODE_PATH="$PEERS_DIR/moleculer/node_modules" \
@@ -418,6 +431,7 @@ EOF
     done
     stop_system
 done
+done
 
 echo "== report"
 {
@@ -430,7 +444,7 @@ echo "== report"
     sed 's/^/    /' "$OUT/versions.txt"
     echo
     echo "create-invoice, closed loop, ${DURATION} s measured after ${WARMUP} s warm-up per point;"
-    echo "\"x Seams\" is the throughput ratio to Seams at the same connections in this run;"
+    echo "\"x Seams\" is the throughput ratio to Seams at the same connections in the same round;"
     echo "\"cores\" is the CPU of all the system's processes over the measured window"
     echo "(restate: server + service endpoint + front; moleculer-nats: nats-server + both brokers),"
     echo "\"others\" what the rest of the machine used, the load generator excluded."
@@ -439,21 +453,22 @@ echo "== report"
     echo "(front.cjs); restate-store-only is not equivalent (no customer or price lookup)."
     echo "What each system does per request: bench/seams-bench/peers/README.md."
     echo
-    echo "| system | connections | invoices/s | x Seams | p50 ms | p99 ms | errors | cores | CPU µs per invoice | others (cores) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
-    jq -rs --arg systems "$SYSTEMS" --arg conns "$CONNECTIONS" '
+    echo "| system | connections | round | invoices/s | x Seams | p50 ms | p99 ms | errors | cores | CPU µs per invoice | others (cores) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    jq -rs --arg systems "$SYSTEMS" --arg conns "$CONNECTIONS" --argjson rounds "$ROUNDS" '
         (map(select(.kind == "loadgen")) | map({key: .label, value: .}) | from_entries) as $lg
         | (map(select(.kind == "peer-cpu")) | map({key: .label, value: .}) | from_entries) as $cpu
         | def f(d): if . == null then "n/a" else (. * pow(10; d) | round / pow(10; d) | tostring) end;
           ($conns | split(" ") | map(select(. != ""))) as $cs
         | ($systems | split(" ") | map(select(. != ""))) as $ss
-        | $cs[] as $c | $ss[] as $s
-        | ("peer/\($s)/c\($c)") as $l
+        | $cs[] as $c | $ss[] as $s | range(1; $rounds + 1) as $n
+        | (if $n == 1 then "" else "/r\($n)" end) as $suffix
+        | ("peer/\($s)/c\($c)\($suffix)") as $l
         | $lg[$l] as $r | $cpu[$l] as $u
-        | ($lg["peer/seams/c\($c)"].throughput) as $base
-        | if $r == null then "| \($s) | \($c) | failed | | | | | | | |"
+        | ($lg["peer/seams/c\($c)\($suffix)"].throughput) as $base
+        | if $r == null then "| \($s) | \($c) | \($n) | failed | | | | | | | |"
           else
-            "| \($s) | \($c) | \($r.throughput | f(0)) | "
+            "| \($s) | \($c) | \($n) | \($r.throughput | f(0)) | "
             + (if $base == null or $base == 0 then "n/a" else ($r.throughput / $base | f(2)) + "x" end)
             + " | \($r.latency.p50_ms | f(2)) | \($r.latency.p99_ms | f(2)) | \($r.error_count)"
             + (if $r.error_count > 0 then " \($r.errors | tojson)" else "" end)

@@ -516,6 +516,10 @@ impl Db {
         let setup = Arc::new(location.setup());
         let read = AnyPoolOptions::new()
             .max_connections(4)
+            // A ping before every read is a second round trip to SQLite's
+            // worker thread for nothing (a file does not go away); a
+            // PostgreSQL connection may have died with a server restart.
+            .test_before_acquire(backend == Backend::Postgres)
             // Short: while a PostgreSQL server restarts, a read should fail
             // (503, try again) rather than hold its request for long.
             .acquire_timeout(Duration::from_secs(3))

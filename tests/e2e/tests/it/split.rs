@@ -271,3 +271,33 @@ async fn postgres_restart_and_nats_outage_mid_journey_lose_and_duplicate_nothing
         "a refused command has no recorded response"
     );
 }
+
+#[tokio::test]
+async fn the_monolith_runs_on_postgresql_too() {
+    let Some(pg) = seams_testkit::postgres::PostgresServer::start_or_skip() else {
+        return;
+    };
+    let admin = pg.admin_url();
+    let shop = Shop::start_with(Mode::Monolith, &["--postgres-admin", &admin]).unwrap();
+    let customer = shop.register("pg-monolith@example.com").await.unwrap();
+    shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", 3).await.unwrap();
+    let (id, total) = create_through_faults(&shop, "pg-1", &customer)
+        .await
+        .unwrap();
+    pay_through_faults(&shop, "pg-pay-1", &id, &total)
+        .await
+        .unwrap();
+    shop.wait_delivered(&customer, 3, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(shop.stock("TEA").await.unwrap(), (2, 0));
+    // The state is in PostgreSQL, not in SQLite files.
+    let files: Vec<_> = std::fs::read_dir(shop.data_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".db"))
+        .collect();
+    assert!(files.is_empty(), "{files:?}");
+}

@@ -112,8 +112,12 @@ sample idle
 SAMPLER_PID=$!
 
 echo "== create-invoice, open loop at $RATE/s, until $COMMANDS invoices or $MAX_TIME s"
+# The window ends when the last command is due (loadgen's CPU sample and
+# its report wait for the window's end, not for the count).
+LOAD_SECS=$(( (COMMANDS + RATE - 1) / RATE ))
+[ "$LOAD_SECS" -gt "$MAX_TIME" ] && LOAD_SECS=$MAX_TIME
 "$BIN/loadgen" --url "$URL" --server-pid "$SHOP_PID" --label growth/load --scenario create-invoice \
-    --connections 64 --rate "$RATE" --duration "$MAX_TIME" --warmup 0 --max-ops "$COMMANDS" \
+    --connections 64 --rate "$RATE" --duration "$LOAD_SECS" --warmup 0 --max-ops "$COMMANDS" \
     --stock "$((COMMANDS + 1000))" | tee "$OUT/load.txt" | grep -v '^{' | tail -n 12
 LOAD_END=$(( $(date +%s) - START ))
 kill "$SAMPLER_PID" 2>/dev/null || true

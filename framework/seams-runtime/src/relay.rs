@@ -284,7 +284,9 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Outcome> {
         let mut last_error = String::new();
-        for attempt in 1..=policy.max_attempts {
+        let mut attempt = 0;
+        while attempt < policy.max_attempts {
+            attempt += 1;
             let mut wait = policy.backoff(attempt);
             if let Some(chaos) = self.options.chaos {
                 wait +=
@@ -320,6 +322,16 @@ impl Relay {
                         .await?;
                     return Ok(Outcome::Parked);
                 }
+                Err(HandlerError::Transient(reason)) if !self.consumer.reachable().await => {
+                    // The consumer's own database is down (a PostgreSQL
+                    // restart): not the event's fault, and no attempt is
+                    // spent on it; the event waits, then is tried again.
+                    tracing::warn!(%reason, "the consumer's database is unreachable; waiting for it");
+                    if !self.wait_reachable(shutdown).await {
+                        return Ok(Outcome::Interrupted);
+                    }
+                    attempt -= 1;
+                }
                 Err(HandlerError::Transient(reason)) => {
                     tracing::warn!(%reason, attempt, max = policy.max_attempts, "delivery failed");
                     metrics::counter!("seams_event_failures_total", "subscription" => self.name.clone())
@@ -335,6 +347,22 @@ impl Relay {
             .park(&self.name, env, &last_error, policy.max_attempts)
             .await?;
         Ok(Outcome::Parked)
+    }
+}
+
+impl Relay {
+    /// Waits until the consumer's database answers again; `false` if
+    /// shutdown came first.
+    async fn wait_reachable(&self, shutdown: &CancellationToken) -> bool {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.cancelled() => return false,
+            }
+            if self.consumer.reachable().await {
+                return true;
+            }
+        }
     }
 }
 

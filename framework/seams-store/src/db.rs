@@ -649,6 +649,15 @@ impl Db {
         Ok(row.is_some())
     }
 
+    /// Whether the database answers a query now (a SQLite file always does;
+    /// a PostgreSQL server may be restarting).
+    pub async fn reachable(&self) -> bool {
+        match self.inner.backend {
+            Backend::Sqlite => true,
+            Backend::Postgres => sqlx::query("SELECT 1").execute(self.reader()).await.is_ok(),
+        }
+    }
+
     /// A receiver that changes after every commit that wrote outbox rows.
     pub fn outbox_changes(&self) -> watch::Receiver<u64> {
         self.inner.outbox.subscribe()

@@ -228,10 +228,16 @@ async fn postgres_restart_and_nats_outage_mid_journey_lose_and_duplicate_nothing
     let paid = invoices.len();
     // Per invoice: created, paid, shipped.
     let expected = 3 * paid;
-    let deliveries = shop
+    let deliveries = match shop
         .wait_delivered(&customer, expected, Duration::from_secs(90))
         .await
-        .unwrap();
+    {
+        Ok(d) => d,
+        Err(e) => {
+            let dead = shop.get("/_seams/dead-letters").await.map(|r| r.json);
+            panic!("{e:#}\ndead letters: {dead:?}\nlog:\n{}", shop.log());
+        }
+    };
     let mut events: Vec<&str> = deliveries
         .iter()
         .map(|d| d["event_id"].as_str().unwrap())

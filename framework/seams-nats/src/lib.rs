@@ -38,6 +38,10 @@ use seams_store::Db;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
+/// How long past its own expiry a pull may go unanswered before it is
+/// abandoned and asked again.
+const PULL_GRACE: Duration = Duration::from_secs(5);
+
 /// How long JetStream waits for an ack before redelivering.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 
@@ -275,28 +279,52 @@ impl NatsFeed {
         let pull_failed = |e: &dyn std::fmt::Display| {
             anyhow::anyhow!("pulling from {}: {e}", stream_name(&self.producer))
         };
+        // Every pull has a deadline of its own, past the server-side expiry,
+        // so a read can never wait forever on an answer that does not come;
+        // the relay then simply asks again.
+        let bounded = |limit: Duration| {
+            let producer = self.producer.clone();
+            move |elapsed: tokio::time::error::Elapsed| {
+                anyhow::anyhow!(
+                    "pulling from {}: no answer within {limit:?} ({elapsed})",
+                    stream_name(&producer)
+                )
+            }
+        };
         // What is there now, without waiting...
-        let mut messages: Vec<_> = consumer
-            .fetch()
-            .max_messages(limit as usize)
-            .messages()
-            .await
-            .map_err(|e| pull_failed(&e))?
-            .collect()
-            .await;
+        let mut messages: Vec<_> = tokio::time::timeout(PULL_GRACE, async {
+            anyhow::Ok(
+                consumer
+                    .fetch()
+                    .max_messages(limit as usize)
+                    .messages()
+                    .await
+                    .map_err(|e| pull_failed(&e))?
+                    .collect()
+                    .await,
+            )
+        })
+        .await
+        .map_err(bounded(PULL_GRACE))??;
         if messages.is_empty() && !wait.is_zero() {
             // ...else wait for the next one alone: a batch of `limit` would
             // be handed over only when full or expired, holding a lone event
             // back for the whole long-poll. The rest come with the next read.
-            messages = consumer
-                .batch()
-                .max_messages(1)
-                .expires(wait)
-                .messages()
-                .await
-                .map_err(|e| pull_failed(&e))?
-                .collect()
-                .await;
+            messages = tokio::time::timeout(wait + PULL_GRACE, async {
+                anyhow::Ok(
+                    consumer
+                        .batch()
+                        .max_messages(1)
+                        .expires(wait)
+                        .messages()
+                        .await
+                        .map_err(|e| pull_failed(&e))?
+                        .collect()
+                        .await,
+                )
+            })
+            .await
+            .map_err(bounded(wait + PULL_GRACE))??;
         }
         let mut events = Vec::new();
         for msg in messages {

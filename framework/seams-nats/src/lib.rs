@@ -232,6 +232,14 @@ impl NatsFeed {
                     durable_name: Some(name.clone()),
                     ack_policy: consumer::AckPolicy::Explicit,
                     ack_wait: self.ack_wait,
+                    // One unacknowledged event at a time. With more, an event
+                    // handed out but neither applied nor acknowledged (a
+                    // crash, an ack lost in an outage) comes back only after
+                    // the ack wait, by which time later events were applied
+                    // and the cursor has passed it: it would be skipped as
+                    // "applied before". One at a time keeps the stream's order
+                    // and costs throughput per subscription.
+                    max_ack_pending: 1,
                     ..Default::default()
                 },
             )
@@ -250,7 +258,9 @@ impl NatsFeed {
         &self,
         subscriber: &str,
         after: u64,
-        limit: u32,
+        // The consumer hands out one event at a time (see `max_ack_pending`),
+        // so a read never returns more than one, whatever the caller allows.
+        _limit: u32,
         wait: Duration,
     ) -> anyhow::Result<Vec<Envelope>> {
         let mut held = self.held.lock().await;
@@ -260,7 +270,7 @@ impl NatsFeed {
         let mut pending = Vec::new();
         for (seq, msg) in mine.drain(..) {
             if seq <= after {
-                msg.ack()
+                msg.double_ack()
                     .await
                     .map_err(|e| anyhow::anyhow!("acking {seq}: {e}"))?;
             } else {
@@ -296,7 +306,9 @@ impl NatsFeed {
             anyhow::Ok(
                 consumer
                     .fetch()
-                    .max_messages(limit as usize)
+                    // More than the one the consumer may have unacknowledged
+                    // would leave the request open, waiting for the rest.
+                    .max_messages(1)
                     .messages()
                     .await
                     .map_err(|e| pull_failed(&e))?
@@ -307,9 +319,7 @@ impl NatsFeed {
         .await
         .map_err(bounded(PULL_GRACE))??;
         if messages.is_empty() && !wait.is_zero() {
-            // ...else wait for the next one alone: a batch of `limit` would
-            // be handed over only when full or expired, holding a lone event
-            // back for the whole long-poll. The rest come with the next read.
+            // ...else wait for the next one.
             messages = tokio::time::timeout(wait + PULL_GRACE, async {
                 anyhow::Ok(
                     consumer
@@ -335,7 +345,7 @@ impl NatsFeed {
             let seq = env.sequence.context("event without its outbox position")?;
             if seq <= after {
                 // Applied before (a redelivery after a crash or an ack lost): done with it.
-                msg.ack()
+                msg.double_ack()
                     .await
                     .map_err(|e| anyhow::anyhow!("acking {seq}: {e}"))?;
                 continue;

@@ -192,14 +192,7 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     }
     // The supervisor provisions every capability's database, so that each
     // service is handed only its own credentials, never the admin's.
-    let mut databases = config.database_urls()?;
-    if let Some(admin) = &config.postgres_admin {
-        let missing: Vec<&str> = crate::system::CAPABILITIES
-            .into_iter()
-            .filter(|c| !databases.contains_key(*c))
-            .collect();
-        databases.extend(crate::system::provision(admin, &missing).await?);
-    }
+    let databases = crate::system::database_urls(&config, &crate::system::CAPABILITIES).await?;
     let opts = crate::supervisor::SplitOptions {
         addr: config.addr,
         data_dir: config.data_dir.clone(),

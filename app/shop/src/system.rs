@@ -93,14 +93,21 @@ impl Placement {
     }
 }
 
-/// Creates a role and a database of its own for each of `capabilities`
-/// through the admin URL, with a new password each; returns their URLs.
-pub async fn provision(
-    admin_url: &str,
+/// The PostgreSQL URL of each of `capabilities` that has one: those given
+/// with `--database`, and, with `--postgres-admin`, a role and database of
+/// its own created now (with a new password) for every other one.
+pub async fn database_urls(
+    config: &Config,
     capabilities: &[&str],
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut urls = BTreeMap::new();
+    let mut urls = config.database_urls()?;
+    let Some(admin_url) = &config.postgres_admin else {
+        return Ok(urls);
+    };
     for cap in capabilities {
+        if urls.contains_key(*cap) {
+            continue;
+        }
         let p = seams_store::postgres::provision(
             admin_url,
             cap,
@@ -121,19 +128,11 @@ pub async fn provision(
 /// Where the capabilities placed here keep their state: SQLite files unless
 /// PostgreSQL databases are configured (given, or provisioned now).
 async fn storage(config: &Config, placement: &Placement) -> anyhow::Result<Storage> {
-    let mut urls = config.database_urls()?;
     let local: Vec<&str> = CAPABILITIES
         .into_iter()
         .filter(|c| placement.here(c))
         .collect();
-    if let Some(admin) = &config.postgres_admin {
-        let missing: Vec<&str> = local
-            .iter()
-            .copied()
-            .filter(|c| !urls.contains_key(*c))
-            .collect();
-        urls.extend(provision(admin, &missing).await?);
-    }
+    let mut urls = database_urls(config, &local).await?;
     if urls.is_empty() {
         return Ok(Storage::Sqlite {
             durability: config.durability(),

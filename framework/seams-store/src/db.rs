@@ -50,6 +50,16 @@ impl Default for Machinery {
     }
 }
 
+impl Migrations {
+    /// The history for `backend`.
+    fn for_backend(&self, backend: Backend) -> &Migrator {
+        match backend {
+            Backend::Sqlite => &self.sqlite,
+            Backend::Postgres => &self.postgres,
+        }
+    }
+}
+
 /// How much a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
@@ -429,13 +439,6 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn framework_for(backend: Backend) -> &'static Migrator {
-    match backend {
-        Backend::Sqlite => &FRAMEWORK.sqlite,
-        Backend::Postgres => &FRAMEWORK.postgres,
-    }
-}
-
 /// Runs `migrator` over `conn`, ignoring the other migrator's versions in
 /// `_sqlx_migrations` (framework and capability share that table).
 async fn migrate(
@@ -473,10 +476,10 @@ impl Db {
     }
 
     /// [`Db::connect`] with some of the machinery switched off (benchmarks).
-    pub async fn connect_with<'a>(
+    pub async fn connect_with(
         location: &Location,
         name: &str,
-        migrations: &'a Migrations,
+        migrations: &Migrations,
         machinery: Machinery,
     ) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
@@ -487,12 +490,6 @@ impl Db {
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
         let backend = location.backend();
-        let pick = |m: &'a Migrations| -> &'a Migrator {
-            match backend {
-                Backend::Sqlite => &m.sqlite,
-                Backend::Postgres => &m.postgres,
-            }
-        };
         let mut writer = Writer {
             conn: None,
             location: location.clone(),
@@ -505,10 +502,10 @@ impl Db {
             .await
             .with_context(|| format!("opening {name} database at {location:?}"))?;
         let conn = writer.conn.as_mut().expect("just connected");
-        migrate(framework_for(backend), conn)
+        migrate(FRAMEWORK.for_backend(backend), conn)
             .await
             .with_context(|| format!("migrating {name}: framework tables"))?;
-        migrate(pick(migrations), conn)
+        migrate(migrations.for_backend(backend), conn)
             .await
             .with_context(|| format!("migrating {name}: capability tables"))?;
         let writer = Arc::new(Mutex::new(writer));

@@ -266,16 +266,28 @@ impl NatsFeed {
         let mut held = self.held.lock().await;
         let mine = held.entry(subscriber.to_owned()).or_default();
         // Everything up to `after` is applied: acknowledge it. What is left
-        // was handed out but not applied (shutdown came first): hand it out again.
+        // was handed out but not applied (shutdown came first, or the relay
+        // went back to an older cursor): hand it out again. A message whose
+        // ack fails (NATS is down) stays held and is acked by a later read:
+        // dropped, it would stay unacknowledged on the server, which hands
+        // out nothing else meanwhile (`max_ack_pending` is 1).
         let mut pending = Vec::new();
-        for (seq, msg) in mine.drain(..) {
-            if seq <= after {
-                msg.double_ack()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("acking {seq}: {e}"))?;
+        let mut failed = None;
+        for (seq, msg) in std::mem::take(mine) {
+            if seq <= after && failed.is_none() {
+                if let Err(e) = msg.double_ack().await {
+                    failed = Some(anyhow::anyhow!("acking {seq}: {e}"));
+                    mine.push((seq, msg));
+                }
+            } else if seq <= after {
+                mine.push((seq, msg));
             } else {
                 pending.push((seq, msg));
             }
+        }
+        if let Some(e) = failed {
+            mine.extend(pending);
+            return Err(e);
         }
         if !pending.is_empty() {
             let events = pending
@@ -345,9 +357,11 @@ impl NatsFeed {
             let seq = env.sequence.context("event without its outbox position")?;
             if seq <= after {
                 // Applied before (a redelivery after a crash or an ack lost): done with it.
-                msg.double_ack()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("acking {seq}: {e}"))?;
+                if let Err(e) = msg.double_ack().await {
+                    // Held, so the next read acks it (see above).
+                    mine.push((seq, msg));
+                    return Err(anyhow::anyhow!("acking {seq}: {e}"));
+                }
                 continue;
             }
             if events

@@ -51,7 +51,7 @@ pub async fn read_outbox(
     wait: Duration,
 ) -> anyhow::Result<Vec<Envelope>> {
     let mut changes = db.outbox_changes();
-    db.ack(subscriber, after).await?;
+    db.ack_lazily(subscriber, after).await?;
     let events = db.read_outbox(after, limit).await?;
     if !events.is_empty() || wait.is_zero() {
         return Ok(events);

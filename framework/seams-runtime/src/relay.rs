@@ -16,17 +16,21 @@
 //! duplicates and delays on purpose, so a consumer that depends on
 //! exactly-once or immediate delivery fails in the monolith first.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use rand::Rng;
 use seams_core::Envelope;
 use seams_core::decl::{Ordering, Retries, RetryPolicy};
 use seams_store::Db;
+use seams_store::pipeline::{Applied, pipelined};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::component::{HandlerError, Subscription};
+use crate::component::{HandlerError, Handles, Subscription};
 use crate::consistency::Consistency;
 use crate::feed::{InProcessFeed, SharedFeed};
 
@@ -86,6 +90,12 @@ pub enum Outcome {
 pub struct Relay {
     sub: Subscription,
     name: String,
+    /// Whether an event type of `sub` is ordered per key (parking applies).
+    per_key: bool,
+    /// Where the relay is, in memory and in the consumer's database.
+    cursor: std::sync::Mutex<Cursor>,
+    /// The dead-letter generation last looked at, and whether any were parked then.
+    dead_letters: std::sync::Mutex<Option<(u64, bool)>>,
     consumer: Db,
     producer: SharedFeed,
     options: RelayOptions,
@@ -113,6 +123,12 @@ impl Relay {
     ) -> Relay {
         Relay {
             name: sub.name(),
+            per_key: sub
+                .handles
+                .iter()
+                .any(|h| matches!(h.event.ordering, Ordering::PerKey { .. })),
+            cursor: std::sync::Mutex::new(Cursor::default()),
+            dead_letters: std::sync::Mutex::new(None),
             sub,
             consumer,
             producer: feed,
@@ -127,39 +143,319 @@ impl Relay {
         self
     }
 
-    /// Delivers everything currently in the feed; returns how many events were read
-    /// (0 means idle). Tests drive this instead of sleeping.
+    /// Delivers everything currently in the feed, batch after batch; returns
+    /// how many events were read (0 means idle). Tests drive this instead of
+    /// sleeping. The cursor it moved is durable when it returns.
     pub async fn try_run_once(&self, shutdown: &CancellationToken) -> anyhow::Result<usize> {
-        self.step(shutdown, Duration::ZERO).await
+        let mut total = 0;
+        loop {
+            let read = self.step(shutdown, Duration::ZERO).await?;
+            total += read;
+            if read == 0 || shutdown.is_cancelled() {
+                break;
+            }
+        }
+        self.save_cursor().await?;
+        Ok(total)
+    }
+
+    /// Writes the position in memory to the database, durably.
+    async fn save_cursor(&self) -> anyhow::Result<()> {
+        let (position, written) = {
+            let c = self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
+            (c.position, c.written)
+        };
+        if let Some(position) = position
+            && written != Some(position)
+        {
+            self.consumer.set_cursor(&self.name, position).await?;
+            self.cursor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .written = Some(position);
+        }
+        Ok(())
     }
 
     /// One batch: replays first, then the feed after the cursor, waiting up to
     /// `wait` for new events. Only the wait is cut short by `shutdown`; an
     /// event in hand is finished.
+    ///
+    /// The batch's events are applied back to back ([`seams_store::pipeline`]):
+    /// the next one starts once the previous one's transaction has written
+    /// everything, not once it is durable, so a batch usually shares its
+    /// commits. The position only moves past an event once its effects are
+    /// durable, and the feed is only acknowledged up to that position.
     async fn step(&self, shutdown: &CancellationToken, wait: Duration) -> anyhow::Result<usize> {
-        let replayed = self.try_replay(shutdown).await?;
-        let cursor = self.consumer.cursor(&self.name).await?;
+        // Dead letters only change through this process (the database's one
+        // writer): look at them again only when they did.
+        let generation = self.consumer.dead_letter_generation();
+        let seen = *self
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (replayed, parked_any) = match seen {
+            Some((g, parked)) if g == generation => (0, parked),
+            _ => {
+                let replayed = self.try_replay(shutdown).await?;
+                let parked = self.per_key && self.consumer.any_parked(&self.name).await?;
+                *self
+                    .dead_letters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some((generation, parked));
+                (replayed, parked)
+            }
+        };
+        let cursor = self.position().await?;
         let batch = tokio::select! {
             batch = self.producer.read(&self.name, cursor, self.options.batch, wait) => batch?,
             _ = shutdown.cancelled() => return Ok(replayed),
         };
         let mut position = cursor;
         let mut read = 0;
-        for env in &batch {
-            match self.deliver(env, shutdown).await? {
-                Outcome::Interrupted => break,
-                Outcome::Delivered | Outcome::Parked => {
-                    position = env.sequence.unwrap_or(position);
-                    read += 1;
+        let mut window = VecDeque::new();
+        let applied = self
+            .apply(
+                &batch,
+                parked_any,
+                &mut window,
+                &mut position,
+                &mut read,
+                shutdown,
+            )
+            .await;
+        if applied.is_err() {
+            // No handler may still run when the batch is read again.
+            self.consumer.request_commit();
+            for e in window.drain(..) {
+                if let State::Running(task) = e.state {
+                    let _ = task.await;
                 }
             }
         }
+        applied?;
         // The next read after `position` acknowledges it to the producer.
-        if position > cursor {
-            self.consumer.set_cursor(&self.name, position).await?;
+        // The cursor in the database may lag a little behind: after a crash
+        // that only redelivers what the inbox has already recorded.
+        let save = {
+            let mut c = self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
+            c.position = Some(position);
+            let due = c.saved_at.is_none_or(|at| at.elapsed() >= CURSOR_EVERY);
+            let save = due && c.written != Some(position);
+            if save {
+                c.saved_at = Some(std::time::Instant::now());
+                c.written = Some(position);
+            }
+            save
+        };
+        if save {
+            self.consumer
+                .set_cursor_eventually(&self.name, position)
+                .await?;
         }
         self.consistency.advance(&self.name, position);
         Ok(read + replayed)
+    }
+
+    /// Applies `batch` in order, moving `position` past each event once it
+    /// is durably applied (or parked).
+    async fn apply<'a>(
+        &'a self,
+        batch: &'a [Envelope],
+        parked_any: bool,
+        window: &mut VecDeque<InFlight<'a>>,
+        position: &mut u64,
+        read: &mut usize,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut after: Option<Applied> = None;
+        let mut stopped = false;
+        for env in batch {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let Some(handles) = self.handles_for(env) else {
+                window.push_back(InFlight::done(env, None, Ok(Outcome::Delivered)));
+                continue;
+            };
+            if parked_any
+                && let Ordering::PerKey { .. } = handles.event.ordering
+                && let Some(blocker) = self
+                    .consumer
+                    .parked_for_subject(&self.name, &env.subject)
+                    .await?
+            {
+                let reason = format!(
+                    "waiting behind dead letter #{blocker} with the same key (per-key ordering)"
+                );
+                tracing::warn!(subscription = %self.name, event = %env.id, %reason, "parking");
+                self.consumer.park(&self.name, env, &reason, 0).await?;
+                window.push_back(InFlight::done(env, None, Ok(Outcome::Parked)));
+                continue;
+            }
+            if let Some(chaos) = self.options.chaos {
+                let delay =
+                    chaos.min_delay + random_delay(chaos.max_delay.saturating_sub(chaos.min_delay));
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+            let (released_tx, released) = oneshot::channel();
+            let handler = pipelined(after.take(), released_tx, (handles.handler)(env.clone()))
+                .instrument(self.span(env));
+            let mut task = tokio::spawn(handler);
+            // The next event may start once this one's transaction has
+            // released; if the handler ends without one, once it ends.
+            let entry = match released.await {
+                Ok(applied) => {
+                    after = Some(applied);
+                    InFlight::running(env, handles, task)
+                }
+                Err(_) => {
+                    let first = joined((&mut task).await);
+                    let failed = first.is_err();
+                    let entry =
+                        InFlight::done(env, Some(handles), first.map(|()| Outcome::Delivered));
+                    if failed {
+                        // Retries go one at a time, in order: nothing starts after a failure.
+                        stopped = true;
+                    }
+                    entry
+                }
+            };
+            window.push_back(entry);
+            if stopped {
+                break;
+            }
+            if window.len() >= WINDOW
+                && let Some(oldest) = window.pop_front()
+                && !self
+                    .settle(oldest, window, position, read, shutdown)
+                    .await?
+            {
+                break;
+            }
+        }
+        while let Some(oldest) = window.pop_front() {
+            if !self
+                .settle(oldest, window, position, read, shutdown)
+                .await?
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where this relay is in the feed: kept in memory between batches,
+    /// read from the consumer's database at first and after a failure.
+    async fn position(&self) -> anyhow::Result<u64> {
+        let cached = self
+            .cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .position;
+        match cached {
+            Some(position) => Ok(position),
+            None => {
+                let position = self.consumer.cursor(&self.name).await?;
+                let mut c = self.cursor.lock().unwrap_or_else(PoisonError::into_inner);
+                c.position = Some(position);
+                c.written = Some(position);
+                Ok(position)
+            }
+        }
+    }
+
+    /// Finishes the oldest event in flight: records it if it was applied;
+    /// if it failed, lets everything after it end (they are undone or were
+    /// no-ops), then gives it its remaining attempts one at a time. Returns
+    /// `false` when the batch must stop here (the rest is read again).
+    async fn settle(
+        &self,
+        entry: InFlight<'_>,
+        window: &mut VecDeque<InFlight<'_>>,
+        position: &mut u64,
+        read: &mut usize,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<bool> {
+        let InFlight {
+            env,
+            handles,
+            state,
+        } = entry;
+        // Everything started so far joins the group this asks for.
+        self.consumer.request_commit();
+        let result = match state {
+            State::Done(result) => result,
+            State::Running(task) => joined(task.await).map(|()| Outcome::Delivered),
+        };
+        let mut fell_back = false;
+        let outcome = match (result, handles) {
+            (Ok(outcome), Some(handles)) if outcome == Outcome::Delivered => {
+                self.applied(handles, env).await;
+                outcome
+            }
+            (Ok(outcome), _) => outcome,
+            (Err(first), Some(handles)) => {
+                fell_back = true;
+                for later in window.drain(..) {
+                    if let State::Running(task) = later.state {
+                        let _ = task.await;
+                    }
+                }
+                let policy = retry_policy(handles);
+                self.attempt_all(handles, policy, env, shutdown, Some(first))
+                    .instrument(self.span(env))
+                    .await?
+            }
+            (Err(e), None) => anyhow::bail!("an unhandled event failed: {e}"),
+        };
+        match outcome {
+            Outcome::Interrupted => {
+                window.clear();
+                Ok(false)
+            }
+            Outcome::Delivered | Outcome::Parked => {
+                *position = env.sequence.unwrap_or(*position);
+                *read += 1;
+                // After a failure the rest of the batch is read again.
+                Ok(!fell_back)
+            }
+        }
+    }
+
+    /// What follows a durable application: metrics, the lag, and chaos's duplicate.
+    async fn applied(&self, handles: &Handles, env: &Envelope) {
+        metrics::counter!("seams_events_applied_total", "subscription" => self.name.clone())
+            .increment(1);
+        self.consistency
+            .record_hop(&env.event_type, self.sub.consumer, &env.time);
+        if let Some(chaos) = self.options.chaos
+            && rand::rng().random_bool(chaos.duplicate.clamp(0.0, 1.0))
+        {
+            // The duplicate must be a no-op thanks to the inbox; its result is only logged.
+            let dup = (handles.handler)(env.clone()).await;
+            tracing::debug!(result = ?dup, "chaos: delivered a duplicate");
+        }
+    }
+
+    fn handles_for(&self, env: &Envelope) -> Option<&Handles> {
+        self.sub
+            .handles
+            .iter()
+            .find(|h| h.event.event_type == env.event_type)
+    }
+
+    fn span(&self, env: &Envelope) -> tracing::Span {
+        tracing::info_span!(
+            "deliver",
+            subscription = %self.name,
+            event_type = %env.event_type,
+            event_id = %env.id,
+            correlation_id = %env.correlationid,
+        )
     }
 
     /// Runs until `shutdown`, finishing the event in hand.
@@ -167,12 +463,21 @@ impl Relay {
         while !shutdown.is_cancelled() {
             // An empty read waits (long-polls) up to `idle_poll` for new events.
             if let Err(e) = self.step(&shutdown, self.options.idle_poll).await {
+                // Start again from the durable cursor.
+                *self.cursor.lock().unwrap_or_else(PoisonError::into_inner) = Cursor::default();
+                *self
+                    .dead_letters
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
                 tracing::error!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.cancelled() => {}
                 }
             }
+        }
+        if let Err(e) = self.save_cursor().await {
+            tracing::warn!(subscription = %self.name, error = format!("{e:#}"), "saving the cursor at shutdown failed; the inbox absorbs the redelivery");
         }
         tracing::debug!(subscription = %self.name, "delivery stopped");
     }
@@ -194,12 +499,7 @@ impl Relay {
                 {
                     continue;
                 }
-                let outcome = match self
-                    .sub
-                    .handles
-                    .iter()
-                    .find(|h| h.event.event_type == env.event_type)
-                {
+                let outcome = match self.handles_for(env) {
                     Some(handles) => self.attempt(handles, env, shutdown).await?,
                     None => Outcome::Delivered,
                 };
@@ -221,96 +521,53 @@ impl Relay {
         }
     }
 
-    async fn deliver(
-        &self,
-        env: &Envelope,
-        shutdown: &CancellationToken,
-    ) -> anyhow::Result<Outcome> {
-        let Some(handles) = self
-            .sub
-            .handles
-            .iter()
-            .find(|h| h.event.event_type == env.event_type)
-        else {
-            return Ok(Outcome::Delivered);
-        };
-        if let Ordering::PerKey { .. } = handles.event.ordering
-            && let Some(blocker) = self
-                .consumer
-                .parked_for_subject(&self.name, &env.subject)
-                .await?
-        {
-            let reason = format!(
-                "waiting behind dead letter #{blocker} with the same key (per-key ordering)"
-            );
-            tracing::warn!(subscription = %self.name, event = %env.id, %reason, "parking");
-            self.consumer.park(&self.name, env, &reason, 0).await?;
-            return Ok(Outcome::Parked);
-        }
-        self.attempt(handles, env, shutdown).await
-    }
-
     /// Every attempt the event's contract allows, in the event's span.
     async fn attempt(
         &self,
-        handles: &crate::component::Handles,
+        handles: &Handles,
         env: &Envelope,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<Outcome> {
-        let policy = match handles.event.retries {
-            Retries::Bus(p) => p,
-            Retries::Caller(_) | Retries::Nobody => RetryPolicy {
-                max_attempts: 1,
-                ..RetryPolicy::STANDARD
-            },
-        };
-        let span = tracing::info_span!(
-            "deliver",
-            subscription = %self.name,
-            event_type = %env.event_type,
-            event_id = %env.id,
-            correlation_id = %env.correlationid,
-        );
-        self.attempt_all(handles, policy, env, shutdown)
-            .instrument(span)
+        self.attempt_all(handles, retry_policy(handles), env, shutdown, None)
+            .instrument(self.span(env))
             .await
     }
 
+    /// Attempts until one succeeds, the failure is permanent, or the
+    /// policy's attempts are spent; `first` is the outcome of a first
+    /// attempt already made (in a pipelined batch).
     async fn attempt_all(
         &self,
-        handles: &crate::component::Handles,
+        handles: &Handles,
         policy: RetryPolicy,
         env: &Envelope,
         shutdown: &CancellationToken,
+        mut first: Option<HandlerError>,
     ) -> anyhow::Result<Outcome> {
         let mut last_error = String::new();
         let mut attempt = 0;
         while attempt < policy.max_attempts {
             attempt += 1;
-            let mut wait = policy.backoff(attempt);
-            if let Some(chaos) = self.options.chaos {
-                wait +=
-                    chaos.min_delay + random_delay(chaos.max_delay.saturating_sub(chaos.min_delay));
-            }
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = shutdown.cancelled() => return Ok(Outcome::Interrupted),
-                }
-            }
-            match (handles.handler)(env.clone()).await {
-                Ok(()) => {
-                    metrics::counter!("seams_events_applied_total", "subscription" => self.name.clone())
-                        .increment(1);
-                    self.consistency
-                        .record_hop(&env.event_type, self.sub.consumer, &env.time);
-                    if let Some(chaos) = self.options.chaos
-                        && rand::rng().random_bool(chaos.duplicate.clamp(0.0, 1.0))
-                    {
-                        // The duplicate must be a no-op thanks to the inbox; its result is only logged.
-                        let dup = (handles.handler)(env.clone()).await;
-                        tracing::debug!(result = ?dup, "chaos: delivered a duplicate");
+            let result = match first.take() {
+                Some(failed) => Err(failed),
+                None => {
+                    let mut wait = policy.backoff(attempt);
+                    if let Some(chaos) = self.options.chaos {
+                        wait += chaos.min_delay
+                            + random_delay(chaos.max_delay.saturating_sub(chaos.min_delay));
                     }
+                    if !wait.is_zero() {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = shutdown.cancelled() => return Ok(Outcome::Interrupted),
+                        }
+                    }
+                    (handles.handler)(env.clone()).await
+                }
+            };
+            match result {
+                Ok(()) => {
+                    self.applied(handles, env).await;
                     return Ok(Outcome::Delivered);
                 }
                 Err(HandlerError::Permanent(reason)) => {
@@ -363,6 +620,84 @@ impl Relay {
                 return true;
             }
         }
+    }
+}
+
+/// How often a running relay writes its cursor at most.
+const CURSOR_EVERY: Duration = Duration::from_millis(250);
+
+/// A relay's position.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// After the last batch; `None` until read from the database.
+    position: Option<u64>,
+    /// What was last written to (or read from) the database.
+    written: Option<u64>,
+    /// When it was last written.
+    saved_at: Option<std::time::Instant>,
+}
+
+/// Events of one batch in flight at most: each holds its handler task until
+/// its group commit is durable.
+const WINDOW: usize = 64;
+
+/// One event of a batch, in feed order.
+struct InFlight<'a> {
+    env: &'a Envelope,
+    /// `None` for an event type this subscription does not handle.
+    handles: Option<&'a Handles>,
+    state: State,
+}
+
+enum State {
+    /// The handler still runs (its transaction waits for its group commit).
+    Running(JoinHandle<Result<(), HandlerError>>),
+    /// Finished: skipped, parked, or the handler's first attempt ended.
+    Done(Result<Outcome, HandlerError>),
+}
+
+impl<'a> InFlight<'a> {
+    fn running(
+        env: &'a Envelope,
+        handles: &'a Handles,
+        task: JoinHandle<Result<(), HandlerError>>,
+    ) -> Self {
+        InFlight {
+            env,
+            handles: Some(handles),
+            state: State::Running(task),
+        }
+    }
+
+    fn done(
+        env: &'a Envelope,
+        handles: Option<&'a Handles>,
+        result: Result<Outcome, HandlerError>,
+    ) -> Self {
+        InFlight {
+            env,
+            handles,
+            state: State::Done(result),
+        }
+    }
+}
+
+/// A handler task's result; a panic is a transient failure (it is retried,
+/// then dead-lettered), not the end of the delivery loop.
+fn joined(
+    result: Result<Result<(), HandlerError>, tokio::task::JoinError>,
+) -> Result<(), HandlerError> {
+    result.unwrap_or_else(|e| Err(HandlerError::Transient(format!("handler panicked: {e}"))))
+}
+
+/// The attempts the bus owes an event: its contract's, or one.
+fn retry_policy(handles: &Handles) -> RetryPolicy {
+    match handles.event.retries {
+        Retries::Bus(p) => p,
+        Retries::Caller(_) | Retries::Nobody => RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::STANDARD
+        },
     }
 }
 

@@ -221,6 +221,10 @@ struct Inner {
     commits: Arc<std::sync::atomic::AtomicU64>,
     /// What of the reliability machinery runs.
     machinery: Machinery,
+    /// The highest acknowledgement written per subscriber by this process, and when.
+    acked: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
+    /// Bumped after every committed change to the dead letters.
+    dead_letters: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -246,16 +250,18 @@ struct Writer {
     location: Location,
     /// The transaction was begun and not yet committed.
     open: bool,
-    /// A member was dropped without committing; its savepoint must be undone first.
-    dirty: bool,
+    /// A member was dropped without committing; its work must be undone first.
+    dirty: Option<Undo>,
     /// The members of the open transaction wait on this.
     group: Arc<Group>,
 }
 
 /// One group commit's outcome, shared by its members.
-struct Group {
-    /// `None` until the group's `COMMIT` finished; then its result.
-    done: watch::Sender<Option<Result<(), String>>>,
+pub(crate) struct Group {
+    /// `None` until the group's `COMMIT` finished; then its result. Set
+    /// before the writer is let go, so whoever holds the writer next sees
+    /// how every earlier group ended ([`crate::pipeline`] relies on it).
+    pub(crate) done: watch::Sender<Option<Result<(), String>>>,
     /// Whether any member published events.
     published: std::sync::atomic::AtomicBool,
 }
@@ -272,6 +278,17 @@ impl Group {
 const SAVEPOINT: &str = "SAVEPOINT seams_tx";
 const RELEASE: &str = "RELEASE SAVEPOINT seams_tx";
 const UNDO: &str = "ROLLBACK TO SAVEPOINT seams_tx; RELEASE SAVEPOINT seams_tx";
+
+/// How one member's work is undone without touching the others'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Undo {
+    /// It opened the transaction, so nothing else is in it: roll all of it
+    /// back. The first member needs no savepoint, which saves two round
+    /// trips per group (every transaction, when commands do not overlap).
+    Transaction,
+    /// Others released into the transaction before it: back to its savepoint.
+    Savepoint,
+}
 
 impl Writer {
     /// Runs `sql` on the writer. Boxed with an explicit `Send` bound: the
@@ -305,7 +322,7 @@ impl Writer {
         tracing::warn!(error = %err, "database connection lost; the next transaction reconnects");
         self.conn = None;
         self.open = false;
-        self.dirty = false;
+        self.dirty = None;
         let group = std::mem::replace(&mut self.group, Group::new());
         group
             .done
@@ -337,18 +354,30 @@ impl Writer {
         Ok(())
     }
 
+    /// Undoes one member's work.
+    async fn undo(&mut self, undo: Undo) -> Result<(), sqlx::Error> {
+        match undo {
+            Undo::Savepoint => self.exec(UNDO).await,
+            Undo::Transaction => {
+                self.exec("ROLLBACK").await?;
+                self.open = false;
+                Ok(())
+            }
+        }
+    }
+
     /// Undoes what a dropped member left behind.
     async fn clean(&mut self) -> Result<(), sqlx::Error> {
-        if !self.dirty {
+        let Some(undo) = self.dirty else {
             return Ok(());
-        }
+        };
         // Nothing is left to undo on a connection that is gone.
         let result = match self.conn {
-            Some(_) => self.exec(UNDO).await,
+            Some(_) => self.undo(undo).await,
             None => Ok(()),
         };
         if result.is_ok() || self.conn.is_none() {
-            self.dirty = false;
+            self.dirty = None;
             return Ok(());
         }
         result
@@ -356,18 +385,18 @@ impl Writer {
 
     /// Makes sure a transaction is open, reconnecting once if the connection
     /// turns out to be gone (the first statement after a server restart is
-    /// where that shows).
-    async fn open_group(&mut self, begin: &'static str) -> Result<(), sqlx::Error> {
+    /// where that shows). Returns whether this call began it.
+    async fn open_group(&mut self, begin: &'static str) -> Result<bool, sqlx::Error> {
         self.clean().await?;
         if self.open {
-            return Ok(());
+            return Ok(false);
         }
         for attempt in 0..2 {
             self.connect().await?;
             match self.exec(begin).await {
                 Ok(()) => {
                     self.open = true;
-                    return Ok(());
+                    return Ok(true);
                 }
                 Err(e) if attempt == 0 && self.conn.is_none() => {
                     tracing::debug!(error = %e, "reconnecting the writer");
@@ -407,11 +436,10 @@ async fn committer(
         if result.is_err() && w.conn.is_some() {
             // A failed COMMIT may leave the transaction open; make sure it is gone.
             let _ = w.exec("ROLLBACK").await;
-            w.dirty = false;
+            w.dirty = None;
         }
         w.open = false;
         let group = std::mem::replace(&mut w.group, Group::new());
-        drop(w);
         if let Err(e) = &result {
             tracing::error!(database = %name, error = %e, "group commit failed; its members are told");
         }
@@ -428,6 +456,7 @@ async fn committer(
         group
             .done
             .send_replace(Some(result.map_err(|e| e.to_string())));
+        drop(w);
     }
 }
 
@@ -494,7 +523,7 @@ impl Db {
             conn: None,
             location: location.clone(),
             open: false,
-            dirty: false,
+            dirty: None,
             group: Group::new(),
         };
         writer
@@ -554,8 +583,51 @@ impl Db {
                 _alive: alive,
                 commits,
                 machinery,
+                acked: Default::default(),
+                dead_letters: std::sync::atomic::AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Whether acknowledging `seq` for `subscriber` says more than this
+    /// process has already written, at most once per `interval`.
+    pub(crate) fn ack_is_news(&self, subscriber: &str, seq: u64, interval: Duration) -> bool {
+        let acked = self
+            .inner
+            .acked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        acked
+            .get(subscriber)
+            .is_none_or(|(known, at)| *known < seq && at.elapsed() >= interval)
+    }
+
+    /// Remembers that acknowledging `seq` for `subscriber` was written.
+    pub(crate) fn ack_written(&self, subscriber: &str, seq: u64) {
+        let mut acked = self
+            .inner
+            .acked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = acked
+            .entry(subscriber.to_owned())
+            .or_insert((0, std::time::Instant::now()));
+        *known = (known.0.max(seq), std::time::Instant::now());
+    }
+
+    /// Changes whenever a change to the dead letters commits; a relay that
+    /// saw no change since its last look need not look again (this process
+    /// is the database's only writer).
+    pub fn dead_letter_generation(&self) -> u64 {
+        self.inner
+            .dead_letters
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn dead_letters_changed(&self) {
+        self.inner
+            .dead_letters
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// How many group commits (each one `COMMIT` and one fsync) have happened.
@@ -588,18 +660,26 @@ impl Db {
     /// Starts a write transaction (a member of the next group commit).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         let mut w = self.inner.writer.clone().lock_owned().await;
-        w.open_group(match self.inner.backend {
-            // Take the write lock now, not at the first write, so a group
-            // never fails half-way with SQLITE_BUSY.
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            Backend::Postgres => "BEGIN",
-        })
-        .await?;
-        w.exec(SAVEPOINT).await?;
+        let began = w
+            .open_group(match self.inner.backend {
+                // Take the write lock now, not at the first write, so a group
+                // never fails half-way with SQLITE_BUSY.
+                Backend::Sqlite => "BEGIN IMMEDIATE",
+                Backend::Postgres => "BEGIN",
+            })
+            .await?;
+        let undo = if began {
+            Undo::Transaction
+        } else {
+            w.exec(SAVEPOINT).await?;
+            Undo::Savepoint
+        };
         Ok(Tx {
             writer: Some(w),
             db: self.clone(),
             published: false,
+            consume: false,
+            undo,
         })
     }
 
@@ -611,6 +691,7 @@ impl Db {
         env: &Envelope,
     ) -> Result<Option<Tx>, sqlx::Error> {
         let mut tx = self.begin().await?;
+        tx.consume = true;
         if !self.inner.machinery.inbox {
             return Ok(Some(tx));
         }
@@ -660,6 +741,34 @@ impl Db {
         self.inner.outbox.subscribe()
     }
 
+    /// Asks the committer to commit what has been released (pipelined
+    /// consume transactions leave that to their relay).
+    pub fn request_commit(&self) {
+        self.inner.commit_wanted.notify_one();
+    }
+
+    /// Returns once everything released so far is committed (what
+    /// [`Tx::commit_eventually`] left pending included); an error if that
+    /// group's commit failed.
+    pub async fn flush(&self) -> Result<(), sqlx::Error> {
+        let w = self.inner.writer.lock().await;
+        if !w.open {
+            return Ok(());
+        }
+        let mut done = w.group.done.subscribe();
+        drop(w);
+        self.inner.commit_wanted.notify_one();
+        match done
+            .wait_for(|r| r.is_some())
+            .await
+            .map_err(|_| sqlx::Error::PoolClosed)?
+            .clone()
+        {
+            Some(Err(e)) => Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
+            _ => Ok(()),
+        }
+    }
+
     /// Commits what is pending and closes the readers (after in-flight work finished).
     pub async fn close(&self) {
         let mut w = self.inner.writer.lock().await;
@@ -685,6 +794,11 @@ pub struct Tx {
     writer: Option<OwnedMutexGuard<Writer>>,
     db: Db,
     published: bool,
+    /// Applies an event ([`Db::begin_consume`]): ordered after the previous
+    /// event's transaction when a relay pipelines them ([`crate::pipeline`]).
+    consume: bool,
+    /// How to take this member's work back out.
+    undo: Undo,
 }
 
 impl Tx {
@@ -731,23 +845,7 @@ impl Tx {
     /// Commits: returns once the group this transaction joined is durable
     /// (then feed readers are woken if events were published).
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let mut w = self
-            .writer
-            .take()
-            .expect("a live transaction holds the writer");
-        if let Err(e) = w.exec(RELEASE).await {
-            w.dirty = true;
-            return Err(e);
-        }
-        let group = w.group.clone();
-        if self.published {
-            group
-                .published
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-        let mut done = group.done.subscribe();
-        drop(w);
-        self.db.inner.commit_wanted.notify_one();
+        let mut done = self.release().await?;
         let outcome = done
             .wait_for(|r| r.is_some())
             .await
@@ -760,15 +858,68 @@ impl Tx {
         }
     }
 
+    /// Joins the next group commit and returns without waiting for it:
+    /// for bookkeeping whose loss in a crash is harmless because it is
+    /// written again (a cursor behind its effects redelivers into the
+    /// inbox; an acknowledgement is repeated on the next read).
+    pub async fn commit_eventually(mut self) -> Result<(), sqlx::Error> {
+        self.release().await.map(drop)
+    }
+
+    /// Releases this member's savepoint into the open group and asks for a
+    /// commit; the receiver learns the group's outcome.
+    async fn release(
+        &mut self,
+    ) -> Result<watch::Receiver<Option<Result<(), String>>>, sqlx::Error> {
+        let mut w = self
+            .writer
+            .take()
+            .expect("a live transaction holds the writer");
+        if self.consume && crate::pipeline::predecessor_failed(&w.group) {
+            // The previous event did not commit; this one must not be
+            // applied before it is retried.
+            if w.undo(self.undo).await.is_err() {
+                w.dirty = Some(self.undo);
+            }
+            drop(w);
+            self.db.inner.commit_wanted.notify_one();
+            return Err(sqlx::Error::Protocol(
+                "the previous event's transaction did not commit; this one is undone to keep their order".into(),
+            ));
+        }
+        if self.undo == Undo::Savepoint
+            && let Err(e) = w.exec(RELEASE).await
+        {
+            w.dirty = Some(self.undo);
+            return Err(e);
+        }
+        let group = w.group.clone();
+        if self.published {
+            group
+                .published
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let done = group.done.subscribe();
+        let pipelined = self.consume && crate::pipeline::active();
+        if pipelined {
+            crate::pipeline::released(&group);
+        }
+        drop(w);
+        if !pipelined {
+            self.db.inner.commit_wanted.notify_one();
+        }
+        Ok(done)
+    }
+
     /// Rolls back explicitly.
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
         let mut w = self
             .writer
             .take()
             .expect("a live transaction holds the writer");
-        let res = w.exec(UNDO).await;
+        let res = w.undo(self.undo).await;
         if res.is_err() {
-            w.dirty = true;
+            w.dirty = Some(self.undo);
         }
         drop(w);
         self.db.inner.commit_wanted.notify_one();
@@ -780,7 +931,7 @@ impl Drop for Tx {
     fn drop(&mut self) {
         if let Some(mut w) = self.writer.take() {
             // Undone by the next user of the writer (or the committer): no async in Drop.
-            w.dirty = true;
+            w.dirty = Some(self.undo);
             drop(w);
             self.db.inner.commit_wanted.notify_one();
         }

@@ -4,7 +4,12 @@
 use seams_core::Envelope;
 use sqlx::Row;
 
+use std::time::Duration;
+
 use crate::db::{Backend, Db, Tx, now_ms};
+
+/// How often a feed's readers write a subscriber's acknowledgement at most.
+const ACK_EVERY: Duration = Duration::from_millis(250);
 
 /// An event a consumer gave up on, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,8 +91,30 @@ impl Db {
         Ok(seq as u64)
     }
 
-    /// Records that `subscriber` has everything up to `seq` (it never moves back).
+    /// Records that `subscriber` has everything up to `seq` (it never moves
+    /// back). Returns before the record is durable: an acknowledgement only
+    /// lets pruning go further, and a subscriber repeats it with every read.
+    /// An acknowledgement this process already wrote is not written again.
     pub async fn ack(&self, subscriber: &str, seq: u64) -> Result<(), sqlx::Error> {
+        self.ack_every(subscriber, seq, Duration::ZERO).await
+    }
+
+    /// [`Db::ack`], written at most once per 250 ms per subscriber: what a
+    /// feed does on every read. The newest acknowledgement is written by a
+    /// read after the interval (a subscriber polls at least once a second).
+    pub async fn ack_lazily(&self, subscriber: &str, seq: u64) -> Result<(), sqlx::Error> {
+        self.ack_every(subscriber, seq, ACK_EVERY).await
+    }
+
+    async fn ack_every(
+        &self,
+        subscriber: &str,
+        seq: u64,
+        interval: Duration,
+    ) -> Result<(), sqlx::Error> {
+        if !self.ack_is_news(subscriber, seq, interval) {
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO seams_feed_acks (subscriber, acked_seq, updated_at_ms) VALUES ($1, $2, $3) \
@@ -101,7 +128,9 @@ impl Db {
         .bind(now_ms())
         .execute(tx.conn())
         .await?;
-        tx.commit().await
+        tx.commit_eventually().await?;
+        self.ack_written(subscriber, seq);
+        Ok(())
     }
 
     /// This database's position in the feed `subscription` (0 at first).
@@ -114,8 +143,30 @@ impl Db {
         Ok(row.map_or(0, |(p,)| p as u64))
     }
 
-    /// Moves the cursor of `subscription` forward to `position`.
+    /// Moves the cursor of `subscription` forward to `position`, durably.
     pub async fn set_cursor(&self, subscription: &str, position: u64) -> Result<(), sqlx::Error> {
+        self.write_cursor(subscription, position)
+            .await?
+            .commit()
+            .await
+    }
+
+    /// Moves the cursor of `subscription` forward to `position` with the
+    /// next group commit, without waiting for it: for a relay that keeps
+    /// its position in memory, where a cursor lost in a crash only means
+    /// redelivery of events the inbox has already seen.
+    pub async fn set_cursor_eventually(
+        &self,
+        subscription: &str,
+        position: u64,
+    ) -> Result<(), sqlx::Error> {
+        self.write_cursor(subscription, position)
+            .await?
+            .commit_eventually()
+            .await
+    }
+
+    async fn write_cursor(&self, subscription: &str, position: u64) -> Result<Tx, sqlx::Error> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO seams_cursors (subscription, position, updated_at_ms) VALUES ($1, $2, $3) \
@@ -129,7 +180,7 @@ impl Db {
         .bind(now_ms())
         .execute(tx.conn())
         .await?;
-        tx.commit().await
+        Ok(tx)
     }
 
     /// Parks `env` as a dead letter of `subscription` (once per event).
@@ -159,7 +210,22 @@ impl Db {
         .bind(now_ms())
         .execute(tx.conn())
         .await?;
-        tx.commit().await
+        let committed = tx.commit().await;
+        self.dead_letters_changed();
+        committed
+    }
+
+    /// Whether `subscription` has any undelivered (parked or awaiting
+    /// replay) dead letter: one query for a batch instead of one per event.
+    pub async fn any_parked(&self, subscription: &str) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM seams_dead_letters WHERE subscription = $1 \
+             AND status IN ('parked', 'replay') LIMIT 1",
+        )
+        .bind(subscription)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.is_some())
     }
 
     /// The id of an undelivered (parked or awaiting replay) dead letter of
@@ -202,7 +268,9 @@ impl Db {
         .execute(tx.conn())
         .await?
         .rows_affected();
-        tx.commit().await?;
+        let committed = tx.commit().await;
+        self.dead_letters_changed();
+        committed?;
         Ok(n == 1)
     }
 
@@ -237,7 +305,9 @@ impl Db {
         .bind(id)
         .execute(tx.conn())
         .await?;
-        tx.commit().await
+        let committed = tx.commit().await;
+        self.dead_letters_changed();
+        committed
     }
 
     /// One dead letter.

@@ -35,6 +35,7 @@
 mod db;
 mod feed;
 mod idempotency;
+pub mod pipeline;
 pub mod postgres;
 
 pub use db::{

@@ -364,3 +364,62 @@ async fn a_replayed_dead_letter_is_delivered_with_those_parked_behind_it_in_orde
     r.try_run_once(&stop).await.unwrap();
     assert_eq!(applied(&w.consumer).await.last().unwrap().1, 4);
 }
+
+/// Event 1's group commit fails (a constraint checked at `COMMIT`) after
+/// event 2 has started behind it: event 2 must not commit first, and event
+/// 1 is retried before anything after it is applied.
+#[tokio::test]
+async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
+    let w = world().await;
+    for n in 1..=3 {
+        publish(&w.producer, "a", n).await;
+    }
+    let db = w.consumer.clone();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let handles = Handles::new::<Ticked, _, _>(&[1], move |ev: Ticked, env| {
+        let db = db.clone();
+        let first_of_one = ev.n == 1 && counter.fetch_add(1, AtomicOrdering::SeqCst) == 0;
+        async move {
+            if ev.n == 2 {
+                // Start only once the group event 1 joined has ended, so
+                // event 2's transaction is in a later group than event 1's.
+                let _ = db.flush().await;
+            }
+            let Some(mut tx) = db.begin_consume("watch.ticked", &env).await? else {
+                return Ok(());
+            };
+            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
+                .bind(&env.id)
+                .bind(&ev.key)
+                .bind(ev.n)
+                .execute(tx.conn())
+                .await?;
+            if first_of_one {
+                // No such parent: every statement succeeds, the COMMIT fails.
+                sqlx::query("INSERT INTO child (parent_id) VALUES (42)")
+                    .execute(tx.conn())
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+    });
+    let sub = Subscription {
+        consumer: "watch",
+        producer: "clock",
+        handles: vec![handles],
+    };
+    relay(sub, &w, None)
+        .try_run_once(&CancellationToken::new())
+        .await
+        .unwrap();
+    let got: Vec<i64> = applied(&w.consumer)
+        .await
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(got, [1, 2, 3], "event 2 must not be applied before event 1");
+    assert!(w.consumer.dead_letters().await.unwrap().is_empty());
+    assert_eq!(calls.load(AtomicOrdering::SeqCst), 2, "event 1 ran twice");
+}

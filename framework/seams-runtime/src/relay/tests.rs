@@ -100,17 +100,7 @@ fn subscription(
             if let Some(e) = fail(ev.n, n) {
                 return Err(e);
             }
-            let Some(mut tx) = db.begin_consume("watch.ticked", &env).await? else {
-                return Ok(());
-            };
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
-                .bind(&env.id)
-                .bind(&ev.key)
-                .bind(ev.n)
-                .execute(tx.conn())
-                .await?;
-            tx.commit().await?;
-            Ok(())
+            apply(&db, &ev, &env, false).await
         }
     });
     (
@@ -121,6 +111,38 @@ fn subscription(
         },
         calls,
     )
+}
+
+/// Records `ev` in the consumer's `applied` table with its inbox row;
+/// `fail_commit` adds a row whose constraint is only checked at `COMMIT`
+/// (no such parent), so every statement succeeds and the commit fails.
+async fn apply(
+    db: &Db,
+    ev: &Ticked,
+    env: &Envelope,
+    fail_commit: bool,
+) -> Result<(), HandlerError> {
+    let Some(mut tx) = db.begin_consume("watch.ticked", env).await? else {
+        return Ok(());
+    };
+    sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
+        .bind(&env.id)
+        .bind(&ev.key)
+        .bind(ev.n)
+        .execute(tx.conn())
+        .await?;
+    if fail_commit {
+        sqlx::query("INSERT INTO child (parent_id) VALUES (42)")
+            .execute(tx.conn())
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The `n` of every applied event, in the order applied.
+async fn applied_numbers(db: &Db) -> Vec<i64> {
+    applied(db).await.into_iter().map(|(_, n)| n).collect()
 }
 
 async fn applied(db: &Db) -> Vec<(String, i64)> {
@@ -159,11 +181,7 @@ async fn delivers_in_commit_order_once_even_when_duplicated() {
         10,
         "every event was delivered twice"
     );
-    let got: Vec<i64> = applied(&w.consumer)
-        .await
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
+    let got = applied_numbers(&w.consumer).await;
     assert_eq!(got, [1, 2, 3, 4, 5]);
     assert_eq!(w.consumer.cursor("watch<-clock").await.unwrap(), 5);
 }
@@ -270,11 +288,7 @@ async fn a_new_relay_resumes_after_the_cursor() {
         .try_run_once(&CancellationToken::new())
         .await
         .unwrap();
-    let got: Vec<i64> = applied(&w.consumer)
-        .await
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
+    let got = applied_numbers(&w.consumer).await;
     assert_eq!(got, [1, 2]);
 }
 
@@ -344,11 +358,7 @@ async fn a_replayed_dead_letter_is_delivered_with_those_parked_behind_it_in_orde
     poisoned.store(false, AtomicOrdering::SeqCst);
     assert!(w.consumer.request_replay(dead[0].id).await.unwrap());
     assert_eq!(r.try_run_once(&stop).await.unwrap(), 2);
-    let got: Vec<i64> = applied(&w.consumer)
-        .await
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
+    let got = applied_numbers(&w.consumer).await;
     assert_eq!(got, [3, 1, 2], "a/1 then a/2, in their order");
     let statuses: Vec<String> = w
         .consumer
@@ -386,23 +396,7 @@ async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
                 // event 2's transaction is in a later group than event 1's.
                 let _ = db.flush().await;
             }
-            let Some(mut tx) = db.begin_consume("watch.ticked", &env).await? else {
-                return Ok(());
-            };
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
-                .bind(&env.id)
-                .bind(&ev.key)
-                .bind(ev.n)
-                .execute(tx.conn())
-                .await?;
-            if first_of_one {
-                // No such parent: every statement succeeds, the COMMIT fails.
-                sqlx::query("INSERT INTO child (parent_id) VALUES (42)")
-                    .execute(tx.conn())
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok(())
+            apply(&db, &ev, &env, first_of_one).await
         }
     });
     let sub = Subscription {
@@ -414,11 +408,7 @@ async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
         .try_run_once(&CancellationToken::new())
         .await
         .unwrap();
-    let got: Vec<i64> = applied(&w.consumer)
-        .await
-        .into_iter()
-        .map(|(_, n)| n)
-        .collect();
+    let got = applied_numbers(&w.consumer).await;
     assert_eq!(got, [1, 2, 3], "event 2 must not be applied before event 1");
     assert!(w.consumer.dead_letters().await.unwrap().is_empty());
     assert_eq!(calls.load(AtomicOrdering::SeqCst), 2, "event 1 ran twice");

@@ -302,7 +302,10 @@ impl Relay {
                 }
             }
             let (released_tx, released) = oneshot::channel();
-            let handler = pipelined(after.take(), released_tx, (handles.handler)(env.clone()))
+            // An event that ends without a transaction (applied before)
+            // leaves `after` as it was: the next one still follows the last
+            // transaction in flight.
+            let handler = pipelined(after.clone(), released_tx, (handles.handler)(env.clone()))
                 .instrument(self.span(env));
             let mut task = tokio::spawn(handler);
             // The next event may start once this one's transaction has

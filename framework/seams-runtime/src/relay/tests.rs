@@ -413,3 +413,47 @@ async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
     assert!(w.consumer.dead_letters().await.unwrap().is_empty());
     assert_eq!(calls.load(AtomicOrdering::SeqCst), 2, "event 1 ran twice");
 }
+
+/// As above, with an event between them that ends without a transaction:
+/// event 3 must still follow event 1's failed commit, not start afresh.
+#[tokio::test]
+async fn an_event_without_a_transaction_keeps_the_order_behind_a_failed_commit() {
+    let w = world().await;
+    for n in 1..=3 {
+        publish(&w.producer, "a", n).await;
+    }
+    let db = w.consumer.clone();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let handles = Handles::new::<Ticked, _, _>(&[1], move |ev: Ticked, env| {
+        let db = db.clone();
+        let first_of_one = ev.n == 1 && counter.fetch_add(1, AtomicOrdering::SeqCst) == 0;
+        async move {
+            match ev.n {
+                // Nothing to do for this one: no transaction at all.
+                2 => Ok(()),
+                3 => {
+                    // In a later group than event 1's, as above.
+                    let _ = db.flush().await;
+                    apply(&db, &ev, &env, false).await
+                }
+                _ => apply(&db, &ev, &env, first_of_one).await,
+            }
+        }
+    });
+    let sub = Subscription {
+        consumer: "watch",
+        producer: "clock",
+        handles: vec![handles],
+    };
+    relay(sub, &w, None)
+        .try_run_once(&CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        applied_numbers(&w.consumer).await,
+        [1, 3],
+        "event 3 must not be applied before event 1"
+    );
+    assert_eq!(calls.load(AtomicOrdering::SeqCst), 2, "event 1 ran twice");
+}

@@ -42,6 +42,9 @@ use tokio_util::sync::CancellationToken;
 /// abandoned and asked again.
 const PULL_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the server keeps a read's no-wait request (well inside [`PULL_GRACE`]).
+const FETCH_EXPIRES: Duration = Duration::from_secs(1);
+
 /// How long JetStream waits for an ack before redelivering.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 
@@ -321,6 +324,15 @@ impl NatsFeed {
                     // More than the one the consumer may have unacknowledged
                     // would leave the request open, waiting for the rest.
                     .max_messages(1)
+                    // The server may hold even a no-wait request while an
+                    // event is out unacknowledged (after a restart: to a
+                    // request that died with the old connection). Without
+                    // an expiry it held every request we gave up on, and the
+                    // redelivered event went to the oldest of those, dead,
+                    // again and again: the subscription stalled for good.
+                    // Expiring before we give up means it only ever goes to
+                    // a request someone still waits on.
+                    .expires(FETCH_EXPIRES)
                     .messages()
                     .await
                     .map_err(|e| pull_failed(&e))?

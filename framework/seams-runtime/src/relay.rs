@@ -466,8 +466,10 @@ impl Relay {
         while !shutdown.is_cancelled() {
             // An empty read waits (long-polls) up to `idle_poll` for new events.
             if let Err(e) = self.step(&shutdown, self.options.idle_poll).await {
-                // Start again from the durable cursor.
-                *self.cursor.lock().unwrap_or_else(PoisonError::into_inner) = Cursor::default();
+                // The position in memory stays: it only ever moved past
+                // events that were durably applied, and going back to the
+                // older cursor row would hand a feed positions it has
+                // already acknowledged past. Dead letters are looked at again.
                 *self
                     .dead_letters
                     .lock()

@@ -375,11 +375,23 @@ async fn a_replayed_dead_letter_is_delivered_with_those_parked_behind_it_in_orde
     assert_eq!(applied(&w.consumer).await.last().unwrap().1, 4);
 }
 
-/// Event 1's group commit fails (a constraint checked at `COMMIT`) after
-/// event 2 has started behind it: event 2 must not commit first, and event
-/// 1 is retried before anything after it is applied.
-#[tokio::test]
-async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
+/// What events 2 and 3 do in [`first_commit_fails`].
+#[derive(Clone, Copy)]
+enum Then {
+    /// Apply the event as usual.
+    Apply,
+    /// Apply it once the group event 1 joined has ended, so its
+    /// transaction is in a later group than event 1's.
+    ApplyInALaterGroup,
+    /// Nothing to do: no transaction at all.
+    Nothing,
+}
+
+/// Publishes events 1, 2 and 3 and delivers them; event 1's first commit
+/// fails (a row whose constraint is only checked at `COMMIT`), events 2 and
+/// 3 do what `then` says. Returns the world, the numbers applied in order,
+/// and how often event 1's handler ran.
+async fn first_commit_fails(then: [Then; 2]) -> (World, Vec<i64>, u32) {
     let w = world().await;
     for n in 1..=3 {
         publish(&w.producer, "a", n).await;
@@ -389,14 +401,20 @@ async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
     let counter = calls.clone();
     let handles = Handles::new::<Ticked, _, _>(&[1], move |ev: Ticked, env| {
         let db = db.clone();
-        let first_of_one = ev.n == 1 && counter.fetch_add(1, AtomicOrdering::SeqCst) == 0;
+        let role = match ev.n {
+            1 => None,
+            n => Some(then[(n as usize - 2).min(1)]),
+        };
+        let fail_commit = role.is_none() && counter.fetch_add(1, AtomicOrdering::SeqCst) == 0;
         async move {
-            if ev.n == 2 {
-                // Start only once the group event 1 joined has ended, so
-                // event 2's transaction is in a later group than event 1's.
-                let _ = db.flush().await;
+            match role {
+                Some(Then::Nothing) => return Ok(()),
+                Some(Then::ApplyInALaterGroup) => {
+                    let _ = db.flush().await;
+                }
+                Some(Then::Apply) | None => {}
             }
-            apply(&db, &ev, &env, first_of_one).await
+            apply(&db, &ev, &env, fail_commit).await
         }
     });
     let sub = Subscription {
@@ -409,51 +427,27 @@ async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
         .await
         .unwrap();
     let got = applied_numbers(&w.consumer).await;
+    let runs = calls.load(AtomicOrdering::SeqCst);
+    (w, got, runs)
+}
+
+/// Event 1's group commit fails after event 2 has started behind it: event
+/// 2 must not commit first, and event 1 is retried before anything after it
+/// is applied.
+#[tokio::test]
+async fn an_event_whose_commit_fails_is_retried_before_later_ones_commit() {
+    let (w, got, runs) = first_commit_fails([Then::ApplyInALaterGroup, Then::Apply]).await;
     assert_eq!(got, [1, 2, 3], "event 2 must not be applied before event 1");
     assert!(w.consumer.dead_letters().await.unwrap().is_empty());
-    assert_eq!(calls.load(AtomicOrdering::SeqCst), 2, "event 1 ran twice");
+    assert_eq!(runs, 2, "event 1 ran twice");
 }
 
 /// As above, with an event between them that ends without a transaction:
 /// event 3 must still follow event 1's failed commit, not start afresh.
 #[tokio::test]
 async fn an_event_without_a_transaction_keeps_the_order_behind_a_failed_commit() {
-    let w = world().await;
-    for n in 1..=3 {
-        publish(&w.producer, "a", n).await;
-    }
-    let db = w.consumer.clone();
-    let calls = Arc::new(AtomicU32::new(0));
-    let counter = calls.clone();
-    let handles = Handles::new::<Ticked, _, _>(&[1], move |ev: Ticked, env| {
-        let db = db.clone();
-        let first_of_one = ev.n == 1 && counter.fetch_add(1, AtomicOrdering::SeqCst) == 0;
-        async move {
-            match ev.n {
-                // Nothing to do for this one: no transaction at all.
-                2 => Ok(()),
-                3 => {
-                    // In a later group than event 1's, as above.
-                    let _ = db.flush().await;
-                    apply(&db, &ev, &env, false).await
-                }
-                _ => apply(&db, &ev, &env, first_of_one).await,
-            }
-        }
-    });
-    let sub = Subscription {
-        consumer: "watch",
-        producer: "clock",
-        handles: vec![handles],
-    };
-    relay(sub, &w, None)
-        .try_run_once(&CancellationToken::new())
-        .await
-        .unwrap();
-    assert_eq!(
-        applied_numbers(&w.consumer).await,
-        [1, 3],
-        "event 3 must not be applied before event 1"
-    );
-    assert_eq!(calls.load(AtomicOrdering::SeqCst), 2, "event 1 ran twice");
+    let (w, got, runs) = first_commit_fails([Then::Nothing, Then::ApplyInALaterGroup]).await;
+    assert_eq!(got, [1, 3], "event 3 must not be applied before event 1");
+    assert!(w.consumer.dead_letters().await.unwrap().is_empty());
+    assert_eq!(runs, 2, "event 1 ran twice");
 }

@@ -301,64 +301,26 @@ impl NatsFeed {
             return Ok(events);
         }
         let consumer = self.consumer(subscriber).await?;
-        let pull_failed = |e: &dyn std::fmt::Display| {
-            anyhow::anyhow!("pulling from {}: {e}", stream_name(&self.producer))
-        };
-        // Every pull has a deadline of its own, past the server-side expiry,
-        // so a read can never wait forever on an answer that does not come;
-        // the relay then simply asks again.
-        let bounded = |limit: Duration| {
-            let producer = self.producer.clone();
-            move |elapsed: tokio::time::error::Elapsed| {
-                anyhow::anyhow!(
-                    "pulling from {}: no answer within {limit:?} ({elapsed})",
-                    stream_name(&producer)
-                )
-            }
-        };
         // What is there now, without waiting...
-        let mut messages: Vec<_> = tokio::time::timeout(PULL_GRACE, async {
-            anyhow::Ok(
-                consumer
-                    .fetch()
-                    // More than the one the consumer may have unacknowledged
-                    // would leave the request open, waiting for the rest.
-                    .max_messages(1)
-                    // The server may hold even a no-wait request while an
-                    // event is out unacknowledged (after a restart: to a
-                    // request that died with the old connection). Without
-                    // an expiry it held every request we gave up on, and the
-                    // redelivered event went to the oldest of those, dead,
-                    // again and again: the subscription stalled for good.
-                    // Expiring before we give up means it only ever goes to
-                    // a request someone still waits on.
-                    .expires(FETCH_EXPIRES)
-                    .messages()
-                    .await
-                    .map_err(|e| pull_failed(&e))?
-                    .collect()
-                    .await,
-            )
-        })
-        .await
-        .map_err(bounded(PULL_GRACE))??;
+        let request = consumer
+            .fetch()
+            // More than the one the consumer may have unacknowledged
+            // would leave the request open, waiting for the rest.
+            .max_messages(1)
+            // The server may hold even a no-wait request while an event is
+            // out unacknowledged (after a restart: to a request that died
+            // with the old connection). Without an expiry it held every
+            // request we gave up on, and the redelivered event went to the
+            // oldest of those, dead, again and again: the subscription
+            // stalled for good. Expiring before we give up means it only
+            // ever goes to a request someone still waits on.
+            .expires(FETCH_EXPIRES)
+            .messages();
+        let mut messages = self.pull(request, PULL_GRACE).await?;
         if messages.is_empty() && !wait.is_zero() {
             // ...else wait for the next one.
-            messages = tokio::time::timeout(wait + PULL_GRACE, async {
-                anyhow::Ok(
-                    consumer
-                        .batch()
-                        .max_messages(1)
-                        .expires(wait)
-                        .messages()
-                        .await
-                        .map_err(|e| pull_failed(&e))?
-                        .collect()
-                        .await,
-                )
-            })
-            .await
-            .map_err(bounded(wait + PULL_GRACE))??;
+            let request = consumer.batch().max_messages(1).expires(wait).messages();
+            messages = self.pull(request, wait + PULL_GRACE).await?;
         }
         let mut events = Vec::new();
         for msg in messages {
@@ -387,6 +349,32 @@ impl NatsFeed {
             mine.push((seq, msg));
         }
         Ok(events)
+    }
+
+    /// Sends a pull `request` and collects what it answers. Every pull has a
+    /// deadline of its own (`limit`), past the server-side expiry, so a read
+    /// never waits forever on an answer that does not come; the relay then
+    /// simply asks again.
+    async fn pull<S, E>(
+        &self,
+        request: impl std::future::Future<Output = Result<S, E>>,
+        limit: Duration,
+    ) -> anyhow::Result<Vec<S::Item>>
+    where
+        S: futures::Stream,
+        E: std::fmt::Display,
+    {
+        let producer = stream_name(&self.producer);
+        tokio::time::timeout(limit, async {
+            let messages = request
+                .await
+                .map_err(|e| anyhow::anyhow!("pulling from {producer}: {e}"))?;
+            anyhow::Ok(messages.collect().await)
+        })
+        .await
+        .map_err(|elapsed| {
+            anyhow::anyhow!("pulling from {producer}: no answer within {limit:?} ({elapsed})")
+        })?
     }
 }
 

@@ -72,18 +72,32 @@ impl TraceContext {
 
     /// The `traceparent` header value.
     pub fn to_traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            hex::encode(self.trace_id),
-            hex::encode(self.span_id),
-            self.flags
-        )
+        // Written into a fixed buffer: `format!` with `hex::encode` built three
+        // strings per call, and this runs for every request and event.
+        let mut buf = [0u8; 55];
+        buf[..3].copy_from_slice(b"00-");
+        encode_hex(&self.trace_id, &mut buf[3..35]);
+        buf[35] = b'-';
+        encode_hex(&self.span_id, &mut buf[36..52]);
+        buf[52] = b'-';
+        encode_hex(&[self.flags], &mut buf[53..]);
+        ascii(&buf)
     }
 
     /// The trace id as 32 lowercase hex digits.
     pub fn trace_id_hex(&self) -> String {
-        hex::encode(self.trace_id)
+        let mut buf = [0u8; 32];
+        encode_hex(&self.trace_id, &mut buf);
+        ascii(&buf)
     }
+}
+
+fn encode_hex(bytes: &[u8], out: &mut [u8]) {
+    hex::encode_to_slice(bytes, out).expect("the buffer is twice the input's length");
+}
+
+fn ascii(buf: &[u8]) -> String {
+    String::from_utf8(buf.to_vec()).expect("hex digits and dashes are ASCII")
 }
 
 fn is_lower_hex(s: &str) -> bool {

@@ -11,10 +11,8 @@ use std::time::Duration;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use seams_core::{CallContext, TraceContext};
-use tracing::Instrument;
 
 /// `X-Correlation-Id`.
 pub static CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
@@ -47,6 +45,17 @@ fn valid_correlation_id(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// `req-` and a time-ordered UUID, without `format!`'s machinery (this runs
+/// for every request).
+fn new_request_id() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let uuid = uuid::Uuid::now_v7().hyphenated();
+    let mut id = String::with_capacity(4 + uuid::fmt::Hyphenated::LENGTH);
+    id.push_str("req-");
+    id.push_str(uuid.encode_lower(&mut buf));
+    id
+}
+
 /// The context a request with these headers runs in.
 pub fn context_from_headers(headers: &HeaderMap) -> CallContext {
     let parent = headers
@@ -63,7 +72,7 @@ pub fn context_from_headers(headers: &HeaderMap) -> CallContext {
         .get(&REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_correlation_id(v))
-        .map_or_else(|| format!("req-{}", uuid::Uuid::now_v7()), str::to_owned);
+        .map_or_else(new_request_id, str::to_owned);
     let deadline = headers
         .get(&DEADLINE_MS)
         .and_then(|v| v.to_str().ok())
@@ -77,28 +86,40 @@ pub fn context_from_headers(headers: &HeaderMap) -> CallContext {
     }
 }
 
-/// Middleware: establishes the request's [`CallContext`] and a span carrying it.
-pub async fn middleware(mut req: Request, next: Next) -> Response {
-    let ctx = context_from_headers(req.headers());
-    let span = tracing::info_span!(
+/// Headers echoed on the response, so a client can quote them.
+pub(crate) struct Echo {
+    correlation: Option<HeaderValue>,
+    traceparent: Option<HeaderValue>,
+}
+
+impl Echo {
+    /// What a response to a request running in `ctx` carries.
+    pub(crate) fn of(ctx: &CallContext) -> Echo {
+        Echo {
+            correlation: HeaderValue::from_str(&ctx.correlation_id).ok(),
+            traceparent: HeaderValue::try_from(ctx.trace.to_traceparent()).ok(),
+        }
+    }
+
+    /// Puts the headers on `res`.
+    pub(crate) fn apply(self, res: &mut Response) {
+        if let Some(v) = self.correlation {
+            res.headers_mut().insert(CORRELATION_ID.clone(), v);
+        }
+        if let Some(v) = self.traceparent {
+            res.headers_mut().insert(TRACEPARENT.clone(), v);
+        }
+    }
+}
+
+/// The span a request runs in: every log line it causes names its correlation id.
+pub(crate) fn span(req: &Request, ctx: &CallContext) -> tracing::Span {
+    tracing::info_span!(
         "request",
         method = %req.method(),
         path = %req.uri().path(),
         correlation_id = %ctx.correlation_id,
-        status = tracing::field::Empty,
-    );
-    let correlation = HeaderValue::from_str(&ctx.correlation_id).ok();
-    let traceparent = HeaderValue::from_str(&ctx.trace.to_traceparent()).ok();
-    req.extensions_mut().insert(ctx);
-    let mut res = next.run(req).instrument(span.clone()).await;
-    span.record("status", res.status().as_u16());
-    if let Some(v) = correlation {
-        res.headers_mut().insert(CORRELATION_ID.clone(), v);
-    }
-    if let Some(v) = traceparent {
-        res.headers_mut().insert(TRACEPARENT.clone(), v);
-    }
-    res
+    )
 }
 
 #[cfg(test)]

@@ -385,7 +385,7 @@ impl SystemBuilder {
             .route("/readyz", get(readyz))
             .route(
                 "/metrics",
-                get(|State(admin): State<Admin>| async move {
+                get(|State(admin): State<Arc<Admin>>| async move {
                     crate::metrics::render(admin.metrics.as_ref())
                 }),
             )
@@ -399,7 +399,7 @@ impl SystemBuilder {
             .route("/_seams/consistency", get(consistency_route))
             .route("/_seams/ops/{op}", axum::routing::post(serve_op))
             .route("/_seams/feed/{producer}", get(serve_feed))
-            .with_state(admin);
+            .with_state(Arc::new(admin));
         let app = seams_http::app::public(parts, framework);
 
         let http_stop = CancellationToken::new();
@@ -532,10 +532,10 @@ async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken)
     }
 }
 
-#[derive(Clone)]
+/// The framework routes' state, behind one `Arc`: axum clones a route's
+/// state for every request, even for routes that do not read it.
 struct Admin {
     ops: InProcess,
-    /// Shared: axum clones a route's state for every request.
     dbs: Arc<BTreeMap<&'static str, Db>>,
     openapi: Arc<Value>,
     contracts: Arc<Value>,
@@ -547,7 +547,7 @@ struct Admin {
 /// `POST /_seams/dead-letters/{capability}.{n}/replay`: queue one dead letter
 /// for redelivery; its relay delivers it (and what waited behind it) next.
 async fn replay_dead_letter(
-    State(admin): State<Admin>,
+    State(admin): State<Arc<Admin>>,
     seams_http::Path(id): seams_http::Path<String>,
 ) -> Response {
     use seams_core::Problem;
@@ -591,7 +591,7 @@ async fn replay_dead_letter(
 
 /// `POST /_seams/ops/{op}`: another service calling an operation served here.
 async fn serve_op(
-    State(admin): State<Admin>,
+    State(admin): State<Arc<Admin>>,
     seams_http::Path(op): seams_http::Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
@@ -635,7 +635,7 @@ async fn serve_op(
 /// `GET /_seams/feed/{producer}`: a subscriber in another service pulling
 /// this producer's outbox (long-poll when there is nothing new).
 async fn serve_feed(
-    State(admin): State<Admin>,
+    State(admin): State<Arc<Admin>>,
     seams_http::Path(producer): seams_http::Path<String>,
     seams_http::Query(q): seams_http::Query<crate::feed::FeedQuery>,
 ) -> Response {
@@ -661,11 +661,11 @@ async fn serve_feed(
     }
 }
 
-async fn consistency_route(State(admin): State<Admin>) -> Response {
+async fn consistency_route(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.consistency.report()).into_response()
 }
 
-async fn readyz(State(admin): State<Admin>) -> Response {
+async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
     let mut failing = Vec::new();
     for (name, db) in admin.dbs.iter() {
         if sqlx::query("SELECT 1").execute(db.reader()).await.is_err() {
@@ -683,15 +683,15 @@ async fn readyz(State(admin): State<Admin>) -> Response {
     }
 }
 
-async fn openapi_json(State(admin): State<Admin>) -> Response {
+async fn openapi_json(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.openapi.as_ref().clone()).into_response()
 }
 
-async fn contracts_route(State(admin): State<Admin>) -> Response {
+async fn contracts_route(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.contracts.as_ref().clone()).into_response()
 }
 
-async fn dead_letters(State(admin): State<Admin>) -> Response {
+async fn dead_letters(State(admin): State<Arc<Admin>>) -> Response {
     let mut out = Vec::new();
     for (name, db) in admin.dbs.iter() {
         match db.dead_letters().await {

@@ -32,7 +32,9 @@ use seams_runtime::{Component, Env, Handles, Subscription};
 pub use error::Error;
 pub use service::Deps;
 
-static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
+/// Billing's schema. Public for the raw SQLite baseline's test, which
+/// checks that the baseline writes into the tables these leave.
+pub static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
     sqlite: sqlx::migrate!("./migrations/sqlite"),
     postgres: sqlx::migrate!("./migrations/postgres"),
 };

@@ -14,7 +14,7 @@ use sqlx::{Connection, Executor};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
 
 /// The framework's own tables, per backend.
-static FRAMEWORK: Migrations = Migrations {
+pub(crate) static FRAMEWORK: Migrations = Migrations {
     sqlite: sqlx::migrate!("./migrations/sqlite"),
     postgres: sqlx::migrate!("./migrations/postgres"),
 };

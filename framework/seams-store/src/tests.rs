@@ -219,6 +219,71 @@ async fn one_key_records_one_response(store: Store) {
     );
 }
 
+/// 10003 rebuilt the idempotency table (rowid, unique key): what was
+/// recorded before it still answers, and still blocks its key.
+#[tokio::test]
+async fn idempotency_records_survive_the_rowid_rebuild() {
+    use sqlx::Connection;
+    use sqlx::migrate::Migrator;
+    let store = Store::sqlite();
+    let Location::Sqlite { path, .. } = store.location() else {
+        unreachable!("a SQLite store")
+    };
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+        .await
+        .unwrap();
+    let before: Vec<_> = crate::db::FRAMEWORK
+        .sqlite
+        .migrations
+        .iter()
+        .filter(|m| m.version < 10003)
+        .cloned()
+        .collect();
+    assert_eq!(before.len(), 2, "10001 and 10002");
+    Migrator {
+        migrations: before.into(),
+        ignore_missing: true,
+        ..Migrator::DEFAULT
+    }
+    .run_direct(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO seams_idempotency (scope, key, fingerprint, status, body, created_at_ms) \
+         VALUES ('notes.add', 'k1', 'f1', 201, x'7b7d', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let db = store.open().await;
+    let stored = db
+        .stored_response("notes.add", "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            stored.status,
+            stored.body.as_slice(),
+            stored.fingerprint.as_str()
+        ),
+        (201, &b"{}"[..], "f1")
+    );
+    let claim = IdempotencyClaim {
+        scope: "notes.add".into(),
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+    };
+    let mut tx = db.begin().await.unwrap();
+    assert!(matches!(
+        tx.save_response(&claim, 201, b"{}").await,
+        Err(SaveResponseError::Conflict)
+    ));
+}
+
 async fn pruning_keeps_what_a_subscriber_has_not_acknowledged(store: Store) {
     let db = store.open().await;
     for i in 1..=4 {

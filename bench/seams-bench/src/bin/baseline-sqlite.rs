@@ -41,46 +41,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-/// The tables create-invoice writes, as billing's and the framework's migrations leave them.
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE invoices (
-        id           TEXT    PRIMARY KEY,
-        customer_id  TEXT    NOT NULL,
-        currency     TEXT    NOT NULL CHECK (length(currency) = 3),
-        total_minor  INTEGER NOT NULL CHECK (total_minor >= 0),
-        status       TEXT    NOT NULL CHECK (status IN ('open', 'paid', 'voided', 'refunded')),
-        created_at   TEXT    NOT NULL
-    ) WITHOUT ROWID",
-    "CREATE INDEX invoices_customer ON invoices (customer_id)",
-    "CREATE TABLE invoice_lines (
-        invoice_id       TEXT    NOT NULL REFERENCES invoices (id),
-        line_no          INTEGER NOT NULL,
-        sku              TEXT    NOT NULL,
-        quantity         INTEGER NOT NULL CHECK (quantity > 0),
-        unit_minor       INTEGER NOT NULL CHECK (unit_minor >= 0),
-        line_total_minor INTEGER NOT NULL CHECK (line_total_minor = unit_minor * quantity),
-        PRIMARY KEY (invoice_id, line_no)
-    ) WITHOUT ROWID",
-    "CREATE TABLE seams_outbox (
-        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id      TEXT    NOT NULL UNIQUE,
-        event_type    TEXT    NOT NULL,
-        subject       TEXT    NOT NULL,
-        envelope      TEXT    NOT NULL,
-        created_at_ms INTEGER NOT NULL
-    )",
-    "CREATE TABLE seams_idempotency (
-        scope         TEXT    NOT NULL,
-        key           TEXT    NOT NULL,
-        fingerprint   TEXT    NOT NULL,
-        status        INTEGER NOT NULL,
-        body          BLOB    NOT NULL,
-        created_at_ms INTEGER NOT NULL,
-        PRIMARY KEY (scope, key)
-    ) WITHOUT ROWID",
-    "CREATE INDEX seams_idempotency_age ON seams_idempotency (created_at_ms)",
-];
-
 /// How the commands reach the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Pool {
@@ -236,7 +196,7 @@ async fn open(path: &Path, connections: u32, normal: bool) -> anyhow::Result<Sql
         .connect_with(options)
         .await
         .with_context(|| format!("opening {}", path.display()))?;
-    for statement in SCHEMA {
+    for statement in seams_bench::schema::CREATE_INVOICE_TABLES {
         sqlx::query(statement).execute(&pool).await?;
     }
     Ok(pool)

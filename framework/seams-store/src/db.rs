@@ -159,6 +159,10 @@ impl Location {
                 ),
                 "PRAGMA busy_timeout = 10000".into(),
                 "PRAGMA foreign_keys = ON".into(),
+                // Statement journals (what a savepoint rolls back to) stay in
+                // memory: on disk each group commit spilled them into fresh
+                // temporary files, megabytes a second under load.
+                "PRAGMA temp_store = MEMORY".into(),
             ],
             Location::Postgres { .. } => Vec::new(),
         }

@@ -331,24 +331,36 @@ impl Relay {
             if stopped {
                 break;
             }
-            if window.len() >= WINDOW
-                && let Some(oldest) = window.pop_front()
-                && !self
-                    .settle(oldest, window, position, read, shutdown)
-                    .await?
-            {
-                break;
+            // A full window is settled whole: settling its oldest asks for
+            // one commit that covers every transaction in it, so the rest
+            // cost nothing more. Settling one to make room for the next
+            // would commit each later event of a long batch on its own.
+            if window.len() >= WINDOW && !self.settle_all(window, position, read, shutdown).await? {
+                return Ok(());
             }
         }
+        self.settle_all(window, position, read, shutdown)
+            .await
+            .map(drop)
+    }
+
+    /// Settles the window, oldest first; `false` if the batch must stop.
+    async fn settle_all(
+        &self,
+        window: &mut VecDeque<InFlight<'_>>,
+        position: &mut u64,
+        read: &mut usize,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<bool> {
         while let Some(oldest) = window.pop_front() {
             if !self
                 .settle(oldest, window, position, read, shutdown)
                 .await?
             {
-                break;
+                return Ok(false);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Where this relay is in the feed: kept in memory between batches,

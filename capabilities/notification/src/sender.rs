@@ -4,13 +4,14 @@
 //! It is the only place that talks to a channel, and it works from the
 //! delivery log alone, so everything it does is visible in that log and
 //! survives a restart. One step ([`Sender::try_send_due`]) takes a small
-//! batch of due pending deliveries, oldest first, sends each and records the
-//! outcome decided by [`crate::domain::after_attempt`]; [`Sender::run`]
+//! batch of due pending deliveries, oldest first, sends each, then records
+//! the outcomes decided by [`crate::domain::after_attempt`] in one
+//! transaction (one commit per batch, not per message); [`Sender::run`]
 //! repeats it until shutdown, sleeping until a consumer records a delivery
 //! (a [`Notify`]) or the poll interval passes (for retries that fall due).
 //!
-//! Sending happens before recording, so a crash in between sends again on
-//! restart. The channel gets the delivery id as the message id: Maildir then
+//! Sending happens before recording, so a crash in between sends the
+//! batch's messages again on restart. The channel gets the delivery id as the message id: Maildir then
 //! finds the file already written and does nothing, SMTP repeats the same
 //! `Message-ID`. Exactly one sender should run per database: two would both
 //! send the same due row (harmlessly for Maildir, as a duplicate for SMTP).
@@ -80,19 +81,23 @@ impl Sender {
             .store
             .due(now_ms(self.clock.as_ref()), self.batch)
             .await?;
-        let mut attempted = 0;
+        let mut outcomes = Vec::with_capacity(due.len());
         for delivery in due {
             if shutdown.is_cancelled() {
                 break;
             }
-            self.send(&delivery).await?;
-            attempted += 1;
+            let (attempts, next) = self.send(&delivery).await;
+            outcomes.push((delivery.id, attempts, next));
         }
-        Ok(attempted)
+        self.store
+            .record(&outcomes, &self.clock.now_rfc3339())
+            .await?;
+        Ok(outcomes.len())
     }
 
+    /// Attempts `d` once; returns the attempt's number and what follows it.
     #[tracing::instrument(skip_all, fields(delivery_id = %d.id, attempt = d.attempts + 1))]
-    async fn send(&self, d: &Delivery) -> anyhow::Result<()> {
+    async fn send(&self, d: &Delivery) -> (u32, domain::Next) {
         let msg = Message {
             id: d.id.clone(),
             to_email: d.recipient.clone(),
@@ -115,10 +120,7 @@ impl Sender {
             }
             domain::Next::Failed { error } => tracing::error!(%error, "delivery failed; gave up"),
         }
-        self.store
-            .record(&d.id, attempts, &next, &self.clock.now_rfc3339())
-            .await?;
-        Ok(())
+        (attempts, next)
     }
 
     /// Sends until `shutdown`, finishing the message in hand.

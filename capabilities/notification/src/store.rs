@@ -91,40 +91,44 @@ impl Store {
         rows.iter().map(delivery).collect()
     }
 
-    /// Records the outcome of attempt number `attempts` of delivery `id`.
+    /// Records the outcomes of a batch of attempts, in one transaction:
+    /// `(delivery id, attempt number, what follows)`.
     ///
     /// Only a pending row changes: a delivery already delivered or failed is
     /// final, whatever a late or concurrent attempt reports.
     pub async fn record(
         &self,
-        id: &str,
-        attempts: u32,
-        next: &Next,
+        outcomes: &[(String, u32, Next)],
         now_rfc3339: &str,
     ) -> Result<(), sqlx::Error> {
-        let query = match next {
-            Next::Delivered => sqlx::query(
-                "UPDATE deliveries SET status = 'delivered', attempts = $1, delivered_at = $2 \
-                 WHERE id = $3 AND status = 'pending'",
-            )
-            .bind(i64::from(attempts))
-            .bind(now_rfc3339),
-            Next::Retry { at_ms, error } => sqlx::query(
-                "UPDATE deliveries SET attempts = $1, next_attempt_at_ms = $2, last_error = $3 \
-                 WHERE id = $4 AND status = 'pending'",
-            )
-            .bind(i64::from(attempts))
-            .bind(at_ms)
-            .bind(error),
-            Next::Failed { error } => sqlx::query(
-                "UPDATE deliveries SET status = 'failed', attempts = $1, last_error = $2 \
-                 WHERE id = $3 AND status = 'pending'",
-            )
-            .bind(i64::from(attempts))
-            .bind(error),
-        };
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.db.begin().await?;
-        query.bind(id).execute(tx.conn()).await?;
+        for (id, attempts, next) in outcomes {
+            let query = match next {
+                Next::Delivered => sqlx::query(
+                    "UPDATE deliveries SET status = 'delivered', attempts = $1, delivered_at = $2 \
+                     WHERE id = $3 AND status = 'pending'",
+                )
+                .bind(i64::from(*attempts))
+                .bind(now_rfc3339),
+                Next::Retry { at_ms, error } => sqlx::query(
+                    "UPDATE deliveries SET attempts = $1, next_attempt_at_ms = $2, last_error = $3 \
+                     WHERE id = $4 AND status = 'pending'",
+                )
+                .bind(i64::from(*attempts))
+                .bind(at_ms)
+                .bind(error),
+                Next::Failed { error } => sqlx::query(
+                    "UPDATE deliveries SET status = 'failed', attempts = $1, last_error = $2 \
+                     WHERE id = $3 AND status = 'pending'",
+                )
+                .bind(i64::from(*attempts))
+                .bind(error),
+            };
+            query.bind(id).execute(tx.conn()).await?;
+        }
         tx.commit().await
     }
 

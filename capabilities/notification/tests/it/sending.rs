@@ -1,7 +1,8 @@
 //! Sending recorded deliveries: over real SMTP, with retries and backoff
 //! against a relay that is down, giving up at once on an unusable address,
-//! exactly one message after a crash between sending and recording, and the
-//! worker waking as soon as a delivery is recorded.
+//! exactly one message after a crash between sending and recording, one
+//! commit per batch of messages, and the worker waking as soon as a
+//! delivery is recorded.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -202,4 +203,27 @@ async fn the_worker_sends_as_soon_as_a_delivery_is_recorded() {
         .expect("the worker stops on shutdown")
         .unwrap();
     assert_eq!(w.deliveries("c-1").await[0]["status"], "delivered");
+}
+
+#[tokio::test]
+async fn a_batch_of_messages_is_recorded_in_one_commit() {
+    let w = world().await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    for _ in 0..5 {
+        w.invoice_created("c-1", &new_id()).await;
+    }
+    w.deliver().await;
+    let db = &w.n.component.db;
+    let before = db.commits();
+
+    assert_eq!(w.send().await, 5);
+
+    assert_eq!(db.commits() - before, 1, "one commit for the batch");
+    let deliveries = w.deliveries("c-1").await;
+    assert_eq!(deliveries.len(), 5);
+    assert!(
+        deliveries.iter().all(|d| d["status"] == "delivered"),
+        "{deliveries:?}"
+    );
+    assert_eq!(w.mail().len(), 5);
 }

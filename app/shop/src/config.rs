@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-/// Configuration of `shop up`.
-#[derive(Debug, Clone, Args)]
+/// Configuration of `shop up`. `Debug` shows URLs with their passwords
+/// replaced by `***`.
+#[derive(Clone, Args)]
 pub struct Config {
     /// Address of the public API.
     #[arg(long, env = "SHOP_ADDR", default_value = "127.0.0.1:8080")]
@@ -82,6 +83,74 @@ pub struct Config {
     /// command runs twice, without relays no event is delivered.
     #[arg(long, value_enum, value_delimiter = ',', hide = true)]
     pub bench_off: Vec<BenchOff>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("addr", &self.addr)
+            .field("data_dir", &self.data_dir)
+            .field("chaos", &self.chaos)
+            .field("chaos_min_delay_ms", &self.chaos_min_delay_ms)
+            .field("chaos_max_delay_ms", &self.chaos_max_delay_ms)
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("mail_from", &self.mail_from)
+            .field("nats", &self.nats.as_deref().map(redacted))
+            .field("durability", &self.durability)
+            .field(
+                "databases",
+                &self
+                    .databases
+                    .iter()
+                    .map(|d| redacted(d))
+                    .collect::<Vec<_>>(),
+            )
+            .field(
+                "postgres_admin",
+                &self.postgres_admin.as_deref().map(redacted),
+            )
+            .field("retain_idempotency_secs", &self.retain_idempotency_secs)
+            .field("retain_outbox_secs", &self.retain_outbox_secs)
+            .field("retain_inbox_secs", &self.retain_inbox_secs)
+            .field("prune_every_secs", &self.prune_every_secs)
+            .field("no_metrics", &self.no_metrics)
+            .field("bench_off", &self.bench_off)
+            .finish()
+    }
+}
+
+/// `text` with the password of every URL in it replaced by `***`
+/// (`postgres://shop:***@db/shop`), for `Debug` output. A URL's password
+/// sits between the `:` after its user and the `@` before its host.
+pub fn redacted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme) = rest.find("://") {
+        let (head, tail) = rest.split_at(scheme + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Machinery `--bench-off` can switch off.
@@ -197,7 +266,7 @@ impl Config {
 /// flags, under the same names, plus what only files carry (peers, groups).
 /// Precedence: a flag, then its `SHOP_*` environment variable, then the
 /// file, then the default.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Clone, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// `--addr`.
@@ -239,6 +308,35 @@ pub struct SmtpFile {
     pub port: Option<u16>,
     /// `--mail-from`.
     pub from: Option<String>,
+}
+
+impl std::fmt::Debug for FileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileConfig")
+            .field("addr", &self.addr)
+            .field("data", &self.data)
+            .field("chaos", &self.chaos)
+            .field("chaos_min_delay_ms", &self.chaos_min_delay_ms)
+            .field("chaos_max_delay_ms", &self.chaos_max_delay_ms)
+            .field("durability", &self.durability)
+            .field("nats", &self.nats.as_deref().map(redacted))
+            .field(
+                "postgres_admin",
+                &self.postgres_admin.as_deref().map(redacted),
+            )
+            .field(
+                "databases",
+                &self
+                    .databases
+                    .iter()
+                    .map(|(cap, url)| (cap, redacted(url)))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            )
+            .field("smtp", &self.smtp)
+            .field("peers", &self.peers)
+            .field("groups", &self.groups)
+            .finish()
+    }
 }
 
 impl FileConfig {

@@ -11,9 +11,9 @@
 //! (a [`Notify`]) or the poll interval passes (for retries that fall due).
 //!
 //! Sending happens before recording, so a crash in between sends the
-//! batch's messages again on restart. The channel gets the delivery id as the message id: Maildir then
-//! finds the file already written and does nothing, SMTP repeats the same
-//! `Message-ID`. Exactly one sender should run per database: two would both
+//! batch's messages again on restart. The channel gets the delivery id as
+//! the message id: Maildir then finds the file already written and does
+//! nothing, SMTP repeats the same `Message-ID`. Exactly one sender should run per database: two would both
 //! send the same due row (harmlessly for Maildir, as a duplicate for SMTP).
 
 use std::sync::Arc;

@@ -60,8 +60,8 @@ impl<S> Layer<S> for EdgeLayer {
 ///
 /// A hand-written service rather than two `middleware::from_fn`s: each of
 /// those cloned and boxed the rest of the stack per request, and the two
-/// together cost as much CPU as bare axum's whole request (`bench/run.sh`,
-/// trivial read).
+/// added 5-6 µs of CPU to a trivial read that bare axum serves in 9-10
+/// (BENCHMARKS.md, trivial read).
 #[derive(Clone)]
 pub struct Edge<S> {
     inner: S,

@@ -164,6 +164,9 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
             idempotency: !config.off(BenchOff::Idempotency),
         },
         peers: placement.peers.clone(),
+        // Chaos mode is where the monolith is made to behave like the
+        // network: its calls go through JSON too, whatever the build.
+        check_wire: config.chaos || SystemOptions::default().check_wire,
         ..SystemOptions::default()
     };
     let nats = match &config.nats {

@@ -2,11 +2,12 @@
 //! a pure decision and an event envelope cost inside one process.
 //!
 //! - `in-process-call`: `CatalogClient::quote_prices` through `Governed`
-//!   (declared timeout and retries) over `InProcess` (JSON both ways, as over
-//!   HTTP) against awaiting the very same async handler directly, for three
-//!   SKUs. `json-only` does just the four serde steps the call adds (encode
-//!   request, decode request, encode reply, decode reply), to show how much of
-//!   the overhead is serialization.
+//!   (declared timeout and retries) over `InProcess` against awaiting the
+//!   very same async handler directly, for three SKUs. `contract` hands the
+//!   typed values across (a release build's monolith); `contract-checking-wire`
+//!   sends them through JSON both ways, as over HTTP (tests, chaos mode).
+//!   `json-only` does just the four serde steps checking the wire adds
+//!   (encode request, decode request, encode reply, decode reply).
 //! - `decision`: `billing::domain::Invoice::build` pricing a three-line cart.
 //! - `envelope`: `Envelope::wrap` + `serde_json::to_vec` of an
 //!   `invoice-created`, and the way back (`from_slice` + `decode`).
@@ -79,14 +80,17 @@ fn in_process_call(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a current-thread runtime");
-    let inprocess = InProcess::new();
-    inprocess.register(&Served::new(&QUOTE_PRICES, quote));
-    let client = CatalogClient::new(Arc::new(Governed::new(Arc::new(inprocess))));
+    let client = |inprocess: InProcess| {
+        inprocess.register(&Served::new(&QUOTE_PRICES, quote));
+        CatalogClient::new(Arc::new(Governed::new(Arc::new(inprocess))))
+    };
+    let typed = client(InProcess::new());
+    let wire = client(InProcess::checking_the_wire());
     let ctx = CallContext::new_root();
-    // Both sides must answer the same thing, or the comparison means nothing.
+    // Every side must answer the same thing, or the comparison means nothing.
     let direct = runtime.block_on(quote(QuotePrices { skus: skus() }, ctx.clone()));
-    let through = runtime.block_on(client.quote_prices(&ctx, skus()));
-    assert_eq!(direct, through);
+    assert_eq!(direct, runtime.block_on(typed.quote_prices(&ctx, skus())));
+    assert_eq!(direct, runtime.block_on(wire.quote_prices(&ctx, skus())));
 
     let mut group = c.benchmark_group("in-process-call");
     group.bench_function("direct", |b| {
@@ -96,14 +100,16 @@ fn in_process_call(c: &mut Criterion) {
                 .expect("known SKUs")
         })
     });
-    group.bench_function("contract", |b| {
-        b.to_async(&runtime).iter(|| async {
-            client
-                .quote_prices(&ctx, black_box(skus()))
-                .await
-                .expect("known SKUs")
-        })
-    });
+    for (name, client) in [("contract", &typed), ("contract-checking-wire", &wire)] {
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                client
+                    .quote_prices(&ctx, black_box(skus()))
+                    .await
+                    .expect("known SKUs")
+            })
+        });
+    }
     let reply = direct.expect("known SKUs");
     group.bench_function("json-only", |b| {
         b.iter(|| {

@@ -204,7 +204,7 @@ impl CatalogClient {
         seams_core::call(
             self.transport.as_ref(),
             &QUOTE_PRICES,
-            &QuotePrices { skus },
+            QuotePrices { skus },
             ctx,
         )
         .await

@@ -240,7 +240,7 @@ impl IdentityClient {
         seams_core::call(
             self.transport.as_ref(),
             &GET_CUSTOMER,
-            &GetCustomer { id: id.to_owned() },
+            GetCustomer { id: id.to_owned() },
             ctx,
         )
         .await

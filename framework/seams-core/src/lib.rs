@@ -51,4 +51,7 @@ pub use context::{CallContext, TraceContext};
 pub use envelope::{DecodeError, Envelope, Event};
 pub use invalid::Invalid;
 pub use problem::Problem;
-pub use transport::{BoxFuture, CallError, CallReply, CallRequest, ContractError, Transport, call};
+pub use transport::{
+    BoxFuture, CallError, CallReply, CallRequest, ContractError, Payload, Transport, WireValue,
+    call,
+};

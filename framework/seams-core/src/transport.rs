@@ -1,12 +1,17 @@
 //! The one door every synchronous call goes through.
 //!
-//! A contract crate's client serializes its request, hands it to a
-//! [`Transport`], and decodes either the answer or the contract's own error
-//! enum. In the monolith the transport is in-process (still JSON, still with
-//! the declared timeout and retries, so a contract that would break over the
-//! network breaks in the monolith first); split, it is HTTP. The client code
-//! is the same in both.
+//! A contract crate's client hands its request to a [`Transport`] and decodes
+//! either the answer or the contract's own error enum. Between processes the
+//! request and the answer are JSON. In the monolith the in-process transport
+//! may hand the typed values across as they are ([`Payload::Value`]): the
+//! four serde steps of a call were most of its cost. Whether it does, or
+//! sends every call through JSON as the network would (so that a contract
+//! type that does not round-trip fails in the monolith first), is the
+//! in-process transport's setting; tests and chaos mode check the wire. The
+//! client code is the same in every case, and so are timeouts and retries.
 
+use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -19,24 +24,134 @@ use crate::decl::Operation;
 /// A boxed, sendable future; what object-safe async traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A request or an answer on its way through a transport.
+pub enum Payload {
+    /// JSON, as it crosses the network.
+    Json(Vec<u8>),
+    /// The typed value itself, handed across in process.
+    Value(Box<dyn WireValue>),
+}
+
+/// A value a [`Payload`] carries in process: any contract type. It can still
+/// become JSON, when it leaves the process or when the wire is checked.
+pub trait WireValue: Any + Send + Sync {
+    /// The value as JSON.
+    fn to_json(&self) -> serde_json::Result<Vec<u8>>;
+    /// A copy, for a retry.
+    fn clone_value(&self) -> Box<dyn WireValue>;
+    /// The value, for a downcast to its type.
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
+    /// Its type's name, for `Debug`.
+    fn type_name(&self) -> &'static str;
+}
+
+impl<T: Serialize + Clone + Send + Sync + 'static> WireValue for T {
+    fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        serde_json::to_vec(self)
+    }
+
+    fn clone_value(&self) -> Box<dyn WireValue> {
+        Box::new(self.clone())
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+}
+
+impl Payload {
+    /// `value`, to be handed across as it is.
+    pub fn value<T: Serialize + Clone + Send + Sync + 'static>(value: T) -> Payload {
+        Payload::Value(Box::new(value))
+    }
+
+    /// The payload as JSON bytes.
+    pub fn into_json(self) -> serde_json::Result<Vec<u8>> {
+        match self {
+            Payload::Json(bytes) => Ok(bytes),
+            Payload::Value(value) => value.to_json(),
+        }
+    }
+
+    /// What the payload is after crossing the network: JSON.
+    pub fn through_json(self) -> serde_json::Result<Payload> {
+        self.into_json().map(Payload::Json)
+    }
+
+    /// The payload as a `T`: the value itself if it is one, else decoded from JSON.
+    pub fn decode<T: DeserializeOwned + 'static>(self) -> serde_json::Result<T> {
+        match self {
+            Payload::Json(bytes) => serde_json::from_slice(&bytes),
+            Payload::Value(value) => {
+                let any: &dyn Any = &*value;
+                if any.is::<T>() {
+                    let any = value.into_any();
+                    Ok(*any.downcast::<T>().expect("the type was checked above"))
+                } else {
+                    serde_json::from_slice(&value.to_json()?)
+                }
+            }
+        }
+    }
+
+    fn json_bytes(&self) -> Option<Cow<'_, [u8]>> {
+        match self {
+            Payload::Json(bytes) => Some(Cow::Borrowed(bytes)),
+            Payload::Value(value) => value.to_json().ok().map(Cow::Owned),
+        }
+    }
+}
+
+impl Clone for Payload {
+    fn clone(&self) -> Payload {
+        match self {
+            Payload::Json(bytes) => Payload::Json(bytes.clone()),
+            Payload::Value(value) => Payload::Value(value.clone_value()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Json(bytes) => write!(f, "Json({})", String::from_utf8_lossy(bytes)),
+            Payload::Value(value) => write!(f, "Value({})", value.type_name()),
+        }
+    }
+}
+
+/// Equal when the two would be the same JSON on the wire.
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        match (self.json_bytes(), other.json_bytes()) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// One call of a declared operation.
 #[derive(Debug, Clone)]
 pub struct CallRequest {
     /// What is called.
     pub op: &'static Operation,
-    /// The request, as JSON.
-    pub body: Vec<u8>,
+    /// The request.
+    pub body: Payload,
     /// Correlation, causation, trace and deadline.
     pub ctx: CallContext,
 }
 
 /// What the callee answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CallReply {
-    /// The answer, as JSON.
-    Ok(Vec<u8>),
-    /// One of the operation's declared errors, as JSON of the contract's error enum.
-    Rejected(Vec<u8>),
+    /// The answer.
+    Ok(Payload),
+    /// One of the operation's declared errors (the contract's error enum).
+    Rejected(Payload),
 }
 
 /// A call that got no declared answer: the other side is down, slow or broken.
@@ -86,7 +201,9 @@ impl CallError {
 
 /// An operation's declared error enum: serializable for the wire, and able to
 /// carry a transport failure (which never crosses the wire as itself).
-pub trait ContractError: Serialize + DeserializeOwned + From<CallError> {
+pub trait ContractError:
+    Serialize + DeserializeOwned + From<CallError> + Clone + Send + Sync + 'static
+{
     /// The transport failure this error wraps, if it is one.
     fn call_error(&self) -> Option<&CallError>;
 }
@@ -101,46 +218,46 @@ pub trait Transport: Send + Sync + 'static {
 pub async fn call<Req, Resp, E>(
     transport: &dyn Transport,
     op: &'static Operation,
-    req: &Req,
+    req: Req,
     ctx: &CallContext,
 ) -> Result<Resp, E>
 where
-    Req: Serialize,
-    Resp: DeserializeOwned,
+    Req: Serialize + Clone + Send + Sync + 'static,
+    Resp: DeserializeOwned + 'static,
     E: ContractError,
 {
     let protocol = |e: serde_json::Error| CallError::Protocol {
         op: op.id(),
         reason: e.to_string(),
     };
-    let body = serde_json::to_vec(req).map_err(protocol)?;
     let reply = transport
         .call(CallRequest {
             op,
-            body,
+            body: Payload::value(req),
             ctx: ctx.clone(),
         })
         .await?;
     match reply {
-        CallReply::Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_err(protocol)?),
-        CallReply::Rejected(bytes) => Err(serde_json::from_slice::<E>(&bytes).map_err(protocol)?),
+        CallReply::Ok(answer) => Ok(answer.decode().map_err(protocol)?),
+        CallReply::Rejected(error) => Err(error.decode::<E>().map_err(protocol)?),
     }
 }
 
-/// Encodes a handler's typed result as a [`CallReply`] (the serving side of
+/// A handler's typed result as a [`CallReply`] (the serving side of
 /// [`call`]); a wrapped transport failure is passed on as itself.
-pub fn reply<R: Serialize, E: ContractError>(
-    result: &Result<R, E>,
-) -> Result<CallReply, CallError> {
-    let encoded = match result {
-        Ok(r) => serde_json::to_vec(r).map(CallReply::Ok),
+pub fn reply<R, E>(result: Result<R, E>) -> Result<CallReply, CallError>
+where
+    R: Serialize + Clone + Send + Sync + 'static,
+    E: ContractError,
+{
+    match result {
+        Ok(answer) => Ok(CallReply::Ok(Payload::value(answer))),
         Err(e) => match e.call_error() {
-            Some(call) => return Err(call.clone()),
-            None => serde_json::to_vec(e).map(CallReply::Rejected),
+            Some(call) => Err(call.clone()),
+            None => Ok(CallReply::Rejected(Payload::value(e))),
         },
-    };
-    encoded.map_err(|e| CallError::Protocol {
-        op: String::new(),
-        reason: e.to_string(),
-    })
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use seams_core::{BoxFuture, CallContext, CallError, CallReply, CallRequest, Transport};
+use seams_core::{BoxFuture, CallContext, CallError, CallReply, CallRequest, Payload, Transport};
 
 use crate::correlation::{CORRELATION_ID, DEADLINE_MS, REQUEST_ID, TRACEPARENT};
 
@@ -70,11 +70,15 @@ impl Transport for HttpTransport {
     fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
         Box::pin(async move {
             let op = req.op.id();
+            let body = req.body.into_json().map_err(|e| CallError::Protocol {
+                op: op.clone(),
+                reason: e.to_string(),
+            })?;
             let mut builder = self
                 .client
                 .post(format!("{}{}", self.base, op_path(&op)))
                 .header(http::header::CONTENT_TYPE, "application/json")
-                .body(req.body);
+                .body(body);
             for (name, value) in context_headers(&req.ctx) {
                 builder = builder.header(name, value);
             }
@@ -105,8 +109,8 @@ impl Transport for HttpTransport {
                 })?
                 .to_vec();
             match status.as_u16() {
-                200 => Ok(CallReply::Ok(body)),
-                422 if rejected => Ok(CallReply::Rejected(body)),
+                200 => Ok(CallReply::Ok(Payload::Json(body))),
+                422 if rejected => Ok(CallReply::Rejected(Payload::Json(body))),
                 503 | 502 | 429 => Err(CallError::Unavailable {
                     op,
                     reason: format!("answered {status}"),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 use seams_core::decl::{EventContract, Operation};
 use seams_core::{
-    BoxFuture, CallContext, CallError, CallReply, Clock, Envelope, Event, Ids, Transport,
+    BoxFuture, CallContext, CallError, CallReply, Clock, Envelope, Event, Ids, Payload, Transport,
 };
 use seams_store::{Db, Durability, Location};
 use serde::{Serialize, de::DeserializeOwned};
@@ -124,7 +124,7 @@ impl std::fmt::Debug for Storage {
 
 /// The serving side of one operation.
 pub type OpHandler = Arc<
-    dyn Fn(Vec<u8>, CallContext) -> BoxFuture<'static, Result<CallReply, CallError>> + Send + Sync,
+    dyn Fn(Payload, CallContext) -> BoxFuture<'static, Result<CallReply, CallError>> + Send + Sync,
 >;
 
 /// An operation this capability serves, with its handler.
@@ -141,16 +141,16 @@ impl Served {
     pub fn new<Req, Resp, E, F, Fut>(op: &'static Operation, f: F) -> Served
     where
         Req: DeserializeOwned + Send + 'static,
-        Resp: Serialize + 'static,
-        E: seams_core::ContractError + 'static,
+        Resp: Serialize + Clone + Send + Sync + 'static,
+        E: seams_core::ContractError,
         F: Fn(Req, CallContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, E>> + Send + 'static,
     {
         let f = Arc::new(f);
-        let handler: OpHandler = Arc::new(move |body: Vec<u8>, ctx: CallContext| {
+        let handler: OpHandler = Arc::new(move |body: Payload, ctx: CallContext| {
             let f = f.clone();
             Box::pin(async move {
-                let req: Req = serde_json::from_slice(&body).map_err(|e| CallError::Protocol {
+                let req: Req = body.decode().map_err(|e| CallError::Protocol {
                     op: op.id(),
                     reason: e.to_string(),
                 })?;
@@ -158,13 +158,7 @@ impl Served {
                     .catch_unwind()
                     .await
                     .map_err(|_| CallError::Internal { op: op.id() })?;
-                seams_core::transport::reply(&result).map_err(|e| match e {
-                    CallError::Protocol { reason, .. } => CallError::Protocol {
-                        op: op.id(),
-                        reason,
-                    },
-                    other => other,
-                })
+                seams_core::transport::reply(result)
             }) as BoxFuture<'static, _>
         });
         Served { op, handler }

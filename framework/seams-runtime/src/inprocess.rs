@@ -1,10 +1,17 @@
 //! The in-process transport: the monolith's way of calling another
 //! capability's operation.
 //!
-//! It looks up the served operation and calls its handler with the JSON
-//! request, so the request and the reply cross the same serialization
-//! boundary they would cross over HTTP: a contract type that does not
-//! round-trip fails in the monolith, not first in production after a split.
+//! It looks up the served operation and calls its handler. How the request
+//! and the reply cross depends on [`InProcess::checking_the_wire`]:
+//!
+//! - checking (tests, chaos mode, debug builds): both go through JSON, the
+//!   boundary they would cross over HTTP, so a contract type that does not
+//!   round-trip fails in the monolith, not first in production after a split;
+//! - not checking (a release build's monolith): the typed values are handed
+//!   across as they are. The four serde steps were most of a call's cost
+//!   (BENCHMARKS.md, in-process call).
+//!
+//! Either way the call has the declared timeout and retries (`Governed`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,12 +28,28 @@ use crate::component::{OpHandler, Served};
 #[derive(Clone, Default)]
 pub struct InProcess {
     handlers: Arc<RwLock<HashMap<(&'static str, &'static str), OpHandler>>>,
+    /// Send every request and reply through JSON.
+    wire: bool,
 }
 
 impl InProcess {
-    /// An empty registry.
+    /// An empty registry that hands typed values across.
     pub fn new() -> InProcess {
         InProcess::default()
+    }
+
+    /// An empty registry that sends every request and reply through JSON,
+    /// as the network would.
+    pub fn checking_the_wire() -> InProcess {
+        InProcess {
+            wire: true,
+            ..InProcess::default()
+        }
+    }
+
+    /// Whether calls go through JSON.
+    pub fn checks_the_wire(&self) -> bool {
+        self.wire
     }
 
     /// Makes `served` callable.
@@ -59,25 +82,40 @@ impl InProcess {
     }
 }
 
-/// Calls `handler` with `req`, or says nobody serves it here.
+/// Calls `handler` with `req` (through JSON both ways if `wire`), or says
+/// nobody serves it here.
 fn call_with(
     handler: Option<OpHandler>,
     req: CallRequest,
+    wire: bool,
 ) -> BoxFuture<'static, Result<CallReply, CallError>> {
     Box::pin(async move {
-        match handler {
-            Some(h) => h(req.body, req.ctx).await,
-            None => Err(CallError::Unavailable {
+        let Some(handler) = handler else {
+            return Err(CallError::Unavailable {
                 op: req.op.id(),
                 reason: "not served by any capability in this process".into(),
-            }),
+            });
+        };
+        if !wire {
+            return handler(req.body, req.ctx).await;
+        }
+        let protocol = |e: serde_json::Error| CallError::Protocol {
+            op: req.op.id(),
+            reason: e.to_string(),
+        };
+        let body = req.body.through_json().map_err(protocol)?;
+        match handler(body, req.ctx).await? {
+            CallReply::Ok(answer) => Ok(CallReply::Ok(answer.through_json().map_err(protocol)?)),
+            CallReply::Rejected(error) => {
+                Ok(CallReply::Rejected(error.through_json().map_err(protocol)?))
+            }
         }
     })
 }
 
 impl Transport for InProcess {
     fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
-        call_with(self.find(req.op), req)
+        call_with(self.find(req.op), req, self.wire)
     }
 }
 
@@ -103,11 +141,14 @@ impl Routed {
 impl Transport for Routed {
     fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
         if let Some(handler) = self.local.find(req.op) {
-            return call_with(Some(handler), req);
+            return call_with(Some(handler), req, self.local.wire);
         }
         match self.remote.get(req.op.capability) {
             Some(remote) => remote.call(req),
-            None => call_with(None, req),
+            None => call_with(None, req, self.local.wire),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,6 +59,11 @@ pub struct SystemOptions {
     /// The store's inbox and idempotency records (on by default; off only to
     /// measure what they cost).
     pub machinery: Machinery,
+    /// Send in-process calls through JSON, as the network would, so a
+    /// contract type that does not round-trip fails here first. On in debug
+    /// builds (every test) and, set by the composition root, in chaos mode;
+    /// off, calls hand typed values across ([`InProcess`]).
+    pub check_wire: bool,
 }
 
 impl Default for SystemOptions {
@@ -72,6 +77,7 @@ impl Default for SystemOptions {
             metrics: true,
             relays: true,
             machinery: Machinery::default(),
+            check_wire: cfg!(debug_assertions),
         }
     }
 }
@@ -87,6 +93,7 @@ impl std::fmt::Debug for SystemOptions {
             .field("metrics", &self.metrics)
             .field("relays", &self.relays)
             .field("machinery", &self.machinery)
+            .field("check_wire", &self.check_wire)
             .finish()
     }
 }
@@ -104,7 +111,11 @@ pub struct Runtime {
 impl Runtime {
     /// A runtime whose calls between capabilities stay in this process.
     pub fn new(options: SystemOptions) -> Runtime {
-        let inprocess = InProcess::new();
+        let inprocess = if options.check_wire {
+            InProcess::checking_the_wire()
+        } else {
+            InProcess::new()
+        };
         let client = seams_http::remote::HttpTransport::default_client();
         let remote: BTreeMap<String, Arc<dyn Transport>> = options
             .peers
@@ -612,9 +623,23 @@ async fn serve_op(
         )
             .into_response()
     };
-    match handler(body.to_vec(), ctx).await {
-        Ok(CallReply::Ok(b)) => with_type(StatusCode::OK, "application/json", b),
-        Ok(CallReply::Rejected(b)) => with_type(
+    let result = handler(seams_core::Payload::Json(body.to_vec()), ctx)
+        .await
+        .and_then(|reply| {
+            let json = |payload: seams_core::Payload| {
+                payload.into_json().map_err(|e| CallError::Protocol {
+                    op: op.clone(),
+                    reason: e.to_string(),
+                })
+            };
+            Ok(match reply {
+                CallReply::Ok(answer) => (true, json(answer)?),
+                CallReply::Rejected(error) => (false, json(error)?),
+            })
+        });
+    match result {
+        Ok((true, b)) => with_type(StatusCode::OK, "application/json", b),
+        Ok((false, b)) => with_type(
             StatusCode::UNPROCESSABLE_ENTITY,
             seams_http::remote::REJECTED_CONTENT_TYPE,
             b,

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use seams_core::decl::*;
-use seams_core::{CallContext, CallReply};
+use seams_core::{CallContext, CallReply, Payload};
 
 use super::*;
 
@@ -70,7 +70,7 @@ impl Transport for Script {
                     reason: "down".into(),
                 });
             }
-            Ok(CallReply::Ok(b"1".to_vec()))
+            Ok(CallReply::Ok(Payload::Json(b"1".to_vec())))
         })
     }
 }
@@ -87,7 +87,7 @@ fn governed(failures: u32, hang: bool) -> (Arc<Script>, Governed) {
 fn req(op: &'static Operation) -> CallRequest {
     CallRequest {
         op,
-        body: b"{}".to_vec(),
+        body: Payload::Json(b"{}".to_vec()),
         ctx: CallContext::new_root(),
     }
 }
@@ -97,7 +97,7 @@ async fn idempotent_queries_are_retried_until_they_answer() {
     let (script, g) = governed(2, false);
     assert_eq!(
         g.call(req(&FLAKY_QUERY)).await,
-        Ok(CallReply::Ok(b"1".to_vec()))
+        Ok(CallReply::Ok(Payload::Json(b"1".to_vec())))
     );
     assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 3);
 }
@@ -182,7 +182,7 @@ async fn a_failing_callee_opens_the_breaker_then_a_probe_closes_it() {
     tokio::time::advance(Duration::from_secs(5)).await;
     assert_eq!(
         g.call(req(&FLAKY_QUERY)).await,
-        Ok(CallReply::Ok(b"1".to_vec()))
+        Ok(CallReply::Ok(Payload::Json(b"1".to_vec())))
     );
     assert_eq!(g.breakers().state("test"), State::Closed);
 }

@@ -111,7 +111,7 @@ static ECHO: Operation = Operation {
     },
 };
 
-#[derive(Debug, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error")]
 enum EchoError {
     #[error("empty")]
@@ -384,10 +384,10 @@ async fn split_services_call_and_feed_each_other_over_http() {
 
     let ctx = CallContext::new_root();
     let echoed: Result<String, EchoError> =
-        seams_core::call(b_env.transport.as_ref(), &ECHO, &"k1".to_owned(), &ctx).await;
+        seams_core::call(b_env.transport.as_ref(), &ECHO, "k1".to_owned(), &ctx).await;
     assert_eq!(echoed.unwrap(), "K1");
     let rejected: Result<String, EchoError> =
-        seams_core::call(b_env.transport.as_ref(), &ECHO, &String::new(), &ctx).await;
+        seams_core::call(b_env.transport.as_ref(), &ECHO, String::new(), &ctx).await;
     assert_eq!(
         rejected.unwrap_err(),
         EchoError::Empty,
@@ -398,7 +398,7 @@ async fn split_services_call_and_feed_each_other_over_http() {
     a_running.stop().await.unwrap();
     let started = Instant::now();
     let down: Result<String, EchoError> =
-        seams_core::call(b_env.transport.as_ref(), &ECHO, &"k".to_owned(), &ctx).await;
+        seams_core::call(b_env.transport.as_ref(), &ECHO, "k".to_owned(), &ctx).await;
     assert!(
         matches!(
             down,

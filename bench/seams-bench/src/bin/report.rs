@@ -391,6 +391,7 @@ fn micro(out: &mut String, criterion: Option<&Path>) {
     let rows = [
         ("in-process-call", "direct"),
         ("in-process-call", "contract"),
+        ("in-process-call", "contract-checking-wire"),
         ("in-process-call", "json-only"),
         ("decision", "invoice-build-3-lines"),
         ("envelope", "encode"),

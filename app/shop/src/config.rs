@@ -20,7 +20,8 @@ pub struct Config {
     /// Directory of the per-capability SQLite files and the Maildir.
     #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Inject duplicate deliveries and random delays into event delivery.
+    /// Inject duplicate deliveries and random delays into event delivery, and
+    /// send in-process calls through JSON as the network would.
     #[arg(long, env = "SHOP_CHAOS")]
     pub chaos: bool,
     /// With --chaos: shortest delay before each delivery, in ms (slows every consumer down).

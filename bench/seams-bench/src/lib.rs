@@ -14,7 +14,6 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 pub mod cpu;
-pub mod schema;
 
 /// Longest latency a histogram holds, in microseconds (60 s); longer ones are clamped.
 pub const MAX_US: u64 = 60_000_000;

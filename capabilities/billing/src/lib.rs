@@ -32,8 +32,8 @@ use seams_runtime::{Component, Env, Handles, Subscription};
 pub use error::Error;
 pub use service::Deps;
 
-/// Billing's schema. Public for the raw SQLite baseline's test, which
-/// checks that the baseline writes into the tables these leave.
+/// Billing's schema. Public for the raw SQLite baseline, which creates its
+/// database with it so that it writes into the tables create-invoice writes.
 pub static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
     sqlite: sqlx::migrate!("./migrations/sqlite"),
     postgres: sqlx::migrate!("./migrations/postgres"),

@@ -2,10 +2,10 @@
 //! performs, one transaction per command, with nothing around it.
 //!
 //! Each command inserts an idempotency record, an invoice row, one line row
-//! and an outbox row, in that order and in one transaction, into the same
-//! tables (same DDL, WAL, foreign keys on, `synchronous=FULL`, or `NORMAL`
-//! with `--normal`) that billing's database holds, through sqlx as billing
-//! does. The payloads are the real ones: the invoice is priced by
+//! and an outbox row, in that order and in one transaction, into a database
+//! created by billing's and the framework's own migrations (WAL, foreign keys
+//! on, `synchronous=FULL`, or `NORMAL` with `--normal`), through sqlx as
+//! billing does. The payloads are the real ones: the invoice is priced by
 //! `billing::domain::Invoice::build`, the recorded response is billing's
 //! invoice JSON and the outbox row is the CloudEvents envelope, so the rows
 //! have the size they have in the system.
@@ -179,6 +179,12 @@ async fn points(args: &Args, dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn open(path: &Path, connections: u32, normal: bool) -> anyhow::Result<SqlitePool> {
+    // The tables come from billing's and the framework's own migrations, so
+    // the baseline writes into exactly what create-invoice writes into.
+    seams_store::Db::open(path, "billing", &billing::MIGRATIONS)
+        .await?
+        .close()
+        .await;
     let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
@@ -196,9 +202,6 @@ async fn open(path: &Path, connections: u32, normal: bool) -> anyhow::Result<Sql
         .connect_with(options)
         .await
         .with_context(|| format!("opening {}", path.display()))?;
-    for statement in seams_bench::schema::CREATE_INVOICE_TABLES {
-        sqlx::query(statement).execute(&pool).await?;
-    }
     Ok(pool)
 }
 

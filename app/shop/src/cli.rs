@@ -62,8 +62,20 @@ pub enum Command {
     Contracts,
 }
 
-/// Parses the command line (and the configuration file it names) and runs it.
-pub async fn main() -> anyhow::Result<()> {
+/// The listening socket this process was handed, if any: fd 3 when
+/// `LISTEN_FDS` says so (systemd's socket activation protocol, without the
+/// `LISTEN_PID` check when it is unset). The split supervisor starts every
+/// service this way; `shop serve` and `shop up` then serve on it instead of
+/// binding `--addr`.
+pub fn passed_socket() -> anyhow::Result<Option<std::net::TcpListener>> {
+    listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("taking the listening socket passed in LISTEN_FDS")
+}
+
+/// Parses the command line (and the configuration file it names) and runs
+/// it; `passed` is what [`passed_socket`] found.
+pub async fn main(passed: Option<std::net::TcpListener>) -> anyhow::Result<()> {
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
@@ -82,7 +94,7 @@ pub async fn main() -> anyhow::Result<()> {
                 )
             })
     };
-    run(cli, file.as_ref(), &given).await
+    run(cli, file.as_ref(), &given, passed).await
 }
 
 /// Runs a parsed command; `file` fills what `given` says flags and environment left unset.
@@ -90,6 +102,7 @@ pub async fn run(
     cli: Cli,
     file: Option<&crate::config::FileConfig>,
     given: &dyn Fn(&str) -> bool,
+    passed: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
     let with_file = |mut config: Config| {
         if let Some(f) = file {
@@ -101,11 +114,17 @@ pub async fn run(
         Command::Up {
             config,
             split: false,
-        } => serve(with_file(config), Placement::monolith()).await,
+        } => serve(with_file(config), Placement::monolith(), passed).await,
         Command::Up {
             config,
             split: true,
         } => {
+            if passed.is_some() {
+                anyhow::bail!(
+                    "`shop up --split` binds its gateway on --addr; a socket passed in \
+                     LISTEN_FDS is served by `shop up` and `shop serve` only"
+                );
+            }
             let groups = file.map(|f| f.groups.clone()).unwrap_or_default();
             up_split(with_file(config), groups).await
         }
@@ -123,7 +142,12 @@ pub async fn run(
                     .map(|(cap, url)| format!("{cap}={url}"))
                     .collect();
             }
-            serve(with_file(config), Placement::split(&capabilities, &peers)?).await
+            serve(
+                with_file(config),
+                Placement::split(&capabilities, &peers)?,
+                passed,
+            )
+            .await
         }
         Command::Demo { url, timeout_secs } => {
             crate::demo::run(&url, Duration::from_secs(timeout_secs)).await
@@ -132,14 +156,25 @@ pub async fn run(
     }
 }
 
-async fn serve(config: Config, placement: Placement) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    placement: Placement,
+    passed: Option<std::net::TcpListener>,
+) -> anyhow::Result<()> {
     if !config.off(crate::config::BenchOff::Tracing) {
         crate::telemetry::init();
     }
     let builder = crate::system::build(&config, &placement).await?;
-    let listener = tokio::net::TcpListener::bind(config.addr)
-        .await
-        .with_context(|| format!("binding {}", config.addr))?;
+    let listener = match passed {
+        Some(socket) => {
+            socket.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(socket)
+                .context("serving on the socket passed in LISTEN_FDS")?
+        }
+        None => tokio::net::TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("binding {}", config.addr))?,
+    };
     let running = builder.start(listener).await?;
     // Tests and scripts read this line to learn the port (the address may be port 0).
     println!(

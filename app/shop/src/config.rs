@@ -14,7 +14,8 @@ use clap::Args;
 /// replaced by `***`.
 #[derive(Clone, Args)]
 pub struct Config {
-    /// Address of the public API.
+    /// Address of the public API (a socket passed in `LISTEN_FDS`, as the
+    /// split supervisor and systemd pass them, is served instead).
     #[arg(long, env = "SHOP_ADDR", default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
     /// Directory of the per-capability SQLite files and the Maildir.

@@ -48,6 +48,9 @@ pub const CAPABILITIES: [&str; 5] = [
 
 /// How long a service may take to say it is listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The fd a service finds its listening socket at (`SD_LISTEN_FDS_START`).
+#[cfg(unix)]
+const PASSED_SOCKET_FD: i32 = 3;
 /// How long a service may take to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the gateway may take to drain in-flight requests (which are
@@ -189,17 +192,18 @@ pub(crate) fn plan(groups: Vec<Vec<String>>, ports: &[u16]) -> anyhow::Result<Ve
         .collect())
 }
 
-/// `n` distinct free loopback ports. Every listener is held until all are
-/// picked, so the OS cannot hand out one port twice; they are released before
-/// the services bind them (another process could take one in between, and
-/// that service would then fail to start, which is reported).
-pub(crate) fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
-    let listeners = (0..n)
+/// `n` listening sockets on distinct free loopback ports, one per service.
+///
+/// The supervisor binds them itself and keeps them for as long as it runs: on
+/// Unix each start of a service (the first and every restart) gets a copy as
+/// fd 3 (systemd's `LISTEN_FDS` protocol). A port released between picking
+/// and binding could be taken by any other process, even as the local port
+/// of an outgoing connection (CI saw a service fail to start that way), and
+/// connections that arrive while a service restarts wait in the backlog
+/// instead of being refused.
+pub(crate) fn bind_ports(n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    (0..n)
         .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    listeners
-        .iter()
-        .map(|l| l.local_addr().map(|a| a.port()))
         .collect()
 }
 
@@ -371,6 +375,11 @@ struct Launcher {
     label: String,
     /// The watchdog's process group, or none (a group of its own).
     pgid: Option<u32>,
+    /// The service's listening socket, from [`bind_ports`]; every start gets
+    /// a copy. Elsewhere than Unix the socket is closed before the first
+    /// start and the service binds the port itself.
+    #[cfg(unix)]
+    socket: std::net::TcpListener,
 }
 
 impl Launcher {
@@ -442,7 +451,23 @@ impl Launcher {
             // starting) must not live on.
             .kill_on_drop(true);
         #[cfg(unix)]
-        cmd.process_group(pgid.map_or(0, |g| g as i32));
+        {
+            use command_fds::{CommandFdExt, FdMapping};
+            let socket = self
+                .socket
+                .try_clone()
+                .context("copying the service's socket")?;
+            cmd.fd_mappings(vec![FdMapping {
+                parent_fd: socket.into(),
+                child_fd: PASSED_SOCKET_FD,
+            }])
+            .context("passing the service's socket")?;
+            // No LISTEN_PID: the child's PID is not known before it starts.
+            cmd.env("LISTEN_FDS", "1")
+                .env_remove("LISTEN_PID")
+                .env_remove("LISTEN_FDS_FIRST_FD");
+            cmd.process_group(pgid.map_or(0, |g| g as i32));
+        }
         #[cfg(not(unix))]
         let _ = pgid;
         cmd.spawn()
@@ -578,7 +603,11 @@ pub(crate) async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let groups = normalize_groups(&opts.groups)?;
-    let ports = free_ports(groups.len()).context("picking ports for the services")?;
+    let sockets = bind_ports(groups.len()).context("binding the services' ports")?;
+    let ports = sockets
+        .iter()
+        .map(|s| s.local_addr().map(|a| a.port()))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let specs = plan(groups, &ports)?;
     std::fs::create_dir_all(&opts.data_dir)
         .with_context(|| format!("creating {}", opts.data_dir.display()))?;
@@ -591,7 +620,10 @@ pub(crate) async fn run_with(
     };
     let launchers: Vec<Launcher> = specs
         .iter()
-        .map(|spec| Launcher {
+        .zip(sockets)
+        .map(|(spec, socket)| Launcher {
+            #[cfg(unix)]
+            socket,
             program: program.clone(),
             args: serve_args(spec, &specs, &opts.data_dir, &opts.extra_args),
             databases: spec

@@ -139,8 +139,12 @@ fn the_discovery_document_lists_every_service() {
 }
 
 #[test]
-fn free_ports_are_distinct() {
-    let mut ports = free_ports(5).unwrap();
+fn bound_ports_are_distinct() {
+    let mut ports: Vec<u16> = bind_ports(5)
+        .unwrap()
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
     assert!(ports.iter().all(|p| *p != 0));
     ports.sort_unstable();
     ports.dedup();
@@ -212,6 +216,7 @@ for a in "$@"; do
   prev=$a
 done
 echo "$@" > "$data/args-${addr##*:}"
+echo "$LISTEN_FDS $(readlink /proc/$$/fd/3)" >> "$data/socket-${addr##*:}"
 echo "some chatter before the announcement"
 echo "shop listening on http://$addr (data in $data)"
 exec sleep 600
@@ -284,8 +289,18 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
     );
     assert!(args.trim_end().ends_with("--chaos"), "{args}");
 
-    // A service that dies is started again, on the same port.
+    // A service that dies is started again, on the same port; meanwhile its
+    // port still takes connections, into the supervisor's socket's backlog.
     signal("-KILL", before[2]);
+    eventually("the killed service to be gone", || {
+        (!alive(before[2])).then_some(())
+    })
+    .await;
+    let addr = services[2]["url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://");
+    std::net::TcpStream::connect(addr).expect("a connection while the service restarts waits");
     let doc = eventually("the killed service to be restarted", || {
         read_discovery(&discovery).filter(|d| matches!(pids(d)[2], Some(p) if p != before[2]))
     })
@@ -294,6 +309,19 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
     assert_eq!(doc["services"][2]["url"], services[2]["url"]);
     assert_eq!(after[..2], before[..2], "the others were left alone");
     assert!(alive(after[2]));
+    // Both starts were handed the supervisor's socket as fd 3: the same
+    // socket (one inode), so the port was never free in between.
+    let port = services[2]["url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap();
+    let sockets = std::fs::read_to_string(dir.path().join(format!("socket-{port}"))).unwrap();
+    let sockets: Vec<&str> = sockets.lines().collect();
+    assert_eq!(sockets.len(), 2, "{sockets:?}");
+    assert!(sockets[0].starts_with("1 socket:["), "{sockets:?}");
+    assert_eq!(sockets[0], sockets[1]);
 
     tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(20), run)

@@ -12,7 +12,6 @@
 //! ```
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -71,16 +70,17 @@ impl NatsServer {
             return Ok(None);
         };
         let dir = tempfile::Builder::new().prefix("seams-nats-").tempdir()?;
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
         let mut server = NatsServer {
             child: None,
-            port,
+            port: 0,
             dir,
             bin,
         };
-        server.resume()?;
+        crate::start_on_a_free_port(|port| {
+            server.child = None; // a try that failed has exited
+            server.port = port;
+            server.resume()
+        })?;
         Ok(Some(server))
     }
 
@@ -105,10 +105,10 @@ impl NatsServer {
     /// Starts the server again on the same port and store, and waits until it accepts connections.
     pub fn resume(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "already running");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("nats.log"))?;
+        let log_path = self.dir.path().join("nats.log");
+        let log = File::options().create(true).append(true).open(&log_path)?;
+        // The log is kept across restarts; this start's lines begin here.
+        let from = log.metadata()?.len() as usize;
         let store = self.dir.path().join("store");
         let child = Command::new(&self.bin)
             .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
@@ -120,23 +120,27 @@ impl NatsServer {
             .spawn()
             .with_context(|| format!("spawning {}", self.bin.display()))?;
         self.child = Some(child);
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        // Ready means its own "Server is ready" line: a connection alone
+        // could reach another process that took the port first.
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
+            let text = std::fs::read(&log_path).unwrap_or_default();
+            let text = String::from_utf8_lossy(text.get(from..).unwrap_or_default());
+            if text.contains("Server is ready") {
+                return Ok(());
+            }
             if let Some(status) = self
                 .child
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                let log =
-                    std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default();
-                bail!("nats-server exited ({status}): {log}");
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(50)).is_ok() {
-                return Ok(());
+                bail!("nats-server exited ({status}): {text}");
             }
             if Instant::now() > deadline {
-                bail!("nats-server did not listen on {addr} within 20 s");
+                bail!(
+                    "nats-server did not say it was ready on port {} within 20 s: {text}",
+                    self.port
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -20,7 +20,6 @@
 //! ```
 
 use std::fs::File;
-use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -155,18 +154,19 @@ impl PostgresServer {
             let log = std::fs::read_to_string(dir.path().join("initdb.log")).unwrap_or_default();
             bail!("initdb failed ({status}): {log}");
         }
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
         let mut server = PostgresServer {
             child: None,
-            port,
+            port: 0,
             dir,
             bin,
             password,
             run_as,
         };
-        server.resume()?;
+        crate::start_on_a_free_port(|port| {
+            server.child = None; // a try that failed has exited
+            server.port = port;
+            server.resume()
+        })?;
         Ok(Some(server))
     }
 

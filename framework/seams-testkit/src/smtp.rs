@@ -59,7 +59,7 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
@@ -127,7 +127,7 @@ impl SmtpServer {
         // aiosmtpd exiting, and a new port is tried.
         let mut last_exit = None;
         for _ in 0..3 {
-            let port = free_port()?;
+            let port = crate::free_port()?;
             let mut child = spawn(dir.path(), port)?;
             match wait_listening(&mut child, port) {
                 Ok(Startup::Listening) => return Ok(Some(Self { child, port, dir })),
@@ -234,12 +234,6 @@ fn probe() -> Result<(), String> {
         }
         Err(err) => Err(format!("cannot run python3: {err}")),
     }
-}
-
-/// A port nothing listens on right now, picked by the OS.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((HOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Starts aiosmtpd on `port`, storing mail in `dir/maildir` and logging to

@@ -162,7 +162,7 @@ impl Store {
 
     /// One invoice with its lines, as last committed.
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<Invoice>> {
-        let mut conn = self.db.reader().acquire().await?;
+        let mut conn = self.db.read().await?;
         load_invoice(&mut conn, id).await
     }
 

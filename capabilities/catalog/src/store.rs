@@ -80,7 +80,7 @@ impl Store {
         let row =
             sqlx::query("SELECT sku, name, price_minor, currency FROM products WHERE sku = $1")
                 .bind(sku.as_str())
-                .fetch_optional(self.db.reader())
+                .fetch_optional(&mut *self.db.read().await?)
                 .await?;
         row.as_ref().map(product).transpose()
     }
@@ -105,7 +105,7 @@ impl Store {
         };
         let rows = sqlx::query(sql)
             .bind(list)
-            .fetch_all(self.db.reader())
+            .fetch_all(&mut *self.db.read().await?)
             .await?;
         rows.iter().map(product).collect()
     }

@@ -144,7 +144,7 @@ impl Store {
     pub async fn level(&self, sku: &str) -> anyhow::Result<Option<Level>> {
         let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = $1")
             .bind(sku)
-            .fetch_optional(self.db.reader())
+            .fetch_optional(&mut *self.db.read().await?)
             .await?;
         Ok(row.as_ref().map(level).transpose()?)
     }
@@ -156,7 +156,7 @@ impl Store {
             insertion_order(self.db.backend())
         ))
         .bind(invoice_id)
-        .fetch_all(self.db.reader())
+        .fetch_all(&mut *self.db.read().await?)
         .await?;
         let mut shipments = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -173,7 +173,7 @@ impl Store {
             insertion_order(self.db.backend())
         ))
         .bind(i64::from(limit))
-        .fetch_all(self.db.reader())
+        .fetch_all(&mut *self.db.read().await?)
         .await?;
         let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -188,7 +188,7 @@ impl Store {
             "SELECT sku, quantity FROM shipment_lines WHERE shipment_id = $1 ORDER BY line_no",
         )
         .bind(&id)
-        .fetch_all(self.db.reader())
+        .fetch_all(&mut *self.db.read().await?)
         .await?
         .iter()
         .map(line)

@@ -110,7 +110,7 @@ impl Store {
     pub async fn get(&self, id: &CustomerId) -> anyhow::Result<Option<Customer>> {
         let row = sqlx::query("SELECT id, email, name FROM customers WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(self.db.reader())
+            .fetch_optional(&mut *self.db.read().await?)
             .await?;
         row.as_ref().map(customer).transpose()
     }

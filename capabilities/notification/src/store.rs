@@ -86,7 +86,7 @@ impl Store {
         ))
         .bind(now_ms)
         .bind(i64::from(limit))
-        .fetch_all(self.db.reader())
+        .fetch_all(&mut *self.db.read().await?)
         .await?;
         rows.iter().map(delivery).collect()
     }
@@ -138,7 +138,7 @@ impl Store {
             "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE customer_id = $1 ORDER BY seq"
         ))
         .bind(customer_id)
-        .fetch_all(self.db.reader())
+        .fetch_all(&mut *self.db.read().await?)
         .await?;
         rows.iter().map(delivery).collect()
     }
@@ -154,7 +154,7 @@ impl Store {
             "SELECT customer_id, email, name, updated_at FROM contacts WHERE customer_id = $1",
         )
         .bind(customer_id)
-        .fetch_optional(self.db.reader())
+        .fetch_optional(&mut *self.db.read().await?)
         .await?;
         Ok(row.as_ref().map(|row| ContactEntry {
             contact: contact(row),

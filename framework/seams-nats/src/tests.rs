@@ -90,7 +90,7 @@ fn subscription(db: Db) -> Subscription {
 
 async fn applied(db: &Db) -> Vec<i64> {
     let rows: Vec<(i64,)> = sqlx::query_as("SELECT n FROM applied ORDER BY rowid")
-        .fetch_all(db.reader())
+        .fetch_all(&mut *db.read().await.unwrap())
         .await
         .unwrap();
     rows.into_iter().map(|(n,)| n).collect()

@@ -173,6 +173,10 @@ impl Relay {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .written = Some(position);
+        } else {
+            // `written` counts an eventual write as soon as it is released;
+            // it may still wait for its group commit.
+            self.consumer.flush().await?;
         }
         Ok(())
     }

@@ -693,7 +693,11 @@ async fn consistency_route(State(admin): State<Arc<Admin>>) -> Response {
 async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
     let mut failing = Vec::new();
     for (name, db) in admin.dbs.iter() {
-        if sqlx::query("SELECT 1").execute(db.reader()).await.is_err() {
+        let answered = match db.read().await {
+            Ok(mut conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            Err(_) => false,
+        };
+        if !answered {
             failing.push(*name);
         }
     }

@@ -216,7 +216,7 @@ struct Inner {
     /// Wakes the committer when a member has released its savepoint.
     commit_wanted: Arc<Notify>,
     /// Readers (committed snapshots; never wait for the writer).
-    read: AnyPool,
+    read: Readers,
     /// Bumped after every commit that wrote outbox rows; feed readers wait on it.
     outbox: Arc<watch::Sender<u64>>,
     /// Dropped with the last handle, which stops the committer.
@@ -543,26 +543,7 @@ impl Db {
             .with_context(|| format!("migrating {name}: capability tables"))?;
         let writer = Arc::new(Mutex::new(writer));
         let commit_wanted = Arc::new(Notify::new());
-        let setup = Arc::new(location.setup());
-        let read = AnyPoolOptions::new()
-            .max_connections(4)
-            // A ping before every read is a second round trip to SQLite's
-            // worker thread for nothing (a file does not go away); a
-            // PostgreSQL connection may have died with a server restart.
-            .test_before_acquire(backend == Backend::Postgres)
-            // Short: while a PostgreSQL server restarts, a read should fail
-            // (503, try again) rather than hold its request for long.
-            .acquire_timeout(Duration::from_secs(3))
-            .after_connect(move |conn, _| {
-                let setup = setup.clone();
-                Box::pin(async move {
-                    for statement in setup.iter() {
-                        conn.execute(statement.as_str()).await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&location.url(true))
+        let read = Readers::open(location)
             .await
             .with_context(|| format!("opening {name}'s readers"))?;
         let outbox = Arc::new(watch::channel(0).0);
@@ -656,9 +637,10 @@ impl Db {
         self.inner.machinery
     }
 
-    /// The pool for reads (never blocks on the writer).
-    pub fn reader(&self) -> &AnyPool {
-        &self.inner.read
+    /// A connection for reads (never blocks on the writer), back to the
+    /// readers when dropped: `query.fetch_one(&mut *db.read().await?)`.
+    pub async fn read(&self) -> Result<ReadConn, sqlx::Error> {
+        self.inner.read.get().await
     }
 
     /// Starts a write transaction (a member of the next group commit).
@@ -726,7 +708,7 @@ impl Db {
             sqlx::query_as("SELECT 1 FROM seams_inbox WHERE consumer = $1 AND event_id = $2")
                 .bind(consumer)
                 .bind(event_id)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read().await?)
                 .await?;
         Ok(row.is_some())
     }
@@ -736,7 +718,10 @@ impl Db {
     pub async fn reachable(&self) -> bool {
         match self.inner.backend {
             Backend::Sqlite => true,
-            Backend::Postgres => sqlx::query("SELECT 1").execute(self.reader()).await.is_ok(),
+            Backend::Postgres => match self.read().await {
+                Ok(mut conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+                Err(_) => false,
+            },
         }
     }
 
@@ -786,6 +771,121 @@ impl Db {
         }
         drop(w);
         self.inner.read.close().await;
+    }
+}
+
+/// How many connections read at once.
+const READERS: usize = 4;
+/// How long a read waits for a free reader before it fails: short, so that
+/// while a PostgreSQL server restarts a read fails (503, try again) rather
+/// than holding its request.
+const READ_WAIT: Duration = Duration::from_secs(3);
+
+/// The connections reads go through.
+///
+/// On SQLite they are plain connections in a `deadpool`, not sqlx's pool:
+/// sqlx pings every connection it takes back (`return_to_pool`), which on
+/// SQLite is a second round trip to the connection's worker thread for each
+/// read, and on a busy two-core machine the thread switches of those round
+/// trips cost more than the reads. A file does not go away, and a read
+/// dropped half-way leaves nothing behind (the worker finishes or resets
+/// the statement before it takes the next command), so nothing needs the
+/// ping. On PostgreSQL sqlx's pool stays: there a connection does die with
+/// a server restart, and the pool tests it before handing it out.
+enum Readers {
+    Sqlite(deadpool::unmanaged::Pool<AnyConnection>),
+    Postgres(AnyPool),
+}
+
+impl Readers {
+    async fn open(location: &Location) -> Result<Readers, sqlx::Error> {
+        match location {
+            Location::Sqlite { .. } => {
+                let pool =
+                    deadpool::unmanaged::Pool::from_config(&deadpool::unmanaged::PoolConfig {
+                        max_size: READERS,
+                        timeout: Some(READ_WAIT),
+                        runtime: Some(deadpool::Runtime::Tokio1),
+                    });
+                for _ in 0..READERS {
+                    let conn = location.connect(true).await?;
+                    if pool.add(conn).await.is_err() {
+                        return Err(sqlx::Error::PoolClosed);
+                    }
+                }
+                Ok(Readers::Sqlite(pool))
+            }
+            Location::Postgres { .. } => AnyPoolOptions::new()
+                .max_connections(READERS as u32)
+                .test_before_acquire(true)
+                .acquire_timeout(READ_WAIT)
+                .connect(&location.url(true))
+                .await
+                .map(Readers::Postgres),
+        }
+    }
+
+    async fn get(&self) -> Result<ReadConn, sqlx::Error> {
+        match self {
+            Readers::Sqlite(pool) => match pool.get().await {
+                Ok(conn) => Ok(ReadConn(Reader::Sqlite(conn))),
+                Err(deadpool::unmanaged::PoolError::Timeout) => Err(sqlx::Error::PoolTimedOut),
+                Err(_) => Err(sqlx::Error::PoolClosed),
+            },
+            Readers::Postgres(pool) => Ok(ReadConn(Reader::Postgres(pool.acquire().await?))),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Readers::Sqlite(pool) => {
+                // Waits (a while) for reads in flight to hand theirs back.
+                for _ in 0..pool.status().size {
+                    match pool.timeout_remove(Some(READ_WAIT)).await {
+                        Ok(conn) => {
+                            let _ = conn.close().await;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                pool.close();
+            }
+            Readers::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A connection for reads, from [`Db::read`]; back to the readers when dropped.
+pub struct ReadConn(Reader);
+
+enum Reader {
+    Sqlite(deadpool::unmanaged::Object<AnyConnection>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
+impl std::ops::Deref for ReadConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match &self.0 {
+            Reader::Sqlite(conn) => conn,
+            Reader::Postgres(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ReadConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            Reader::Sqlite(conn) => conn,
+            Reader::Postgres(conn) => conn,
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadConn").finish_non_exhaustive()
     }
 }
 

@@ -65,7 +65,7 @@ impl Db {
         )
         .bind(after as i64)
         .bind(limit as i64)
-        .fetch_all(self.reader())
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter()
             .map(|row| {
@@ -87,7 +87,9 @@ impl Db {
                 "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM seams_outbox_seq_seq"
             }
         };
-        let (seq,): (i64,) = sqlx::query_as(sql).fetch_one(self.reader()).await?;
+        let (seq,): (i64,) = sqlx::query_as(sql)
+            .fetch_one(&mut *self.read().await?)
+            .await?;
         Ok(seq as u64)
     }
 
@@ -138,7 +140,7 @@ impl Db {
         let row: Option<(i64,)> =
             sqlx::query_as("SELECT position FROM seams_cursors WHERE subscription = $1")
                 .bind(subscription)
-                .fetch_optional(self.reader())
+                .fetch_optional(&mut *self.read().await?)
                 .await?;
         Ok(row.map_or(0, |(p,)| p as u64))
     }
@@ -223,7 +225,7 @@ impl Db {
              AND status IN ('parked', 'replay') LIMIT 1",
         )
         .bind(subscription)
-        .fetch_optional(self.reader())
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         Ok(row.is_some())
     }
@@ -252,7 +254,7 @@ impl Db {
         .bind(subscription)
         .bind(subject)
         .bind(before)
-        .fetch_optional(self.reader())
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         Ok(row.map(|(id,)| id))
     }
@@ -284,7 +286,7 @@ impl Db {
              FROM seams_dead_letters WHERE subscription = $1 AND status = 'replay' ORDER BY id",
         )
         .bind(subscription)
-        .fetch_all(self.reader())
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(dead_letter).collect()
     }
@@ -317,7 +319,7 @@ impl Db {
              FROM seams_dead_letters WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(self.reader())
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         row.as_ref().map(dead_letter).transpose()
     }
@@ -328,7 +330,7 @@ impl Db {
             "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
              FROM seams_dead_letters ORDER BY id",
         )
-        .fetch_all(self.reader())
+        .fetch_all(&mut *self.read().await?)
         .await?;
         rows.iter().map(dead_letter).collect()
     }
@@ -376,7 +378,7 @@ impl Db {
             "SELECT (SELECT COUNT(*) FROM seams_outbox), (SELECT COUNT(*) FROM seams_inbox), \
              (SELECT COUNT(*) FROM seams_idempotency)",
         )
-        .fetch_one(self.reader())
+        .fetch_one(&mut *self.read().await?)
         .await
     }
 }

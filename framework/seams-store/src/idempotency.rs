@@ -59,7 +59,7 @@ impl Db {
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(self.reader())
+        .fetch_optional(&mut *self.read().await?)
         .await?;
         Ok(row.map(|row| StoredResponse {
             fingerprint: row.get("fingerprint"),

@@ -134,7 +134,7 @@ async fn outbox_rows_exist_only_for_committed_changes(store: Store) {
     };
     assert_eq!(feed[1].sequence, Some(e3));
     let (notes,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(db.reader())
+        .fetch_one(&mut *db.read().await.unwrap())
         .await
         .unwrap();
     assert_eq!(notes, 1);
@@ -369,7 +369,7 @@ async fn concurrent_transactions_share_group_commits_and_all_are_durable(store: 
     }
     // Every commit returned only once durable: the readers see all of them.
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(db.reader())
+        .fetch_one(&mut *db.read().await.unwrap())
         .await
         .unwrap();
     assert_eq!(n, 64);
@@ -380,7 +380,7 @@ async fn concurrent_transactions_share_group_commits_and_all_are_durable(store: 
     db.close().await;
     let db = store.open().await;
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(db.reader())
+        .fetch_one(&mut *db.read().await.unwrap())
         .await
         .unwrap();
     assert_eq!(n, 64, "durable across reopen");
@@ -411,7 +411,7 @@ async fn a_dropped_member_rolls_back_alone(store: Store) {
         t.await.unwrap();
     }
     let bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
-        .fetch_all(db.reader())
+        .fetch_all(&mut *db.read().await.unwrap())
         .await
         .unwrap();
     let mut kept: Vec<usize> = bodies.iter().map(|(b,)| b[1..].parse().unwrap()).collect();
@@ -458,7 +458,7 @@ async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) 
         .unwrap();
     ok.commit().await.unwrap();
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(db.reader())
+        .fetch_one(&mut *db.read().await.unwrap())
         .await
         .unwrap();
     assert_eq!(n, 2);

@@ -100,7 +100,7 @@ async fn a_paid_invoice_is_refunded_in_full() {
     let row: (String, String, i64, String, String) = sqlx::query_as(
         "SELECT invoice_id, payment_id, amount_minor, currency, reason FROM refunds",
     )
-    .fetch_one(w.db.reader())
+    .fetch_one(&mut *w.db.read().await.unwrap())
     .await
     .unwrap();
     assert_eq!(

@@ -187,7 +187,7 @@ impl World {
 
     async fn count(&self, table: &str) -> i64 {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(self.db.reader())
+            .fetch_one(&mut *self.db.read().await.unwrap())
             .await
             .unwrap();
         n

@@ -101,7 +101,7 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
 
     // Every reference still holds, and is still enforced.
     let orphans: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-        .fetch_all(w.db.reader())
+        .fetch_all(&mut *w.db.read().await.unwrap())
         .await
         .unwrap();
     assert_eq!(orphans, []);
@@ -124,7 +124,7 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     let (indexes,): (String,) = sqlx::query_as(
         "SELECT group_concat(name) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invoices' AND sql IS NOT NULL",
     )
-    .fetch_one(w.db.reader())
+    .fetch_one(&mut *w.db.read().await.unwrap())
     .await
     .unwrap();
     assert_eq!(indexes, "invoices_customer");
@@ -137,7 +137,7 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     assert_eq!(w.status("inv-paid").await, "refunded");
     let (payment_id,): (String,) =
         sqlx::query_as("SELECT payment_id FROM refunds WHERE invoice_id = 'inv-paid'")
-            .fetch_one(w.db.reader())
+            .fetch_one(&mut *w.db.read().await.unwrap())
             .await
             .unwrap();
     assert_eq!(payment_id, "pay-1");

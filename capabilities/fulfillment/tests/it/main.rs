@@ -197,14 +197,14 @@ impl World {
             "SELECT sku, quantity, status FROM reservations WHERE invoice_id = $1 ORDER BY sku",
         )
         .bind(invoice_id)
-        .fetch_all(self.db().reader())
+        .fetch_all(&mut *self.db().read().await.unwrap())
         .await
         .unwrap()
     }
 
     async fn count(&self, table: &str) -> i64 {
         let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(self.db().reader())
+            .fetch_one(&mut *self.db().read().await.unwrap())
             .await
             .unwrap();
         n

@@ -34,7 +34,7 @@ impl World {
     /// Customers in the table, read behind the routes' back.
     async fn n_customers(&self) -> i64 {
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM customers")
-            .fetch_one(self.component.db.reader())
+            .fetch_one(&mut *self.component.db.read().await.unwrap())
             .await
             .unwrap();
         n
@@ -135,7 +135,7 @@ async fn registers_and_gets_a_customer_and_publishes_it() {
 
     let (created_at,): (String,) = sqlx::query_as("SELECT created_at FROM customers WHERE id = $1")
         .bind(&id)
-        .fetch_one(w.component.db.reader())
+        .fetch_one(&mut *w.component.db.read().await.unwrap())
         .await
         .unwrap();
     assert_eq!(

@@ -147,7 +147,7 @@ async fn applied_numbers(db: &Db) -> Vec<i64> {
 
 async fn applied(db: &Db) -> Vec<(String, i64)> {
     sqlx::query_as("SELECT subject, n FROM applied ORDER BY rowid")
-        .fetch_all(db.reader())
+        .fetch_all(&mut *db.read().await.unwrap())
         .await
         .unwrap()
 }

@@ -86,7 +86,7 @@ async fn note(
 
 async fn applied(State(db): State<Db>) -> String {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM applied")
-        .fetch_one(db.reader())
+        .fetch_one(&mut *db.read().await.unwrap())
         .await
         .unwrap();
     n.to_string()

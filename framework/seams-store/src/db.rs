@@ -775,7 +775,7 @@ impl Db {
 }
 
 /// How many connections read at once.
-const READERS: usize = 4;
+pub(crate) const READERS: usize = 4;
 /// How long a read waits for a free reader before it fails: short, so that
 /// while a PostgreSQL server restarts a read fails (503, try again) rather
 /// than holding its request.

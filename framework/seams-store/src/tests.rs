@@ -76,6 +76,7 @@ on_both!(
     concurrent_transactions_share_group_commits_and_all_are_durable,
     a_dropped_member_rolls_back_alone,
     a_failed_statement_leaves_the_others_of_its_group_intact,
+    a_read_dropped_half_way_leaves_its_connection_reading_fresh_snapshots,
 );
 
 fn envelope(id: &str, subject: &str) -> Envelope {
@@ -335,6 +336,50 @@ async fn cursors_only_move_forward_and_dead_letters_are_kept(store: Store) {
         Some(dead[0].id)
     );
     assert_eq!(db.parked_for_subject("s", "inv-2").await.unwrap(), None);
+}
+
+async fn a_read_dropped_half_way_leaves_its_connection_reading_fresh_snapshots(store: Store) {
+    use futures::StreamExt;
+    let db = store.open().await;
+    let mut tx = db.begin().await.unwrap();
+    for i in 0..300 {
+        sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+            .bind(format!("n{i}"))
+            .execute(tx.conn())
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Every reader abandons a read after its first row: its connection goes
+    // back with the statement unfinished (nothing pings it on SQLite).
+    let mut held = Vec::new();
+    for _ in 0..crate::db::READERS {
+        let mut conn = db.read().await.unwrap();
+        {
+            let mut rows = sqlx::query("SELECT body FROM notes ORDER BY id").fetch(&mut *conn);
+            assert!(rows.next().await.unwrap().is_ok());
+        }
+        held.push(conn);
+    }
+    drop(held);
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("INSERT INTO notes (body) VALUES ('after')")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Held all at once, so each reader is a different connection: none is
+    // stuck in the abandoned read's snapshot.
+    let mut held = Vec::new();
+    for _ in 0..crate::db::READERS {
+        let mut conn = db.read().await.unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(n, 301);
+        held.push(conn);
+    }
 }
 
 async fn reopening_keeps_data_and_migrations_are_idempotent(store: Store) {

@@ -77,6 +77,7 @@ on_both!(
     a_dropped_member_rolls_back_alone,
     a_failed_statement_leaves_the_others_of_its_group_intact,
     a_read_dropped_half_way_leaves_its_connection_reading_fresh_snapshots,
+    concurrent_deliveries_apply_each_event_once_and_abandoned_ones_leave_nothing,
 );
 
 fn envelope(id: &str, subject: &str) -> Envelope {
@@ -478,6 +479,49 @@ async fn a_dropped_member_rolls_back_alone(store: Store) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+}
+
+/// Consumers joining one another's groups: each of 20 events is delivered
+/// three times at once, and every first delivery is abandoned after its write.
+async fn concurrent_deliveries_apply_each_event_once_and_abandoned_ones_leave_nothing(
+    store: Store,
+) {
+    let db = store.open().await;
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let id = format!("ev{}", i % 20);
+                let Some(mut tx) = db.begin_consume("c", &envelope(&id, "a")).await.unwrap() else {
+                    return;
+                };
+                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+                    .bind(&id)
+                    .execute(tx.conn())
+                    .await
+                    .unwrap();
+                if i < 20 {
+                    drop(tx);
+                } else {
+                    tx.commit().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
+        .fetch_all(&mut *db.read().await.unwrap())
+        .await
+        .unwrap();
+    bodies.sort();
+    let mut expected: Vec<(String,)> = (0..20).map(|i| (format!("ev{i}"),)).collect();
+    expected.sort();
+    assert_eq!(bodies, expected, "each event applied exactly once");
+    for (id,) in &expected {
+        assert!(db.inbox_contains("c", id).await.unwrap(), "{id}");
+    }
 }
 
 async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) {

@@ -39,7 +39,8 @@ pub mod pipeline;
 pub mod postgres;
 
 pub use db::{
-    Backend, Db, Durability, Location, Machinery, Migrations, Tx, connection_lost, now_ms, redact,
+    Backend, Db, Durability, Location, Machinery, Migrations, ReadConn, Tx, connection_lost,
+    now_ms, redact,
 };
 pub use feed::{DeadLetter, PruneReport};
 pub use idempotency::{IdempotencyClaim, SaveResponseError, StoredResponse};

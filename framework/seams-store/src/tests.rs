@@ -98,24 +98,36 @@ fn envelope(id: &str, subject: &str) -> Envelope {
     }
 }
 
+/// Adds a note in `tx`.
+async fn add_note(tx: &mut Tx, body: &str) {
+    sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+        .bind(body)
+        .execute(tx.conn())
+        .await
+        .unwrap();
+}
+
+/// The notes `conn` sees.
+async fn count_notes(conn: &mut sqlx::AnyConnection) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
+        .fetch_one(conn)
+        .await
+        .unwrap();
+    n
+}
+
 async fn outbox_rows_exist_only_for_committed_changes(store: Store) {
     let db = store.open().await;
     let mut changes = db.outbox_changes();
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("INSERT INTO notes (body) VALUES ('kept')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    add_note(&mut tx, "kept").await;
     tx.publish(&envelope("e1", "a")).await.unwrap();
     tx.commit().await.unwrap();
     assert!(changes.has_changed().unwrap());
     changes.mark_unchanged();
 
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("INSERT INTO notes (body) VALUES ('lost')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    add_note(&mut tx, "lost").await;
     tx.publish(&envelope("e2", "b")).await.unwrap();
     drop(tx);
     assert!(!changes.has_changed().unwrap());
@@ -135,10 +147,7 @@ async fn outbox_rows_exist_only_for_committed_changes(store: Store) {
         Backend::Postgres => 3,
     };
     assert_eq!(feed[1].sequence, Some(e3));
-    let (notes,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(&mut *db.read().await.unwrap())
-        .await
-        .unwrap();
+    let notes = count_notes(&mut db.read().await.unwrap()).await;
     assert_eq!(notes, 1);
     assert_eq!(db.read_outbox(1, 10).await.unwrap().len(), 1);
     assert_eq!(db.outbox_head().await.unwrap(), e3);
@@ -152,10 +161,7 @@ async fn inbox_applies_an_event_once(store: Store) {
         .await
         .unwrap()
         .expect("first delivery");
-    sqlx::query("INSERT INTO notes (body) VALUES ('applied')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    add_note(&mut tx, "applied").await;
     tx.commit().await.unwrap();
     assert!(
         db.begin_consume("notes.audit", &env)
@@ -344,11 +350,7 @@ async fn a_read_dropped_half_way_leaves_its_connection_reading_fresh_snapshots(s
     let db = store.open().await;
     let mut tx = db.begin().await.unwrap();
     for i in 0..300 {
-        sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-            .bind(format!("n{i}"))
-            .execute(tx.conn())
-            .await
-            .unwrap();
+        add_note(&mut tx, &format!("n{i}")).await;
     }
     tx.commit().await.unwrap();
     // Every reader abandons a read after its first row: its connection goes
@@ -364,20 +366,14 @@ async fn a_read_dropped_half_way_leaves_its_connection_reading_fresh_snapshots(s
     }
     drop(held);
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("INSERT INTO notes (body) VALUES ('after')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    add_note(&mut tx, "after").await;
     tx.commit().await.unwrap();
     // Held all at once, so each reader is a different connection: none is
     // stuck in the abandoned read's snapshot.
     let mut held = Vec::new();
     for _ in 0..crate::db::READERS {
         let mut conn = db.read().await.unwrap();
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
+        let n = count_notes(&mut conn).await;
         assert_eq!(n, 301);
         held.push(conn);
     }
@@ -400,11 +396,7 @@ async fn concurrent_transactions_share_group_commits_and_all_are_durable(store: 
             let db = db.clone();
             tokio::spawn(async move {
                 let mut tx = db.begin().await.unwrap();
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-                    .bind(format!("n{i}"))
-                    .execute(tx.conn())
-                    .await
-                    .unwrap();
+                add_note(&mut tx, &format!("n{i}")).await;
                 tx.publish(&envelope(&format!("e{i}"), "a")).await.unwrap();
                 tx.commit().await.unwrap();
             })
@@ -414,10 +406,7 @@ async fn concurrent_transactions_share_group_commits_and_all_are_durable(store: 
         t.await.unwrap();
     }
     // Every commit returned only once durable: the readers see all of them.
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(&mut *db.read().await.unwrap())
-        .await
-        .unwrap();
+    let n = count_notes(&mut db.read().await.unwrap()).await;
     assert_eq!(n, 64);
     assert_eq!(db.read_outbox(0, 100).await.unwrap().len(), 64);
     let commits = db.commits();
@@ -425,10 +414,7 @@ async fn concurrent_transactions_share_group_commits_and_all_are_durable(store: 
     eprintln!("64 concurrent transactions took {commits} group commits");
     db.close().await;
     let db = store.open().await;
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(&mut *db.read().await.unwrap())
-        .await
-        .unwrap();
+    let n = count_notes(&mut db.read().await.unwrap()).await;
     assert_eq!(n, 64, "durable across reopen");
 }
 
@@ -439,11 +425,7 @@ async fn a_dropped_member_rolls_back_alone(store: Store) {
             let db = db.clone();
             tokio::spawn(async move {
                 let mut tx = db.begin().await.unwrap();
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-                    .bind(format!("n{i}"))
-                    .execute(tx.conn())
-                    .await
-                    .unwrap();
+                add_note(&mut tx, &format!("n{i}")).await;
                 tx.publish(&envelope(&format!("e{i}"), "a")).await.unwrap();
                 match i % 3 {
                     0 => drop(tx),
@@ -474,10 +456,7 @@ async fn a_dropped_member_rolls_back_alone(store: Store) {
     assert_eq!(events.len(), expected.len());
     // The writer is clean afterwards: a new transaction works.
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("INSERT INTO notes (body) VALUES ('after')")
-        .execute(tx.conn())
-        .await
-        .unwrap();
+    add_note(&mut tx, "after").await;
     tx.commit().await.unwrap();
 }
 
@@ -495,11 +474,7 @@ async fn concurrent_deliveries_apply_each_event_once_and_abandoned_ones_leave_no
                 let Some(mut tx) = db.begin_consume("c", &envelope(&id, "a")).await.unwrap() else {
                     return;
                 };
-                sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-                    .bind(&id)
-                    .execute(tx.conn())
-                    .await
-                    .unwrap();
+                add_note(&mut tx, &id).await;
                 if i < 20 {
                     drop(tx);
                 } else {
@@ -546,10 +521,7 @@ async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) 
         .await
         .unwrap();
     ok.commit().await.unwrap();
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(&mut *db.read().await.unwrap())
-        .await
-        .unwrap();
+    let n = count_notes(&mut db.read().await.unwrap()).await;
     assert_eq!(n, 2);
 }
 

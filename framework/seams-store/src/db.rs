@@ -365,6 +365,11 @@ impl Writer {
             Undo::Transaction => {
                 self.exec("ROLLBACK").await?;
                 self.open = false;
+                // Nothing else was in this group, and it will never commit:
+                // whoever waits for it (`Db::flush`) has nothing left to wait
+                // for. Left unanswered, a flush waited forever.
+                let group = std::mem::replace(&mut self.group, Group::new());
+                group.done.send_replace(Some(Ok(())));
                 Ok(())
             }
         }

@@ -78,6 +78,7 @@ on_both!(
     a_failed_statement_leaves_the_others_of_its_group_intact,
     a_read_dropped_half_way_leaves_its_connection_reading_fresh_snapshots,
     concurrent_deliveries_apply_each_event_once_and_abandoned_ones_leave_nothing,
+    a_flush_waiting_on_a_group_its_only_member_abandoned_returns,
 );
 
 fn envelope(id: &str, subject: &str) -> Envelope {
@@ -458,6 +459,29 @@ async fn a_dropped_member_rolls_back_alone(store: Store) {
     let mut tx = db.begin().await.unwrap();
     add_note(&mut tx, "after").await;
     tx.commit().await.unwrap();
+}
+
+/// A flush queued for the writer behind a transaction that opened the group
+/// and is then dropped: the group is rolled back, never committed, and the
+/// flush must still return (it waited forever before).
+async fn a_flush_waiting_on_a_group_its_only_member_abandoned_returns(store: Store) {
+    let db = store.open().await;
+    let mut tx = db.begin().await.unwrap();
+    add_note(&mut tx, "abandoned").await;
+    let flush = tokio::spawn({
+        let db = db.clone();
+        async move { db.flush().await }
+    });
+    // Nothing to observe while the flush queues for the writer (fair, first
+    // come first served) ahead of the committer; give it the time to.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    drop(tx);
+    tokio::time::timeout(std::time::Duration::from_secs(10), flush)
+        .await
+        .expect("the flush returns")
+        .unwrap()
+        .unwrap();
+    assert_eq!(count_notes(&mut db.read().await.unwrap()).await, 0);
 }
 
 /// Consumers joining one another's groups: each of 20 events is delivered

@@ -4,17 +4,17 @@
 //! and latencies per route (seams-http), contract calls per operation and
 //! outcome (the governed transport), events applied, failed and
 //! dead-lettered per subscription (relays), event lags per hop
-//! (consistency), group commits per database (seams-store). This module
-//! installs the one Prometheus recorder a process can have and renders it.
-//! With metrics switched off (`SystemOptions::metrics = false`, for
-//! measuring what they cost) nothing is installed and every recording is a
-//! no-op.
+//! (consistency), and per database the writer's queueing, commit time and
+//! group size (`seams_store::meters`). This module installs the one
+//! Prometheus recorder a process can have and renders it. With metrics
+//! switched off (`SystemOptions::metrics = false`, for measuring what they
+//! cost) nothing is installed and every recording is a no-op.
 
 use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Buckets for every `*_seconds` histogram: 100 µs to 30 s, roughly
 /// doubling, which covers an in-process call and a timed-out remote one.
@@ -22,6 +22,11 @@ const BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0, 30.0,
 ];
+
+/// Buckets for transactions per group commit, the one histogram that is
+/// not in seconds: 1 (no overlap) to 256 (more than the HTTP concurrency
+/// the benchmarks use).
+const MEMBER_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -32,7 +37,13 @@ pub fn install() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
-                .expect("the bucket list is not empty");
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(seams_store::meters::GROUP_MEMBERS.to_owned()),
+                        MEMBER_BUCKETS,
+                    )
+                })
+                .expect("the bucket lists are not empty");
             match builder.install_recorder() {
                 Ok(handle) => {
                     keep_up(handle.clone());

@@ -268,6 +268,8 @@ pub(crate) struct Group {
     pub(crate) done: watch::Sender<Option<Result<(), String>>>,
     /// Whether any member published events.
     published: std::sync::atomic::AtomicBool,
+    /// Members released into it so far.
+    members: std::sync::atomic::AtomicU32,
 }
 
 impl Group {
@@ -275,6 +277,7 @@ impl Group {
         Arc::new(Group {
             done: watch::channel(None).0,
             published: std::sync::atomic::AtomicBool::new(false),
+            members: std::sync::atomic::AtomicU32::new(0),
         })
     }
 }
@@ -436,9 +439,11 @@ async fn committer(
         // them join this group: the busier the database, the bigger the group.
         let mut w = writer.lock().await;
         let mut result = w.clean().await;
+        let started = std::time::Instant::now();
         if result.is_ok() && w.open {
             result = w.exec("COMMIT").await;
         }
+        let took = started.elapsed();
         if !w.open && result.is_ok() {
             continue;
         }
@@ -454,8 +459,8 @@ async fn committer(
         }
         if result.is_ok() {
             commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            metrics::counter!("seams_db_group_commits_total", "database" => name.clone())
-                .increment(1);
+            let members = group.members.load(std::sync::atomic::Ordering::Relaxed);
+            crate::meters::committed(&name, members, took);
         }
         // Feed readers are woken before the members learn of their commit,
         // so a member that returns from `commit` can rely on them being woken.
@@ -650,7 +655,9 @@ impl Db {
 
     /// Starts a write transaction (a member of the next group commit).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        let asked = std::time::Instant::now();
         let mut w = self.inner.writer.clone().lock_owned().await;
+        crate::meters::writer_acquired(&self.inner.name, asked.elapsed());
         let began = w
             .open_group(match self.inner.backend {
                 // Take the write lock now, not at the first write, so a group
@@ -951,6 +958,12 @@ impl Tx {
         Ok(seq as u64)
     }
 
+    /// Remembers that this transaction wrote outbox rows, so its commit
+    /// wakes the feed readers.
+    pub(crate) fn mark_published(&mut self) {
+        self.published = true;
+    }
+
     /// Commits: returns once the group this transaction joined is durable
     /// (then feed readers are woken if events were published).
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
@@ -1003,6 +1016,9 @@ impl Tx {
             return Err(e);
         }
         let group = w.group.clone();
+        group
+            .members
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if self.published {
             group
                 .published

@@ -32,12 +32,15 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+mod batch;
 mod db;
 mod feed;
 mod idempotency;
+pub mod meters;
 pub mod pipeline;
 pub mod postgres;
 
+pub use batch::Batch;
 pub use db::{
     Backend, Db, Durability, Location, Machinery, Migrations, ReadConn, Tx, connection_lost,
     now_ms, redact,

@@ -79,6 +79,9 @@ on_both!(
     a_read_dropped_half_way_leaves_its_connection_reading_fresh_snapshots,
     concurrent_deliveries_apply_each_event_once_and_abandoned_ones_leave_nothing,
     a_flush_waiting_on_a_group_its_only_member_abandoned_returns,
+    a_batch_applies_all_its_statements_or_none,
+    a_batch_that_reuses_a_key_conflicts_and_leaves_nothing,
+    a_batch_with_the_wrong_values_sends_nothing,
 );
 
 fn envelope(id: &str, subject: &str) -> Envelope {
@@ -547,6 +550,167 @@ async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) 
     ok.commit().await.unwrap();
     let n = count_notes(&mut db.read().await.unwrap()).await;
     assert_eq!(n, 2);
+}
+
+/// The notes' bodies, sorted.
+async fn note_bodies(db: &Db) -> Vec<String> {
+    sqlx::query_scalar("SELECT body FROM notes ORDER BY body")
+        .fetch_all(&mut *db.read().await.unwrap())
+        .await
+        .unwrap()
+}
+
+async fn a_batch_applies_all_its_statements_or_none(store: Store) {
+    let db = store.open().await;
+    let changes = db.outbox_changes();
+    let claim = IdempotencyClaim {
+        scope: "notes.add".into(),
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+    };
+    let mut tx = db.begin().await.unwrap();
+    let mut batch = tx.batch();
+    batch.save_response(&claim, 201, b"{}");
+    // Ids away from those PostgreSQL's sequence hands `add_note`.
+    for (id, body) in [(101_i64, "one"), (102, "two; with $1 in it")] {
+        batch
+            .statement("INSERT INTO notes (id, body) VALUES ($1, $2)")
+            .bind(id)
+            .bind(body);
+    }
+    batch.publish(&envelope("e1", "a"));
+    assert_eq!(tx.run(batch).await.unwrap(), 4);
+    tx.commit().await.unwrap();
+    assert!(changes.has_changed().unwrap());
+    assert_eq!(note_bodies(&db).await, ["one", "two; with $1 in it"]);
+    assert!(
+        db.stored_response("notes.add", "k1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A member that joins an open group with a batch failing half-way:
+    // what its batch ran before the failure goes, the member before it stays.
+    let mut before = db.begin().await.unwrap();
+    add_note(&mut before, "before").await;
+    before.commit_eventually().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let mut batch = tx.batch();
+    batch
+        .statement("INSERT INTO notes (id, body) VALUES ($1, $2)")
+        .bind(110_i64)
+        .bind("ran, then undone")
+        .statement("INSERT INTO notes (id, body) VALUES ($1, $2)")
+        .bind(101_i64)
+        .bind("duplicate id");
+    batch.publish(&envelope("e2", "b"));
+    assert!(matches!(
+        tx.run(batch).await,
+        Err(SaveResponseError::Db(e)) if unique_violation(&e).is_some()
+    ));
+    drop(tx);
+    db.flush().await.unwrap();
+    assert_eq!(
+        note_bodies(&db).await,
+        ["before", "one", "two; with $1 in it"]
+    );
+    let ids: Vec<_> = db
+        .read_outbox(0, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["e1"]);
+}
+
+async fn a_batch_that_reuses_a_key_conflicts_and_leaves_nothing(store: Store) {
+    let db = store.open().await;
+    let claim = IdempotencyClaim {
+        scope: "notes.add".into(),
+        key: "k1".into(),
+        fingerprint: "f1".into(),
+    };
+    let mut first = db.begin().await.unwrap();
+    first.save_response(&claim, 201, b"first").await.unwrap();
+    first.commit().await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let mut batch = tx.batch();
+    batch
+        .statement("INSERT INTO notes (body) VALUES ($1)")
+        .bind("runs before the key is refused")
+        .save_response(&claim, 201, b"second");
+    assert!(matches!(
+        tx.run(batch).await,
+        Err(SaveResponseError::Conflict)
+    ));
+    drop(tx);
+    db.flush().await.unwrap();
+    assert!(note_bodies(&db).await.is_empty());
+    let stored = db
+        .stored_response("notes.add", "k1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.body, b"first");
+}
+
+async fn a_batch_with_the_wrong_values_sends_nothing(store: Store) {
+    let db = store.open().await;
+    type Build = fn(&mut Batch<'static>);
+    let mistakes: [(Build, &str); 5] = [
+        (
+            |b| {
+                b.statement("INSERT INTO notes (id, body) VALUES ($1, $2)")
+                    .bind(1_i64);
+            },
+            "2 placeholders and 1 values bound",
+        ),
+        (
+            |b| {
+                b.statement("INSERT INTO notes (body) VALUES ($1)")
+                    .bind("a")
+                    .bind("b");
+            },
+            "1 placeholders and 2 values bound",
+        ),
+        (
+            |b| {
+                b.bind("no statement yet");
+            },
+            "before any statement",
+        ),
+        (
+            |b| {
+                b.statement("INSERT INTO notes (body) VALUES ($1); DELETE FROM notes")
+                    .bind("a");
+            },
+            "more than one statement",
+        ),
+        (
+            |b| {
+                b.statement("INSERT INTO notes (body) VALUES ($1)")
+                    .bind("fine")
+                    .statement("INSERT INTO notes (body) VALUES ($1, $2)")
+                    .bind("short");
+            },
+            "statement 2 has 2 placeholders and 1 values bound",
+        ),
+    ];
+    for (build, want) in mistakes {
+        let mut tx = db.begin().await.unwrap();
+        let mut batch = tx.batch();
+        build(&mut batch);
+        match tx.run(batch).await {
+            Err(SaveResponseError::Db(sqlx::Error::Protocol(e))) => {
+                assert!(e.contains(want), "{e} (wanted {want})")
+            }
+            other => panic!("{other:?} (wanted {want})"),
+        }
+        tx.commit().await.unwrap();
+    }
+    assert!(note_bodies(&db).await.is_empty());
 }
 
 /// PostgreSQL alone: what the server enforces for the split.

@@ -184,6 +184,23 @@ async fn metrics_count_requests_calls_events_and_commits() {
         "{text}"
     );
     assert!(text.contains("seams_event_lag_seconds_bucket"), "{text}");
+    // The single writer's saturation signals, per database: the invoice's
+    // transaction queued for billing's writer once and joined one group.
+    for (series, bucket) in [
+        ("seams_db_writer_wait_seconds_bucket", "le=\"+Inf\""),
+        ("seams_db_commit_seconds_bucket", "le=\"+Inf\""),
+        // Counted in transactions, not seconds: its own buckets.
+        ("seams_db_group_members_bucket", "le=\"256\""),
+    ] {
+        assert!(
+            sample(&text, series, &["database=\"billing\"", bucket]).is_some_and(|n| n >= 1.0),
+            "{series}: {text}"
+        );
+    }
+    assert!(
+        !text.contains("seams_db_group_members_bucket{database=\"billing\",le=\"0.0001\"}"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

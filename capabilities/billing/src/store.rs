@@ -72,17 +72,17 @@ impl Store {
     /// Inserts a new invoice, its event and the response, atomically.
     ///
     /// Nothing here needs an answer before the commit, so the statements go
-    /// as one batch: this transaction holds billing's single writer for one
-    /// round trip instead of one per row, which is what lets invoices
-    /// arriving together share the writer (`seams_store::Batch`).
+    /// as one batch, with the transaction's savepoint and its release: it
+    /// holds billing's single writer for one round trip instead of one per
+    /// row, which is what lets invoices arriving together share the writer
+    /// (`seams_store::Batch`).
     pub async fn insert_invoice(
         &self,
         inv: &Invoice,
         event: &Envelope,
         response: Response<'_>,
     ) -> Result<(), WriteError> {
-        let mut tx = self.db.begin().await?;
-        let mut batch = tx.batch();
+        let mut batch = self.db.batch();
         batch
             .save_response(response.claim, response.status, response.body)
             .statement(
@@ -109,8 +109,7 @@ impl Store {
                 .bind(l.line_total.minor);
         }
         batch.publish(event);
-        tx.run(batch).await?;
-        tx.commit().await?;
+        self.db.commit_batch(batch).await?;
         Ok(())
     }
 

@@ -12,6 +12,13 @@
 //! go as a [`Batch`]: one round trip on SQLite, which runs a query string
 //! of several statements in order and stops at the first that fails.
 //!
+//! A transaction that ends with a batch ([`Tx::commit_with`]) or is nothing
+//! but one ([`Db::commit_batch`]) also sends the `RELEASE` of its savepoint,
+//! and then its `SAVEPOINT`, in the same query: a command that joins an
+//! open group holds the writer for one round trip in all. A batch stops at
+//! its first failing statement, so a member whose `SAVEPOINT` went with it
+//! either opened it or ran nothing.
+//!
 //! PostgreSQL refuses several statements with parameters in one query, so
 //! there a batch runs its statements one after another: the same effects
 //! and errors, without the saving (its writer is a network connection, not
@@ -30,7 +37,7 @@ use seams_core::Envelope;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments, Encode, Type};
 
-use crate::db::{Backend, Tx, now_ms};
+use crate::db::{Backend, Db, Tx, now_ms};
 use crate::idempotency::{IdempotencyClaim, SaveResponseError};
 
 /// Statements for one [`Tx::run`]: `tx.batch().statement(SQL).bind(v)…`.
@@ -183,6 +190,33 @@ impl<'q> Batch<'q> {
             .bind(now_ms())
     }
 
+    /// Puts `sql`, which takes no values, before the statements so far
+    /// (SQLite only: its batch is one query).
+    fn before_raw(&mut self, sql: &str) {
+        match self.parts.first_mut() {
+            Some(part) => part.sql.insert_str(0, &format!("{sql};\n")),
+            None => self.parts.push(Part {
+                sql: sql.to_owned(),
+                args: AnyArguments::default(),
+            }),
+        }
+    }
+
+    /// Appends `sql`, which takes no values, after the statements so far
+    /// (SQLite only: its batch is one query).
+    fn then_raw(&mut self, sql: &str) {
+        match self.parts.last_mut() {
+            Some(part) => {
+                part.sql.push_str(";\n");
+                part.sql.push_str(sql);
+            }
+            None => self.parts.push(Part {
+                sql: sql.to_owned(),
+                args: AnyArguments::default(),
+            }),
+        }
+    }
+
     /// Checks the statement being bound got exactly its values.
     fn close_statement(&mut self) {
         if self.statements == 0 || self.error.is_some() {
@@ -198,6 +232,30 @@ impl<'q> Batch<'q> {
             Backend::Sqlite => self.offset + self.bound,
             Backend::Postgres => 0,
         };
+        // Closed: closing again changes nothing, and a value bound now
+        // counts as one too many.
+        self.expected = 0;
+        self.bound = 0;
+    }
+}
+
+impl Db {
+    /// An empty batch for this database.
+    pub fn batch<'q>(&self) -> Batch<'q> {
+        Batch::new(self.backend(), self.machinery().idempotency)
+    }
+
+    /// A transaction that is only `batch`: [`Db::begin`], [`Tx::commit_with`].
+    /// On SQLite, a transaction joining an open group sends its `SAVEPOINT`,
+    /// the batch and its `RELEASE` as one query: it holds the writer for one
+    /// round trip. Returns once the group is durable.
+    pub async fn commit_batch(&self, mut batch: Batch<'_>) -> Result<(), SaveResponseError> {
+        let tx = self.begin_member(true).await?;
+        if tx.savepoint_deferred() {
+            batch.close_statement();
+            batch.before_raw(crate::db::SAVEPOINT);
+        }
+        tx.commit_with(batch).await
     }
 }
 
@@ -205,6 +263,25 @@ impl Tx {
     /// An empty batch for this transaction's database.
     pub fn batch<'q>(&self) -> Batch<'q> {
         Batch::new(self.backend(), self.db().machinery().idempotency)
+    }
+
+    /// Runs `batch` as this transaction's last statements and commits, as
+    /// [`Tx::run`] then [`Tx::commit`]. On SQLite, a transaction that
+    /// joined an open group also releases its savepoint in the same call:
+    /// one round trip fewer while it holds the writer.
+    pub async fn commit_with(mut self, mut batch: Batch<'_>) -> Result<(), SaveResponseError> {
+        let release = self.can_release_in_batch();
+        if release {
+            batch.close_statement();
+            batch.then_raw(crate::db::RELEASE);
+        }
+        self.run(batch).await?;
+        if release {
+            // Nothing between here and the commit can fail: a savepoint
+            // released this way is never rolled back to.
+            self.mark_released();
+        }
+        self.commit().await.map_err(SaveResponseError::Db)
     }
 
     /// Runs `batch`'s statements in order, as part of this transaction; the

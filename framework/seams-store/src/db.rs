@@ -177,6 +177,12 @@ impl Location {
     }
 }
 
+/// Whether `err` is SQLite's refusal to roll back to a savepoint that is
+/// not open.
+fn no_such_savepoint(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.message().starts_with("no such savepoint"))
+}
+
 /// Whether `err` means the connection is gone (the server restarted, the
 /// network failed) rather than that a statement was refused.
 pub fn connection_lost(err: &sqlx::Error) -> bool {
@@ -282,8 +288,8 @@ impl Group {
     }
 }
 
-const SAVEPOINT: &str = "SAVEPOINT seams_tx";
-const RELEASE: &str = "RELEASE SAVEPOINT seams_tx";
+pub(crate) const SAVEPOINT: &str = "SAVEPOINT seams_tx";
+pub(crate) const RELEASE: &str = "RELEASE SAVEPOINT seams_tx";
 const UNDO: &str = "ROLLBACK TO SAVEPOINT seams_tx; RELEASE SAVEPOINT seams_tx";
 
 /// How one member's work is undone without touching the others'.
@@ -364,7 +370,19 @@ impl Writer {
     /// Undoes one member's work.
     async fn undo(&mut self, undo: Undo) -> Result<(), sqlx::Error> {
         match undo {
-            Undo::Savepoint => self.exec(UNDO).await,
+            // A savepoint that does not exist was never opened (a batch
+            // carrying it failed at its first statement, or its caller went
+            // away before it was sent), or was released by the batch's last
+            // statement as its caller went away. Either way the member's
+            // work is not half in the transaction: it is absent, or whole
+            // and committed with the group, which is what a command whose
+            // caller gave up may do (a retry with its key is answered from
+            // the record). Failing here instead would stop every later
+            // transaction, each finding the same savepoint missing.
+            Undo::Savepoint => match self.exec(UNDO).await {
+                Err(e) if no_such_savepoint(&e) => Ok(()),
+                other => other,
+            },
             Undo::Transaction => {
                 self.exec("ROLLBACK").await?;
                 self.open = false;
@@ -655,6 +673,13 @@ impl Db {
 
     /// Starts a write transaction (a member of the next group commit).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.begin_member(false).await
+    }
+
+    /// [`Db::begin`]; with `defer_savepoint`, a member that joins an open
+    /// group on SQLite leaves its `SAVEPOINT` to be sent with its first
+    /// statements ([`Db::commit_batch`]).
+    pub(crate) async fn begin_member(&self, defer_savepoint: bool) -> Result<Tx, sqlx::Error> {
         let asked = std::time::Instant::now();
         let mut w = self.inner.writer.clone().lock_owned().await;
         crate::meters::writer_acquired(&self.inner.name, asked.elapsed());
@@ -666,10 +691,13 @@ impl Db {
                 Backend::Postgres => "BEGIN",
             })
             .await?;
+        let defer = defer_savepoint && !began && self.inner.backend == Backend::Sqlite;
         let undo = if began {
             Undo::Transaction
         } else {
-            w.exec(SAVEPOINT).await?;
+            if !defer {
+                w.exec(SAVEPOINT).await?;
+            }
             Undo::Savepoint
         };
         Ok(Tx {
@@ -678,6 +706,8 @@ impl Db {
             published: false,
             consume: false,
             undo,
+            released: false,
+            savepoint_deferred: defer,
         })
     }
 
@@ -915,6 +945,11 @@ pub struct Tx {
     consume: bool,
     /// How to take this member's work back out.
     undo: Undo,
+    /// Its savepoint was released already, by the last statement of a
+    /// batch ([`Tx::commit_with`]).
+    released: bool,
+    /// Its `SAVEPOINT` goes with its batch ([`Db::commit_batch`]).
+    savepoint_deferred: bool,
 }
 
 impl Tx {
@@ -964,6 +999,26 @@ impl Tx {
         self.published = true;
     }
 
+    /// Whether this transaction's savepoint can be released by the last
+    /// statement of a batch: it has one (it joined an open group), the
+    /// database runs a batch in one call (SQLite), and it applies no event
+    /// (a consumer's release first checks the previous event's outcome,
+    /// [`crate::pipeline`]).
+    pub(crate) fn can_release_in_batch(&self) -> bool {
+        self.undo == Undo::Savepoint && self.backend() == Backend::Sqlite && !self.consume
+    }
+
+    /// The last statement [`Tx::run`] sent released the savepoint.
+    pub(crate) fn mark_released(&mut self) {
+        self.released = true;
+    }
+
+    /// Whether this transaction's `SAVEPOINT` has not been sent, and must
+    /// open its batch.
+    pub(crate) fn savepoint_deferred(&self) -> bool {
+        self.savepoint_deferred
+    }
+
     /// Commits: returns once the group this transaction joined is durable
     /// (then feed readers are woken if events were published).
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
@@ -1010,6 +1065,7 @@ impl Tx {
             ));
         }
         if self.undo == Undo::Savepoint
+            && !self.released
             && let Err(e) = w.exec(RELEASE).await
         {
             w.dirty = Some(self.undo);

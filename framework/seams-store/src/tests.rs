@@ -82,6 +82,7 @@ on_both!(
     a_batch_applies_all_its_statements_or_none,
     a_batch_that_reuses_a_key_conflicts_and_leaves_nothing,
     a_batch_with_the_wrong_values_sends_nothing,
+    a_batch_committed_with_its_release_keeps_its_group_whole,
 );
 
 fn envelope(id: &str, subject: &str) -> Envelope {
@@ -711,6 +712,83 @@ async fn a_batch_with_the_wrong_values_sends_nothing(store: Store) {
         tx.commit().await.unwrap();
     }
     assert!(note_bodies(&db).await.is_empty());
+}
+
+/// `Tx::commit_with` and `Db::commit_batch` in members that join an open
+/// group, where on SQLite the batch also carries the member's `RELEASE`
+/// (and, through `commit_batch`, its `SAVEPOINT`): a member that fails, at
+/// any statement or before sending anything, leaves nothing behind and the
+/// writer usable.
+async fn a_batch_committed_with_its_release_keeps_its_group_whole(store: Store) {
+    let db = store.open().await;
+    type Build = fn(&mut Batch<'static>);
+    let steps: [(&str, Build, bool); 4] = [
+        (
+            "joined",
+            |b| {
+                b.statement("INSERT INTO notes (body) VALUES ($1)")
+                    .bind("joined");
+            },
+            true,
+        ),
+        ("empty", |_| {}, true),
+        (
+            "duplicate",
+            |b| {
+                b.statement("INSERT INTO notes (body) VALUES ($1)")
+                    .bind("undone")
+                    .statement("INSERT INTO notes (id, body) VALUES ($1, $2)")
+                    .bind(1_i64)
+                    .bind("duplicate id");
+            },
+            false,
+        ),
+        (
+            "unbound",
+            |b| {
+                b.statement("INSERT INTO notes (body) VALUES ($1)");
+            },
+            false,
+        ),
+    ];
+    for whole in [false, true] {
+        for (step, build, succeeds) in steps {
+            let mut first = db.begin().await.unwrap();
+            add_note(&mut first, &format!("before {step}")).await;
+            // Leaves the group open, so the next transaction joins it.
+            first.commit_eventually().await.unwrap();
+            let outcome = if whole {
+                let mut batch = db.batch();
+                build(&mut batch);
+                db.commit_batch(batch).await
+            } else {
+                let tx = db.begin().await.unwrap();
+                let mut batch = tx.batch();
+                build(&mut batch);
+                tx.commit_with(batch).await
+            };
+            assert_eq!(
+                outcome.is_ok(),
+                succeeds,
+                "{step}, whole {whole}: {outcome:?}"
+            );
+        }
+    }
+    // The writer is still usable after all of it, and every group committed.
+    let mut last = db.begin().await.unwrap();
+    add_note(&mut last, "after").await;
+    last.commit().await.unwrap();
+    let mut want = vec!["after", "joined", "joined"];
+    for step in [
+        "before duplicate",
+        "before empty",
+        "before joined",
+        "before unbound",
+    ] {
+        want.extend([step, step]);
+    }
+    want.sort();
+    assert_eq!(note_bodies(&db).await, want);
 }
 
 /// PostgreSQL alone: what the server enforces for the split.

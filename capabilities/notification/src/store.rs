@@ -6,7 +6,7 @@
 //! its own short transaction.
 
 use seams_core::Envelope;
-use seams_store::{Db, Tx};
+use seams_store::{Db, SaveResponseError, Tx};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -95,7 +95,10 @@ impl Store {
     /// `(delivery id, attempt number, what follows)`.
     ///
     /// Only a pending row changes: a delivery already delivered or failed is
-    /// final, whatever a late or concurrent attempt reports.
+    /// final, whatever a late or concurrent attempt reports. The updates go
+    /// as one batch: the transaction holds notification's single writer,
+    /// which the consumer recording new deliveries waits for, for one round
+    /// trip instead of one per mail.
     pub async fn record(
         &self,
         outcomes: &[(String, u32, Next)],
@@ -104,32 +107,42 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin().await?;
+        let mut batch = self.db.batch();
         for (id, attempts, next) in outcomes {
-            let query = match next {
-                Next::Delivered => sqlx::query(
-                    "UPDATE deliveries SET status = 'delivered', attempts = $1, delivered_at = $2 \
-                     WHERE id = $3 AND status = 'pending'",
-                )
-                .bind(i64::from(*attempts))
-                .bind(now_rfc3339),
-                Next::Retry { at_ms, error } => sqlx::query(
-                    "UPDATE deliveries SET attempts = $1, next_attempt_at_ms = $2, last_error = $3 \
-                     WHERE id = $4 AND status = 'pending'",
-                )
-                .bind(i64::from(*attempts))
-                .bind(at_ms)
-                .bind(error),
-                Next::Failed { error } => sqlx::query(
-                    "UPDATE deliveries SET status = 'failed', attempts = $1, last_error = $2 \
-                     WHERE id = $3 AND status = 'pending'",
-                )
-                .bind(i64::from(*attempts))
-                .bind(error),
-            };
-            query.bind(id).execute(tx.conn()).await?;
+            match next {
+                Next::Delivered => batch
+                    .statement(
+                        "UPDATE deliveries SET status = 'delivered', attempts = $1, delivered_at = $2 \
+                         WHERE id = $3 AND status = 'pending'",
+                    )
+                    .bind(i64::from(*attempts))
+                    .bind(now_rfc3339),
+                Next::Retry { at_ms, error } => batch
+                    .statement(
+                        "UPDATE deliveries SET attempts = $1, next_attempt_at_ms = $2, last_error = $3 \
+                         WHERE id = $4 AND status = 'pending'",
+                    )
+                    .bind(i64::from(*attempts))
+                    .bind(*at_ms)
+                    .bind(error.as_str()),
+                Next::Failed { error } => batch
+                    .statement(
+                        "UPDATE deliveries SET status = 'failed', attempts = $1, last_error = $2 \
+                         WHERE id = $3 AND status = 'pending'",
+                    )
+                    .bind(i64::from(*attempts))
+                    .bind(error.as_str()),
+            }
+            .bind(id.as_str());
         }
-        tx.commit().await
+        match self.db.commit_batch(batch).await {
+            Ok(()) => Ok(()),
+            Err(SaveResponseError::Db(e)) => Err(e),
+            // The batch records no response, so no key can conflict.
+            Err(SaveResponseError::Conflict) => Err(sqlx::Error::Protocol(
+                "an idempotency key conflicted in a batch that records none".into(),
+            )),
+        }
     }
 
     /// A customer's deliveries, oldest first.

@@ -5,9 +5,9 @@
 # costs, Seams against Restate and Moleculer, split-mode remote calls
 # against Moleculer, and growth over a long run. Each suite builds release
 # itself (cargo finds nothing to do after the first) and writes its own
-# report under target/bench-results/ or bench/seams-bench/peers/results/;
-# this script prints where each went and whether it failed, and goes on
-# with the next either way.
+# report under target/bench-results/ or bench/seams-bench/peers/results/
+# (each suite prints where); this script says which suites failed, and goes
+# on with the next either way.
 #
 #   bench/all.sh                      # about 45 minutes after the builds and npm installs
 #   SKIP="peers remote-calls growth" bench/all.sh   # no npm packages needed; about 25 minutes

@@ -249,20 +249,18 @@ impl Db {
     /// On SQLite, a transaction joining an open group sends its `SAVEPOINT`,
     /// the batch and its `RELEASE` as one query: it holds the writer for one
     /// round trip. Returns once the group is durable.
-    pub async fn commit_batch(&self, mut batch: Batch<'_>) -> Result<(), SaveResponseError> {
-        let tx = self.begin_member(true).await?;
-        if tx.savepoint_deferred() {
-            batch.close_statement();
-            batch.before_raw(crate::db::SAVEPOINT);
-        }
-        tx.commit_with(batch).await
+    pub async fn commit_batch(&self, batch: Batch<'_>) -> Result<(), SaveResponseError> {
+        self.begin_member(true)
+            .await?
+            .commit_with_savepoint(batch)
+            .await
     }
 }
 
 impl Tx {
     /// An empty batch for this transaction's database.
     pub fn batch<'q>(&self) -> Batch<'q> {
-        Batch::new(self.backend(), self.db().machinery().idempotency)
+        self.db().batch()
     }
 
     /// Runs `batch` as this transaction's last statements and commits, as
@@ -272,7 +270,6 @@ impl Tx {
     pub async fn commit_with(mut self, mut batch: Batch<'_>) -> Result<(), SaveResponseError> {
         let release = self.can_release_in_batch();
         if release {
-            batch.close_statement();
             batch.then_raw(crate::db::RELEASE);
         }
         self.run(batch).await?;
@@ -282,6 +279,18 @@ impl Tx {
             self.mark_released();
         }
         self.commit().await.map_err(SaveResponseError::Db)
+    }
+
+    /// [`Tx::commit_with`] for a transaction from `Db::begin_member(true)`:
+    /// its `SAVEPOINT`, if it was left to the batch, opens the batch.
+    pub(crate) async fn commit_with_savepoint(
+        self,
+        mut batch: Batch<'_>,
+    ) -> Result<(), SaveResponseError> {
+        if self.savepoint_deferred() {
+            batch.before_raw(crate::db::SAVEPOINT);
+        }
+        self.commit_with(batch).await
     }
 
     /// Runs `batch`'s statements in order, as part of this transaction; the

@@ -1013,6 +1013,13 @@ impl Tx {
         self.released = true;
     }
 
+    /// Whether this transaction joined a group others had opened (its work
+    /// is undone to its savepoint, not by rolling the group back).
+    #[cfg(test)]
+    pub(crate) fn joined(&self) -> bool {
+        self.undo == Undo::Savepoint
+    }
+
     /// Whether this transaction's `SAVEPOINT` has not been sent, and must
     /// open its batch.
     pub(crate) fn savepoint_deferred(&self) -> bool {

@@ -15,12 +15,15 @@
 # Settings (environment): SKIP (suite names to leave out: run split
 # switches peers remote-calls growth), GROWTH_COMMANDS (invoices in the
 # growth run, 200000: about 7 minutes; 1000000 reproduces the 10^6 table in
-# about 30). The peers need Node.js and npm (their scripts install the
+# about 30), PROFILE (1: the monolith suite also records where shop's CPU
+# goes under create-invoice and at 1,000 invoices/s, with perf; 0 leaves
+# perf out). The peers need Node.js and npm (their scripts install the
 # packages from the npm registry). Every suite stops what it starts by PID.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SKIP=${SKIP:-}
 GROWTH_COMMANDS=${GROWTH_COMMANDS:-200000}
+export PROFILE=${PROFILE:-1}
 
 declare -a RAN=()
 suite() {

@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                       # about 11 minutes after the build
 #   DURATION=5 SKIP_MICRO=1 bench/run.sh   # a quick smoke run
-#   PROFILE=1 bench/run.sh             # also perf-profile shop under create-invoice
+#   PROFILE=1 bench/run.sh             # also perf-profile shop under create-invoice and at 1,000/s
 #
 # It builds release once, starts `baseline-axum` and `shop up` (each on a
 # free port, shop on a fresh data folder with --durability full), drives them
@@ -170,6 +170,35 @@ thread_ticks() {
     done 2>/dev/null | sort
 }
 
+# Profiles shop ($SHOP_PID) for 4 s while loadgen runs "$@" (from $3 on,
+# label $3) for 12 s, starting $2 s into it: CPU by thread, `perf stat`
+# and a flat `perf report` by symbol, as $OUT/{cpu-by-thread,perf-stat,
+# perf-report}-$1.txt. The point's own figures are measured while perf
+# samples, so they are not the suite's.
+profile() {
+    local name=$1 after=$2
+    shift 2
+    DURATION=12 WARMUP=1 load "$@" &
+    local load_pid=$!
+    PIDS+=("$load_pid")
+    sleep "$after"
+    thread_ticks "$SHOP_PID" >"$TMP/ticks-before"
+    perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p "$SHOP_PID" \
+        -o "$OUT/perf-stat-$name.txt" -- sleep 4 || true
+    perf record -e cpu-clock -F 499 -g -p "$SHOP_PID" -o "$OUT/perf-$name.data" -- sleep 4 2>/dev/null || true
+    thread_ticks "$SHOP_PID" >"$TMP/ticks-after"
+    wait "$load_pid" || true
+    stop "$load_pid"
+    join "$TMP/ticks-before" "$TMP/ticks-after" \
+        | awk '{ by[$2] += $5 - $3; all += $5 - $3 }
+               END { for (n in by) printf "%-20s %6d ticks  %5.1f%%\n", n, by[n], 100 * by[n] / all }' \
+        | sort -k2 -nr >"$OUT/cpu-by-thread-$name.txt"
+    perf report -i "$OUT/perf-$name.data" --no-children --sort dso,symbol --stdio -g none \
+        --percent-limit 0.4 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *$//; s/ *-  *-$//' \
+        >"$OUT/perf-report-$name.txt" || true
+    echo "   profile in $OUT/{cpu-by-thread,perf-stat,perf-report}-$name.txt"
+}
+
 # Starts a shop on a fresh data folder $1; sets URL, SERVER and SHOP_PID.
 start_shop() {
     start_server "shop-$1" "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/$1" --durability full
@@ -215,24 +244,7 @@ done
 if [ "$PROFILE" = 1 ]; then
     echo "== profile: where shop's CPU goes under create-invoice, 64 connections"
     quiesce "$SHOP_PID"
-    DURATION=12 WARMUP=1 load profile/create-invoice/c64 --scenario create-invoice --connections 64 &
-    LOAD_PID=$!
-    PIDS+=("$LOAD_PID")
-    sleep 2
-    thread_ticks "$SHOP_PID" >"$TMP/ticks-before"
-    perf stat -e task-clock,context-switches,cpu-migrations,page-faults -p "$SHOP_PID" \
-        -o "$OUT/perf-stat-create-invoice.txt" -- sleep 4 || true
-    perf record -e cpu-clock -F 499 -g -p "$SHOP_PID" -o "$OUT/perf.data" -- sleep 4 2>/dev/null || true
-    thread_ticks "$SHOP_PID" >"$TMP/ticks-after"
-    wait "$LOAD_PID" || true
-    join "$TMP/ticks-before" "$TMP/ticks-after" \
-        | awk '{ by[$2] += $5 - $3; all += $5 - $3 }
-               END { for (n in by) printf "%-20s %6d ticks  %5.1f%%\n", n, by[n], 100 * by[n] / all }' \
-        | sort -k2 -nr >"$OUT/cpu-by-thread-create-invoice.txt"
-    perf report -i "$OUT/perf.data" --no-children --sort dso,symbol --stdio -g none \
-        --percent-limit 0.4 2>/dev/null | grep -E '^ +[0-9]' | sed 's/ *$//; s/ *-  *-$//' \
-        >"$OUT/perf-report-create-invoice.txt" || true
-    echo "   profile in $OUT/perf-*.txt and cpu-by-thread-create-invoice.txt"
+    profile create-invoice 2 profile/create-invoice/c64 --scenario create-invoice --connections 64
 fi
 
 quiesce "$SHOP_PID"
@@ -251,6 +263,17 @@ for point in open1000:1000 "open$LOW_RATE:$LOW_RATE"; do
     rss "shop-$name-end" "$SHOP_PID"
     stop "$SHOP_PID"
 done
+
+if [ "$PROFILE" = 1 ]; then
+    # What the consumers spend at 1,000/s: a point of its own, so perf does
+    # not touch the figures above.
+    echo "== profile: where shop's CPU goes at 1,000 invoices/s open loop (fresh shop)"
+    start_shop profile-open1000
+    sleep 2
+    profile open1000 4 profile/create-invoice/open1000 --scenario create-invoice \
+        --connections 64 --rate 1000 --consistency
+    stop "$SHOP_PID"
+fi
 
 echo "== raw SQLite: many connections, and synchronous=NORMAL (shop stopped)"
 "$BIN/baseline-sqlite" --dir "$TMP/sqlite" --duration "$SQLITE_DURATION" \

@@ -136,17 +136,16 @@ pub async fn on_invoice_created(
             return Err(HandlerError::Permanent(e.to_string()));
         }
     };
-    if tx.decided(&ev.invoice_id).await? {
+    let seen = tx.before_deciding(&ev.invoice_id, &demand.skus()).await?;
+    if seen.decided {
         // Applied before, and the inbox row has since been pruned.
         tx.commit().await?;
         return Ok(());
     }
-    let levels = tx.levels(&demand.skus()).await?;
     let now = deps.clock.now_rfc3339();
-    match domain::decide(&demand, &levels) {
+    match domain::decide(&demand, &seen.levels) {
         Decision::Reserve(lines) => {
-            tx.reserve(&ev.invoice_id, &lines, &now).await?;
-            tx.commit().await?;
+            tx.reserve_and_commit(&ev.invoice_id, &lines, &now).await?;
             tracing::debug!(lines = lines.len(), "stock reserved");
         }
         Decision::Short(shortages) => {
@@ -169,9 +168,7 @@ pub async fn on_invoice_created(
                 now.clone(),
                 &env.consumer_context(),
             );
-            tx.record_failure(&ev.invoice_id, &out.id, &now).await?;
-            tx.publish(&out).await?;
-            tx.commit().await?;
+            tx.fail_and_commit(&ev.invoice_id, &out, &now).await?;
             tracing::info!(shortages = ?event.shortages, "out of stock; fulfillment-failed published");
         }
     }

@@ -40,6 +40,16 @@ impl From<SaveResponseError> for WriteError {
     }
 }
 
+/// What [`Consuming::before_deciding`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeforeDeciding {
+    /// A reservation or a failure was already decided for the invoice: the
+    /// guard behind the inbox once the event's inbox row has been pruned.
+    pub decided: bool,
+    /// The stock of the SKUs asked about; SKUs never received are absent.
+    pub levels: Vec<Level>,
+}
+
 /// A consumer's transaction with the event's inbox row already in it.
 ///
 /// Dropping it without [`Consuming::commit`] rolls back, inbox row and
@@ -269,86 +279,111 @@ fn one_row(affected: u64, what: &str) -> Result<(), sqlx::Error> {
 }
 
 impl Consuming {
-    /// The stock of `skus` as this transaction sees it (read on the writer,
-    /// so no other write can slip in between this read and the reservation).
-    /// SKUs never received are absent.
-    pub async fn levels(&mut self, skus: &[String]) -> Result<Vec<Level>, sqlx::Error> {
-        let mut levels = Vec::with_capacity(skus.len());
+    /// What deciding a new invoice's reservation needs, as this transaction
+    /// sees it (read on the writer, so no other write can slip in between
+    /// this read and the reservation).
+    ///
+    /// One query, because a relay applies its events one after another and
+    /// every round trip to the writer is one more in each event's latency:
+    /// a marker row (no SKU) if a reservation or a failure was already
+    /// decided for the invoice, then the stock of each of `skus` that was
+    /// ever received.
+    pub async fn before_deciding(
+        &mut self,
+        invoice_id: &str,
+        skus: &[String],
+    ) -> Result<BeforeDeciding, sqlx::Error> {
+        let mut sql = String::from(
+            "SELECT NULL AS sku, 0 AS on_hand, 0 AS reserved \
+             WHERE EXISTS (SELECT 1 FROM reservations WHERE invoice_id = $1) \
+             OR EXISTS (SELECT 1 FROM failed_invoices WHERE invoice_id = $1)",
+        );
+        if !skus.is_empty() {
+            sql.push_str(" UNION ALL SELECT sku, on_hand, reserved FROM stock WHERE sku IN (");
+            for i in 0..skus.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", i + 2));
+            }
+            sql.push(')');
+        }
+        let mut query = sqlx::query(&sql).bind(invoice_id);
         for sku in skus {
-            let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = $1")
-                .bind(sku)
-                .fetch_optional(self.tx.conn())
-                .await?;
-            if let Some(row) = row {
-                levels.push(level(&row)?);
+            query = query.bind(sku);
+        }
+        let mut seen = BeforeDeciding {
+            decided: false,
+            levels: Vec::with_capacity(skus.len()),
+        };
+        for row in query.fetch_all(self.tx.conn()).await? {
+            if row.try_get::<Option<String>, _>("sku")?.is_none() {
+                seen.decided = true;
+            } else {
+                seen.levels.push(level(&row)?);
             }
         }
-        Ok(levels)
+        Ok(seen)
     }
 
-    /// Whether a reservation or a failure was already decided for the
-    /// invoice: the guard behind the inbox once its row has been pruned.
-    pub async fn decided(&mut self, invoice_id: &str) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM reservations WHERE invoice_id = $1 \
-             UNION ALL SELECT 1 FROM failed_invoices WHERE invoice_id = $1 LIMIT 1",
-        )
-        .bind(invoice_id)
-        .fetch_optional(self.tx.conn())
-        .await?;
-        Ok(row.is_some())
-    }
-
-    /// Reserves `lines` for the invoice: raises each SKU's `reserved` and
-    /// records the reservation. The CHECK on `stock` refuses a line that is
-    /// not available, whatever decided it. That error ends the transaction
-    /// (PostgreSQL refuses every later statement in it): drop it, never go
-    /// on with it; availability is decided beforehand, from [`Self::levels`].
-    pub async fn reserve(
-        &mut self,
+    /// Reserves `lines` for the invoice (raises each SKU's `reserved` and
+    /// records the reservation) and commits, inbox row included, sending
+    /// the statements together ([`seams_store::Batch`]).
+    ///
+    /// Availability is decided beforehand, from [`Self::before_deciding`];
+    /// the store refuses a wrong decision whatever made it: the CHECKs on
+    /// `stock` a line that is not available, the reservation's foreign key
+    /// a SKU with no stock row (which is what an `UPDATE` that changed
+    /// nothing would mean). Either error drops the transaction.
+    pub async fn reserve_and_commit(
+        self,
         invoice_id: &str,
         lines: &[Line],
         now: &str,
     ) -> Result<(), sqlx::Error> {
+        let mut batch = self.tx.batch();
         for l in lines {
-            let affected = sqlx::query("UPDATE stock SET reserved = reserved + $1 WHERE sku = $2")
+            batch
+                .statement("UPDATE stock SET reserved = reserved + $1 WHERE sku = $2")
                 .bind(i64::from(l.quantity))
-                .bind(&l.sku)
-                .execute(self.tx.conn())
-                .await?
-                .rows_affected();
-            one_row(affected, &format!("reserving {}", l.sku))?;
-            sqlx::query(
-                "INSERT INTO reservations (invoice_id, sku, quantity, status, reserved_at) \
-                 VALUES ($1, $2, $3, 'reserved', $4)",
-            )
-            .bind(invoice_id)
-            .bind(&l.sku)
-            .bind(i64::from(l.quantity))
-            .bind(now)
-            .execute(self.tx.conn())
-            .await?;
+                .bind(l.sku.as_str())
+                .statement(
+                    "INSERT INTO reservations (invoice_id, sku, quantity, status, reserved_at) \
+                     VALUES ($1, $2, $3, 'reserved', $4)",
+                )
+                .bind(invoice_id)
+                .bind(l.sku.as_str())
+                .bind(i64::from(l.quantity))
+                .bind(now);
         }
-        Ok(())
+        self.tx
+            .commit_with(batch)
+            .await
+            .map_err(SaveResponseError::into_db)
     }
 
-    /// Records that nothing could be reserved for the invoice.
-    pub async fn record_failure(
-        &mut self,
+    /// Records that nothing could be reserved for the invoice, publishes
+    /// `failed` (its `fulfillment-failed`) and commits, as one batch.
+    pub async fn fail_and_commit(
+        self,
         invoice_id: &str,
-        event_id: &str,
+        failed: &Envelope,
         now: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO failed_invoices (invoice_id, event_id, failed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (invoice_id) DO NOTHING",
-        )
-        .bind(invoice_id)
-        .bind(event_id)
-        .bind(now)
-        .execute(self.tx.conn())
-        .await?;
-        Ok(())
+        let mut batch = self.tx.batch();
+        batch
+            .statement(
+                "INSERT INTO failed_invoices (invoice_id, event_id, failed_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (invoice_id) DO NOTHING",
+            )
+            .bind(invoice_id)
+            .bind(failed.id.as_str())
+            .bind(now)
+            .publish(failed);
+        self.tx
+            .commit_with(batch)
+            .await
+            .map_err(SaveResponseError::into_db)
     }
 
     /// What is still reserved (not shipped, not released) for the invoice, in SKU order.

@@ -212,12 +212,11 @@ async fn record(
         now_ms(deps.clock.as_ref()),
         deps.clock.now_rfc3339(),
     );
-    let inserted = tx.insert_delivery(&delivery).await?;
-    tx.commit().await?;
-    if inserted {
-        tracing::debug!(delivery_id = %delivery.id, "delivery recorded");
-        deps.wake.notify_one();
-    }
+    tx.insert_delivery_and_commit(&delivery).await?;
+    // Also when the event's delivery existed already (then this one was not
+    // stored): a sender woken for nothing finds nothing due.
+    tracing::debug!(delivery_id = %delivery.id, "delivery recorded");
+    deps.wake.notify_one();
     Ok(())
 }
 

@@ -135,14 +135,10 @@ impl Store {
             }
             .bind(id.as_str());
         }
-        match self.db.commit_batch(batch).await {
-            Ok(()) => Ok(()),
-            Err(SaveResponseError::Db(e)) => Err(e),
-            // The batch records no response, so no key can conflict.
-            Err(SaveResponseError::Conflict) => Err(sqlx::Error::Protocol(
-                "an idempotency key conflicted in a batch that records none".into(),
-            )),
-        }
+        self.db
+            .commit_batch(batch)
+            .await
+            .map_err(SaveResponseError::into_db)
     }
 
     /// A customer's deliveries, oldest first.
@@ -228,35 +224,40 @@ impl Consuming {
         Ok(row.as_ref().map(contact))
     }
 
-    /// Inserts `d`; `false` if a delivery for its event exists already (the
-    /// inbox row was pruned and the event came again).
-    pub async fn insert_delivery(&mut self, d: &Delivery) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query(
-            "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, recipient, \
-             recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
-             created_at, delivered_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&d.id)
-        .bind(&d.customer_id)
-        .bind(&d.event_id)
-        .bind(&d.event_type)
-        .bind(&d.channel)
-        .bind(&d.recipient)
-        .bind(&d.recipient_name)
-        .bind(&d.subject)
-        .bind(&d.body)
-        .bind(d.status.as_str())
-        .bind(i64::from(d.attempts))
-        .bind(d.next_attempt_at_ms)
-        .bind(&d.last_error)
-        .bind(&d.created_at)
-        .bind(&d.delivered_at)
-        .execute(self.tx.conn())
-        .await?
-        .rows_affected();
-        Ok(inserted == 1)
+    /// Inserts `d` and commits, inbox row included, sending both together
+    /// ([`seams_store::Batch`]): a relay applies its events one after
+    /// another, so each round trip to the writer is one more in every
+    /// event's latency. A delivery for the same event that exists already
+    /// (the inbox row was pruned and the event came again) stays as it is.
+    pub async fn insert_delivery_and_commit(self, d: &Delivery) -> Result<(), sqlx::Error> {
+        let mut batch = self.tx.batch();
+        batch
+            .statement(
+                "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, \
+                 recipient, recipient_name, subject, body, status, attempts, \
+                 next_attempt_at_ms, last_error, created_at, delivered_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(d.id.as_str())
+            .bind(d.customer_id.as_str())
+            .bind(d.event_id.as_str())
+            .bind(d.event_type.as_str())
+            .bind(d.channel.as_str())
+            .bind(d.recipient.as_str())
+            .bind(d.recipient_name.as_str())
+            .bind(d.subject.as_str())
+            .bind(d.body.as_str())
+            .bind(d.status.as_str())
+            .bind(i64::from(d.attempts))
+            .bind(d.next_attempt_at_ms)
+            .bind(d.last_error.as_deref())
+            .bind(d.created_at.as_str())
+            .bind(d.delivered_at.as_deref());
+        self.tx
+            .commit_with(batch)
+            .await
+            .map_err(SaveResponseError::into_db)
     }
 
     /// Commits the change and the inbox row together.

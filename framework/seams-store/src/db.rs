@@ -718,22 +718,36 @@ impl Db {
         consumer: &str,
         env: &Envelope,
     ) -> Result<Option<Tx>, sqlx::Error> {
-        let mut tx = self.begin().await?;
+        let inbox = self.inner.machinery.inbox;
+        let mut tx = self.begin_member(inbox).await?;
         tx.consume = true;
-        if !self.inner.machinery.inbox {
+        if !inbox {
             return Ok(Some(tx));
         }
-        let inserted = sqlx::query(
-            "INSERT INTO seams_inbox (consumer, event_id, handled_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(consumer)
-        .bind(&env.id)
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        // A relay applies its events one after another, so every round trip
+        // to the writer's thread here is one more in each event's latency: a
+        // member joining an open group on SQLite sends its `SAVEPOINT` in the
+        // same query. Whether the row went in is read from `RETURNING`, not
+        // from the changed-row count, which SQLite does not reset for the
+        // `SAVEPOINT` before it. If the query fails, dropping the
+        // transaction undoes the savepoint, opened or not.
+        const INSERT: &str = "INSERT INTO seams_inbox (consumer, event_id, handled_at_ms) \
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1";
+        static AFTER_SAVEPOINT: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{SAVEPOINT}; {INSERT}"));
+        let sql = if tx.savepoint_deferred {
+            AFTER_SAVEPOINT.as_str()
+        } else {
+            INSERT
+        };
+        let inserted = sqlx::query(sql)
+            .bind(consumer)
+            .bind(&env.id)
+            .bind(now_ms())
+            .fetch_all(tx.conn())
+            .await?;
+        tx.savepoint_deferred = false;
+        if inserted.is_empty() {
             tx.rollback().await?;
             return Ok(None);
         }
@@ -1001,11 +1015,19 @@ impl Tx {
 
     /// Whether this transaction's savepoint can be released by the last
     /// statement of a batch: it has one (it joined an open group), the
-    /// database runs a batch in one call (SQLite), and it applies no event
-    /// (a consumer's release first checks the previous event's outcome,
-    /// [`crate::pipeline`]).
+    /// database runs a batch in one call (SQLite), and, if it applies an
+    /// event, the event before it did not fail to commit (then its release
+    /// must undo it instead, [`crate::pipeline`]). That outcome cannot
+    /// change while this transaction holds the writer, so checking it
+    /// before the batch is sent is as good as checking it at the release.
     pub(crate) fn can_release_in_batch(&self) -> bool {
-        self.undo == Undo::Savepoint && self.backend() == Backend::Sqlite && !self.consume
+        self.undo == Undo::Savepoint
+            && self.backend() == Backend::Sqlite
+            && !(self.consume
+                && self
+                    .writer
+                    .as_ref()
+                    .is_some_and(|w| crate::pipeline::predecessor_failed(&w.group)))
     }
 
     /// The last statement [`Tx::run`] sent released the savepoint.

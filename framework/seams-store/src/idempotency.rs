@@ -44,6 +44,19 @@ pub enum SaveResponseError {
     Db(#[from] sqlx::Error),
 }
 
+impl SaveResponseError {
+    /// The database error, for a batch that records no response (so no key
+    /// can conflict; a conflict anyway becomes a protocol error).
+    pub fn into_db(self) -> sqlx::Error {
+        match self {
+            SaveResponseError::Db(e) => e,
+            SaveResponseError::Conflict => sqlx::Error::Protocol(
+                "an idempotency key conflicted in a batch that records none".into(),
+            ),
+        }
+    }
+}
+
 impl Db {
     /// The stored response for `key` in `scope`, if any.
     pub async fn stored_response(

@@ -83,6 +83,8 @@ on_both!(
     a_batch_that_reuses_a_key_conflicts_and_leaves_nothing,
     a_batch_with_the_wrong_values_sends_nothing,
     a_batch_committed_with_its_release_keeps_its_group_whole,
+    a_consumer_in_an_open_group_needs_no_round_trip_of_its_own_to_join_or_release,
+    a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_its_batch,
 );
 
 fn envelope(id: &str, subject: &str) -> Envelope {
@@ -703,22 +705,29 @@ async fn a_batch_with_the_wrong_values_sends_nothing(store: Store) {
     assert!(note_bodies(&db).await.is_empty());
 }
 
-/// Leaves a group open and begins a transaction that joins it (with its
-/// `SAVEPOINT` left to its batch if `deferred`), adding a note `label` in the
-/// group. The group's first member is a pipelined consumer, which releases
-/// without asking for a commit; the committer may still commit the group
-/// first, woken by an earlier request, and then the setup is tried again
-/// (each try adds its note to `notes`).
+/// Leaves a group open: its first member, a pipelined consumer that adds a
+/// note `label`, releases without asking for a commit. The committer may
+/// still commit the group, woken by an earlier request.
+async fn open_a_group(db: &Db, label: &str) {
+    static OPENED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let env = envelope(&format!("opener {n}"), label);
+    let (released, _) = tokio::sync::oneshot::channel();
+    crate::pipeline::pipelined(None, released, async {
+        let mut first = db.begin_consume("opener", &env).await.unwrap().unwrap();
+        add_note(&mut first, label).await;
+        first.commit_eventually().await.unwrap();
+    })
+    .await;
+}
+
+/// Leaves a group open ([`open_a_group`], note `label`) and begins a
+/// transaction that joins it (with its `SAVEPOINT` left to its batch if
+/// `deferred`). When the committer committed the group first, the setup is
+/// tried again (each try adds its note to `notes`).
 async fn join_an_open_group(db: &Db, label: &str, deferred: bool, notes: &mut Vec<String>) -> Tx {
-    for attempt in 0..20 {
-        let env = envelope(&format!("{label} {deferred} {attempt}"), label);
-        let (released, _) = tokio::sync::oneshot::channel();
-        crate::pipeline::pipelined(None, released, async {
-            let mut first = db.begin_consume("opener", &env).await.unwrap().unwrap();
-            add_note(&mut first, label).await;
-            first.commit_eventually().await.unwrap();
-        })
-        .await;
+    for _ in 0..20 {
+        open_a_group(db, label).await;
         notes.push(label.to_owned());
         let tx = db.begin_member(deferred).await.unwrap();
         if tx.joined() {
@@ -727,6 +736,141 @@ async fn join_an_open_group(db: &Db, label: &str, deferred: bool, notes: &mut Ve
         tx.commit().await.unwrap();
     }
     panic!("the committer committed every group before a second member joined it");
+}
+
+/// Applies `env` as consumer `c`, pipelined behind `after` as a relay
+/// would, in a transaction that joined a group another member opened
+/// (note `opener`, added to `notes` for each try: the setup is tried again
+/// when the committer committed that group first). `apply` gets the
+/// transaction, its inbox row written; a commit is asked for once it has
+/// released, as the relay does.
+async fn consume_in_an_open_group<T, F, Fut>(
+    db: &Db,
+    env: &Envelope,
+    after: Option<crate::pipeline::Applied>,
+    notes: &mut Vec<String>,
+    apply: F,
+) -> T
+where
+    F: Fn(Tx) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    for _ in 0..20 {
+        open_a_group(db, "opener").await;
+        notes.push("opener".to_owned());
+        let (released, applied) = tokio::sync::oneshot::channel();
+        let run = crate::pipeline::pipelined(after.clone(), released, async {
+            let tx = db
+                .begin_consume("c", env)
+                .await
+                .unwrap()
+                .expect("not applied before");
+            if !tx.joined() {
+                return None;
+            }
+            Some(apply(tx).await)
+        });
+        let commit = async {
+            if applied.await.is_ok() {
+                db.request_commit();
+            }
+        };
+        if let (Some(out), ()) = tokio::join!(run, commit) {
+            return out;
+        }
+    }
+    panic!("the committer committed every group before the consumer joined it");
+}
+
+/// A consumer that joins an open group sends its `SAVEPOINT` with its inbox
+/// row and, on SQLite, its `RELEASE` with its batch; the inbox still
+/// refuses the event a second time, and a consumer that joined and gave up
+/// leaves no inbox row.
+async fn a_consumer_in_an_open_group_needs_no_round_trip_of_its_own_to_join_or_release(
+    store: Store,
+) {
+    let db = store.open().await;
+    let mut want = vec!["e1".to_owned()];
+    let first = envelope("e1", "a");
+    consume_in_an_open_group(&db, &first, None, &mut want, |tx| async move {
+        assert!(!tx.savepoint_deferred(), "sent with the inbox row");
+        assert_eq!(tx.can_release_in_batch(), tx.backend() == Backend::Sqlite);
+        let mut batch = tx.batch();
+        batch
+            .statement("INSERT INTO notes (body) VALUES ($1)")
+            .bind("e1");
+        tx.commit_with(batch).await.unwrap();
+    })
+    .await;
+    open_a_group(&db, "opener").await;
+    want.push("opener".to_owned());
+    assert!(db.begin_consume("c", &first).await.unwrap().is_none());
+    let second = envelope("e2", "a");
+    consume_in_an_open_group(&db, &second, None, &mut want, |tx| async move {
+        drop(tx);
+    })
+    .await;
+    db.flush().await.unwrap();
+    assert!(db.inbox_contains("c", "e1").await.unwrap());
+    assert!(!db.inbox_contains("c", "e2").await.unwrap());
+    want.sort();
+    assert_eq!(note_bodies(&db).await, want);
+}
+
+/// A consumer pipelined behind an event whose group failed to commit is
+/// undone, also when it joined a later group and its batch could have
+/// released its savepoint: otherwise it would be applied before the event
+/// it follows is retried.
+async fn a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_its_batch(
+    store: Store,
+) {
+    let db = store.open().await;
+    let (released, applied) = tokio::sync::oneshot::channel();
+    crate::pipeline::pipelined(None, released, async {
+        let mut tx = db
+            .begin_consume("c", &envelope("e1", "a"))
+            .await
+            .unwrap()
+            .unwrap();
+        // Checked only at COMMIT: the group fails after every statement succeeded.
+        sqlx::query("INSERT INTO children (parent_id) VALUES (42)")
+            .execute(tx.conn())
+            .await
+            .unwrap();
+        tx.commit_eventually().await.unwrap();
+    })
+    .await;
+    let after = applied.await.expect("event 1 released");
+    let _ = db.flush().await;
+    assert!(
+        !db.inbox_contains("c", "e1").await.unwrap(),
+        "event 1's group failed"
+    );
+
+    let mut want = Vec::new();
+    let outcome = consume_in_an_open_group(
+        &db,
+        &envelope("e2", "a"),
+        Some(after),
+        &mut want,
+        |tx| async move {
+            let mut batch = tx.batch();
+            batch
+                .statement("INSERT INTO notes (body) VALUES ($1)")
+                .bind("e2");
+            tx.commit_with(batch).await
+        },
+    )
+    .await;
+    assert!(outcome.is_err(), "event 2 must not commit before event 1");
+    db.flush().await.unwrap();
+    assert!(!db.inbox_contains("c", "e2").await.unwrap());
+    want.sort();
+    assert_eq!(
+        note_bodies(&db).await,
+        want,
+        "the group's other members commit"
+    );
 }
 
 /// `Tx::commit_with` and `Db::commit_batch` in members that join an open

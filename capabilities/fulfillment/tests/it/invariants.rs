@@ -59,14 +59,14 @@ async fn a_reservation_the_decision_should_have_refused_is_refused_by_the_store(
     let store = Store::new(w.db().clone());
     let env = w.wrap(&invoice_created("inv-1", &[("TEA", 3)]));
 
-    // Bypass `decide`, as a bug would: reserve 3 of 2.
-    let mut tx = store
+    // Bypass `decide`, as a bug would: reserve 3 of 2, and a SKU never received.
+    let tx = store
         .begin_consume(fulfillment::service::CONSUMER, &env)
         .await
         .unwrap()
         .expect("not applied before");
     let err = tx
-        .reserve(
+        .reserve_and_commit(
             "inv-1",
             &[Line {
                 sku: "TEA".into(),
@@ -80,7 +80,32 @@ async fn a_reservation_the_decision_should_have_refused_is_refused_by_the_store(
         seams_store::check_violation(&err, "stock_reserved_within_on_hand"),
         "{err}"
     );
-    drop(tx);
+    let tx = store
+        .begin_consume(fulfillment::service::CONSUMER, &env)
+        .await
+        .unwrap()
+        .expect("the failed attempt left no inbox row");
+    let err = tx
+        .reserve_and_commit(
+            "inv-1",
+            &[
+                Line {
+                    sku: "TEA".into(),
+                    quantity: 1,
+                },
+                Line {
+                    sku: "NEVER-RECEIVED".into(),
+                    quantity: 1,
+                },
+            ],
+            "2026-01-01T00:00:00Z",
+        )
+        .await
+        .expect_err("a reservation of a SKU without stock is refused");
+    assert!(
+        err.to_string().to_lowercase().contains("foreign key"),
+        "{err}"
+    );
 
     assert_eq!(w.stock("TEA").await, (2, 0, 2));
     assert!(w.reservations("inv-1").await.is_empty());

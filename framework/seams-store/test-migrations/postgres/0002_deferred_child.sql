@@ -1,0 +1,6 @@
+-- A row whose foreign key is checked only at COMMIT, so a test can make a
+-- group's commit fail after every statement in it succeeded.
+CREATE TABLE parents (id BIGINT PRIMARY KEY);
+CREATE TABLE children (
+    parent_id BIGINT NOT NULL REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED
+);

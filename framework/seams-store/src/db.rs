@@ -678,7 +678,7 @@ impl Db {
 
     /// [`Db::begin`]; with `defer_savepoint`, a member that joins an open
     /// group on SQLite leaves its `SAVEPOINT` to be sent with its first
-    /// statements ([`Db::commit_batch`]).
+    /// statements ([`Db::commit_batch`], [`Db::begin_consume`]).
     pub(crate) async fn begin_member(&self, defer_savepoint: bool) -> Result<Tx, sqlx::Error> {
         let asked = std::time::Instant::now();
         let mut w = self.inner.writer.clone().lock_owned().await;

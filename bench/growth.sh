@@ -37,14 +37,11 @@ SAMPLES=$OUT/samples.jsonl
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-growth.XXXXXX")
 DATA=$TMP/data
 
+source "$ROOT/bench/lib.sh"
 SHOP_PID="" SAMPLER_PID=""
 cleanup() {
     [ -n "$SAMPLER_PID" ] && kill "$SAMPLER_PID" 2>/dev/null || true
-    if [ -n "$SHOP_PID" ]; then
-        kill -TERM "$SHOP_PID" 2>/dev/null || true
-        for _ in $(seq 1 300); do kill -0 "$SHOP_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SHOP_PID" 2>/dev/null || true
-    fi
+    [ -n "$SHOP_PID" ] && stop_pid "$SHOP_PID"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -52,10 +49,7 @@ trap 'exit 130' INT TERM
 
 echo "== machine"
 {
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
-    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
+    machine_lines
 } | tee "$OUT/machine.txt"
 
 echo "== building (release, once)"

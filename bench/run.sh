@@ -39,32 +39,9 @@ RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-bench.XXXXXX")
 
-# Every process this script starts in the background, by PID; stopped on exit.
-PIDS=()
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    echo "pid $pid ignored SIGTERM for 30 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-}
-# Stops process $1 and forgets it.
-stop() {
-    stop_pid "$1"
-    local keep=() pid
-    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-        [ "$pid" = "$1" ] || keep+=("$pid")
-    done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
+source "$ROOT/bench/lib.sh"
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-        stop_pid "$pid"
-    done
+    stop_all
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -72,12 +49,7 @@ trap 'exit 130' INT TERM
 
 echo "== machine"
 {
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
-    echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-    echo "kernel: $(uname -sr)"
-    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
+    machine_lines
     echo "rustc: $(rustc --version)"
 } | tee "$OUT/machine.txt"
 
@@ -115,11 +87,6 @@ rss() {
     echo "{\"kind\":\"rss\",\"label\":\"rss/$label\",\"pid\":$pid,\"vmrss_kb\":$rss_kb,\"vmhwm_kb\":$hwm_kb}" | tee -a "$RESULTS"
 }
 
-# CPU ticks (user + system) process $1 has used so far.
-cpu_ticks() {
-    # Fields after the command name, which is in parentheses.
-    sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
-}
 
 # Waits until process $1 is idle (under 5% of a core for 2 seconds in a row)
 # so background work of one point (event delivery, mail) does not run into

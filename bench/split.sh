@@ -47,38 +47,19 @@ RESULTS=$OUT/results.jsonl
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-split.XXXXXX")
 chmod 755 "$TMP"
 
-PIDS=()
-stop_pid() {
-    local pid=$1 sig=${2:-TERM}
-    kill "-$sig" "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    echo "pid $pid ignored SIG$sig for 30 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-}
+source "$ROOT/bench/lib.sh"
 cleanup() {
-    local pid
-    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-        stop_pid "$pid"
-    done
+    stop_all
+    # PostgreSQL's fast shutdown, not the smart one that waits for clients.
     [ -n "${PG_PID:-}" ] && stop_pid "$PG_PID" INT
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 echo "== machine"
 {
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
-    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
+    machine_lines
 } | tee "$OUT/machine.txt"
 
 echo "== building (release, once)"

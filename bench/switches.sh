@@ -33,19 +33,9 @@ RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-switches.XXXXXX")
 
-SHOP_PID=""
-stop_shop() {
-    [ -n "$SHOP_PID" ] || return 0
-    kill -TERM "$SHOP_PID" 2>/dev/null || true
-    for _ in $(seq 1 300); do
-        kill -0 "$SHOP_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$SHOP_PID" 2>/dev/null || true
-    SHOP_PID=""
-}
+source "$ROOT/bench/lib.sh"
 cleanup() {
-    stop_shop
+    stop_all
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -53,10 +43,7 @@ trap 'exit 130' INT TERM
 
 echo "== machine"
 {
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
-    echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
+    machine_lines
 } | tee "$OUT/machine.txt"
 
 echo "== building (release, once)"
@@ -68,6 +55,7 @@ point() {
     [ -n "$off" ] && args+=(--bench-off "$off")
     "$BIN/shop" "${args[@]}" >"$OUT/shop-$name.log" 2>&1 &
     SHOP_PID=$!
+    PIDS+=("$SHOP_PID")
     local url=""
     for _ in $(seq 1 600); do
         url=$(grep -o -m1 'shop listening on http://[0-9.:]*' "$OUT/shop-$name.log" | sed 's/shop listening on //' || true)
@@ -82,7 +70,7 @@ point() {
         --scenario create-invoice --connections "$CONNECTIONS" \
         --duration "$DURATION" --warmup "$WARMUP" | tee "$OUT/$name.txt"
     tail -n1 "$OUT/$name.txt" | grep '^{' >>"$RESULTS" || echo "   FAILED"
-    stop_shop
+    stop "$SHOP_PID"
 }
 
 echo "== create-invoice, $CONNECTIONS connections, one switch at a time"

@@ -49,6 +49,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
+source "$ROOT/bench/lib.sh"
 cd "$ROOT"
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
@@ -69,12 +70,7 @@ if [ "${REMOTE_CALLS_INSIDE_NETNS:-}" != 1 ]; then
     export OUT
     echo "== machine"
     {
-        echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-        echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
-        echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
-        echo "kernel: $(uname -sr)"
-        echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
-        echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
+        machine_lines
         echo "settings: DURATION=$DURATION WARMUP=$WARMUP IN_FLIGHT='$IN_FLIGHT' SYSTEMS='$SYSTEMS' ROUNDS=$ROUNDS"
     } | tee "$OUT/machine.txt"
 
@@ -119,31 +115,9 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-remote-calls.XXXXXX")
 HZ=$(getconf CLK_TCK)
 NCPU=$(nproc)
 
-# Every process this script starts in the background, by PID; stopped on exit.
-PIDS=()
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 300); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    echo "pid $pid ignored SIGTERM for 30 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-forget() {
-    local keep=() pid
-    for pid in "${PIDS[@]+"${PIDS[@]}"}"; do
-        [ "$pid" = "$1" ] || keep+=("$pid")
-    done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
 cleanup() {
-    local i
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        stop_pid "${PIDS[$i]}"
-    done
+    # Newest first: fronts before what they call.
+    stop_all
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -184,16 +158,6 @@ stop_system() {
     done
     SYS_NAMES=()
     SYS_PIDS=()
-}
-
-# A free TCP port on 127.0.0.1 (within this namespace).
-free_port() {
-    node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{process.stdout.write(String(s.address().port));s.close()})'
-}
-
-# CPU ticks (user + system) of process $1 so far (0 once it is gone).
-cpu_ticks() {
-    { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null || true; } | awk '{s = $12 + $13} END {print s + 0}'
 }
 
 # Busy ticks of the whole machine so far (every CPU).

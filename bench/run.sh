@@ -155,7 +155,7 @@ profile() {
     perf record -e cpu-clock -F 499 -g -p "$SHOP_PID" -o "$OUT/perf-$name.data" -- sleep 4 2>/dev/null || true
     thread_ticks "$SHOP_PID" >"$TMP/ticks-after"
     wait "$load_pid" || true
-    stop "$load_pid"
+    forget "$load_pid"
     join "$TMP/ticks-before" "$TMP/ticks-after" \
         | awk '{ by[$2] += $5 - $3; all += $5 - $3 }
                END { for (n in by) printf "%-20s %6d ticks  %5.1f%%\n", n, by[n], 100 * by[n] / all }' \

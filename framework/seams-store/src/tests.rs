@@ -123,6 +123,16 @@ fn add_note_claim() -> IdempotencyClaim {
     }
 }
 
+/// The ids of the first 100 events in the outbox, in order.
+async fn outbox_ids(db: &Db) -> Vec<String> {
+    db.read_outbox(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
 /// The notes `conn` sees.
 async fn count_notes(conn: &mut sqlx::AnyConnection) -> i64 {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
@@ -454,14 +464,7 @@ async fn a_dropped_member_rolls_back_alone(store: Store) {
     kept.sort();
     let expected: Vec<usize> = (0..40).filter(|i| i % 3 == 2).collect();
     assert_eq!(kept, expected);
-    let events: Vec<String> = db
-        .read_outbox(0, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(events.len(), expected.len());
+    assert_eq!(outbox_ids(&db).await.len(), expected.len());
     // The writer is clean afterwards: a new transaction works.
     let mut tx = db.begin().await.unwrap();
     add_note(&mut tx, "after").await;
@@ -611,14 +614,7 @@ async fn a_batch_applies_all_its_statements_or_none(store: Store) {
     db.flush().await.unwrap();
     want.sort();
     assert_eq!(note_bodies(&db).await, want);
-    let ids: Vec<_> = db
-        .read_outbox(0, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(ids, ["e1"]);
+    assert_eq!(outbox_ids(&db).await, ["e1"]);
 }
 
 async fn a_batch_that_reuses_a_key_conflicts_and_leaves_nothing(store: Store) {
@@ -1028,13 +1024,7 @@ mod postgres_only {
         let mut tx = db.begin().await.unwrap();
         tx.publish(&envelope("after", "a")).await.unwrap();
         tx.commit().await.unwrap();
-        let ids: Vec<String> = db
-            .read_outbox(0, 10)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let ids = outbox_ids(&db).await;
         assert_eq!(ids, ["before", "after"]);
     }
 }

@@ -3,6 +3,8 @@
 //! - `shop up` runs every capability in this process on SQLite under `./data`.
 //! - `shop demo` walks a customer journey against a running system.
 //! - `shop contracts` prints every declared contract as a table.
+//! - `shop token` mints an access token with the deployment's keys (as
+//!   `kubectl create token` does), and `shop keys rotate` rotates them.
 
 use std::time::Duration;
 
@@ -57,9 +59,67 @@ pub enum Command {
         /// How long to wait for notifications.
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
+        /// The system's data directory, whose keys mint the demo's staff
+        /// token (unless `SHOP_STAFF_TOKEN` gives one).
+        #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+        /// The key file, if not under the data directory.
+        #[arg(long, env = "SHOP_SIGNING_KEYS")]
+        signing_keys: Option<std::path::PathBuf>,
+        /// The issuer name the deployment uses.
+        #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
+        issuer: String,
     },
     /// Print every contract's answers to the five questions.
     Contracts,
+    /// Mint an access token with the deployment's signing keys and print it
+    /// (for staff, operators, or a service of a split deployment).
+    Token {
+        /// The role: staff, operator, customer or service.
+        #[arg(long, value_parser = ["staff", "operator", "customer", "service"])]
+        role: String,
+        /// Who the token is for: a person's name, a customer id, or a
+        /// service's name.
+        #[arg(long)]
+        subject: String,
+        /// For a service: the capabilities it runs (repeatable; default its subject).
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+        /// How long it is valid: `900`, `15m`, `1h`, `7d` (at most 30 days).
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The directory of `shop up` (its keys are in `<data>/keys/`).
+        #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+        /// The key file, if not under the data directory.
+        #[arg(long, env = "SHOP_SIGNING_KEYS")]
+        signing_keys: Option<std::path::PathBuf>,
+        /// The issuer name the deployment uses.
+        #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
+        issuer: String,
+    },
+    /// Manage the deployment's signing keys.
+    Keys {
+        /// What to do.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `shop keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Add a new signing key and keep only the one before it. The new key is
+    /// published at once and signs after a few minutes; a running identity
+    /// picks the file up without a restart.
+    Rotate {
+        /// The directory of `shop up`.
+        #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+        /// The key file, if not under the data directory.
+        #[arg(long, env = "SHOP_SIGNING_KEYS")]
+        signing_keys: Option<std::path::PathBuf>,
+    },
 }
 
 /// The listening socket this process was handed, if any: fd 3 when
@@ -149,11 +209,124 @@ pub async fn run(
             )
             .await
         }
-        Command::Demo { url, timeout_secs } => {
-            crate::demo::run(&url, Duration::from_secs(timeout_secs)).await
+        Command::Demo {
+            url,
+            timeout_secs,
+            data_dir,
+            signing_keys,
+            issuer,
+        } => {
+            // A token given in the environment, never on the command line.
+            let staff = match std::env::var("SHOP_STAFF_TOKEN") {
+                Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+                _ => {
+                    let config = Config {
+                        signing_keys,
+                        ..Config::new("127.0.0.1:0".parse()?, data_dir)
+                    };
+                    let path = config.signing_keys_path();
+                    anyhow::ensure!(
+                        path.exists(),
+                        "no signing keys at {} to mint the demo's staff token: \
+                         point --data at the system's data directory, or set SHOP_STAFF_TOKEN",
+                        path.display()
+                    );
+                    let keys = crate::trust::open_keys(&config)?;
+                    seams_auth::Minter::new(keys, issuer)
+                        .person(
+                            "demo",
+                            seams_core::auth::Role::Staff,
+                            Duration::from_secs(600),
+                        )?
+                        .token
+                }
+            };
+            crate::demo::run(&url, &staff, Duration::from_secs(timeout_secs)).await
         }
         Command::Contracts => contracts().await,
+        Command::Token {
+            role,
+            subject,
+            capabilities,
+            ttl,
+            data_dir,
+            signing_keys,
+            issuer,
+        } => {
+            let config = Config {
+                signing_keys,
+                ..Config::new("127.0.0.1:0".parse()?, data_dir)
+            };
+            let ttl = parse_ttl(&ttl)?;
+            let minter = seams_auth::Minter::new(crate::trust::open_keys(&config)?, issuer);
+            let minted = match role.as_str() {
+                "service" => {
+                    let caps = if capabilities.is_empty() {
+                        subject.split(',').map(str::to_owned).collect()
+                    } else {
+                        capabilities
+                    };
+                    for cap in &caps {
+                        anyhow::ensure!(
+                            crate::system::CAPABILITIES.contains(&cap.as_str()),
+                            "--capability {cap}: unknown capability (known: {})",
+                            crate::system::CAPABILITIES.join(", ")
+                        );
+                    }
+                    minter.service(&subject, &caps, ttl)?
+                }
+                person => {
+                    anyhow::ensure!(
+                        capabilities.is_empty(),
+                        "--capability is for service tokens only"
+                    );
+                    let role = seams_core::auth::Role::parse(person)
+                        .context("checked by the argument parser")?;
+                    minter.person(&subject, role, ttl)?
+                }
+            };
+            println!("{}", minted.token);
+            Ok(())
+        }
+        Command::Keys {
+            action:
+                KeysAction::Rotate {
+                    data_dir,
+                    signing_keys,
+                },
+        } => {
+            let config = Config {
+                signing_keys,
+                ..Config::new("127.0.0.1:0".parse()?, data_dir)
+            };
+            let path = config.signing_keys_path();
+            let keys = seams_auth::SigningKeys::rotate(&path)?;
+            println!(
+                "rotated {}: live keys {} (the newest signs once it has been published for {} s)",
+                path.display(),
+                keys.kids().join(", "),
+                seams_auth::keys::PUBLISH_AHEAD.as_secs()
+            );
+            Ok(())
+        }
     }
+}
+
+/// The longest a token `shop token` mints may live.
+const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A lifetime given as seconds (`900`) or with units (`15m`, `1h`, `7d`).
+fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
+    let ttl = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text)
+            .with_context(|| format!("--ttl {text}: expected seconds or a duration like 15m"))?,
+    };
+    anyhow::ensure!(
+        ttl >= Duration::from_secs(1) && ttl <= MAX_TTL,
+        "--ttl {text}: must be between 1 s and 30 days"
+    );
+    Ok(ttl)
 }
 
 async fn serve(
@@ -176,6 +349,13 @@ async fn serve(
             .with_context(|| format!("binding {}", config.addr))?,
     };
     let running = builder.start(listener).await?;
+    if placement.here("identity") {
+        println!(
+            "signing keys in {} (a staff token: shop token --role staff --subject you --data {})",
+            config.signing_keys_path().display(),
+            config.data_dir.display()
+        );
+    }
     // Tests and scripts read this line to learn the port (the address may be port 0).
     println!(
         "shop listening on http://{} (data in {}{})",
@@ -225,6 +405,34 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
             config.smtp_port.to_string(),
         ]);
     }
+    extra_args.extend([
+        "--issuer".to_owned(),
+        config.issuer.clone(),
+        "--token-ttl-secs".to_owned(),
+        config.token_ttl_secs.to_string(),
+        "--sign-in-per-email".to_owned(),
+        config.sign_in_per_email.to_string(),
+        "--sign-in-per-address".to_owned(),
+        config.sign_in_per_address.to_string(),
+        "--oidc-role-claim".to_owned(),
+        config.oidc_role_claim.clone(),
+    ]);
+    for (flag, value) in [
+        ("--oidc-issuer", &config.oidc_issuer),
+        ("--oidc-jwks-url", &config.oidc_jwks_url),
+        ("--oidc-audience", &config.oidc_audience),
+    ] {
+        if let Some(v) = value {
+            extra_args.extend([flag.to_owned(), v.clone()]);
+        }
+    }
+    config.validate()?;
+    let keys = crate::trust::open_keys(&config)?;
+    println!(
+        "signing keys in {} (a staff token: shop token --role staff --subject you --data {})",
+        config.signing_keys_path().display(),
+        config.data_dir.display()
+    );
     // The supervisor provisions every capability's database, so that each
     // service is handed only its own credentials, never the admin's.
     let databases = crate::system::database_urls(&config, &crate::system::CAPABILITIES).await?;
@@ -235,6 +443,8 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         // Empty means one process per capability; a capability in no group runs alone.
         groups,
         extra_args,
+        minter: seams_auth::Minter::new(keys, config.issuer.clone()),
+        signing_keys: Some(config.signing_keys_path()),
     };
     crate::supervisor::run(opts, shutdown_signal()).await
 }

@@ -79,6 +79,44 @@ pub struct Config {
     /// Record no metrics and serve none at /metrics (to measure what they cost).
     #[arg(long, env = "SHOP_NO_METRICS")]
     pub no_metrics: bool,
+    /// The deployment's signing keys: a private JWK set (mode 0600),
+    /// created with one key at the first start. Default
+    /// `<data>/keys/signing-keys.json`. Only the process running identity
+    /// (and `shop token`) reads it.
+    #[arg(long, env = "SHOP_SIGNING_KEYS")]
+    pub signing_keys: Option<PathBuf>,
+    /// The issuer name (`iss`) of every token this deployment mints.
+    #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
+    pub issuer: String,
+    /// How long a customer's access token lives, in seconds.
+    #[arg(long, env = "SHOP_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub token_ttl_secs: u64,
+    /// Sign-in attempts allowed per email address per minute.
+    #[arg(long, env = "SHOP_SIGN_IN_PER_EMAIL", default_value_t = 5)]
+    pub sign_in_per_email: u32,
+    /// Sign-ins and sign-ups allowed per client address per minute.
+    #[arg(long, env = "SHOP_SIGN_IN_PER_ADDRESS", default_value_t = 30)]
+    pub sign_in_per_address: u32,
+    /// Also trust people's tokens from this OIDC issuer (its `iss`), for
+    /// example a Keycloak realm or an Auth0 tenant. Needs
+    /// `--oidc-jwks-url` and `--oidc-audience`.
+    #[arg(long, env = "SHOP_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Where that issuer publishes its keys (its `jwks_uri`).
+    #[arg(long, env = "SHOP_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// The audience its tokens must name (the client id of this API).
+    #[arg(long, env = "SHOP_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The claim holding the role (`customer`, `staff` or `operator`; a
+    /// string, or an array of which the first known role counts).
+    #[arg(long, env = "SHOP_OIDC_ROLE_CLAIM", default_value = "role")]
+    pub oidc_role_claim: String,
+    /// This service's own token, in a file only its user can read, kept
+    /// fresh by whoever deploys it (`shop up --split` does): presented to
+    /// the services it calls and reads feeds from.
+    #[arg(long, env = "SHOP_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
     /// Benchmarks only: switch reliability machinery off to measure what it
     /// costs (comma-separated). Never in production: without the inbox a
     /// redelivered event applies twice, without idempotency a retried
@@ -117,6 +155,19 @@ impl std::fmt::Debug for Config {
             .field("retain_inbox_secs", &self.retain_inbox_secs)
             .field("prune_every_secs", &self.prune_every_secs)
             .field("no_metrics", &self.no_metrics)
+            .field("signing_keys", &self.signing_keys)
+            .field("issuer", &self.issuer)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("sign_in_per_email", &self.sign_in_per_email)
+            .field("sign_in_per_address", &self.sign_in_per_address)
+            .field("oidc_issuer", &self.oidc_issuer)
+            .field(
+                "oidc_jwks_url",
+                &self.oidc_jwks_url.as_deref().map(redacted),
+            )
+            .field("oidc_audience", &self.oidc_audience)
+            .field("oidc_role_claim", &self.oidc_role_claim)
+            .field("service_token_file", &self.service_token_file)
             .field("bench_off", &self.bench_off)
             .finish()
     }
@@ -192,6 +243,68 @@ impl Config {
             retain_outbox_secs: 3600,
             retain_inbox_secs: 2 * 3600,
             prune_every_secs: 60,
+            signing_keys: None,
+            issuer: "seams".into(),
+            token_ttl_secs: 900,
+            sign_in_per_email: 5,
+            sign_in_per_address: 30,
+            oidc_issuer: None,
+            oidc_jwks_url: None,
+            oidc_audience: None,
+            oidc_role_claim: "role".into(),
+            service_token_file: None,
+        }
+    }
+
+    /// Where the deployment's signing keys are kept.
+    pub fn signing_keys_path(&self) -> PathBuf {
+        self.signing_keys
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("signing-keys.json"))
+    }
+
+    /// Checks what only makes sense together; errors name the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.issuer.is_empty() && self.issuer.len() <= 256,
+            "--issuer must be 1-256 characters"
+        );
+        anyhow::ensure!(
+            (60..=24 * 3600).contains(&self.token_ttl_secs),
+            "--token-ttl-secs {}: expected 60-86400",
+            self.token_ttl_secs
+        );
+        anyhow::ensure!(
+            self.sign_in_per_email > 0 && self.sign_in_per_address > 0,
+            "--sign-in-per-email and --sign-in-per-address must be at least 1"
+        );
+        match (&self.oidc_issuer, &self.oidc_jwks_url, &self.oidc_audience) {
+            (None, None, None) => {}
+            (Some(iss), Some(url), Some(aud)) => {
+                anyhow::ensure!(
+                    iss != &self.issuer,
+                    "--oidc-issuer {iss}: the external issuer needs a name of its own, not this deployment's --issuer"
+                );
+                anyhow::ensure!(
+                    url.starts_with("https://") || url.starts_with("http://"),
+                    "--oidc-jwks-url {}: expected an http(s) URL",
+                    redacted(url)
+                );
+                anyhow::ensure!(!aud.is_empty(), "--oidc-audience must not be empty");
+            }
+            _ => anyhow::bail!(
+                "--oidc-issuer, --oidc-jwks-url and --oidc-audience go together: give all three or none"
+            ),
+        }
+        Ok(())
+    }
+
+    /// Identity's sign-in limits.
+    pub fn sign_in_limits(&self) -> identity::credentials::Limits {
+        let n = |v: u32| std::num::NonZeroU32::new(v.max(1)).expect("at least 1");
+        identity::credentials::Limits {
+            per_email: n(self.sign_in_per_email),
+            per_address: n(self.sign_in_per_address),
         }
     }
 
@@ -298,6 +411,34 @@ pub struct FileConfig {
     /// `up --split`: colocation groups, e.g. `[["billing", "catalog"], ["identity"]]`.
     #[serde(default)]
     pub groups: Vec<Vec<String>>,
+    /// `--signing-keys`.
+    pub signing_keys: Option<PathBuf>,
+    /// `--issuer`.
+    pub issuer: Option<String>,
+    /// `--token-ttl-secs`.
+    pub token_ttl_secs: Option<u64>,
+    /// `--sign-in-per-email`.
+    pub sign_in_per_email: Option<u32>,
+    /// `--sign-in-per-address`.
+    pub sign_in_per_address: Option<u32>,
+    /// `--service-token-file`.
+    pub service_token_file: Option<PathBuf>,
+    /// An external OIDC issuer trusted for people.
+    pub oidc: Option<OidcFile>,
+}
+
+/// `[oidc]` of a configuration file.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcFile {
+    /// `--oidc-issuer`.
+    pub issuer: String,
+    /// `--oidc-jwks-url`.
+    pub jwks_url: String,
+    /// `--oidc-audience`.
+    pub audience: String,
+    /// `--oidc-role-claim`.
+    pub role_claim: Option<String>,
 }
 
 /// `[smtp]` of a configuration file.
@@ -337,6 +478,13 @@ impl std::fmt::Debug for FileConfig {
             .field("smtp", &self.smtp)
             .field("peers", &self.peers)
             .field("groups", &self.groups)
+            .field("signing_keys", &self.signing_keys)
+            .field("issuer", &self.issuer)
+            .field("token_ttl_secs", &self.token_ttl_secs)
+            .field("sign_in_per_email", &self.sign_in_per_email)
+            .field("sign_in_per_address", &self.sign_in_per_address)
+            .field("service_token_file", &self.service_token_file)
+            .field("oidc", &self.oidc.as_ref().map(|o| &o.issuer))
             .finish()
     }
 }
@@ -397,6 +545,42 @@ impl FileConfig {
                 .iter()
                 .map(|(cap, url)| format!("{cap}={url}"))
                 .collect();
+        }
+        fill!(
+            "signing_keys",
+            signing_keys,
+            self.signing_keys.clone().map(Some)
+        );
+        fill!("issuer", issuer, self.issuer.clone());
+        fill!("token_ttl_secs", token_ttl_secs, self.token_ttl_secs);
+        fill!(
+            "sign_in_per_email",
+            sign_in_per_email,
+            self.sign_in_per_email
+        );
+        fill!(
+            "sign_in_per_address",
+            sign_in_per_address,
+            self.sign_in_per_address
+        );
+        fill!(
+            "service_token_file",
+            service_token_file,
+            self.service_token_file.clone().map(Some)
+        );
+        if let Some(oidc) = &self.oidc {
+            fill!("oidc_issuer", oidc_issuer, Some(Some(oidc.issuer.clone())));
+            fill!(
+                "oidc_jwks_url",
+                oidc_jwks_url,
+                Some(Some(oidc.jwks_url.clone()))
+            );
+            fill!(
+                "oidc_audience",
+                oidc_audience,
+                Some(Some(oidc.audience.clone()))
+            );
+            fill!("oidc_role_claim", oidc_role_claim, oidc.role_claim.clone());
         }
         if let Some(smtp) = &self.smtp {
             if !given("smtp_host") {

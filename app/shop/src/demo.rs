@@ -1,6 +1,10 @@
 //! `shop demo`: a customer journey against a running system, printing each
 //! step and what came back. It uses only the public HTTP API, so it works
-//! against any mode.
+//! against any mode, with the credentials a real client would have: the
+//! customer registers and signs in for their own token; the staff steps
+//! (products, stock) use a staff token, minted with the deployment's keys
+//! when they are at hand (`--data`), as `shop token` would, or given in
+//! `SHOP_STAFF_TOKEN`.
 
 use std::time::{Duration, Instant};
 
@@ -37,21 +41,22 @@ fn expect(status: StatusCode, body: &Value, want: StatusCode, what: &str) -> any
     Ok(())
 }
 
-/// Runs the journey against `base`; waits up to `timeout` for notifications.
-pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
+/// Runs the journey against `base` with `staff_token` for the staff steps;
+/// waits up to `timeout` for notifications.
+pub async fn run(base: &str, staff_token: &str, timeout: Duration) -> anyhow::Result<()> {
     let base = base.trim_end_matches('/');
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    let mut step = Step { n: 0, of: 10 };
+    let mut step = Step { n: 0, of: 11 };
     println!("demo journey against {base} (run {run_id})");
 
+    let email = format!("ada-{run_id}@example.com");
+    let password = format!("demo-password-{}", uuid::Uuid::new_v4().simple());
     let (s, customer) = send(
         http.post(format!("{base}/identity/customers"))
-            .json(&json!({
-                "email": format!("ada-{run_id}@example.com"), "name": "Ada Lovelace"
-            })),
+            .json(&json!({ "email": email, "name": "Ada Lovelace", "password": password })),
     )
     .await?;
     expect(s, &customer, StatusCode::CREATED, "register customer")?;
@@ -60,19 +65,41 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
         "registered customer",
         format!("{s} id={customer_id} email={}", customer["email"]),
     );
+    let (s, session) = send(
+        http.post(format!("{base}/identity/sessions"))
+            .json(&json!({ "email": email, "password": password })),
+    )
+    .await?;
+    expect(s, &session, StatusCode::CREATED, "sign in")?;
+    let token = session["access_token"]
+        .as_str()
+        .context("access token")?
+        .to_owned();
+    step.say(
+        "signed in",
+        format!(
+            "{s} {} token, valid {} s",
+            session["token_type"], session["expires_in"]
+        ),
+    );
 
     let products = [("TEA", "Green tea", 450), ("MUG", "Stoneware mug", 1200)];
     let mut skus = Vec::new();
     for (sku, name, amount) in products {
         let sku = format!("{sku}-{run_id}");
-        let (s, p) = send(http.post(format!("{base}/catalog/products")).json(&json!({
-            "sku": sku, "name": name, "price": { "amount": amount, "currency": "EUR" }
-        })))
+        let (s, p) = send(
+            http.post(format!("{base}/catalog/products"))
+                .bearer_auth(staff_token)
+                .json(&json!({
+                    "sku": sku, "name": name, "price": { "amount": amount, "currency": "EUR" }
+                })),
+        )
         .await?;
         expect(s, &p, StatusCode::CREATED, "add product")?;
         step.say("added product", format!("{s} {sku} at {amount} EUR cents"));
         let (s, level) = send(
             http.post(format!("{base}/fulfillment/stock"))
+                .bearer_auth(staff_token)
                 .header("Idempotency-Key", format!("demo-stock-{sku}"))
                 .json(&json!({ "sku": sku, "quantity": 10 })),
         )
@@ -91,6 +118,7 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
     ]});
     let create = || {
         http.post(format!("{base}/billing/invoices"))
+            .bearer_auth(&token)
             .header("Idempotency-Key", &key)
             .json(&cart)
     };
@@ -118,6 +146,7 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
 
     let (s, payment) = send(
         http.post(format!("{base}/billing/invoices/{invoice_id}/payments"))
+            .bearer_auth(&token)
             .header("Idempotency-Key", format!("demo-payment-{run_id}"))
             .json(&json!({ "amount": invoice["total"] })),
     )
@@ -132,6 +161,7 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
     loop {
         let (s, list) = send(
             http.get(format!("{base}/notification/deliveries"))
+                .bearer_auth(&token)
                 .query(&[("customer_id", &customer_id)]),
         )
         .await?;
@@ -166,6 +196,7 @@ pub async fn run(base: &str, timeout: Duration) -> anyhow::Result<()> {
     }
     let (s, shipments) = send(
         http.get(format!("{base}/fulfillment/shipments"))
+            .bearer_auth(&token)
             .query(&[("invoice_id", &invoice_id)]),
     )
     .await?;

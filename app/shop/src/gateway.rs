@@ -15,7 +15,17 @@
 //! The gateway holds no state of its own beyond the routes and one pooled
 //! HTTP client, so it can be restarted at any time, and it never enforces a
 //! capability's rules: a too-large body is passed on (cut just past the
-//! limit) so the service answers 413 itself, exactly as in the monolith.
+//! limit) so the service answers 413 itself, exactly as in the monolith,
+//! and who may use a route is decided by the service (the client's
+//! `Authorization` goes along, to the merged views' services too).
+//!
+//! It is the edge of the system, so it speaks for the clients it forwards:
+//! it decides on the path only after checking it (a dot segment or an
+//! encoded slash, raw or percent-encoded, is 400 `invalid-path`, never
+//! resolved), builds the service's URL from the checked path, replaces
+//! what a client must not say itself (`X-Seams-Peer`, `X-Forwarded-For`,
+//! `X-Seams-Deadline-Ms`) with its own service token and the client's
+//! address, and so lets the service believe that address.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +38,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use seams_auth::{Credential, PEER_HEADER};
 use seams_core::Problem;
 use seams_http::problem_response;
 use serde_json::{Map, Value, json};
@@ -134,14 +145,19 @@ impl Default for Timeouts {
 }
 
 /// The gateway's router: forwards `/<capability>/…` to the owning service and
-/// answers the framework routes for the whole system. Serve it like any
-/// router (`seams_http::app::serve(listener, router(routes), shutdown)`).
-pub fn router(routes: Routes) -> Router {
-    router_with(routes, Timeouts::default())
+/// answers the framework routes for the whole system, presenting
+/// `credential` (the gateway's own service token) to the services. Serve
+/// it like any router (`seams_http::app::serve(listener, router(…), shutdown)`).
+pub fn router(routes: Routes, credential: Arc<dyn Credential>) -> Router {
+    router_with(routes, credential, Timeouts::default())
 }
 
 /// [`router`] with explicit timeouts.
-pub(crate) fn router_with(routes: Routes, timeouts: Timeouts) -> Router {
+pub(crate) fn router_with(
+    routes: Routes,
+    credential: Arc<dyn Credential>,
+    timeouts: Timeouts,
+) -> Router {
     let client = reqwest::Client::builder()
         // The gateway relays answers verbatim: a redirect is the client's to follow.
         .redirect(reqwest::redirect::Policy::none())
@@ -160,6 +176,7 @@ pub(crate) fn router_with(routes: Routes, timeouts: Timeouts) -> Router {
         routes,
         client,
         timeouts,
+        credential,
     }));
     Router::new()
         .route(
@@ -193,6 +210,54 @@ struct Inner {
     /// One pooled client for every forwarded request and every fan-out.
     client: reqwest::Client,
     timeouts: Timeouts,
+    /// The gateway's own service token.
+    credential: Arc<dyn Credential>,
+}
+
+/// Headers only the gateway may set on what it forwards: whatever a client
+/// sent under these names is dropped.
+const GATEWAY_ONLY: [&str; 3] = [PEER_HEADER, "x-forwarded-for", "x-seams-deadline-ms"];
+
+/// Why a request path is refused before anything routes it.
+fn check_path(path: &str) -> Result<(), &'static str> {
+    if !path.starts_with('/') {
+        return Err("the path must start with /");
+    }
+    for segment in path[1..].split('/') {
+        let decoded = percent_decode(segment).ok_or("the path has a malformed %-escape")?;
+        if decoded == b"." || decoded == b".." {
+            return Err("the path has a dot segment (`.` or `..`, raw or %-encoded)");
+        }
+        if decoded.iter().any(|b| matches!(b, b'/' | b'\\' | 0)) {
+            return Err("the path has an encoded slash, backslash or NUL in a segment");
+        }
+    }
+    if path.contains("//") {
+        return Err("the path has an empty segment");
+    }
+    Ok(())
+}
+
+/// `segment` with its %-escapes decoded, or `None` if one is malformed.
+/// Written out here (a few lines) rather than taking a crate in for it:
+/// the check needs only the bytes, not a URL model that might normalize
+/// the very segments it must refuse.
+fn percent_decode(segment: &str) -> Option<Vec<u8>> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 /// Headers that describe one connection rather than the message, which a
@@ -266,6 +331,9 @@ fn service_unavailable(capabilities: &[String], detail: String) -> Response {
 
 /// Any request under `/<capability>/…`: relayed to the owning service.
 async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
+    if let Err(why) = check_path(req.uri().path()) {
+        return problem_response(Problem::new(400, "invalid-path", "Invalid path").detail(why));
+    }
     let capability = capability_of(req.uri().path()).to_owned();
     if gw.0.routes.url(&capability).is_none() {
         return problem_response(
@@ -298,12 +366,20 @@ async fn relay(gw: &Gateway, capability: &str, req: Request) -> Response {
             );
         }
     };
+    let client_addr = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
     // The client addressed the gateway, and the body may have been cut:
     // reqwest sets both from what it actually sends.
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
+    if let Err(e) = speak_for_client(gw, &mut headers, client_addr) {
+        tracing::error!(error = format!("{e:#}"), "the gateway has no service token");
+        return problem_response(seams_http::problem::internal());
+    }
     let mut request = gw.0.client.request(parts.method, &target).headers(headers);
     if had_body || !body.is_empty() {
         request = request.body(body);
@@ -339,6 +415,28 @@ async fn relay(gw: &Gateway, capability: &str, req: Request) -> Response {
     out
 }
 
+/// Replaces what only the gateway may say with what it says: its own
+/// service token, and the address the client connected from.
+fn speak_for_client(
+    gw: &Gateway,
+    headers: &mut HeaderMap,
+    client: Option<std::net::IpAddr>,
+) -> anyhow::Result<()> {
+    for name in GATEWAY_ONLY {
+        headers.remove(name);
+    }
+    let token = gw.0.credential.token()?;
+    if let Ok(v) = header::HeaderValue::from_str(&token) {
+        headers.insert(PEER_HEADER, v);
+    }
+    if let Some(ip) = client
+        && let Ok(v) = header::HeaderValue::from_str(&ip.to_string())
+    {
+        headers.insert("x-forwarded-for", v);
+    }
+    Ok(())
+}
+
 /// What one service answered to a framework route.
 struct Answer<'a> {
     service: &'a Service,
@@ -347,19 +445,21 @@ struct Answer<'a> {
 }
 
 impl Gateway {
-    /// Asks every service `GET {url}{path}` at once.
-    async fn ask_all(&self, path: &str) -> Vec<Answer<'_>> {
+    /// Asks every service `GET {url}{path}` at once, on behalf of the
+    /// client whose `Authorization` this is (each service decides).
+    async fn ask_all(
+        &self,
+        path: &str,
+        authorization: Option<&header::HeaderValue>,
+    ) -> Vec<Answer<'_>> {
         let asks = self.0.services.iter().map(|service| async move {
             let url = format!("{}{path}", service.url);
             let result = async {
-                let res = self
-                    .0
-                    .client
-                    .get(&url)
-                    .timeout(self.0.timeouts.admin)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let mut request = self.0.client.get(&url).timeout(self.0.timeouts.admin);
+                if let Some(a) = authorization {
+                    request = request.header(header::AUTHORIZATION, a);
+                }
+                let res = request.send().await.map_err(|e| e.to_string())?;
                 let status = res.status();
                 let body = res.json::<Value>().await.unwrap_or(Value::Null);
                 Ok((status, body))
@@ -376,12 +476,32 @@ impl Gateway {
     /// Every service's successful JSON answer to `path`, or a 503 naming the
     /// services that gave none: a merged view with a hole in it would look
     /// complete (no dead letters, every invariant holding) when it is not.
-    async fn collect(&self, path: &str) -> Result<Vec<Value>, Response> {
+    /// A service refusing the client (401, 403) is passed on as it said it.
+    async fn collect(&self, path: &str, req_headers: &HeaderMap) -> Result<Vec<Value>, Response> {
         let mut values = Vec::new();
         let mut failing = Vec::new();
-        for answer in self.ask_all(path).await {
+        for answer in self
+            .ask_all(path, req_headers.get(header::AUTHORIZATION))
+            .await
+        {
             match answer.result {
                 Ok((status, body)) if status.is_success() => values.push(body),
+                Ok((status, body))
+                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+                {
+                    let mut res = (status, axum::Json(body)).into_response();
+                    res.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        header::HeaderValue::from_static("application/problem+json"),
+                    );
+                    if status == StatusCode::UNAUTHORIZED {
+                        res.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            header::HeaderValue::from_static(r#"Bearer realm="seams""#),
+                        );
+                    }
+                    return Err(res);
+                }
                 _ => failing.extend(answer.service.capabilities.iter().cloned()),
             }
         }
@@ -402,7 +522,7 @@ impl Gateway {
 /// `/readyz`: ready only when every service says it is.
 async fn readyz(State(gw): State<Gateway>) -> Response {
     let mut failing = Vec::new();
-    for answer in gw.ask_all("/readyz").await {
+    for answer in gw.ask_all("/readyz", None).await {
         if !matches!(answer.result, Ok((status, _)) if status == StatusCode::OK) {
             failing.extend(answer.service.capabilities.iter().cloned());
         }
@@ -418,29 +538,29 @@ async fn readyz(State(gw): State<Gateway>) -> Response {
     }
 }
 
-async fn openapi(State(gw): State<Gateway>) -> Response {
-    match gw.collect("/openapi.json").await {
+async fn openapi(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    match gw.collect("/openapi.json", &headers).await {
         Ok(docs) => axum::Json(merge_openapi(docs)).into_response(),
         Err(res) => res,
     }
 }
 
-async fn contracts(State(gw): State<Gateway>) -> Response {
-    match gw.collect("/_seams/contracts").await {
+async fn contracts(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    match gw.collect("/_seams/contracts", &headers).await {
         Ok(lists) => axum::Json(merge_contracts(lists)).into_response(),
         Err(res) => res,
     }
 }
 
-async fn consistency(State(gw): State<Gateway>) -> Response {
-    match gw.collect("/_seams/consistency").await {
+async fn consistency(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    match gw.collect("/_seams/consistency", &headers).await {
         Ok(reports) => axum::Json(merge_consistency(reports)).into_response(),
         Err(res) => res,
     }
 }
 
-async fn dead_letters(State(gw): State<Gateway>) -> Response {
-    match gw.collect("/_seams/dead-letters").await {
+async fn dead_letters(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    match gw.collect("/_seams/dead-letters", &headers).await {
         Ok(lists) => axum::Json(merge_dead_letters(lists)).into_response(),
         Err(res) => res,
     }

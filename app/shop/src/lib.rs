@@ -4,10 +4,12 @@
 //! which capabilities exist and how they are wired in each mode. Capability
 //! crates never learn the mode they run in.
 //!
-//! Layout: [`cli`] parses commands (`up`, `demo`, `contracts`), [`config`]
-//! is the typed configuration, [`system`] builds the system from it,
-//! [`demo`] walks a customer journey against a running system, and
-//! [`telemetry`] sets up logging.
+//! Layout: [`cli`] parses commands (`up`, `serve`, `demo`, `contracts`,
+//! `token`, `keys`), [`config`] is the typed configuration, [`system`]
+//! builds the system from it, [`trust`] decides whose tokens a process
+//! accepts and what it signs with, [`supervisor`] and [`gateway`] run the
+//! split system, [`demo`] walks a customer journey against a running
+//! system, and [`telemetry`] sets up logging.
 
 pub mod cli;
 pub mod config;
@@ -16,3 +18,4 @@ pub mod gateway;
 pub mod supervisor;
 pub mod system;
 pub mod telemetry;
+pub mod trust;

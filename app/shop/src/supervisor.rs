@@ -10,6 +10,12 @@
 //! shutdown drains the gateway first and then stops every process with
 //! SIGTERM, killing those that do not stop in time.
 //!
+//! It also gives each service its identity: a service token naming the
+//! capabilities the service runs, signed with the deployment's keys and
+//! kept in `<data>/secrets/<service>.jwt` (0600, renewed well before it
+//! expires), whose path the service finds in `SHOP_SERVICE_TOKEN_FILE`.
+//! Only the service running identity is told where the signing keys are.
+//!
 //! Children run in their own process group, led by a watchdog: a tiny `sh`
 //! whose stdin is a pipe from the supervisor. A Ctrl-C in the terminal
 //! reaches only the supervisor, which stops the services in order (gateway
@@ -33,6 +39,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio_util::sync::CancellationToken;
+
+use seams_auth::Minter;
 
 use crate::gateway::{self, Routes};
 
@@ -76,19 +84,55 @@ pub struct SplitOptions {
     /// gets the URLs of its own capabilities only, in its environment
     /// (`SHOP_DATABASES`), not on its command line where `ps` would show them.
     pub databases: BTreeMap<String, String>,
+    /// Mints every service's token (and the gateway's) with the
+    /// deployment's keys.
+    pub minter: Minter,
+    /// The key file, whose path only the service running identity learns.
+    pub signing_keys: Option<PathBuf>,
 }
 
 impl SplitOptions {
-    /// One process per capability, data under `data_dir`, gateway on `addr`.
-    pub fn new(addr: SocketAddr, data_dir: PathBuf) -> SplitOptions {
+    /// One process per capability, data under `data_dir`, gateway on
+    /// `addr`, tokens minted by `minter`.
+    pub fn new(addr: SocketAddr, data_dir: PathBuf, minter: Minter) -> SplitOptions {
         SplitOptions {
             addr,
             data_dir,
             groups: default_groups(),
             extra_args: Vec::new(),
             databases: BTreeMap::new(),
+            minter,
+            signing_keys: None,
         }
     }
+}
+
+/// How long a service token the supervisor mints lives.
+const SERVICE_TOKEN_TTL: Duration = Duration::from_secs(3600);
+/// How often the supervisor renews the service tokens: a third of their
+/// life, so a service that rereads its file late still holds a valid one.
+const SERVICE_TOKEN_RENEW: Duration = Duration::from_secs(1200);
+
+/// Where the service `label`'s token is kept.
+fn token_path(data_dir: &Path, label: &str) -> PathBuf {
+    data_dir.join("secrets").join(format!("{label}.jwt"))
+}
+
+/// Mints a token for every service and writes it to its private file.
+fn write_service_tokens(
+    minter: &Minter,
+    data_dir: &Path,
+    specs: &[ServiceSpec],
+) -> anyhow::Result<()> {
+    seams_auth::private::create_dir(&data_dir.join("secrets"))?;
+    for spec in specs {
+        let minted = minter.service(&spec.label(), &spec.capabilities, SERVICE_TOKEN_TTL)?;
+        seams_auth::private::write(
+            &token_path(data_dir, &spec.label()),
+            minted.token.as_bytes(),
+        )?;
+    }
+    Ok(())
 }
 
 /// One group per capability.
@@ -372,6 +416,10 @@ struct Launcher {
     args: Vec<OsString>,
     /// `SHOP_DATABASES` of this service (`cap=url,…`), empty for SQLite.
     databases: String,
+    /// Its token file (`SHOP_SERVICE_TOKEN_FILE`).
+    token_file: PathBuf,
+    /// The signing keys' path, for the service running identity only.
+    signing_keys: Option<PathBuf>,
     label: String,
     /// The watchdog's process group, or none (a group of its own).
     pgid: Option<u32>,
@@ -440,9 +488,14 @@ impl Launcher {
             .args(&self.args)
             // Services never hold the admin's credentials, only their own.
             .env_remove("SHOP_POSTGRES_ADMIN")
-            .env_remove("SHOP_DATABASES");
+            .env_remove("SHOP_DATABASES")
+            .env_remove("SHOP_SIGNING_KEYS")
+            .env("SHOP_SERVICE_TOKEN_FILE", &self.token_file);
         if !self.databases.is_empty() {
             cmd.env("SHOP_DATABASES", &self.databases);
+        }
+        if let Some(keys) = &self.signing_keys {
+            cmd.env("SHOP_SIGNING_KEYS", keys);
         }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -609,8 +662,9 @@ pub(crate) async fn run_with(
         .map(|s| s.local_addr().map(|a| a.port()))
         .collect::<std::io::Result<Vec<_>>>()?;
     let specs = plan(groups, &ports)?;
-    std::fs::create_dir_all(&opts.data_dir)
-        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    seams_auth::private::create_dir(&opts.data_dir)?;
+    write_service_tokens(&opts.minter, &opts.data_dir, &specs)
+        .context("minting the services' tokens")?;
     let watchdog = match Watchdog::spawn() {
         Ok(w) => Some(w),
         Err(e) => {
@@ -634,6 +688,13 @@ pub(crate) async fn run_with(
                 .join(","),
             label: spec.label(),
             pgid: watchdog.as_ref().map(Watchdog::pgid),
+            token_file: token_path(&opts.data_dir, &spec.label()),
+            signing_keys: spec
+                .capabilities
+                .iter()
+                .any(|c| c == "identity")
+                .then(|| opts.signing_keys.clone())
+                .flatten(),
         })
         .collect();
     let discovery = Arc::new(Discovery {
@@ -683,7 +744,26 @@ pub(crate) async fn run_with(
     let addr = listener.local_addr()?;
     let gateway_stop = CancellationToken::new();
     let drain = gateway_stop.clone();
-    let app = gateway::router(routes(&specs));
+    let app = gateway::router(
+        routes(&specs),
+        Arc::new(seams_auth::SelfMinted::new(
+            opts.minter.clone(),
+            "gateway",
+            Vec::new(),
+            SERVICE_TOKEN_TTL,
+        )),
+    );
+    let renewing = tokio::spawn({
+        let (minter, data_dir, specs) = (opts.minter.clone(), opts.data_dir.clone(), specs.clone());
+        async move {
+            loop {
+                tokio::time::sleep(SERVICE_TOKEN_RENEW).await;
+                if let Err(e) = write_service_tokens(&minter, &data_dir, &specs) {
+                    tracing::error!(error = format!("{e:#}"), "renewing the services' tokens");
+                }
+            }
+        }
+    });
     let gateway = tokio::spawn(async move {
         seams_http::app::serve(listener, app, async move { drain.cancelled().await }).await
     });
@@ -729,6 +809,7 @@ pub(crate) async fn run_with(
             tracing::error!(error = %e, "service watcher failed");
         }
     }
+    renewing.abort();
     // The PIDs in it are stale now.
     let _ = std::fs::remove_file(&discovery.path);
     if let Some(watchdog) = watchdog {

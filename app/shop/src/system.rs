@@ -88,7 +88,8 @@ impl Placement {
         })
     }
 
-    fn here(&self, cap: &str) -> bool {
+    /// Whether `cap` runs in this process.
+    pub fn here(&self, cap: &str) -> bool {
         self.local.is_empty() || self.local.iter().any(|l| l == cap)
     }
 }
@@ -150,6 +151,8 @@ async fn storage(config: &Config, placement: &Placement) -> anyhow::Result<Stora
 
 /// Builds the capabilities placed here, without starting them.
 pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<SystemBuilder> {
+    config.validate()?;
+    let trust = crate::trust::build(config, placement)?;
     let options = SystemOptions {
         relay: RelayOptions {
             chaos: config.chaos(),
@@ -167,6 +170,10 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         // Chaos mode is where the monolith is made to behave like the
         // network: its calls go through JSON too, whatever the build.
         check_wire: config.chaos || SystemOptions::default().check_wire,
+        verifier: trust.verifier.clone(),
+        credential: trust.credential.clone(),
+        // `shop serve` runs one service of a split system; `shop up` all of them.
+        split: !placement.local.is_empty(),
         ..SystemOptions::default()
     };
     let nats = match &config.nats {
@@ -184,7 +191,16 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
     let env = runtime.env(&config.data_dir);
     let mut components = Vec::new();
     if placement.here("identity") {
-        components.push(identity::component(&env).await?);
+        let minter = trust
+            .minter
+            .clone()
+            .context("identity runs here, so its keys were opened")?;
+        let opts = identity::Options {
+            token_ttl: Duration::from_secs(config.token_ttl_secs),
+            limits: config.sign_in_limits(),
+            ..identity::Options::new(minter)
+        };
+        components.push(identity::component(&env, opts).await?);
     }
     if placement.here("catalog") {
         components.push(catalog::component(&env).await?);

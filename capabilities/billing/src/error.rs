@@ -13,9 +13,14 @@ pub enum Error {
     /// (unknown customer or SKU, zero quantity, empty cart, mixed currencies).
     #[error(transparent)]
     Invalid(#[from] Invalid),
-    /// 404 `invoice-not-found`.
+    /// 404 `invoice-not-found`: no such invoice, or one the caller may not
+    /// see (another customer's): the two are not told apart.
     #[error("no invoice {0}")]
     NotFound(String),
+    /// 403 `forbidden`, not retryable: a customer asked for an invoice
+    /// billed to another customer.
+    #[error("{0}")]
+    Forbidden(String),
     /// 409 `invoice-already-paid`, not retryable: an invoice is paid at most
     /// once (a refunded invoice was paid, too).
     #[error("invoice {0} is already paid")]
@@ -67,6 +72,9 @@ impl IntoProblem for Error {
             Error::Invalid(e) => seams_http::problem::invalid_field(e),
             Error::NotFound(id) => Problem::new(404, "invoice-not-found", "No such invoice")
                 .with("invoice_id", id.clone()),
+            Error::Forbidden(detail) => {
+                Problem::new(403, "forbidden", "Not allowed").detail(detail.clone())
+            }
             Error::AlreadyPaid(id) => {
                 Problem::new(409, "invoice-already-paid", "Invoice already paid")
                     .detail("An invoice is paid at most once.")

@@ -1,17 +1,19 @@
 //! Billing's public routes: keyed commands through `IdempotentJson`, wire
 //! types in and out. No SQL here.
+//!
+//! Customers create and pay their own invoices; customers read their own,
+//! staff any. Whose invoice it is, the service decides.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use billing_contract::{
     CartLine, CreateInvoice, Invoice as InvoiceDto, InvoiceLine, PayInvoice, Payment,
 };
 use catalog_contract::Amount;
+use seams_core::auth::{Access, Role};
 use seams_http::idempotency::{fresh, replay_after_conflict};
-use seams_http::{Ctx, IdempotencyStore, IdempotentJson, Path};
+use seams_http::{Caller, Ctx, IdempotencyStore, IdempotentJson, Path, Routes};
 use seams_store::Db;
 use utoipa::OpenApi;
 
@@ -25,11 +27,16 @@ impl IdempotencyStore for Deps {
 }
 
 /// `/billing` routes.
-pub fn router(deps: Deps) -> Router {
-    Router::new()
-        .route("/invoices", post(create_invoice))
-        .route("/invoices/{id}", get(get_invoice))
-        .route("/invoices/{id}/payments", post(pay_invoice))
+pub fn router(deps: Deps) -> Routes {
+    const CUSTOMERS: Access = Access::People(&[Role::Customer]);
+    Routes::new()
+        .post("/invoices", CUSTOMERS, create_invoice)
+        .get(
+            "/invoices/{id}",
+            Access::People(&[Role::Customer, Role::Staff]),
+            get_invoice,
+        )
+        .post("/invoices/{id}/payments", CUSTOMERS, pay_invoice)
         .with_state(deps)
 }
 
@@ -70,6 +77,7 @@ async fn answer(
     params(("Idempotency-Key" = String, Header, description = "Reuse on retries; a replay returns the first response")),
     responses(
         (status = 201, body = InvoiceDto),
+        (status = 403, description = "forbidden: the invoice is for another customer than the token's", content_type = "application/problem+json"),
         (status = 422, description = "invalid-field (names the field) / idempotency-key-reused", content_type = "application/problem+json"),
         (status = 428, description = "idempotency-key-required", content_type = "application/problem+json"),
         (status = 503, description = "catalog-unavailable / identity-unavailable, with Retry-After", content_type = "application/problem+json"),
@@ -77,9 +85,10 @@ async fn answer(
 async fn create_invoice(
     State(deps): State<Deps>,
     Ctx(ctx): Ctx,
+    Caller(caller): Caller,
     cmd: IdempotentJson<CreateInvoice>,
 ) -> Response {
-    let res = service::create_invoice(&deps, &ctx, cmd.value, &cmd.claim).await;
+    let res = service::create_invoice(&deps, &ctx, &caller, cmd.value, &cmd.claim).await;
     answer(&deps, &cmd.claim, res).await
 }
 
@@ -96,23 +105,26 @@ async fn create_invoice(
 async fn pay_invoice(
     State(deps): State<Deps>,
     Ctx(ctx): Ctx,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     cmd: IdempotentJson<PayInvoice>,
 ) -> Response {
-    let res = service::pay_invoice(&deps, &ctx, &id, cmd.value, &cmd.claim).await;
+    let res = service::pay_invoice(&deps, &ctx, &caller, &id, cmd.value, &cmd.claim).await;
     answer(&deps, &cmd.claim, res).await
 }
 
 /// Get an invoice; its `status` is `open`, `paid`, `voided` or `refunded`.
+/// A customer gets their own only (another customer's is not found).
 #[utoipa::path(get, path = "/invoices/{id}", params(("id" = String, Path)), responses(
     (status = 200, body = InvoiceDto),
     (status = 404, description = "invoice-not-found", content_type = "application/problem+json"),
 ))]
 async fn get_invoice(
     State(deps): State<Deps>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<InvoiceDto>, Error> {
     Ok(axum::Json(service::invoice_dto(
-        &service::get_invoice(&deps, &id).await?,
+        &service::get_invoice(&deps, &caller, &id).await?,
     )))
 }

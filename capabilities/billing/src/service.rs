@@ -10,6 +10,7 @@ use billing_contract::{CreateInvoice, Invoice as InvoiceDto, PayInvoice, Payment
 use catalog_contract::{CatalogClient, Money, QUOTE_PRICES, QuoteError};
 use fulfillment_contract::FulfillmentFailed;
 use identity_contract::{GET_CUSTOMER, GetCustomerError, IdentityClient};
+use seams_core::auth::{Principal, Role};
 use seams_core::{CallContext, Clock, Envelope, Ids};
 use seams_runtime::HandlerError;
 use seams_store::IdempotencyClaim;
@@ -68,14 +69,22 @@ fn write_error(e: WriteError, invoice_id: &str) -> Error {
     }
 }
 
-/// Creates an invoice; returns the exact response bytes recorded under `claim`.
+/// Creates an invoice for `caller`, who must be the customer billed;
+/// returns the exact response bytes recorded under `claim`.
 #[tracing::instrument(skip_all, fields(customer_id = %cmd.customer_id, invoice_id))]
 pub async fn create_invoice(
     deps: &Deps,
     ctx: &CallContext,
+    caller: &Principal,
     cmd: CreateInvoice,
     claim: &IdempotencyClaim,
 ) -> Result<Vec<u8>, Error> {
+    if !caller.is_customer(&cmd.customer_id) {
+        return Err(Error::Forbidden(
+            "A customer creates invoices for themselves only: customer_id must be the token's subject."
+                .into(),
+        ));
+    }
     let lines: Vec<(String, u32)> = cmd
         .lines
         .iter()
@@ -137,11 +146,13 @@ pub async fn create_invoice(
     Ok(body)
 }
 
-/// Pays invoice `id`; returns the exact response bytes recorded under `claim`.
+/// Pays invoice `id`, which must be `caller`'s own (another customer's
+/// is not found); returns the exact response bytes recorded under `claim`.
 #[tracing::instrument(skip_all, fields(invoice_id = %id))]
 pub async fn pay_invoice(
     deps: &Deps,
     ctx: &CallContext,
+    caller: &Principal,
     id: &str,
     cmd: PayInvoice,
     claim: &IdempotencyClaim,
@@ -153,7 +164,10 @@ pub async fn pay_invoice(
         };
         Invalid::new(field, e.to_string())
     })?;
-    let invoice = get_invoice(deps, id).await?;
+    let invoice = find_invoice(deps, id).await?;
+    if !caller.is_customer(&invoice.customer_id) {
+        return Err(Error::NotFound(id.to_owned()));
+    }
     let now = deps.clock.now_rfc3339();
     let (_, payment, event) = invoice
         .pay(deps.ids.new_id().to_string(), amount, now.clone())
@@ -175,8 +189,18 @@ pub async fn pay_invoice(
     Ok(body)
 }
 
-/// One invoice.
-pub async fn get_invoice(deps: &Deps, id: &str) -> Result<Invoice, Error> {
+/// One invoice, as `caller` may see it: staff see any, a customer their
+/// own; another customer's is not found, so invoice ids cannot be probed.
+pub async fn get_invoice(deps: &Deps, caller: &Principal, id: &str) -> Result<Invoice, Error> {
+    let invoice = find_invoice(deps, id).await?;
+    if caller.has_role(Role::Staff) || caller.is_customer(&invoice.customer_id) {
+        Ok(invoice)
+    } else {
+        Err(Error::NotFound(id.to_owned()))
+    }
+}
+
+async fn find_invoice(deps: &Deps, id: &str) -> Result<Invoice, Error> {
     deps.store
         .get(id)
         .await?

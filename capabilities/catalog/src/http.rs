@@ -1,22 +1,28 @@
 //! Catalog's public routes: wire types in, domain calls, wire types out. No SQL here.
+//!
+//! Staff add products; customers and staff read them.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use catalog_contract::{AddProduct, Amount, Product as ProductDto};
-use seams_http::{Ctx, Json, Path};
+use seams_core::auth::{Access, Role};
+use seams_http::{Ctx, Json, Path, Routes};
 use utoipa::OpenApi;
 
 use crate::domain::Product;
 use crate::error::Error;
 use crate::service::{self, Deps};
 
+/// Who may read the catalog.
+const READERS: Access = Access::People(&[Role::Customer, Role::Staff]);
+/// Who may change it.
+const WRITERS: Access = Access::People(&[Role::Staff]);
+
 /// `/catalog` routes.
-pub fn router(deps: Deps) -> Router {
-    Router::new()
-        .route("/products", post(add_product))
-        .route("/products/{sku}", get(get_product))
+pub fn router(deps: Deps) -> Routes {
+    Routes::new()
+        .post("/products", WRITERS, add_product)
+        .get("/products/{sku}", READERS, get_product)
         .with_state(deps)
 }
 

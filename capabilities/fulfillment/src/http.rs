@@ -1,17 +1,19 @@
 //! Fulfillment's public routes: the keyed stock receipt through
 //! `IdempotentJson`, the stock and shipment queries; wire types in and out.
 //! No SQL here.
+//!
+//! Staff receive stock; customers and staff read stock levels; a customer
+//! sees their own invoices' shipments, staff every invoice's.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use fulfillment_contract::{
     ReceiveStock, Shipment as ShipmentDto, ShipmentLine, Shipments, StockLevel,
 };
+use seams_core::auth::{Access, Role};
 use seams_http::idempotency::{fresh, replay_after_conflict};
-use seams_http::{IdempotencyStore, IdempotentJson, Path, Query};
+use seams_http::{Caller, IdempotencyStore, IdempotentJson, Path, Query, Routes};
 use seams_store::Db;
 use serde::Deserialize;
 use utoipa::OpenApi;
@@ -26,11 +28,12 @@ impl IdempotencyStore for Deps {
 }
 
 /// `/fulfillment` routes.
-pub fn router(deps: Deps) -> Router {
-    Router::new()
-        .route("/stock", post(receive_stock))
-        .route("/stock/{sku}", get(get_stock))
-        .route("/shipments", get(list_shipments))
+pub fn router(deps: Deps) -> Routes {
+    const READERS: Access = Access::People(&[Role::Customer, Role::Staff]);
+    Routes::new()
+        .post("/stock", Access::People(&[Role::Staff]), receive_stock)
+        .get("/stock/{sku}", READERS, get_stock)
+        .get("/shipments", READERS, list_shipments)
         .with_state(deps)
 }
 
@@ -97,9 +100,10 @@ struct ListShipments {
 ))]
 async fn list_shipments(
     State(deps): State<Deps>,
+    Caller(caller): Caller,
     Query(query): Query<ListShipments>,
 ) -> Result<axum::Json<Shipments>, Error> {
-    let shipments = service::list_shipments(&deps, &query.invoice_id).await?;
+    let shipments = service::list_shipments(&deps, &caller, &query.invoice_id).await?;
     Ok(axum::Json(Shipments {
         shipments: shipments.iter().map(service::shipment_dto).collect(),
     }))

@@ -14,6 +14,7 @@ use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceVoided};
 use fulfillment_contract::{
     FulfillmentFailed, ReceiveStock, Shipment as ShipmentDto, Shortage as ShortageDto, StockLevel,
 };
+use seams_core::auth::{Principal, Role};
 use seams_core::{Clock, Envelope, Ids};
 use seams_runtime::HandlerError;
 use seams_store::IdempotencyClaim;
@@ -106,16 +107,24 @@ pub async fn get_stock(deps: &Deps, sku: &str) -> Result<Level, Error> {
         .unwrap_or_else(|| Level::empty(sku.as_str())))
 }
 
-/// The shipments of an invoice, oldest first; none for an invoice never
-/// paid, never reserved for, or unknown.
-pub async fn list_shipments(deps: &Deps, invoice_id: &str) -> Result<Vec<Shipment>, Error> {
+/// The shipments of an invoice that `caller` may see, oldest first: staff
+/// see every invoice's, a customer only their own. None for an invoice
+/// never paid, never reserved for, unknown, or another customer's: the
+/// answer does not tell those apart, so an invoice id cannot be probed.
+pub async fn list_shipments(
+    deps: &Deps,
+    caller: &Principal,
+    invoice_id: &str,
+) -> Result<Vec<Shipment>, Error> {
     if invoice_id.is_empty() {
         return Err(Error::InvalidQuery {
             field: "invoice_id",
             reason: "must not be empty".into(),
         });
     }
-    Ok(deps.store.shipments_for(invoice_id).await?)
+    let mut shipments = deps.store.shipments_for(invoice_id).await?;
+    shipments.retain(|s| caller.has_role(Role::Staff) || caller.is_customer(&s.customer_id));
+    Ok(shipments)
 }
 
 /// Reserves stock for a new invoice, every line or none; publishes

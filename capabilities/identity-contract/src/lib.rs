@@ -1,9 +1,12 @@
 //! What identity promises: who a customer is (asked synchronously, for
-//! example by billing checking that an invoice's customer exists) and
+//! example by billing checking that an invoice's customer exists),
 //! `customer-registered` events, from which others keep their own copies (the
-//! notification capability's contact list) instead of asking at send time.
+//! notification capability's contact list) instead of asking at send time,
+//! and access tokens: a customer signs in with their email and password and
+//! gets a short-lived token every capability verifies with identity's
+//! public keys, without asking identity.
 //!
-//! Identity owns customers and their email addresses.
+//! Identity owns customers, their email addresses and credentials.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,14 +28,90 @@ pub struct Customer {
 }
 
 /// `POST /identity/customers` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterCustomer {
     /// Email address.
     pub email: String,
     /// Display name, 1-200 characters.
     pub name: String,
+    /// Password, 8-128 characters; stored only as an Argon2id hash, never
+    /// logged or returned.
+    pub password: String,
 }
+
+impl std::fmt::Debug for RegisterCustomer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterCustomer")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// `POST /identity/sessions` body: sign in.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// The customer's email address.
+    pub email: String,
+    /// Their password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for CreateSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateSession")
+            .field("email", &self.email)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// `POST /identity/sessions` answer: an access token (RFC 6750 bearer).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    /// The token: `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("access_token", &"***")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
+}
+
+/// Public command: sign in, getting a short-lived access token.
+pub static CREATE_SESSION: Operation = Operation {
+    capability: "identity",
+    name: "create-session",
+    summary: "Sign in with email and password for an access token (POST /identity/sessions).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Nobody,
+    idempotency: Idempotency::NotIdempotent {
+        reason: "every sign-in issues a new token; a repeat only issues another, and attempts are rate limited",
+    },
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
 
 /// Public command: register a customer (the email is the natural key).
 pub static REGISTER_CUSTOMER: Operation = Operation {
@@ -215,7 +294,12 @@ impl Event for CustomerEmailChanged {
 }
 
 /// Every operation identity declares.
-pub static OPERATIONS: &[&Operation] = &[&REGISTER_CUSTOMER, &CHANGE_EMAIL, &GET_CUSTOMER];
+pub static OPERATIONS: &[&Operation] = &[
+    &REGISTER_CUSTOMER,
+    &CHANGE_EMAIL,
+    &CREATE_SESSION,
+    &GET_CUSTOMER,
+];
 /// Every event identity publishes.
 pub static EVENTS: &[&EventContract] = &[&CUSTOMER_REGISTERED, &CUSTOMER_EMAIL_CHANGED];
 

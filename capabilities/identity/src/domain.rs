@@ -1,6 +1,6 @@
 //! Identity's rules as pure values and decisions: what a valid customer id,
-//! email address and name are, what registering a customer produces, and
-//! what changing a customer's address produces.
+//! email address, name and password are, what registering a customer
+//! produces, and what changing a customer's address produces.
 //!
 //! Nothing here does I/O: the new id and the current customer come in as
 //! arguments, so each decision is a plain function that is tested with tables
@@ -149,6 +149,52 @@ impl Name {
     }
 }
 
+/// A password as a customer chose it: 8-128 characters, none of them a
+/// control character. It lives only until it is hashed (the shell hashes
+/// it with Argon2id), and its `Debug` never shows it.
+///
+/// The rule follows NIST SP 800-63B: a minimum length, a generous maximum
+/// (which also bounds the hashing cost), any other character allowed, and
+/// no composition rules.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+impl Password {
+    /// The shortest password accepted, in characters.
+    pub const MIN_CHARS: usize = 8;
+    /// The longest, in characters.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Parses a password (never echoed in the error).
+    pub fn parse(s: &str) -> Result<Password, Invalid> {
+        let n = s.chars().count();
+        if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&n) {
+            return Err(Invalid::new(
+                "password",
+                format!("must be {}-{} characters", Self::MIN_CHARS, Self::MAX_CHARS),
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(Invalid::new(
+                "password",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Password(s.to_owned()))
+    }
+
+    /// The password's bytes, for hashing.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
 /// A customer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Customer {
@@ -161,7 +207,8 @@ pub struct Customer {
 }
 
 impl Customer {
-    /// Validates a new customer with the fresh `id`, and the event announcing it.
+    /// Validates a new customer with the fresh `id` and their password, and
+    /// makes the event announcing them (which carries no password).
     ///
     /// Whether the address is already taken is not decided here: the store's
     /// unique constraint decides it, atomically with the insert.
@@ -169,9 +216,11 @@ impl Customer {
         id: Uuid,
         email: &str,
         name: &str,
-    ) -> Result<(Customer, CustomerRegistered), Invalid> {
+        password: &str,
+    ) -> Result<(Customer, CustomerRegistered, Password), Invalid> {
         let email = Email::parse(email)?;
         let name = Name::parse(name)?;
+        let password = Password::parse(password)?;
         let customer = Customer {
             id: CustomerId::new(id),
             email,
@@ -182,7 +231,7 @@ impl Customer {
             email: customer.email.as_str().to_owned(),
             name: customer.name.as_str().to_owned(),
         };
-        Ok((customer, event))
+        Ok((customer, event, password))
     }
 }
 

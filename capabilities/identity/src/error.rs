@@ -4,7 +4,18 @@ use axum::response::{IntoResponse, Response};
 use seams_core::Problem;
 use seams_http::IntoProblem;
 
+use crate::credentials::Refused;
 use crate::domain::Invalid;
+
+impl From<Refused> for Error {
+    fn from(r: Refused) -> Error {
+        match r {
+            Refused::TooMany(wait) => Error::TooManyAttempts(wait),
+            Refused::Busy => Error::Overloaded,
+            Refused::Failed(e) => Error::Unexpected(e),
+        }
+    }
+}
 
 /// Everything an identity request can fail with.
 ///
@@ -19,10 +30,24 @@ pub enum Error {
     /// address exists. Carries the normalized address for the problem body.
     #[error("a customer with this email already exists")]
     DuplicateEmail(String),
-    /// 404 `customer-not-found`, not retryable: no customer has this id
-    /// (a malformed id included).
+    /// 404 `customer-not-found`, not retryable: no customer has this id (a
+    /// malformed id included), or it is not the caller's own: the two are
+    /// not told apart, so ids cannot be probed.
     #[error("no customer with id {0}")]
     NotFound(String),
+    /// 401 `invalid-credentials`, not retryable as is: the email and
+    /// password do not match a customer. The same answer for an unknown
+    /// address and a wrong password.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// 429 `too-many-attempts`, retryable after `Retry-After`: too many
+    /// sign-ins for this address, or attempts from this client.
+    #[error("too many attempts; retry in {0:?}")]
+    TooManyAttempts(std::time::Duration),
+    /// 503 `overloaded`, retryable (`Retry-After: 1`): every password check
+    /// slot stayed busy; nothing was done.
+    #[error("too many password checks in progress")]
+    Overloaded,
     /// 500 `internal`, retryable: logged with its cause, opaque to the client.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -41,6 +66,16 @@ impl IntoProblem for Error {
             Error::NotFound(id) => {
                 Problem::new(404, "customer-not-found", "No such customer").with("id", id.clone())
             }
+            Error::InvalidCredentials => {
+                Problem::new(401, "invalid-credentials", "Invalid email or password")
+                    .detail("No customer has this email and password.")
+            }
+            Error::TooManyAttempts(wait) => {
+                Problem::new(429, "too-many-attempts", "Too many attempts")
+                    .detail("Too many sign-in attempts for this address or from this client; wait and try again.")
+                    .with("retry_after", wait.as_secs().max(1))
+            }
+            Error::Overloaded => seams_http::problem::overloaded(),
             Error::Unexpected(e) => seams_http::problem::unexpected(e),
         }
     }

@@ -1,17 +1,22 @@
 //! Identity's public routes: wire types in, domain calls, wire types out. No SQL here.
 //!
+//! Anyone may register and sign in (both rate limited) and read the public
+//! keys tokens are verified with; a customer reads and changes their own
+//! record only.
+//!
 //! Writes that publish an event answer with a `Seams-Consistency-Token`
 //! header (`identity:<outbox position>`); a client presents it to a read
 //! model fed by identity's events (notification's contacts) to read its own
 //! write there.
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use identity_contract::{ChangeEmail, Customer as CustomerDto, RegisterCustomer};
-use seams_http::{Ctx, Json, Path};
+use identity_contract::{
+    ChangeEmail, CreateSession, Customer as CustomerDto, RegisterCustomer, Session,
+};
+use seams_core::auth::{Access, Role};
+use seams_http::{Caller, ClientAddr, Ctx, Json, Path, Routes};
 use seams_runtime::consistency::TOKEN_HEADER;
 use utoipa::OpenApi;
 
@@ -19,17 +24,21 @@ use crate::error::Error;
 use crate::service::{self, Deps, Written};
 
 /// `/identity` routes.
-pub fn router(deps: Deps) -> Router {
-    Router::new()
-        .route("/customers", post(register_customer))
-        .route("/customers/{id}", get(get_customer).patch(change_email))
+pub fn router(deps: Deps) -> Routes {
+    const CUSTOMERS: Access = Access::People(&[Role::Customer]);
+    Routes::new()
+        .post("/customers", Access::Open, register_customer)
+        .get("/customers/{id}", CUSTOMERS, get_customer)
+        .patch("/customers/{id}", CUSTOMERS, change_email)
+        .post("/sessions", Access::Open, create_session)
+        .get("/.well-known/jwks.json", Access::Open, jwks)
         .with_state(deps)
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(register_customer, get_customer, change_email),
-    components(schemas(CustomerDto, RegisterCustomer, ChangeEmail))
+    paths(register_customer, get_customer, change_email, create_session, jwks),
+    components(schemas(CustomerDto, RegisterCustomer, ChangeEmail, CreateSession, Session))
 )]
 struct Api;
 
@@ -58,14 +67,54 @@ fn written(status: StatusCode, w: Written) -> Result<Response, Error> {
     )),
     (status = 409, description = "duplicate-email", content_type = "application/problem+json"),
     (status = 422, description = "invalid-field / invalid-body", content_type = "application/problem+json"),
+    (status = 429, description = "too-many-attempts, with Retry-After", content_type = "application/problem+json"),
+    (status = 503, description = "overloaded, with Retry-After", content_type = "application/problem+json"),
 ))]
 async fn register_customer(
     State(deps): State<Deps>,
     Ctx(ctx): Ctx,
+    ClientAddr(client): ClientAddr,
     Json(body): Json<RegisterCustomer>,
 ) -> Result<Response, Error> {
-    let w = service::register_customer(&deps, &ctx, body).await?;
+    let w = service::register_customer(&deps, &ctx, client, body).await?;
     written(StatusCode::CREATED, w)
+}
+
+/// Sign in: a short-lived access token for the customer with this email
+/// and password. A wrong password and an unknown email get the same 401;
+/// attempts are limited per email and per client address.
+#[utoipa::path(post, path = "/sessions", request_body = CreateSession, responses(
+    (status = 201, body = Session),
+    (status = 401, description = "invalid-credentials", content_type = "application/problem+json"),
+    (status = 422, description = "invalid-body", content_type = "application/problem+json"),
+    (status = 429, description = "too-many-attempts, with Retry-After", content_type = "application/problem+json"),
+    (status = 503, description = "overloaded, with Retry-After", content_type = "application/problem+json"),
+))]
+async fn create_session(
+    State(deps): State<Deps>,
+    ClientAddr(client): ClientAddr,
+    Json(body): Json<CreateSession>,
+) -> Result<Response, Error> {
+    let session = service::create_session(&deps, client, body).await?;
+    let mut res = (StatusCode::CREATED, axum::Json(session)).into_response();
+    // RFC 6749 section 5.1: a response carrying a token is never cached.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// The public keys access tokens are verified with (RFC 7517 JWK set);
+/// a new key is listed here for a while before it signs anything.
+#[utoipa::path(get, path = "/.well-known/jwks.json", responses(
+    (status = 200, description = "The JWK set", content_type = "application/json"),
+))]
+async fn jwks(State(deps): State<Deps>) -> Response {
+    let mut res = axum::Json(deps.minter.keys().current().jwks()).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    res
 }
 
 /// Get a customer.
@@ -75,9 +124,12 @@ async fn register_customer(
 ))]
 async fn get_customer(
     State(deps): State<Deps>,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<axum::Json<CustomerDto>, Error> {
-    Ok(axum::Json(service::get_customer(&deps, &id).await?.into()))
+    Ok(axum::Json(
+        service::get_customer(&deps, &caller, &id).await?.into(),
+    ))
 }
 
 /// Change a customer's email. The address is normalized like at
@@ -94,9 +146,10 @@ async fn get_customer(
 async fn change_email(
     State(deps): State<Deps>,
     Ctx(ctx): Ctx,
+    Caller(caller): Caller,
     Path(id): Path<String>,
     Json(body): Json<ChangeEmail>,
 ) -> Result<Response, Error> {
-    let w = service::change_email(&deps, &ctx, &id, body).await?;
+    let w = service::change_email(&deps, &ctx, &caller, &id, body).await?;
     written(StatusCode::OK, w)
 }

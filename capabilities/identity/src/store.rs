@@ -82,28 +82,47 @@ impl Store {
         })
     }
 
-    /// Inserts `c` and publishes `event` in one transaction; a taken address
-    /// rolls both back. Returns the event's outbox position.
+    /// Inserts `c` with its password hash and publishes `event` in one
+    /// transaction; a taken address rolls both back. Returns the event's
+    /// outbox position.
     pub async fn insert(
         &self,
         c: &Customer,
+        password_hash: &str,
         created_at: &str,
         event: &Envelope,
     ) -> Result<u64, WriteError> {
         let mut tx = self.begin().await?;
         let res = sqlx::query(
-            "INSERT INTO customers (id, email, name, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO customers (id, email, name, created_at, password_hash) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(c.id.as_str())
         .bind(c.email.as_str())
         .bind(c.name.as_str())
         .bind(created_at)
+        .bind(password_hash)
         .execute(tx.tx.conn())
         .await;
         on_email_unique(res)?;
         let position = tx.publish(event).await?;
         tx.commit().await?;
         Ok(position)
+    }
+
+    /// The id and password hash of the customer with this address (the
+    /// hash is empty for a customer who has no password).
+    pub async fn credentials(&self, email: &Email) -> anyhow::Result<Option<(CustomerId, String)>> {
+        let row = sqlx::query("SELECT id, password_hash FROM customers WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&mut *self.db.read().await?)
+            .await?;
+        row.map(|row| {
+            let id = CustomerId::parse(row.get("id"))
+                .map_err(|e| anyhow::anyhow!("stored id is invalid: {}", e.reason))?;
+            Ok((id, row.get("password_hash")))
+        })
+        .transpose()
     }
 
     /// One customer.

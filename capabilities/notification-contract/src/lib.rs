@@ -44,8 +44,11 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deliveries {
-    /// Oldest first.
+    /// Oldest first, at most the page's `limit`.
     pub deliveries: Vec<Delivery>,
+    /// The `after` of the next page, when there may be one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// Public query: a customer's deliveries.

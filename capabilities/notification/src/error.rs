@@ -30,9 +30,13 @@ pub enum Error {
     InvalidToken(String),
     /// 404 `contact-not-found`, not retryable as is: notification knows no
     /// contact for this customer (yet: present the registration's token to
-    /// wait for it).
+    /// wait for it), or the caller is not that customer.
     #[error("no contact for customer {0}")]
     ContactNotFound(String),
+    /// 404 `customer-not-found`, not retryable: the caller is not this
+    /// customer (whether the customer exists is not said).
+    #[error("no customer {0} for this caller")]
+    CustomerNotFound(String),
     /// 503 `stale-read`, retryable (`Retry-After: 1`): the read model did not
     /// reach the presented token's position within the bounded wait. Answered
     /// instead of older data; carries the freshness it had reached.
@@ -55,6 +59,10 @@ impl IntoProblem for Error {
                 Problem::new(400, "invalid-query", "Invalid query string")
                     .detail(format!("{field}: {reason}"))
                     .with("field", *field)
+            }
+            Error::CustomerNotFound(id) => {
+                Problem::new(404, "customer-not-found", "No such customer")
+                    .with("customer_id", id.clone())
             }
             Error::InvalidToken(reason) => Problem::new(
                 400,

@@ -7,13 +7,12 @@
 //! `Seams-Consistency-Token` from an identity write: it waits, bounded, for
 //! the projection to reach the token, or answers 503 `stale-read`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use notification_contract::{Deliveries, Delivery as DeliveryDto};
-use seams_http::{Path, Query};
+use seams_core::auth::{Access, Role};
+use seams_http::{Caller, Path, Query, Routes};
 use seams_runtime::consistency::{FRESHNESS_HEADER, TOKEN_HEADER};
 use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
@@ -24,10 +23,11 @@ use crate::service::{self, CONTACTS_SUBSCRIPTION, Deps};
 use crate::store::ContactEntry;
 
 /// `/notification` routes.
-pub fn router(deps: Deps) -> Router {
-    Router::new()
-        .route("/deliveries", get(list_deliveries))
-        .route("/contacts/{customer_id}", get(get_contact))
+pub fn router(deps: Deps) -> Routes {
+    const CUSTOMERS: Access = Access::People(&[Role::Customer]);
+    Routes::new()
+        .get("/deliveries", CUSTOMERS, list_deliveries)
+        .get("/contacts/{customer_id}", CUSTOMERS, get_contact)
         .with_state(deps)
 }
 
@@ -76,8 +76,12 @@ impl From<ContactEntry> for Contact {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct ListDeliveries {
-    /// The customer whose deliveries to list.
+    /// The customer whose deliveries to list (the caller themselves).
     customer_id: String,
+    /// The `next` of the page before this one.
+    after: Option<String>,
+    /// At most this many deliveries (1-100, default 100).
+    limit: Option<u32>,
 }
 
 fn dto(d: Delivery) -> DeliveryDto {
@@ -100,15 +104,25 @@ fn dto(d: Delivery) -> DeliveryDto {
 /// List a customer's deliveries, oldest first (empty for an unknown customer).
 #[utoipa::path(get, path = "/deliveries", params(ListDeliveries), responses(
     (status = 200, body = Deliveries),
-    (status = 400, description = "invalid-query: missing, empty or unknown parameter", content_type = "application/problem+json"),
+    (status = 400, description = "invalid-query: missing, empty or unknown parameter, a bad `after` or `limit`", content_type = "application/problem+json"),
+    (status = 404, description = "customer-not-found: not the caller's own deliveries", content_type = "application/problem+json"),
 ))]
 async fn list_deliveries(
     State(deps): State<Deps>,
+    Caller(caller): Caller,
     Query(query): Query<ListDeliveries>,
 ) -> Result<axum::Json<Deliveries>, Error> {
-    let deliveries = service::list_deliveries(&deps, &query.customer_id).await?;
+    let page = service::list_deliveries(
+        &deps,
+        &caller,
+        &query.customer_id,
+        query.after.as_deref(),
+        query.limit,
+    )
+    .await?;
     Ok(axum::Json(Deliveries {
-        deliveries: deliveries.into_iter().map(dto).collect(),
+        deliveries: page.deliveries.into_iter().map(dto).collect(),
+        next: page.next,
     }))
 }
 
@@ -148,16 +162,18 @@ fn consistency_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
 )]
 async fn get_contact(
     State(deps): State<Deps>,
+    Caller(caller): Caller,
     Path(customer_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     let mut freshness = None;
     let res = async {
+        service::own_contact(&caller, &customer_id)?;
         service::wait_for_token(&deps, consistency_token(&headers)?).await?;
         // Taken before the read: positions only move after their changes
         // commit, so the answer is at least as fresh as this says.
         freshness = deps.consistency.freshness(CONTACTS_SUBSCRIPTION);
-        service::get_contact(&deps, &customer_id).await
+        service::get_contact(&deps, &caller, &customer_id).await
     }
     .await;
     let mut res = match res {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceRefunded, InvoiceVoided};
 use fulfillment_contract::ShipmentDispatched;
 use identity_contract::{CustomerEmailChanged, CustomerRegistered};
+use seams_core::auth::Principal;
 use seams_core::{Clock, Envelope, Ids};
 use seams_runtime::consistency::Token;
 use seams_runtime::{Consistency, HandlerError};
@@ -220,15 +221,79 @@ async fn record(
     Ok(())
 }
 
-/// A customer's deliveries, oldest first; none for a customer never seen.
-pub async fn list_deliveries(deps: &Deps, customer_id: &str) -> Result<Vec<Delivery>, Error> {
+/// One page of a customer's deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Oldest first.
+    pub deliveries: Vec<Delivery>,
+    /// Where the next page starts, when there may be one.
+    pub next: Option<String>,
+}
+
+/// Longest page of deliveries; also the default.
+pub const MAX_PAGE: u32 = 100;
+
+/// A page of `customer_id`'s deliveries, oldest first, after the cursor
+/// `after` (from an earlier page's `next`); none for a customer never seen.
+/// Only the customer themselves may list them: for anyone else the
+/// customer is not found, whether they exist or not.
+pub async fn list_deliveries(
+    deps: &Deps,
+    caller: &Principal,
+    customer_id: &str,
+    after: Option<&str>,
+    limit: Option<u32>,
+) -> Result<Page, Error> {
     if customer_id.is_empty() {
         return Err(Error::InvalidQuery {
             field: "customer_id",
             reason: "must not be empty".into(),
         });
     }
-    Ok(deps.store.list(customer_id).await?)
+    if !caller.is_customer(customer_id) {
+        return Err(Error::CustomerNotFound(customer_id.to_owned()));
+    }
+    let after = match after {
+        None => 0,
+        Some(a) => {
+            a.parse::<i64>()
+                .ok()
+                .filter(|a| *a >= 0)
+                .ok_or_else(|| Error::InvalidQuery {
+                    field: "after",
+                    reason: "must be the `next` of an earlier page".into(),
+                })?
+        }
+    };
+    let limit = match limit {
+        None => MAX_PAGE,
+        Some(l) if (1..=MAX_PAGE).contains(&l) => l,
+        Some(_) => {
+            return Err(Error::InvalidQuery {
+                field: "limit",
+                reason: format!("must be 1-{MAX_PAGE}"),
+            });
+        }
+    };
+    let rows = deps.store.list(customer_id, after, limit).await?;
+    let next = match rows.last() {
+        Some((seq, _)) if rows.len() == limit as usize => Some(seq.to_string()),
+        _ => None,
+    };
+    Ok(Page {
+        deliveries: rows.into_iter().map(|(_, d)| d).collect(),
+        next,
+    })
+}
+
+/// Only a customer reads their own contact: for anyone else it is not
+/// found, whether it exists or not.
+pub fn own_contact(caller: &Principal, customer_id: &str) -> Result<(), Error> {
+    if caller.is_customer(customer_id) {
+        Ok(())
+    } else {
+        Err(Error::ContactNotFound(customer_id.to_owned()))
+    }
 }
 
 /// Waits until the contact projection has reached the position of `token`
@@ -260,7 +325,12 @@ pub async fn wait_for_token(deps: &Deps, token: Option<&str>) -> Result<(), Erro
 }
 
 /// A customer's contact as notification knows it.
-pub async fn get_contact(deps: &Deps, customer_id: &str) -> Result<ContactEntry, Error> {
+pub async fn get_contact(
+    deps: &Deps,
+    caller: &Principal,
+    customer_id: &str,
+) -> Result<ContactEntry, Error> {
+    own_contact(caller, customer_id)?;
     deps.store
         .contact_entry(customer_id)
         .await?

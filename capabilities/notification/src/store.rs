@@ -142,14 +142,24 @@ impl Store {
     }
 
     /// A customer's deliveries, oldest first.
-    pub async fn list(&self, customer_id: &str) -> anyhow::Result<Vec<Delivery>> {
+    pub async fn list(
+        &self,
+        customer_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> anyhow::Result<Vec<(i64, Delivery)>> {
         let rows = sqlx::query(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE customer_id = $1 ORDER BY seq"
+            "SELECT seq, {DELIVERY_COLUMNS} FROM deliveries WHERE customer_id = $1 AND seq > $2 \
+             ORDER BY seq LIMIT $3"
         ))
         .bind(customer_id)
+        .bind(after)
+        .bind(i64::from(limit))
         .fetch_all(&mut *self.db.read().await?)
         .await?;
-        rows.iter().map(delivery).collect()
+        rows.iter()
+            .map(|row| Ok((row.get::<i64, _>("seq"), delivery(row)?)))
+            .collect()
     }
 
     /// One contact, as committed.

@@ -16,6 +16,8 @@
 //!   HTTP implementations of a contract client use.
 //! - [`problem`]: RFC 9457 problem details.
 //! - [`clock`]: injected time and ids.
+//! - [`auth`]: who is asking ([`auth::Principal`], [`auth::Role`]) and
+//!   who may use a route ([`auth::Access`]).
 //!
 //! ```
 //! use seams_core::decl::*;
@@ -38,6 +40,7 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod auth;
 pub mod clock;
 pub mod context;
 pub mod decl;

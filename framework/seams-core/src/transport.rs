@@ -179,6 +179,16 @@ pub enum CallError {
         /// The operation id.
         op: String,
     },
+    /// The callee refused the caller: no credentials, or the contracts do
+    /// not name the caller as a client of the operation. A deployment or
+    /// declaration error, never retried.
+    #[error("{op} refused the call: {reason}")]
+    Refused {
+        /// The operation id.
+        op: String,
+        /// Why.
+        reason: String,
+    },
     /// Request or reply did not match the contract's types.
     #[error("{op}: reply does not match the contract: {reason}")]
     Protocol {

@@ -1,29 +1,38 @@
 //! The one public router: every capability's routes under its prefix, the
 //! framework's own routes, and the layers every request passes (body limit,
-//! panic catching, and the [`Edge`]: correlation, span, metrics), with 404
-//! and 405 as problems too.
+//! panic catching, and the [`Edge`]: who is calling, correlation, span,
+//! metrics), with 404 and 405 as problems too.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::response::Response;
+use seams_auth::{PEER_HEADER, Verifier};
+use seams_core::auth::Principal;
 use seams_core::{BoxFuture, Problem};
 use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
+use crate::auth::{Peer, Trust, auth_response};
 use crate::correlation::{Echo, context_from_headers, span};
 use crate::metrics::{Series, UNMATCHED};
 use crate::problem::{internal, problem_response};
 
 /// Assembles the public API: `parts` are (capability, routes) nested at
-/// `/<capability>`; `framework` holds health, docs and admin routes.
-pub fn public(parts: Vec<(&'static str, Router)>, framework: Router) -> Router {
+/// `/<capability>`; `framework` holds health, docs and admin routes;
+/// `verifier` checks every token the routes' guards ask about.
+pub fn public(
+    parts: Vec<(&'static str, Router)>,
+    framework: Router,
+    verifier: Arc<Verifier>,
+) -> Router {
     let mut app = framework;
     for (name, routes) in parts {
         app = app.nest(&format!("/{name}"), routes);
@@ -32,13 +41,24 @@ pub fn public(parts: Vec<(&'static str, Router)>, framework: Router) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(crate::BODY_LIMIT))
         .layer(CatchPanicLayer::custom(on_panic))
-        .layer(EdgeLayer::default())
+        .layer(EdgeLayer::new(verifier))
 }
 
 /// Installs an [`Edge`] in front of every route (and the fallbacks).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct EdgeLayer {
     series: Arc<Series>,
+    trust: Trust,
+}
+
+impl EdgeLayer {
+    /// An edge whose guards verify tokens with `verifier`.
+    pub fn new(verifier: Arc<Verifier>) -> EdgeLayer {
+        EdgeLayer {
+            series: Arc::default(),
+            trust: Trust(verifier),
+        }
+    }
 }
 
 impl<S> Layer<S> for EdgeLayer {
@@ -48,11 +68,36 @@ impl<S> Layer<S> for EdgeLayer {
         Edge {
             inner,
             series: self.series.clone(),
+            trust: self.trust.clone(),
         }
     }
 }
 
-/// What every public request passes on its way in and out: its
+/// The address of the client that sent a request: the peer of the TCP
+/// connection, or, when the split gateway forwards it (a verified service
+/// token), the address the gateway saw in `X-Forwarded-For`. `None` when
+/// neither is known (a request built in a test).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientAddr>()
+            .copied()
+            .unwrap_or(ClientAddr(None)))
+    }
+}
+
+/// What every public request passes on its way in and out: who sent it
+/// (a service token in `X-Seams-Peer` is verified here, and only such a
+/// peer's deadline and forwarded client address are believed), its
 /// [`CallContext`](seams_core::CallContext) from the headers (put in the
 /// request's extensions for [`Ctx`](crate::Ctx)), a span that carries the
 /// correlation id, the correlation headers echoed on the response, and the
@@ -66,11 +111,12 @@ impl<S> Layer<S> for EdgeLayer {
 pub struct Edge<S> {
     inner: S,
     series: Arc<Series>,
+    trust: Trust,
 }
 
 impl<S> Service<Request> for Edge<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response;
@@ -83,21 +129,59 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         let started = Instant::now();
-        let ctx = context_from_headers(req.headers());
+        let mut ctx = context_from_headers(req.headers());
         let span = span(&req, &ctx);
-        let echo = Echo::of(&ctx);
         let method = req.method().clone();
         let route = req.extensions().get::<MatchedPath>().cloned();
-        req.extensions_mut().insert(ctx);
-        let response = {
-            // The inner service may start work before it returns its future.
-            let _entered = span.enter();
-            self.inner.call(req)
-        };
         let series = self.series.clone();
+        let trust = self.trust.clone();
+        // The clone that was polled ready is the one that is called.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(
             async move {
-                let Ok(mut res) = response.await;
+                let echo = Echo::of(&ctx);
+                let peer = match req.headers().get(PEER_HEADER) {
+                    None => None,
+                    Some(value) => {
+                        let token = value.to_str().unwrap_or_default();
+                        let verified = trust.0.verify(token).await.and_then(|p| match p {
+                            Principal::Service { .. } => Ok(p),
+                            _ => Err(seams_auth::AuthError::Rejected(
+                                "not a service token".into(),
+                            )),
+                        });
+                        match verified {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                let mut res = auth_response(&e);
+                                echo.apply(&mut res);
+                                return Ok(res);
+                            }
+                        }
+                    }
+                };
+                let trusted = peer.is_some();
+                let direct = req
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip());
+                let client = if trusted {
+                    forwarded_for(req.headers()).or(direct)
+                } else {
+                    // A client's own deadline is not believed: a tiny one
+                    // would time out calls and open the breakers that
+                    // protect everybody else's requests.
+                    ctx.deadline = None;
+                    direct
+                };
+                req.extensions_mut().insert(ClientAddr(client));
+                if let Some(p) = peer {
+                    req.extensions_mut().insert(Peer(p));
+                }
+                req.extensions_mut().insert(ctx);
+                req.extensions_mut().insert(trust);
+                let Ok(mut res) = inner.call(req).await;
                 echo.apply(&mut res);
                 let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
                 let seconds = started.elapsed().as_secs_f64();
@@ -107,6 +191,18 @@ where
             .instrument(span),
         )
     }
+}
+
+/// The client address a forwarding peer put in `X-Forwarded-For` (one
+/// address: the gateway replaces whatever the client sent).
+fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+    headers
+        .get("x-forwarded-for")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 async fn not_found() -> Response {
@@ -138,9 +234,12 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 #[cfg(test)]

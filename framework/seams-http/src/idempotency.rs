@@ -7,6 +7,10 @@
 //! [`IdempotencyClaim`] to record its response in the same transaction as
 //! its effect (see `seams_store`'s idempotency module for why that closes
 //! the race between two concurrent requests with one key).
+//!
+//! Keys belong to the caller who sent them: a record's scope names the
+//! route and the authenticated caller, so one client can neither replay
+//! another's response (and read it) nor squat on a key another will use.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, MatchedPath, Request};
@@ -139,6 +143,10 @@ where
         };
         let method = req.method().to_string();
         let path = req.uri().path().to_owned();
+        let caller = req
+            .extensions()
+            .get::<seams_core::auth::Principal>()
+            .map_or_else(|| "anonymous".to_owned(), |p| p.scope_key());
         let template = req
             .extensions()
             .get::<MatchedPath>()
@@ -148,7 +156,7 @@ where
             .await
             .map_err(|e| problem_response(bytes_rejection(e)))?;
         let claim = IdempotencyClaim {
-            scope: format!("{method} {template}"),
+            scope: format!("{method} {template} {caller}"),
             key,
             fingerprint: fingerprint(&method, &path, &body),
         };

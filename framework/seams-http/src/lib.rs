@@ -1,6 +1,7 @@
-//! HTTP at the edges of every capability: problem+json errors, strict JSON
-//! extraction, `Idempotency-Key` handling, correlation and trace context, and
-//! the assembly of the one public router.
+//! HTTP at the edges of every capability: routes declared with who may use
+//! them, problem+json errors, strict JSON extraction, `Idempotency-Key`
+//! handling, correlation and trace context, and the assembly of the one
+//! public router.
 //!
 //! A capability's `http.rs` uses these pieces and holds no SQL; its error enum
 //! implements [`IntoProblem`] once, and every rejection a request can meet
@@ -8,33 +9,45 @@
 //! missing key) is already a problem here.
 //!
 //! ```
-//! use axum::{Router, routing::post};
-//! use seams_http::{Json, Ctx};
+//! use std::sync::Arc;
+//! use axum::Router;
+//! use seams_core::auth::{Access, Role};
+//! use seams_http::{Caller, Ctx, Json, Routes};
 //!
 //! #[derive(serde::Deserialize)]
 //! #[serde(deny_unknown_fields)]
 //! struct Hello { name: String }
 //!
-//! async fn hello(Ctx(ctx): Ctx, Json(body): Json<Hello>) -> String {
-//!     format!("hello {} ({})", body.name, ctx.correlation_id)
+//! async fn hello(Caller(who): Caller, Ctx(ctx): Ctx, Json(body): Json<Hello>) -> String {
+//!     format!("hello {} from {who:?} ({})", body.name, ctx.correlation_id)
 //! }
-//! let app: Router = seams_http::app::public(vec![("greeter", Router::new().route("/hello", post(hello)))], Router::new());
+//! let (routes, _table) = Routes::new()
+//!     .post("/hello", Access::People(&[Role::Customer]), hello)
+//!     .with_state(())
+//!     .into_parts();
+//! let verifier = Arc::new(seams_auth::Verifier::new(Vec::new()));
+//! let app: Router = seams_http::app::public(vec![("greeter", routes)], Router::new(), verifier);
 //! ```
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
 pub mod app;
+pub mod auth;
 pub mod correlation;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod problem;
 pub mod remote;
+pub mod routes;
 
+pub use app::ClientAddr;
+pub use auth::Caller;
 pub use correlation::Ctx;
 pub use extract::{Json, Path, Query};
 pub use idempotency::{IdempotencyStore, IdempotentJson};
 pub use problem::{IntoProblem, problem_response};
+pub use routes::Routes;
 
 /// Largest request body accepted, in bytes: anything bigger is answered 413.
 pub const BODY_LIMIT: usize = 64 * 1024;

@@ -59,6 +59,14 @@ pub fn internal() -> Problem {
         .detail("The server failed; the failure is logged with this request's correlation id.")
 }
 
+/// 503 `overloaded` with `Retry-After: 1`: the service sheds this request
+/// rather than queue it without bound; nothing was applied.
+pub fn overloaded() -> Problem {
+    Problem::new(503, "overloaded", "Overloaded")
+        .detail("The service is at capacity and did not take this request; nothing was applied. Try again shortly.")
+        .with("retry_after", 1)
+}
+
 /// An unexpected failure: a 503 `database-unavailable` with `Retry-After`
 /// when the cause is the capability's own database being unreachable (its
 /// server restarting: trying again shortly will work, and nothing was

@@ -2,7 +2,9 @@
 //! wire format both ends agree on.
 //!
 //! A call is `POST {base}/_seams/ops/{capability}.{operation}` with the JSON
-//! request; the caller's context travels as headers (`traceparent`,
+//! request; the caller's service token travels in `x-seams-peer` (the callee
+//! answers 401 without one, 403 when the contracts do not name the caller
+//! as a client of the operation), and its context as headers (`traceparent`,
 //! `x-correlation-id`, `x-request-id` as the causation, and
 //! `x-seams-deadline-ms`, the time the caller will still wait). The answer
 //! is 200 with the JSON reply, or 422 with content type
@@ -10,8 +12,10 @@
 //! other status is a [`CallError`]. Timeouts and retries are not applied
 //! here but by the governing transport around it, from the declaration.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use seams_auth::{Credential, PEER_HEADER};
 use seams_core::{BoxFuture, CallContext, CallError, CallReply, CallRequest, Payload, Transport};
 
 use crate::correlation::{CORRELATION_ID, DEADLINE_MS, REQUEST_ID, TRACEPARENT};
@@ -40,10 +44,20 @@ pub fn context_headers(ctx: &CallContext) -> Vec<(&'static http::HeaderName, Str
 }
 
 /// Calls operations served by one remote service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpTransport {
     base: String,
     client: reqwest::Client,
+    credential: Option<Arc<dyn Credential>>,
+}
+
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("base", &self.base)
+            .field("credential", &self.credential.is_some())
+            .finish()
+    }
 }
 
 impl HttpTransport {
@@ -52,7 +66,14 @@ impl HttpTransport {
         HttpTransport {
             base: base.into().trim_end_matches('/').to_owned(),
             client,
+            credential: None,
         }
+    }
+
+    /// Presents `credential` (this service's token) on every call.
+    pub fn with_credential(mut self, credential: Arc<dyn Credential>) -> HttpTransport {
+        self.credential = Some(credential);
+        self
     }
 
     /// A client suitable for service-to-service calls (pooled, no proxy, bounded connect time).
@@ -81,6 +102,13 @@ impl Transport for HttpTransport {
                 .body(body);
             for (name, value) in context_headers(&req.ctx) {
                 builder = builder.header(name, value);
+            }
+            if let Some(credential) = &self.credential {
+                let token = credential.token().map_err(|e| CallError::Unavailable {
+                    op: op.clone(),
+                    reason: format!("no service token: {e:#}"),
+                })?;
+                builder = builder.header(PEER_HEADER, &*token);
             }
             let res = builder.send().await.map_err(|e| {
                 if e.is_timeout() {
@@ -122,6 +150,13 @@ impl Transport for HttpTransport {
                 404 => Err(CallError::Unavailable {
                     op,
                     reason: "not served there (404)".into(),
+                }),
+                401 | 403 => Err(CallError::Refused {
+                    op,
+                    reason: format!(
+                        "the callee answered {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    ),
                 }),
                 400 => Err(CallError::Protocol {
                     op,

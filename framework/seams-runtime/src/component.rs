@@ -305,8 +305,8 @@ pub struct Component {
     pub name: &'static str,
     /// Its database.
     pub db: Db,
-    /// Its public routes, nested at `/<name>`.
-    pub routes: axum::Router,
+    /// Its public routes, nested at `/<name>`, each with who may use it.
+    pub routes: seams_http::Routes,
     /// Operations of its public HTTP API (declared, checked and listed like the others).
     pub public: Vec<&'static Operation>,
     /// Operations it serves to other capabilities.

@@ -101,12 +101,14 @@ pub fn feed_path(producer: &str) -> String {
     format!("/_seams/feed/{producer}")
 }
 
-/// A producer's outbox in another service, pulled over HTTP.
+/// A producer's outbox in another service, pulled over HTTP with this
+/// service's token (only a declared subscriber may read a feed).
 #[derive(Clone)]
 pub struct HttpFeed {
     base: String,
     producer: String,
     client: reqwest::Client,
+    credential: Option<Arc<dyn seams_auth::Credential>>,
 }
 
 impl HttpFeed {
@@ -116,7 +118,14 @@ impl HttpFeed {
             base: base.trim_end_matches('/').to_owned(),
             producer: producer.to_owned(),
             client,
+            credential: None,
         }
+    }
+
+    /// Presents `credential` (this service's token) on every read.
+    pub fn with_credential(mut self, credential: Arc<dyn seams_auth::Credential>) -> HttpFeed {
+        self.credential = Some(credential);
+        self
     }
 }
 
@@ -136,11 +145,15 @@ impl Feed for HttpFeed {
         };
         Box::pin(async move {
             let url = format!("{}{}", self.base, feed_path(&self.producer));
-            let res = self
+            let mut request = self
                 .client
                 .get(&url)
                 .query(&query)
-                .timeout(wait + Duration::from_secs(10))
+                .timeout(wait + Duration::from_secs(10));
+            if let Some(credential) = &self.credential {
+                request = request.header(seams_auth::PEER_HEADER, &*credential.token()?);
+            }
+            let res = request
                 .send()
                 .await
                 .with_context(|| format!("reading the feed of {} at {url}", self.producer))?;

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use seams_auth::{Credential, Verifier};
+use seams_core::auth::Access;
 use seams_core::decl::{EventContract, Operation};
 use seams_core::{Clock, Ids, SystemClock, Transport, UuidV7Ids};
+use seams_http::Routes;
 use seams_store::{Db, Machinery};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -64,6 +65,17 @@ pub struct SystemOptions {
     /// builds (every test) and, set by the composition root, in chaos mode;
     /// off, calls hand typed values across ([`InProcess`]).
     pub check_wire: bool,
+    /// Verifies the tokens of people and services on every guarded route.
+    /// The default trusts no issuer: every token is refused.
+    pub verifier: Arc<Verifier>,
+    /// This process's own service token, presented when it calls another
+    /// service or reads its feed (split); `None` in one process.
+    pub credential: Option<Arc<dyn Credential>>,
+    /// This process is one service of a split system: other services call
+    /// its operations and read its feeds, through doors only they may use
+    /// (`/_seams/ops/*`, `/_seams/feed/*`). Off, those doors do not exist:
+    /// in one process nothing calls in, and nothing reads a feed from outside.
+    pub split: bool,
 }
 
 impl Default for SystemOptions {
@@ -78,6 +90,9 @@ impl Default for SystemOptions {
             relays: true,
             machinery: Machinery::default(),
             check_wire: cfg!(debug_assertions),
+            verifier: Arc::new(Verifier::new(Vec::new())),
+            credential: None,
+            split: false,
         }
     }
 }
@@ -94,6 +109,9 @@ impl std::fmt::Debug for SystemOptions {
             .field("relays", &self.relays)
             .field("machinery", &self.machinery)
             .field("check_wire", &self.check_wire)
+            .field("verifier", &self.verifier)
+            .field("credential", &self.credential.is_some())
+            .field("split", &self.split)
             .finish()
     }
 }
@@ -121,10 +139,11 @@ impl Runtime {
             .peers
             .iter()
             .map(|(cap, base)| {
-                let t: Arc<dyn Transport> = Arc::new(seams_http::remote::HttpTransport::new(
-                    base.clone(),
-                    client.clone(),
-                ));
+                let mut http = seams_http::remote::HttpTransport::new(base.clone(), client.clone());
+                if let Some(c) = &options.credential {
+                    http = http.with_credential(c.clone());
+                }
+                let t: Arc<dyn Transport> = Arc::new(http);
                 (cap.clone(), t)
             })
             .collect();
@@ -369,8 +388,17 @@ impl SystemBuilder {
                 consumes = c.subscriptions.len(),
                 "capability ready"
             );
-            openapi = openapi.nest(format!("/{}", c.name), c.openapi);
-            parts.push((c.name, c.routes));
+            let (routes, table) = c.routes.into_parts();
+            let mut doc = c.openapi;
+            if let Err(problems) = seams_http::routes::secure_openapi(&mut doc, &table) {
+                bail!(
+                    "{}'s routes and its OpenAPI document disagree:\n  - {}",
+                    c.name,
+                    problems.join("\n  - ")
+                );
+            }
+            openapi = openapi.nest(format!("/{}", c.name), doc);
+            parts.push((c.name, routes));
             for s in c.subscriptions {
                 subscriptions.push((s, c.db.clone()));
             }
@@ -388,30 +416,35 @@ impl SystemBuilder {
                 None
             },
         };
-        let framework = Router::new()
-            .route(
-                "/healthz",
-                get(|| async { axum::Json(json!({ "status": "ok" })) }),
-            )
-            .route("/readyz", get(readyz))
-            .route(
+        let split = runtime.options.split;
+        let mut framework = Routes::new()
+            .get("/healthz", Access::Open, || async {
+                axum::Json(json!({ "status": "ok" }))
+            })
+            .get("/readyz", Access::Open, readyz)
+            .get("/openapi.json", Access::Open, openapi_json)
+            .get(
                 "/metrics",
-                get(|State(admin): State<Arc<Admin>>| async move {
+                Access::OPERATORS,
+                |State(admin): State<Arc<Admin>>| async move {
                     crate::metrics::render(admin.metrics.as_ref())
-                }),
+                },
             )
-            .route("/openapi.json", get(openapi_json))
-            .route("/_seams/contracts", get(contracts_route))
-            .route("/_seams/dead-letters", get(dead_letters))
-            .route(
+            .get("/_seams/contracts", Access::OPERATORS, contracts_route)
+            .get("/_seams/dead-letters", Access::OPERATORS, dead_letters)
+            .post(
                 "/_seams/dead-letters/{id}/replay",
-                axum::routing::post(replay_dead_letter),
+                Access::OPERATORS,
+                replay_dead_letter,
             )
-            .route("/_seams/consistency", get(consistency_route))
-            .route("/_seams/ops/{op}", axum::routing::post(serve_op))
-            .route("/_seams/feed/{producer}", get(serve_feed))
-            .with_state(Arc::new(admin));
-        let app = seams_http::app::public(parts, framework);
+            .get("/_seams/consistency", Access::OPERATORS, consistency_route);
+        if split {
+            framework = framework
+                .post("/_seams/ops/{op}", Access::Services, serve_op)
+                .get("/_seams/feed/{producer}", Access::Services, serve_feed);
+        }
+        let (framework, _) = framework.with_state(Arc::new(admin)).into_parts();
+        let app = seams_http::app::public(parts, framework, runtime.options.verifier.clone());
 
         let http_stop = CancellationToken::new();
         let stop = http_stop.clone();
@@ -441,11 +474,15 @@ impl SystemBuilder {
                             .peers
                             .get(sub.producer)
                             .context("checked: a peer serves it")?;
-                        Arc::new(crate::feed::HttpFeed::new(
+                        let mut feed = crate::feed::HttpFeed::new(
                             base,
                             sub.producer,
                             seams_http::remote::HttpTransport::default_client(),
-                        ))
+                        );
+                        if let Some(c) = &runtime.options.credential {
+                            feed = feed.with_credential(c.clone());
+                        }
+                        Arc::new(feed)
                     }
                 };
             let name = sub.name();
@@ -649,6 +686,7 @@ async fn serve_op(
                 CallError::Unavailable { .. } => (503, "unavailable"),
                 CallError::Timeout { .. } => (504, "timeout"),
                 CallError::Protocol { .. } => (400, "protocol-error"),
+                CallError::Refused { .. } => (403, "forbidden"),
                 CallError::Internal { .. } => (500, "internal"),
             };
             tracing::warn!(%op, error = %e, "served operation failed");

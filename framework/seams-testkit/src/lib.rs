@@ -1,12 +1,14 @@
 //! Test helpers shared by every crate's tests: throwaway server processes
-//! (SMTP, PostgreSQL, NATS JetStream), and spawning the `shop`
-//! binary on a free port with a temporary data directory.
+//! (SMTP, PostgreSQL, NATS JetStream), spawning the `shop` binary on a free
+//! port with a temporary data directory, driving routes without a socket,
+//! and tokens from a throwaway issuer.
 //!
 //! Every helper gives each test its own world (fresh port, fresh directory)
 //! and tears it down in `Drop`.
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod auth;
 pub mod nats;
 pub mod oneshot;
 pub mod postgres;

@@ -1,20 +1,28 @@
 //! Driving a capability's routes without a socket.
 //!
 //! [`App`] wraps a capability's routes in the same public layers the real
-//! server uses (body limit, correlation, problem fallbacks), so a route test
-//! sees exactly what a client would, minus the network.
+//! server uses (body limit, correlation, problem fallbacks, the guards of
+//! every route), so a route test sees exactly what a client would, minus the
+//! network. Tokens come from a [`TestIssuer`] the app trusts: [`App::as_customer`]
+//! and the like give a copy of the app that presents one on every request.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use seams_http::Routes;
 use serde_json::Value;
 use tower::ServiceExt;
+
+use crate::auth::TestIssuer;
 
 /// A capability's routes behind the public layers.
 #[derive(Clone)]
 pub struct App {
     router: Router,
+    issuer: TestIssuer,
+    /// `Authorization` sent with every request, if any.
+    token: Option<String>,
 }
 
 /// A response, body parsed as JSON when it is JSON.
@@ -46,10 +54,54 @@ impl Reply {
 }
 
 impl App {
-    /// `routes` mounted at `/<name>`.
-    pub fn new(name: &'static str, routes: Router) -> App {
+    /// `routes` mounted at `/<name>`, trusting a fresh test issuer.
+    pub fn new(name: &'static str, routes: Routes) -> App {
+        App::with_issuer(name, routes, TestIssuer::new())
+    }
+
+    /// `routes` mounted at `/<name>`, trusting `issuer`.
+    pub fn with_issuer(name: &'static str, routes: Routes, issuer: TestIssuer) -> App {
+        let (routes, _) = routes.into_parts();
         App {
-            router: seams_http::app::public(vec![(name, routes)], Router::new()),
+            router: seams_http::app::public(vec![(name, routes)], Router::new(), issuer.verifier()),
+            issuer,
+            token: None,
+        }
+    }
+
+    /// The issuer the app trusts.
+    pub fn issuer(&self) -> &TestIssuer {
+        &self.issuer
+    }
+
+    /// This app, sending `Authorization: Bearer <token>` with every request.
+    pub fn as_token(&self, token: impl Into<String>) -> App {
+        App {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    /// This app, as the customer `id`.
+    pub fn as_customer(&self, id: &str) -> App {
+        self.as_token(self.issuer.customer(id))
+    }
+
+    /// This app, as staff.
+    pub fn as_staff(&self) -> App {
+        self.as_token(self.issuer.staff())
+    }
+
+    /// This app, as an operator.
+    pub fn as_operator(&self) -> App {
+        self.as_token(self.issuer.operator())
+    }
+
+    /// This app, without credentials.
+    pub fn anonymous(&self) -> App {
+        App {
+            token: None,
+            ..self.clone()
         }
     }
 
@@ -62,6 +114,13 @@ impl App {
         headers: &[(&str, &str)],
     ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
+        if let Some(token) = &self.token
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
         for (k, v) in headers {
             req = req.header(*k, *v);
         }

@@ -1,11 +1,21 @@
 //! The end-to-end harness: starts the real `shop` binary in a given mode on
 //! a free port with a temporary data directory, and drives it only through
-//! its public HTTP API, as a client would.
+//! its public HTTP API, as a client would, with the credentials a client
+//! would have: customers register and sign in for their own tokens, and the
+//! staff and operator tokens are minted with `shop token`, as an operator
+//! of the deployment would.
+//!
+//! [`Shop::get`] and [`Shop::post`] present the token of whoever the route
+//! is for (the customer a path or body names, staff for the catalog and
+//! stock, an operator for `/_seams/*` and `/metrics`, nobody for the open
+//! routes); [`Shop::send`] presents none, for tests that choose themselves.
 //!
 //! Scenarios take a [`Mode`], so the same scenario runs in every mode the
 //! system supports; adding a mode adds a variant here, not a copy of the suite.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -77,6 +87,45 @@ pub struct Shop {
     nats: Option<seams_testkit::nats::NatsServer>,
     /// The database server of [`Mode::SplitPostgresNats`], owned by the test.
     postgres: Option<seams_testkit::postgres::PostgresServer>,
+    /// Tokens: staff's, an operator's, each signed-in customer's.
+    tokens: Tokens,
+}
+
+/// The tokens the harness holds.
+#[derive(Default)]
+struct Tokens {
+    staff: String,
+    operator: String,
+    /// Customer id → their token.
+    customers: Mutex<HashMap<String, String>>,
+    /// Invoice id → its customer, so a payment goes as them.
+    invoices: Mutex<HashMap<String, String>>,
+}
+
+/// The password of every customer the harness registers.
+pub const PASSWORD: &str = "e2e correct horse battery";
+
+/// Whose token a request to `path` presents, by what the route is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Who {
+    Nobody,
+    Staff,
+    Operator,
+    Customer(String),
+}
+
+/// The value of query parameter `name` in `path`, if any.
+fn query_param<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    path.split_once('?')?
+        .1
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+}
+
+/// The segment after `prefix` in `path`.
+fn segment_after<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?;
+    Some(rest.split(['/', '?']).next().unwrap_or(rest))
 }
 
 /// A response.
@@ -118,10 +167,121 @@ impl Shop {
             extra: Vec::new(),
             nats: None,
             postgres: None,
+            tokens: Tokens::default(),
         };
         shop.extra = extra.iter().map(|s| s.to_string()).collect();
         shop.restart()?;
+        shop.tokens.staff = shop.mint(&["--role", "staff", "--subject", "e2e-staff"])?;
+        shop.tokens.operator = shop.mint(&["--role", "operator", "--subject", "e2e-operator"])?;
         Ok(shop)
+    }
+
+    /// Runs `shop token …` against this system's keys; the token.
+    pub fn mint(&self, args: &[&str]) -> anyhow::Result<String> {
+        let data = self.data_dir();
+        let out = std::process::Command::new(cargo_bin("shop")?)
+            .arg("token")
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .env_remove("SHOP_SIGNING_KEYS")
+            .output()
+            .context("running shop token")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "shop token {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// A staff member's token.
+    pub fn staff_token(&self) -> &str {
+        &self.tokens.staff
+    }
+
+    /// An operator's token.
+    pub fn operator_token(&self) -> &str {
+        &self.tokens.operator
+    }
+
+    /// The token of customer `id`: theirs if they signed in through the
+    /// harness, else one minted for that id (a customer identity never saw).
+    pub fn customer_token(&self, id: &str) -> anyhow::Result<String> {
+        if let Some(t) = self.lock_customers().get(id) {
+            return Ok(t.clone());
+        }
+        let t = self.mint(&["--role", "customer", "--subject", id])?;
+        self.lock_customers().insert(id.to_owned(), t.clone());
+        Ok(t)
+    }
+
+    fn lock_customers(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.tokens
+            .customers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Who a request to `path` (with `body`) is made as.
+    fn who(&self, method: &str, path: &str, body: Option<&Value>) -> Who {
+        let bare = path.split('?').next().unwrap_or(path);
+        if matches!(
+            bare,
+            "/healthz" | "/readyz" | "/openapi.json" | "/identity/.well-known/jwks.json"
+        ) || (method == "POST" && matches!(bare, "/identity/customers" | "/identity/sessions"))
+        {
+            return Who::Nobody;
+        }
+        if bare.starts_with("/_seams/") || bare == "/metrics" {
+            return Who::Operator;
+        }
+        if bare == "/notification/deliveries"
+            && let Some(c) = query_param(path, "customer_id")
+        {
+            return Who::Customer(c.to_owned());
+        }
+        for prefix in ["/notification/contacts/", "/identity/customers/"] {
+            if let Some(c) = segment_after(path, prefix) {
+                return Who::Customer(c.to_owned());
+            }
+        }
+        if method == "POST"
+            && bare == "/billing/invoices"
+            && let Some(c) = body.and_then(|b| b["customer_id"].as_str())
+        {
+            return Who::Customer(c.to_owned());
+        }
+        if method == "POST"
+            && let Some(invoice) = segment_after(path, "/billing/invoices/")
+            && bare.ends_with("/payments")
+        {
+            let owner = self
+                .tokens
+                .invoices
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(invoice)
+                .cloned();
+            if let Some(c) = owner {
+                return Who::Customer(c);
+            }
+        }
+        Who::Staff
+    }
+
+    /// `req` with the token of `who`.
+    fn authorized(
+        &self,
+        req: reqwest::RequestBuilder,
+        who: Who,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
+        Ok(match who {
+            Who::Nobody => req,
+            Who::Staff => req.bearer_auth(&self.tokens.staff),
+            Who::Operator => req.bearer_auth(&self.tokens.operator),
+            Who::Customer(id) => req.bearer_auth(self.customer_token(&id)?),
+        })
     }
 
     /// (Re)starts the process on the same data directory.
@@ -229,7 +389,7 @@ impl Shop {
         self.dir.join("data")
     }
 
-    /// Any request.
+    /// Any request, as it is (no token added).
     pub async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Reply> {
         let res = req.send().await?;
         let status = res.status();
@@ -244,32 +404,86 @@ impl Shop {
         })
     }
 
-    /// `GET path`.
+    /// `GET path`, as whoever the route is for.
     pub async fn get(&self, path: &str) -> anyhow::Result<Reply> {
-        self.send(self.http.get(format!("{}{path}", self.url())))
-            .await
+        let req = self.http.get(format!("{}{path}", self.url()));
+        let req = self.authorized(req, self.who("GET", path, None))?;
+        self.send(req).await
     }
 
-    /// `POST path` with JSON and an optional idempotency key.
+    /// `GET path` with `token` (or none).
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> anyhow::Result<Reply> {
+        let mut req = self.http.get(format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    /// `POST path` with JSON and an optional idempotency key, as whoever
+    /// the route is for.
     pub async fn post(&self, path: &str, body: &Value, key: Option<&str>) -> anyhow::Result<Reply> {
-        let mut req = self.http.post(format!("{}{path}", self.url())).json(body);
+        let req = self.http.post(format!("{}{path}", self.url()));
+        let req = self.authorized(req, self.who("POST", path, Some(body)))?;
+        self.post_with(req, body, key).await
+    }
+
+    /// `POST path` with `token` (or none), JSON and an optional key.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        key: Option<&str>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = self.http.post(format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.post_with(req, body, key).await
+    }
+
+    async fn post_with(
+        &self,
+        req: reqwest::RequestBuilder,
+        body: &Value,
+        key: Option<&str>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = req.json(body);
         if let Some(k) = key {
             req = req.header("Idempotency-Key", k);
         }
         self.send(req).await
     }
 
-    /// Registers a customer; returns its id.
+    /// Registers a customer and signs them in; returns its id (their token
+    /// is [`Shop::customer_token`]).
     pub async fn register(&self, email: &str) -> anyhow::Result<String> {
         let r = self
             .post(
                 "/identity/customers",
-                &json!({ "email": email, "name": "Test Customer" }),
+                &json!({ "email": email, "name": "Test Customer", "password": PASSWORD }),
                 None,
             )
             .await?;
         expect(&r, StatusCode::CREATED)?;
-        Ok(r.json["id"].as_str().context("id")?.to_owned())
+        let id = r.json["id"].as_str().context("id")?.to_owned();
+        let token = self.sign_in(email, PASSWORD).await?;
+        self.lock_customers().insert(id.clone(), token);
+        Ok(id)
+    }
+
+    /// Signs in; the access token.
+    pub async fn sign_in(&self, email: &str, password: &str) -> anyhow::Result<String> {
+        let r = self
+            .post(
+                "/identity/sessions",
+                &json!({ "email": email, "password": password }),
+                None,
+            )
+            .await?;
+        expect(&r, StatusCode::CREATED)?;
+        Ok(r.json["access_token"].as_str().context("token")?.to_owned())
     }
 
     /// Adds a product.
@@ -292,12 +506,21 @@ impl Shop {
             .iter()
             .map(|(s, q)| json!({ "sku": s, "quantity": q }))
             .collect();
-        self.post(
-            "/billing/invoices",
-            &json!({ "customer_id": customer_id, "lines": lines }),
-            Some(key),
-        )
-        .await
+        let r = self
+            .post(
+                "/billing/invoices",
+                &json!({ "customer_id": customer_id, "lines": lines }),
+                Some(key),
+            )
+            .await?;
+        if let Some(id) = r.json["id"].as_str() {
+            self.tokens
+                .invoices
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id.to_owned(), customer_id.to_owned());
+        }
+        Ok(r)
     }
 
     /// Pays an invoice under `key`.

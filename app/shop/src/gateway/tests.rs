@@ -20,8 +20,36 @@ use super::*;
 async fn spawn(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
     format!("http://{addr}")
+}
+
+/// The gateway's own service token, from keys made for the test.
+fn credential() -> Arc<dyn seams_auth::Credential> {
+    trust().0
+}
+
+/// The gateway's service token and a verifier that trusts it (what a
+/// service behind the gateway has).
+fn trust() -> (Arc<dyn seams_auth::Credential>, Arc<seams_auth::Verifier>) {
+    let keys = seams_auth::KeyStore::in_memory(seams_auth::SigningKeys::generate().unwrap());
+    let verifier = Arc::new(seams_auth::Verifier::new(vec![
+        seams_auth::Issuer::deployment("test", keys.clone()),
+    ]));
+    let credential = Arc::new(seams_auth::SelfMinted::new(
+        seams_auth::Minter::new(keys, "test"),
+        "gateway",
+        Vec::new(),
+        Duration::from_secs(3600),
+    ));
+    (credential, verifier)
 }
 
 /// A base URL nothing listens on.
@@ -72,7 +100,11 @@ async fn problem_of(res: reqwest::Response) -> Value {
 #[tokio::test]
 async fn forwards_method_path_query_headers_and_body_and_relays_the_answer() {
     let backend = spawn(Router::new().fallback(echo)).await;
-    let gw = spawn(router(Routes::new().with("billing", &backend))).await;
+    let gw = spawn(router(
+        Routes::new().with("billing", &backend),
+        credential(),
+    ))
+    .await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let res = client()
         .post(format!("{gw}/billing/invoices/7/payments?x=1&y=a%20b"))
@@ -135,7 +167,7 @@ async fn relays_error_answers_as_they_are() {
         }),
     ))
     .await;
-    let gw = spawn(router(Routes::new().with("catalog", backend))).await;
+    let gw = spawn(router(Routes::new().with("catalog", backend), credential())).await;
     let res = client()
         .get(format!("{gw}/catalog/products/NOPE"))
         .send()
@@ -151,7 +183,7 @@ async fn relays_error_answers_as_they_are() {
 #[tokio::test]
 async fn unknown_prefix_is_a_404_problem() {
     let backend = spawn(Router::new().fallback(echo)).await;
-    let gw = spawn(router(Routes::new().with("billing", backend))).await;
+    let gw = spawn(router(Routes::new().with("billing", backend), credential())).await;
     for path in ["/nope/things", "/", "/billingx/invoices"] {
         let res = client().get(format!("{gw}{path}")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
@@ -161,7 +193,11 @@ async fn unknown_prefix_is_a_404_problem() {
 
 #[tokio::test]
 async fn unreachable_service_is_a_503_problem_naming_the_capability() {
-    let gw = spawn(router(Routes::new().with("catalog", closed_url()))).await;
+    let gw = spawn(router(
+        Routes::new().with("catalog", closed_url()),
+        credential(),
+    ))
+    .await;
     let res = client()
         .post(format!("{gw}/catalog/products"))
         .body("{}")
@@ -189,6 +225,7 @@ async fn slow_service_is_a_504_problem() {
     };
     let gw = spawn(router_with(
         Routes::new().with("billing", backend),
+        credential(),
         timeouts,
     ))
     .await;
@@ -215,12 +252,14 @@ async fn the_service_answers_413_for_a_body_over_the_limit() {
             "/bytes",
             post(|b: Bytes| async move { b.len().to_string() }),
         );
+    let (credential, verifier) = trust();
     let backend = spawn(seams_http::app::public(
         vec![("billing", routes)],
         Router::new(),
+        verifier,
     ))
     .await;
-    let gw = spawn(router(Routes::new().with("billing", backend))).await;
+    let gw = spawn(router(Routes::new().with("billing", backend), credential)).await;
 
     let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(100 * 1024));
     let res = client()
@@ -367,7 +406,7 @@ async fn two_services() -> TwoServices {
         .with("catalog", colocated.clone())
         .with("billing", colocated);
     TwoServices {
-        gw: spawn(router(routes)).await,
+        gw: spawn(router(routes, credential())).await,
         colocated_readyz_calls,
     }
 }
@@ -520,7 +559,7 @@ async fn readiness_and_merged_views_name_the_services_that_fail() {
         .with("identity", ready)
         .with("fulfillment", closed_url())
         .with("notification", not_ready);
-    let gw = spawn(router(routes)).await;
+    let gw = spawn(router(routes, credential())).await;
 
     let (s, body) = get_json(format!("{gw}/readyz")).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
@@ -639,4 +678,154 @@ fn merging_tolerates_odd_answers() {
     let doc = merge_openapi(vec![json!("nonsense")]);
     assert_eq!(doc["paths"], json!({}));
     assert_eq!(doc["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+async fn dot_segments_and_encoded_slashes_are_refused_never_resolved() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    let backend = spawn(Router::new().fallback(move |req: Request| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        echo(req)
+    }))
+    .await;
+    let gw = spawn(router(
+        Routes::new()
+            .with("identity", backend.clone())
+            .with("billing", backend),
+        credential(),
+    ))
+    .await;
+    // reqwest would resolve the dot segments itself: these go out raw.
+    let raw = |path: &str| {
+        let addr = gw.trim_start_matches("http://").to_owned();
+        let path = path.to_owned();
+        async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(
+                format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    for path in [
+        "/identity/../_seams/feed/identity",
+        "/identity/%2e%2e/_seams/feed/identity",
+        "/identity/%2E%2E/_seams/ops/identity.get-customer",
+        "/identity/.%2e/metrics",
+        "/billing/../metrics",
+        "/billing/./invoices",
+        "/billing/invoices/%2f..%2fmetrics",
+        "/billing/invoices%5c..%5cmetrics",
+        "/billing//invoices",
+        "/billing/%zz",
+    ] {
+        let answer = raw(path).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(
+            answer.contains("urn:seams:problem:invalid-path"),
+            "{path}: {answer}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "nothing reached a service");
+    // A dot inside a segment is just a character.
+    let answer = raw("/billing/invoices/v1.2..3").await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    // The gateway has no doors of its own besides the merged views.
+    for path in [
+        "/metrics",
+        "/_seams/feed/identity",
+        "/_seams/ops/identity.get-customer",
+    ] {
+        assert!(raw(path).await.starts_with("HTTP/1.1 404"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn what_only_the_gateway_may_say_is_replaced_by_what_it_says() {
+    let backend = spawn(Router::new().fallback(echo)).await;
+    let (credential, verifier) = trust();
+    let gw = spawn(router(Routes::new().with("billing", backend), credential)).await;
+    let res = client()
+        .get(format!("{gw}/billing/invoices"))
+        .header("x-seams-peer", "forged.by.client")
+        .header("x-forwarded-for", "203.0.113.66")
+        .header("x-seams-deadline-ms", "1")
+        .header("authorization", "Bearer the-client-s")
+        .send()
+        .await
+        .unwrap();
+    let got: Value = res.json().await.unwrap();
+    let headers = &got["headers"];
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1", "{headers}");
+    assert!(headers.get("x-seams-deadline-ms").is_none(), "{headers}");
+    assert_eq!(
+        headers["authorization"], "Bearer the-client-s",
+        "the client's own, passed on"
+    );
+    let peer = headers["x-seams-peer"].as_str().unwrap();
+    assert_ne!(peer, "forged.by.client");
+    let who = verifier.verify(peer).await.unwrap();
+    assert_eq!(
+        who,
+        seams_core::auth::Principal::Service {
+            name: "gateway".into(),
+            capabilities: vec![]
+        }
+    );
+}
+
+#[tokio::test]
+async fn merged_views_go_with_the_client_s_credentials_and_pass_refusals_on() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let service = spawn(Router::new().route(
+        "/_seams/dead-letters",
+        get(move |headers: HeaderMap| {
+            let auth = headers
+                .get("authorization")
+                .map(|v| v.to_str().unwrap().to_owned());
+            record.lock().unwrap().push(auth.clone());
+            async move {
+                if auth.as_deref() == Some("Bearer operator") {
+                    axum::Json(json!({ "dead_letters": [] })).into_response()
+                } else {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        axum::Json(json!({ "type": "urn:seams:problem:unauthenticated" })),
+                    )
+                        .into_response()
+                }
+            }
+        }),
+    ))
+    .await;
+    let gw = spawn(router(Routes::new().with("billing", service), credential())).await;
+    let res = client()
+        .get(format!("{gw}/_seams/dead-letters"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "not a 503: the service refused"
+    );
+    assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="seams""#);
+    let res = client()
+        .get(format!("{gw}/_seams/dead-letters"))
+        .bearer_auth("operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [None, Some("Bearer operator".to_owned())]
+    );
 }

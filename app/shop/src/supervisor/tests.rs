@@ -229,6 +229,11 @@ fn fake(script: &str) -> Program {
     }
 }
 
+fn minter() -> seams_auth::Minter {
+    let keys = seams_auth::KeyStore::in_memory(seams_auth::SigningKeys::generate().unwrap());
+    seams_auth::Minter::new(keys, "test")
+}
+
 fn pids(doc: &Value) -> Vec<Option<u64>> {
     doc["services"]
         .as_array()
@@ -252,6 +257,8 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         groups: groups(&[&["catalog", "billing"]]),
         extra_args: vec!["--chaos".into()],
         databases: Default::default(),
+        minter: minter(),
+        signing_keys: Some(dir.path().join("keys.json")),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(run_with(fake(FAKE_SERVE), opts, async {
@@ -339,7 +346,11 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
 #[tokio::test]
 async fn a_service_that_never_listens_fails_the_start_and_leaves_nothing_running() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = SplitOptions::new("127.0.0.1:0".parse().unwrap(), dir.path().to_owned());
+    let opts = SplitOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().to_owned(),
+        minter(),
+    );
     // The first service (identity) comes up; the second exits at once.
     let script = r#"
 case " $* " in

@@ -85,10 +85,115 @@ fn a_retention_that_would_let_a_duplicate_through_is_refused() {
 fn demo_against_nothing_fails_clearly() {
     let out = shop()
         .args(["demo", "--url", "http://127.0.0.1:9"])
+        .env("SHOP_STAFF_TOKEN", "given")
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is the system running"));
+    // Without a staff token and without keys to mint one, it says so.
+    let dir = tempfile::tempdir().unwrap();
+    let out = shop()
+        .args(["demo", "--url", "http://127.0.0.1:9", "--data"])
+        .arg(dir.path())
+        .env_remove("SHOP_STAFF_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SHOP_STAFF_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn token_mints_with_the_deployment_s_keys_and_keys_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mint = |args: &[&str]| {
+        shop()
+            .arg("token")
+            .args(args)
+            .arg("--data")
+            .arg(dir.path())
+            .env_remove("SHOP_SIGNING_KEYS")
+            .output()
+            .unwrap()
+    };
+    let out = mint(&["--role", "staff", "--subject", "sam", "--ttl", "15m"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let path = dir.path().join("keys/signing-keys.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the key file was created private"
+    );
+    let keys = seams_auth::KeyStore::open(&path).unwrap();
+    let verifier = seams_auth::Verifier::new(vec![seams_auth::Issuer::deployment("seams", keys)]);
+    let who = verifier.verify(&token).await.unwrap();
+    assert!(who.has_role(seams_core::auth::Role::Staff), "{who:?}");
+
+    let out = mint(&["--role", "service", "--subject", "billing"]);
+    assert!(out.status.success());
+    let svc = String::from_utf8(out.stdout).unwrap();
+    assert!(verifier.verify(svc.trim()).await.unwrap().runs("billing"));
+
+    for (args, says) in [
+        (vec!["--role", "admin", "--subject", "x"], "admin"),
+        (
+            vec!["--role", "staff", "--subject", "x", "--ttl", "90d"],
+            "30 days",
+        ),
+        (
+            vec!["--role", "staff", "--subject", "x", "--ttl", "soon"],
+            "--ttl",
+        ),
+        (
+            vec!["--role", "service", "--subject", "payroll"],
+            "unknown capability",
+        ),
+        (
+            vec![
+                "--role",
+                "staff",
+                "--subject",
+                "x",
+                "--capability",
+                "billing",
+            ],
+            "service tokens only",
+        ),
+    ] {
+        let out = mint(&args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+
+    let out = shop()
+        .args(["keys", "rotate", "--data"])
+        .arg(dir.path())
+        .env_remove("SHOP_SIGNING_KEYS")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = seams_auth::SigningKeys::load(&path).unwrap();
+    assert_eq!(keys.kids().len(), 2);
+    // The token minted before the rotation still verifies with the new set.
+    let verifier = seams_auth::Verifier::new(vec![seams_auth::Issuer::deployment(
+        "seams",
+        seams_auth::KeyStore::open(&path).unwrap(),
+    )]);
+    assert!(verifier.verify(&token).await.is_ok());
 }
 
 #[test]

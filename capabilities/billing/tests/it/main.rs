@@ -5,6 +5,7 @@
 //! the tests publish `fulfillment-failed` into; the framework's relay
 //! delivers it to billing.
 
+mod access;
 mod compensation;
 mod migrations;
 
@@ -102,11 +103,11 @@ fn served() -> Vec<Served> {
             })
         }),
         Served::new(&GET_CUSTOMER, |req: GetCustomer, _| async move {
-            if req.id == "cust-1" {
+            if req.id == "cust-1" || req.id == "cust-2" {
                 Ok(Customer {
+                    email: format!("{}@example.com", req.id),
                     id: req.id,
-                    email: "ada@example.com".into(),
-                    name: "Ada".into(),
+                    name: "Someone".into(),
                 })
             } else {
                 Err(GetCustomerError::NotFound { id: req.id })
@@ -143,7 +144,8 @@ async fn world_in(dir: tempfile::TempDir) -> World {
         machinery: seams_store::Machinery::default(),
     };
     let billing = billing::component(&env).await.unwrap();
-    let app = App::new("billing", billing.routes.clone());
+    // Ada (`cust-1`) is who the tests act as, unless they say otherwise.
+    let app = App::new("billing", billing.routes.clone()).as_customer("cust-1");
     let [subscription] = <[Subscription; 1]>::try_from(billing.subscriptions.clone())
         .unwrap_or_else(|_| panic!("billing consumes one feed"));
     let fulfillment = Db::open(
@@ -396,7 +398,18 @@ async fn invalid_carts_name_the_offending_field_and_write_nothing() {
         ),
     ];
     for (i, (body, field)) in cases.iter().enumerate() {
-        let r = w.create(&format!("bad-{i}"), body).await;
+        // As the customer the cart names: an unknown one is a bad field,
+        // not somebody else's invoice.
+        let customer = body["customer_id"].as_str().unwrap();
+        let r = w
+            .app
+            .as_customer(customer)
+            .post(
+                "/billing/invoices",
+                body,
+                &[("idempotency-key", &format!("bad-{i}"))],
+            )
+            .await;
         assert_eq!(
             r.status,
             StatusCode::UNPROCESSABLE_ENTITY,

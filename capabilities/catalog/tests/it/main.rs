@@ -19,7 +19,8 @@ async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let env = Runtime::new(SystemOptions::default()).env(dir.path());
     let component = catalog::component(&env).await.unwrap();
-    let app = App::new("catalog", component.routes.clone());
+    // Staff keep the catalog; the tests act as staff unless they say otherwise.
+    let app = App::new("catalog", component.routes.clone()).as_staff();
     World {
         _dir: dir,
         app,
@@ -206,5 +207,47 @@ async fn quotes_through_the_contract_client_or_names_unknown_skus() {
         QuoteError::UnknownSkus {
             skus: vec!["NOPE".into(), "bad sku".into()]
         }
+    );
+}
+
+#[tokio::test]
+async fn staff_keep_the_catalog_and_customers_only_read_it() {
+    let w = world().await;
+    let customer = w.app.as_customer("c-1");
+    let r = customer.post("/catalog/products", &tea(), &[]).await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::FORBIDDEN, "urn:seams:problem:forbidden")
+    );
+    let r = w
+        .app
+        .anonymous()
+        .post("/catalog/products", &tea(), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers["www-authenticate"], r#"Bearer realm="seams""#);
+    assert!(w.component.db.read_outbox(0, 10).await.unwrap().is_empty());
+
+    assert_eq!(
+        w.app.post("/catalog/products", &tea(), &[]).await.status,
+        StatusCode::CREATED
+    );
+    let r = customer.get("/catalog/products/TEA-1").await;
+    assert_eq!((r.status, r.json.clone()), (StatusCode::OK, tea()));
+    assert_eq!(
+        w.app
+            .anonymous()
+            .get("/catalog/products/TEA-1")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        w.app
+            .as_operator()
+            .get("/catalog/products/TEA-1")
+            .await
+            .status,
+        StatusCode::FORBIDDEN
     );
 }

@@ -75,7 +75,9 @@ async fn world_with(opts: Options) -> World {
     let clock = Arc::new(TestClock(Mutex::new(OffsetDateTime::now_utc())));
     env.clock = clock.clone();
     let f = fulfillment::build(&env, opts).await.unwrap();
-    let app = App::new("fulfillment", f.component.routes.clone());
+    // Staff receive stock and see every shipment; the tests act as staff
+    // unless they say otherwise.
+    let app = App::new("fulfillment", f.component.routes.clone()).as_staff();
     let billing = Db::open(
         &dir.path().join("billing.db"),
         "billing",

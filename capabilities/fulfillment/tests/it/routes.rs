@@ -270,3 +270,55 @@ async fn other_methods_are_problems() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_customer_sees_their_own_shipments_and_reads_stock_but_staff_receive_it() {
+    let w = world().await;
+    w.receive("TEA", 5).await;
+    w.invoice_created("inv-1", &[("TEA", 1)]).await;
+    w.invoice_paid("inv-1").await;
+    w.deliver().await;
+    let path = "/fulfillment/shipments?invoice_id=inv-1";
+    // The invoices in these tests are c-1's.
+    let r = w.app.as_customer("c-1").get(path).await;
+    assert_eq!(
+        r.json["shipments"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.json
+    );
+    // To another customer, somebody else's invoice has no shipments: the
+    // same answer as an unknown invoice, so ids cannot be probed.
+    let r = w.app.as_customer("c-2").get(path).await;
+    assert_eq!(
+        (r.status, r.json.clone()),
+        (StatusCode::OK, json!({ "shipments": [] }))
+    );
+    assert_eq!(
+        w.app.anonymous().get(path).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        w.app.as_operator().get(path).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // Customers see what is available, and receive nothing.
+    let customer = w.app.as_customer("c-1");
+    assert_eq!(
+        customer.get("/fulfillment/stock/TEA").await.status,
+        StatusCode::OK
+    );
+    let r = customer
+        .post(
+            "/fulfillment/stock",
+            &receipt("TEA", 100),
+            &[("idempotency-key", "c-1-stock")],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::FORBIDDEN, "urn:seams:problem:forbidden")
+    );
+    assert_eq!(w.stock("TEA").await, (4, 0, 4), "unchanged");
+}

@@ -166,17 +166,21 @@ fn customer_ids_are_canonical_uuids() {
     }
 }
 
+const PW: &str = "correct horse";
+
 #[test]
-fn registering_validates_email_then_name() {
+fn registering_validates_email_then_name_then_password() {
     let id = Uuid::now_v7();
-    let cases: &[(&str, &str, Result<(), &str>)] = &[
-        ("ann@example.com", "Ann", Ok(())),
-        ("not-an-email", "Ann", Err("email")),
-        ("ann@example.com", " ", Err("name")),
-        ("not-an-email", " ", Err("email")),
+    let cases: &[(&str, &str, &str, Result<(), &str>)] = &[
+        ("ann@example.com", "Ann", PW, Ok(())),
+        ("not-an-email", "Ann", PW, Err("email")),
+        ("ann@example.com", " ", PW, Err("name")),
+        ("not-an-email", " ", PW, Err("email")),
+        ("ann@example.com", "Ann", "short", Err("password")),
+        ("ann@example.com", " ", "short", Err("name")),
     ];
-    for (email, name, expected) in cases {
-        let got = Customer::register(id, email, name)
+    for (email, name, password, expected) in cases {
+        let got = Customer::register(id, email, name, password)
             .map(|_| ())
             .map_err(|e| e.field);
         assert_eq!(got, expected.map_err(str::to_owned), "{email:?} {name:?}");
@@ -184,9 +188,33 @@ fn registering_validates_email_then_name() {
 }
 
 #[test]
+fn passwords_are_8_to_128_characters_without_control_characters() {
+    let ok = |p: &str| Password::parse(p).is_ok();
+    assert!(ok("12345678"));
+    assert!(ok(&"x".repeat(128)));
+    assert!(ok("ünïcödé!"), "eight characters, more bytes");
+    assert!(ok("with spaces  inside"));
+    assert!(!ok("1234567"));
+    assert!(!ok(""));
+    assert!(!ok(&"x".repeat(129)));
+    assert!(!ok("tab\tinside"));
+    assert!(!ok("nul\0inside"));
+    let err = Password::parse("short").unwrap_err();
+    assert_eq!(err.field, "password");
+    assert!(!err.reason.contains("short"), "never echoed");
+    assert_eq!(
+        format!("{:?}", Password::parse("secret-value").unwrap()),
+        "Password(***)"
+    );
+    assert_eq!(Password::parse("12345678").unwrap().as_bytes(), b"12345678");
+}
+
+#[test]
 fn the_event_carries_the_normalized_customer() {
     let id = Uuid::now_v7();
-    let (customer, event) = Customer::register(id, " Ann@Example.com ", "Ann").unwrap();
+    let (customer, event, password) =
+        Customer::register(id, " Ann@Example.com ", "Ann", PW).unwrap();
+    assert_eq!(password.as_bytes(), PW.as_bytes());
     assert_eq!(customer.id.as_str(), id.to_string());
     assert_eq!(customer.email.as_str(), "ann@example.com");
     assert_eq!(
@@ -205,7 +233,7 @@ fn the_event_carries_the_normalized_customer() {
 }
 
 fn ann() -> Customer {
-    Customer::register(Uuid::now_v7(), "ann@example.com", "Ann")
+    Customer::register(Uuid::now_v7(), "ann@example.com", "Ann", PW)
         .unwrap()
         .0
 }

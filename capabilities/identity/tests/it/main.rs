@@ -1,7 +1,9 @@
 //! Identity against a real SQLite file, through its public routes and its
 //! served `get-customer` operation: registering, changing an address, the
 //! events each write leaves in the outbox and the consistency token it
-//! answers with.
+//! answers with; signing in and who may read and change what (`sessions`).
+
+mod sessions;
 
 use std::sync::Arc;
 
@@ -18,11 +20,23 @@ struct World {
     component: seams_runtime::Component,
 }
 
+/// A password every test customer has.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
 async fn world() -> World {
+    world_with(identity::credentials::Limits::default()).await
+}
+
+async fn world_with(limits: identity::credentials::Limits) -> World {
     let dir = tempfile::tempdir().unwrap();
     let env = Runtime::new(SystemOptions::default()).env(dir.path());
-    let component = identity::component(&env).await.unwrap();
-    let app = App::new("identity", component.routes.clone());
+    let issuer = seams_testkit::auth::TestIssuer::new();
+    let opts = identity::Options {
+        limits,
+        ..identity::Options::new(issuer.minter())
+    };
+    let component = identity::component(&env, opts).await.unwrap();
+    let app = App::with_issuer("identity", component.routes.clone(), issuer);
     World {
         _dir: dir,
         app,
@@ -44,18 +58,32 @@ impl World {
         self.component.db.read_outbox(0, 100).await.unwrap().len()
     }
 
-    /// `PATCH path` with a JSON body.
+    /// The app as the customer a `/identity/customers/{id}` path names (the
+    /// owner of the record), anonymous for any other path.
+    fn owner_of(&self, path: &str) -> App {
+        match path.strip_prefix("/identity/customers/") {
+            Some(id) => self.app.as_customer(id),
+            None => self.app.anonymous(),
+        }
+    }
+
+    /// `GET path`, as the owner of the record it names.
+    async fn get(&self, path: &str) -> Reply {
+        self.owner_of(path).get(path).await
+    }
+
+    /// `PATCH path` with a JSON body, as the owner of the record it names.
     async fn patch(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
         let mut all = vec![("content-type", "application/json")];
         all.extend_from_slice(headers);
-        self.app
+        self.owner_of(path)
             .send(Method::PATCH, path, body.to_string(), &all)
             .await
     }
 
     /// Registers `email` and returns the customer's id.
     async fn register(&self, email: &str) -> String {
-        let body = json!({ "email": email, "name": "Someone" });
+        let body = json!({ "email": email, "name": "Someone", "password": PASSWORD });
         let r = self.app.post("/identity/customers", &body, &[]).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
         r.json["id"].as_str().unwrap().to_owned()
@@ -71,7 +99,7 @@ impl World {
 }
 
 fn ann() -> Value {
-    json!({ "email": "ann@example.com", "name": "Ann Smith" })
+    json!({ "email": "ann@example.com", "name": "Ann Smith", "password": PASSWORD })
 }
 
 /// The `Seams-Consistency-Token` of a reply, if any.
@@ -93,7 +121,7 @@ async fn registers_and_gets_a_customer_and_publishes_it() {
         .app
         .post(
             "/identity/customers",
-            &json!({ "email": "  Ann@Example.COM ", "name": "Ann Smith" }),
+            &json!({ "email": "  Ann@Example.COM ", "name": "Ann Smith", "password": PASSWORD }),
             &[("traceparent", traceparent)],
         )
         .await;
@@ -104,7 +132,7 @@ async fn registers_and_gets_a_customer_and_publishes_it() {
     assert_eq!(r.json, expected);
     let r_created = r;
 
-    let r = w.app.get(&format!("/identity/customers/{id}")).await;
+    let r = w.get(&format!("/identity/customers/{id}")).await;
     assert_eq!((r.status, &r.json), (StatusCode::OK, &expected));
 
     let feed = w.component.db.read_outbox(0, 10).await.unwrap();
@@ -155,7 +183,7 @@ async fn a_duplicate_email_is_a_conflict_and_changes_nothing() {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.json);
     let first = r.json;
     for email in ["ann@example.com", "ANN@example.com", "  Ann@Example.Com\t"] {
-        let body = json!({ "email": email, "name": "Someone Else" });
+        let body = json!({ "email": email, "name": "Someone Else", "password": PASSWORD });
         let r = w.app.post("/identity/customers", &body, &[]).await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{email:?}: {}", r.json);
         assert_eq!(r.problem_type(), "urn:seams:problem:duplicate-email");
@@ -165,7 +193,6 @@ async fn a_duplicate_email_is_a_conflict_and_changes_nothing() {
         assert_eq!(token(&r), None, "a refused write has no position");
     }
     let r = w
-        .app
         .get(&format!(
             "/identity/customers/{}",
             first["id"].as_str().unwrap()
@@ -181,67 +208,67 @@ async fn bad_input_is_a_problem_naming_the_field_and_writes_nothing() {
     let w = world().await;
     let cases = [
         (
-            json!({ "email": "not-an-email", "name": "Ann" }),
+            json!({ "email": "not-an-email", "name": "Ann", "password": PASSWORD }),
             422,
             "invalid-field",
             Some("email"),
         ),
         (
-            json!({ "email": "ann@@example.com", "name": "Ann" }),
+            json!({ "email": "ann@@example.com", "name": "Ann", "password": PASSWORD }),
             422,
             "invalid-field",
             Some("email"),
         ),
         (
-            json!({ "email": "ann\u{a0}x@example.com", "name": "Ann" }),
+            json!({ "email": "ann\u{a0}x@example.com", "name": "Ann", "password": PASSWORD }),
             422,
             "invalid-field",
             Some("email"),
         ),
         (
-            json!({ "email": format!("{}@example.com", "a".repeat(250)), "name": "Ann" }),
+            json!({ "email": format!("{}@example.com", "a".repeat(250)), "name": "Ann", "password": PASSWORD }),
             422,
             "invalid-field",
             Some("email"),
         ),
         (
-            json!({ "email": "ann@example.com", "name": "   " }),
+            json!({ "email": "ann@example.com", "name": "   ", "password": PASSWORD }),
             422,
             "invalid-field",
             Some("name"),
         ),
         (
-            json!({ "email": "ann@example.com", "name": "" }),
+            json!({ "email": "ann@example.com", "name": "", "password": PASSWORD }),
             422,
             "invalid-field",
             Some("name"),
         ),
         (
-            json!({ "email": "ann@example.com", "name": "x".repeat(201) }),
+            json!({ "email": "ann@example.com", "name": "x".repeat(201), "password": PASSWORD }),
             422,
             "invalid-field",
             Some("name"),
         ),
         (
-            json!({ "email": "ann@example.com", "name": "Ann\u{0}" }),
+            json!({ "email": "ann@example.com", "name": "Ann\u{0}", "password": PASSWORD }),
             422,
             "invalid-field",
             Some("name"),
         ),
         (
-            json!({ "email": "ann@example.com", "name": "Ann", "admin": true }),
+            json!({ "email": "ann@example.com", "name": "Ann", "admin": true, "password": PASSWORD }),
             422,
             "invalid-body",
             Some("admin"),
         ),
         (
-            json!({ "email": 42, "name": "Ann" }),
+            json!({ "email": 42, "name": "Ann", "password": PASSWORD }),
             422,
             "invalid-body",
             Some("email"),
         ),
         (
-            json!({ "email": "ann@example.com", "name": null }),
+            json!({ "email": "ann@example.com", "name": null, "password": PASSWORD }),
             422,
             "invalid-body",
             Some("name"),
@@ -303,7 +330,8 @@ async fn bad_input_is_a_problem_naming_the_field_and_writes_nothing() {
     );
 
     // Over the 64 KiB body limit, even though the name alone would also be invalid.
-    let huge = json!({ "email": "ann@example.com", "name": "x".repeat(70 * 1024) });
+    let huge =
+        json!({ "email": "ann@example.com", "name": "x".repeat(70 * 1024), "password": PASSWORD });
     let r = w.app.post("/identity/customers", &huge, &[]).await;
     assert_eq!(
         (r.status, r.problem_type()),
@@ -351,7 +379,7 @@ async fn unknown_customers_and_routes_are_404_problems() {
     let w = world().await;
     let unknown = uuid::Uuid::now_v7().to_string();
     for id in [unknown.as_str(), "nope", "NOT-A-UUID", "1"] {
-        let r = w.app.get(&format!("/identity/customers/{id}")).await;
+        let r = w.get(&format!("/identity/customers/{id}")).await;
         assert_eq!(
             (r.status, r.problem_type()),
             (
@@ -366,10 +394,14 @@ async fn unknown_customers_and_routes_are_404_problems() {
     // A registered id in another spelling is not a second URL for it.
     let r = w.app.post("/identity/customers", &ann(), &[]).await;
     let id = r.json["id"].as_str().unwrap().to_uppercase();
-    let r = w.app.get(&format!("/identity/customers/{id}")).await;
+    let r = w.get(&format!("/identity/customers/{id}")).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    let r = w.app.get("/identity/customers/%ff%fe").await;
+    let r = w
+        .app
+        .as_customer("x")
+        .get("/identity/customers/%ff%fe")
+        .await;
     assert_eq!(
         (r.status, r.problem_type()),
         (StatusCode::BAD_REQUEST, "urn:seams:problem:invalid-path")
@@ -447,7 +479,7 @@ async fn changing_the_email_publishes_it_and_answers_with_a_token() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
     let expected = json!({ "id": id, "email": "ann.smith@example.org", "name": "Someone" });
     assert_eq!(r.json, expected);
-    let r_get = w.app.get(&path).await;
+    let r_get = w.get(&path).await;
     assert_eq!(r_get.json, expected, "stored");
 
     let feed = w.component.db.read_outbox(0, 10).await.unwrap();
@@ -539,9 +571,9 @@ async fn another_customer_s_email_is_a_conflict_and_changes_nothing() {
         assert_eq!(r.json["email"], "ann@example.com");
         assert_eq!(token(&r), None);
     }
-    let r = w.app.get(&path).await;
+    let r = w.get(&path).await;
     assert_eq!(r.json["email"], "bob@example.com", "Bob is untouched");
-    let r = w.app.get(&format!("/identity/customers/{ann}")).await;
+    let r = w.get(&format!("/identity/customers/{ann}")).await;
     assert_eq!(r.json["email"], "ann@example.com", "Ann is untouched");
     assert_eq!(w.n_events().await, 2, "only the registrations");
 
@@ -558,7 +590,7 @@ async fn another_customer_s_email_is_a_conflict_and_changes_nothing() {
         .patch(&path, &json!({ "email": "ann@example.com" }), &[])
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json);
-    let taken = json!({ "email": "ann@example.org", "name": "Someone Else" });
+    let taken = json!({ "email": "ann@example.org", "name": "Someone Else", "password": PASSWORD });
     let r = w.app.post("/identity/customers", &taken, &[]).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.json);
     assert_eq!(w.n_events().await, 4);
@@ -620,7 +652,7 @@ async fn a_bad_email_change_is_a_problem_and_writes_nothing() {
             Some("email"),
         ),
         (
-            json!({ "email": "bob@example.com", "name": "Bob" }),
+            json!({ "email": "bob@example.com", "name": "Bob", "password": PASSWORD }),
             422,
             "invalid-body",
             Some("name"),
@@ -650,6 +682,7 @@ async fn a_bad_email_change_is_a_problem_and_writes_nothing() {
     let json_type = [("content-type", "application/json")];
     let r = w
         .app
+        .as_customer(&id)
         .send(Method::PATCH, &path, "{\"email\": ", &json_type)
         .await;
     assert_eq!(
@@ -657,7 +690,11 @@ async fn a_bad_email_change_is_a_problem_and_writes_nothing() {
         (StatusCode::BAD_REQUEST, "urn:seams:problem:malformed-json")
     );
     let body = json!({ "email": "bob@example.com" }).to_string();
-    let r = w.app.send(Method::PATCH, &path, body.clone(), &[]).await;
+    let r = w
+        .app
+        .as_customer(&id)
+        .send(Method::PATCH, &path, body.clone(), &[])
+        .await;
     assert_eq!(
         r.status,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -665,6 +702,7 @@ async fn a_bad_email_change_is_a_problem_and_writes_nothing() {
     );
     let r = w
         .app
+        .as_customer(&id)
         .send(
             Method::PATCH,
             &path,
@@ -695,7 +733,7 @@ async fn a_bad_email_change_is_a_problem_and_writes_nothing() {
         (StatusCode::BAD_REQUEST, "urn:seams:problem:invalid-path")
     );
 
-    let r = w.app.get(&path).await;
+    let r = w.get(&path).await;
     assert_eq!(r.json["email"], "ann@example.com", "nothing half-applied");
     assert_eq!(w.n_events().await, 1, "nothing published");
 }
@@ -709,7 +747,8 @@ async fn the_component_declares_its_public_and_served_operations_and_events() {
         public,
         [
             identity_contract::REGISTER_CUSTOMER.id(),
-            identity_contract::CHANGE_EMAIL.id()
+            identity_contract::CHANGE_EMAIL.id(),
+            identity_contract::CREATE_SESSION.id(),
         ]
     );
     let served: Vec<String> = c.serves.iter().map(|s| s.op.id()).collect();

@@ -10,9 +10,11 @@ use seams_testkit::oneshot::Reply;
 
 use super::*;
 
-/// `GET /notification/contacts/{customer_id}` with extra headers.
+/// `GET /notification/contacts/{customer_id}` with extra headers, as
+/// that customer.
 async fn get_contact(w: &World, customer_id: &str, headers: &[(&str, &str)]) -> Reply {
     w.app
+        .as_customer(customer_id)
         .send(
             Method::GET,
             &format!("/notification/contacts/{customer_id}"),
@@ -174,7 +176,7 @@ async fn a_read_with_a_token_waits_for_the_relay_and_answers_the_write() {
     let (_, changed_at) = w.change_email("c-1", "alice@example.org").await;
     let token = format!("identity:{changed_at}");
 
-    let app = w.app.clone();
+    let app = w.app.as_customer("c-1");
     let reading = tokio::spawn(async move {
         app.send(
             Method::GET,
@@ -250,6 +252,7 @@ async fn other_methods_on_a_contact_are_405() {
     let w = world().await;
     let r = w
         .app
+        .as_customer("c-1")
         .send(Method::DELETE, "/notification/contacts/c-1", "", &[])
         .await;
     assert_eq!(
@@ -259,4 +262,50 @@ async fn other_methods_on_a_contact_are_405() {
             "urn:seams:problem:method-not-allowed"
         )
     );
+}
+
+#[tokio::test]
+async fn a_contact_is_its_customer_s_alone() {
+    let w = world().await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.deliver().await;
+    assert_eq!(get_contact(&w, "c-1", &[]).await.status, StatusCode::OK);
+    // To anyone else, Alice's contact is "not found", like a contact that is not there.
+    let r = w
+        .app
+        .as_customer("c-2")
+        .get("/notification/contacts/c-1")
+        .await;
+    assert_eq!(
+        (r.status, r.problem_type()),
+        (StatusCode::NOT_FOUND, "urn:seams:problem:contact-not-found")
+    );
+    assert!(
+        !r.bytes.windows(5).any(|w| w == b"alice"),
+        "nothing of hers leaks"
+    );
+    // A consistency token does not make anyone wait on somebody else's contact.
+    let started = Instant::now();
+    let r = w
+        .app
+        .as_customer("c-2")
+        .send(
+            Method::GET,
+            "/notification/contacts/c-1",
+            "",
+            &[("seams-consistency-token", "identity:999")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    for (app, status) in [
+        (w.app.as_staff(), StatusCode::FORBIDDEN),
+        (w.app.anonymous(), StatusCode::UNAUTHORIZED),
+    ] {
+        assert_eq!(app.get("/notification/contacts/c-1").await.status, status);
+    }
 }

@@ -265,10 +265,12 @@ impl World {
         .await
     }
 
-    /// `GET /notification/deliveries?customer_id=` as JSON, asserting 200.
+    /// `GET /notification/deliveries?customer_id=` as that customer, as
+    /// JSON, asserting 200.
     async fn deliveries(&self, customer_id: &str) -> Vec<Value> {
         let r = self
             .app
+            .as_customer(customer_id)
             .get(&format!(
                 "/notification/deliveries?customer_id={customer_id}"
             ))

@@ -1,17 +1,20 @@
 //! A whole system of two small components, started on a real socket: a
 //! poison event goes through the whole path (outbox, relay, bounded
-//! retries, dead letter visible over HTTP), is replayed over HTTP after the
-//! fix, and is applied once; consistency is reported over HTTP.
+//! retries, dead letter visible over HTTP to an operator), is replayed over
+//! HTTP after the fix, and is applied once; consistency is reported over
+//! HTTP. Split into two services, calls and feeds cross between them with
+//! the services' own tokens.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
+use seams_auth::{Issuer, KeyStore, Minter, SigningKeys, Verifier};
+use seams_core::auth::{Access, Role};
 use seams_core::decl::*;
 use seams_core::{CallContext, Envelope, Event};
+use seams_http::Routes;
 use seams_runtime::relay::RelayOptions;
 use seams_runtime::{Component, HandlerError, Handles, Runtime, Subscription, SystemOptions};
 use seams_store::Db;
@@ -130,6 +133,51 @@ impl seams_core::ContractError for EchoError {
     }
 }
 
+/// A throwaway deployment key: what mints the tokens and what verifies them.
+struct Keys {
+    minter: Minter,
+    verifier: Arc<Verifier>,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let keys = KeyStore::in_memory(SigningKeys::generate().unwrap());
+        Keys {
+            minter: Minter::new(keys.clone(), "test"),
+            verifier: Arc::new(Verifier::new(vec![Issuer::deployment("test", keys)])),
+        }
+    }
+
+    fn operator(&self) -> String {
+        self.minter
+            .person("olga", Role::Operator, Duration::from_secs(600))
+            .unwrap()
+            .token
+    }
+
+    fn service(&self, caps: &[&str]) -> Arc<dyn seams_auth::Credential> {
+        Arc::new(seams_auth::SelfMinted::new(
+            self.minter.clone(),
+            caps.join(","),
+            caps.iter().map(|c| c.to_string()).collect(),
+            Duration::from_secs(600),
+        ))
+    }
+}
+
+/// An OpenAPI document describing `paths` (each an open `(method, path)`).
+fn documented(paths: &[(utoipa::openapi::HttpMethod, &str)]) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::{OperationBuilder, PathItem};
+    let mut doc = utoipa::openapi::OpenApiBuilder::new().build();
+    for (method, path) in paths {
+        doc.paths.paths.insert(
+            (*path).to_owned(),
+            PathItem::new(method.clone(), OperationBuilder::new().build()),
+        );
+    }
+    doc
+}
+
 async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Component, Component) {
     let notes = Db::open(&dir.join("notes.db"), "notes", &MIGRATIONS)
         .await
@@ -157,11 +205,13 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
             Ok(())
         }
     });
-    let empty = || utoipa::openapi::OpenApiBuilder::new().build();
+    use utoipa::openapi::HttpMethod;
     let producer = Component {
         name: "notes",
         db: notes.clone(),
-        routes: Router::new().route("/{key}", post(note)).with_state(notes),
+        routes: Routes::new()
+            .post("/{key}", Access::Open, note)
+            .with_state(notes),
         public: vec![],
         serves: vec![seams_runtime::Served::new(
             &ECHO,
@@ -176,14 +226,14 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
         publishes: vec![&NOTED],
         subscriptions: vec![],
         workers: vec![],
-        openapi: empty(),
+        openapi: documented(&[(HttpMethod::Post, "/{key}")]),
         invariants: vec![],
     };
     let consumer = Component {
         name: "audit",
         db: audit.clone(),
-        routes: Router::new()
-            .route("/applied", get(applied))
+        routes: Routes::new()
+            .get("/applied", Access::Open, applied)
             .with_state(audit),
         public: vec![],
         serves: vec![],
@@ -194,7 +244,7 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
             handles: vec![handles],
         }],
         workers: vec![],
-        openapi: empty(),
+        openapi: documented(&[(HttpMethod::Get, "/applied")]),
         invariants: vec![&AUDIT_FOLLOWS],
     };
     (producer, consumer)
@@ -213,11 +263,13 @@ async fn a_poison_event_is_dead_lettered_then_replayed_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let poisoned = Arc::new(AtomicBool::new(true));
     let (producer, consumer) = components(dir.path(), poisoned.clone()).await;
+    let keys = Keys::new();
     let options = SystemOptions {
         relay: RelayOptions {
             idle_poll: Duration::from_millis(20),
             ..RelayOptions::default()
         },
+        verifier: keys.verifier.clone(),
         ..SystemOptions::default()
     };
     let mut builder = Runtime::new(options).builder();
@@ -227,7 +279,45 @@ async fn a_poison_event_is_dead_lettered_then_replayed_over_http() {
         .await
         .unwrap();
     let base = format!("http://{}", running.addr());
-    let http = reqwest::Client::new();
+    let operator = keys.operator();
+    let http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {operator}").parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    // The framework's views are the operators': nobody else sees a dead letter.
+    for path in [
+        "/_seams/dead-letters",
+        "/_seams/consistency",
+        "/_seams/contracts",
+        "/metrics",
+    ] {
+        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+    }
+    // In one process there are no doors for other services at all.
+    let peer = keys.service(&["audit"]).token().unwrap();
+    for (method, path) in [
+        ("POST", "/_seams/ops/notes.echo"),
+        ("GET", "/_seams/feed/notes"),
+    ] {
+        let r = reqwest::Client::new()
+            .request(
+                method.parse().unwrap(),
+                format!("{base}{path}?subscriber=audit%3C-notes&after=0&limit=1"),
+            )
+            .header(seams_auth::PEER_HEADER, &*peer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{method} {path}");
+    }
     let get = |path: &str| {
         let (http, url) = (http.clone(), format!("{base}{path}"));
         async move {
@@ -346,17 +436,21 @@ async fn serve(builder: seams_runtime::SystemBuilder, addr: &str) -> seams_runti
 async fn split_services_call_and_feed_each_other_over_http() {
     let dir = tempfile::tempdir().unwrap();
     let poisoned = Arc::new(AtomicBool::new(false));
-    let fast = || SystemOptions {
+    let keys = Keys::new();
+    let fast = |caps: &[&str]| SystemOptions {
         relay: RelayOptions {
             idle_poll: Duration::from_millis(200),
             ..RelayOptions::default()
         },
+        verifier: keys.verifier.clone(),
+        credential: Some(keys.service(caps)),
+        split: true,
         ..SystemOptions::default()
     };
 
     // Service A: notes (publishes, serves `notes.echo`).
     let (notes, _) = components(dir.path(), poisoned.clone()).await;
-    let mut a = Runtime::new(fast()).builder();
+    let mut a = Runtime::new(fast(&["notes"])).builder();
     a.add(notes);
     let a_running = serve(a, "127.0.0.1:0").await;
     let a_addr = a_running.addr();
@@ -367,7 +461,10 @@ async fn split_services_call_and_feed_each_other_over_http() {
     let (_, audit) = components(&b_dir, poisoned).await;
     let mut peers = std::collections::BTreeMap::new();
     peers.insert("notes".to_owned(), a_url.clone());
-    let b_runtime = Runtime::new(SystemOptions { peers, ..fast() });
+    let b_runtime = Runtime::new(SystemOptions {
+        peers,
+        ..fast(&["audit"])
+    });
     let b_env = b_runtime.env(&b_dir);
     let mut b = b_runtime.builder();
     b.add(audit);
@@ -410,7 +507,7 @@ async fn split_services_call_and_feed_each_other_over_http() {
 
     // A comes back on the same address with the same data: B catches up from its cursor.
     let (notes, _) = components(dir.path(), Arc::new(AtomicBool::new(false))).await;
-    let mut a = Runtime::new(fast()).builder();
+    let mut a = Runtime::new(fast(&["notes"])).builder();
     a.add(notes);
     let a_running = serve(a, &a_addr.to_string()).await;
     http.post(format!("{a_url}/notes/k2")).send().await.unwrap();
@@ -419,9 +516,11 @@ async fn split_services_call_and_feed_each_other_over_http() {
     })
     .await;
     // The position advances after the batch that applied it.
+    let operator = keys.operator();
     eventually("the position to advance", async || {
         let report: Value = http
             .get(format!("{b_url}/_seams/consistency"))
+            .bearer_auth(&operator)
             .send()
             .await
             .unwrap()

@@ -64,7 +64,7 @@ async fn documents_health_and_edge_errors() {
     let r = shop
         .post(
             "/identity/customers",
-            &json!({ "email": "not-an-email", "name": "x" }),
+            &json!({ "email": "not-an-email", "name": "x", "password": e2e::PASSWORD }),
             None,
         )
         .await

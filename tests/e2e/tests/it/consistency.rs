@@ -15,19 +15,22 @@ async fn email_change_reaches_the_projection(mode: Mode) -> anyhow::Result<()> {
     shop.add_product("TEA", 450).await?;
     shop.receive_stock("TEA", 5).await?;
     let http = reqwest::Client::new();
+    let token = shop.customer_token(&customer)?;
     let r = shop
         .send(
             http.patch(format!("{}/identity/customers/{customer}", shop.url()))
+                .bearer_auth(&token)
                 .json(&json!({ "email": "new@example.com" })),
         )
         .await?;
     expect(&r, StatusCode::OK)?;
-    let token = r.headers["seams-consistency-token"].to_str()?.to_owned();
-    assert!(token.starts_with("identity:"), "{token}");
+    let consistency = r.headers["seams-consistency-token"].to_str()?.to_owned();
+    assert!(consistency.starts_with("identity:"), "{consistency}");
     let read = shop
         .send(
             http.get(format!("{}/notification/contacts/{customer}", shop.url()))
-                .header("Seams-Consistency-Token", &token),
+                .bearer_auth(&token)
+                .header("Seams-Consistency-Token", &consistency),
         )
         .await?;
     expect(&read, StatusCode::OK)?;

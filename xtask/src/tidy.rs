@@ -1,4 +1,6 @@
-//! File-level invariants: module docs, no `mod.rs`, and I/O-free capability domains.
+//! File-level invariants: module docs, no `mod.rs`, I/O-free capability
+//! domains, and capabilities calling others only through their declared
+//! dependencies.
 //!
 //! The checks are pure functions over [`SourceFile`]s (a workspace-relative path and its
 //! text); only [`collect`] touches the disk. Domain purity is checked on tokens rather than
@@ -91,6 +93,7 @@ pub fn check(files: &[SourceFile]) -> Vec<Violation> {
     let mut out = domain_is_pure(files);
     out.extend(module_docs(files));
     out.extend(no_mod_rs(files));
+    out.extend(calls_are_declared(files));
     out
 }
 
@@ -126,6 +129,34 @@ pub fn no_mod_rs(files: &[SourceFile]) -> Vec<Violation> {
             message: "is a `mod.rs`; use `foo.rs` next to a `foo/` folder".to_owned(),
         })
         .collect()
+}
+
+/// Whether this file is a capability implementation's code (not a
+/// contract crate, not its tests).
+fn is_capability_source(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    matches!(parts.as_slice(), ["capabilities", krate, "src", ..] if !krate.ends_with("-contract"))
+        && !path.ends_with("/tests.rs")
+}
+
+/// A capability makes its calls with `env.calls(&DEPENDENCIES)`, which refuses
+/// what it did not declare, never with the system's raw `env.transport`:
+/// the declaration is what lets the callee admit it.
+pub fn calls_are_declared(files: &[SourceFile]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for file in files.iter().filter(|f| is_capability_source(&f.path)) {
+        let tokens = lex(&file.text);
+        for w in tokens.windows(3) {
+            if w[1].text == "." && w[2].text == "transport" && w[0].text == "env" {
+                out.push(Violation {
+                    rule: "calls-are-declared",
+                    at: format!("{}:{}", file.path, w[0].line),
+                    message: "uses `env.transport`; call through `env.calls(&DEPENDENCIES)`, which holds the capability to what it declared".to_owned(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Whether invariant 5 covers this file: `capabilities/*/src/domain.rs` and everything

@@ -540,7 +540,12 @@ pub fn render_table(rows: &[ContractRow]) -> String {
         ));
         out.push_str(&format!("  {}\n", r.summary));
         if !r.consumers.is_empty() {
-            out.push_str(&format!("  consumed by   {}\n", r.consumers.join(", ")))
+            let verb = if r.kind == "event" {
+                "consumed by"
+            } else {
+                "called by  "
+            };
+            out.push_str(&format!("  {verb}   {}\n", r.consumers.join(", ")))
         }
         if let Some(t) = r.timeout {
             out.push_str(&format!(

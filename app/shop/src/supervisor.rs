@@ -45,14 +45,8 @@ use seams_auth::Minter;
 use crate::gateway::{self, Routes};
 
 /// Every capability, in dependency order: the order services start in, and
-/// the default grouping (one service each).
-pub const CAPABILITIES: [&str; 5] = [
-    "identity",
-    "catalog",
-    "billing",
-    "fulfillment",
-    "notification",
-];
+/// the default grouping (one service each). The composition root's list.
+pub use crate::system::CAPABILITIES;
 
 /// How long a service may take to say it is listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

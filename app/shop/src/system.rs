@@ -27,6 +27,17 @@ pub const CAPABILITIES: [&str; 5] = [
     "notification",
 ];
 
+/// What each capability of the shop calls and consumes, in the order of
+/// [`CAPABILITIES`]: who may use which operation and feed, in every process,
+/// whether the capability runs there or not.
+pub static DECLARED: [&seams_core::decl::Dependencies; 5] = [
+    &identity::DEPENDENCIES,
+    &catalog::DEPENDENCIES,
+    &billing::DEPENDENCIES,
+    &fulfillment::DEPENDENCIES,
+    &notification::DEPENDENCIES,
+];
+
 /// Which capabilities run in this process, and where the others are.
 #[derive(Debug, Clone, Default)]
 pub struct Placement {
@@ -174,6 +185,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         credential: trust.credential.clone(),
         // `shop serve` runs one service of a split system; `shop up` all of them.
         split: !placement.local.is_empty(),
+        clients: DECLARED.to_vec(),
         ..SystemOptions::default()
     };
     let nats = match &config.nats {
@@ -237,3 +249,6 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
 
 /// How long a clean stop may take before the process gives up waiting.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests;

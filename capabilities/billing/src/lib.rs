@@ -26,7 +26,7 @@ pub mod store;
 use catalog_contract::CatalogClient;
 use fulfillment_contract::FulfillmentFailed;
 use identity_contract::IdentityClient;
-use seams_core::decl::{Invariant, InvariantKind};
+use seams_core::decl::{Dependencies, Invariant, InvariantKind};
 use seams_runtime::{Component, Env, Handles, Subscription};
 
 pub use error::Error;
@@ -75,18 +75,30 @@ const ACCEPTS: &[u32] = &[1];
 /// The capability's name and URL prefix.
 pub const NAME: &str = "billing";
 
+/// Billing asks catalog for prices and identity for the customer, and
+/// compensates what fulfillment could not fulfil.
+pub static DEPENDENCIES: Dependencies = Dependencies {
+    capability: NAME,
+    calls: &[
+        &catalog_contract::QUOTE_PRICES,
+        &identity_contract::GET_CUSTOMER,
+    ],
+    consumes: &[&fulfillment_contract::FULFILLMENT_FAILED],
+};
+
 /// Builds billing on its own database, where `env.storage` says.
 pub async fn component(env: &Env) -> anyhow::Result<Component> {
     let db = env.open_db(NAME, &MIGRATIONS).await?;
     let deps = Deps {
         store: store::Store::new(db.clone()),
-        catalog: CatalogClient::new(env.transport.clone()),
-        identity: IdentityClient::new(env.transport.clone()),
+        catalog: CatalogClient::new(env.calls(&DEPENDENCIES)),
+        identity: IdentityClient::new(env.calls(&DEPENDENCIES)),
         clock: env.clock.clone(),
         ids: env.ids.clone(),
     };
     Ok(Component {
         name: NAME,
+        depends: &DEPENDENCIES,
         db,
         routes: http::router(deps.clone()),
         public: billing_contract::OPERATIONS.to_vec(),

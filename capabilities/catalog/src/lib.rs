@@ -39,6 +39,13 @@ pub static SKU_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invariant
 /// The capability's name and URL prefix.
 pub const NAME: &str = "catalog";
 
+/// Catalog calls nobody and consumes nothing.
+pub static DEPENDENCIES: seams_core::decl::Dependencies = seams_core::decl::Dependencies {
+    capability: NAME,
+    calls: &[],
+    consumes: &[],
+};
+
 /// Builds catalog on its own database, where `env.storage` says.
 pub async fn component(env: &Env) -> anyhow::Result<Component> {
     let db = env.open_db(NAME, &MIGRATIONS).await?;
@@ -50,6 +57,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
     let quote_deps = deps.clone();
     Ok(Component {
         name: NAME,
+        depends: &DEPENDENCIES,
         db,
         routes: http::router(deps),
         public: vec![&catalog_contract::ADD_PRODUCT],

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceVoided};
-use seams_core::decl::{Invariant, InvariantKind, Measure};
+use seams_core::decl::{Dependencies, Invariant, InvariantKind, Measure};
 use seams_runtime::{Component, Env, Handles, Subscription, Worker};
 use tokio::sync::Notify;
 
@@ -47,6 +47,17 @@ static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
 
 /// The capability's name and URL prefix.
 pub const NAME: &str = "fulfillment";
+
+/// Fulfillment calls nobody; it follows billing's invoices.
+pub static DEPENDENCIES: Dependencies = Dependencies {
+    capability: NAME,
+    calls: &[],
+    consumes: &[
+        &billing_contract::INVOICE_CREATED,
+        &billing_contract::INVOICE_PAID,
+        &billing_contract::INVOICE_VOIDED,
+    ],
+};
 
 /// Event versions fulfillment accepts, for every event it consumes.
 const ACCEPTS: &[u32] = &[1];
@@ -163,6 +174,7 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Fulfillment> {
     Ok(Fulfillment {
         component: Component {
             name: NAME,
+            depends: &DEPENDENCIES,
             db,
             routes: http::router(deps.clone()),
             public: fulfillment_contract::OPERATIONS.to_vec(),

@@ -28,6 +28,7 @@ use std::time::Duration;
 use identity_contract::{
     CHANGE_EMAIL, CREATE_SESSION, GET_CUSTOMER, GetCustomer, REGISTER_CUSTOMER,
 };
+use seams_core::decl::Dependencies;
 use seams_runtime::{Component, Env, Served, Worker};
 
 pub use error::Error;
@@ -50,6 +51,13 @@ pub static EMAIL_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invaria
 
 /// The capability's name and URL prefix.
 pub const NAME: &str = "identity";
+
+/// Identity calls nobody and consumes nothing: it is where the others start.
+pub static DEPENDENCIES: Dependencies = Dependencies {
+    capability: NAME,
+    calls: &[],
+    consumes: &[],
+};
 
 /// How identity signs in and what it signs with.
 #[derive(Debug, Clone)]
@@ -88,6 +96,7 @@ pub async fn component(env: &Env, opts: Options) -> anyhow::Result<Component> {
     let get_deps = deps.clone();
     Ok(Component {
         name: NAME,
+        depends: &DEPENDENCIES,
         db,
         routes: http::router(deps),
         public: vec![&REGISTER_CUSTOMER, &CHANGE_EMAIL, &CREATE_SESSION],

@@ -37,7 +37,7 @@ use anyhow::{Context, bail};
 use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceRefunded, InvoiceVoided};
 use fulfillment_contract::ShipmentDispatched;
 use identity_contract::{CustomerEmailChanged, CustomerRegistered};
-use seams_core::decl::RetryPolicy;
+use seams_core::decl::{Dependencies, RetryPolicy};
 use seams_runtime::{Component, Env, Handles, Subscription, Worker};
 use tokio::sync::Notify;
 
@@ -54,6 +54,22 @@ static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
 
 /// The capability's name and URL prefix.
 pub const NAME: &str = "notification";
+
+/// Notification calls nobody: it keeps its own copy of identity's contacts
+/// and tells customers what billing and fulfillment did.
+pub static DEPENDENCIES: Dependencies = Dependencies {
+    capability: NAME,
+    calls: &[],
+    consumes: &[
+        &identity_contract::CUSTOMER_REGISTERED,
+        &identity_contract::CUSTOMER_EMAIL_CHANGED,
+        &billing_contract::INVOICE_CREATED,
+        &billing_contract::INVOICE_PAID,
+        &billing_contract::INVOICE_VOIDED,
+        &billing_contract::INVOICE_REFUNDED,
+        &fulfillment_contract::SHIPMENT_DISPATCHED,
+    ],
+};
 
 /// The `From` of messages written to a Maildir (SMTP has its own in
 /// [`SmtpOptions::from`]): a local file has no relay that cares, so it is
@@ -219,6 +235,7 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
     Ok(Notification {
         component: Component {
             name: NAME,
+            depends: &DEPENDENCIES,
             db,
             routes: http::router(deps.clone()),
             public: notification_contract::OPERATIONS.to_vec(),

@@ -245,6 +245,102 @@ impl Invariant {
     }
 }
 
+/// What one capability needs of the others: the operations it calls and
+/// the events it consumes. These are the contracts' client lists: the
+/// owner of an operation lets in only the capabilities that declare they
+/// call it, and a producer lets only declared consumers read its feed.
+#[derive(Debug)]
+pub struct Dependencies {
+    /// The capability that depends.
+    pub capability: &'static str,
+    /// Operations of other capabilities it calls.
+    pub calls: &'static [&'static Operation],
+    /// Events of other capabilities it consumes.
+    pub consumes: &'static [&'static EventContract],
+}
+
+impl Dependencies {
+    /// The producers whose feeds it reads, each once, in declaration order.
+    pub fn producers(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for e in self.consumes {
+            if !out.contains(&e.producer) {
+                out.push(e.producer);
+            }
+        }
+        out
+    }
+
+    /// Its subscription to `producer`'s feed: `<capability><-<producer>`.
+    pub fn subscription(&self, producer: &str) -> String {
+        subscription_name(self.capability, producer)
+    }
+}
+
+/// The durable name of `consumer`'s subscription to `producer`'s feed.
+pub fn subscription_name(consumer: &str, producer: &str) -> String {
+    format!("{consumer}<-{producer}")
+}
+
+/// Every capability's declared dependencies, read as who may use which
+/// door: an operation is for the capabilities that declare they call it, a
+/// feed for those that declare they consume its events. Nothing else gets in.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    all: Vec<&'static Dependencies>,
+}
+
+impl Clients {
+    /// The declarations of every capability of the system.
+    pub fn new(all: impl IntoIterator<Item = &'static Dependencies>) -> Clients {
+        Clients {
+            all: all.into_iter().collect(),
+        }
+    }
+
+    /// What `capability` declared, if it is part of the system.
+    pub fn of(&self, capability: &str) -> Option<&'static Dependencies> {
+        self.all
+            .iter()
+            .copied()
+            .find(|d| d.capability == capability)
+    }
+
+    /// Whether `capability` declared that it calls `op`.
+    pub fn may_call(&self, capability: &str, op: &Operation) -> bool {
+        self.of(capability).is_some_and(|d| {
+            d.calls
+                .iter()
+                .any(|c| c.capability == op.capability && c.name == op.name)
+        })
+    }
+
+    /// Whether `capability` declared that it consumes events of `producer`.
+    pub fn may_read(&self, capability: &str, producer: &str) -> bool {
+        self.of(capability)
+            .is_some_and(|d| d.consumes.iter().any(|e| e.producer == producer))
+    }
+
+    /// The capabilities that call `op`.
+    pub fn callers_of(&self, op: &Operation) -> Vec<&'static str> {
+        self.all
+            .iter()
+            .filter(|d| self.may_call(d.capability, op))
+            .map(|d| d.capability)
+            .collect()
+    }
+
+    /// The subscriptions to `producer`'s feed (`<consumer><-<producer>`):
+    /// whose reading lets its outbox be pruned.
+    pub fn subscriptions_to(&self, producer: &str) -> Vec<String> {
+        self.all
+            .iter()
+            .filter(|d| self.may_read(d.capability, producer))
+            .map(|d| d.subscription(producer))
+            .collect()
+    }
+}
+
 /// A declaration that answers a question in a way the runtime cannot honour.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{subject}: {problem}")]

@@ -126,7 +126,7 @@ impl Publisher {
     }
 
     fn cursor_name(&self) -> String {
-        format!("nats-publisher:{}", self.producer)
+        publisher_name(&self.producer)
     }
 
     /// Publishes what is committed and not yet acknowledged by JetStream; returns how many.
@@ -416,6 +416,16 @@ impl seams_runtime::FeedSource for NatsFeeds {
     fn feed(&self, producer: &str) -> Arc<dyn Feed> {
         feed(self.nats.clone(), producer)
     }
+
+    fn readers(&self, producer: &str) -> Vec<String> {
+        vec![publisher_name(producer)]
+    }
+}
+
+/// The name under which `producer`'s publisher keeps its cursor and
+/// acknowledges the outbox: once JetStream holds a row, it counts as read.
+pub fn publisher_name(producer: &str) -> String {
+    format!("nats-publisher:{producer}")
 }
 
 /// The background worker publishing `producer`'s outbox (in `db`) to JetStream.

@@ -5,6 +5,11 @@
 //! capabilities, the events it publishes and consumes, and any background
 //! workers. It never learns which mode it runs in: `Env` gives it a transport
 //! for its calls and the runtime decides where its events come from.
+//!
+//! What a capability calls and consumes it declares once, as
+//! [`Dependencies`]: its calls go through a transport that refuses any
+//! operation it did not declare ([`Env::calls`]), and the owners of those
+//! operations and feeds let in exactly the capabilities that declared them.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -13,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use seams_core::decl::{EventContract, Operation};
+use seams_core::decl::{Dependencies, EventContract, Operation};
 use seams_core::{
     BoxFuture, CallContext, CallError, CallReply, Clock, Envelope, Event, Ids, Payload, Transport,
 };
@@ -26,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Env {
     /// Where the capability keeps its files (`<data>/<capability>.db`, ...).
     pub data_dir: PathBuf,
-    /// How it calls other capabilities' operations.
+    /// How calls reach other capabilities' operations; a capability gets
+    /// its own view of it from [`Env::calls`].
     pub transport: Arc<dyn Transport>,
     /// Time.
     pub clock: Arc<dyn Clock>,
@@ -41,6 +47,15 @@ pub struct Env {
 }
 
 impl Env {
+    /// The transport `deps.capability` makes its calls with: the system's,
+    /// refusing any operation the capability did not declare it calls.
+    pub fn calls(&self, deps: &'static Dependencies) -> Arc<dyn Transport> {
+        Arc::new(Declared {
+            inner: self.transport.clone(),
+            deps,
+        })
+    }
+
     /// The SQLite file `capability` uses when storage is SQLite.
     pub fn db_path(&self, capability: &str) -> PathBuf {
         self.data_dir.join(format!("{capability}.db"))
@@ -78,6 +93,35 @@ impl Env {
             self.machinery,
         )
         .await
+    }
+}
+
+/// A capability's calls: only the operations it declared.
+struct Declared {
+    inner: Arc<dyn Transport>,
+    deps: &'static Dependencies,
+}
+
+impl Transport for Declared {
+    fn call(&self, req: seams_core::CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>> {
+        let declared = self
+            .deps
+            .calls
+            .iter()
+            .any(|op| op.capability == req.op.capability && op.name == req.op.name);
+        if declared {
+            return self.inner.call(req);
+        }
+        let refused = CallError::Refused {
+            op: req.op.id(),
+            reason: format!(
+                "{} does not declare that it calls {}",
+                self.deps.capability,
+                req.op.id()
+            ),
+        };
+        tracing::error!(error = %refused, "an undeclared call");
+        Box::pin(std::future::ready(Err(refused)))
     }
 }
 
@@ -247,7 +291,7 @@ pub struct Subscription {
 impl Subscription {
     /// The subscription's durable name: `<consumer><-<producer>`.
     pub fn name(&self) -> String {
-        format!("{}<-{}", self.consumer, self.producer)
+        seams_core::decl::subscription_name(self.consumer, self.producer)
     }
 }
 
@@ -303,6 +347,9 @@ pub struct Worker {
 pub struct Component {
     /// The capability's name, also its URL prefix.
     pub name: &'static str,
+    /// What it calls and consumes, as declared (and checked against its
+    /// subscriptions before anything starts).
+    pub depends: &'static Dependencies,
     /// Its database.
     pub db: Db,
     /// Its public routes, nested at `/<name>`, each with who may use it.

@@ -96,6 +96,10 @@ pub struct FeedQuery {
     pub wait_ms: u64,
 }
 
+/// The longest a feed read waits for new events (`wait_ms` is capped to it):
+/// well inside the server's request timeout.
+pub const MAX_WAIT_MS: u64 = 20_000;
+
 /// Path of a producer's feed.
 pub fn feed_path(producer: &str) -> String {
     format!("/_seams/feed/{producer}")

@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use seams_auth::{Credential, Verifier};
 use seams_core::auth::Access;
-use seams_core::decl::{EventContract, Operation};
+use seams_core::decl::{Clients, Dependencies, EventContract, Operation};
 use seams_core::{Clock, Ids, SystemClock, Transport, UuidV7Ids};
 use seams_http::Routes;
 use seams_store::{Db, Machinery};
@@ -35,6 +35,10 @@ use crate::retention::Retention;
 pub trait FeedSource: Send + Sync + 'static {
     /// The feed of `producer`.
     fn feed(&self, producer: &str) -> crate::feed::SharedFeed;
+
+    /// Who reads `producer`'s outbox with this bus: whose acknowledgements
+    /// let it be pruned (its publisher).
+    fn readers(&self, producer: &str) -> Vec<String>;
 }
 
 /// Options of the whole system.
@@ -76,6 +80,10 @@ pub struct SystemOptions {
     /// (`/_seams/ops/*`, `/_seams/feed/*`). Off, those doors do not exist:
     /// in one process nothing calls in, and nothing reads a feed from outside.
     pub split: bool,
+    /// What the capabilities of the system that do not run here declared
+    /// they call and consume (those that run here declare it with their
+    /// component): who may use this process's operations and feeds.
+    pub clients: Vec<&'static Dependencies>,
 }
 
 impl Default for SystemOptions {
@@ -93,6 +101,7 @@ impl Default for SystemOptions {
             verifier: Arc::new(Verifier::new(Vec::new())),
             credential: None,
             split: false,
+            clients: Vec::new(),
         }
     }
 }
@@ -112,6 +121,14 @@ impl std::fmt::Debug for SystemOptions {
             .field("verifier", &self.verifier)
             .field("credential", &self.credential.is_some())
             .field("split", &self.split)
+            .field(
+                "clients",
+                &self
+                    .clients
+                    .iter()
+                    .map(|d| d.capability)
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -198,7 +215,7 @@ pub struct ContractRow {
     pub name: String,
     /// Who serves or publishes it.
     pub owner: &'static str,
-    /// Who consumes it (events) .
+    /// Who calls it (operations other capabilities call) or consumes it (events).
     pub consumers: Vec<&'static str>,
     /// Question 1.
     pub retries: String,
@@ -225,7 +242,8 @@ impl SystemBuilder {
 
     /// Every declaration of every component, as table rows.
     pub fn contracts(&self) -> Vec<ContractRow> {
-        contract_rows(&self.components)
+        let clients = Clients::new(self.components.iter().map(|c| c.depends));
+        contract_rows(&self.components, &clients)
     }
 
     /// Adds a background worker of the system itself (for example a bus publisher).
@@ -286,9 +304,49 @@ impl SystemBuilder {
             }
         }
         for c in &self.components {
+            if c.depends.capability != c.name {
+                problems.push(format!(
+                    "{} hands over the dependencies of {}",
+                    c.name, c.depends.capability
+                ));
+            }
+            let handled: Vec<&str> = c
+                .subscriptions
+                .iter()
+                .flat_map(|s| s.handles.iter().map(|h| h.event.event_type))
+                .collect();
+            for e in c.depends.consumes {
+                if !handled.contains(&e.event_type) {
+                    problems.push(format!(
+                        "{} declares it consumes {} but handles no such event",
+                        c.name, e.event_type
+                    ));
+                }
+            }
             for sub in &c.subscriptions {
                 if sub.consumer != c.name {
                     problems.push(format!("{} holds subscription {}", c.name, sub.name()));
+                }
+                for h in &sub.handles {
+                    if h.event.producer != sub.producer {
+                        problems.push(format!(
+                            "{} handles {} in its subscription to {}",
+                            sub.name(),
+                            h.event.event_type,
+                            sub.producer
+                        ));
+                    }
+                    if !c
+                        .depends
+                        .consumes
+                        .iter()
+                        .any(|e| e.event_type == h.event.event_type)
+                    {
+                        problems.push(format!(
+                            "{} handles {} without declaring that it consumes it",
+                            c.name, h.event.event_type
+                        ));
+                    }
                 }
                 let producer = self.components.iter().find(|p| p.name == sub.producer);
                 for h in &sub.handles {
@@ -357,7 +415,34 @@ impl SystemBuilder {
                 runtime.inprocess.register(s);
             }
         }
-        let contracts = contracts_json(&contract_rows(&components));
+        // Who may use this process's doors: every capability's declaration,
+        // those running here with their components, the others from the
+        // composition root.
+        let mut declared: Vec<&'static Dependencies> =
+            components.iter().map(|c| c.depends).collect();
+        for d in &runtime.options.clients {
+            if !declared.iter().any(|k| k.capability == d.capability) {
+                declared.push(d);
+            }
+        }
+        let clients = Clients::new(declared);
+        let served: BTreeMap<String, &'static Operation> = components
+            .iter()
+            .flat_map(|c| c.serves.iter().map(|s| (s.op.id(), s.op)))
+            .collect();
+        // Whose acknowledgements let each outbox here be pruned: the
+        // declared subscriptions to it, or the bus's publisher.
+        let readers: Vec<(Db, Vec<String>)> = components
+            .iter()
+            .map(|c| {
+                let readers = match &runtime.options.feeds {
+                    Some(bus) => bus.readers(c.name),
+                    None => clients.subscriptions_to(c.name),
+                };
+                (c.db.clone(), readers)
+            })
+            .collect();
+        let contracts = contracts_json(&contract_rows(&components, &clients));
         let dbs: Vec<Db> = components.iter().map(|c| c.db.clone()).collect();
         let by_name: BTreeMap<&'static str, Db> =
             components.iter().map(|c| (c.name, c.db.clone())).collect();
@@ -406,6 +491,8 @@ impl SystemBuilder {
         }
         let admin = Admin {
             ops: runtime.inprocess.clone(),
+            clients,
+            served,
             dbs: Arc::new(by_name.clone()),
             openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
             contracts: Arc::new(contracts),
@@ -496,11 +583,10 @@ impl SystemBuilder {
             tasks.push((w.name, tokio::spawn((w.run)(background.clone()))));
         }
         let retention = runtime.options.retention;
-        let prune_dbs = dbs.clone();
         let prune_stop = background.clone();
         tasks.push((
             "pruner".into(),
-            tokio::spawn(async move { prune_loop(prune_dbs, retention, prune_stop).await }),
+            tokio::spawn(async move { prune_loop(readers, retention, prune_stop).await }),
         ));
         tracing::info!(%addr, "serving");
         Ok(Running {
@@ -553,7 +639,7 @@ impl Running {
     }
 }
 
-async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken) {
+async fn prune_loop(dbs: Vec<(Db, Vec<String>)>, retention: Retention, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(retention.interval) => {}
@@ -561,9 +647,10 @@ async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken)
         }
         let now = seams_store::now_ms();
         let ms = |d: Duration| now - d.as_millis() as i64;
-        for db in &dbs {
+        for (db, readers) in &dbs {
             match db
                 .prune(
+                    readers,
                     ms(retention.outbox),
                     ms(retention.inbox),
                     ms(retention.idempotency),
@@ -584,6 +671,10 @@ async fn prune_loop(dbs: Vec<Db>, retention: Retention, stop: CancellationToken)
 /// state for every request, even for routes that do not read it.
 struct Admin {
     ops: InProcess,
+    /// Who may call which operation and read which feed.
+    clients: Clients,
+    /// The operations served here, by id.
+    served: BTreeMap<String, &'static Operation>,
     dbs: Arc<BTreeMap<&'static str, Db>>,
     openapi: Arc<Value>,
     contracts: Arc<Value>,
@@ -637,20 +728,41 @@ async fn replay_dead_letter(
     }
 }
 
-/// `POST /_seams/ops/{op}`: another service calling an operation served here.
+/// Whether the service `caller` runs a capability that declared `allowed`.
+fn declared_by(caller: &seams_core::auth::Principal, allowed: impl Fn(&str) -> bool) -> bool {
+    match caller {
+        seams_core::auth::Principal::Service { capabilities, .. } => {
+            capabilities.iter().any(|c| allowed(c))
+        }
+        _ => false,
+    }
+}
+
+/// `POST /_seams/ops/{op}`: another service calling an operation served
+/// here; only a service running a capability that declares it calls the
+/// operation gets an answer.
 async fn serve_op(
     State(admin): State<Arc<Admin>>,
+    seams_http::Caller(caller): seams_http::Caller,
     seams_http::Path(op): seams_http::Path<String>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     use seams_core::{CallError, CallReply};
-    let Some(handler) = admin.ops.handler(&op) else {
+    let (Some(handler), Some(decl)) = (admin.ops.handler(&op), admin.served.get(&op).copied())
+    else {
         return seams_http::problem_response(
             seams_core::Problem::new(404, "operation-not-served", "Operation not served here")
                 .with("op", op),
         );
     };
+    if !declared_by(&caller, |c| admin.clients.may_call(c, decl)) {
+        tracing::warn!(%op, ?caller, "a call from a service that does not declare it");
+        return seams_http::auth::forbidden(format!(
+            "{op} is for the capabilities that declare they call it: {}.",
+            admin.clients.callers_of(decl).join(", ")
+        ));
+    }
     let ctx = seams_http::correlation::context_from_headers(&headers);
     let with_type = |status: StatusCode, content_type: &'static str, body: Vec<u8>| {
         (
@@ -696,12 +808,30 @@ async fn serve_op(
 }
 
 /// `GET /_seams/feed/{producer}`: a subscriber in another service pulling
-/// this producer's outbox (long-poll when there is nothing new).
+/// this producer's outbox (long-poll when there is nothing new). Only a
+/// declared subscription may read, as itself only, and the position it
+/// acknowledges cannot be past what was ever published.
 async fn serve_feed(
     State(admin): State<Arc<Admin>>,
+    seams_http::Caller(caller): seams_http::Caller,
     seams_http::Path(producer): seams_http::Path<String>,
     seams_http::Query(q): seams_http::Query<crate::feed::FeedQuery>,
 ) -> Response {
+    let declared = q
+        .subscriber
+        .strip_suffix(&format!("<-{producer}"))
+        .is_some_and(|consumer| {
+            declared_by(&caller, |c| {
+                c == consumer && admin.clients.may_read(consumer, &producer)
+            })
+        });
+    if !declared {
+        tracing::warn!(%producer, subscriber = %q.subscriber, ?caller, "a feed read by an undeclared subscriber");
+        return seams_http::auth::forbidden(format!(
+            "The feed of {producer} is read by its declared subscriptions, each as itself: {}.",
+            admin.clients.subscriptions_to(&producer).join(", ")
+        ));
+    }
     let Some(db) = admin
         .dbs
         .iter()
@@ -713,8 +843,23 @@ async fn serve_feed(
                 .with("producer", producer),
         );
     };
+    match db.outbox_head().await {
+        Ok(head) if q.after > head => {
+            return seams_http::problem_response(
+                seams_core::Problem::new(400, "cursor-ahead", "Position past the feed's head")
+                    .detail("No event was ever published at or after this position; nothing is acknowledged.")
+                    .with("after", q.after)
+                    .with("head", head),
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(%producer, error = %e, "reading the feed's head");
+            return seams_http::problem_response(seams_http::problem::internal());
+        }
+    }
     let limit = q.limit.clamp(1, 1000);
-    let wait = Duration::from_millis(q.wait_ms.min(30_000));
+    let wait = Duration::from_millis(q.wait_ms.min(crate::feed::MAX_WAIT_MS));
     match crate::feed::read_outbox(&db, &q.subscriber, q.after, limit, wait).await {
         Ok(events) => axum::Json(crate::feed::FeedPage { events }).into_response(),
         Err(e) => {
@@ -819,11 +964,14 @@ fn event_row(e: &'static EventContract, consumers: Vec<&'static str>) -> Contrac
     }
 }
 
-fn contract_rows(components: &[Component]) -> Vec<ContractRow> {
+fn contract_rows(components: &[Component], clients: &Clients) -> Vec<ContractRow> {
     let mut rows = Vec::new();
     for c in components {
         rows.extend(c.public.iter().map(|op| op_row(op)));
-        rows.extend(c.serves.iter().map(|s| op_row(s.op)));
+        rows.extend(c.serves.iter().map(|s| ContractRow {
+            consumers: clients.callers_of(s.op),
+            ..op_row(s.op)
+        }));
     }
     for c in components {
         for e in &c.publishes {

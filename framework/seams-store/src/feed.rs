@@ -335,25 +335,49 @@ impl Db {
         rows.iter().map(dead_letter).collect()
     }
 
-    /// Deletes what retention allows: outbox rows acknowledged by every known
-    /// subscriber and created before `outbox_before_ms`; inbox ids handled before
-    /// `inbox_before_ms`; idempotency records created before `idempotency_before_ms`.
+    /// How far every one of `readers` has acknowledged this outbox: the
+    /// lowest of their acknowledgements, 0 for a reader that never
+    /// acknowledged (an acknowledgement row of anyone else counts for
+    /// nothing). With no readers, everything counts as read: nobody will.
+    pub async fn acked_by_all(&self, readers: &[String]) -> Result<u64, sqlx::Error> {
+        if readers.is_empty() {
+            return Ok(u64::MAX);
+        }
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT subscriber, acked_seq FROM seams_feed_acks")
+                .fetch_all(&mut *self.read().await?)
+                .await?;
+        Ok(readers
+            .iter()
+            .map(|r| {
+                rows.iter()
+                    .find(|(s, _)| s == r)
+                    .map_or(0, |(_, n)| (*n).max(0) as u64)
+            })
+            .min()
+            .unwrap_or(0))
+    }
+
+    /// Deletes what retention allows: outbox rows acknowledged by every one
+    /// of `readers` (the declared subscriptions to this outbox, or the bus
+    /// publisher) and created before `outbox_before_ms`; inbox ids handled
+    /// before `inbox_before_ms`; idempotency records created before
+    /// `idempotency_before_ms`.
     pub async fn prune(
         &self,
+        readers: &[String],
         outbox_before_ms: i64,
         inbox_before_ms: i64,
         idempotency_before_ms: i64,
     ) -> Result<PruneReport, sqlx::Error> {
+        let acked = self.acked_by_all(readers).await?.min(i64::MAX as u64) as i64;
         let mut tx = self.begin().await?;
-        // With no known subscriber nothing counts as delivered, so nothing is pruned.
-        let outbox = sqlx::query(
-            "DELETE FROM seams_outbox WHERE created_at_ms < $1 \
-             AND seq <= (SELECT COALESCE(MIN(acked_seq), 0) FROM seams_feed_acks)",
-        )
-        .bind(outbox_before_ms)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+        let outbox = sqlx::query("DELETE FROM seams_outbox WHERE created_at_ms < $1 AND seq <= $2")
+            .bind(outbox_before_ms)
+            .bind(acked)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
         let inbox = sqlx::query("DELETE FROM seams_inbox WHERE handled_at_ms < $1")
             .bind(inbox_before_ms)
             .execute(tx.conn())

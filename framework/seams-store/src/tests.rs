@@ -318,22 +318,34 @@ async fn pruning_keeps_what_a_subscriber_has_not_acknowledged(store: Store) {
         tx.commit().await.unwrap();
     }
     let future = now_ms() + 1_000;
-    // No subscriber known: nothing is delivered, nothing pruned.
-    assert_eq!(db.prune(future, 0, 0).await.unwrap().outbox, 0);
+    let readers = ["fast".to_owned(), "slow".to_owned()];
+    // Neither declared reader has acknowledged: nothing is delivered, nothing pruned.
+    assert_eq!(db.prune(&readers, future, 0, 0).await.unwrap().outbox, 0);
     db.ack("fast", 4).await.unwrap();
+    // One reader acknowledging is not all of them.
+    assert_eq!(db.prune(&readers, future, 0, 0).await.unwrap().outbox, 0);
     db.ack("slow", 2).await.unwrap();
     db.ack("slow", 1).await.unwrap(); // acks never move back
-    assert_eq!(db.prune(future, 0, 0).await.unwrap().outbox, 2);
+    // An acknowledgement of anyone undeclared neither holds pruning back nor
+    // lets it go further.
+    db.ack("made-up", 0).await.unwrap();
+    db.ack("made-up-too", 1_000_000).await.unwrap();
+    assert_eq!(db.acked_by_all(&readers).await.unwrap(), 2);
+    assert_eq!(db.prune(&readers, future, 0, 0).await.unwrap().outbox, 2);
     assert_eq!(db.read_outbox(0, 10).await.unwrap().len(), 2);
     // Too young to prune even when acknowledged.
     db.ack("slow", 4).await.unwrap();
-    assert_eq!(db.prune(0, 0, 0).await.unwrap().outbox, 0);
+    assert_eq!(db.prune(&readers, 0, 0, 0).await.unwrap().outbox, 0);
     // Sequence numbers are never reused after pruning.
-    assert_eq!(db.prune(future, 0, 0).await.unwrap().outbox, 2);
+    assert_eq!(db.prune(&readers, future, 0, 0).await.unwrap().outbox, 2);
     let mut tx = db.begin().await.unwrap();
     tx.publish(&envelope("e5", "a")).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(db.read_outbox(0, 10).await.unwrap()[0].sequence, Some(5));
+    // An outbox nobody reads is kept for the retention, then pruned.
+    assert_eq!(db.acked_by_all(&[]).await.unwrap(), u64::MAX);
+    assert_eq!(db.prune(&[], 0, 0, 0).await.unwrap().outbox, 0);
+    assert_eq!(db.prune(&[], future, 0, 0).await.unwrap().outbox, 1);
 }
 
 async fn cursors_only_move_forward_and_dead_letters_are_kept(store: Store) {

@@ -291,3 +291,46 @@ fn collect_reads_role_folders_only() {
         ]
     );
 }
+
+#[test]
+fn real_capabilities_call_through_their_declarations() {
+    assert_clean(calls_are_declared(real()));
+}
+
+#[test]
+fn the_raw_transport_in_a_capability_is_reported() {
+    let files = [
+        file(
+            "capabilities/billing/src/lib.rs",
+            "//! x\nfn f(env: &Env) { let t = env.transport.clone(); }",
+        ),
+        // Comments, contracts and tests may mention it.
+        file(
+            "capabilities/billing/src/http.rs",
+            "//! x\n// env.transport is not for us\n",
+        ),
+        file(
+            "capabilities/billing-contract/src/lib.rs",
+            "//! x\nfn f() { env.transport; }",
+        ),
+        file(
+            "capabilities/billing/tests/it/main.rs",
+            "//! x\nfn f() { env.transport; }",
+        ),
+        file(
+            "capabilities/billing/src/store/tests.rs",
+            "//! x\nfn f() { env.transport; }",
+        ),
+        file(
+            "framework/seams-runtime/src/system.rs",
+            "//! x\nfn f() { env.transport; }",
+        ),
+    ];
+    assert_eq!(
+        found(&calls_are_declared(&files), "calls-are-declared"),
+        [(
+            "capabilities/billing/src/lib.rs:2".to_owned(),
+            "uses `env.transport`; call through `env.calls(&DEPENDENCIES)`, which holds the capability to what it declared".to_owned()
+        )]
+    );
+}

@@ -168,7 +168,7 @@ async fn a_failure_delivered_again_and_again_compensates_once() {
     }
     // ...and again after retention pruned the inbox: then the invoice's
     // status is the guard.
-    w.db.prune(0, i64::MAX, 0).await.unwrap();
+    w.db.prune(&[], 0, i64::MAX, 0).await.unwrap();
     assert!(
         !w.db
             .inbox_contains(billing::service::COMPENSATION_CONSUMER, &failures[0].id)

@@ -279,7 +279,7 @@ async fn duplicated_events_reserve_and_ship_once() {
     }
     // ...and again after retention pruned the inbox: reservations, failures
     // and shipments are the second guard.
-    w.db().prune(0, i64::MAX, 0).await.unwrap();
+    w.db().prune(&[], 0, i64::MAX, 0).await.unwrap();
     assert!(
         !w.db()
             .inbox_contains(fulfillment::service::CONSUMER, &created.id)

@@ -296,7 +296,7 @@ async fn a_duplicated_event_records_one_delivery_and_writes_one_file() {
     w.handle(&created).await.unwrap();
     // ...and again after retention pruned the inbox: the delivery log's own
     // unique event id is the second guard.
-    w.n.component.db.prune(0, i64::MAX, 0).await.unwrap();
+    w.n.component.db.prune(&[], 0, i64::MAX, 0).await.unwrap();
     assert!(
         !w.n.component
             .db

@@ -145,3 +145,84 @@ fn backoff_doubles_up_to_the_cap() {
     assert_eq!(p.horizon(), Duration::from_millis(1700));
     assert_eq!(p.backoff(200), Duration::from_millis(500));
 }
+
+static QUOTE: Operation = Operation {
+    capability: "catalog",
+    name: "quote-prices",
+    summary: "",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(1),
+    retries: Retries::Nobody,
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::Fallback { description: "" },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+static GET_CUSTOMER: Operation = Operation {
+    capability: "identity",
+    name: "get-customer",
+    ..QUOTE
+};
+
+static REGISTERED: EventContract = EventContract {
+    producer: "identity",
+    event_type: "identity.customer-registered",
+    summary: "",
+    retries: Retries::Nobody,
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+static EMAIL_CHANGED: EventContract = EventContract {
+    event_type: "identity.customer-email-changed",
+    ..REGISTERED
+};
+
+static BILLING: Dependencies = Dependencies {
+    capability: "billing",
+    calls: &[&QUOTE, &GET_CUSTOMER],
+    consumes: &[],
+};
+
+static NOTIFICATION: Dependencies = Dependencies {
+    capability: "notification",
+    calls: &[],
+    consumes: &[&REGISTERED, &EMAIL_CHANGED],
+};
+
+#[test]
+fn only_declared_clients_may_call_or_read() {
+    let clients = Clients::new([&BILLING, &NOTIFICATION]);
+    assert!(clients.may_call("billing", &QUOTE));
+    assert!(clients.may_call("billing", &GET_CUSTOMER));
+    assert!(!clients.may_call("notification", &QUOTE));
+    assert!(
+        !clients.may_call("payroll", &QUOTE),
+        "not part of the system"
+    );
+    assert!(clients.may_read("notification", "identity"));
+    assert!(!clients.may_read("billing", "identity"));
+    assert!(!clients.may_read("notification", "billing"));
+    assert_eq!(clients.callers_of(&QUOTE), ["billing"]);
+    assert_eq!(
+        clients.subscriptions_to("identity"),
+        ["notification<-identity"]
+    );
+    assert!(clients.subscriptions_to("billing").is_empty());
+    assert_eq!(NOTIFICATION.producers(), ["identity"], "each producer once");
+    assert_eq!(
+        NOTIFICATION.subscription("identity"),
+        "notification<-identity"
+    );
+    assert_eq!(clients.of("billing").map(|d| d.capability), Some("billing"));
+    assert!(clients.of("payroll").is_none());
+}

@@ -178,6 +178,20 @@ fn documented(paths: &[(utoipa::openapi::HttpMethod, &str)]) -> utoipa::openapi:
     doc
 }
 
+/// Notes calls nobody and consumes nothing.
+static NOTES: Dependencies = Dependencies {
+    capability: "notes",
+    calls: &[],
+    consumes: &[],
+};
+
+/// Audit calls `notes.echo` and consumes `notes.noted`.
+static AUDIT: Dependencies = Dependencies {
+    capability: "audit",
+    calls: &[&ECHO],
+    consumes: &[&NOTED],
+};
+
 async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Component, Component) {
     let notes = Db::open(&dir.join("notes.db"), "notes", &MIGRATIONS)
         .await
@@ -208,6 +222,7 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
     use utoipa::openapi::HttpMethod;
     let producer = Component {
         name: "notes",
+        depends: &NOTES,
         db: notes.clone(),
         routes: Routes::new()
             .post("/{key}", Access::Open, note)
@@ -231,6 +246,7 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
     };
     let consumer = Component {
         name: "audit",
+        depends: &AUDIT,
         db: audit.clone(),
         routes: Routes::new()
             .get("/applied", Access::Open, applied)
@@ -445,6 +461,8 @@ async fn split_services_call_and_feed_each_other_over_http() {
         verifier: keys.verifier.clone(),
         credential: Some(keys.service(caps)),
         split: true,
+        // Every service knows what every capability declared.
+        clients: vec![&NOTES, &AUDIT],
         ..SystemOptions::default()
     };
 
@@ -480,22 +498,121 @@ async fn split_services_call_and_feed_each_other_over_http() {
     eventually("the event across services", async || applied().await == "1").await;
 
     let ctx = CallContext::new_root();
+    let calls = b_env.calls(&AUDIT);
     let echoed: Result<String, EchoError> =
-        seams_core::call(b_env.transport.as_ref(), &ECHO, "k1".to_owned(), &ctx).await;
+        seams_core::call(calls.as_ref(), &ECHO, "k1".to_owned(), &ctx).await;
     assert_eq!(echoed.unwrap(), "K1");
     let rejected: Result<String, EchoError> =
-        seams_core::call(b_env.transport.as_ref(), &ECHO, String::new(), &ctx).await;
+        seams_core::call(calls.as_ref(), &ECHO, String::new(), &ctx).await;
     assert_eq!(
         rejected.unwrap_err(),
         EchoError::Empty,
         "declared errors cross the wire as themselves"
     );
 
+    // A capability's calls go only where it declared; notes declares none.
+    let undeclared: Result<String, EchoError> =
+        seams_core::call(b_env.calls(&NOTES).as_ref(), &ECHO, "k".to_owned(), &ctx).await;
+    assert!(
+        matches!(
+            undeclared,
+            Err(EchoError::Call(seams_core::CallError::Refused { .. }))
+        ),
+        "{undeclared:?}"
+    );
+
+    // The doors between services: only declared clients, as themselves.
+    let peer = |caps: &[&str]| keys.service(caps).token().unwrap().to_string();
+    let door = |method: &str, path: String, token: Option<String>| {
+        let mut req =
+            reqwest::Client::new().request(method.parse().unwrap(), format!("{a_url}{path}"));
+        if let Some(t) = token {
+            req = req.header(seams_auth::PEER_HEADER, t);
+        }
+        async move { req.body("\"k\"").send().await.unwrap().status().as_u16() }
+    };
+    let feed = |subscriber: &str, after: u64| {
+        format!(
+            "/_seams/feed/notes?subscriber={}&after={after}&limit=1",
+            subscriber.replace('<', "%3C")
+        )
+    };
+    assert_eq!(
+        door("POST", "/_seams/ops/notes.echo".into(), None).await,
+        401
+    );
+    assert_eq!(
+        door(
+            "POST",
+            "/_seams/ops/notes.echo".into(),
+            Some(peer(&["intruder"]))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        door(
+            "POST",
+            "/_seams/ops/notes.echo".into(),
+            Some(peer(&["notes"]))
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        door(
+            "POST",
+            "/_seams/ops/notes.echo".into(),
+            Some(peer(&["audit"]))
+        )
+        .await,
+        200
+    );
+    assert_eq!(door("GET", feed("audit<-notes", 0), None).await, 401);
+    assert_eq!(
+        door("GET", feed("audit<-notes", 0), Some(peer(&["intruder"]))).await,
+        403
+    );
+    // Reading as another subscription, or as an undeclared one, is refused.
+    assert_eq!(
+        door("GET", feed("intruder<-notes", 0), Some(peer(&["audit"]))).await,
+        403
+    );
+    assert_eq!(
+        door("GET", feed("audit<-other", 0), Some(peer(&["audit"]))).await,
+        403
+    );
+    // An acknowledgement past anything ever published is refused.
+    assert_eq!(
+        door(
+            "GET",
+            feed("audit<-notes", u64::MAX >> 1),
+            Some(peer(&["audit"]))
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        door("GET", feed("audit<-notes", 1), Some(peer(&["audit"]))).await,
+        200
+    );
+    // A person's token is not a service's.
+    let operator = keys.operator();
+    assert_eq!(
+        door(
+            "POST",
+            "/_seams/ops/notes.echo".into(),
+            Some(operator.clone())
+        )
+        .await,
+        401
+    );
+
     // A goes down: calls fail fast as declared, the feed waits.
     a_running.stop().await.unwrap();
     let started = Instant::now();
     let down: Result<String, EchoError> =
-        seams_core::call(b_env.transport.as_ref(), &ECHO, "k".to_owned(), &ctx).await;
+        seams_core::call(calls.as_ref(), &ECHO, "k".to_owned(), &ctx).await;
     assert!(
         matches!(
             down,
@@ -516,7 +633,6 @@ async fn split_services_call_and_feed_each_other_over_http() {
     })
     .await;
     // The position advances after the batch that applied it.
-    let operator = keys.operator();
     eventually("the position to advance", async || {
         let report: Value = http
             .get(format!("{b_url}/_seams/consistency"))

@@ -394,6 +394,14 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         ("--retain-outbox-secs", config.retain_outbox_secs),
         ("--retain-inbox-secs", config.retain_inbox_secs),
         ("--prune-every-secs", config.prune_every_secs),
+        (
+            "--header-read-timeout-secs",
+            config.header_read_timeout_secs,
+        ),
+        ("--request-timeout-secs", config.request_timeout_secs),
+        ("--drain-timeout-secs", config.drain_timeout_secs),
+        ("--max-connections", config.max_connections as u64),
+        ("--max-in-flight", config.max_in_flight as u64),
     ] {
         extra_args.extend([flag.to_owned(), secs.to_string()]);
     }
@@ -427,6 +435,7 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         }
     }
     config.validate()?;
+    let fd_limit = crate::system::raise_fd_limit();
     let keys = crate::trust::open_keys(&config)?;
     println!(
         "signing keys in {} (a staff token: shop token --role staff --subject you --data {})",
@@ -445,6 +454,7 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         extra_args,
         minter: seams_auth::Minter::new(keys, config.issuer.clone()),
         signing_keys: Some(config.signing_keys_path()),
+        edge: config.edge(fd_limit),
     };
     crate::supervisor::run(opts, shutdown_signal()).await
 }

@@ -112,6 +112,25 @@ pub struct Config {
     /// string, or an array of which the first known role counts).
     #[arg(long, env = "SHOP_OIDC_ROLE_CLAIM", default_value = "role")]
     pub oidc_role_claim: String,
+    /// The longest a client may take to send a request's head, and to stay
+    /// idle between requests on a kept-alive connection, in seconds.
+    #[arg(long, env = "SHOP_HEADER_READ_TIMEOUT_SECS", default_value_t = 20)]
+    pub header_read_timeout_secs: u64,
+    /// The longest a request may take to be answered, in seconds (then 503
+    /// `request-timeout`).
+    #[arg(long, env = "SHOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// Connections served at once at most (also bounded by the process's
+    /// file-descriptor limit, which is raised to its maximum at start).
+    #[arg(long, env = "SHOP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Requests handled at once at most; more are shed with 503 `overloaded`.
+    #[arg(long, env = "SHOP_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// How long in-flight requests may take to finish at shutdown before
+    /// their connections are closed, in seconds.
+    #[arg(long, env = "SHOP_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
+    pub drain_timeout_secs: u64,
     /// This service's own token, in a file only its user can read, kept
     /// fresh by whoever deploys it (`shop up --split` does): presented to
     /// the services it calls and reads feeds from.
@@ -168,6 +187,11 @@ impl std::fmt::Debug for Config {
             .field("oidc_audience", &self.oidc_audience)
             .field("oidc_role_claim", &self.oidc_role_claim)
             .field("service_token_file", &self.service_token_file)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("drain_timeout_secs", &self.drain_timeout_secs)
             .field("bench_off", &self.bench_off)
             .finish()
     }
@@ -253,6 +277,24 @@ impl Config {
             oidc_audience: None,
             oidc_role_claim: "role".into(),
             service_token_file: None,
+            header_read_timeout_secs: 20,
+            request_timeout_secs: 30,
+            max_connections: 10_000,
+            max_in_flight: 1024,
+            drain_timeout_secs: 10,
+        }
+    }
+
+    /// The edge's limits, the connections also held within `fd_limit`
+    /// (the process's file descriptors, of which 256 are kept for the rest).
+    pub fn edge(&self, fd_limit: u64) -> seams_http::server::Limits {
+        let room = fd_limit.saturating_sub(256).max(64) as usize;
+        seams_http::server::Limits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            max_connections: self.max_connections.min(room),
+            max_in_flight: self.max_in_flight,
+            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
         }
     }
 
@@ -277,6 +319,17 @@ impl Config {
         anyhow::ensure!(
             self.sign_in_per_email > 0 && self.sign_in_per_address > 0,
             "--sign-in-per-email and --sign-in-per-address must be at least 1"
+        );
+        for (flag, secs) in [
+            ("--header-read-timeout-secs", self.header_read_timeout_secs),
+            ("--request-timeout-secs", self.request_timeout_secs),
+            ("--drain-timeout-secs", self.drain_timeout_secs),
+        ] {
+            anyhow::ensure!((1..=3600).contains(&secs), "{flag} {secs}: expected 1-3600");
+        }
+        anyhow::ensure!(
+            self.max_connections >= 1 && self.max_in_flight >= 1,
+            "--max-connections and --max-in-flight must be at least 1"
         );
         match (&self.oidc_issuer, &self.oidc_jwks_url, &self.oidc_audience) {
             (None, None, None) => {}

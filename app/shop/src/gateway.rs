@@ -135,10 +135,13 @@ pub(crate) struct Timeouts {
     pub(crate) admin: Duration,
 }
 
+/// How long a forwarded request may take to produce its response.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Default for Timeouts {
     fn default() -> Timeouts {
         Timeouts {
-            forward: Duration::from_secs(30),
+            forward: FORWARD_TIMEOUT,
             admin: Duration::from_secs(10),
         }
     }
@@ -147,7 +150,7 @@ impl Default for Timeouts {
 /// The gateway's router: forwards `/<capability>/…` to the owning service and
 /// answers the framework routes for the whole system, presenting
 /// `credential` (the gateway's own service token) to the services. Serve
-/// it like any router (`seams_http::app::serve(listener, router(…), shutdown)`).
+/// it like any router (`seams_http::server::serve(listener, router(…), limits, shutdown)`).
 pub fn router(routes: Routes, credential: Arc<dyn Credential>) -> Router {
     router_with(routes, credential, Timeouts::default())
 }
@@ -559,9 +562,23 @@ async fn consistency(State(gw): State<Gateway>, headers: HeaderMap) -> Response 
     }
 }
 
-async fn dead_letters(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
-    match gw.collect("/_seams/dead-letters", &headers).await {
-        Ok(lists) => axum::Json(merge_dead_letters(lists)).into_response(),
+/// `GET /_seams/dead-letters`: each service's page after the same cursor,
+/// merged into one page in the order every service uses (capability, then
+/// age), cut at the page's limit.
+async fn dead_letters(State(gw): State<Gateway>, req: Request) -> Response {
+    let query = req.uri().query().unwrap_or("");
+    let limit = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("limit="))
+        .map_or(Some(100), |l| l.parse::<usize>().ok());
+    let path = if query.is_empty() {
+        "/_seams/dead-letters".to_owned()
+    } else {
+        format!("/_seams/dead-letters?{query}")
+    };
+    // A malformed limit goes to the services as it came, which refuse it.
+    match gw.collect(&path, req.headers()).await {
+        Ok(lists) => axum::Json(merge_dead_letters(lists, limit.unwrap_or(100))).into_response(),
         Err(res) => res,
     }
 }
@@ -695,12 +712,16 @@ pub(crate) fn merge_consistency(reports: Vec<Value>) -> Value {
     json!({ "invariants": invariants, "lags": lags, "subscriptions": subscriptions })
 }
 
-/// Every service's dead letters in one list; their ids (`capability.n`)
-/// already say which service holds them.
-pub(crate) fn merge_dead_letters(lists: Vec<Value>) -> Value {
-    let all: Vec<Value> = lists
+/// Every service's page of dead letters in one page of at most `limit`,
+/// ordered as each service orders its own (capability, then number); their
+/// ids (`capability.n`) already say which service holds them. `next` is the
+/// last id when any service had more, or the merged page was cut.
+pub(crate) fn merge_dead_letters(lists: Vec<Value>, limit: usize) -> Value {
+    let mut more = false;
+    let mut all: Vec<Value> = lists
         .into_iter()
         .flat_map(|mut l| {
+            more |= l.get("next").is_some_and(|n| !n.is_null());
             into_array(
                 l.get_mut("dead_letters")
                     .map(Value::take)
@@ -708,7 +729,22 @@ pub(crate) fn merge_dead_letters(lists: Vec<Value>) -> Value {
             )
         })
         .collect();
-    json!({ "dead_letters": all })
+    let key = |v: &Value| {
+        let id = v.get("id").and_then(Value::as_str).unwrap_or("");
+        let (cap, n) = id.split_once('.').unwrap_or((id, ""));
+        (cap.to_owned(), n.parse::<i64>().unwrap_or(i64::MAX))
+    };
+    all.sort_by_key(key);
+    if all.len() > limit {
+        all.truncate(limit);
+        more = true;
+    }
+    let next = if more {
+        all.last().and_then(|v| v.get("id")).cloned()
+    } else {
+        None
+    };
+    json!({ "dead_letters": all, "next": next })
 }
 
 fn into_array(v: Value) -> Vec<Value> {

@@ -83,6 +83,8 @@ pub struct SplitOptions {
     pub minter: Minter,
     /// The key file, whose path only the service running identity learns.
     pub signing_keys: Option<PathBuf>,
+    /// The gateway's edge limits (each service gets its own from its flags).
+    pub edge: seams_http::server::Limits,
 }
 
 impl SplitOptions {
@@ -97,6 +99,7 @@ impl SplitOptions {
             databases: BTreeMap::new(),
             minter,
             signing_keys: None,
+            edge: seams_http::server::Limits::default(),
         }
     }
 }
@@ -747,6 +750,16 @@ pub(crate) async fn run_with(
             SERVICE_TOKEN_TTL,
         )),
     );
+    // The gateway answers a forward that takes too long itself (504), so
+    // its own request timeout only catches what that does not.
+    let limits = seams_http::server::Limits {
+        request_timeout: opts
+            .edge
+            .request_timeout
+            .max(gateway::FORWARD_TIMEOUT + Duration::from_secs(5)),
+        ..opts.edge
+    };
+    let app = seams_http::server::limited(app, &limits);
     let renewing = tokio::spawn({
         let (minter, data_dir, specs) = (opts.minter.clone(), opts.data_dir.clone(), specs.clone());
         async move {
@@ -759,7 +772,13 @@ pub(crate) async fn run_with(
         }
     });
     let gateway = tokio::spawn(async move {
-        seams_http::app::serve(listener, app, async move { drain.cancelled().await }).await
+        seams_http::server::serve(
+            listener,
+            app,
+            limits,
+            async move { drain.cancelled().await },
+        )
+        .await
     });
     // Tests and scripts read this line to learn the port (the address may be port 0).
     println!(

@@ -160,9 +160,22 @@ async fn storage(config: &Config, placement: &Placement) -> anyhow::Result<Stora
     Ok(Storage::Postgres { urls })
 }
 
+/// Raises this process's soft limit on open files to its hard limit (a
+/// server holds one per connection) and returns it.
+pub fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
+}
+
 /// Builds the capabilities placed here, without starting them.
 pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<SystemBuilder> {
     config.validate()?;
+    let fd_limit = raise_fd_limit();
     let trust = crate::trust::build(config, placement)?;
     let options = SystemOptions {
         relay: RelayOptions {
@@ -186,6 +199,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         // `shop serve` runs one service of a split system; `shop up` all of them.
         split: !placement.local.is_empty(),
         clients: DECLARED.to_vec(),
+        edge: config.edge(fd_limit),
         ..SystemOptions::default()
     };
     let nats = match &config.nats {

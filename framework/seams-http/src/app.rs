@@ -4,7 +4,6 @@
 //! metrics), with 404 and 405 as problems too.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,24 +23,39 @@ use crate::auth::{Peer, Trust, auth_response};
 use crate::correlation::{Echo, context_from_headers, span};
 use crate::metrics::{Series, UNMATCHED};
 use crate::problem::{internal, problem_response};
+use crate::server::Limits;
 
 /// Assembles the public API: `parts` are (capability, routes) nested at
 /// `/<capability>`; `framework` holds health, docs and admin routes;
-/// `verifier` checks every token the routes' guards ask about.
+/// `verifier` checks every token the routes' guards ask about. The default
+/// request limits apply ([`public_with`] sets others).
 pub fn public(
     parts: Vec<(&'static str, Router)>,
     framework: Router,
     verifier: Arc<Verifier>,
 ) -> Router {
+    public_with(parts, framework, verifier, &Limits::default())
+}
+
+/// [`public`] with `limits` on each request (its timeout, and how many are
+/// handled at once before the rest are shed); the edge sees, counts and
+/// answers the shed ones like any other.
+pub fn public_with(
+    parts: Vec<(&'static str, Router)>,
+    framework: Router,
+    verifier: Arc<Verifier>,
+    limits: &Limits,
+) -> Router {
     let mut app = framework;
     for (name, routes) in parts {
         app = app.nest(&format!("/{name}"), routes);
     }
-    app.fallback(not_found)
+    let app = app
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(crate::BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(on_panic))
-        .layer(EdgeLayer::new(verifier))
+        .layer(CatchPanicLayer::custom(on_panic));
+    crate::server::limited(app, limits).layer(EdgeLayer::new(verifier))
 }
 
 /// Installs an [`Edge`] in front of every route (and the fallbacks).
@@ -225,21 +239,6 @@ fn on_panic(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .unwrap_or("unknown panic");
     tracing::error!(panic = msg, "handler panicked");
     problem_response(internal())
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish before returning.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub mod metrics;
 pub mod problem;
 pub mod remote;
 pub mod routes;
+pub mod server;
 
 pub use app::ClientAddr;
 pub use auth::Caller;

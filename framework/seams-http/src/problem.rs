@@ -67,16 +67,16 @@ pub fn overloaded() -> Problem {
         .with("retry_after", 1)
 }
 
-/// An unexpected failure: a 503 `database-unavailable` with `Retry-After`
-/// when the cause is the capability's own database being unreachable (its
-/// server restarting: trying again shortly will work, and nothing was
-/// applied), otherwise an opaque 500.
+/// An unexpected failure: a 503 `overloaded` when the database's single
+/// writer stayed busy too long, a 503 `database-unavailable` when the
+/// capability's own database is unreachable (its server restarting); both
+/// with `Retry-After`, and in both nothing was applied. Otherwise an opaque 500.
 pub fn unexpected(err: &anyhow::Error) -> Problem {
-    let unreachable = err
-        .chain()
-        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
-        .any(seams_store::connection_lost);
-    if unreachable {
+    let sqlx_errors = || err.chain().filter_map(|e| e.downcast_ref::<sqlx::Error>());
+    if sqlx_errors().any(seams_store::writer_busy) {
+        return overloaded();
+    }
+    if sqlx_errors().any(seams_store::connection_lost) {
         Problem::new(503, "database-unavailable", "Database unavailable")
             .detail("This service cannot reach its database right now; nothing was applied. Try again shortly.")
             .with("retry_after", 1)

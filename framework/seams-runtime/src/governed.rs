@@ -93,6 +93,9 @@ impl Governed {
                     }
                     tokio::time::sleep(delay).await;
                 }
+                // Whether the caller's own deadline, not the declared
+                // timeout, bounds this attempt.
+                let caller_limited = req.ctx.remaining().is_some_and(|left| left < op.timeout);
                 let ctx = req.ctx.for_call(op.timeout);
                 let budget = ctx.remaining().unwrap_or(op.timeout);
                 if budget.is_zero() {
@@ -129,7 +132,13 @@ impl Governed {
                             CallError::Unavailable { .. } | CallError::Timeout { .. }
                         ))
                 );
-                self.breakers.record(op.capability, healthy);
+                // A timeout the caller's own short deadline caused says
+                // nothing about the callee: it must not open the breaker
+                // that protects everybody else's calls to it.
+                let timed_out = matches!(&outcome, Err(_) | Ok(Err(CallError::Timeout { .. })));
+                if !(timed_out && caller_limited) {
+                    self.breakers.record(op.capability, healthy);
+                }
                 drop(admission);
                 match outcome {
                     Err(_) => {

@@ -84,6 +84,9 @@ pub struct SystemOptions {
     /// they call and consume (those that run here declare it with their
     /// component): who may use this process's operations and feeds.
     pub clients: Vec<&'static Dependencies>,
+    /// The public edge's limits: timeouts, connections, requests in flight,
+    /// the drain at shutdown.
+    pub edge: seams_http::server::Limits,
 }
 
 impl Default for SystemOptions {
@@ -102,6 +105,7 @@ impl Default for SystemOptions {
             credential: None,
             split: false,
             clients: Vec::new(),
+            edge: seams_http::server::Limits::default(),
         }
     }
 }
@@ -121,6 +125,7 @@ impl std::fmt::Debug for SystemOptions {
             .field("verifier", &self.verifier)
             .field("credential", &self.credential.is_some())
             .field("split", &self.split)
+            .field("edge", &self.edge)
             .field(
                 "clients",
                 &self
@@ -531,13 +536,21 @@ impl SystemBuilder {
                 .get("/_seams/feed/{producer}", Access::Services, serve_feed);
         }
         let (framework, _) = framework.with_state(Arc::new(admin)).into_parts();
-        let app = seams_http::app::public(parts, framework, runtime.options.verifier.clone());
+        let edge = runtime.options.edge;
+        let app =
+            seams_http::app::public_with(parts, framework, runtime.options.verifier.clone(), &edge);
 
         let http_stop = CancellationToken::new();
         let stop = http_stop.clone();
         let http = tokio::spawn(async move {
             if let Err(e) =
-                seams_http::app::serve(listener, app, async move { stop.cancelled().await }).await
+                seams_http::server::serve(
+                    listener,
+                    app,
+                    edge,
+                    async move { stop.cancelled().await },
+                )
+                .await
             {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -903,11 +916,71 @@ async fn contracts_route(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.contracts.as_ref().clone()).into_response()
 }
 
-async fn dead_letters(State(admin): State<Arc<Admin>>) -> Response {
+/// Query of `GET /_seams/dead-letters`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterPage {
+    /// The `next` of the page before (a dead letter's id, `capability.n`).
+    after: Option<String>,
+    /// At most this many (1-500, default 100).
+    limit: Option<u32>,
+}
+
+/// The longest page of dead letters.
+const MAX_DEAD_LETTERS: u32 = 500;
+
+/// `GET /_seams/dead-letters`: a page of dead letters, ordered by
+/// capability (alphabetically) and then by age; `next` names the last one
+/// when there may be more, and every service reads the same cursor the same
+/// way, so the gateway merges pages of several services into one.
+async fn dead_letters(
+    State(admin): State<Arc<Admin>>,
+    seams_http::Query(page): seams_http::Query<DeadLetterPage>,
+) -> Response {
+    use seams_core::Problem;
+    let limit = match page.limit {
+        None => 100,
+        Some(l) if (1..=MAX_DEAD_LETTERS).contains(&l) => l,
+        Some(_) => {
+            return seams_http::problem_response(
+                Problem::new(400, "invalid-query", "Invalid query string")
+                    .detail(format!("limit: must be 1-{MAX_DEAD_LETTERS}"))
+                    .with("field", "limit"),
+            );
+        }
+    };
+    let cursor = match &page.after {
+        None => None,
+        Some(after) => match after
+            .split_once('.')
+            .and_then(|(cap, n)| Some((cap.to_owned(), n.parse::<i64>().ok()?)))
+        {
+            Some(c) => Some(c),
+            None => {
+                return seams_http::problem_response(
+                    Problem::new(400, "invalid-query", "Invalid query string")
+                        .detail("after: must be the `next` of an earlier page (capability.n)")
+                        .with("field", "after"),
+                );
+            }
+        },
+    };
     let mut out = Vec::new();
+    let mut last = None;
+    // `dbs` is ordered by capability name, which is the pages' order.
     for (name, db) in admin.dbs.iter() {
-        match db.dead_letters().await {
+        let from = match &cursor {
+            Some((cap, _)) if **name < **cap => continue,
+            Some((cap, n)) if **name == **cap => *n,
+            _ => 0,
+        };
+        let room = limit - out.len() as u32;
+        if room == 0 {
+            break;
+        }
+        match db.dead_letters_after(from, room).await {
             Ok(list) => out.extend(list.into_iter().map(|d| {
+                last = Some(format!("{name}.{}", d.id));
                 json!({
                     "capability": name,
                     "id": format!("{name}.{}", d.id),
@@ -926,7 +999,12 @@ async fn dead_letters(State(admin): State<Arc<Admin>>) -> Response {
             }
         }
     }
-    axum::Json(json!({ "dead_letters": out })).into_response()
+    let next = if out.len() as u32 == limit {
+        last
+    } else {
+        None
+    };
+    axum::Json(json!({ "dead_letters": out, "next": next })).into_response()
 }
 
 fn op_row(op: &'static Operation) -> ContractRow {

@@ -183,6 +183,24 @@ fn no_such_savepoint(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.message().starts_with("no such savepoint"))
 }
 
+/// How long a transaction waits for its turn at the single writer before it
+/// is refused: long queues mean the database cannot keep up, and a caller is
+/// better told so at once (503 `overloaded`) than kept waiting.
+pub const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The refusal of a transaction that waited [`WRITER_WAIT`] for the writer.
+#[derive(Debug, thiserror::Error)]
+#[error("the writer of {0} stayed busy for {WRITER_WAIT:?}; the transaction was not started")]
+pub struct WriterBusy(pub String);
+
+/// Whether `err` is a [`WriterBusy`] refusal. sqlx has no variant for a full
+/// queue, so the refusal travels as `Configuration` carrying [`WriterBusy`]
+/// (a variant nothing else in the store produces, and that
+/// [`connection_lost`] does not count as an outage).
+pub fn writer_busy(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Configuration(e) if e.is::<WriterBusy>())
+}
+
 /// Whether `err` means the connection is gone (the server restarted, the
 /// network failed) rather than that a statement was refused.
 pub fn connection_lost(err: &sqlx::Error) -> bool {
@@ -235,6 +253,9 @@ struct Inner {
     acked: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
     /// Bumped after every committed change to the dead letters.
     dead_letters: std::sync::atomic::AtomicU64,
+    /// How long a transaction waits for the writer, in ms ([`WRITER_WAIT`];
+    /// tests shorten it).
+    writer_wait_ms: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -598,8 +619,18 @@ impl Db {
                 machinery,
                 acked: Default::default(),
                 dead_letters: std::sync::atomic::AtomicU64::new(0),
+                writer_wait_ms: std::sync::atomic::AtomicU64::new(WRITER_WAIT.as_millis() as u64),
             }),
         })
+    }
+
+    /// Shortens the writer wait (tests of the refusal).
+    #[cfg(test)]
+    pub(crate) fn set_writer_wait(&self, wait: std::time::Duration) {
+        self.inner.writer_wait_ms.store(
+            wait.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Whether acknowledging `seq` for `subscriber` says more than this
@@ -681,7 +712,17 @@ impl Db {
     /// statements ([`Db::commit_batch`], [`Db::begin_consume`]).
     pub(crate) async fn begin_member(&self, defer_savepoint: bool) -> Result<Tx, sqlx::Error> {
         let asked = std::time::Instant::now();
-        let mut w = self.inner.writer.clone().lock_owned().await;
+        let wait = std::time::Duration::from_millis(
+            self.inner
+                .writer_wait_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        let mut w = tokio::time::timeout(wait, self.inner.writer.clone().lock_owned())
+            .await
+            .map_err(|_| {
+                crate::meters::writer_refused(&self.inner.name);
+                sqlx::Error::Configuration(Box::new(WriterBusy(self.inner.name.clone())))
+            })?;
         crate::meters::writer_acquired(&self.inner.name, asked.elapsed());
         let began = w
             .open_group(match self.inner.backend {

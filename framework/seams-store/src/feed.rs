@@ -324,6 +324,23 @@ impl Db {
         row.as_ref().map(dead_letter).transpose()
     }
 
+    /// At most `limit` dead letters with ids above `after`, oldest first.
+    pub async fn dead_letters_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
+             FROM seams_dead_letters WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        rows.iter().map(dead_letter).collect()
+    }
+
     /// Every dead letter, oldest first.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, sqlx::Error> {
         let rows = sqlx::query(

@@ -42,8 +42,8 @@ pub mod postgres;
 
 pub use batch::Batch;
 pub use db::{
-    Backend, Db, Durability, Location, Machinery, Migrations, ReadConn, Tx, connection_lost,
-    now_ms, redact,
+    Backend, Db, Durability, Location, Machinery, Migrations, ReadConn, Tx, WRITER_WAIT,
+    WriterBusy, connection_lost, now_ms, redact, writer_busy,
 };
 pub use feed::{DeadLetter, PruneReport};
 pub use idempotency::{IdempotencyClaim, SaveResponseError, StoredResponse};

@@ -16,6 +16,8 @@
 //!   do not overlap; it grows with load, which is how group commit keeps
 //!   the fsyncs per second bounded.
 //! - [`GROUP_COMMITS`]: group commits so far.
+//! - [`WRITER_REFUSED`]: transactions refused after waiting
+//!   [`crate::db::WRITER_WAIT`] for the writer (each a 503 `overloaded`).
 //!
 //! The handles are looked up per recording rather than kept: a database is
 //! opened before the runtime installs its recorder, and a handle taken then
@@ -32,6 +34,13 @@ pub const WRITER_WAIT: &str = "seams_db_writer_wait_seconds";
 pub const COMMIT: &str = "seams_db_commit_seconds";
 /// Transactions in each group commit, by `database`.
 pub const GROUP_MEMBERS: &str = "seams_db_group_members";
+/// Transactions refused because the writer stayed busy, by `database` (a counter).
+pub const WRITER_REFUSED: &str = "seams_db_writer_refused_total";
+
+/// A transaction gave up waiting for the writer.
+pub(crate) fn writer_refused(database: &str) {
+    metrics::counter!(WRITER_REFUSED, "database" => database.to_owned()).increment(1);
+}
 
 /// A transaction got the writer after `waited`.
 pub(crate) fn writer_acquired(database: &str, waited: Duration) {

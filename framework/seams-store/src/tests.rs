@@ -85,7 +85,31 @@ on_both!(
     a_batch_committed_with_its_release_keeps_its_group_whole,
     a_consumer_in_an_open_group_needs_no_round_trip_of_its_own_to_join_or_release,
     a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_its_batch,
+    a_transaction_that_waits_too_long_for_the_writer_is_refused_as_busy,
 );
+
+async fn a_transaction_that_waits_too_long_for_the_writer_is_refused_as_busy(store: Store) {
+    let db = store.open().await;
+    db.set_writer_wait(std::time::Duration::from_millis(100));
+    let mut holder = db.begin().await.unwrap();
+    add_note(&mut holder, "first").await;
+    let started = std::time::Instant::now();
+    let err = db
+        .begin()
+        .await
+        .err()
+        .expect("refused while the writer is held");
+    assert!(crate::writer_busy(&err), "{err:?}");
+    assert!(!crate::connection_lost(&err), "busy is not an outage");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+    // Nothing of the refused one exists; the holder commits as usual, and
+    // the writer is free again.
+    holder.commit().await.unwrap();
+    let mut next = db.begin().await.unwrap();
+    add_note(&mut next, "second").await;
+    next.commit().await.unwrap();
+    assert_eq!(note_bodies(&db).await, ["first", "second"]);
+}
 
 fn envelope(id: &str, subject: &str) -> Envelope {
     Envelope {

@@ -89,6 +89,8 @@ pub struct Shop {
     postgres: Option<seams_testkit::postgres::PostgresServer>,
     /// Tokens: staff's, an operator's, each signed-in customer's.
     tokens: Tokens,
+    /// `ulimit` arguments the process starts under (`-Sn 1024`), if any.
+    ulimit: Option<String>,
 }
 
 /// The tokens the harness holds.
@@ -154,8 +156,19 @@ impl Shop {
         Shop::start_with(mode, &[])
     }
 
+    /// Starts the system in `mode` with extra `shop up` arguments, under
+    /// the shell's `ulimit ulimit` (`-Sn 1024`: at most 1,024 open files
+    /// unless the process raises its own limit).
+    pub fn start_under_ulimit(mode: Mode, extra: &[&str], ulimit: &str) -> anyhow::Result<Shop> {
+        Shop::start_inner(mode, extra, Some(ulimit.to_owned()))
+    }
+
     /// Starts the system in `mode` with extra `shop up` arguments.
     pub fn start_with(mode: Mode, extra: &[&str]) -> anyhow::Result<Shop> {
+        Shop::start_inner(mode, extra, None)
+    }
+
+    fn start_inner(mode: Mode, extra: &[&str], ulimit: Option<String>) -> anyhow::Result<Shop> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_owned();
         let mut shop = Shop {
@@ -168,6 +181,7 @@ impl Shop {
             nats: None,
             postgres: None,
             tokens: Tokens::default(),
+            ulimit,
         };
         shop.extra = extra.iter().map(|s| s.to_string()).collect();
         shop.restart()?;
@@ -319,12 +333,19 @@ impl Shop {
         let log = self
             .dir
             .join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));
-        self.server = Some(Server::start(
-            &cargo_bin("shop")?,
-            &args,
-            &[("RUST_LOG", "info,sqlx=warn")],
-            &log,
-        )?);
+        let shop = cargo_bin("shop")?;
+        let envs = [("RUST_LOG", "info,sqlx=warn")];
+        self.server = Some(match &self.ulimit {
+            None => Server::start(&shop, &args, &envs, &log)?,
+            Some(limit) => {
+                // `exec`, so the PID signalled is the shop's own.
+                let script = format!("ulimit {limit} && exec \"$0\" \"$@\"");
+                let shop = shop.to_str().context("utf-8 path")?;
+                let mut wrapped = vec!["-c", script.as_str(), shop];
+                wrapped.extend(args.iter().copied());
+                Server::start(Path::new("sh"), &wrapped, &envs, &log)?
+            }
+        });
         Ok(())
     }
 

@@ -500,7 +500,8 @@ async fn framework_routes_merge_every_services_answer() {
         .iter()
         .map(|d| d["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["identity.1", "billing.3", "catalog.1"]);
+    // One order in every page: by capability, then by number.
+    assert_eq!(ids, ["billing.3", "catalog.1", "identity.1"]);
 }
 
 #[tokio::test]
@@ -664,8 +665,8 @@ async fn a_body_is_read_up_to_the_cap() {
 #[test]
 fn merging_tolerates_odd_answers() {
     assert_eq!(
-        merge_dead_letters(vec![json!(null), json!({ "dead_letters": [1] })]),
-        json!({ "dead_letters": [1] })
+        merge_dead_letters(vec![json!(null), json!({ "dead_letters": [1] })], 100),
+        json!({ "dead_letters": [1], "next": null })
     );
     assert_eq!(
         merge_consistency(vec![json!([])]),
@@ -828,4 +829,31 @@ async fn merged_views_go_with_the_client_s_credentials_and_pass_refusals_on() {
         *seen.lock().unwrap(),
         [None, Some("Bearer operator".to_owned())]
     );
+}
+
+#[test]
+fn pages_of_dead_letters_merge_in_one_order_and_cut_at_the_limit() {
+    let d = |id: &str| json!({ "id": id });
+    let merged = merge_dead_letters(
+        vec![
+            json!({ "dead_letters": [d("notification.2"), d("notification.10")], "next": null }),
+            json!({ "dead_letters": [d("billing.7"), d("fulfillment.1")], "next": null }),
+        ],
+        3,
+    );
+    assert_eq!(
+        merged,
+        json!({
+            "dead_letters": [d("billing.7"), d("fulfillment.1"), d("notification.2")],
+            "next": "notification.2",
+        })
+    );
+    // A service with more than it sent means there is a next page.
+    let merged = merge_dead_letters(
+        vec![json!({ "dead_letters": [d("billing.1")], "next": "billing.1" })],
+        3,
+    );
+    assert_eq!(merged["next"], "billing.1");
+    let merged = merge_dead_letters(vec![json!({ "dead_letters": [d("billing.1")] })], 3);
+    assert_eq!(merged["next"], Value::Null);
 }

@@ -259,6 +259,7 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         databases: Default::default(),
         minter: minter(),
         signing_keys: Some(dir.path().join("keys.json")),
+        edge: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(run_with(fake(FAKE_SERVE), opts, async {

@@ -229,3 +229,33 @@ async fn calls_beyond_the_in_flight_limit_fail_fast() {
         assert!(matches!(s.await.unwrap(), Err(CallError::Timeout { .. })));
     }
 }
+
+// Real time: the deadline is a std `Instant`, which a paused tokio clock does not move.
+#[tokio::test]
+async fn timeouts_a_caller_s_own_short_deadline_caused_leave_the_breaker_closed() {
+    use crate::breaker::{BreakerOptions, State};
+    let options = BreakerOptions {
+        failures_to_open: 1,
+        open_for: Duration::from_secs(60),
+        max_in_flight: 8,
+    };
+    let (script, g) = governed_with(0, true, options);
+    // A caller that will wait 5 ms for an operation declared to take up to 100.
+    for _ in 0..3 {
+        let mut r = req(&ONCE_COMMAND);
+        r.ctx.deadline = Some(std::time::Instant::now() + Duration::from_millis(5));
+        assert!(matches!(g.call(r).await, Err(CallError::Timeout { .. })));
+    }
+    assert_eq!(
+        g.breakers().state("test"),
+        State::Closed,
+        "not the callee's fault"
+    );
+    assert_eq!(script.calls.load(AtomicOrdering::SeqCst), 3);
+    // A timeout within the declared timeout itself is the callee's: it counts.
+    assert!(matches!(
+        g.call(req(&ONCE_COMMAND)).await,
+        Err(CallError::Timeout { .. })
+    ));
+    assert!(matches!(g.breakers().state("test"), State::Open { .. }));
+}

@@ -364,6 +364,34 @@ async fn a_poison_event_is_dead_lettered_then_replayed_over_http() {
         get("/_seams/dead-letters").await["dead_letters"][1]["status"] == "parked"
     })
     .await;
+    // The list comes a page at a time.
+    let first = get("/_seams/dead-letters?limit=1").await;
+    assert_eq!(first["dead_letters"].as_array().unwrap().len(), 1);
+    assert_eq!(first["next"], "audit.1");
+    let second = get("/_seams/dead-letters?limit=1&after=audit.1").await;
+    assert_eq!(second["dead_letters"][0]["id"], "audit.2");
+    let rest = get("/_seams/dead-letters?after=audit.2").await;
+    assert_eq!(
+        (
+            rest["dead_letters"].as_array().unwrap().len(),
+            &rest["next"]
+        ),
+        (0, &Value::Null)
+    );
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "after=audit",
+        "after=audit.x",
+        "page=2",
+    ] {
+        let r = http
+            .get(format!("{base}/_seams/dead-letters?{bad}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+    }
 
     let r = http
         .post(format!("{base}/_seams/dead-letters/audit.99/replay"))

@@ -5,4 +5,5 @@ mod consistency;
 mod crash;
 mod fulfillment;
 mod journey;
+mod security;
 mod split;

@@ -337,6 +337,9 @@ async fn serve(
     if !config.off(crate::config::BenchOff::Tracing) {
         crate::telemetry::init();
     }
+    // Made (or tightened) before anything is put in it: a data directory
+    // made by an older version, or by hand, may be open to others.
+    seams_auth::private::create_dir(&config.data_dir)?;
     let builder = crate::system::build(&config, &placement).await?;
     let listener = match passed {
         Some(socket) => {
@@ -382,9 +385,6 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
             "--chaos-max-delay-ms".to_owned(),
             config.chaos_max_delay_ms.to_string(),
         ]);
-    }
-    if let Some(url) = &config.nats {
-        extra_args.extend(["--nats".to_owned(), url.clone()]);
     }
     if config.no_metrics {
         extra_args.push("--no-metrics".to_owned());
@@ -455,6 +455,7 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         minter: seams_auth::Minter::new(keys, config.issuer.clone()),
         signing_keys: Some(config.signing_keys_path()),
         edge: config.edge(fd_limit),
+        nats: config.nats.clone(),
     };
     crate::supervisor::run(opts, shutdown_signal()).await
 }

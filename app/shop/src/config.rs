@@ -197,38 +197,7 @@ impl std::fmt::Debug for Config {
     }
 }
 
-/// `text` with the password of every URL in it replaced by `***`
-/// (`postgres://shop:***@db/shop`), for `Debug` output. A URL's password
-/// sits between the `:` after its user and the `@` before its host.
-pub fn redacted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(scheme) = rest.find("://") {
-        let (head, tail) = rest.split_at(scheme + 3);
-        out.push_str(head);
-        let authority_end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
-            .unwrap_or(tail.len());
-        let authority = &tail[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[authority_end..];
-    }
-    out.push_str(rest);
-    out
-}
+pub use seams_core::redact as redacted;
 
 /// Machinery `--bench-off` can switch off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -366,9 +335,9 @@ impl Config {
     pub fn database_urls(&self) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
         let mut urls = std::collections::BTreeMap::new();
         for d in &self.databases {
-            let (cap, url) = d.split_once('=').ok_or_else(|| {
-                anyhow::anyhow!("--database `{}`: expected CAP=URL", seams_store::redact(d))
-            })?;
+            let (cap, url) = d
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--database `{}`: expected CAP=URL", redacted(d)))?;
             anyhow::ensure!(
                 crate::system::CAPABILITIES.contains(&cap),
                 "--database: unknown capability `{cap}`"

@@ -465,11 +465,11 @@ impl Gateway {
                 let res = request.send().await.map_err(|e| e.to_string())?;
                 let status = res.status();
                 let body = res.json::<Value>().await.unwrap_or(Value::Null);
-                Ok((status, body))
+                Ok::<_, String>((status, body))
             }
             .await;
             if let Err(e) = &result {
-                tracing::warn!(%url, error = %e, "service did not answer");
+                tracing::warn!(url = %seams_core::redact(&url), error = %seams_core::redact(e), "service did not answer");
             }
             Answer { service, result }
         });

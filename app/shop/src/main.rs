@@ -1,6 +1,11 @@
 //! The `shop` command: starts the runtime and hands over to the library.
 
 fn main() -> anyhow::Result<()> {
+    // Everything this process creates (databases, their journals, mail,
+    // keys, tokens, the discovery file) is its user's alone: 0600 files,
+    // 0700 directories, whatever the shell's umask was.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     // Taken before any other thread exists: taking it clears `LISTEN_FDS`
     // from the environment, which is only sound while no thread reads it.
     let passed = shop::cli::passed_socket()?;

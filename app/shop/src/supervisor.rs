@@ -85,6 +85,9 @@ pub struct SplitOptions {
     pub signing_keys: Option<PathBuf>,
     /// The gateway's edge limits (each service gets its own from its flags).
     pub edge: seams_http::server::Limits,
+    /// The NATS URL every service uses as its bus, if any; handed over in
+    /// `SHOP_NATS_URL`, never on a command line (it may carry credentials).
+    pub nats: Option<String>,
 }
 
 impl SplitOptions {
@@ -100,6 +103,7 @@ impl SplitOptions {
             minter,
             signing_keys: None,
             edge: seams_http::server::Limits::default(),
+            nats: None,
         }
     }
 }
@@ -417,6 +421,8 @@ struct Launcher {
     token_file: PathBuf,
     /// The signing keys' path, for the service running identity only.
     signing_keys: Option<PathBuf>,
+    /// `SHOP_NATS_URL`, if the system has a bus.
+    nats: Option<String>,
     label: String,
     /// The watchdog's process group, or none (a group of its own).
     pgid: Option<u32>,
@@ -487,7 +493,11 @@ impl Launcher {
             .env_remove("SHOP_POSTGRES_ADMIN")
             .env_remove("SHOP_DATABASES")
             .env_remove("SHOP_SIGNING_KEYS")
+            .env_remove("SHOP_NATS_URL")
             .env("SHOP_SERVICE_TOKEN_FILE", &self.token_file);
+        if let Some(url) = &self.nats {
+            cmd.env("SHOP_NATS_URL", url);
+        }
         if !self.databases.is_empty() {
             cmd.env("SHOP_DATABASES", &self.databases);
         }
@@ -686,6 +696,7 @@ pub(crate) async fn run_with(
             label: spec.label(),
             pgid: watchdog.as_ref().map(Watchdog::pgid),
             token_file: token_path(&opts.data_dir, &spec.label()),
+            nats: opts.nats.clone(),
             signing_keys: spec
                 .capabilities
                 .iter()

@@ -8,7 +8,10 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// An ISO 4217 currency.
+/// A currency in circulation: an ISO 4217 code that is neither special
+/// (`XXX` no currency, `XTS` testing, precious metals, `XDR` and the like),
+/// nor a fund (`BOV`, `CHE`, `USN`…), nor withdrawn (`HRK`, `SLL`…):
+/// money a customer can be billed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency(iso_currency::Currency);
 
@@ -17,6 +20,7 @@ impl Currency {
     pub fn parse(code: &str) -> Result<Currency, MoneyError> {
         iso_currency::Currency::from_code(code)
             .filter(|c| c.code() == code)
+            .filter(|c| !c.is_special() && !c.is_fund() && c.is_superseded().is_none())
             .map(Currency)
             .ok_or_else(|| MoneyError::UnknownCurrency(code.to_owned()))
     }
@@ -45,8 +49,8 @@ pub struct Money {
 /// Invalid money.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
-    /// Not an ISO 4217 code.
-    #[error("`{0}` is not an ISO 4217 currency code")]
+    /// Not the ISO 4217 code of a currency in circulation.
+    #[error("`{0}` is not the ISO 4217 code of a currency in circulation")]
     UnknownCurrency(String),
     /// Negative where a price is expected.
     #[error("amount must not be negative")]

@@ -225,10 +225,10 @@ impl RemoteJwks {
                     .last_error
                     .clone()
                     .unwrap_or_default();
-                Err(AuthError::Unavailable(format!(
+                Err(AuthError::Unavailable(seams_core::redact(&format!(
                     "the issuer's keys could not be fetched from {}: {error}",
                     self.url
-                )))
+                ))))
             }
             None => Err(AuthError::Rejected("signed with an unknown key".into())),
         }
@@ -246,13 +246,13 @@ impl RemoteJwks {
         s.attempted = Some(started);
         match result {
             Ok(keys) => {
-                tracing::debug!(url = %self.url, keys = keys.len(), "fetched signing keys");
+                tracing::debug!(url = %seams_core::redact(&self.url), keys = keys.len(), "fetched signing keys");
                 s.keys = Arc::new(keys);
                 s.fetched = Some(started);
                 s.last_error = None;
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, error = %e, "fetching signing keys failed; keeping the cached ones");
+                tracing::warn!(url = %seams_core::redact(&self.url), error = %seams_core::redact(&e), "fetching signing keys failed; keeping the cached ones");
                 s.last_error = Some(e);
             }
         }

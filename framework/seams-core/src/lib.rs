@@ -16,6 +16,7 @@
 //!   HTTP implementations of a contract client use.
 //! - [`problem`]: RFC 9457 problem details.
 //! - [`clock`]: injected time and ids.
+//! - [`redact`]: URLs without their credentials, for whatever is printed.
 //! - [`auth`]: who is asking ([`auth::Principal`], [`auth::Role`]) and
 //!   who may use a route ([`auth::Access`]).
 //!
@@ -47,6 +48,7 @@ pub mod decl;
 pub mod envelope;
 pub mod invalid;
 pub mod problem;
+pub mod redact;
 pub mod transport;
 
 pub use clock::{Clock, Ids, SystemClock, UuidV7Ids};
@@ -54,6 +56,7 @@ pub use context::{CallContext, TraceContext};
 pub use envelope::{DecodeError, Envelope, Event};
 pub use invalid::Invalid;
 pub use problem::Problem;
+pub use redact::redact;
 pub use transport::{
     BoxFuture, CallError, CallReply, CallRequest, ContractError, Payload, Transport, WireValue,
     call,

@@ -86,7 +86,7 @@ impl Nats {
             .retry_on_initial_connect()
             .connect(url)
             .await
-            .with_context(|| format!("connecting to NATS at {url}"))?;
+            .with_context(|| format!("connecting to NATS at {}", seams_store::redact(url)))?;
         Ok(Nats {
             js: jetstream::new(client),
         })

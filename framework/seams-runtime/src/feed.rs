@@ -157,10 +157,13 @@ impl Feed for HttpFeed {
             if let Some(credential) = &self.credential {
                 request = request.header(seams_auth::PEER_HEADER, &*credential.token()?);
             }
-            let res = request
-                .send()
-                .await
-                .with_context(|| format!("reading the feed of {} at {url}", self.producer))?;
+            let res = request.send().await.with_context(|| {
+                format!(
+                    "reading the feed of {} at {}",
+                    self.producer,
+                    seams_core::redact(&url)
+                )
+            })?;
             anyhow::ensure!(
                 res.status().is_success(),
                 "feed of {} answered {}",

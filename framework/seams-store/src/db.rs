@@ -105,17 +105,7 @@ impl std::fmt::Debug for Location {
     }
 }
 
-/// `url` without its password, for logs and errors.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparsable database url>".to_owned(),
-    }
-}
+pub use seams_core::redact;
 
 /// Which SQL dialect a database speaks, for the few statements that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

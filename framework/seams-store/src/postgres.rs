@@ -7,7 +7,10 @@
 //! convention: billing cannot read identity's tables, it must call identity.
 //!
 //! Provisioning needs a role allowed to create roles and databases (the
-//! "admin URL"); services themselves never get it.
+//! "admin URL"); services themselves never get it. The password goes to
+//! the server only as a SCRAM-SHA-256 verifier (computed here, as `libpq`'s
+//! `PQencryptPasswordConn` does), so it never appears in the server's logs
+//! or statistics as text.
 
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -81,10 +84,11 @@ pub async fn provision(
             .fetch_one(&mut admin)
             .await?;
     let verb = if exists { "ALTER" } else { "CREATE" };
+    let verifier = scram_verifier(password);
     admin
         .execute(
             format!(
-                "{verb} ROLE \"{capability}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'"
+                "{verb} ROLE \"{capability}\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{verifier}'"
             )
             .as_str(),
         )
@@ -111,6 +115,13 @@ pub async fn provision(
         capability: capability.to_owned(),
         url: url.to_string(),
     })
+}
+
+/// The SCRAM-SHA-256 verifier of `password` (`SCRAM-SHA-256$<iterations>:
+/// <salt>$<StoredKey>:<ServerKey>`), which PostgreSQL stores as given: a
+/// role can log in with the password, and the server never sees it.
+pub fn scram_verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
 /// A random password of 32 letters and digits.

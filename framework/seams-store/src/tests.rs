@@ -1018,6 +1018,52 @@ mod postgres_only {
     }
 
     #[tokio::test]
+    async fn provisioning_sends_the_server_a_verifier_never_the_password() {
+        let Some(pg) = PostgresServer::start_or_skip() else {
+            return;
+        };
+        use sqlx::Connection;
+        let mut admin = sqlx::PgConnection::connect(&pg.admin_url()).await.unwrap();
+        // Every statement into the server's log, to read what it was sent.
+        sqlx::query("ALTER SYSTEM SET log_statement = 'all'")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::query("SELECT pg_reload_conf()")
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let url = pg.provision("billing").await.unwrap();
+        let password = url::Url::parse(&url)
+            .unwrap()
+            .password()
+            .unwrap()
+            .to_owned();
+        let (stored,): (String,) =
+            sqlx::query_as("SELECT rolpassword FROM pg_authid WHERE rolname = 'billing'")
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+        // The role logs in with the password the server never saw.
+        sqlx::PgConnection::connect(&url).await.unwrap();
+        let log = pg.log();
+        assert!(
+            log.contains("PASSWORD 'SCRAM-SHA-256$"),
+            "statements are logged: {log}"
+        );
+        assert!(
+            !log.contains(&password),
+            "the password reached the server's log"
+        );
+        // The verifier is salted: the same password twice, two verifiers.
+        assert_ne!(
+            crate::postgres::scram_verifier("same"),
+            crate::postgres::scram_verifier("same")
+        );
+    }
+
+    #[tokio::test]
     async fn a_second_writer_of_one_database_is_refused() {
         let Some(store) = Store::postgres().await else {
             return;

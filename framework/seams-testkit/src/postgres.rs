@@ -224,6 +224,11 @@ impl PostgresServer {
         }
     }
 
+    /// What the server has logged since it last started.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("postgres.log")).unwrap_or_default()
+    }
+
     /// Starts the server on the same port and data, and waits until it accepts connections.
     pub fn resume(&mut self) -> anyhow::Result<()> {
         anyhow::ensure!(self.child.is_none(), "already running");

@@ -73,25 +73,6 @@ fn database_urls_are_checked() {
 }
 
 #[test]
-fn passwords_in_urls_are_redacted() {
-    assert_eq!(
-        redacted("billing=postgres://billing:s3cr3t@db:5432/billing?sslmode=disable"),
-        "billing=postgres://billing:***@db:5432/billing?sslmode=disable"
-    );
-    assert_eq!(redacted("nats://tok:en:x@bus"), "nats://tok:***@bus");
-    assert_eq!(
-        redacted("postgres://only-user@db/x"),
-        "postgres://only-user@db/x"
-    );
-    assert_eq!(
-        redacted("http://host/path?u=a:b@c"),
-        "http://host/path?u=a:b@c"
-    );
-    assert_eq!(redacted("no url at all"), "no url at all");
-    assert_eq!(redacted("a://u:p@h b://v:q@i"), "a://u:***@h b://v:***@i");
-}
-
-#[test]
 fn debug_output_carries_no_password() {
     let mut config = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
     config.databases = vec!["billing=postgres://billing:s3cr3t@db/billing".into()];

@@ -216,6 +216,7 @@ for a in "$@"; do
   prev=$a
 done
 echo "$@" > "$data/args-${addr##*:}"
+echo "$SHOP_NATS_URL" > "$data/nats-${addr##*:}"
 echo "$LISTEN_FDS $(readlink /proc/$$/fd/3)" >> "$data/socket-${addr##*:}"
 echo "some chatter before the announcement"
 echo "shop listening on http://$addr (data in $data)"
@@ -260,6 +261,7 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         minter: minter(),
         signing_keys: Some(dir.path().join("keys.json")),
         edge: Default::default(),
+        nats: Some("nats://svc:s3cr3t@127.0.0.1:4222".into()),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(run_with(fake(FAKE_SERVE), opts, async {
@@ -296,6 +298,13 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         "no peer for itself: {args}"
     );
     assert!(args.trim_end().ends_with("--chaos"), "{args}");
+    // A credential-carrying URL goes in the environment, never in argv.
+    assert!(
+        !args.contains("s3cr3t") && !args.contains("nats://"),
+        "{args}"
+    );
+    let nats = std::fs::read_to_string(dir.path().join(format!("nats-{port}"))).unwrap();
+    assert_eq!(nats.trim(), "nats://svc:s3cr3t@127.0.0.1:4222");
 
     // A service that dies is started again, on the same port; meanwhile its
     // port still takes connections, into the supervisor's socket's backlog.

@@ -12,6 +12,14 @@ fn currencies_are_iso_4217_codes_exactly() {
     for bad in ["eur", "EURO", "XXY", "", "€"] {
         assert!(Currency::parse(bad).is_err(), "{bad}");
     }
+    // Codes that exist but are no money to bill in: no currency, testing,
+    // gold, a fund, a withdrawn currency.
+    for not_money in ["XXX", "XTS", "XAU", "XDR", "BOV", "USN", "HRK", "SLL"] {
+        assert!(Currency::parse(not_money).is_err(), "{not_money}");
+    }
+    for money in ["USD", "JPY", "CHF", "SLE", "BHD"] {
+        assert_eq!(Currency::parse(money).unwrap().code(), money);
+    }
 }
 
 #[test]

@@ -45,11 +45,17 @@ enum Outcome {
 
 impl Maildir {
     /// Opens the Maildir at `root`, creating it and its `tmp/`, `new/` and
-    /// `cur/` subdirectories if they are missing.
+    /// `cur/` subdirectories if they are missing. Mail is personal data:
+    /// the directories are its owner's alone (0700), as is every message
+    /// (0600).
     pub fn new(root: impl Into<PathBuf>, from: Mailbox) -> io::Result<Self> {
         let root = root.into();
         for sub in ["tmp", "new", "cur"] {
-            fs::create_dir_all(root.join(sub))?;
+            let mut dir = fs::DirBuilder::new();
+            dir.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+            dir.create(root.join(sub))?;
         }
         Ok(Self { root, from })
     }
@@ -184,12 +190,15 @@ fn tmp_name(id: &str) -> String {
 /// Creates `path` with `bytes` and flushes it to disk before returning, so
 /// that the rename into `new/` never publishes a file whose data is lost.
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new()
+    let mut options = OpenOptions::new();
+    options
         .write(true)
         .create(true)
         // A leftover from a crashed process that had the same pid.
-        .truncate(true)
-        .open(path)?;
+        .truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }

@@ -73,6 +73,15 @@ async fn maildir_delivers_a_readable_rfc5322_message() {
             .is_none(),
         "nothing is left behind in tmp/"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files[0]), 0o600, "mail is its owner's alone");
+        for sub in ["tmp", "new", "cur"] {
+            assert_eq!(mode(&maildir.root().join(sub)), 0o700, "{sub}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -131,3 +131,81 @@ async fn a_client_s_tiny_deadline_is_ignored_and_trips_no_breaker_for_others() {
     let failed: Vec<_> = statuses.iter().filter(|s| s.as_u16() != 201).collect();
     assert!(failed.is_empty(), "{failed:?}\n{}", shop.log());
 }
+
+/// Every entry under `dir` whose mode lets anyone but its owner in.
+fn open_to_others(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push(format!("{} {mode:o}", path.display()));
+        }
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&path).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn data_keys_tokens_and_mail_are_their_owner_s_alone() {
+    for mode in [Mode::Monolith, Mode::SplitHttp] {
+        let mut shop = Shop::start(mode).unwrap();
+        let customer = shop.register("ann@example.com").await.unwrap();
+        shop.add_product("TEA", 450).await.unwrap();
+        shop.receive_stock("TEA", 1).await.unwrap();
+        let r = shop
+            .create_invoice("k", &customer, &[("TEA", 1)])
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{mode:?}: {}", r.json);
+        shop.wait_delivered(&customer, 1, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let data = shop.data_dir();
+        assert!(data.join("keys/signing-keys.json").exists());
+        if mode == Mode::SplitHttp {
+            assert!(
+                data.join("secrets/identity.jwt").exists(),
+                "service tokens are kept"
+            );
+        }
+        assert_eq!(open_to_others(&data), Vec::<String>::new(), "{mode:?}");
+        shop.stop().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn no_secret_or_bus_url_is_on_a_service_s_command_line() {
+    if !e2e::modes().contains(&Mode::SplitPostgresNats) {
+        eprintln!("SKIPPED: the distributed mode needs PostgreSQL and nats-server");
+        return;
+    }
+    let shop = Shop::start(Mode::SplitPostgresNats).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(shop.data_dir().join("services.json")).unwrap(),
+    )
+    .unwrap();
+    let services = doc["services"].as_array().unwrap();
+    assert_eq!(services.len(), 5);
+    for s in services {
+        let pid = s["pid"].as_u64().unwrap();
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
+        for secret in [
+            "postgres://",
+            "postgresql://",
+            "nats://",
+            "--database",
+            "--postgres-admin",
+        ] {
+            assert!(!argv.contains(secret), "{secret} in `{argv}`");
+        }
+        assert!(argv.contains(" serve "), "{argv}");
+    }
+}

@@ -110,7 +110,7 @@ echo "== create-invoice, open loop at $RATE/s, until $COMMANDS invoices or $MAX_
 # its report wait for the window's end, not for the count).
 LOAD_SECS=$(( (COMMANDS + RATE - 1) / RATE ))
 [ "$LOAD_SECS" -gt "$MAX_TIME" ] && LOAD_SECS=$MAX_TIME
-"$BIN/loadgen" --url "$URL" --server-pid "$SHOP_PID" --label growth/load --scenario create-invoice \
+"$BIN/loadgen" --url "$URL" --server-pid "$SHOP_PID" --data "$DATA" --label growth/load --scenario create-invoice \
     --connections 64 --rate "$RATE" --duration "$LOAD_SECS" --warmup 0 --max-ops "$COMMANDS" \
     --stock "$((COMMANDS + 1000))" | tee "$OUT/load.txt" | grep -v '^{' | tail -n 12
 LOAD_END=$(( $(date +%s) - START ))
@@ -128,9 +128,9 @@ for _ in $(seq 1 180); do
 done
 
 echo "== latency with everything stored"
-"$BIN/loadgen" --url "$URL" --server-pid "$SHOP_PID" --label growth/get-invoice --scenario get-invoice \
+"$BIN/loadgen" --url "$URL" --server-pid "$SHOP_PID" --data "$DATA" --label growth/get-invoice --scenario get-invoice \
     --connections 16 --duration 10 --warmup 1 | tee "$OUT/get-invoice.txt" | grep -v '^{' | tail -n 6
-"$BIN/loadgen" --url "$URL" --server-pid "$SHOP_PID" --label growth/create-invoice --scenario create-invoice \
+"$BIN/loadgen" --url "$URL" --server-pid "$SHOP_PID" --data "$DATA" --label growth/create-invoice --scenario create-invoice \
     --connections 16 --duration 10 --warmup 1 | tee "$OUT/create-invoice.txt" | grep -v '^{' | tail -n 6
 sample end
 grep -h '^{' "$OUT/load.txt" "$OUT/get-invoice.txt" "$OUT/create-invoice.txt" >"$OUT/results.jsonl"

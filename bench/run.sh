@@ -119,7 +119,7 @@ load() {
     shift
     local file="$OUT/${label//\//_}.txt" last
     echo "-- $label"
-    if ! "$BIN/loadgen" --url "$URL" --server-pid "$SERVER" --label "$label" \
+    if ! "$BIN/loadgen" --url "$URL" --server-pid "$SERVER" --label "$label" --data "$DATA" \
         --duration "$DURATION" --warmup "$WARMUP" "$@" | tee "$file"; then
         echo "   $label FAILED; see above"
     fi
@@ -166,9 +166,11 @@ profile() {
     echo "   profile in $OUT/{cpu-by-thread,perf-stat,perf-report}-$name.txt"
 }
 
-# Starts a shop on a fresh data folder $1; sets URL, SERVER and SHOP_PID.
+# Starts a shop on a fresh data folder $1; sets URL, SERVER, SHOP_PID and
+# DATA (where loadgen finds the keys it mints its tokens with).
 start_shop() {
-    start_server "shop-$1" "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/$1" --durability full
+    DATA=$TMP/$1
+    start_server "shop-$1" "$BIN/shop" up --addr 127.0.0.1:0 --data "$DATA" --durability full
     SHOP_PID=$SERVER_PID
     SERVER=$SERVER_PID
 }

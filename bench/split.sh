@@ -126,7 +126,7 @@ run_mode() {
     sleep 2
     for c in $CONNECTIONS; do
         echo "-- journey/$name/c$c"
-        "$BIN/loadgen" --url "$URL" --label "journey/$name/c$c" --scenario journey \
+        "$BIN/loadgen" --url "$URL" --label "journey/$name/c$c" --scenario journey --data "$TMP/$name" \
             --connections "$c" --duration "$DURATION" --warmup "$WARMUP" | tee "$OUT/journey-$name-c$c.txt"
         tail -n1 "$OUT/journey-$name-c$c.txt" | grep '^{' >>"$RESULTS" || echo "   FAILED"
     done

@@ -66,7 +66,7 @@ point() {
     [ -n "$url" ] || { echo "shop $name did not start" >&2; exit 1; }
     sleep 1
     echo "-- $name (off: ${off:-nothing})"
-    "$BIN/loadgen" --url "$url" --server-pid "$SHOP_PID" --label "switches/$name" \
+    "$BIN/loadgen" --url "$url" --server-pid "$SHOP_PID" --label "switches/$name" --data "$TMP/$name" \
         --scenario create-invoice --connections "$CONNECTIONS" \
         --duration "$DURATION" --warmup "$WARMUP" | tee "$OUT/$name.txt"
     tail -n1 "$OUT/$name.txt" | grep '^{' >>"$RESULTS" || echo "   FAILED"

@@ -119,6 +119,46 @@ struct Args {
     /// PID of the server under load: its CPU time over the measured window goes in the result.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The system's data directory: the staff and operator tokens the
+    /// setup needs are minted with its signing keys (as `shop token` does).
+    /// Without it, `SHOP_STAFF_TOKEN` and `SHOP_OPERATOR_TOKEN` give them.
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// The issuer name of the system's tokens.
+    #[arg(long, default_value = "seams")]
+    issuer: String,
+}
+
+/// The tokens of the setup's staff member and the lag report's operator.
+struct Credentials {
+    staff: String,
+    operator: String,
+}
+
+impl Credentials {
+    fn from(args: &Args) -> anyhow::Result<Credentials> {
+        // Bare axum and /healthz need no one; saying so beats demanding keys.
+        if matches!(args.scenario, Scenario::Bare | Scenario::Trivial) && !args.consistency {
+            return Ok(Credentials {
+                staff: String::new(),
+                operator: String::new(),
+            });
+        }
+        if let Some(dir) = &args.data {
+            let keys = seams_auth::KeyStore::open(&dir.join("keys").join("signing-keys.json"))?;
+            let minter = seams_auth::Minter::new(keys, args.issuer.clone());
+            let ttl = Duration::from_secs(3600);
+            return Ok(Credentials {
+                staff: minter.person("loadgen", seams_core::auth::Role::Staff, ttl)?.token,
+                operator: minter.person("loadgen", seams_core::auth::Role::Operator, ttl)?.token,
+            });
+        }
+        let var = |name: &str| std::env::var(name).with_context(|| format!("--data or {name}"));
+        Ok(Credentials {
+            staff: var("SHOP_STAFF_TOKEN")?,
+            operator: var("SHOP_OPERATOR_TOKEN")?,
+        })
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -180,6 +220,8 @@ struct Conn {
     target: Arc<Target>,
     timeout: Duration,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// `Authorization` sent with every request, if any.
+    bearer: Option<http::HeaderValue>,
 }
 
 /// An answer.
@@ -212,7 +254,13 @@ impl Conn {
             target,
             timeout,
             sender: None,
+            bearer: None,
         }
+    }
+
+    /// From now on, requests present `token`.
+    fn act_as(&mut self, token: &str) {
+        self.bearer = http::HeaderValue::from_str(&format!("Bearer {token}")).ok();
     }
 
     async fn get(&mut self, path: &str) -> Result<Reply, Failure> {
@@ -278,6 +326,9 @@ impl Conn {
         if let Some(key) = key {
             req = req.header("idempotency-key", key);
         }
+        if let Some(bearer) = &self.bearer {
+            req = req.header(header::AUTHORIZATION, bearer.clone());
+        }
         let req = req
             .body(Full::new(body.unwrap_or_default()))
             .map_err(|_| "bad-request".to_owned())?;
@@ -309,6 +360,8 @@ struct Setup {
     invoices: Vec<String>,
     /// How long a journey may wait for its last effect.
     journey_timeout: Duration,
+    /// The setup customer's token: what create-invoice and get-invoice present.
+    customer_token: String,
 }
 
 fn body(value: &Value) -> Bytes {
@@ -320,7 +373,7 @@ fn step<T>(what: &str, res: Result<T, Failure>) -> anyhow::Result<T> {
     res.map_err(|failure| anyhow::anyhow!("setup: {what} failed: {failure}"))
 }
 
-async fn setup(conn: &mut Conn, args: &Args) -> anyhow::Result<Setup> {
+async fn setup(conn: &mut Conn, args: &Args, creds: &Credentials) -> anyhow::Result<Setup> {
     let run = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let mut setup = Setup {
         scenario: args.scenario,
@@ -329,6 +382,7 @@ async fn setup(conn: &mut Conn, args: &Args) -> anyhow::Result<Setup> {
         create_body: Bytes::new(),
         invoices: Vec::new(),
         journey_timeout: Duration::from_secs_f64(args.journey_timeout),
+        customer_token: String::new(),
     };
     match args.scenario {
         Scenario::Trivial => step(
@@ -344,10 +398,12 @@ async fn setup(conn: &mut Conn, args: &Args) -> anyhow::Result<Setup> {
                 .and_then(|r| r.expect(StatusCode::OK)),
         )?,
         Scenario::CreateInvoice | Scenario::GetInvoice | Scenario::Journey => {
-            let customer = step(
+            let (customer, token) = step(
                 "registering the customer",
                 register(conn, &format!("setup-{}@example.com", setup.run)).await,
             )?;
+            setup.customer_token = token;
+            conn.act_as(&creds.staff);
             let product = json!({ "sku": setup.sku, "name": "Benchmark tea", "price": { "amount": 450, "currency": "EUR" } });
             step(
                 "adding the product",
@@ -376,6 +432,7 @@ async fn setup(conn: &mut Conn, args: &Args) -> anyhow::Result<Setup> {
                 "customer_id": customer,
                 "lines": [{ "sku": setup.sku, "quantity": 1 }],
             }));
+            conn.act_as(&setup.customer_token);
             if args.scenario == Scenario::GetInvoice {
                 for i in 0..100 {
                     let key = format!("{}-setup-{i}", setup.run);
@@ -396,16 +453,31 @@ async fn setup(conn: &mut Conn, args: &Args) -> anyhow::Result<Setup> {
     Ok(setup)
 }
 
-async fn register(conn: &mut Conn, email: &str) -> Result<String, Failure> {
-    let customer = json!({ "email": email, "name": "Bench Customer" });
+/// The password of every customer the load generator registers.
+const PASSWORD: &str = "loadgen correct horse battery";
+
+/// Registers a customer and signs them in: their id and access token.
+async fn register(conn: &mut Conn, email: &str) -> Result<(String, String), Failure> {
+    conn.bearer = None;
+    let customer = json!({ "email": email, "name": "Bench Customer", "password": PASSWORD });
     let reply = conn
         .post("/identity/customers", body(&customer), None)
         .await?;
     let json = reply.json(StatusCode::CREATED)?;
-    json["id"]
+    let id = json["id"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| "bad-body".to_owned())
+        .ok_or_else(|| "bad-body".to_owned())?;
+    let session = json!({ "email": email, "password": PASSWORD });
+    let reply = conn
+        .post("/identity/sessions", body(&session), None)
+        .await?;
+    let json = reply.json(StatusCode::CREATED)?;
+    let token = json["access_token"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| "bad-body".to_owned())?;
+    Ok((id, token))
 }
 
 /// Times of a journey's steps, from its first request.
@@ -447,7 +519,9 @@ impl Setup {
         phases: &mut Phases,
     ) -> Result<(), Failure> {
         let start = Instant::now();
-        let customer = register(conn, &format!("j-{}-{worker}-{n}@example.com", self.run)).await?;
+        let (customer, token) =
+            register(conn, &format!("j-{}-{worker}-{n}@example.com", self.run)).await?;
+        conn.act_as(&token);
         phases.push(("registered", start.elapsed()));
         let cart =
             json!({ "customer_id": customer, "lines": [{ "sku": self.sku, "quantity": 1 }] });
@@ -600,11 +674,13 @@ impl Window {
 async fn run(args: Args) -> anyhow::Result<()> {
     let target = Arc::new(target(&args.url).await?);
     let timeout = Duration::from_secs_f64(args.timeout);
+    let creds = Credentials::from(&args)?;
     let mut setup_conn = Conn::new(target.clone(), Duration::from_secs(60));
-    let setup = Arc::new(setup(&mut setup_conn, &args).await?);
+    let setup = Arc::new(setup(&mut setup_conn, &args, &creds).await?);
     // The lag report keeps a window of recent samples per hop; reading it
     // before the run tells how many of the samples after it are this run's.
     let lags_before = if args.consistency {
+        setup_conn.act_as(&creds.operator);
         Some(lag_report(&mut setup_conn).await?)
     } else {
         None
@@ -638,7 +714,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dispatcher = match args.rate {
         None => {
             for worker in 0..args.connections {
-                let conn = Conn::new(target.clone(), timeout);
+                let mut conn = Conn::new(target.clone(), timeout);
+                conn.act_as(&setup.customer_token);
                 workers.spawn(closed_worker(
                     conn,
                     worker,
@@ -654,7 +731,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             let (tx, rx) = mpsc::channel(args.connections);
             let rx = Arc::new(Mutex::new(rx));
             for worker in 0..args.connections {
-                let conn = Conn::new(target.clone(), timeout);
+                let mut conn = Conn::new(target.clone(), timeout);
+                conn.act_as(&setup.customer_token);
                 workers.spawn(open_worker(
                     conn,
                     worker,
@@ -711,6 +789,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             // Let events committed in the last moments be applied before reading.
             tokio::time::sleep(Duration::from_secs(2)).await;
             let mut conn = Conn::new(target.clone(), Duration::from_secs(10));
+            conn.act_as(&creds.operator);
             let mut after = lag_report(&mut conn).await?;
             if let Value::Object(hops) = &mut after {
                 for (hop, row) in hops.iter_mut() {

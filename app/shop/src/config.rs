@@ -131,6 +131,19 @@ pub struct Config {
     /// their connections are closed, in seconds.
     #[arg(long, env = "SHOP_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
+    /// `shop up --split` serves the gateway and every service with it, so
+    /// it must name 127.0.0.1 as well as the public name.
+    #[arg(long, env = "SHOP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert` (readable by its owner only).
+    #[arg(long, env = "SHOP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also trust the authorities in this PEM file (a deployment's own CA)
+    /// when calling other services, fetching keys, or reaching PostgreSQL,
+    /// NATS and SMTP over TLS.
+    #[arg(long, env = "SHOP_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// This service's own token, in a file only its user can read, kept
     /// fresh by whoever deploys it (`shop up --split` does): presented to
     /// the services it calls and reads feeds from.
@@ -192,6 +205,9 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("max_in_flight", &self.max_in_flight)
             .field("drain_timeout_secs", &self.drain_timeout_secs)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("ca_file", &self.ca_file)
             .field("bench_off", &self.bench_off)
             .finish()
     }
@@ -251,6 +267,26 @@ impl Config {
             max_connections: 10_000,
             max_in_flight: 1024,
             drain_timeout_secs: 10,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+        }
+    }
+
+    /// The server's TLS configuration, when `--tls-cert` and `--tls-key` are given.
+    pub fn server_tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(seams_http::tls::server_config(cert, key)?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        }
+    }
+
+    /// The extra authorities `--ca-file` names.
+    pub fn authorities(&self) -> anyhow::Result<Vec<reqwest::Certificate>> {
+        match &self.ca_file {
+            Some(path) => seams_http::tls::authorities(path),
+            None => Ok(Vec::new()),
         }
     }
 

@@ -196,6 +196,8 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         check_wire: config.chaos || SystemOptions::default().check_wire,
         verifier: trust.verifier.clone(),
         credential: trust.credential.clone(),
+        tls: config.server_tls()?,
+        http_client: seams_http::remote::HttpTransport::client_trusting(&config.authorities()?),
         // `shop serve` runs one service of a split system; `shop up` all of them.
         split: !placement.local.is_empty(),
         clients: DECLARED.to_vec(),

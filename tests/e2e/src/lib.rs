@@ -410,6 +410,126 @@ impl Shop {
         self.dir.join("data")
     }
 
+    /// The base URL of the service running `capability` (split modes),
+    /// from the supervisor's `services.json`.
+    pub fn service_url(&self, capability: &str) -> anyhow::Result<String> {
+        Ok(self.service(capability)?["url"]
+            .as_str()
+            .context("no url")?
+            .to_owned())
+    }
+
+    /// The PID of the service running `capability` (split modes).
+    pub fn service_pid(&self, capability: &str) -> anyhow::Result<u32> {
+        let pid = self.service(capability)?["pid"]
+            .as_u64()
+            .context("no pid")?;
+        Ok(u32::try_from(pid)?)
+    }
+
+    /// The token the supervisor minted for the service running
+    /// `capability` (split modes): what that service presents to others.
+    pub fn service_token(&self, capability: &str) -> anyhow::Result<String> {
+        let service = self.service(capability)?;
+        let label = service["capabilities"]
+            .as_array()
+            .context("no capabilities")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        let path = self.data_dir().join("secrets").join(format!("{label}.jwt"));
+        Ok(std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_owned())
+    }
+
+    fn service(&self, capability: &str) -> anyhow::Result<Value> {
+        let text = std::fs::read_to_string(self.data_dir().join("services.json"))?;
+        let doc: Value = serde_json::from_str(&text)?;
+        doc["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["capabilities"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c == capability))
+            })
+            .cloned()
+            .with_context(|| format!("{capability} not in services.json: {text}"))
+    }
+
+    /// A token signed with this deployment's own key for `role`, that
+    /// expired `ago` ago (well past any clock leeway).
+    pub fn expired_token(
+        &self,
+        role: &str,
+        subject: &str,
+        ago: Duration,
+    ) -> anyhow::Result<String> {
+        let keys =
+            seams_auth::SigningKeys::load(&self.data_dir().join("keys").join("signing-keys.json"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let exp = now - ago.as_secs();
+        keys.sign(&seams_auth::Claims {
+            iss: "seams".to_owned(),
+            sub: subject.to_owned(),
+            role: role.to_owned(),
+            iat: exp - 900,
+            exp,
+            caps: Vec::new(),
+        })
+    }
+
+    /// A well-formed, unexpired token for `role` signed with a key this
+    /// deployment never had.
+    pub fn foreign_token(&self, role: &str, subject: &str) -> anyhow::Result<String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        seams_auth::SigningKeys::generate()?.sign(&seams_auth::Claims {
+            iss: "seams".to_owned(),
+            sub: subject.to_owned(),
+            role: role.to_owned(),
+            iat: now,
+            exp: now + 900,
+            caps: Vec::new(),
+        })
+    }
+
+    /// A request sent byte for byte as given (`raw_path` is not parsed,
+    /// so dot segments and percent-escapes reach the server as written),
+    /// with `token` if any; the status and the body. Plain HTTP only.
+    pub fn raw(
+        &self,
+        method: &str,
+        raw_path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let authority = self.url().trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(authority)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        write!(
+            s,
+            "{method} {raw_path} HTTP/1.1\r\nhost: {authority}\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("no status in {out:?}"))?;
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        Ok((status, body))
+    }
+
     /// Any request, as it is (no token added).
     pub async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<Reply> {
         let res = req.send().await?;

@@ -427,6 +427,8 @@ impl Config {
                 port: self.smtp_port,
                 from: self.mail_from.clone(),
                 timeout: Duration::from_secs(10),
+                tls: notification::channel::SmtpTls::None,
+                ca_file: None,
             }),
             None => notification::ChannelOptions::Maildir {
                 dir: self.data_dir.join("mail"),

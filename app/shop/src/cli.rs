@@ -431,6 +431,8 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
             host.clone(),
             "--smtp-port".to_owned(),
             config.smtp_port.to_string(),
+            "--smtp-tls".to_owned(),
+            config.smtp_tls.clone(),
         ]);
     }
     extra_args.extend([

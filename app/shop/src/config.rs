@@ -37,6 +37,11 @@ pub struct Config {
     /// SMTP port.
     #[arg(long, env = "SHOP_SMTP_PORT", default_value_t = 25)]
     pub smtp_port: u16,
+    /// TLS to the SMTP server: `none`, `starttls` (required, port 587) or
+    /// `implicit` (port 465); with TLS, `--ca-file` names the authority
+    /// trusted instead of the public roots.
+    #[arg(long, env = "SHOP_SMTP_TLS", default_value = "none", value_parser = ["none", "starttls", "implicit"])]
+    pub smtp_tls: String,
     /// Sender address of notifications.
     #[arg(
         long,
@@ -140,8 +145,9 @@ pub struct Config {
     #[arg(long, env = "SHOP_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Also trust the authorities in this PEM file (a deployment's own CA)
-    /// when calling other services, fetching keys, or reaching PostgreSQL,
-    /// NATS and SMTP over TLS.
+    /// when calling other services and fetching keys; for a `tls://` NATS
+    /// URL and SMTP with `--smtp-tls`, trust it instead of the public roots.
+    /// (PostgreSQL takes its CA in the URL: `sslmode=verify-full&sslrootcert=…`.)
     #[arg(long, env = "SHOP_CA_FILE")]
     pub ca_file: Option<PathBuf>,
     /// This service's own token, in a file only its user can read, kept
@@ -167,6 +173,7 @@ impl std::fmt::Debug for Config {
             .field("chaos_max_delay_ms", &self.chaos_max_delay_ms)
             .field("smtp_host", &self.smtp_host)
             .field("smtp_port", &self.smtp_port)
+            .field("smtp_tls", &self.smtp_tls)
             .field("mail_from", &self.mail_from)
             .field("nats", &self.nats.as_deref().map(redacted))
             .field("durability", &self.durability)
@@ -242,6 +249,7 @@ impl Config {
             chaos_max_delay_ms: 50,
             smtp_host: None,
             smtp_port: 25,
+            smtp_tls: "none".to_owned(),
             mail_from: "Seams Shop <shop@localhost>".into(),
             durability: "full".into(),
             databases: Vec::new(),
@@ -419,6 +427,29 @@ impl Config {
         }
     }
 
+    /// TLS to the SMTP server.
+    pub fn smtp_security(&self) -> notification::channel::SmtpTls {
+        match self.smtp_tls.as_str() {
+            "starttls" => notification::channel::SmtpTls::StartTls,
+            "implicit" => notification::channel::SmtpTls::Implicit,
+            _ => notification::channel::SmtpTls::None,
+        }
+    }
+
+    /// How the connection to NATS is secured: a `tls://` URL trusts
+    /// `--ca-file` (or the system's roots); a `nats://` one asks nothing
+    /// more than its URL says, so a deployment CA for HTTPS alone does not
+    /// demand TLS of a plain bus.
+    pub fn nats_tls(&self) -> seams_nats::NatsTls {
+        let tls_url = self
+            .nats
+            .as_deref()
+            .is_some_and(|u| u.trim_start().to_ascii_lowercase().starts_with("tls://"));
+        seams_nats::NatsTls {
+            ca_file: if tls_url { self.ca_file.clone() } else { None },
+        }
+    }
+
     /// How notifications leave.
     pub fn channel(&self) -> notification::ChannelOptions {
         match &self.smtp_host {
@@ -427,8 +458,11 @@ impl Config {
                 port: self.smtp_port,
                 from: self.mail_from.clone(),
                 timeout: Duration::from_secs(10),
-                tls: notification::channel::SmtpTls::None,
-                ca_file: None,
+                tls: self.smtp_security(),
+                ca_file: match self.smtp_security() {
+                    notification::channel::SmtpTls::None => None,
+                    _ => self.ca_file.clone(),
+                },
             }),
             None => notification::ChannelOptions::Maildir {
                 dir: self.data_dir.join("mail"),
@@ -485,6 +519,12 @@ pub struct FileConfig {
     pub service_token_file: Option<PathBuf>,
     /// An external OIDC issuer trusted for people.
     pub oidc: Option<OidcFile>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--ca-file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[oidc]` of a configuration file.
@@ -511,6 +551,8 @@ pub struct SmtpFile {
     pub port: Option<u16>,
     /// `--mail-from`.
     pub from: Option<String>,
+    /// `--smtp-tls`.
+    pub tls: Option<String>,
 }
 
 impl std::fmt::Debug for FileConfig {
@@ -545,6 +587,9 @@ impl std::fmt::Debug for FileConfig {
             .field("sign_in_per_address", &self.sign_in_per_address)
             .field("service_token_file", &self.service_token_file)
             .field("oidc", &self.oidc.as_ref().map(|o| &o.issuer))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -561,6 +606,13 @@ impl FileConfig {
             anyhow::ensure!(
                 d == "full" || d == "normal",
                 "in {}: durability = {d:?}: expected \"full\" or \"normal\"",
+                path.display()
+            );
+        }
+        if let Some(tls) = file.smtp.as_ref().and_then(|s| s.tls.as_deref()) {
+            anyhow::ensure!(
+                matches!(tls, "none" | "starttls" | "implicit"),
+                "in {}: smtp.tls = {tls:?}: expected \"none\", \"starttls\" or \"implicit\"",
                 path.display()
             );
         }
@@ -648,7 +700,11 @@ impl FileConfig {
             }
             fill!("smtp_port", smtp_port, smtp.port);
             fill!("mail_from", mail_from, smtp.from.clone());
+            fill!("smtp_tls", smtp_tls, smtp.tls.clone());
         }
+        fill!("tls_cert", tls_cert, self.tls_cert.clone().map(Some));
+        fill!("tls_key", tls_key, self.tls_key.clone().map(Some));
+        fill!("ca_file", ca_file, self.ca_file.clone().map(Some));
     }
 }
 

@@ -205,7 +205,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         ..SystemOptions::default()
     };
     let nats = match &config.nats {
-        Some(url) => Some(seams_nats::Nats::connect(url).await?),
+        Some(url) => Some(seams_nats::Nats::connect_with(url, &config.nats_tls()).await?),
         None => None,
     };
     let options = SystemOptions {

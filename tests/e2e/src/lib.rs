@@ -91,6 +91,8 @@ pub struct Shop {
     tokens: Tokens,
     /// `ulimit` arguments the process starts under (`-Sn 1024`), if any.
     ulimit: Option<String>,
+    /// The authority of every certificate, when the system runs on TLS.
+    ca: Option<seams_testkit::tls::TestCa>,
 }
 
 /// The tokens the harness holds.
@@ -168,7 +170,54 @@ impl Shop {
         Shop::start_inner(mode, extra, None)
     }
 
+    /// Starts the system in `mode` with TLS wherever a byte leaves a
+    /// process: HTTPS at the public address and between services, and in
+    /// the distributed mode TLS to PostgreSQL and NATS, all with
+    /// certificates of a throwaway CA that only this system and its client
+    /// trust.
+    pub fn start_tls(mode: Mode) -> anyhow::Result<Shop> {
+        let ca = seams_testkit::tls::TestCa::new()?;
+        let pem = std::fs::read(ca.ca_file())?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let path = |p: PathBuf| p.to_str().map(str::to_owned).context("utf-8 path");
+        let extra = [
+            "--tls-cert".to_owned(),
+            path(ca.cert_file())?,
+            "--tls-key".to_owned(),
+            path(ca.key_file())?,
+            "--ca-file".to_owned(),
+            path(ca.ca_file())?,
+        ];
+        Shop::assemble(mode, &extra, None, Some(ca), http)
+    }
+
+    /// A client trusting the system's CA (when it has one).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The PEM file of the system's CA, when it runs on TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.ca.as_ref().map(seams_testkit::tls::TestCa::ca_file)
+    }
+
     fn start_inner(mode: Mode, extra: &[&str], ulimit: Option<String>) -> anyhow::Result<Shop> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Shop::assemble(mode, &extra, ulimit, None, client()?)
+    }
+
+    fn assemble(
+        mode: Mode,
+        extra: &[String],
+        ulimit: Option<String>,
+        ca: Option<seams_testkit::tls::TestCa>,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Shop> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_owned();
         let mut shop = Shop {
@@ -176,14 +225,14 @@ impl Shop {
             server: None,
             dir,
             _tmp: Some(tmp),
-            http: client()?,
-            extra: Vec::new(),
+            http,
+            extra: extra.to_vec(),
             nats: None,
             postgres: None,
             tokens: Tokens::default(),
             ulimit,
+            ca,
         };
-        shop.extra = extra.iter().map(|s| s.to_string()).collect();
         shop.restart()?;
         shop.tokens.staff = shop.mint(&["--role", "staff", "--subject", "e2e-staff"])?;
         shop.tokens.operator = shop.mint(&["--role", "operator", "--subject", "e2e-operator"])?;
@@ -315,18 +364,22 @@ impl Shop {
         args.extend_from_slice(self.mode.args());
         args.extend(self.extra.iter().map(String::as_str));
         if self.mode == Mode::SplitPostgresNats && self.nats.is_none() {
-            self.nats =
-                Some(seams_testkit::nats::NatsServer::start()?.context("nats-server is missing")?);
-            self.postgres = Some(
-                seams_testkit::postgres::PostgresServer::start()?
-                    .context("PostgreSQL is missing")?,
-            );
+            use seams_testkit::{nats::NatsServer, postgres::PostgresServer};
+            let (nats, postgres) = match &self.ca {
+                Some(ca) => (NatsServer::start_tls(ca)?, PostgresServer::start_tls(ca)?),
+                None => (NatsServer::start()?, PostgresServer::start()?),
+            };
+            self.nats = Some(nats.context("nats-server is missing")?);
+            self.postgres = Some(postgres.context("PostgreSQL is missing")?);
         }
         let nats_url = self.nats.as_ref().map(|n| n.url());
         if let Some(url) = &nats_url {
             args.extend(["--nats", url.as_str()]);
         }
-        let admin_url = self.postgres.as_ref().map(|p| p.admin_url());
+        let admin_url = self.postgres.as_ref().map(|p| match &self.ca {
+            Some(ca) => p.admin_url_verified(&ca.ca_file()),
+            None => p.admin_url(),
+        });
         if let Some(url) = &admin_url {
             args.extend(["--postgres-admin", url.as_str()]);
         }

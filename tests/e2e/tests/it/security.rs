@@ -363,6 +363,26 @@ async fn people_are_who_they_say_and_see_their_own(mode: Mode) -> anyhow::Result
             .await?;
         assert_eq!(r.status, 200, "the operator on {url}: {}", r.json);
     }
+    // Replaying a dead letter is the operator's too: others are refused
+    // before anything is looked up.
+    let replay = format!("{}/_seams/dead-letters/billing.1/replay", shop.url());
+    for (who, token) in [
+        ("a customer", ann_t.as_str()),
+        ("staff", shop.staff_token()),
+    ] {
+        let r = shop.send(http.post(&replay).bearer_auth(token)).await?;
+        refused(&r, 403, "forbidden", &format!("{who} replaying"));
+    }
+    let r = shop.send(http.post(&replay)).await?;
+    refused(&r, 401, "unauthenticated", "nobody replaying");
+    let r = shop
+        .send(http.post(&replay).bearer_auth(shop.operator_token()))
+        .await?;
+    assert_eq!(
+        r.status, 404,
+        "the operator, no such dead letter: {}",
+        r.json
+    );
     Ok(())
 }
 

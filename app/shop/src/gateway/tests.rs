@@ -883,3 +883,38 @@ fn pages_of_dead_letters_merge_in_one_order_and_cut_at_the_limit() {
     let merged = merge_dead_letters(vec![json!({ "dead_letters": [d("billing.1")] })], 3);
     assert_eq!(merged["next"], Value::Null);
 }
+
+#[test]
+fn paths_are_checked_segment_by_segment_after_decoding() {
+    for ok in [
+        "/",
+        "/billing/invoices",
+        "/billing/invoices/v1.2..3",
+        "/billing/%41b",
+        "/billing/.well-known",
+        "/billing/...",
+    ] {
+        assert_eq!(check_path(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "billing",
+        "/billing/..",
+        "/billing/.",
+        "/billing/%2E",
+        "/billing/%2e%2E",
+        "/billing/a%2fb",
+        "/billing/a%5Cb",
+        "/billing/a%00",
+        "/billing//x",
+        "/billing/%",
+        "/billing/%4",
+        "/billing/%zz",
+        "/billing/%+1",
+        "/billing/%-1",
+    ] {
+        assert!(check_path(bad).is_err(), "{bad}");
+    }
+    assert_eq!(percent_decode("a%41%62c"), Some(b"aAbc".to_vec()));
+    assert_eq!(percent_decode("%e2%80%ae"), Some(vec![0xe2, 0x80, 0xae]));
+    assert_eq!(percent_decode("%+1"), None);
+}

@@ -205,6 +205,19 @@ fn only_declared_clients_may_call_or_read() {
     assert!(clients.may_call("billing", &QUOTE));
     assert!(clients.may_call("billing", &GET_CUSTOMER));
     assert!(!clients.may_call("notification", &QUOTE));
+    // An operation is its capability and its name together: declaring
+    // catalog's quote-prices opens neither catalog's other operations nor
+    // another capability's operation of the same name.
+    static OTHER_OF_CATALOG: Operation = Operation {
+        name: "delete-everything",
+        ..QUOTE
+    };
+    static QUOTE_ELSEWHERE: Operation = Operation {
+        capability: "pricing",
+        ..QUOTE
+    };
+    assert!(!clients.may_call("billing", &OTHER_OF_CATALOG));
+    assert!(!clients.may_call("billing", &QUOTE_ELSEWHERE));
     assert!(
         !clients.may_call("payroll", &QUOTE),
         "not part of the system"

@@ -149,8 +149,12 @@ impl Credentials {
             let minter = seams_auth::Minter::new(keys, args.issuer.clone());
             let ttl = Duration::from_secs(3600);
             return Ok(Credentials {
-                staff: minter.person("loadgen", seams_core::auth::Role::Staff, ttl)?.token,
-                operator: minter.person("loadgen", seams_core::auth::Role::Operator, ttl)?.token,
+                staff: minter
+                    .person("loadgen", seams_core::auth::Role::Staff, ttl)?
+                    .token,
+                operator: minter
+                    .person("loadgen", seams_core::auth::Role::Operator, ttl)?
+                    .token,
             });
         }
         let var = |name: &str| std::env::var(name).with_context(|| format!("--data or {name}"));

@@ -33,10 +33,13 @@ pub struct Customer {
 pub struct RegisterCustomer {
     /// Email address.
     pub email: String,
-    /// Display name, 1-200 characters.
+    /// Display name, 1-200 characters, not blank, without control,
+    /// invisible or direction-override characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// Password, 8-128 characters; stored only as an Argon2id hash, never
-    /// logged or returned.
+    /// Password, 8-128 characters, none a control character; stored only
+    /// as an Argon2id hash, never logged or returned.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 

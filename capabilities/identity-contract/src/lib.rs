@@ -30,6 +30,11 @@ pub struct Customer {
 /// `POST /identity/customers` body.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ann@example.com",
+    "name": "Ann",
+    "password": "correct horse battery staple"
+}))]
 pub struct RegisterCustomer {
     /// Email address.
     pub email: String,
@@ -53,9 +58,14 @@ impl std::fmt::Debug for RegisterCustomer {
     }
 }
 
-/// `POST /identity/sessions` body: sign in.
+/// `POST /identity/sessions` body: sign in (the example signs in the
+/// customer of `RegisterCustomer`'s).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ann@example.com",
+    "password": "correct horse battery staple"
+}))]
 pub struct CreateSession {
     /// The customer's email address.
     pub email: String,

@@ -10,9 +10,11 @@
 #
 # The binary is $1, else $SHOP_BIN, else target/debug/shop (under
 # $CARGO_TARGET_DIR when set); this script builds nothing: CI has built the
-# workspace already. With SCHEMATHESIS_REPORT_DIR set, JUnit and NDJSON
-# reports of every case are written there. Only loopback traffic; the shop
-# is stopped by its PID.
+# workspace already. With SCHEMATHESIS_SPLIT=1 the shop runs split (a
+# process per capability behind the gateway) instead of as one process.
+# With SCHEMATHESIS_REPORT_DIR set, JUnit and NDJSON reports of every case
+# are written there. Only loopback traffic; the shop is stopped by its PID
+# (a split shop's supervisor stops its children in order, hence the wait).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -35,7 +37,7 @@ SHOP_PID=""
 cleanup() {
     if [ -n "$SHOP_PID" ] && kill -0 "$SHOP_PID" 2>/dev/null; then
         kill -TERM "$SHOP_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do
+        for _ in $(seq 1 300); do
             kill -0 "$SHOP_PID" 2>/dev/null || break
             sleep 0.1
         done
@@ -51,8 +53,12 @@ started=$SECONDS
 # The run signs in more often than a person would; the defaults (5 per
 # email, 30 per address a minute) would answer 429 to most of it. 429 is
 # documented, but the sign-in's own answers would go untested.
+placement=()
+if [ "${SCHEMATHESIS_SPLIT:-0}" = 1 ]; then
+    placement=(--split)
+fi
 SHOP_SIGN_IN_PER_EMAIL=1000000 SHOP_SIGN_IN_PER_ADDRESS=1000000 \
-    "$SHOP" up --addr 127.0.0.1:0 --data "$WORK/data" >"$WORK/shop.out" 2>"$WORK/shop.log" &
+    "$SHOP" up "${placement[@]+"${placement[@]}"}" --addr 127.0.0.1:0 --data "$WORK/data" >"$WORK/shop.out" 2>"$WORK/shop.log" &
 SHOP_PID=$!
 
 URL=""

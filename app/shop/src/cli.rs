@@ -69,6 +69,10 @@ pub enum Command {
         /// The issuer name the deployment uses.
         #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
         issuer: String,
+        /// Also trust the authorities in this PEM file (for a system
+        /// serving HTTPS with its own CA).
+        #[arg(long, env = "SHOP_CA_FILE")]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// Print every contract's answers to the five questions.
     Contracts,
@@ -215,7 +219,12 @@ pub async fn run(
             data_dir,
             signing_keys,
             issuer,
+            ca_file,
         } => {
+            let authorities = match &ca_file {
+                Some(path) => seams_http::tls::authorities(path)?,
+                None => Vec::new(),
+            };
             // A token given in the environment, never on the command line.
             let staff = match std::env::var("SHOP_STAFF_TOKEN") {
                 Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
@@ -241,7 +250,13 @@ pub async fn run(
                         .token
                 }
             };
-            crate::demo::run(&url, &staff, Duration::from_secs(timeout_secs)).await
+            crate::demo::run(
+                &url,
+                &staff,
+                &authorities,
+                Duration::from_secs(timeout_secs),
+            )
+            .await
         }
         Command::Contracts => contracts().await,
         Command::Token {
@@ -361,7 +376,12 @@ async fn serve(
     }
     // Tests and scripts read this line to learn the port (the address may be port 0).
     println!(
-        "shop listening on http://{} (data in {}{})",
+        "shop listening on {}://{} (data in {}{})",
+        if config.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         running.addr(),
         config.data_dir.display(),
         if config.chaos { ", chaos on" } else { "" }
@@ -411,6 +431,8 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
             host.clone(),
             "--smtp-port".to_owned(),
             config.smtp_port.to_string(),
+            "--smtp-tls".to_owned(),
+            config.smtp_tls.clone(),
         ]);
     }
     extra_args.extend([
@@ -432,6 +454,17 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     ] {
         if let Some(v) = value {
             extra_args.extend([flag.to_owned(), v.clone()]);
+        }
+    }
+    // Paths, not secrets: each service reads the key file itself, which
+    // must be private.
+    for (flag, path) in [
+        ("--tls-cert", &config.tls_cert),
+        ("--tls-key", &config.tls_key),
+        ("--ca-file", &config.ca_file),
+    ] {
+        if let Some(p) = path {
+            extra_args.extend([flag.to_owned(), p.display().to_string()]);
         }
     }
     config.validate()?;
@@ -456,6 +489,15 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         signing_keys: Some(config.signing_keys_path()),
         edge: config.edge(fd_limit),
         nats: config.nats.clone(),
+        tls: config.server_tls()?,
+        upstream: crate::supervisor::Upstream {
+            scheme: if config.tls_cert.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+            authorities: config.authorities()?,
+        },
     };
     crate::supervisor::run(opts, shutdown_signal()).await
 }

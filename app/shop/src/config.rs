@@ -37,6 +37,11 @@ pub struct Config {
     /// SMTP port.
     #[arg(long, env = "SHOP_SMTP_PORT", default_value_t = 25)]
     pub smtp_port: u16,
+    /// TLS to the SMTP server: `none`, `starttls` (required, port 587) or
+    /// `implicit` (port 465); with TLS, `--ca-file` names the authority
+    /// trusted instead of the public roots.
+    #[arg(long, env = "SHOP_SMTP_TLS", default_value = "none", value_parser = ["none", "starttls", "implicit"])]
+    pub smtp_tls: String,
     /// Sender address of notifications.
     #[arg(
         long,
@@ -131,6 +136,20 @@ pub struct Config {
     /// their connections are closed, in seconds.
     #[arg(long, env = "SHOP_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,
+    /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
+    /// `shop up --split` serves the gateway and every service with it, so
+    /// it must name 127.0.0.1 as well as the public name.
+    #[arg(long, env = "SHOP_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `--tls-cert` (readable by its owner only).
+    #[arg(long, env = "SHOP_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Also trust the authorities in this PEM file (a deployment's own CA)
+    /// when calling other services and fetching keys; for a `tls://` NATS
+    /// URL and SMTP with `--smtp-tls`, trust it instead of the public roots.
+    /// (PostgreSQL takes its CA in the URL: `sslmode=verify-full&sslrootcert=…`.)
+    #[arg(long, env = "SHOP_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// This service's own token, in a file only its user can read, kept
     /// fresh by whoever deploys it (`shop up --split` does): presented to
     /// the services it calls and reads feeds from.
@@ -154,6 +173,7 @@ impl std::fmt::Debug for Config {
             .field("chaos_max_delay_ms", &self.chaos_max_delay_ms)
             .field("smtp_host", &self.smtp_host)
             .field("smtp_port", &self.smtp_port)
+            .field("smtp_tls", &self.smtp_tls)
             .field("mail_from", &self.mail_from)
             .field("nats", &self.nats.as_deref().map(redacted))
             .field("durability", &self.durability)
@@ -192,6 +212,9 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("max_in_flight", &self.max_in_flight)
             .field("drain_timeout_secs", &self.drain_timeout_secs)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("ca_file", &self.ca_file)
             .field("bench_off", &self.bench_off)
             .finish()
     }
@@ -226,6 +249,7 @@ impl Config {
             chaos_max_delay_ms: 50,
             smtp_host: None,
             smtp_port: 25,
+            smtp_tls: "none".to_owned(),
             mail_from: "Seams Shop <shop@localhost>".into(),
             durability: "full".into(),
             databases: Vec::new(),
@@ -251,6 +275,26 @@ impl Config {
             max_connections: 10_000,
             max_in_flight: 1024,
             drain_timeout_secs: 10,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
+        }
+    }
+
+    /// The server's TLS configuration, when `--tls-cert` and `--tls-key` are given.
+    pub fn server_tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Ok(Some(seams_http::tls::server_config(cert, key)?)),
+            (None, None) => Ok(None),
+            _ => anyhow::bail!("--tls-cert and --tls-key go together"),
+        }
+    }
+
+    /// The extra authorities `--ca-file` names.
+    pub fn authorities(&self) -> anyhow::Result<Vec<reqwest::Certificate>> {
+        match &self.ca_file {
+            Some(path) => seams_http::tls::authorities(path),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -383,6 +427,29 @@ impl Config {
         }
     }
 
+    /// TLS to the SMTP server.
+    pub fn smtp_security(&self) -> notification::channel::SmtpTls {
+        match self.smtp_tls.as_str() {
+            "starttls" => notification::channel::SmtpTls::StartTls,
+            "implicit" => notification::channel::SmtpTls::Implicit,
+            _ => notification::channel::SmtpTls::None,
+        }
+    }
+
+    /// How the connection to NATS is secured: a `tls://` URL trusts
+    /// `--ca-file` (or the system's roots); a `nats://` one asks nothing
+    /// more than its URL says, so a deployment CA for HTTPS alone does not
+    /// demand TLS of a plain bus.
+    pub fn nats_tls(&self) -> seams_nats::NatsTls {
+        let tls_url = self
+            .nats
+            .as_deref()
+            .is_some_and(|u| u.trim_start().to_ascii_lowercase().starts_with("tls://"));
+        seams_nats::NatsTls {
+            ca_file: if tls_url { self.ca_file.clone() } else { None },
+        }
+    }
+
     /// How notifications leave.
     pub fn channel(&self) -> notification::ChannelOptions {
         match &self.smtp_host {
@@ -391,6 +458,11 @@ impl Config {
                 port: self.smtp_port,
                 from: self.mail_from.clone(),
                 timeout: Duration::from_secs(10),
+                tls: self.smtp_security(),
+                ca_file: match self.smtp_security() {
+                    notification::channel::SmtpTls::None => None,
+                    _ => self.ca_file.clone(),
+                },
             }),
             None => notification::ChannelOptions::Maildir {
                 dir: self.data_dir.join("mail"),
@@ -447,6 +519,12 @@ pub struct FileConfig {
     pub service_token_file: Option<PathBuf>,
     /// An external OIDC issuer trusted for people.
     pub oidc: Option<OidcFile>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--ca-file`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[oidc]` of a configuration file.
@@ -473,6 +551,8 @@ pub struct SmtpFile {
     pub port: Option<u16>,
     /// `--mail-from`.
     pub from: Option<String>,
+    /// `--smtp-tls`.
+    pub tls: Option<String>,
 }
 
 impl std::fmt::Debug for FileConfig {
@@ -507,6 +587,9 @@ impl std::fmt::Debug for FileConfig {
             .field("sign_in_per_address", &self.sign_in_per_address)
             .field("service_token_file", &self.service_token_file)
             .field("oidc", &self.oidc.as_ref().map(|o| &o.issuer))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -523,6 +606,13 @@ impl FileConfig {
             anyhow::ensure!(
                 d == "full" || d == "normal",
                 "in {}: durability = {d:?}: expected \"full\" or \"normal\"",
+                path.display()
+            );
+        }
+        if let Some(tls) = file.smtp.as_ref().and_then(|s| s.tls.as_deref()) {
+            anyhow::ensure!(
+                matches!(tls, "none" | "starttls" | "implicit"),
+                "in {}: smtp.tls = {tls:?}: expected \"none\", \"starttls\" or \"implicit\"",
                 path.display()
             );
         }
@@ -610,7 +700,11 @@ impl FileConfig {
             }
             fill!("smtp_port", smtp_port, smtp.port);
             fill!("mail_from", mail_from, smtp.from.clone());
+            fill!("smtp_tls", smtp_tls, smtp.tls.clone());
         }
+        fill!("tls_cert", tls_cert, self.tls_cert.clone().map(Some));
+        fill!("tls_key", tls_key, self.tls_key.clone().map(Some));
+        fill!("ca_file", ca_file, self.ca_file.clone().map(Some));
     }
 }
 

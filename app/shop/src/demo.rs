@@ -41,11 +41,17 @@ fn expect(status: StatusCode, body: &Value, want: StatusCode, what: &str) -> any
     Ok(())
 }
 
-/// Runs the journey against `base` with `staff_token` for the staff steps;
-/// waits up to `timeout` for notifications.
-pub async fn run(base: &str, staff_token: &str, timeout: Duration) -> anyhow::Result<()> {
+/// Runs the journey against `base` with `staff_token` for the staff steps,
+/// trusting `authorities` besides the public roots; waits up to `timeout`
+/// for notifications.
+pub async fn run(
+    base: &str,
+    staff_token: &str,
+    authorities: &[reqwest::Certificate],
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let base = base.trim_end_matches('/');
-    let http = reqwest::Client::builder()
+    let http = seams_http::tls::client_builder(authorities)
         .timeout(Duration::from_secs(10))
         .build()?;
     let run_id = &uuid::Uuid::new_v4().simple().to_string()[..8];

@@ -149,19 +149,26 @@ impl Default for Timeouts {
 
 /// The gateway's router: forwards `/<capability>/…` to the owning service and
 /// answers the framework routes for the whole system, presenting
-/// `credential` (the gateway's own service token) to the services. Serve
+/// `credential` (the gateway's own service token) to the services, which it
+/// reaches trusting `authorities` as well as the public roots. Serve
 /// it like any router (`seams_http::server::serve(listener, router(…), limits, shutdown)`).
-pub fn router(routes: Routes, credential: Arc<dyn Credential>) -> Router {
-    router_with(routes, credential, Timeouts::default())
+pub fn router(
+    routes: Routes,
+    authorities: &[reqwest::Certificate],
+    credential: Arc<dyn Credential>,
+) -> Router {
+    router_with(routes, authorities, credential, Timeouts::default())
 }
 
 /// [`router`] with explicit timeouts.
 pub(crate) fn router_with(
     routes: Routes,
+    authorities: &[reqwest::Certificate],
     credential: Arc<dyn Credential>,
     timeouts: Timeouts,
 ) -> Router {
-    let client = reqwest::Client::builder()
+    // Services may serve HTTPS, with the deployment's own CA.
+    let client = seams_http::tls::client_builder(authorities)
         // The gateway relays answers verbatim: a redirect is the client's to follow.
         .redirect(reqwest::redirect::Policy::none())
         // Services are on known addresses; an HTTP_PROXY meant for the outside
@@ -251,9 +258,13 @@ fn percent_decode(segment: &str) -> Option<Vec<u8>> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
+            // Two hex digits exactly: `from_str_radix` alone would also
+            // take a sign (`%+1`).
             let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);

@@ -88,6 +88,28 @@ pub struct SplitOptions {
     /// The NATS URL every service uses as its bus, if any; handed over in
     /// `SHOP_NATS_URL`, never on a command line (it may carry credentials).
     pub nats: Option<String>,
+    /// The gateway serves HTTPS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How the gateway and the services reach each other.
+    pub upstream: Upstream,
+}
+
+/// How the gateway and the services reach each other.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// `http`, or `https` when the services serve TLS.
+    pub scheme: &'static str,
+    /// Authorities the gateway trusts (the services' CA).
+    pub authorities: Vec<reqwest::Certificate>,
+}
+
+impl Default for Upstream {
+    fn default() -> Upstream {
+        Upstream {
+            scheme: "http",
+            authorities: Vec::new(),
+        }
+    }
 }
 
 impl SplitOptions {
@@ -104,6 +126,8 @@ impl SplitOptions {
             signing_keys: None,
             edge: seams_http::server::Limits::default(),
             nats: None,
+            tls: None,
+            upstream: Upstream::default(),
         }
     }
 }
@@ -145,7 +169,7 @@ pub fn default_groups() -> Vec<Vec<String>> {
 /// up), then stops it: gateway first, then every service.
 ///
 /// Prints one `service <caps> at <url> (pid N)` line per service and then
-/// exactly `shop listening on http://<addr> (split: N services, data in <dir>)`
+/// exactly `shop listening on http[s]://<addr> (split: N services, data in <dir>)`
 /// on stdout once the gateway serves.
 pub async fn run(opts: SplitOptions, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the shop executable")?;
@@ -171,6 +195,8 @@ pub(crate) struct Program {
 /// One service process to run: which capabilities, on which port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ServiceSpec {
+    /// `http`, or `https` when services serve TLS.
+    pub(crate) scheme: &'static str,
     /// The capabilities it serves, in [`CAPABILITIES`] order.
     pub(crate) capabilities: Vec<String>,
     /// Its loopback port.
@@ -180,7 +206,7 @@ pub(crate) struct ServiceSpec {
 impl ServiceSpec {
     /// Its base URL.
     pub(crate) fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     /// Its name in logs and output: `billing` or `billing,catalog`.
@@ -233,7 +259,11 @@ pub(crate) fn plan(groups: Vec<Vec<String>>, ports: &[u16]) -> anyhow::Result<Ve
     Ok(groups
         .into_iter()
         .zip(ports)
-        .map(|(capabilities, &port)| ServiceSpec { capabilities, port })
+        .map(|(capabilities, &port)| ServiceSpec {
+            scheme: "http",
+            capabilities,
+            port,
+        })
         .collect())
 }
 
@@ -451,7 +481,7 @@ impl Launcher {
         let label = self.label.clone();
         let announced = tokio::time::timeout(START_TIMEOUT, async {
             while let Some(line) = lines.next_line().await? {
-                if line.contains("listening on http://") {
+                if line.contains("listening on http://") || line.contains("listening on https://") {
                     return Ok(true);
                 }
                 echo(&label, &line);
@@ -668,7 +698,10 @@ pub(crate) async fn run_with(
         .iter()
         .map(|s| s.local_addr().map(|a| a.port()))
         .collect::<std::io::Result<Vec<_>>>()?;
-    let specs = plan(groups, &ports)?;
+    let mut specs = plan(groups, &ports)?;
+    for spec in &mut specs {
+        spec.scheme = opts.upstream.scheme;
+    }
     seams_auth::private::create_dir(&opts.data_dir)?;
     write_service_tokens(&opts.minter, &opts.data_dir, &specs)
         .context("minting the services' tokens")?;
@@ -752,8 +785,10 @@ pub(crate) async fn run_with(
     let addr = listener.local_addr()?;
     let gateway_stop = CancellationToken::new();
     let drain = gateway_stop.clone();
+    let tls = opts.tls.clone();
     let app = gateway::router(
         routes(&specs),
+        &opts.upstream.authorities,
         Arc::new(seams_auth::SelfMinted::new(
             opts.minter.clone(),
             "gateway",
@@ -783,17 +818,15 @@ pub(crate) async fn run_with(
         }
     });
     let gateway = tokio::spawn(async move {
-        seams_http::server::serve(
-            listener,
-            app,
-            limits,
-            async move { drain.cancelled().await },
-        )
+        seams_http::server::serve(listener, app, limits, tls, async move {
+            drain.cancelled().await
+        })
         .await
     });
     // Tests and scripts read this line to learn the port (the address may be port 0).
     println!(
-        "shop listening on http://{addr} (split: {} services, data in {})",
+        "shop listening on {}://{addr} (split: {} services, data in {})",
+        if opts.tls.is_some() { "https" } else { "http" },
         specs.len(),
         opts.data_dir.display()
     );

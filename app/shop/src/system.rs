@@ -196,6 +196,8 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         check_wire: config.chaos || SystemOptions::default().check_wire,
         verifier: trust.verifier.clone(),
         credential: trust.credential.clone(),
+        tls: config.server_tls()?,
+        http_client: seams_http::remote::HttpTransport::client_trusting(&config.authorities()?),
         // `shop serve` runs one service of a split system; `shop up` all of them.
         split: !placement.local.is_empty(),
         clients: DECLARED.to_vec(),
@@ -203,7 +205,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         ..SystemOptions::default()
     };
     let nats = match &config.nats {
-        Some(url) => Some(seams_nats::Nats::connect(url).await?),
+        Some(url) => Some(seams_nats::Nats::connect_with(url, &config.nats_tls()).await?),
         None => None,
     };
     let options = SystemOptions {

@@ -27,9 +27,10 @@ pub struct Trust {
     pub credential: Option<Arc<dyn Credential>>,
 }
 
-/// A client for fetching public keys: bounded in time, never through a proxy.
-pub fn jwks_client() -> reqwest::Client {
-    reqwest::Client::builder()
+/// A client for fetching public keys: bounded in time, never through a
+/// proxy, trusting the public roots and `authorities`.
+pub fn jwks_client(authorities: &[reqwest::Certificate]) -> reqwest::Client {
+    seams_http::tls::client_builder(authorities)
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(5))
         .no_proxy()
@@ -44,7 +45,7 @@ pub fn open_keys(config: &Config) -> anyhow::Result<KeyStore> {
 }
 
 /// The external issuer `config` names, if any.
-fn external(config: &Config) -> Option<Issuer> {
+fn external(config: &Config, client: &reqwest::Client) -> Option<Issuer> {
     match (
         &config.oidc_issuer,
         &config.oidc_jwks_url,
@@ -55,7 +56,7 @@ fn external(config: &Config) -> Option<Issuer> {
             url,
             aud.clone(),
             config.oidc_role_claim.clone(),
-            jwks_client(),
+            client.clone(),
         )),
         _ => None,
     }
@@ -63,6 +64,7 @@ fn external(config: &Config) -> Option<Issuer> {
 
 /// The trust of a process running `placement`.
 pub fn build(config: &Config, placement: &Placement) -> anyhow::Result<Trust> {
+    let client = jwks_client(&config.authorities()?);
     let mut issuers = Vec::new();
     let minter = if placement.here("identity") {
         let keys = open_keys(config)?;
@@ -76,11 +78,11 @@ pub fn build(config: &Config, placement: &Placement) -> anyhow::Result<Trust> {
         issuers.push(Issuer::deployment_remote(
             config.issuer.clone(),
             &format!("{identity}/identity/.well-known/jwks.json"),
-            jwks_client(),
+            client.clone(),
         ));
         None
     };
-    issuers.extend(external(config));
+    issuers.extend(external(config, &client));
     let credential = match &config.service_token_file {
         Some(path) => Some(Arc::new(
             TokenFile::open(path)

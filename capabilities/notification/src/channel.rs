@@ -22,7 +22,7 @@ pub mod smtp;
 
 pub use lettre::message::Mailbox;
 pub use maildir::Maildir;
-pub use smtp::{Smtp, SmtpOptions};
+pub use smtp::{Smtp, SmtpOptions, SmtpTls};
 
 use lettre::message::header::{ContentType, MIME_VERSION_1_0};
 

@@ -147,29 +147,49 @@ impl Presented {
     }
 }
 
+/// The person a bearer token names, once verified; `None` when there is
+/// no token.
+async fn person(
+    bearer: Result<Option<String>, AuthError>,
+    trust: Option<Trust>,
+) -> Result<Option<Principal>, Response> {
+    let token = match bearer {
+        Ok(Some(t)) => t,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(auth_response(&e)),
+    };
+    let Some(Trust(verifier)) = trust else {
+        // Only a router assembled without the edge lacks it.
+        tracing::error!("a guarded route has no verifier (not behind the edge)");
+        return Err(auth_response(&AuthError::Unavailable("no verifier".into())));
+    };
+    verifier
+        .verify(&token)
+        .await
+        .map(Some)
+        .map_err(|e| auth_response(&e))
+}
+
 /// Who is making the request, as far as `access` needs to know: the
 /// principal to hand the handler, or the response refusing the request.
 async fn admit(access: Access, presented: Presented) -> Result<Principal, Response> {
     match access {
         Access::Open => Ok(presented.peer.unwrap_or(Principal::Anonymous)),
-        Access::Services => presented
-            .peer
-            .ok_or_else(|| auth_response(&AuthError::Missing)),
+        Access::Services => match presented.peer {
+            Some(peer) => Ok(peer),
+            // A person who knocks is told the door is not theirs (once
+            // their token checks out); nobody is told how services knock.
+            None => match person(presented.bearer, presented.trust).await? {
+                Some(_) => Err(forbidden(
+                    "This door is for services, each presenting its own token; people's tokens do not open it.",
+                )),
+                None => Err(auth_response(&AuthError::Missing)),
+            },
+        },
         Access::People(_) => {
-            let token = match presented.bearer {
-                Ok(Some(t)) => t,
-                Ok(None) => return Err(auth_response(&AuthError::Missing)),
-                Err(e) => return Err(auth_response(&e)),
+            let Some(principal) = person(presented.bearer, presented.trust).await? else {
+                return Err(auth_response(&AuthError::Missing));
             };
-            let Some(Trust(verifier)) = presented.trust else {
-                // Only a router assembled without the edge lacks it.
-                tracing::error!("a guarded route has no verifier (not behind the edge)");
-                return Err(auth_response(&AuthError::Unavailable("no verifier".into())));
-            };
-            let principal = verifier
-                .verify(&token)
-                .await
-                .map_err(|e| auth_response(&e))?;
             if access.admits(&principal) {
                 Ok(principal)
             } else {

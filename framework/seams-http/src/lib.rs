@@ -42,6 +42,7 @@ pub mod problem;
 pub mod remote;
 pub mod routes;
 pub mod server;
+pub mod tls;
 
 pub use app::ClientAddr;
 pub use auth::Caller;

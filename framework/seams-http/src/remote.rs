@@ -76,11 +76,22 @@ impl HttpTransport {
         self
     }
 
-    /// A client suitable for service-to-service calls (pooled, no proxy, bounded connect time).
+    /// A client suitable for service-to-service calls (pooled, no proxy,
+    /// bounded connect time), trusting the public roots.
     pub fn default_client() -> reqwest::Client {
-        reqwest::Client::builder()
+        Self::client_trusting(&[])
+    }
+
+    /// [`HttpTransport::default_client`], also trusting `authorities` (a
+    /// deployment's own CA, for services that serve HTTPS).
+    ///
+    /// Idle connections are dropped after 15 s, before the 20 s after which
+    /// servers close them ([`crate::server::Limits::header_read_timeout`]),
+    /// so a call rarely meets a connection the server is closing.
+    pub fn client_trusting(authorities: &[reqwest::Certificate]) -> reqwest::Client {
+        crate::tls::client_builder(authorities)
             .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(15))
             .no_proxy()
             .build()
             .unwrap_or_default()

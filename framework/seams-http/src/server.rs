@@ -18,6 +18,8 @@
 //!   for at most [`Limits::drain_timeout`] (hyper-util's graceful shutdown),
 //!   then closes what is left, so a slow client cannot hold up the ordered
 //!   stop behind it.
+//! - Given a TLS configuration ([`crate::tls::server_config`]), it speaks
+//!   HTTPS only; the handshake must finish within the header timeout too.
 //!
 //! The accept loop itself is written here (about as long as `axum::serve`'s,
 //! which this replaces) because `axum::serve` offers none of these settings:
@@ -35,6 +37,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use seams_core::Problem;
 use tokio::sync::Semaphore;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -126,15 +129,18 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// Serves `app` on `listener` within `limits` until `shutdown` resolves;
-/// then drains for at most the drain timeout and returns. Requests see the
-/// peer's address as `ConnectInfo<SocketAddr>`.
+/// Serves `app` on `listener` (over TLS when `tls` is given) within
+/// `limits` until `shutdown` resolves; then drains for at most the drain
+/// timeout and returns. Requests see the peer's address as
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let closing = CancellationToken::new();
@@ -174,13 +180,38 @@ pub async fn serve(
                 req
             },
         );
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
         let closing = closing.clone();
+        let http = http.clone();
+        let acceptor = acceptor.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
+            // The slot is released when this task ends, however it ends.
+            let _slot = slot;
+            let io = match acceptor {
+                None => Either::Left(stream),
+                Some(acceptor) => {
+                    let handshake = tokio::select! {
+                        r = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => r,
+                        () = closing.cancelled() => return,
+                    };
+                    match handshake {
+                        Ok(Ok(tls)) => Either::Right(tls),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            let connection =
+                http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
             tokio::select! {
-                result = connection => {
+                result = watcher.watch(connection) => {
                     if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended");
                     }
@@ -188,7 +219,6 @@ pub async fn serve(
                 // Dropping the connection closes it.
                 () = closing.cancelled() => {}
             }
-            drop(slot);
         });
     }
     drop(listener);

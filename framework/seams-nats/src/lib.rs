@@ -14,9 +14,17 @@
 //! JetStream acknowledges before fsync by default (see the README); the
 //! outbox keeps rows until they are acknowledged and past retention.
 //!
+//! TLS is async-nats's own (rustls): a `tls://` URL, or a server that
+//! requires TLS, gets it with the system's roots; [`NatsTls::ca_file`]
+//! trusts that CA instead and refuses to go on without TLS, whatever the
+//! URL's scheme, so a server that stops offering TLS cannot downgrade the
+//! connection to plain text.
+//!
 //! ```no_run
 //! # async fn demo(db: seams_store::Db) -> anyhow::Result<()> {
 //! let nats = seams_nats::Nats::connect("nats://127.0.0.1:4222").await?;
+//! let tls = seams_nats::NatsTls { ca_file: Some("/etc/seams/nats-ca.pem".into()) };
+//! let _secured = seams_nats::Nats::connect_with("tls://nats.internal:4222", &tls).await?;
 //! let publisher = seams_nats::Publisher::new(nats.clone(), db, "billing");
 //! publisher.try_publish_once().await?;
 //! let feed = seams_nats::NatsFeed::new(nats, "billing");
@@ -26,6 +34,7 @@
 #![deny(unreachable_pub)]
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +56,15 @@ const FETCH_EXPIRES: Duration = Duration::from_secs(1);
 
 /// How long JetStream waits for an ack before redelivering.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// How the connection to NATS is secured, beyond what the URL says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// A PEM file of the CA certificate(s) that issued the server's
+    /// certificate, trusted instead of the system's roots. Setting it
+    /// requires TLS, even for a `nats://` URL.
+    pub ca_file: Option<PathBuf>,
+}
 
 /// A connection to NATS with JetStream; cheap to clone.
 #[derive(Clone)]
@@ -79,11 +97,30 @@ fn consumer_name(subscriber: &str) -> String {
 }
 
 impl Nats {
-    /// Connects to the server at `url`.
+    /// Connects to the server at `url` (TLS if it is `tls://` or the server
+    /// requires it, verified against the system's roots).
     pub async fn connect(url: &str) -> anyhow::Result<Nats> {
-        let client = async_nats::ConnectOptions::new()
+        Nats::connect_with(url, &NatsTls::default()).await
+    }
+
+    /// Connects to the server at `url`, secured as `tls` says.
+    ///
+    /// The connection is made in the background and retried until it
+    /// succeeds, so a server that is not up yet is not an error here; nor is
+    /// a certificate the CA did not issue, which shows as operations that
+    /// time out. A CA file that cannot be read or holds no certificate is an
+    /// error at once.
+    pub async fn connect_with(url: &str, tls: &NatsTls) -> anyhow::Result<Nats> {
+        let mut options = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
-            .retry_on_initial_connect()
+            .retry_on_initial_connect();
+        if let Some(ca_file) = &tls.ca_file {
+            check_ca_file(ca_file)?;
+            options = options
+                .add_root_certificates(ca_file.clone())
+                .require_tls(true);
+        }
+        let client = options
             .connect(url)
             .await
             .with_context(|| format!("connecting to NATS at {}", seams_store::redact(url)))?;
@@ -105,6 +142,24 @@ impl Nats {
             .await
             .with_context(|| format!("creating stream {}", stream_name(producer)))
     }
+}
+
+/// Checks that `path` holds at least one PEM certificate. async-nats reads
+/// the file at each connection attempt, and as those are retried in the
+/// background, a wrong path would otherwise only ever show as a stalled
+/// connection.
+fn check_ca_file(path: &Path) -> anyhow::Result<()> {
+    use async_nats::rustls::pki_types::CertificateDer;
+    use async_nats::rustls::pki_types::pem::PemObject;
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the NATS CA file {}", path.display()))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "the NATS CA file {} holds no certificate",
+        path.display()
+    );
+    Ok(())
 }
 
 /// Publishes a producer's committed outbox rows to its stream, in order.

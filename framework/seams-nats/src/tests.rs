@@ -1,7 +1,10 @@
 //! Against a real `nats-server -js`: committed outbox rows reach a
 //! subscriber through JetStream in order and once, a republish is
 //! deduplicated, an unacknowledged event is redelivered and the inbox keeps
-//! it harmless, and an outage only delays delivery.
+//! it harmless, and an outage only delays delivery. Over TLS, with a
+//! certificate from a throwaway CA: the same round trip works for a client
+//! trusting that CA; one trusting another CA (or the system's roots) never
+//! gets a connection, and one given a CA will not talk to a server without TLS.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,6 +14,7 @@ use seams_core::{CallContext, Event};
 use seams_runtime::relay::{Relay, RelayOptions};
 use seams_runtime::{Handles, Subscription};
 use seams_testkit::nats::NatsServer;
+use seams_testkit::tls::TestCa;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -104,7 +108,10 @@ struct World {
 }
 
 async fn world() -> Option<World> {
-    let server = NatsServer::start_or_skip()?;
+    Some(world_on(NatsServer::start_or_skip()?).await)
+}
+
+async fn world_on(server: NatsServer) -> World {
     let dir = tempfile::tempdir().unwrap();
     let producer = Db::open(&dir.path().join("p.db"), "clock", &MIGRATIONS)
         .await
@@ -112,12 +119,12 @@ async fn world() -> Option<World> {
     let consumer = Db::open(&dir.path().join("c.db"), "watch", &MIGRATIONS)
         .await
         .unwrap();
-    Some(World {
+    World {
         _dir: dir,
         server,
         producer,
         consumer,
-    })
+    }
 }
 
 async fn drain(relay: &Relay, db: &Db, want: usize) {
@@ -253,4 +260,108 @@ async fn a_nats_outage_only_delays_delivery() {
     );
     drain(&relay, &w.consumer, 4).await;
     assert_eq!(applied(&w.consumer).await, [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn events_travel_over_tls_to_a_client_trusting_the_servers_ca() {
+    let ca = TestCa::new().unwrap();
+    let Some(server) = NatsServer::start_tls_or_skip(&ca) else {
+        return;
+    };
+    let w = world_on(server).await;
+    assert!(w.server.url().starts_with("tls://"), "{}", w.server.url());
+    let tls = NatsTls {
+        ca_file: Some(ca.ca_file()),
+    };
+    let nats = Nats::connect_with(&w.server.url(), &tls).await.unwrap();
+    for n in 1..=3 {
+        publish(&w.producer, n).await;
+    }
+    let publisher = Publisher::new(nats.clone(), w.producer.clone(), "clock");
+    assert_eq!(publisher.try_publish_once().await.unwrap(), 3);
+    let relay = Relay::with_feed(
+        subscription(w.consumer.clone()),
+        w.consumer.clone(),
+        feed(nats.clone(), "clock"),
+        RelayOptions::default(),
+    );
+    drain(&relay, &w.consumer, 3).await;
+    assert_eq!(applied(&w.consumer).await, [1, 2, 3]);
+    // The server let this client in only over TLS.
+    assert!(nats.js.client().server_info().tls_required);
+    assert!(gets_through(&nats, &w).await);
+}
+
+/// Whether `nats` ever gets to publish: within a few seconds, and its
+/// client connected.
+async fn gets_through(nats: &Nats, w: &World) -> bool {
+    let publisher = Publisher::new(nats.clone(), w.producer.clone(), "clock");
+    let published = tokio::time::timeout(Duration::from_secs(8), publisher.try_publish_once())
+        .await
+        .is_ok_and(|r| r.is_ok());
+    published || nats.js.client().connection_state() == async_nats::connection::State::Connected
+}
+
+#[tokio::test]
+async fn a_client_trusting_another_ca_never_connects() {
+    let ca = TestCa::new().unwrap();
+    let Some(server) = NatsServer::start_tls_or_skip(&ca) else {
+        return;
+    };
+    let w = world_on(server).await;
+    publish(&w.producer, 1).await;
+    let other = TestCa::new().unwrap();
+    let trusting_other = Nats::connect_with(
+        &w.server.url(),
+        &NatsTls {
+            ca_file: Some(other.ca_file()),
+        },
+    )
+    .await
+    .unwrap();
+    // Without a CA of its own, the system's roots: they did not issue it either.
+    let trusting_the_system = Nats::connect(&w.server.url()).await.unwrap();
+    let (a, b) = tokio::join!(
+        gets_through(&trusting_other, &w),
+        gets_through(&trusting_the_system, &w)
+    );
+    assert!(!a, "a client trusting another CA got through");
+    assert!(!b, "a client trusting the system's roots got through");
+    // It was the handshake that failed, not the network.
+    let log = w.server.log();
+    assert!(log.contains("TLS handshake error"), "{log}");
+    assert_eq!(applied(&w.consumer).await, Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn a_client_given_a_ca_will_not_talk_to_a_server_without_tls() {
+    let Some(w) = world().await else { return };
+    publish(&w.producer, 1).await;
+    let ca = TestCa::new().unwrap();
+    let tls = NatsTls {
+        ca_file: Some(ca.ca_file()),
+    };
+    let nats = Nats::connect_with(&w.server.url(), &tls).await.unwrap();
+    assert!(w.server.url().starts_with("nats://"));
+    assert!(!gets_through(&nats, &w).await, "downgraded to plain text");
+}
+
+#[tokio::test]
+async fn a_ca_file_that_holds_no_certificate_is_an_error_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    for ca_file in [empty, dir.path().join("missing.pem")] {
+        let tls = NatsTls {
+            ca_file: Some(ca_file.clone()),
+        };
+        let err = Nats::connect_with("tls://127.0.0.1:1", &tls)
+            .await
+            .err()
+            .expect("refused before connecting");
+        assert!(
+            format!("{err:#}").contains(&ca_file.display().to_string()),
+            "{err:#}"
+        );
+    }
 }

@@ -87,6 +87,11 @@ pub struct SystemOptions {
     /// The public edge's limits: timeouts, connections, requests in flight,
     /// the drain at shutdown.
     pub edge: seams_http::server::Limits,
+    /// Serve HTTPS with this configuration instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The client every call to another service and every feed read goes
+    /// out with (pooled; trusting the deployment's CA when it has one).
+    pub http_client: reqwest::Client,
 }
 
 impl Default for SystemOptions {
@@ -106,6 +111,8 @@ impl Default for SystemOptions {
             split: false,
             clients: Vec::new(),
             edge: seams_http::server::Limits::default(),
+            tls: None,
+            http_client: seams_http::remote::HttpTransport::default_client(),
         }
     }
 }
@@ -126,6 +133,7 @@ impl std::fmt::Debug for SystemOptions {
             .field("credential", &self.credential.is_some())
             .field("split", &self.split)
             .field("edge", &self.edge)
+            .field("tls", &self.tls.is_some())
             .field(
                 "clients",
                 &self
@@ -156,7 +164,7 @@ impl Runtime {
         } else {
             InProcess::new()
         };
-        let client = seams_http::remote::HttpTransport::default_client();
+        let client = options.http_client.clone();
         let remote: BTreeMap<String, Arc<dyn Transport>> = options
             .peers
             .iter()
@@ -537,20 +545,17 @@ impl SystemBuilder {
         }
         let (framework, _) = framework.with_state(Arc::new(admin)).into_parts();
         let edge = runtime.options.edge;
+        let tls = runtime.options.tls.clone();
         let app =
             seams_http::app::public_with(parts, framework, runtime.options.verifier.clone(), &edge);
 
         let http_stop = CancellationToken::new();
         let stop = http_stop.clone();
         let http = tokio::spawn(async move {
-            if let Err(e) =
-                seams_http::server::serve(
-                    listener,
-                    app,
-                    edge,
-                    async move { stop.cancelled().await },
-                )
-                .await
+            if let Err(e) = seams_http::server::serve(listener, app, edge, tls, async move {
+                stop.cancelled().await
+            })
+            .await
             {
                 tracing::error!(error = %e, "HTTP server failed");
             }
@@ -577,7 +582,7 @@ impl SystemBuilder {
                         let mut feed = crate::feed::HttpFeed::new(
                             base,
                             sub.producer,
-                            seams_http::remote::HttpTransport::default_client(),
+                            runtime.options.http_client.clone(),
                         );
                         if let Some(c) = &runtime.options.credential {
                             feed = feed.with_credential(c.clone());

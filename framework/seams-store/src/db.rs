@@ -82,7 +82,9 @@ pub enum Location {
     },
     /// A PostgreSQL database that exists, reached with the capability's own
     /// role (`postgres://role:password@host:port/database`). PostgreSQL's
-    /// commits are durable by its own `synchronous_commit`.
+    /// commits are durable by its own `synchronous_commit`. Add
+    /// `?sslmode=verify-full&sslrootcert=/path/ca.pem` for TLS with the
+    /// server's certificate checked (see [`crate::postgres`]).
     Postgres {
         /// Connection URL (it carries the password: never logged).
         url: String,

@@ -11,6 +11,14 @@
 //! the server only as a SCRAM-SHA-256 verifier (computed here, as `libpq`'s
 //! `PQencryptPasswordConn` does), so it never appears in the server's logs
 //! or statistics as text.
+//!
+//! TLS is set in the URL, as libpq reads it: `?sslmode=verify-full&
+//! sslrootcert=/path/ca.pem` encrypts and checks the server's certificate
+//! (chain and host name) against that CA, besides the well-known public
+//! ones (`sslmode=require` encrypts without checking, so it does not stop a
+//! server in the middle). Provisioning connects with the admin URL as given
+//! and hands its query string on to every capability's URL, so a TLS admin
+//! URL yields capability URLs that use TLS the same way.
 
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -19,7 +27,8 @@ use sqlx::{Connection, Executor, PgConnection};
 pub struct Provisioned {
     /// The capability (also the role and database name).
     pub capability: String,
-    /// `postgres://<capability>:<password>@<host>:<port>/<capability>`.
+    /// `postgres://<capability>:<password>@<host>:<port>/<capability>`,
+    /// with the admin URL's query string (its TLS settings) kept.
     pub url: String,
 }
 
@@ -133,3 +142,6 @@ pub fn new_password() -> String {
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

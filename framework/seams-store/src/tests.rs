@@ -8,7 +8,7 @@ use seams_testkit::postgres::{PostgresServer, Shutdown};
 
 use crate::*;
 
-static NOTES: Migrations = Migrations {
+pub(crate) static NOTES: Migrations = Migrations {
     sqlite: sqlx::migrate!("./test-migrations/sqlite"),
     postgres: sqlx::migrate!("./test-migrations/postgres"),
 };
@@ -130,7 +130,7 @@ fn envelope(id: &str, subject: &str) -> Envelope {
 }
 
 /// Adds a note in `tx`.
-async fn add_note(tx: &mut Tx, body: &str) {
+pub(crate) async fn add_note(tx: &mut Tx, body: &str) {
     sqlx::query("INSERT INTO notes (body) VALUES ($1)")
         .bind(body)
         .execute(tx.conn())
@@ -596,7 +596,7 @@ async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) 
 }
 
 /// The notes' bodies, sorted.
-async fn note_bodies(db: &Db) -> Vec<String> {
+pub(crate) async fn note_bodies(db: &Db) -> Vec<String> {
     sqlx::query_scalar("SELECT body FROM notes ORDER BY body")
         .fetch_all(&mut *db.read().await.unwrap())
         .await

@@ -1,7 +1,8 @@
 //! Test helpers shared by every crate's tests: throwaway server processes
 //! (SMTP, PostgreSQL, NATS JetStream), spawning the `shop` binary on a free
 //! port with a temporary data directory, driving routes without a socket,
-//! and tokens from a throwaway issuer.
+//! tokens from a throwaway issuer, and certificates from a throwaway CA
+//! (each server can be started with TLS on).
 //!
 //! Every helper gives each test its own world (fresh port, fresh directory)
 //! and tears it down in `Drop`.
@@ -14,6 +15,7 @@ pub mod oneshot;
 pub mod postgres;
 pub mod process;
 pub mod smtp;
+pub mod tls;
 
 /// Whether this runs under CI (`CI=true` or `CI=1`), where a missing server
 /// binary fails a test instead of skipping it.

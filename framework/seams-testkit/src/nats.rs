@@ -1,6 +1,8 @@
 //! A throwaway `nats-server -js` process for tests: a free loopback port, a
 //! temporary store directory, killed by PID in `Drop`; it can be stopped and
 //! started again on the same port and store, to test an outage.
+//! [`NatsServer::start_tls`] starts one that requires TLS of every client,
+//! presenting a certificate from a [`TestCa`].
 //!
 //! Without the `nats-server` binary a test prints a loud `SKIPPED:` line and
 //! does not run, except under `CI=true`, where that is an error (CI installs
@@ -18,13 +20,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::tls::TestCa;
+
 /// A running (or stopped) JetStream server.
 pub struct NatsServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// Whether it requires TLS, with the certificate and key in `dir`.
+    tls: bool,
 }
+
+/// The server's copies of the certificate and key, so a restart does not
+/// depend on the [`TestCa`] still being around.
+const CERT_FILE: &str = "server.pem";
+const KEY_FILE: &str = "server-key.pem";
 
 fn find_binary() -> Option<PathBuf> {
     if let Ok(p) = std::env::var("NATS_SERVER_BIN") {
@@ -58,6 +69,21 @@ impl NatsServer {
 
     /// Starts a server; `Ok(None)` (after a `SKIPPED:` line) when the binary is missing outside CI.
     pub fn start() -> anyhow::Result<Option<NatsServer>> {
+        NatsServer::start_with(None)
+    }
+
+    /// [`NatsServer::start`] requiring TLS (`--tls`): the server presents
+    /// `ca`'s server certificate and refuses clients that do not speak TLS.
+    pub fn start_tls(ca: &TestCa) -> anyhow::Result<Option<NatsServer>> {
+        NatsServer::start_with(Some(ca))
+    }
+
+    /// [`NatsServer::start_tls`] for tests: `None` means skipped; errors panic.
+    pub fn start_tls_or_skip(ca: &TestCa) -> Option<NatsServer> {
+        NatsServer::start_tls(ca).unwrap_or_else(|e| panic!("starting nats-server with TLS: {e:#}"))
+    }
+
+    fn start_with(tls: Option<&TestCa>) -> anyhow::Result<Option<NatsServer>> {
         let Some(bin) = find_binary() else {
             if crate::in_ci() {
                 bail!(
@@ -70,11 +96,18 @@ impl NatsServer {
             return Ok(None);
         };
         let dir = tempfile::Builder::new().prefix("seams-nats-").tempdir()?;
+        if let Some(ca) = tls {
+            for (from, to) in [(ca.cert_file(), CERT_FILE), (ca.key_file(), KEY_FILE)] {
+                std::fs::copy(&from, dir.path().join(to))
+                    .with_context(|| format!("copying {}", from.display()))?;
+            }
+        }
         let mut server = NatsServer {
             child: None,
             port: 0,
             dir,
             bin,
+            tls: tls.is_some(),
         };
         crate::start_on_a_free_port(|port| {
             server.child = None; // a try that failed has exited
@@ -89,9 +122,15 @@ impl NatsServer {
         NatsServer::start().unwrap_or_else(|e| panic!("starting nats-server: {e:#}"))
     }
 
-    /// `nats://127.0.0.1:<port>`.
+    /// `nats://127.0.0.1:<port>`, or `tls://127.0.0.1:<port>` when it requires TLS.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "tls" } else { "nats" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// What the server has logged (across restarts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nats.log")).unwrap_or_default()
     }
 
     /// Kills the server (SIGKILL), keeping its store; [`NatsServer::resume`] brings it back.
@@ -110,10 +149,18 @@ impl NatsServer {
         // The log is kept across restarts; this start's lines begin here.
         let from = log.metadata()?.len() as usize;
         let store = self.dir.path().join("store");
-        let child = Command::new(&self.bin)
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()])
             .arg("-sd")
-            .arg(&store)
+            .arg(&store);
+        if self.tls {
+            cmd.arg("--tls")
+                .arg("--tlscert")
+                .arg(self.dir.path().join(CERT_FILE))
+                .arg("--tlskey")
+                .arg(self.dir.path().join(KEY_FILE));
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

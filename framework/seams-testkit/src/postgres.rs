@@ -8,6 +8,10 @@
 //! `fsync=off`: the cluster is thrown away, and a restart here is a server
 //! restart, not a power cut.
 //!
+//! [`PostgresServer::start_tls`] starts one that accepts TCP connections
+//! over TLS only (`hostssl` in `pg_hba.conf`), presenting a certificate
+//! from a [`TestCa`]: a client that gets in at all got in encrypted.
+//!
 //! Without the binaries a test prints a loud `SKIPPED:` line and does not
 //! run, except under `CI=true`, where that is an error (CI installs them:
 //! `apt-get install -y postgresql`).
@@ -27,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::tls::TestCa;
+
 /// How [`PostgresServer::stop`] shuts the server down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shutdown {
@@ -45,7 +51,15 @@ pub struct PostgresServer {
     password: String,
     /// `Some((uid, gid))` of the user the server runs as, when we are root.
     run_as: Option<(u32, u32)>,
+    /// Whether it serves TLS, with the certificate and key in `dir`.
+    tls: bool,
 }
+
+/// The server's copies of the certificate and key, in its own directory:
+/// the server may run as another user, who can read neither the CA's
+/// directory nor a key it does not own.
+const CERT_FILE: &str = "server.pem";
+const KEY_FILE: &str = "server-key.pem";
 
 /// The directory holding `initdb` and `postgres`: `$PG_BIN`, the newest
 /// `/usr/lib/postgresql/<version>/bin`, or `$PATH`.
@@ -110,6 +124,23 @@ impl PostgresServer {
     /// Initializes and starts a cluster; `Ok(None)` (after a `SKIPPED:` line)
     /// when the binaries are missing outside CI.
     pub fn start() -> anyhow::Result<Option<PostgresServer>> {
+        PostgresServer::start_with(None)
+    }
+
+    /// [`PostgresServer::start`] with TLS on: the server presents `ca`'s
+    /// server certificate and refuses TCP connections without TLS. Clients
+    /// verify it with `?sslmode=verify-full&sslrootcert=<ca.ca_file()>`.
+    pub fn start_tls(ca: &TestCa) -> anyhow::Result<Option<PostgresServer>> {
+        PostgresServer::start_with(Some(ca))
+    }
+
+    /// [`PostgresServer::start_tls`] for tests: `None` means skipped; errors panic.
+    pub fn start_tls_or_skip(ca: &TestCa) -> Option<PostgresServer> {
+        PostgresServer::start_tls(ca)
+            .unwrap_or_else(|e| panic!("starting postgres with TLS: {e:#}"))
+    }
+
+    fn start_with(tls: Option<&TestCa>) -> anyhow::Result<Option<PostgresServer>> {
         let Some(bin) = find_bin_dir() else {
             missing("the test that asked for it")?;
             return Ok(None);
@@ -154,6 +185,9 @@ impl PostgresServer {
             let log = std::fs::read_to_string(dir.path().join("initdb.log")).unwrap_or_default();
             bail!("initdb failed ({status}): {log}");
         }
+        if let Some(ca) = tls {
+            install_tls(dir.path(), ca, run_as)?;
+        }
         let mut server = PostgresServer {
             child: None,
             port: 0,
@@ -161,6 +195,7 @@ impl PostgresServer {
             bin,
             password,
             run_as,
+            tls: tls.is_some(),
         };
         crate::start_on_a_free_port(|port| {
             server.child = None; // a try that failed has exited
@@ -180,6 +215,16 @@ impl PostgresServer {
         format!(
             "postgres://postgres:{}@127.0.0.1:{}/postgres",
             self.password, self.port
+        )
+    }
+
+    /// The superuser's URL with the server's certificate verified in full
+    /// (chain and host name) against `ca_file`, for a [`start_tls`](Self::start_tls) server.
+    pub fn admin_url_verified(&self, ca_file: &Path) -> String {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            self.admin_url(),
+            ca_file.display()
         )
     }
 
@@ -244,8 +289,14 @@ impl PostgresServer {
             .arg(self.dir.path().join("data"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
             .arg(self.dir.path())
-            .args(["-c", "fsync=off", "-c", "max_connections=200"])
-            .stdin(Stdio::null())
+            .args(["-c", "fsync=off", "-c", "max_connections=200"]);
+        if self.tls {
+            cmd.args(["-c", "ssl=on", "-c"])
+                .arg(setting("ssl_cert_file", &self.dir.path().join(CERT_FILE)))
+                .arg("-c")
+                .arg(setting("ssl_key_file", &self.dir.path().join(KEY_FILE)));
+        }
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         if let Some((uid, gid)) = self.run_as {
@@ -257,6 +308,47 @@ impl PostgresServer {
         self.child = Some(child);
         wait_ready(self.child.as_mut().expect("just spawned"), &log_path)
     }
+}
+
+/// `name=path` for `postgres -c`.
+fn setting(name: &str, path: &Path) -> std::ffi::OsString {
+    let mut s = std::ffi::OsString::from(format!("{name}="));
+    s.push(path);
+    s
+}
+
+/// Copies `ca`'s server certificate and key into the cluster's directory,
+/// owned by the user the server runs as (PostgreSQL refuses a key file that
+/// another user owns or that others can read), and lets TCP clients in over
+/// TLS only.
+fn install_tls(dir: &Path, ca: &TestCa, run_as: Option<(u32, u32)>) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (from, to, mode) in [
+        (ca.cert_file(), CERT_FILE, 0o644),
+        (ca.key_file(), KEY_FILE, 0o600),
+    ] {
+        let to = dir.join(to);
+        std::fs::copy(&from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))?;
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&to, Some(uid), Some(gid))?;
+        }
+    }
+    // initdb's `host` lines accept TCP with or without TLS; `hostssl` only with.
+    let hba = dir.join("data").join("pg_hba.conf");
+    let text =
+        std::fs::read_to_string(&hba).with_context(|| format!("reading {}", hba.display()))?;
+    let ssl_only: String = text
+        .lines()
+        .map(|line| match line.strip_prefix("host") {
+            Some(rest) if rest.starts_with(char::is_whitespace) => format!("hostssl{rest}\n"),
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    // Rewriting the file in place keeps its owner (the server's user).
+    std::fs::write(&hba, ssl_only).with_context(|| format!("writing {}", hba.display()))?;
+    Ok(())
 }
 
 fn is_root() -> bool {

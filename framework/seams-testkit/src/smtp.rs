@@ -51,6 +51,12 @@
 //! its own process, port and directory, and `Drop` kills the process and
 //! removes the directory.
 //!
+//! [`SmtpServer::start_with`] starts one that secures sessions with a
+//! certificate from a [`TestCa`]: either STARTTLS, offered and required
+//! before any mail is accepted (aiosmtpd's `--tlscert`, which answers
+//! `530` to a `MAIL` sent in the clear), or implicit TLS from the first
+//! byte (SMTPS, `--smtpscert`).
+//!
 //! aiosmtpd is a Python package (`pip install aiosmtpd`), not something cargo
 //! can provide. When it is missing the helper prints a loud `SKIPPED:` line
 //! and returns `Ok(None)`, so `cargo test` still works on a bare machine;
@@ -67,6 +73,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use tempfile::TempDir;
+
+use crate::tls::TestCa;
 
 /// The interface the server listens on; loopback, so tests never expose it.
 const HOST: &str = "127.0.0.1";
@@ -91,6 +99,21 @@ pub struct SmtpServer {
     dir: TempDir,
 }
 
+/// How the server expects clients to secure a session.
+#[derive(Debug, Clone, Copy)]
+pub enum ServerTls<'a> {
+    /// Plain SMTP, as [`SmtpServer::start`].
+    None,
+    /// STARTTLS with the CA's server certificate, required before `MAIL`.
+    StartTls(&'a TestCa),
+    /// TLS from the first byte (SMTPS) with the CA's server certificate.
+    Implicit(&'a TestCa),
+}
+
+/// The server's copies of the certificate and key, in its own directory.
+const CERT_FILE: &str = "server.pem";
+const KEY_FILE: &str = "server-key.pem";
+
 /// How a wait for the server to listen ended.
 enum Startup {
     Listening,
@@ -106,6 +129,11 @@ impl SmtpServer {
     /// has `CI=true`, in which case that is an error. Errors also when the
     /// server does not come up.
     pub fn start() -> anyhow::Result<Option<Self>> {
+        Self::start_with(ServerTls::None)
+    }
+
+    /// [`start`](Self::start) with the sessions secured as `tls` says.
+    pub fn start_with(tls: ServerTls<'_>) -> anyhow::Result<Option<Self>> {
         if let Err(reason) = probe() {
             if crate::in_ci() {
                 bail!(
@@ -122,13 +150,18 @@ impl SmtpServer {
             .prefix("seams-smtp-")
             .tempdir()
             .context("creating the SMTP server's directory")?;
+        let tls_args = match tls {
+            ServerTls::None => Vec::new(),
+            ServerTls::StartTls(ca) => install_tls(dir.path(), ca, "--tlscert", "--tlskey")?,
+            ServerTls::Implicit(ca) => install_tls(dir.path(), ca, "--smtpscert", "--smtpskey")?,
+        };
         // The free port is found by binding port 0 and releasing it, so
         // another process can take it before aiosmtpd binds; that shows up as
         // aiosmtpd exiting, and a new port is tried.
         let mut last_exit = None;
         for _ in 0..3 {
             let port = crate::free_port()?;
-            let mut child = spawn(dir.path(), port)?;
+            let mut child = spawn(dir.path(), port, &tls_args)?;
             match wait_listening(&mut child, port) {
                 Ok(Startup::Listening) => return Ok(Some(Self { child, port, dir })),
                 Ok(Startup::Exited(status)) => last_exit = Some(status),
@@ -154,7 +187,13 @@ impl SmtpServer {
     /// assert_ne!(server.port(), 0);
     /// ```
     pub fn start_or_skip() -> Option<Self> {
-        match Self::start() {
+        Self::start_with_or_skip(ServerTls::None)
+    }
+
+    /// [`start_with`](Self::start_with) for tests that return `()`: `None`
+    /// means skipped (the reason is already printed), any error panics.
+    pub fn start_with_or_skip(tls: ServerTls<'_>) -> Option<Self> {
+        match Self::start_with(tls) {
             Ok(server) => server,
             Err(err) => panic!("starting the test SMTP server: {err:#}"),
         }
@@ -236,9 +275,31 @@ fn probe() -> Result<(), String> {
     }
 }
 
+/// Copies `ca`'s server certificate and key into `dir`; returns aiosmtpd's
+/// arguments naming them (`cert_flag FILE key_flag FILE`).
+fn install_tls(
+    dir: &Path,
+    ca: &TestCa,
+    cert_flag: &str,
+    key_flag: &str,
+) -> anyhow::Result<Vec<std::ffi::OsString>> {
+    let mut args = Vec::new();
+    for (flag, from, to) in [
+        (cert_flag, ca.cert_file(), CERT_FILE),
+        (key_flag, ca.key_file(), KEY_FILE),
+    ] {
+        let to = dir.join(to);
+        fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+        args.push(flag.into());
+        args.push(to.into_os_string());
+    }
+    Ok(args)
+}
+
 /// Starts aiosmtpd on `port`, storing mail in `dir/maildir` and logging to
-/// `dir/aiosmtpd.log` (a file rather than a pipe, which nobody would drain).
-fn spawn(dir: &Path, port: u16) -> anyhow::Result<Child> {
+/// `dir/aiosmtpd.log` (a file rather than a pipe, which nobody would drain);
+/// `tls_args` switch TLS on.
+fn spawn(dir: &Path, port: u16, tls_args: &[std::ffi::OsString]) -> anyhow::Result<Child> {
     let log = File::create(dir.join("aiosmtpd.log")).context("creating aiosmtpd.log")?;
     Command::new("python3")
         .args(["-m", "aiosmtpd"])
@@ -246,6 +307,7 @@ fn spawn(dir: &Path, port: u16) -> anyhow::Result<Child> {
         // root it could not write our temp dir).
         .arg("-n")
         .args(["-l", &format!("{HOST}:{port}")])
+        .args(tls_args)
         .args(["-c", "aiosmtpd.handlers.Mailbox"])
         .arg(dir.join("maildir"))
         .stdin(Stdio::null())

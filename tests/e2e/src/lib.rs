@@ -91,6 +91,8 @@ pub struct Shop {
     tokens: Tokens,
     /// `ulimit` arguments the process starts under (`-Sn 1024`), if any.
     ulimit: Option<String>,
+    /// The authority of every certificate, when the system runs on TLS.
+    ca: Option<seams_testkit::tls::TestCa>,
 }
 
 /// The tokens the harness holds.
@@ -168,7 +170,54 @@ impl Shop {
         Shop::start_inner(mode, extra, None)
     }
 
+    /// Starts the system in `mode` with TLS wherever a byte leaves a
+    /// process: HTTPS at the public address and between services, and in
+    /// the distributed mode TLS to PostgreSQL and NATS, all with
+    /// certificates of a throwaway CA that only this system and its client
+    /// trust.
+    pub fn start_tls(mode: Mode) -> anyhow::Result<Shop> {
+        let ca = seams_testkit::tls::TestCa::new()?;
+        let pem = std::fs::read(ca.ca_file())?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let path = |p: PathBuf| p.to_str().map(str::to_owned).context("utf-8 path");
+        let extra = [
+            "--tls-cert".to_owned(),
+            path(ca.cert_file())?,
+            "--tls-key".to_owned(),
+            path(ca.key_file())?,
+            "--ca-file".to_owned(),
+            path(ca.ca_file())?,
+        ];
+        Shop::assemble(mode, &extra, None, Some(ca), http)
+    }
+
+    /// A client trusting the system's CA (when it has one).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The PEM file of the system's CA, when it runs on TLS.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.ca.as_ref().map(seams_testkit::tls::TestCa::ca_file)
+    }
+
     fn start_inner(mode: Mode, extra: &[&str], ulimit: Option<String>) -> anyhow::Result<Shop> {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Shop::assemble(mode, &extra, ulimit, None, client()?)
+    }
+
+    fn assemble(
+        mode: Mode,
+        extra: &[String],
+        ulimit: Option<String>,
+        ca: Option<seams_testkit::tls::TestCa>,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Shop> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_owned();
         let mut shop = Shop {
@@ -176,14 +225,14 @@ impl Shop {
             server: None,
             dir,
             _tmp: Some(tmp),
-            http: client()?,
-            extra: Vec::new(),
+            http,
+            extra: extra.to_vec(),
             nats: None,
             postgres: None,
             tokens: Tokens::default(),
             ulimit,
+            ca,
         };
-        shop.extra = extra.iter().map(|s| s.to_string()).collect();
         shop.restart()?;
         shop.tokens.staff = shop.mint(&["--role", "staff", "--subject", "e2e-staff"])?;
         shop.tokens.operator = shop.mint(&["--role", "operator", "--subject", "e2e-operator"])?;
@@ -315,18 +364,22 @@ impl Shop {
         args.extend_from_slice(self.mode.args());
         args.extend(self.extra.iter().map(String::as_str));
         if self.mode == Mode::SplitPostgresNats && self.nats.is_none() {
-            self.nats =
-                Some(seams_testkit::nats::NatsServer::start()?.context("nats-server is missing")?);
-            self.postgres = Some(
-                seams_testkit::postgres::PostgresServer::start()?
-                    .context("PostgreSQL is missing")?,
-            );
+            use seams_testkit::{nats::NatsServer, postgres::PostgresServer};
+            let (nats, postgres) = match &self.ca {
+                Some(ca) => (NatsServer::start_tls(ca)?, PostgresServer::start_tls(ca)?),
+                None => (NatsServer::start()?, PostgresServer::start()?),
+            };
+            self.nats = Some(nats.context("nats-server is missing")?);
+            self.postgres = Some(postgres.context("PostgreSQL is missing")?);
         }
         let nats_url = self.nats.as_ref().map(|n| n.url());
         if let Some(url) = &nats_url {
             args.extend(["--nats", url.as_str()]);
         }
-        let admin_url = self.postgres.as_ref().map(|p| p.admin_url());
+        let admin_url = self.postgres.as_ref().map(|p| match &self.ca {
+            Some(ca) => p.admin_url_verified(&ca.ca_file()),
+            None => p.admin_url(),
+        });
         if let Some(url) = &admin_url {
             args.extend(["--postgres-admin", url.as_str()]);
         }
@@ -408,6 +461,126 @@ impl Shop {
     /// Data directory.
     pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
+    }
+
+    /// The base URL of the service running `capability` (split modes),
+    /// from the supervisor's `services.json`.
+    pub fn service_url(&self, capability: &str) -> anyhow::Result<String> {
+        Ok(self.service(capability)?["url"]
+            .as_str()
+            .context("no url")?
+            .to_owned())
+    }
+
+    /// The PID of the service running `capability` (split modes).
+    pub fn service_pid(&self, capability: &str) -> anyhow::Result<u32> {
+        let pid = self.service(capability)?["pid"]
+            .as_u64()
+            .context("no pid")?;
+        Ok(u32::try_from(pid)?)
+    }
+
+    /// The token the supervisor minted for the service running
+    /// `capability` (split modes): what that service presents to others.
+    pub fn service_token(&self, capability: &str) -> anyhow::Result<String> {
+        let service = self.service(capability)?;
+        let label = service["capabilities"]
+            .as_array()
+            .context("no capabilities")?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        let path = self.data_dir().join("secrets").join(format!("{label}.jwt"));
+        Ok(std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim()
+            .to_owned())
+    }
+
+    fn service(&self, capability: &str) -> anyhow::Result<Value> {
+        let text = std::fs::read_to_string(self.data_dir().join("services.json"))?;
+        let doc: Value = serde_json::from_str(&text)?;
+        doc["services"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| {
+                s["capabilities"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c == capability))
+            })
+            .cloned()
+            .with_context(|| format!("{capability} not in services.json: {text}"))
+    }
+
+    /// A token signed with this deployment's own key for `role`, that
+    /// expired `ago` ago (well past any clock leeway).
+    pub fn expired_token(
+        &self,
+        role: &str,
+        subject: &str,
+        ago: Duration,
+    ) -> anyhow::Result<String> {
+        let keys =
+            seams_auth::SigningKeys::load(&self.data_dir().join("keys").join("signing-keys.json"))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        let exp = now - ago.as_secs();
+        keys.sign(&seams_auth::Claims {
+            iss: "seams".to_owned(),
+            sub: subject.to_owned(),
+            role: role.to_owned(),
+            iat: exp - 900,
+            exp,
+            caps: Vec::new(),
+        })
+    }
+
+    /// A well-formed, unexpired token for `role` signed with a key this
+    /// deployment never had.
+    pub fn foreign_token(&self, role: &str, subject: &str) -> anyhow::Result<String> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        seams_auth::SigningKeys::generate()?.sign(&seams_auth::Claims {
+            iss: "seams".to_owned(),
+            sub: subject.to_owned(),
+            role: role.to_owned(),
+            iat: now,
+            exp: now + 900,
+            caps: Vec::new(),
+        })
+    }
+
+    /// A request sent byte for byte as given (`raw_path` is not parsed,
+    /// so dot segments and percent-escapes reach the server as written),
+    /// with `token` if any; the status and the body. Plain HTTP only.
+    pub fn raw(
+        &self,
+        method: &str,
+        raw_path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let authority = self.url().trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(authority)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+        write!(
+            s,
+            "{method} {raw_path} HTTP/1.1\r\nhost: {authority}\r\n{auth}content-length: 0\r\nconnection: close\r\n\r\n"
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        let status = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("no status in {out:?}"))?;
+        let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        Ok((status, body))
     }
 
     /// Any request, as it is (no token added).

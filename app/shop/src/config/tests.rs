@@ -101,3 +101,49 @@ fn debug_output_carries_no_password() {
         assert!(!shown.contains(secret), "{shown}");
     }
 }
+
+#[test]
+fn tls_settings_come_from_the_file_and_reach_smtp_and_nats() {
+    let file = parse(
+        r#"
+        nats = "tls://bus.internal:4222"
+        tls_cert = "/etc/shop/cert.pem"
+        tls_key = "/etc/shop/key.pem"
+        ca_file = "/etc/shop/ca.pem"
+        [smtp]
+        host = "mail.internal"
+        tls = "starttls"
+        "#,
+    )
+    .unwrap();
+    let mut config = Config::new("127.0.0.1:8080".parse().unwrap(), "./data".into());
+    file.apply(&mut config, &|_| false);
+    assert_eq!(config.tls_cert, Some(PathBuf::from("/etc/shop/cert.pem")));
+    assert_eq!(config.tls_key, Some(PathBuf::from("/etc/shop/key.pem")));
+    let ca = Some(PathBuf::from("/etc/shop/ca.pem"));
+    assert_eq!(config.ca_file, ca);
+    let notification::ChannelOptions::Smtp(smtp) = config.channel() else {
+        panic!("not SMTP");
+    };
+    assert_eq!(smtp.tls, notification::channel::SmtpTls::StartTls);
+    assert_eq!(smtp.ca_file, ca);
+    assert_eq!(config.nats_tls().ca_file, ca);
+
+    // A deployment CA for HTTPS asks no TLS of a plain bus or mail server.
+    config.nats = Some("nats://bus.internal:4222".into());
+    config.smtp_tls = "none".into();
+    assert_eq!(config.nats_tls().ca_file, None);
+    let notification::ChannelOptions::Smtp(smtp) = config.channel() else {
+        panic!("not SMTP");
+    };
+    assert_eq!(smtp.tls, notification::channel::SmtpTls::None);
+    assert_eq!(smtp.ca_file, None);
+    config.smtp_tls = "implicit".into();
+    assert_eq!(
+        config.smtp_security(),
+        notification::channel::SmtpTls::Implicit
+    );
+
+    let err = parse("[smtp]\nhost = \"m\"\ntls = \"sometimes\"").unwrap_err();
+    assert!(format!("{err:#}").contains("smtp.tls"), "{err:#}");
+}

@@ -31,6 +31,11 @@ async fn spawn(app: Router) -> String {
     format!("http://{addr}")
 }
 
+/// The gateway in front of services that serve plain HTTP.
+fn plain_router(routes: Routes, credential: Arc<dyn seams_auth::Credential>) -> Router {
+    router(routes, &[], credential)
+}
+
 /// The gateway's own service token, from keys made for the test.
 fn credential() -> Arc<dyn seams_auth::Credential> {
     trust().0
@@ -100,7 +105,7 @@ async fn problem_of(res: reqwest::Response) -> Value {
 #[tokio::test]
 async fn forwards_method_path_query_headers_and_body_and_relays_the_answer() {
     let backend = spawn(Router::new().fallback(echo)).await;
-    let gw = spawn(router(
+    let gw = spawn(plain_router(
         Routes::new().with("billing", &backend),
         credential(),
     ))
@@ -167,7 +172,11 @@ async fn relays_error_answers_as_they_are() {
         }),
     ))
     .await;
-    let gw = spawn(router(Routes::new().with("catalog", backend), credential())).await;
+    let gw = spawn(plain_router(
+        Routes::new().with("catalog", backend),
+        credential(),
+    ))
+    .await;
     let res = client()
         .get(format!("{gw}/catalog/products/NOPE"))
         .send()
@@ -183,7 +192,11 @@ async fn relays_error_answers_as_they_are() {
 #[tokio::test]
 async fn unknown_prefix_is_a_404_problem() {
     let backend = spawn(Router::new().fallback(echo)).await;
-    let gw = spawn(router(Routes::new().with("billing", backend), credential())).await;
+    let gw = spawn(plain_router(
+        Routes::new().with("billing", backend),
+        credential(),
+    ))
+    .await;
     for path in ["/nope/things", "/", "/billingx/invoices"] {
         let res = client().get(format!("{gw}{path}")).send().await.unwrap();
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
@@ -193,7 +206,7 @@ async fn unknown_prefix_is_a_404_problem() {
 
 #[tokio::test]
 async fn unreachable_service_is_a_503_problem_naming_the_capability() {
-    let gw = spawn(router(
+    let gw = spawn(plain_router(
         Routes::new().with("catalog", closed_url()),
         credential(),
     ))
@@ -225,6 +238,7 @@ async fn slow_service_is_a_504_problem() {
     };
     let gw = spawn(router_with(
         Routes::new().with("billing", backend),
+        &[],
         credential(),
         timeouts,
     ))
@@ -259,7 +273,11 @@ async fn the_service_answers_413_for_a_body_over_the_limit() {
         verifier,
     ))
     .await;
-    let gw = spawn(router(Routes::new().with("billing", backend), credential)).await;
+    let gw = spawn(plain_router(
+        Routes::new().with("billing", backend),
+        credential,
+    ))
+    .await;
 
     let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(100 * 1024));
     let res = client()
@@ -406,7 +424,7 @@ async fn two_services() -> TwoServices {
         .with("catalog", colocated.clone())
         .with("billing", colocated);
     TwoServices {
-        gw: spawn(router(routes, credential())).await,
+        gw: spawn(plain_router(routes, credential())).await,
         colocated_readyz_calls,
     }
 }
@@ -560,7 +578,7 @@ async fn readiness_and_merged_views_name_the_services_that_fail() {
         .with("identity", ready)
         .with("fulfillment", closed_url())
         .with("notification", not_ready);
-    let gw = spawn(router(routes, credential())).await;
+    let gw = spawn(plain_router(routes, credential())).await;
 
     let (s, body) = get_json(format!("{gw}/readyz")).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
@@ -690,7 +708,7 @@ async fn dot_segments_and_encoded_slashes_are_refused_never_resolved() {
         echo(req)
     }))
     .await;
-    let gw = spawn(router(
+    let gw = spawn(plain_router(
         Routes::new()
             .with("identity", backend.clone())
             .with("billing", backend),
@@ -751,7 +769,11 @@ async fn dot_segments_and_encoded_slashes_are_refused_never_resolved() {
 async fn what_only_the_gateway_may_say_is_replaced_by_what_it_says() {
     let backend = spawn(Router::new().fallback(echo)).await;
     let (credential, verifier) = trust();
-    let gw = spawn(router(Routes::new().with("billing", backend), credential)).await;
+    let gw = spawn(plain_router(
+        Routes::new().with("billing", backend),
+        credential,
+    ))
+    .await;
     let res = client()
         .get(format!("{gw}/billing/invoices"))
         .header("x-seams-peer", "forged.by.client")
@@ -806,7 +828,11 @@ async fn merged_views_go_with_the_client_s_credentials_and_pass_refusals_on() {
         }),
     ))
     .await;
-    let gw = spawn(router(Routes::new().with("billing", service), credential())).await;
+    let gw = spawn(plain_router(
+        Routes::new().with("billing", service),
+        credential(),
+    ))
+    .await;
     let res = client()
         .get(format!("{gw}/_seams/dead-letters"))
         .send()
@@ -856,4 +882,39 @@ fn pages_of_dead_letters_merge_in_one_order_and_cut_at_the_limit() {
     assert_eq!(merged["next"], "billing.1");
     let merged = merge_dead_letters(vec![json!({ "dead_letters": [d("billing.1")] })], 3);
     assert_eq!(merged["next"], Value::Null);
+}
+
+#[test]
+fn paths_are_checked_segment_by_segment_after_decoding() {
+    for ok in [
+        "/",
+        "/billing/invoices",
+        "/billing/invoices/v1.2..3",
+        "/billing/%41b",
+        "/billing/.well-known",
+        "/billing/...",
+    ] {
+        assert_eq!(check_path(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "billing",
+        "/billing/..",
+        "/billing/.",
+        "/billing/%2E",
+        "/billing/%2e%2E",
+        "/billing/a%2fb",
+        "/billing/a%5Cb",
+        "/billing/a%00",
+        "/billing//x",
+        "/billing/%",
+        "/billing/%4",
+        "/billing/%zz",
+        "/billing/%+1",
+        "/billing/%-1",
+    ] {
+        assert!(check_path(bad).is_err(), "{bad}");
+    }
+    assert_eq!(percent_decode("a%41%62c"), Some(b"aAbc".to_vec()));
+    assert_eq!(percent_decode("%e2%80%ae"), Some(vec![0xe2, 0x80, 0xae]));
+    assert_eq!(percent_decode("%+1"), None);
 }

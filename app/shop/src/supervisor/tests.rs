@@ -262,6 +262,8 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         signing_keys: Some(dir.path().join("keys.json")),
         edge: Default::default(),
         nats: Some("nats://svc:s3cr3t@127.0.0.1:4222".into()),
+        tls: None,
+        upstream: Default::default(),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(run_with(fake(FAKE_SERVE), opts, async {

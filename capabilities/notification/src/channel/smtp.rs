@@ -1,11 +1,13 @@
 //! The SMTP channel: hands each message to a mail server over SMTP.
 //!
 //! For deployments that have a relay (Postfix on the host, a mail-catcher
-//! like Mailpit in development, aiosmtpd in tests). Only plain SMTP without
-//! authentication is supported for now, which is right for a relay on
-//! loopback or a private network; STARTTLS/implicit TLS and credentials are
-//! out of scope until there is a deployment that needs them, and would be
-//! added to [`SmtpOptions`] then.
+//! like Mailpit in development, aiosmtpd in tests). The session is plain
+//! SMTP, right for a relay on loopback, or secured with TLS ([`SmtpTls`]):
+//! STARTTLS, required (a relay that does not offer it gets nothing), or
+//! implicit TLS from the first byte. The relay's certificate is checked,
+//! chain and host name, against Mozilla's roots or, when
+//! [`SmtpOptions::ca_file`] is set, against that CA alone. Authentication
+//! is out of scope until there is a deployment that needs it.
 //!
 //! SMTP has no idempotent submit: a redelivery after a crash reaches the
 //! server again. The message keeps its `Message-ID: <{id}@seams.local>`, so
@@ -15,13 +17,20 @@
 //! server has refused this message for good (e.g. unknown recipient) and is
 //! [`DeliveryError::Permanent`]; a 4xx reply, a refused or reset connection,
 //! or a timeout means the server is busy or down and is
-//! [`DeliveryError::Transient`].
+//! [`DeliveryError::Transient`]. So is a failed TLS handshake: a certificate
+//! the trusted CA did not issue is fixed on the relay or in the
+//! configuration, not in the message, and the message should still go out
+//! once it is (as long as attempts remain).
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lettre::address::AddressError;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 use super::{Channel, DeliveryError, Mailbox, Message, render};
 
@@ -37,6 +46,26 @@ pub struct SmtpOptions {
     /// Limit for connecting and for each command's reply; bounds how long a
     /// hung server can hold a worker before the delivery counts as transient.
     pub timeout: Duration,
+    /// How the session is secured.
+    pub tls: SmtpTls,
+    /// A PEM file of the CA certificate(s) that issued the relay's
+    /// certificate, trusted instead of Mozilla's roots; only with TLS.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How an SMTP session is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP: for a relay on loopback or a private network.
+    #[default]
+    None,
+    /// STARTTLS, required: the session is upgraded before the first `MAIL`,
+    /// and a relay that does not offer the upgrade is sent nothing (usually
+    /// port 587).
+    StartTls,
+    /// Implicit TLS, from the first byte (SMTPS, usually port 465; lettre's
+    /// `Tls::Wrapper`).
+    Implicit,
 }
 
 /// Why [`SmtpOptions`] cannot make an [`Smtp`] channel.
@@ -51,6 +80,24 @@ pub enum OptionsError {
         /// What lettre found wrong with it.
         source: AddressError,
     },
+    /// A CA file without TLS would be silently ignored; the operator
+    /// meant TLS, so this is refused instead.
+    #[error("an SMTP CA file is set ({0}) but TLS is off")]
+    CaWithoutTls(PathBuf),
+    /// The CA file cannot be read or is not PEM.
+    #[error("cannot read the SMTP CA file {path}: {source}")]
+    CaFile {
+        /// The configured file.
+        path: PathBuf,
+        /// What went wrong reading it.
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The CA file holds no certificate, which would trust nothing.
+    #[error("the SMTP CA file {0} holds no certificate")]
+    NoCertificate(PathBuf),
+    /// lettre refused the TLS settings (a certificate it cannot use).
+    #[error("SMTP TLS settings: {0}")]
+    Tls(#[source] lettre::transport::smtp::Error),
 }
 
 /// A [`Channel`] that submits each message to an SMTP server.
@@ -74,11 +121,23 @@ impl Smtp {
                 from: options.from.clone(),
                 source,
             })?;
-        // `builder_dangerous` = no TLS; see the module doc for why that is
-        // acceptable here.
+        let tls = match options.tls {
+            SmtpTls::None => {
+                if let Some(ca_file) = options.ca_file {
+                    return Err(OptionsError::CaWithoutTls(ca_file));
+                }
+                Tls::None
+            }
+            SmtpTls::StartTls => Tls::Required(tls_parameters(&options)?),
+            SmtpTls::Implicit => Tls::Wrapper(tls_parameters(&options)?),
+        };
+        // `builder_dangerous` starts without TLS and sets no port; both come
+        // from the options here, TLS through `.tls` (`Tls::None` only when
+        // asked for: see the module doc).
         let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&options.host)
             .port(options.port)
             .timeout(Some(options.timeout))
+            .tls(tls)
             .build();
         Ok(Self {
             transport,
@@ -86,6 +145,34 @@ impl Smtp {
             server: format!("{}:{}", options.host, options.port),
         })
     }
+}
+
+/// The TLS settings for `options.host`: its certificate must name that host
+/// and chain to the CA file's certificates, or to Mozilla's roots without one.
+fn tls_parameters(options: &SmtpOptions) -> Result<TlsParameters, OptionsError> {
+    let mut builder = TlsParameters::builder(options.host.clone());
+    if let Some(ca_file) = &options.ca_file {
+        builder = builder.certificate_store(CertificateStore::None);
+        for cert in read_ca_file(ca_file)? {
+            let cert = Certificate::from_der(cert.to_vec()).map_err(OptionsError::Tls)?;
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build_rustls().map_err(OptionsError::Tls)
+}
+
+/// The certificates in the PEM file at `path`; at least one.
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, OptionsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| OptionsError::CaFile {
+            path: path.to_owned(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(OptionsError::NoCertificate(path.to_owned()));
+    }
+    Ok(certs)
 }
 
 impl fmt::Debug for Smtp {
@@ -132,7 +219,8 @@ fn classify(server: &str, err: &lettre::transport::smtp::Error) -> DeliveryError
         DeliveryError::Permanent(text)
     } else {
         // 4xx, connection refused or reset, timeouts, garbled replies: the
-        // server is busy, down or restarting.
+        // server is busy, down or restarting. A failed TLS handshake too
+        // (see the module doc).
         DeliveryError::Transient(text)
     }
 }

@@ -4,12 +4,17 @@
 //! The SMTP tests run against a real aiosmtpd process from `seams-testkit`
 //! (skipped with a loud notice when it is not installed, failing under CI),
 //! and against small scripted servers for replies aiosmtpd will not give.
+//! Over TLS, aiosmtpd presents a certificate from a throwaway CA: a message
+//! goes out over STARTTLS or implicit TLS trusting that CA; trusting another
+//! CA it does not go out, and the failure is transient; a client without
+//! TLS is refused by a server that requires STARTTLS.
 
 use std::fs;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use seams_testkit::smtp::SmtpServer;
+use seams_testkit::smtp::{ServerTls, SmtpServer};
+use seams_testkit::tls::TestCa;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::*;
@@ -176,6 +181,8 @@ async fn smtp_delivers_to_a_real_server() {
         port: server.port(),
         from: FROM.to_owned(),
         timeout: Duration::from_secs(10),
+        tls: SmtpTls::None,
+        ca_file: None,
     })
     .unwrap();
 
@@ -205,6 +212,8 @@ async fn smtp_with_nothing_listening_is_transient_and_quick() {
         port,
         from: FROM.to_owned(),
         timeout: Duration::from_secs(2),
+        tls: SmtpTls::None,
+        ca_file: None,
     })
     .unwrap();
     let started = Instant::now();
@@ -231,6 +240,8 @@ async fn smtp_5xx_is_permanent_and_4xx_is_transient() {
             port,
             from: FROM.to_owned(),
             timeout: Duration::from_secs(5),
+            tls: SmtpTls::None,
+            ca_file: None,
         })
         .unwrap();
 
@@ -251,9 +262,114 @@ async fn smtp_rejects_an_invalid_from_at_startup() {
         port: 25,
         from: "Seams Shop".to_owned(),
         timeout: Duration::from_secs(1),
+        tls: SmtpTls::None,
+        ca_file: None,
     });
 
     assert!(matches!(res, Err(smtp::OptionsError::InvalidFrom { .. })));
+}
+
+/// Options for `server`, secured as `tls` says, trusting `ca`.
+fn tls_options(server: &SmtpServer, tls: SmtpTls, ca: &TestCa) -> SmtpOptions {
+    SmtpOptions {
+        host: server.host().to_owned(),
+        port: server.port(),
+        from: FROM.to_owned(),
+        timeout: Duration::from_secs(10),
+        tls,
+        ca_file: Some(ca.ca_file()),
+    }
+}
+
+#[tokio::test]
+async fn smtp_delivers_over_starttls_and_implicit_tls_trusting_the_ca() {
+    let ca = TestCa::new().unwrap();
+    for (server_tls, tls) in [
+        (ServerTls::StartTls(&ca), SmtpTls::StartTls),
+        (ServerTls::Implicit(&ca), SmtpTls::Implicit),
+    ] {
+        let Some(server) = SmtpServer::start_with_or_skip(server_tls) else {
+            return;
+        };
+        let smtp = Smtp::new(tls_options(&server, tls, &ca)).unwrap();
+
+        smtp.deliver(&message("d-1")).await.unwrap();
+
+        let messages = server.messages();
+        assert_eq!(messages.len(), 1, "{tls:?}");
+        check_rendered(&messages[0], "d-1");
+    }
+}
+
+#[tokio::test]
+async fn smtp_trusting_another_ca_sends_nothing_and_is_transient() {
+    let ca = TestCa::new().unwrap();
+    let other = TestCa::new().unwrap();
+    for (server_tls, tls) in [
+        (ServerTls::StartTls(&ca), SmtpTls::StartTls),
+        (ServerTls::Implicit(&ca), SmtpTls::Implicit),
+    ] {
+        let Some(server) = SmtpServer::start_with_or_skip(server_tls) else {
+            return;
+        };
+        let smtp = Smtp::new(tls_options(&server, tls, &other)).unwrap();
+
+        let err = smtp.deliver(&message("d-1")).await.unwrap_err();
+
+        assert!(
+            matches!(err, DeliveryError::Transient(_)),
+            "{tls:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("UnknownIssuer"), "{tls:?}: {err}");
+        assert!(server.messages().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_server_requiring_starttls_refuses_a_client_without_tls() {
+    let ca = TestCa::new().unwrap();
+    let Some(server) = SmtpServer::start_with_or_skip(ServerTls::StartTls(&ca)) else {
+        return;
+    };
+    let smtp = Smtp::new(SmtpOptions {
+        ca_file: None,
+        ..tls_options(&server, SmtpTls::None, &ca)
+    })
+    .unwrap();
+
+    let err = smtp.deliver(&message("d-1")).await.unwrap_err();
+
+    assert!(err.to_string().contains("STARTTLS"), "{err}");
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn smtp_refuses_a_ca_file_it_cannot_use_at_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    fs::write(&empty, "").unwrap();
+    let options = |tls, ca_file| SmtpOptions {
+        host: "127.0.0.1".to_owned(),
+        port: 25,
+        from: FROM.to_owned(),
+        timeout: Duration::from_secs(1),
+        tls,
+        ca_file: Some(ca_file),
+    };
+    let ca = TestCa::new().unwrap();
+
+    let without_tls = Smtp::new(options(SmtpTls::None, ca.ca_file()));
+    assert!(matches!(
+        without_tls,
+        Err(smtp::OptionsError::CaWithoutTls(_))
+    ));
+    let no_certificate = Smtp::new(options(SmtpTls::StartTls, empty));
+    assert!(matches!(
+        no_certificate,
+        Err(smtp::OptionsError::NoCertificate(_))
+    ));
+    let missing = Smtp::new(options(SmtpTls::Implicit, dir.path().join("missing.pem")));
+    assert!(matches!(missing, Err(smtp::OptionsError::CaFile { .. })));
 }
 
 /// A one-connection SMTP server that accepts everything but answers `RCPT`

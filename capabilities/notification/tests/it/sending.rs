@@ -2,24 +2,38 @@
 //! against a relay that is down, giving up at once on an unusable address,
 //! exactly one message after a crash between sending and recording, one
 //! commit per batch of messages, and the worker waking as soon as a
-//! delivery is recorded.
+//! delivery is recorded. Over STARTTLS: delivered when the relay's
+//! certificate comes from the CA the channel trusts, and a recorded, retried
+//! failed attempt when it does not.
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use notification::channel::{Channel, Message, SmtpOptions};
+use notification::channel::{Channel, Message, SmtpOptions, SmtpTls};
 use notification::{ChannelOptions, MAILDIR_FROM};
 use seams_core::decl::RetryPolicy;
-use seams_testkit::smtp::SmtpServer;
+use seams_testkit::smtp::{ServerTls, SmtpServer};
+use seams_testkit::tls::TestCa;
 
 use super::*;
 
 fn smtp(port: u16) -> ChannelOptions {
+    smtp_with(port, SmtpTls::None, None)
+}
+
+/// [`smtp`] over STARTTLS, trusting `ca`.
+fn smtp_starttls(port: u16, ca: &TestCa) -> ChannelOptions {
+    smtp_with(port, SmtpTls::StartTls, Some(ca.ca_file()))
+}
+
+fn smtp_with(port: u16, tls: SmtpTls, ca_file: Option<std::path::PathBuf>) -> ChannelOptions {
     ChannelOptions::Smtp(SmtpOptions {
         host: "127.0.0.1".into(),
         port,
         from: MAILDIR_FROM.into(),
         timeout: Duration::from_secs(5),
+        tls,
+        ca_file,
     })
 }
 
@@ -66,6 +80,49 @@ async fn smtp_hands_the_message_to_a_real_server() {
             messages[0]
         );
     }
+}
+
+#[tokio::test]
+async fn over_starttls_the_message_goes_out_only_to_the_relay_the_ca_vouches_for() {
+    let ca = TestCa::new().unwrap();
+    let Some(server) = SmtpServer::start_with_or_skip(ServerTls::StartTls(&ca)) else {
+        return;
+    };
+    let other = TestCa::new().unwrap();
+    let w = world_with(|opts| Options {
+        channel: smtp_starttls(server.port(), &other),
+        ..opts
+    })
+    .await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.invoice_created("c-1", &new_id()).await;
+    w.deliver().await;
+
+    // Another CA's relay: nothing sent, an attempt recorded, retried later.
+    assert_eq!(w.send().await, 1);
+    let d = w.deliveries("c-1").await.remove(0);
+    assert_eq!(
+        (d["status"].as_str(), d["attempts"].as_u64()),
+        (Some("pending"), Some(1)),
+        "{d}"
+    );
+    let error = d["last_error"].as_str().expect("the error is recorded");
+    assert!(error.starts_with("transient: SMTP 127.0.0.1:"), "{error}");
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    assert!(server.messages().is_empty());
+
+    // Trusting the relay's own CA, the same delivery goes out.
+    let w = world_with(|opts| Options {
+        channel: smtp_starttls(server.port(), &ca),
+        ..opts
+    })
+    .await;
+    w.register("c-1", "alice@example.com", "Alice").await;
+    w.invoice_created("c-1", &new_id()).await;
+    w.deliver().await;
+    assert_eq!(w.send().await, 1);
+    assert_eq!(w.deliveries("c-1").await[0]["status"], "delivered");
+    assert_eq!(server.messages().len(), 1);
 }
 
 #[tokio::test]

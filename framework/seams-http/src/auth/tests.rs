@@ -102,7 +102,14 @@ async fn each_route_admits_its_declared_callers() {
             200,
         ),
         ("GET", "/cap/services", vec![], 401),
-        ("GET", "/cap/services", vec![("authorization", &staff)], 401),
+        // A person is told the door is not theirs; a bad token is a bad token.
+        ("GET", "/cap/services", vec![("authorization", &staff)], 403),
+        (
+            "GET",
+            "/cap/services",
+            vec![("authorization", "Bearer forged.token.here")],
+            401,
+        ),
         (
             "GET",
             "/cap/services",

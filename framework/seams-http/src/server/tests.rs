@@ -36,7 +36,7 @@ async fn start(limits: Limits) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, app, limits, async move {
+    let done = tokio::spawn(serve(listener, app, limits, None, async move {
         let _ = stopped.await;
     }));
     Running {
@@ -213,7 +213,7 @@ async fn a_quick_request_in_flight_is_finished_before_shutdown_returns() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, app, Limits::default(), async move {
+    let done = tokio::spawn(serve(listener, app, Limits::default(), None, async move {
         let _ = stopped.await;
     }));
     let brief = tokio::spawn(raw(addr, get_req("/brief")));

@@ -7,3 +7,4 @@ mod fulfillment;
 mod journey;
 mod security;
 mod split;
+mod tls;

@@ -9,24 +9,6 @@ use e2e::{Mode, Shop, expect};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-fn service_pid(shop: &Shop, capability: &str) -> anyhow::Result<u32> {
-    let text = std::fs::read_to_string(shop.data_dir().join("services.json"))?;
-    let doc: Value = serde_json::from_str(&text)?;
-    let service = doc["services"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|s| {
-            s["capabilities"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c == capability))
-        })
-        .ok_or_else(|| anyhow::anyhow!("{capability} not in services.json: {text}"))?;
-    Ok(service["pid"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no pid"))? as u32)
-}
-
 #[tokio::test]
 async fn a_killed_consumer_service_is_restarted_and_delivers_each_notification_once() {
     const INVOICES: usize = 10;
@@ -34,7 +16,7 @@ async fn a_killed_consumer_service_is_restarted_and_delivers_each_notification_o
     let customer = shop.register("split@example.com").await.unwrap();
     shop.add_product("TEA", 450).await.unwrap();
     shop.receive_stock("TEA", 100).await.unwrap();
-    let pid = service_pid(&shop, "notification").unwrap();
+    let pid = shop.service_pid("notification").unwrap();
     for i in 0..INVOICES {
         let r = shop
             .create_invoice(&format!("s{i}"), &customer, &[("TEA", 1)])
@@ -66,7 +48,7 @@ async fn a_killed_consumer_service_is_restarted_and_delivers_each_notification_o
         "one mail per delivery across the crash"
     );
     assert_ne!(
-        service_pid(&shop, "notification").unwrap(),
+        shop.service_pid("notification").unwrap(),
         pid,
         "the supervisor restarted it"
     );
@@ -78,7 +60,7 @@ async fn a_frozen_callee_times_out_opens_the_breaker_and_recovers() {
     let customer = shop.register("slow@example.com").await.unwrap();
     shop.add_product("TEA", 450).await.unwrap();
     shop.receive_stock("TEA", 10).await.unwrap();
-    let catalog = service_pid(&shop, "catalog").unwrap();
+    let catalog = shop.service_pid("catalog").unwrap();
     let signal = |sig: &str| {
         let status = std::process::Command::new("kill")
             .args([sig, &catalog.to_string()])

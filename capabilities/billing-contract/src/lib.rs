@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct CartLine {
     /// Product SKU.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     pub sku: String,
-    /// How many, at least 1.
+    /// How many, 1-1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: u32,
 }
 
@@ -28,7 +30,8 @@ pub struct CartLine {
 pub struct CreateInvoice {
     /// The customer billed.
     pub customer_id: String,
-    /// The cart, at least one line.
+    /// The cart, 1-100 lines.
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<CartLine>,
 }
 

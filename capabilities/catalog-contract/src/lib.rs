@@ -37,8 +37,11 @@ pub struct Product {
 #[serde(deny_unknown_fields)]
 pub struct AddProduct {
     /// 1-64 characters of `A-Z a-z 0-9 - _ .`.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     pub sku: String,
-    /// 1-200 characters.
+    /// 1-200 characters, not blank, without control, invisible or
+    /// direction-override characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Unit price, integer minor units.
     pub price: Amount,

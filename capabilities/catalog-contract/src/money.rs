@@ -123,10 +123,30 @@ impl fmt::Display for Money {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Amount {
-    /// Integer minor units.
+    /// Integer minor units, never negative.
+    #[schema(minimum = 0)]
     pub amount: i64,
-    /// ISO 4217 code.
+    /// ISO 4217 code of a currency in circulation, such as `EUR`.
+    #[schema(schema_with = currency_schema)]
     pub currency: String,
+}
+
+/// Every code [`Currency::parse`] accepts, as an enum: the rule is a list,
+/// and a client (or a fuzzer) reading the document should know it.
+fn currency_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let letters = || b'A'..=b'Z';
+    let codes = letters()
+        .flat_map(|a| letters().flat_map(move |b| letters().map(move |c| [a, b, c])))
+        .filter_map(|code| std::str::from_utf8(&code).ok().map(str::to_owned))
+        .filter(|code| Currency::parse(code).is_ok());
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "ISO 4217 code of a currency in circulation, such as `EUR`.",
+        ))
+        .enum_values(Some(codes))
+        .build()
 }
 
 impl TryFrom<&Amount> for Money {

@@ -62,7 +62,7 @@ async fn add_product(
 }
 
 /// Get a product.
-#[utoipa::path(get, path = "/products/{sku}", params(("sku" = String, Path)), responses(
+#[utoipa::path(get, path = "/products/{sku}", params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")), responses(
     (status = 200, body = ProductDto),
     (status = 404, description = "product-not-found", content_type = "application/problem+json"),
 ))]

@@ -17,8 +17,10 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct ReceiveStock {
     /// Product SKU.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")]
     pub sku: String,
-    /// Units received, at least 1.
+    /// Units received, 1-1,000,000.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub quantity: u32,
 }
 

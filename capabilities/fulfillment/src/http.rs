@@ -69,7 +69,7 @@ async fn receive_stock(State(deps): State<Deps>, cmd: IdempotentJson<ReceiveStoc
 /// A SKU's stock: on hand, reserved and available. A SKU never received
 /// has zeros (fulfillment does not own the product list, so it cannot
 /// answer "no such product").
-#[utoipa::path(get, path = "/stock/{sku}", params(("sku" = String, Path)), responses(
+#[utoipa::path(get, path = "/stock/{sku}", params(("sku" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._-]+$")), responses(
     (status = 200, body = StockLevel),
     (status = 400, description = "invalid-path: not a SKU", content_type = "application/problem+json"),
 ))]
@@ -89,6 +89,7 @@ async fn get_stock(
 #[into_params(parameter_in = Query)]
 struct ListShipments {
     /// The invoice whose shipments to list.
+    #[param(min_length = 1)]
     invoice_id: String,
 }
 

@@ -30,13 +30,21 @@ pub struct Customer {
 /// `POST /identity/customers` body.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ann@example.com",
+    "name": "Ann",
+    "password": "correct horse battery staple"
+}))]
 pub struct RegisterCustomer {
     /// Email address.
     pub email: String,
-    /// Display name, 1-200 characters.
+    /// Display name, 1-200 characters, not blank, without control,
+    /// invisible or direction-override characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// Password, 8-128 characters; stored only as an Argon2id hash, never
-    /// logged or returned.
+    /// Password, 8-128 characters, none a control character; stored only
+    /// as an Argon2id hash, never logged or returned.
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -50,9 +58,14 @@ impl std::fmt::Debug for RegisterCustomer {
     }
 }
 
-/// `POST /identity/sessions` body: sign in.
+/// `POST /identity/sessions` body: sign in (the example signs in the
+/// customer of `RegisterCustomer`'s).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ann@example.com",
+    "password": "correct horse battery staple"
+}))]
 pub struct CreateSession {
     /// The customer's email address.
     pub email: String,

@@ -77,10 +77,13 @@ impl From<ContactEntry> for Contact {
 #[into_params(parameter_in = Query)]
 struct ListDeliveries {
     /// The customer whose deliveries to list (the caller themselves).
+    #[param(min_length = 1)]
     customer_id: String,
     /// The `next` of the page before this one.
+    #[param(pattern = "^[0-9]{1,18}$")]
     after: Option<String>,
     /// At most this many deliveries (1-100, default 100).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
 }
 
@@ -149,7 +152,7 @@ fn consistency_token(headers: &HeaderMap) -> Result<Option<&str>, Error> {
 #[utoipa::path(get, path = "/contacts/{customer_id}",
     params(
         ("customer_id" = String, Path, description = "Identity's customer id"),
-        ("seams-consistency-token" = Option<String>, Header, description = "`identity:<position>` from an identity write to read after"),
+        ("seams-consistency-token" = Option<String>, Header, pattern = "^identity:[0-9]{1,19}$", description = "`identity:<position>` from an identity write to read after"),
     ),
     responses(
         (status = 200, body = Contact, headers(

@@ -233,6 +233,10 @@ pub struct Page {
 /// Longest page of deliveries; also the default.
 pub const MAX_PAGE: u32 = 100;
 
+/// The most digits of a page cursor: a delivery's sequence number, which
+/// never nears 10^18, so every cursor of this many digits parses.
+pub const MAX_CURSOR_DIGITS: usize = 18;
+
 /// A page of `customer_id`'s deliveries, oldest first, after the cursor
 /// `after` (from an earlier page's `next`); none for a customer never seen.
 /// Only the customer themselves may list them: for anyone else the
@@ -255,15 +259,16 @@ pub async fn list_deliveries(
     }
     let after = match after {
         None => 0,
-        Some(a) => {
-            a.parse::<i64>()
-                .ok()
-                .filter(|a| *a >= 0)
-                .ok_or_else(|| Error::InvalidQuery {
-                    field: "after",
-                    reason: "must be the `next` of an earlier page".into(),
-                })?
-        }
+        // Digits only: `i64`'s parser would also take a sign.
+        Some(a) => Some(a)
+            .filter(|a| {
+                (1..=MAX_CURSOR_DIGITS).contains(&a.len()) && a.bytes().all(|b| b.is_ascii_digit())
+            })
+            .and_then(|a| a.parse::<i64>().ok())
+            .ok_or_else(|| Error::InvalidQuery {
+                field: "after",
+                reason: "must be the `next` of an earlier page".into(),
+            })?,
     };
     let limit = match limit {
         None => MAX_PAGE,

@@ -44,8 +44,11 @@ pub struct IdempotentJson<T> {
     pub value: T,
 }
 
+/// The longest `Idempotency-Key`, in bytes (visible ASCII, so characters too).
+pub const MAX_KEY_LEN: usize = 255;
+
 fn valid_key(key: &str) -> bool {
-    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+    (1..=MAX_KEY_LEN).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// Hash of what identifies a request: method, path and body.

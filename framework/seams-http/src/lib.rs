@@ -37,6 +37,7 @@ pub mod correlation;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
 pub mod remote;
 pub mod routes;

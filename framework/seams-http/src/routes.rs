@@ -27,9 +27,10 @@ use axum::routing::MethodRouter;
 use seams_core::auth::Access;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, ResponseBuilder};
+use utoipa::openapi::{Header, OpenApi, RefOr};
 
 use crate::auth::GuardLayer;
+use crate::openapi::{GUARDED, add_answers, document_framework_answers, problem};
 
 /// The security scheme name every guarded operation refers to.
 pub const BEARER: &str = "bearer";
@@ -150,20 +151,13 @@ fn operation_mut<'a>(
     }
 }
 
-fn problem(description: &str) -> RefOr<utoipa::openapi::Response> {
-    RefOr::T(
-        ResponseBuilder::new()
-            .description(description)
-            .content("application/problem+json", ContentBuilder::new().build())
-            .build(),
-    )
-}
-
 /// Writes each route's access into `doc` (the document of one
 /// capability's routes, paths relative to its prefix): open operations
-/// need no security, guarded ones the bearer scheme, with their 401 and
-/// 403 answers. Fails, listing every mismatch, when the document describes
-/// an operation that is not routed or leaves out one that is.
+/// need no security, guarded ones the bearer scheme, with their 401, 403
+/// and 503 `auth-unavailable` answers; then adds the answers the framework
+/// gives before any handler runs ([`document_framework_answers`]). Fails,
+/// listing every mismatch, when the document describes an operation that
+/// is not routed or leaves out one that is.
 pub fn secure_openapi(doc: &mut OpenApi, table: &[RouteAccess]) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
     let mut documented = Vec::new();
@@ -204,14 +198,24 @@ pub fn secure_openapi(doc: &mut OpenApi, table: &[RouteAccess]) -> Result<(), Ve
         guarded = true;
         op.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
         let responses = &mut op.responses.responses;
-        responses.entry("401".into()).or_insert_with(|| {
+        let unauthenticated = responses.entry("401".into()).or_insert_with(|| {
             problem(
                 "unauthenticated / invalid-token: no valid access token (WWW-Authenticate: Bearer)",
             )
         });
+        if let RefOr::T(res) = unauthenticated {
+            res.headers
+                .entry("WWW-Authenticate".to_owned())
+                .or_insert_with(|| {
+                    let mut h = Header::default();
+                    h.description = Some("`Bearer realm=\"seams\"`, with `error=\"invalid_token\"` for a token refused (RFC 6750).".to_owned());
+                    h
+                });
+        }
         responses
             .entry("403".into())
             .or_insert_with(|| problem(&format!("forbidden: this route is for {}", route.access)));
+        add_answers(op, GUARDED);
     }
     if guarded {
         let components = doc.components.get_or_insert_with(Default::default);
@@ -228,6 +232,7 @@ pub fn secure_openapi(doc: &mut OpenApi, table: &[RouteAccess]) -> Result<(), Ve
             ),
         );
     }
+    document_framework_answers(doc);
     if problems.is_empty() {
         Ok(())
     } else {

@@ -37,13 +37,21 @@ pub struct Token {
 }
 
 impl Token {
-    /// Parses `producer:position`.
+    /// The most digits a position has: outbox positions are 64-bit signed
+    /// row ids, and every one of them has at most 19.
+    pub const MAX_POSITION_DIGITS: usize = 19;
+
+    /// Parses `producer:position`: lowercase letters and `-`, a colon, and
+    /// 1-19 decimal digits, exactly as [`Token`]'s `Display` writes it (so
+    /// no sign and no spaces, which `u64`'s own parser would let by).
     pub fn parse(s: &str) -> Option<Token> {
         let (producer, position) = s.trim().split_once(':')?;
         let ok = !producer.is_empty()
             && producer
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'-');
+                .all(|b| b.is_ascii_lowercase() || b == b'-')
+            && (1..=Self::MAX_POSITION_DIGITS).contains(&position.len())
+            && position.bytes().all(|b| b.is_ascii_digit());
         Some(Token {
             producer: producer.to_owned(),
             position: position.parse().ok().filter(|_| ok)?,

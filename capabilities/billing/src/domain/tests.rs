@@ -270,3 +270,15 @@ fn statuses_round_trip_through_their_stored_form() {
     }
     assert_eq!(Status::parse("cancelled"), None);
 }
+
+#[test]
+fn the_document_states_the_cart_rules() {
+    let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let lines = &schemas["CreateInvoice"]["properties"]["lines"];
+    assert_eq!(lines["minItems"], 1);
+    assert_eq!(lines["maxItems"], MAX_LINES);
+    let quantity = &schemas["CartLine"]["properties"]["quantity"];
+    assert_eq!(quantity["minimum"], 1);
+    assert_eq!(quantity["maximum"], MAX_QUANTITY);
+}

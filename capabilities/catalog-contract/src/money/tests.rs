@@ -67,3 +67,22 @@ fn wire_amounts_round_trip() {
         .is_err()
     );
 }
+
+#[test]
+fn the_documented_currencies_are_exactly_the_accepted_ones() {
+    let schema = serde_json::to_value(currency_schema()).unwrap();
+    let listed: Vec<&str> = schema["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in ["EUR", "USD", "JPY", "GBP"] {
+        assert!(listed.contains(&code), "{code}");
+    }
+    for code in ["XXX", "XTS", "XAU", "BOV", "HRK", "AAA", "eur"] {
+        assert!(!listed.contains(&code), "{code}");
+    }
+    assert!(listed.iter().all(|c| Currency::parse(c).is_ok()));
+    assert_eq!(schema["type"], "string");
+}

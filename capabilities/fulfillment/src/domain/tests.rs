@@ -262,3 +262,14 @@ fn the_dispatch_lag_is_measured_from_billings_commit() {
     );
     assert_eq!(lag_since("yesterday", now), None);
 }
+
+#[test]
+fn the_document_states_the_receipt_rules() {
+    let doc = serde_json::to_value(crate::http::openapi()).unwrap();
+    let quantity = &doc["components"]["schemas"]["ReceiveStock"]["properties"]["quantity"];
+    assert_eq!(quantity["minimum"], 1);
+    assert_eq!(quantity["maximum"], MAX_QUANTITY);
+    let sku = &doc["components"]["schemas"]["ReceiveStock"]["properties"]["sku"];
+    assert_eq!(sku["maxLength"], 64);
+    assert_eq!(sku["pattern"], "^[A-Za-z0-9._-]+$");
+}

@@ -90,7 +90,16 @@ async fn deliveries_are_listed_a_page_at_a_time() {
     assert_eq!(pages, 3);
     // Without a limit, all of them in one page of at most 100.
     assert_eq!(w.deliveries("c-1").await.len(), 5);
-    for bad in ["limit=0", "limit=101", "limit=x", "after=-1", "after=x"] {
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "limit=x",
+        "after=-1",
+        "after=x",
+        "after=",
+        "after=%2B1",
+        "after=1234567890123456789",
+    ] {
         let r = alice
             .get(&format!("/notification/deliveries?customer_id=c-1&{bad}"))
             .await;

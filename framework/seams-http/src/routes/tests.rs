@@ -59,7 +59,25 @@ fn every_operation_gets_its_security_and_guarded_ones_their_refusals() {
         op("/things/{id}", "get")["security"],
         serde_json::json!([{ "bearer": [] }])
     );
-    assert!(op("/things/{id}", "get")["responses"]["401"].is_object());
+    let unauthenticated = &op("/things/{id}", "get")["responses"]["401"];
+    assert_eq!(
+        unauthenticated["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    assert!(unauthenticated["headers"]["WWW-Authenticate"].is_object());
+    assert!(
+        op("/things/{id}", "get")["responses"]["503"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("auth-unavailable")
+    );
+    // An open door has no guard to be unavailable.
+    assert!(
+        !op("/things", "post")["responses"]["503"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("auth-unavailable")
+    );
     assert!(
         op("/things/{id}", "patch")["responses"]["403"]["description"]
             .as_str()

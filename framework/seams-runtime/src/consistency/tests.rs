@@ -103,6 +103,12 @@ fn tokens_parse_strictly() {
         Token::parse("identity:42").unwrap().to_string(),
         "identity:42"
     );
+    let longest = i64::MAX.to_string();
+    assert_eq!(longest.len(), Token::MAX_POSITION_DIGITS);
+    assert_eq!(
+        Token::parse(&format!("identity:{longest}")).map(|t| t.position),
+        Some(i64::MAX as u64)
+    );
     for bad in [
         "",
         "identity",
@@ -112,6 +118,9 @@ fn tokens_parse_strictly() {
         "Identity:4",
         "id entity:4",
         "identity:4:5",
+        "identity:+4",
+        "identity: 4",
+        "identity:12345678901234567890",
     ] {
         assert_eq!(Token::parse(bad), None, "{bad}");
     }

@@ -239,3 +239,16 @@ fn only_declared_clients_may_call_or_read() {
     assert_eq!(clients.of("billing").map(|d| d.capability), Some("billing"));
     assert!(clients.of("payroll").is_none());
 }
+
+#[test]
+fn a_synchronous_call_has_no_bus_to_retry_it() {
+    let bad = op(
+        Kind::Command,
+        Retries::Bus(RetryPolicy::STANDARD),
+        Idempotency::Keyed,
+    );
+    assert_eq!(
+        bad.check().unwrap_err().problem,
+        "a synchronous call has no bus to retry it"
+    );
+}

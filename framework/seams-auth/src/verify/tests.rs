@@ -179,6 +179,31 @@ async fn forged_expired_and_malformed_tokens_are_refused() {
 }
 
 #[tokio::test]
+async fn a_token_of_8_kib_is_read_and_a_longer_one_refused_unread() {
+    let (minter, verifier) = deployment();
+    let keys = minter.keys().current();
+    let limit = 8 * 1024;
+    // A bulky claim brings a genuine token to exactly the limit.
+    let sized = |pad: usize| {
+        keys.sign(&json!({ "iss": "shop", "sub": "c1", "role": "customer", "iat": now(), "exp": now() + 60, "pad": "x".repeat(pad) }))
+            .unwrap()
+    };
+    // Three bytes of claims take four characters: start just short of it.
+    let near = (limit - sized(0).len()) * 3 / 4 - 4;
+    let token = (near..near + 16)
+        .map(sized)
+        .find(|t| t.len() >= limit)
+        .filter(|t| t.len() == limit)
+        .expect("a padding that makes the token exactly 8 KiB");
+    assert!(verifier.verify(&token).await.is_ok());
+    let longer = format!("{token}x");
+    match verifier.verify(&longer).await {
+        Err(AuthError::Malformed(e)) => assert!(e.contains("longer than"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_cached_token_still_expires() {
     let (minter, verifier) = deployment();
     let keys = minter.keys().current();

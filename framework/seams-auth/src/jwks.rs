@@ -143,6 +143,8 @@ pub fn parse(doc: &Value) -> Result<HashMap<String, UsableKey>, String> {
 /// An issuer's key set behind a URL, cached.
 pub struct RemoteJwks {
     url: String,
+    /// [`MAX_AGE`], other in tests.
+    max_age: Duration,
     /// [`REFETCH_AFTER`], shorter in tests.
     refetch_after: Duration,
     client: reqwest::Client,
@@ -172,6 +174,7 @@ impl RemoteJwks {
     pub fn new(url: impl Into<String>, client: reqwest::Client) -> RemoteJwks {
         RemoteJwks {
             url: url.into(),
+            max_age: MAX_AGE,
             refetch_after: REFETCH_AFTER,
             client,
             state: RwLock::new(Cached::default()),
@@ -182,6 +185,12 @@ impl RemoteJwks {
     /// With a refetch interval other than [`REFETCH_AFTER`] (tests).
     pub fn refetching_after(mut self, interval: Duration) -> RemoteJwks {
         self.refetch_after = interval;
+        self
+    }
+
+    /// With a freshness other than [`MAX_AGE`] (tests).
+    pub fn fresh_for(mut self, max_age: Duration) -> RemoteJwks {
+        self.max_age = max_age;
         self
     }
 
@@ -204,7 +213,7 @@ impl RemoteJwks {
     /// The key `kid`, fetching the set when it is missing or old.
     pub async fn key(&self, kid: &str) -> Result<UsableKey, AuthError> {
         let (keys, fetched, attempted) = self.cached();
-        let fresh = fetched.is_some_and(|t| t.elapsed() < MAX_AGE);
+        let fresh = fetched.is_some_and(|t| t.elapsed() < self.max_age);
         if fresh && let Some(k) = keys.get(kid) {
             return Ok(k.clone());
         }
@@ -280,3 +289,6 @@ impl RemoteJwks {
         parse(&doc)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -149,9 +149,16 @@ async fn forged_expired_and_malformed_tokens_are_refused() {
         ("unknown role", with("role", json!("admin")), |e| {
             matches!(e, AuthError::Rejected(_))
         }),
-        ("long subject", with("sub", json!("x".repeat(300))), |e| {
-            matches!(e, AuthError::Rejected(_))
-        }),
+        (
+            "a subject of 257 bytes",
+            with("sub", json!("x".repeat(257))),
+            |e| matches!(e, AuthError::Rejected(_)),
+        ),
+        (
+            "signed claims that are not an object",
+            sign(json!(["c1", "customer"])),
+            |e| matches!(e, AuthError::Malformed(_)),
+        ),
         (
             "service without prefix",
             with("role", json!("service")),
@@ -176,6 +183,36 @@ async fn forged_expired_and_malformed_tokens_are_refused() {
         }
     }
     assert!(verifier.verify(&good).await.is_ok());
+    let longest = with("sub", json!("x".repeat(256)));
+    assert!(
+        verifier.verify(&longest).await.is_ok(),
+        "a subject of 256 bytes"
+    );
+}
+
+#[tokio::test]
+async fn a_token_of_8_kib_is_read_and_a_longer_one_refused_unread() {
+    let (minter, verifier) = deployment();
+    let keys = minter.keys().current();
+    let limit = 8 * 1024;
+    // A bulky claim brings a genuine token to exactly the limit.
+    let sized = |pad: usize| {
+        keys.sign(&json!({ "iss": "shop", "sub": "c1", "role": "customer", "iat": now(), "exp": now() + 60, "pad": "x".repeat(pad) }))
+            .unwrap()
+    };
+    // Three bytes of claims take four characters: start just short of it.
+    let near = (limit - sized(0).len()) * 3 / 4 - 4;
+    let token = (near..near + 16)
+        .map(sized)
+        .find(|t| t.len() >= limit)
+        .filter(|t| t.len() == limit)
+        .expect("a padding that makes the token exactly 8 KiB");
+    assert!(verifier.verify(&token).await.is_ok());
+    let longer = format!("{token}x");
+    match verifier.verify(&longer).await {
+        Err(AuthError::Malformed(e)) => assert!(e.contains("longer than"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -187,8 +224,49 @@ async fn a_cached_token_still_expires() {
         .sign(&json!({ "iss": "shop", "sub": "c1", "role": "customer", "iat": now(), "exp": now() - 29 }))
         .unwrap();
     assert!(verifier.verify(&token).await.is_ok());
+    assert!(
+        verifier.verify(&token).await.is_ok(),
+        "remembered, leeway included"
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(verifier.verify(&token).await, Err(AuthError::Expired));
+}
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_past_the_removal_of_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("identity.json");
+    // Looking at the key file on every use, so a replaced key is gone at once.
+    let keys = KeyStore::open_with_recheck(&path, Duration::ZERO).unwrap();
+    let minter = Minter::new(keys.clone(), "shop");
+    let verifier = Verifier::new(vec![Issuer::deployment("shop", keys)]);
+    let person = |who: &str| {
+        minter
+            .person(who, Role::Customer, Duration::from_secs(60))
+            .unwrap()
+            .token
+    };
+    let (seen, unseen) = (person("c1"), person("c2"));
+    assert!(verifier.verify(&seen).await.is_ok());
+    SigningKeys::generate().unwrap().save(&path).unwrap();
+    // Written within the same clock tick, the file could look unchanged.
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() + Duration::from_secs(1))
+        .unwrap();
+    // Its signature is not checked again until it expires; a token of the
+    // removed key not seen before is refused at once.
+    assert!(verifier.verify(&seen).await.is_ok());
+    assert!(matches!(
+        verifier.verify(&unseen).await,
+        Err(AuthError::Rejected(_))
+    ));
+    assert!(
+        verifier.verify(&person("c3")).await.is_ok(),
+        "the new key signs"
+    );
 }
 
 /// A JWKS endpoint on loopback serving `doc`, counting requests.
@@ -347,6 +425,8 @@ async fn an_external_issuer_gives_people_roles_from_its_claim_never_services() {
             "{what} accepted"
         );
     }
+    let names: Vec<&str> = verifier.issuers().iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["shop", "https://idp.example"]);
     // Its issuer name does not let its tokens pass for ours, nor ours for its.
     let mut as_ours = staff;
     as_ours["iss"] = json!("shop");

@@ -328,10 +328,10 @@ pub async fn run(
 }
 
 /// The longest a token `shop token` mints may live.
-const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A lifetime given as seconds (`900`) or with units (`15m`, `1h`, `7d`).
-fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
+pub fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
     let ttl = match text.parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
         Err(_) => humantime::parse_duration(text)

@@ -600,20 +600,22 @@ impl FileConfig {
         use anyhow::Context;
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: FileConfig =
-            toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+        FileConfig::parse(&text).with_context(|| format!("in {}", path.display()))
+    }
+
+    /// Parses a configuration file's text; errors name the offending key.
+    pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+        let file: FileConfig = toml::from_str(text)?;
         if let Some(d) = &file.durability {
             anyhow::ensure!(
                 d == "full" || d == "normal",
-                "in {}: durability = {d:?}: expected \"full\" or \"normal\"",
-                path.display()
+                "durability = {d:?}: expected \"full\" or \"normal\""
             );
         }
         if let Some(tls) = file.smtp.as_ref().and_then(|s| s.tls.as_deref()) {
             anyhow::ensure!(
                 matches!(tls, "none" | "starttls" | "implicit"),
-                "in {}: smtp.tls = {tls:?}: expected \"none\", \"starttls\" or \"implicit\"",
-                path.display()
+                "smtp.tls = {tls:?}: expected \"none\", \"starttls\" or \"implicit\""
             );
         }
         Ok(file)

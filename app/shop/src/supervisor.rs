@@ -218,7 +218,7 @@ impl ServiceSpec {
 /// Checks `groups` and completes them: every capability exactly once, each
 /// capability named in no group running alone, groups and their members in
 /// [`CAPABILITIES`] order.
-pub(crate) fn normalize_groups(groups: &[Vec<String>]) -> anyhow::Result<Vec<Vec<String>>> {
+pub fn normalize_groups(groups: &[Vec<String>]) -> anyhow::Result<Vec<Vec<String>>> {
     let rank = |c: &str| CAPABILITIES.iter().position(|k| *k == c);
     let mut out: Vec<Vec<String>> = Vec::new();
     let mut seen: Vec<&str> = Vec::new();

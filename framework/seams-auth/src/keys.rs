@@ -179,11 +179,12 @@ impl SigningKeys {
             bail!("the key set is empty");
         }
         keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
-        for pair in keys.windows(2) {
+        let mut seen = std::collections::HashSet::new();
+        for key in &keys {
             anyhow::ensure!(
-                pair[0].kid != pair[1].kid,
+                seen.insert(key.kid.as_str()),
                 "key id {} appears twice",
-                pair[0].kid
+                key.kid
             );
         }
         Ok(SigningKeys { keys })

@@ -195,7 +195,7 @@ impl Verifier {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = unix_now();
         if let Some(hit) = self.cache.get(&digest) {
-            if now <= hit.exp + LEEWAY_SECS {
+            if now <= hit.exp.saturating_add(LEEWAY_SECS) {
                 return Ok(hit.principal);
             }
             self.cache.remove(&digest);
@@ -266,11 +266,21 @@ fn verify_with(
         })?;
     let claims = data.claims;
     let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or("");
+    // The validation also takes an array that names the issuer among
+    // others; `iss` is one issuer (RFC 7519), and it must be this one.
+    if text("iss") != issuer.name {
+        return Err(AuthError::Rejected("`iss` must name the issuer".into()));
+    }
     let subject = text("sub");
     if subject.is_empty() || subject.len() > 256 {
         return Err(AuthError::Rejected("`sub` must be 1-256 bytes".into()));
     }
-    let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+    // As the validation read it: whole seconds, or a fraction (RFC 7519
+    // allows one), rounded; remembered as 0 it would expire from the cache.
+    let exp = claims
+        .get("exp")
+        .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f.round() as u64)))
+        .unwrap_or(0);
     let roles: Vec<&str> = match claims.get(&issuer.role_claim) {
         Some(Value::String(s)) => vec![s.as_str()],
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),

@@ -60,7 +60,8 @@ impl TraceContext {
         if trace_id == [0; 16] || span_id == [0; 8] {
             return None;
         }
-        if !is_lower_hex(trace) || !is_lower_hex(span) {
+        // Every field is lowercase hex (W3C `HEXDIGLC`), the flags too.
+        if !is_lower_hex(trace) || !is_lower_hex(span) || !is_lower_hex(flags) {
             return None;
         }
         Some(TraceContext {

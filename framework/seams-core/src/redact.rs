@@ -23,6 +23,11 @@ pub fn redact(text: &str) -> String {
         let authority_end = tail
             .find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace())
             .unwrap_or(tail.len());
+        // Another URL may begin inside what looks like this authority (a
+        // server list, `nats://a,nats://user:pw@b`): it is judged on its own.
+        let authority_end = tail
+            .find("://")
+            .map_or(authority_end, |next| authority_end.min(next));
         let authority = &tail[..authority_end];
         match authority.rfind('@') {
             Some(at) => {

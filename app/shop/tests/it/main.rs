@@ -28,6 +28,13 @@ fn contracts_answers_the_five_questions_for_every_interaction() {
     }
     assert!(table.contains("Idempotency-Key (fingerprinted)"));
     assert!(table.contains("consumed by   notification"));
+    // Who may call an operation served between services, as declared.
+    let quote = table
+        .split("QUERY catalog.quote-prices")
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.contains("called by")))
+        .unwrap_or_default();
+    assert_eq!(quote.trim(), "called by     billing", "{table}");
     assert_eq!(
         table.matches("  5 versions").count(),
         table.matches("  1 retries").count()

@@ -113,6 +113,20 @@ fn a_tampered_or_malformed_file_is_refused() {
             v["keys"].as_array_mut().unwrap().push(k);
             v
         }),
+        // Found with the token fuzz target's key-file property: ids were
+        // compared only between neighbours in age order.
+        ("duplicate kid, another key between", {
+            let mut v = good.clone();
+            let first = v["keys"][0].clone();
+            let created = first["created_at"].as_u64().unwrap();
+            let mut between = first.clone();
+            between["kid"] = json!("between");
+            between["created_at"] = json!(created + 1);
+            let mut again = first;
+            again["created_at"] = json!(created + 2);
+            v["keys"].as_array_mut().unwrap().extend([between, again]);
+            v
+        }),
         ("blank kid", {
             let mut v = good.clone();
             v["keys"][0]["kid"] = json!(" ");

@@ -134,6 +134,12 @@ async fn forged_expired_and_malformed_tokens_are_refused() {
         ("other issuer", with("iss", json!("evil")), |e| {
             matches!(e, AuthError::Rejected(_))
         }),
+        // Found with the token fuzz target's claims property.
+        (
+            "the issuer among others",
+            with("iss", json!(["shop", "evil"])),
+            |e| matches!(e, AuthError::Rejected(_)),
+        ),
         ("an audience", with("aud", json!("someone-else")), |e| {
             matches!(e, AuthError::Rejected(_))
         }),
@@ -267,6 +273,23 @@ async fn a_verified_token_is_remembered_past_the_removal_of_its_key() {
         verifier.verify(&person("c3")).await.is_ok(),
         "the new key signs"
     );
+}
+
+/// Found with the token fuzz target's claims property, which asks every
+/// token twice: a fractional `exp` was remembered as 0 (so the cached
+/// answer was "expired"), and one near `u64::MAX` overflowed the leeway.
+#[tokio::test]
+async fn unusual_expiries_are_answered_the_same_from_the_cache() {
+    let (minter, verifier) = deployment();
+    let keys = minter.keys().current();
+    for exp in [json!(now() as f64 + 600.5), json!(u64::MAX)] {
+        let token = keys
+            .sign(&json!({ "iss": "shop", "sub": "c1", "role": "customer", "exp": exp }))
+            .unwrap();
+        let first = verifier.verify(&token).await;
+        assert!(first.is_ok(), "exp {exp}: {first:?}");
+        assert_eq!(verifier.verify(&token).await, first, "exp {exp}");
+    }
 }
 
 /// A JWKS endpoint on loopback serving `doc`, counting requests.

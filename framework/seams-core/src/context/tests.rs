@@ -24,6 +24,9 @@ fn rejects_malformed_values() {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
         "00-zzf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        // Found by the envelope fuzz target: uppercase flags were taken,
+        // and written back lowercase.
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-A1",
     ] {
         assert!(TraceContext::parse(bad).is_none(), "{bad:?}");
     }

@@ -252,3 +252,58 @@ fn a_synchronous_call_has_no_bus_to_retry_it() {
         "a synchronous call has no bus to retry it"
     );
 }
+
+/// `shop contracts` and `/_seams/contracts` print these: the five answers
+/// in words an operator reads.
+#[test]
+fn declarations_read_as_the_contracts_table_prints_them() {
+    let policy = RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+    };
+    assert_eq!(
+        Retries::Caller(policy).to_string(),
+        "caller: 3x, backoff 100ms..1s"
+    );
+    assert_eq!(
+        Retries::Bus(policy).to_string(),
+        "bus: 3x, backoff 100ms..1s, then dead letter"
+    );
+    assert_eq!(Retries::Nobody.to_string(), "nobody");
+    assert_eq!(
+        Ordering::PerKey {
+            field: "invoice_id"
+        }
+        .to_string(),
+        "per key `invoice_id`"
+    );
+    assert_eq!(Ordering::Unordered.to_string(), "none");
+    assert_eq!(
+        WhenDown::FailFast {
+            problem: "catalog-unavailable",
+            retry_after: Duration::from_millis(200),
+        }
+        .to_string(),
+        "fail fast: 503 catalog-unavailable, Retry-After 1s"
+    );
+    assert_eq!(
+        WhenDown::QueueAndDeliverLater.to_string(),
+        "queue, deliver later"
+    );
+    assert_eq!(
+        WhenDown::Fallback {
+            description: "list prices"
+        }
+        .to_string(),
+        "fallback: list prices"
+    );
+    assert_eq!(
+        Versioning {
+            current: 2,
+            accepts: &[1, 2],
+        }
+        .to_string(),
+        "v2 (accepts v1, v2)"
+    );
+}

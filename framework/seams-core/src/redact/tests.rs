@@ -25,6 +25,16 @@ fn credentials_are_blanked_and_nothing_else() {
         ("://", "://"),
         ("x://@h", "x://***@h"),
         ("https://ü:pä@hôst/", "https://ü:***@hôst/"),
+        // Found by the config fuzz target: a URL after one whose authority
+        // ran into its `://` (a NATS server list) kept its password.
+        (
+            "nats://127.0.0.1:4222,nats://u:s3cr3t@127.0.0.1:4223",
+            "nats://127.0.0.1:4222,nats://u:***@127.0.0.1:4223",
+        ),
+        (
+            "billing=postgres://billing:ostgres://billing:s4cr3t@d/catalog",
+            "billing=postgres://billing:ostgres://billing:***@d/catalog",
+        ),
     ];
     for (input, want) in cases {
         assert_eq!(redact(input), want, "{input}");

@@ -6,7 +6,8 @@
 //! their figures can be divided by each other. The binaries live in
 //! `src/bin/`: `loadgen` (HTTP load), `baseline-axum`, `baseline-sqlite`,
 //! `baseline-postgres` and `baseline-jetstream`
-//! (the same-run baselines) and `report` (the table with ratios).
+//! (the same-run baselines), `report` (the table with ratios) and
+//! `auth-cost` (what authentication costs, in instructions under callgrind).
 
 use std::time::Duration;
 

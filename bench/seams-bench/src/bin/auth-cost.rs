@@ -198,6 +198,8 @@ async fn run(op: Op, count: usize) -> anyhow::Result<()> {
         POOL - 1
     );
     let deployment = Deployment::new()?;
+    // What SHA-256, base64 and the JSON parse are fed scales with this.
+    eprintln!("a token is {} bytes", deployment.token(0)?.len());
     let pool = if needs_pool {
         deployment.pool()?
     } else {

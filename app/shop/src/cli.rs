@@ -350,7 +350,7 @@ async fn serve(
     passed: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
     if !config.off(crate::config::BenchOff::Tracing) {
-        crate::telemetry::init();
+        crate::telemetry::init(config.log_format(), &placement.service_name());
     }
     // Made (or tightened) before anything is put in it: a data directory
     // made by an older version, or by hand, may be open to others.
@@ -395,7 +395,8 @@ async fn serve(
 }
 
 async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()> {
-    crate::telemetry::init();
+    crate::telemetry::init(config.log_format(), "shop");
+    // `--log-format` too is passed on, by the supervisor (`log_format` below).
     let mut extra_args = vec!["--durability".to_owned(), config.durability.clone()];
     if config.chaos {
         extra_args.extend([
@@ -486,6 +487,7 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         groups,
         extra_args,
         minter: seams_auth::Minter::new(keys, config.issuer.clone()),
+        log_format: config.log_format(),
         signing_keys: Some(config.signing_keys_path()),
         edge: config.edge(fd_limit),
         nats: config.nats.clone(),

@@ -614,7 +614,7 @@ async fn terminate(label: &str, child: &mut Child) {
         Ok(Ok(status)) => tracing::info!(child = label, pid, %status, "service stopped"),
         Ok(Err(e)) => tracing::error!(child = label, pid, error = %e, "waiting for service"),
         Err(_) => {
-            tracing::error!(
+            tracing::warn!(
                 child = label,
                 pid,
                 "service did not stop within {} s; killing it",
@@ -663,11 +663,11 @@ async fn supervise(
         let uptime = started.elapsed();
         let mut delay = backoff.delay_after(uptime);
         match status {
-            Ok(status) => tracing::error!(
+            Ok(status) => tracing::warn!(
                 child = %label, %status, uptime_ms = uptime.as_millis() as u64,
                 "service exited; restarting in {} ms", delay.as_millis()
             ),
-            Err(e) => tracing::error!(
+            Err(e) => tracing::warn!(
                 child = %label, error = %e,
                 "lost track of service; restarting in {} ms", delay.as_millis()
             ),
@@ -886,7 +886,7 @@ pub(crate) async fn run_with(
         Ok(Ok(Ok(()))) => tracing::info!("gateway drained"),
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "gateway failed"),
         Ok(Err(e)) => tracing::error!(error = %e, "gateway task failed"),
-        Err(_) => tracing::error!("gateway did not drain in time"),
+        Err(_) => tracing::warn!("gateway did not drain in time"),
     }
     stopping.stop.cancel();
     for watcher in futures::future::join_all(watchers).await {

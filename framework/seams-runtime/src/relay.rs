@@ -500,7 +500,7 @@ impl Relay {
                     .dead_letters
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = None;
-                tracing::error!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
+                tracing::warn!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.cancelled() => {}

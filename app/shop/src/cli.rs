@@ -350,7 +350,7 @@ async fn serve(
     passed: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
     if !config.off(crate::config::BenchOff::Tracing) {
-        crate::telemetry::init();
+        crate::telemetry::init(config.log_format(), &placement.service_name());
     }
     // Made (or tightened) before anything is put in it: a data directory
     // made by an older version, or by hand, may be open to others.
@@ -367,6 +367,7 @@ async fn serve(
             .with_context(|| format!("binding {}", config.addr))?,
     };
     let running = builder.start(listener).await?;
+    let shutdown = shutdown_signal();
     if placement.here("identity") {
         println!(
             "signing keys in {} (a staff token: shop token --role staff --subject you --data {})",
@@ -386,7 +387,7 @@ async fn serve(
         config.data_dir.display(),
         if config.chaos { ", chaos on" } else { "" }
     );
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down: draining requests, then delivery");
     tokio::time::timeout(crate::system::STOP_TIMEOUT, running.stop())
         .await
@@ -395,7 +396,8 @@ async fn serve(
 }
 
 async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()> {
-    crate::telemetry::init();
+    crate::telemetry::init(config.log_format(), "shop");
+    // `--log-format` too is passed on, by the supervisor (`log_format` below).
     let mut extra_args = vec!["--durability".to_owned(), config.durability.clone()];
     if config.chaos {
         extra_args.extend([
@@ -486,6 +488,7 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         groups,
         extra_args,
         minter: seams_auth::Minter::new(keys, config.issuer.clone()),
+        log_format: config.log_format(),
         signing_keys: Some(config.signing_keys_path()),
         edge: config.edge(fd_limit),
         nats: config.nats.clone(),
@@ -502,27 +505,34 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     crate::supervisor::run(opts, shutdown_signal()).await
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "listening for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves at Ctrl-C or SIGTERM. The SIGTERM handler is installed when
+/// this is called, not when it is first awaited: a SIGTERM sent as soon as
+/// the listening line is out must stop the process cleanly, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let ctrl_c = async {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::error!(error = %e, "listening for Ctrl-C");
+                std::future::pending::<()>().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
 

@@ -56,6 +56,11 @@ pub struct Config {
     /// `normal` (survives a crash).
     #[arg(long, env = "SHOP_DURABILITY", default_value = "full", value_parser = ["full", "normal"])]
     pub durability: String,
+    /// How log lines on stderr look: `text` (for people) or `json` (one
+    /// object per line, for a log pipeline; each names its service and,
+    /// inside a request or an event's handling, its trace and correlation ids).
+    #[arg(long, env = "SHOP_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
     /// A capability's own PostgreSQL database, `CAP=postgres://…` (repeatable;
     /// comma-separated in the variable). Given, every capability of this
     /// process uses PostgreSQL instead of a SQLite file, and each needs one.
@@ -177,6 +182,7 @@ impl std::fmt::Debug for Config {
             .field("mail_from", &self.mail_from)
             .field("nats", &self.nats.as_deref().map(redacted))
             .field("durability", &self.durability)
+            .field("log_format", &self.log_format)
             .field(
                 "databases",
                 &self
@@ -252,6 +258,7 @@ impl Config {
             smtp_tls: "none".to_owned(),
             mail_from: "Seams Shop <shop@localhost>".into(),
             durability: "full".into(),
+            log_format: "text".into(),
             databases: Vec::new(),
             postgres_admin: None,
             no_metrics: false,
@@ -427,6 +434,14 @@ impl Config {
         }
     }
 
+    /// How log lines look.
+    pub fn log_format(&self) -> crate::telemetry::Format {
+        match self.log_format.as_str() {
+            "json" => crate::telemetry::Format::Json,
+            _ => crate::telemetry::Format::Text,
+        }
+    }
+
     /// TLS to the SMTP server.
     pub fn smtp_security(&self) -> notification::channel::SmtpTls {
         match self.smtp_tls.as_str() {
@@ -490,6 +505,8 @@ pub struct FileConfig {
     pub chaos_max_delay_ms: Option<u64>,
     /// `--durability` (`full` or `normal`).
     pub durability: Option<String>,
+    /// `--log-format` (`text` or `json`).
+    pub log_format: Option<String>,
     /// `--nats`.
     pub nats: Option<String>,
     /// `--postgres-admin`.
@@ -564,6 +581,7 @@ impl std::fmt::Debug for FileConfig {
             .field("chaos_min_delay_ms", &self.chaos_min_delay_ms)
             .field("chaos_max_delay_ms", &self.chaos_max_delay_ms)
             .field("durability", &self.durability)
+            .field("log_format", &self.log_format)
             .field("nats", &self.nats.as_deref().map(redacted))
             .field(
                 "postgres_admin",
@@ -612,6 +630,12 @@ impl FileConfig {
                 "durability = {d:?}: expected \"full\" or \"normal\""
             );
         }
+        if let Some(f) = &file.log_format {
+            anyhow::ensure!(
+                f == "text" || f == "json",
+                "log_format = {f:?}: expected \"text\" or \"json\""
+            );
+        }
         if let Some(tls) = file.smtp.as_ref().and_then(|s| s.tls.as_deref()) {
             anyhow::ensure!(
                 matches!(tls, "none" | "starttls" | "implicit"),
@@ -647,6 +671,7 @@ impl FileConfig {
             self.chaos_max_delay_ms
         );
         fill!("durability", durability, self.durability.clone());
+        fill!("log_format", log_format, self.log_format.clone());
         if !given("nats") && self.nats.is_some() {
             config.nats = self.nats.clone();
         }

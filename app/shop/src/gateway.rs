@@ -42,6 +42,7 @@ use seams_auth::{Credential, PEER_HEADER};
 use seams_core::Problem;
 use seams_http::problem_response;
 use serde_json::{Map, Value, json};
+use tracing::Instrument;
 
 /// Which service answers for which capability: capability name (the first
 /// path segment of its routes) → base URL of the service, such as
@@ -360,8 +361,28 @@ async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
 
 /// Sends `req` as it came (same method, path, query and end-to-end headers)
 /// to the service owning `capability`, and relays its answer as it streams.
-#[tracing::instrument(skip_all, fields(%capability, method = %req.method(), path = %req.uri().path()))]
+/// A request without a valid `traceparent` gets one, starting its trace
+/// here: the gateway's log lines and the service's then share a trace id
+/// (and the correlation id the service derives from it).
 async fn relay(gw: &Gateway, capability: &str, req: Request) -> Response {
+    let ctx = seams_http::correlation::context_from_headers(req.headers());
+    let span = tracing::info_span!(
+        "relay",
+        %capability,
+        method = %req.method(),
+        path = %req.uri().path(),
+        trace_id = %ctx.trace.trace_id_hex(),
+        correlation_id = %ctx.correlation_id,
+    );
+    relay_in(gw, capability, req, &ctx).instrument(span).await
+}
+
+async fn relay_in(
+    gw: &Gateway,
+    capability: &str,
+    req: Request,
+    ctx: &seams_core::CallContext,
+) -> Response {
     let base = gw.0.routes.url(capability).unwrap_or_default();
     let target = match req.uri().path_and_query() {
         Some(pq) => format!("{base}{pq}"),
@@ -390,6 +411,14 @@ async fn relay(gw: &Gateway, capability: &str, req: Request) -> Response {
     // reqwest sets both from what it actually sends.
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
+    let traced = headers
+        .get(&seams_http::correlation::TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(seams_core::TraceContext::parse)
+        .is_some();
+    if !traced && let Ok(v) = ctx.trace.to_traceparent().parse() {
+        headers.insert(seams_http::correlation::TRACEPARENT.clone(), v);
+    }
     if let Err(e) = speak_for_client(gw, &mut headers, client_addr) {
         tracing::error!(error = format!("{e:#}"), "the gateway has no service token");
         return problem_response(seams_http::problem::internal());

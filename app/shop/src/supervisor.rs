@@ -43,6 +43,7 @@ use tokio_util::sync::CancellationToken;
 use seams_auth::Minter;
 
 use crate::gateway::{self, Routes};
+use crate::telemetry::Format;
 
 /// Every capability, in dependency order: the order services start in, and
 /// the default grouping (one service each). The composition root's list.
@@ -81,6 +82,9 @@ pub struct SplitOptions {
     /// Mints every service's token (and the gateway's) with the
     /// deployment's keys.
     pub minter: Minter,
+    /// How every service writes its log lines (`--log-format`), and how the
+    /// supervisor passes on what services print on stdout.
+    pub log_format: Format,
     /// The key file, whose path only the service running identity learns.
     pub signing_keys: Option<PathBuf>,
     /// The gateway's edge limits (each service gets its own from its flags).
@@ -123,6 +127,7 @@ impl SplitOptions {
             extra_args: Vec::new(),
             databases: BTreeMap::new(),
             minter,
+            log_format: Format::Text,
             signing_keys: None,
             edge: seams_http::server::Limits::default(),
             nats: None,
@@ -454,6 +459,8 @@ struct Launcher {
     /// `SHOP_NATS_URL`, if the system has a bus.
     nats: Option<String>,
     label: String,
+    /// How to pass on what the service prints on stdout.
+    log_format: Format,
     /// The watchdog's process group, or none (a group of its own).
     pgid: Option<u32>,
     /// The service's listening socket, from [`bind_ports`]; every start gets
@@ -471,27 +478,27 @@ impl Launcher {
             // Joining the group fails once the watchdog is gone (someone
             // killed it); a service without one beats no service.
             Err(e) if self.pgid.is_some() => {
-                tracing::warn!(service = %self.label, error = %e, "cannot join the watchdog's process group");
+                tracing::warn!(child = %self.label, error = %e, "cannot join the watchdog's process group");
                 self.spawn(None)?
             }
             Err(e) => return Err(e),
         };
         let stdout = child.stdout.take().context("child has no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let label = self.label.clone();
+        let (label, format) = (self.label.clone(), self.log_format);
         let announced = tokio::time::timeout(START_TIMEOUT, async {
             while let Some(line) = lines.next_line().await? {
                 if line.contains("listening on http://") || line.contains("listening on https://") {
                     return Ok(true);
                 }
-                echo(&label, &line);
+                echo(format, &label, &line);
             }
             Ok::<_, std::io::Error>(false)
         })
         .await;
         match announced {
             Ok(Ok(true)) => {
-                tokio::spawn(drain_stdout(self.label.clone(), lines));
+                tokio::spawn(drain_stdout(self.log_format, self.label.clone(), lines));
                 Ok(child)
             }
             Ok(Ok(false)) => {
@@ -566,14 +573,23 @@ impl Launcher {
 }
 
 /// A child's stdout after its listening line goes to our stderr: our stdout
-/// carries only the lines scripts read.
-fn echo(label: &str, line: &str) {
-    eprintln!("[{label}] {line}");
+/// carries only the lines scripts read. (Its stderr, its log, is our stderr
+/// as it is.) With JSON logs it goes as a log line of our own, naming the
+/// child, so that stderr stays one JSON object per line.
+fn echo(format: Format, label: &str, line: &str) {
+    match format {
+        Format::Text => eprintln!("[{label}] {line}"),
+        Format::Json => tracing::info!(child = %label, "{line}"),
+    }
 }
 
-async fn drain_stdout(label: String, mut lines: tokio::io::Lines<BufReader<ChildStdout>>) {
+async fn drain_stdout(
+    format: Format,
+    label: String,
+    mut lines: tokio::io::Lines<BufReader<ChildStdout>>,
+) {
     while let Ok(Some(line)) = lines.next_line().await {
-        echo(&label, &line);
+        echo(format, &label, &line);
     }
 }
 
@@ -591,15 +607,15 @@ async fn terminate(label: &str, child: &mut Child) {
         .status()
         .await;
     if !matches!(sent, Ok(s) if s.success()) {
-        tracing::warn!(service = label, pid, "could not send SIGTERM; killing");
+        tracing::warn!(child = label, pid, "could not send SIGTERM; killing");
         let _ = child.start_kill();
     }
     match tokio::time::timeout(STOP_TIMEOUT, child.wait()).await {
-        Ok(Ok(status)) => tracing::info!(service = label, pid, %status, "service stopped"),
-        Ok(Err(e)) => tracing::error!(service = label, pid, error = %e, "waiting for service"),
+        Ok(Ok(status)) => tracing::info!(child = label, pid, %status, "service stopped"),
+        Ok(Err(e)) => tracing::error!(child = label, pid, error = %e, "waiting for service"),
         Err(_) => {
-            tracing::error!(
-                service = label,
+            tracing::warn!(
+                child = label,
                 pid,
                 "service did not stop within {} s; killing it",
                 STOP_TIMEOUT.as_secs()
@@ -641,18 +657,18 @@ async fn supervise(
         };
         discovery.set_pid(idx, None);
         if stopping.no_restart.is_cancelled() {
-            tracing::warn!(service = %label, ?status, "service exited during shutdown");
+            tracing::warn!(child = %label, ?status, "service exited during shutdown");
             return;
         }
         let uptime = started.elapsed();
         let mut delay = backoff.delay_after(uptime);
         match status {
-            Ok(status) => tracing::error!(
-                service = %label, %status, uptime_ms = uptime.as_millis() as u64,
+            Ok(status) => tracing::warn!(
+                child = %label, %status, uptime_ms = uptime.as_millis() as u64,
                 "service exited; restarting in {} ms", delay.as_millis()
             ),
-            Err(e) => tracing::error!(
-                service = %label, error = %e,
+            Err(e) => tracing::warn!(
+                child = %label, error = %e,
                 "lost track of service; restarting in {} ms", delay.as_millis()
             ),
         }
@@ -671,13 +687,13 @@ async fn supervise(
                     child = restarted;
                     started = Instant::now();
                     discovery.set_pid(idx, child.id());
-                    tracing::warn!(service = %label, pid = child.id(), "service restarted");
+                    tracing::warn!(child = %label, pid = child.id(), "service restarted");
                     break;
                 }
                 Err(e) => {
                     delay = backoff.delay_after(Duration::ZERO);
                     tracing::error!(
-                        service = %label, error = %format!("{e:#}"),
+                        child = %label, error = %format!("{e:#}"),
                         "restart failed; trying again in {} ms", delay.as_millis()
                     );
                 }
@@ -712,6 +728,17 @@ pub(crate) async fn run_with(
             None
         }
     };
+    let extra_args: Vec<String> = [
+        "--log-format".to_owned(),
+        match opts.log_format {
+            Format::Text => "text",
+            Format::Json => "json",
+        }
+        .to_owned(),
+    ]
+    .into_iter()
+    .chain(opts.extra_args.iter().cloned())
+    .collect();
     let launchers: Vec<Launcher> = specs
         .iter()
         .zip(sockets)
@@ -719,7 +746,7 @@ pub(crate) async fn run_with(
             #[cfg(unix)]
             socket,
             program: program.clone(),
-            args: serve_args(spec, &specs, &opts.data_dir, &opts.extra_args),
+            args: serve_args(spec, &specs, &opts.data_dir, &extra_args),
             databases: spec
                 .capabilities
                 .iter()
@@ -727,6 +754,7 @@ pub(crate) async fn run_with(
                 .collect::<Vec<_>>()
                 .join(","),
             label: spec.label(),
+            log_format: opts.log_format,
             pgid: watchdog.as_ref().map(Watchdog::pgid),
             token_file: token_path(&opts.data_dir, &spec.label()),
             nats: opts.nats.clone(),
@@ -858,7 +886,7 @@ pub(crate) async fn run_with(
         Ok(Ok(Ok(()))) => tracing::info!("gateway drained"),
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "gateway failed"),
         Ok(Err(e)) => tracing::error!(error = %e, "gateway task failed"),
-        Err(_) => tracing::error!("gateway did not drain in time"),
+        Err(_) => tracing::warn!("gateway did not drain in time"),
     }
     stopping.stop.cancel();
     for watcher in futures::future::join_all(watchers).await {
@@ -879,7 +907,7 @@ pub(crate) async fn run_with(
 async fn start_all(launchers: &[Launcher], children: &mut Vec<Child>) -> anyhow::Result<()> {
     for launcher in launchers {
         let child = launcher.start().await?;
-        tracing::info!(service = %launcher.label, pid = child.id(), "service listening");
+        tracing::info!(child = %launcher.label, pid = child.id(), "service listening");
         children.push(child);
     }
     Ok(())

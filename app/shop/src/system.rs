@@ -103,6 +103,20 @@ impl Placement {
     pub fn here(&self, cap: &str) -> bool {
         self.local.is_empty() || self.local.iter().any(|l| l == cap)
     }
+
+    /// This process's name in logs: `shop` for the whole system, else its
+    /// capabilities in [`CAPABILITIES`] order (`billing,catalog`), as the
+    /// split supervisor labels the service.
+    pub fn service_name(&self) -> String {
+        if self.local.is_empty() {
+            return "shop".to_owned();
+        }
+        CAPABILITIES
+            .into_iter()
+            .filter(|c| self.here(c))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
 /// The PostgreSQL URL of each of `capabilities` that has one: those given

@@ -1,17 +1,130 @@
-//! Logging: human-readable lines on stderr, filtered by `RUST_LOG`
-//! (default: `info` for the system, `warn` for sqlx).
+//! Logging: lines on stderr, filtered by `RUST_LOG` (default: `info` for
+//! the system, `warn` for sqlx), either human-readable (`--log-format text`,
+//! the default) or one JSON object per line (`--log-format json`).
+//!
+//! A JSON line has tracing-subscriber's fields (`timestamp`, `level`,
+//! `target`, `message` and the event's own fields at the top level, the
+//! enclosing spans under `spans`) plus `service`, naming the process, and,
+//! for a line written while a request, a contract call, an event's handling
+//! or a mail's sending is under way, that work's `trace_id` and
+//! `correlation_id`.
 
 use std::io::IsTerminal;
 
+use serde_json::{Map, Value};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Json, Writer};
+use tracing_subscriber::fmt::{FmtContext, time::SystemTime};
+use tracing_subscriber::registry::LookupSpan;
 
-/// Installs the global subscriber; a second call does nothing.
-pub fn init() {
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// For people reading a terminal.
+    Text,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// Span fields copied to the top level of a JSON line, so that a log
+/// pipeline can index and join on them without looking into `spans`.
+pub const LIFTED: [&str; 2] = ["trace_id", "correlation_id"];
+
+/// Installs the global subscriber; a second call does nothing. `service`
+/// names this process in JSON lines: `shop` for the whole system (or the
+/// supervisor of a split one), else the capabilities it runs.
+pub fn init(format: Format, service: &str) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = match format {
+        Format::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr)
+            .try_init(),
+        Format::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .json()
+            .event_format(JsonLine::new(service))
+            .try_init(),
+    };
 }
+
+/// tracing-subscriber's JSON format with [`LIFTED`] span fields and
+/// `service` added at the top level.
+///
+/// The crate can flatten an event's own fields but not its spans' (those
+/// stay under `span`/`spans`), and has no notion of a field every line
+/// carries; so this wraps its formatter rather than replacing it: the
+/// crate writes the line, this reads it back, adds those fields, and
+/// writes it again.
+pub struct JsonLine {
+    inner: format::Format<Json, SystemTime>,
+    service: String,
+}
+
+impl JsonLine {
+    /// Lines of the process `service`.
+    pub fn new(service: &str) -> JsonLine {
+        JsonLine {
+            inner: format::format()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true),
+            service: service.to_owned(),
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        match serde_json::from_str::<Map<String, Value>>(&line) {
+            Ok(mut object) => {
+                lift(&mut object, &self.service);
+                let json = serde_json::to_string(&object).map_err(|_| std::fmt::Error)?;
+                writeln!(writer, "{json}")
+            }
+            // Never expected; the crate's own line is still one JSON
+            // object, better than a lost line.
+            Err(_) => writer.write_str(&line),
+        }
+    }
+}
+
+/// Adds `service` and, from the innermost span that has each, the
+/// [`LIFTED`] fields (an event's own field of that name wins) to `line`.
+pub fn lift(line: &mut Map<String, Value>, service: &str) {
+    if let Some(Value::Array(spans)) = line.get("spans") {
+        let mut found = Vec::new();
+        for key in LIFTED {
+            if line.contains_key(key) {
+                continue;
+            }
+            if let Some(v) = spans.iter().rev().find_map(|s| s.get(key)) {
+                found.push((key, v.clone()));
+            }
+        }
+        for (key, v) in found {
+            line.insert(key.to_owned(), v);
+        }
+    }
+    line.insert("service".to_owned(), Value::String(service.to_owned()));
+}
+
+#[cfg(test)]
+mod tests;

@@ -257,6 +257,12 @@ pub struct Delivery {
     pub created_at: String,
     /// RFC 3339 time it was handed to the channel.
     pub delivered_at: Option<String>,
+    /// The correlation id of the event that caused it (none on rows older
+    /// than this field), named in the sender's log lines.
+    pub correlation_id: Option<String>,
+    /// The trace id of that event, likewise; none if it carried no valid
+    /// `traceparent`.
+    pub trace_id: Option<String>,
 }
 
 impl Delivery {
@@ -286,6 +292,12 @@ impl Delivery {
             last_error: None,
             created_at,
             delivered_at: None,
+            correlation_id: Some(cause.correlationid.clone()),
+            trace_id: cause
+                .traceparent
+                .as_deref()
+                .and_then(seams_core::TraceContext::parse)
+                .map(|t| t.trace_id_hex()),
         }
     }
 }

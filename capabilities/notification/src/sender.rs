@@ -96,7 +96,12 @@ impl Sender {
     }
 
     /// Attempts `d` once; returns the attempt's number and what follows it.
-    #[tracing::instrument(skip_all, fields(delivery_id = %d.id, attempt = d.attempts + 1))]
+    #[tracing::instrument(skip_all, fields(
+        delivery_id = %d.id,
+        attempt = d.attempts + 1,
+        trace_id = d.trace_id.as_deref(),
+        correlation_id = d.correlation_id.as_deref(),
+    ))]
     async fn send(&self, d: &Delivery) -> (u32, domain::Next) {
         let msg = Message {
             id: d.id.clone(),

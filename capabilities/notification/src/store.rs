@@ -29,7 +29,7 @@ pub struct Consuming {
 /// Every column of `deliveries` a [`Delivery`] is read from.
 const DELIVERY_COLUMNS: &str = "id, customer_id, event_id, event_type, channel, recipient, \
      recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
-     created_at, delivered_at";
+     created_at, delivered_at, correlation_id, trace_id";
 
 fn delivery(row: &AnyRow) -> anyhow::Result<Delivery> {
     let status: &str = row.get("status");
@@ -50,6 +50,8 @@ fn delivery(row: &AnyRow) -> anyhow::Result<Delivery> {
         last_error: row.get("last_error"),
         created_at: row.get("created_at"),
         delivered_at: row.get("delivered_at"),
+        correlation_id: row.get("correlation_id"),
+        trace_id: row.get("trace_id"),
     })
 }
 
@@ -245,8 +247,10 @@ impl Consuming {
             .statement(
                 "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, \
                  recipient, recipient_name, subject, body, status, attempts, \
-                 next_attempt_at_ms, last_error, created_at, delivered_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 next_attempt_at_ms, last_error, created_at, delivered_at, correlation_id, \
+                 trace_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17) \
                  ON CONFLICT (event_id) DO NOTHING",
             )
             .bind(d.id.as_str())
@@ -263,7 +267,9 @@ impl Consuming {
             .bind(d.next_attempt_at_ms)
             .bind(d.last_error.as_deref())
             .bind(d.created_at.as_str())
-            .bind(d.delivered_at.as_deref());
+            .bind(d.delivered_at.as_deref())
+            .bind(d.correlation_id.as_deref())
+            .bind(d.trace_id.as_deref());
         self.tx
             .commit_with(batch)
             .await

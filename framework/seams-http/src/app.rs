@@ -200,6 +200,15 @@ where
                 let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
                 let seconds = started.elapsed().as_secs_f64();
                 series.record(&method, route, res.status(), seconds);
+                // An access log for whoever asks for it
+                // (`RUST_LOG=seams_http=debug`): at `info` it would cost
+                // every request a line nobody must act on.
+                tracing::debug!(
+                    status = res.status().as_u16(),
+                    route,
+                    ms = started.elapsed().as_millis() as u64,
+                    "request answered"
+                );
                 Ok(res)
             }
             .instrument(span),

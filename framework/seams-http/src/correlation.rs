@@ -112,12 +112,14 @@ impl Echo {
     }
 }
 
-/// The span a request runs in: every log line it causes names its correlation id.
+/// The span a request runs in: every log line it causes names its trace id
+/// and its correlation id.
 pub(crate) fn span(req: &Request, ctx: &CallContext) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %req.method(),
         path = %req.uri().path(),
+        trace_id = %ctx.trace.trace_id_hex(),
         correlation_id = %ctx.correlation_id,
     )
 }

@@ -38,7 +38,12 @@ pub fn problem_response(problem: Problem) -> Response {
 /// Renders an error: logs it with its causes when it is a server fault.
 pub fn error_response<E: IntoProblem>(err: &E) -> Response {
     let problem = err.problem();
-    if problem.status >= 500 {
+    if problem.status == 503 {
+        // Declared unavailability (a dependency or the database is down, the
+        // client is told when to retry) clears by itself; at ERROR, one line
+        // per request during an outage would bury what needs a person.
+        tracing::warn!(error = %DisplayChain(err), problem = %problem.problem_type, "request failed");
+    } else if problem.status >= 500 {
         tracing::error!(error = %DisplayChain(err), problem = %problem.problem_type, "request failed");
     } else {
         tracing::debug!(error = %err, problem = %problem.problem_type, "request rejected");

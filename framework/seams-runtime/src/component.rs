@@ -320,7 +320,7 @@ pub async fn run_steps<F, Fut>(
                 }
             }
             Err(e) => {
-                tracing::error!(
+                tracing::warn!(
                     worker = name,
                     error = format!("{e:#}"),
                     "worker step failed; retrying"

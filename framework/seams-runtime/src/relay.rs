@@ -21,8 +21,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use rand::Rng;
-use seams_core::Envelope;
 use seams_core::decl::{Ordering, Retries, RetryPolicy};
+use seams_core::{Envelope, TraceContext};
 use seams_store::Db;
 use seams_store::pipeline::{Applied, pipelined};
 use tokio::sync::oneshot;
@@ -468,11 +468,21 @@ impl Relay {
     }
 
     fn span(&self, env: &Envelope) -> tracing::Span {
+        // The trace the event was caused in, as its handler continues it
+        // (`CallContext::caused_by_event`); an event without a valid
+        // `traceparent` starts a new trace in each handling, which no id
+        // here could name.
+        let trace_id = env
+            .traceparent
+            .as_deref()
+            .and_then(TraceContext::parse)
+            .map(|t| t.trace_id_hex());
         tracing::info_span!(
             "deliver",
             subscription = %self.name,
             event_type = %env.event_type,
             event_id = %env.id,
+            trace_id = trace_id.as_deref(),
             correlation_id = %env.correlationid,
         )
     }
@@ -490,7 +500,7 @@ impl Relay {
                     .dead_letters
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = None;
-                tracing::error!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
+                tracing::warn!(subscription = %self.name, error = format!("{e:#}"), "delivery loop failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.cancelled() => {}

@@ -486,7 +486,7 @@ async fn committer(
         w.open = false;
         let group = std::mem::replace(&mut w.group, Group::new());
         if let Err(e) = &result {
-            tracing::error!(database = %name, error = %e, "group commit failed; its members are told");
+            tracing::warn!(database = %name, error = %e, "group commit failed; its members are told");
         }
         if result.is_ok() {
             commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

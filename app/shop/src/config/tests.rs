@@ -147,3 +147,59 @@ fn tls_settings_come_from_the_file_and_reach_smtp_and_nats() {
     let err = parse("[smtp]\nhost = \"m\"\ntls = \"sometimes\"").unwrap_err();
     assert!(format!("{err:#}").contains("smtp.tls"), "{err:#}");
 }
+
+/// The `up` configuration `args` parse to, and which ids they gave.
+fn up(args: &[&str]) -> (Config, Vec<String>) {
+    use clap::{CommandFactory, FromArgMatches};
+    let argv = ["shop", "up"].iter().chain(args);
+    let matches = crate::cli::Cli::command()
+        .try_get_matches_from(argv)
+        .unwrap();
+    let sub = matches.subcommand_matches("up").unwrap().clone();
+    let given = sub
+        .ids()
+        .filter(|id| sub.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect();
+    match crate::cli::Cli::from_arg_matches(&matches).unwrap().command {
+        crate::cli::Command::Up { config, .. } => (config, given),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_log_format_comes_from_the_flag_then_the_file_then_the_default() {
+    use crate::telemetry::Format;
+    let (config, _) = up(&[]);
+    assert_eq!(config.log_format(), Format::Text, "text unless asked");
+    let (config, _) = up(&["--log-format", "json"]);
+    assert_eq!(config.log_format(), Format::Json);
+
+    let file = parse("log_format = \"json\"").unwrap();
+    let (mut config, given) = up(&[]);
+    file.apply(&mut config, &|id| given.iter().any(|g| g == id));
+    assert_eq!(config.log_format(), Format::Json, "the file fills it");
+
+    let (mut config, given) = up(&["--log-format", "text"]);
+    file.apply(&mut config, &|id| given.iter().any(|g| g == id));
+    assert_eq!(config.log_format(), Format::Text, "the flag wins");
+}
+
+#[test]
+fn a_bad_log_format_is_refused_naming_what_is_allowed() {
+    use clap::CommandFactory;
+    let err = crate::cli::Cli::command()
+        .try_get_matches_from(["shop", "up", "--log-format", "yaml"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--log-format") && err.contains("text") && err.contains("json"),
+        "{err}"
+    );
+    let err = parse("log_format = \"yaml\"").unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("log_format") && err.contains("\"text\" or \"json\""),
+        "{err}"
+    );
+}

@@ -645,6 +645,28 @@ fn capability_is_the_first_path_segment() {
     }
 }
 
+#[tokio::test]
+async fn a_request_without_a_valid_traceparent_starts_its_trace_at_the_gateway() {
+    let backend = spawn(Router::new().fallback(echo)).await;
+    let gw = spawn(plain_router(
+        Routes::new().with("billing", &backend),
+        credential(),
+    ))
+    .await;
+    for given in [None, Some("00-x")] {
+        let mut req = client().get(format!("{gw}/billing/invoices"));
+        if let Some(tp) = given {
+            req = req.header("traceparent", tp);
+        }
+        let got: Value = req.send().await.unwrap().json().await.unwrap();
+        let sent = got["headers"]["traceparent"].as_str().unwrap_or_default();
+        assert!(
+            seams_core::TraceContext::parse(sent).is_some(),
+            "{given:?} went on as {sent:?}"
+        );
+    }
+}
+
 #[test]
 fn hop_by_hop_headers_are_stripped() {
     let mut headers = HeaderMap::new();

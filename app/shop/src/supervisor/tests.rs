@@ -259,6 +259,7 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         extra_args: vec!["--chaos".into()],
         databases: Default::default(),
         minter: minter(),
+        log_format: crate::telemetry::Format::Json,
         signing_keys: Some(dir.path().join("keys.json")),
         edge: Default::default(),
         nats: Some("nats://svc:s3cr3t@127.0.0.1:4222".into()),
@@ -300,6 +301,7 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         "no peer for itself: {args}"
     );
     assert!(args.trim_end().ends_with("--chaos"), "{args}");
+    assert!(args.contains(" --log-format json "), "{args}");
     // A credential-carrying URL goes in the environment, never in argv.
     assert!(
         !args.contains("s3cr3t") && !args.contains("nats://"),

@@ -1,6 +1,8 @@
 //! The `shop` command itself: argument handling and the contract table.
 //! (The system's behaviour is the end-to-end suite's job, in `tests/e2e`.)
 
+mod logs;
+
 use std::process::Command;
 
 fn shop() -> Command {

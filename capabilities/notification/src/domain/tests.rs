@@ -289,12 +289,8 @@ fn short_ids_are_the_random_tail_of_the_id() {
 
 #[test]
 fn a_new_delivery_is_pending_and_due_at_once() {
-    let env = Envelope::wrap(
-        &paid(),
-        "e-1".into(),
-        "2026-01-01T00:00:00Z".into(),
-        &seams_core::CallContext::new_root(),
-    );
+    let ctx = seams_core::CallContext::new_root();
+    let env = Envelope::wrap(&paid(), "e-1".into(), "2026-01-01T00:00:00Z".into(), &ctx);
     let draft = invoice_paid(&contact("Alice"), &paid()).unwrap();
 
     let d = Delivery::pending(
@@ -315,6 +311,12 @@ fn a_new_delivery_is_pending_and_due_at_once() {
         (d.event_id.as_str(), d.event_type.as_str()),
         ("e-1", "billing.invoice-paid")
     );
+    // The sender's log lines name the work that caused the message.
+    assert_eq!(
+        d.correlation_id.as_deref(),
+        Some(ctx.correlation_id.as_str())
+    );
+    assert_eq!(d.trace_id, Some(ctx.trace.trace_id_hex()));
     assert_eq!(
         (d.recipient.as_str(), d.recipient_name.as_str()),
         ("alice@example.com", "Alice")

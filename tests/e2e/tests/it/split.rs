@@ -1,7 +1,8 @@
 //! Faults that only exist once capabilities are separate processes: a
 //! consumer service is SIGKILLed mid-journey; the supervisor restarts it and
 //! every notification still goes out exactly once. On PostgreSQL and NATS,
-//! the database server restarts and the bus goes away mid-journey.
+//! the database server restarts and the bus goes away mid-journey. With
+//! JSON logs, each process's lines name it and a trace crosses them.
 
 use std::time::Duration;
 
@@ -288,4 +289,53 @@ async fn the_monolith_runs_on_postgresql_too() {
         .filter(|n| n.ends_with(".db"))
         .collect();
     assert!(files.is_empty(), "{files:?}");
+}
+
+#[tokio::test]
+async fn json_logs_name_each_service_and_carry_the_trace_across_processes() {
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut shop = Shop::start_with(Mode::SplitHttp, &["--log-format", "json"]).unwrap();
+    let customer = shop.register("split-logs@example.com").await.unwrap();
+    shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", 5).await.unwrap();
+    let req = shop
+        .http()
+        .post(format!("{}/billing/invoices", shop.url()))
+        .bearer_auth(shop.customer_token(&customer).unwrap())
+        .header("Idempotency-Key", "split-logs-1")
+        .header("X-Correlation-Id", "split-logs-corr")
+        .header("traceparent", format!("00-{TRACE_ID}-00f067aa0ba902b7-01"))
+        .json(&serde_json::json!({
+            "customer_id": customer, "lines": [{ "sku": "TEA", "quantity": 1 }]
+        }));
+    expect(&shop.send(req).await.unwrap(), StatusCode::CREATED).unwrap();
+    // The sender logs a mail before it records it as delivered.
+    shop.wait_delivered(&customer, 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let log = shop.stop().unwrap();
+
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{log}")))
+        .collect();
+    for line in &lines {
+        assert!(line.is_object() && line["service"].is_string(), "{line}");
+    }
+    // The notification service's mail, two HTTP hops (gateway, billing's
+    // feed) and a stored delivery away from the request, names its trace.
+    assert!(
+        lines.iter().any(|l| l["service"] == "notification"
+            && l["message"] == "delivered"
+            && l["trace_id"] == TRACE_ID
+            && l["correlation_id"] == "split-logs-corr"),
+        "{log}"
+    );
+    // The supervisor passes on what a service prints as a line of its own.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["service"] == "shop" && l["child"] == "identity"),
+        "{log}"
+    );
 }

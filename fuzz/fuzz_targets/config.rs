@@ -79,17 +79,7 @@ fuzz_target!(init: scrub_environment(), |data: &[u8]| {
         Err(e) => panic!("arguments clap matched make no command: {e}"),
     };
     // As `shop::cli::main` decides which values the file may fill.
-    let sub = matches.subcommand().map(|(_, m)| m.clone());
-    let given = |id: &str| {
-        sub.as_ref()
-            .and_then(|m| m.value_source(id))
-            .is_some_and(|source| {
-                matches!(
-                    source,
-                    clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
-                )
-            })
-    };
+    let given = shop::cli::given_by_user(&matches);
     let with_file = |mut config: Config| {
         if let Some(f) = &file {
             f.apply(&mut config, &given);

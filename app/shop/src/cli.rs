@@ -147,8 +147,16 @@ pub async fn main(passed: Option<std::net::TcpListener>) -> anyhow::Result<()> {
         Some(path) => Some(crate::config::FileConfig::load(path)?),
         None => None,
     };
+    let given = given_by_user(&matches);
+    run(cli, file.as_ref(), &given, passed).await
+}
+
+/// Whether the subcommand's argument `id` came from the command line or
+/// the environment: those win over the configuration file, which fills
+/// only what they left unset (clap's defaults included).
+pub fn given_by_user(matches: &clap::ArgMatches) -> impl Fn(&str) -> bool + use<> {
     let sub = matches.subcommand().map(|(_, m)| m.clone());
-    let given = |id: &str| {
+    move |id: &str| {
         sub.as_ref()
             .and_then(|m| m.value_source(id))
             .is_some_and(|source| {
@@ -157,8 +165,7 @@ pub async fn main(passed: Option<std::net::TcpListener>) -> anyhow::Result<()> {
                     clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable
                 )
             })
-    };
-    run(cli, file.as_ref(), &given, passed).await
+    }
 }
 
 /// Runs a parsed command; `file` fills what `given` says flags and environment left unset.

@@ -124,3 +124,6 @@ impl<E: std::error::Error + ?Sized> std::fmt::Display for DisplayChain<'_, E> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

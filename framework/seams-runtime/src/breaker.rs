@@ -21,6 +21,14 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+/// 1 while `callee`'s breaker is open or probing (calls fail fast), 0
+/// while closed; set on every change of state, so it costs nothing per call.
+pub const BREAKER_OPEN: &str = "seams_breaker_open";
+
+fn report(callee: &str, open: bool) {
+    metrics::gauge!(BREAKER_OPEN, "callee" => callee.to_owned()).set(if open { 1.0 } else { 0.0 });
+}
+
 /// Tuning of breakers and limits (the same for every callee).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BreakerOptions {
@@ -109,6 +117,8 @@ impl Breakers {
                     in_flight: Arc::new(Semaphore::new(self.options.max_in_flight)),
                 },
             );
+            // The series exists from the first call on, not only once it opens.
+            report(callee, false);
         }
         let c = callees.get_mut(callee).expect("inserted above");
         match c.state {
@@ -133,6 +143,7 @@ impl Breakers {
         if healthy {
             if c.state != State::Closed {
                 tracing::info!(callee, "circuit closed");
+                report(callee, false);
             }
             c.state = State::Closed;
             c.failures = 0;
@@ -145,6 +156,7 @@ impl Breakers {
             c.state = State::Open {
                 until: Instant::now() + self.options.open_for,
             };
+            report(callee, true);
         }
     }
 
@@ -153,3 +165,6 @@ impl Breakers {
         self.lock().get(callee).map_or(State::Closed, |c| c.state)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,8 @@
 //!   operation's declaration, around any transport.
 //! - [`relay`]: delivery of committed outbox events to subscribers, with
 //!   bounded retries, dead letters and the inbox.
+//! - [`gauges`]: outbox backlog, lag per subscription and dead letters,
+//!   sampled for `/metrics` ([`metrics`] lists every series).
 //! - [`retention`]: how long outbox rows, inbox ids and idempotency records
 //!   are kept, derived from the declared retry horizons.
 //! - [`system`]: the composition root's machinery: checks every declaration,
@@ -35,6 +37,7 @@ pub mod breaker;
 pub mod component;
 pub mod consistency;
 pub mod feed;
+pub mod gauges;
 pub mod governed;
 pub mod inprocess;
 pub mod metrics;

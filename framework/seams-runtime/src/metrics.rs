@@ -4,9 +4,12 @@
 //! and latencies per route (seams-http), contract calls per operation and
 //! outcome (the governed transport), events applied, failed and
 //! dead-lettered per subscription (relays), event lags per hop
-//! (consistency), and per database the writer's queueing, commit time and
-//! group size (`seams_store::meters`). This module installs the one
-//! Prometheus recorder a process can have and renders it. With metrics
+//! (consistency), per database the writer's queueing, commit time and
+//! group size (`seams_store::meters`), breaker state per callee
+//! ([`crate::breaker`]), and the gauges sampled from the databases
+//! ([`crate::gauges`]): outbox backlog, lag and dead letters per
+//! subscription. This module installs the one Prometheus recorder a
+//! process can have, describes every series, and renders it. With metrics
 //! switched off (`SystemOptions::metrics = false`, for measuring what they
 //! cost) nothing is installed and every recording is a no-op.
 
@@ -46,6 +49,7 @@ pub fn install() -> Option<PrometheusHandle> {
                 .expect("the bucket lists are not empty");
             match builder.install_recorder() {
                 Ok(handle) => {
+                    describe();
                     keep_up(handle.clone());
                     Some(handle)
                 }
@@ -56,6 +60,108 @@ pub fn install() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// The `# HELP` line of every series Seams records.
+fn describe() {
+    use crate::gauges;
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    use seams_store::meters;
+    describe_counter!(
+        seams_http::metrics::REQUESTS,
+        Unit::Count,
+        "HTTP requests answered, by method, route template and status."
+    );
+    describe_histogram!(
+        seams_http::metrics::DURATION,
+        Unit::Seconds,
+        "Seconds from a request's arrival to its response head, by method, route template and status."
+    );
+    describe_counter!(
+        "seams_calls_total",
+        Unit::Count,
+        "Contract calls made, by operation, callee and outcome."
+    );
+    describe_histogram!(
+        "seams_call_duration_seconds",
+        Unit::Seconds,
+        "Seconds a contract call took, retries included, by operation and callee."
+    );
+    describe_counter!(
+        "seams_events_applied_total",
+        Unit::Count,
+        "Events applied durably, by subscription."
+    );
+    describe_counter!(
+        "seams_event_failures_total",
+        Unit::Count,
+        "Failed attempts to apply an event that will be retried, by subscription."
+    );
+    describe_counter!(
+        "seams_events_dead_lettered_total",
+        Unit::Count,
+        "Events parked as dead letters so far, by subscription (replay does not lower it; see seams_dead_letters)."
+    );
+    describe_histogram!(
+        "seams_event_lag_seconds",
+        Unit::Seconds,
+        "Seconds from an event's commit at the producer to its application, by hop (event type -> consumer)."
+    );
+    describe_counter!(
+        meters::GROUP_COMMITS,
+        Unit::Count,
+        "Group commits of the database's single writer, by database."
+    );
+    describe_histogram!(
+        meters::WRITER_WAIT,
+        Unit::Seconds,
+        "Seconds a transaction queued for the database's single writer, by database."
+    );
+    describe_histogram!(
+        meters::COMMIT,
+        Unit::Seconds,
+        "Seconds a group's COMMIT took, by database."
+    );
+    describe_histogram!(
+        meters::GROUP_MEMBERS,
+        Unit::Count,
+        "Transactions per group commit, by database."
+    );
+    describe_counter!(
+        meters::WRITER_REFUSED,
+        Unit::Count,
+        "Transactions refused (503 overloaded) after waiting too long for the writer, by database."
+    );
+    describe_gauge!(
+        crate::breaker::BREAKER_OPEN,
+        Unit::Count,
+        "1 while calls to the callee fail fast (breaker open, or one probe out), 0 while closed, by callee."
+    );
+    describe_gauge!(
+        gauges::OUTBOX_BACKLOG,
+        Unit::Count,
+        "Outbox rows not yet published, by database: past the position every reader of the outbox (its subscriptions, or the bus publisher) has acknowledged. Sampled."
+    );
+    describe_gauge!(
+        gauges::OUTBOX_OLDEST_AGE,
+        Unit::Seconds,
+        "Age of the oldest unpublished outbox row (0 when none), by database. Sampled."
+    );
+    describe_gauge!(
+        gauges::SUBSCRIPTION_LAG,
+        Unit::Count,
+        "Events in the producer's outbox after the position the subscription has acknowledged (not yet applied), by subscription; measured at the producer, absent with a bus. Sampled."
+    );
+    describe_gauge!(
+        gauges::SUBSCRIPTION_LAG_AGE,
+        Unit::Seconds,
+        "Age of the oldest event the subscription has not yet applied (0 when caught up): how stale its read model is, by subscription; measured at the producer, absent with a bus. Sampled."
+    );
+    describe_gauge!(
+        gauges::DEAD_LETTERS,
+        Unit::Count,
+        "Dead letters not yet delivered (parked or queued for replay), by subscription; a delivered replay lowers it. Sampled."
+    );
 }
 
 /// How often histogram samples are folded into their buckets.

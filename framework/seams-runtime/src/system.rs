@@ -59,6 +59,9 @@ pub struct SystemOptions {
     /// Record metrics and serve them at `/metrics` (on by default; off only
     /// to measure what they cost).
     pub metrics: bool,
+    /// How often the outbox, lag and dead-letter gauges are sampled from
+    /// the databases (`seams_runtime::gauges`); only with `metrics`.
+    pub gauges_every: Duration,
     /// Deliver events (on by default; off only to measure what delivery costs).
     pub relays: bool,
     /// The store's inbox and idempotency records (on by default; off only to
@@ -103,6 +106,7 @@ impl Default for SystemOptions {
             peers: BTreeMap::new(),
             feeds: None,
             metrics: true,
+            gauges_every: Duration::from_secs(5),
             relays: true,
             machinery: Machinery::default(),
             check_wire: cfg!(debug_assertions),
@@ -126,6 +130,7 @@ impl std::fmt::Debug for SystemOptions {
             .field("peers", &self.peers)
             .field("bus", &self.feeds.is_some())
             .field("metrics", &self.metrics)
+            .field("gauges_every", &self.gauges_every)
             .field("relays", &self.relays)
             .field("machinery", &self.machinery)
             .field("check_wire", &self.check_wire)
@@ -455,6 +460,16 @@ impl SystemBuilder {
                 (c.db.clone(), readers)
             })
             .collect();
+        let sampled: Vec<crate::gauges::Sampled> = components
+            .iter()
+            .zip(&readers)
+            .map(|(c, (db, readers))| crate::gauges::Sampled {
+                db: db.clone(),
+                readers: readers.clone(),
+                readers_are_subscriptions: runtime.options.feeds.is_none(),
+                subscriptions: c.subscriptions.iter().map(Subscription::name).collect(),
+            })
+            .collect();
         let contracts = contracts_json(&contract_rows(&components, &clients));
         let dbs: Vec<Db> = components.iter().map(|c| c.db.clone()).collect();
         let by_name: BTreeMap<&'static str, Db> =
@@ -516,6 +531,8 @@ impl SystemBuilder {
                 None
             },
         };
+        // Without a recorder the samples would go nowhere.
+        let admin_metrics = admin.metrics.is_some();
         let split = runtime.options.split;
         let mut framework = Routes::new()
             .get("/healthz", Access::Open, || async {
@@ -599,6 +616,13 @@ impl SystemBuilder {
         }
         for w in workers.into_iter().chain(system_workers) {
             tasks.push((w.name, tokio::spawn((w.run)(background.clone()))));
+        }
+        if admin_metrics {
+            let (every, stop) = (runtime.options.gauges_every, background.clone());
+            tasks.push((
+                "gauges".into(),
+                tokio::spawn(crate::gauges::sample_loop(sampled, every, stop)),
+            ));
         }
         let retention = runtime.options.retention;
         let prune_stop = background.clone();

@@ -375,6 +375,54 @@ impl Db {
             .unwrap_or(0))
     }
 
+    /// What waits in the outbox after position `after`: how many rows, and
+    /// when the oldest of them was committed (ms since the epoch; `None`
+    /// when none waits). Two range reads on the outbox's primary key, for
+    /// the gauges an operator alerts on; the count costs as many index
+    /// entries as wait, which a healthy system keeps small.
+    pub async fn outbox_after(&self, after: u64) -> Result<(u64, Option<i64>), sqlx::Error> {
+        let after = after.min(i64::MAX as u64) as i64;
+        let mut conn = self.read().await?;
+        let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM seams_outbox WHERE seq > $1")
+            .bind(after)
+            .fetch_one(&mut *conn)
+            .await?;
+        let oldest: Option<(i64,)> = sqlx::query_as(
+            "SELECT created_at_ms FROM seams_outbox WHERE seq > $1 ORDER BY seq LIMIT 1",
+        )
+        .bind(after)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok((rows.max(0) as u64, oldest.map(|(ms,)| ms)))
+    }
+
+    /// Each subscriber's acknowledged position in this outbox, as written.
+    pub async fn acks(&self) -> Result<Vec<(String, u64)>, sqlx::Error> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT subscriber, acked_seq FROM seams_feed_acks")
+                .fetch_all(&mut *self.read().await?)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
+    }
+
+    /// Undelivered dead letters (parked or awaiting replay), by subscription;
+    /// a subscription without any is absent.
+    pub async fn undelivered_dead_letters(&self) -> Result<Vec<(String, u64)>, sqlx::Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT subscription, COUNT(*) FROM seams_dead_letters \
+             WHERE status IN ('parked', 'replay') GROUP BY subscription",
+        )
+        .fetch_all(&mut *self.read().await?)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
+    }
+
     /// Deletes what retention allows: outbox rows acknowledged by every one
     /// of `readers` (the declared subscriptions to this outbox, or the bus
     /// publisher) and created before `outbox_before_ms`; inbox ids handled

@@ -86,6 +86,7 @@ on_both!(
     a_consumer_in_an_open_group_needs_no_round_trip_of_its_own_to_join_or_release,
     a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_its_batch,
     a_transaction_that_waits_too_long_for_the_writer_is_refused_as_busy,
+    what_waits_after_a_position_and_undelivered_dead_letters_are_counted,
 );
 
 async fn a_transaction_that_waits_too_long_for_the_writer_is_refused_as_busy(store: Store) {
@@ -370,6 +371,45 @@ async fn pruning_keeps_what_a_subscriber_has_not_acknowledged(store: Store) {
     assert_eq!(db.acked_by_all(&[]).await.unwrap(), u64::MAX);
     assert_eq!(db.prune(&[], 0, 0, 0).await.unwrap().outbox, 0);
     assert_eq!(db.prune(&[], future, 0, 0).await.unwrap().outbox, 1);
+}
+
+async fn what_waits_after_a_position_and_undelivered_dead_letters_are_counted(store: Store) {
+    let db = store.open().await;
+    assert_eq!(db.outbox_after(0).await.unwrap(), (0, None));
+    let before = now_ms();
+    for i in 1..=3 {
+        let mut tx = db.begin().await.unwrap();
+        tx.publish(&envelope(&format!("e{i}"), "a")).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    let (rows, oldest) = db.outbox_after(1).await.unwrap();
+    assert_eq!(rows, 2);
+    let oldest = oldest.unwrap();
+    assert!((before..=now_ms()).contains(&oldest), "{oldest}");
+    assert_eq!(db.outbox_after(3).await.unwrap(), (0, None));
+
+    db.ack("s", 2).await.unwrap();
+    db.ack("t", 1).await.unwrap();
+    db.flush().await.unwrap();
+    let mut acks = db.acks().await.unwrap();
+    acks.sort();
+    assert_eq!(acks, vec![("s".to_owned(), 2), ("t".to_owned(), 1)]);
+
+    assert!(db.undelivered_dead_letters().await.unwrap().is_empty());
+    db.park("s", &envelope("e1", "a"), "boom", 1).await.unwrap();
+    db.park("s", &envelope("e2", "b"), "boom", 1).await.unwrap();
+    db.park("t", &envelope("e1", "a"), "boom", 1).await.unwrap();
+    let mut undelivered = db.undelivered_dead_letters().await.unwrap();
+    undelivered.sort();
+    assert_eq!(undelivered, vec![("s".to_owned(), 2), ("t".to_owned(), 1)]);
+    // Queued for replay is still undelivered; replayed is not.
+    let first = db.dead_letters().await.unwrap()[0].id;
+    assert!(db.request_replay(first).await.unwrap());
+    assert_eq!(db.undelivered_dead_letters().await.unwrap().len(), 2);
+    db.mark_replayed(first).await.unwrap();
+    let mut undelivered = db.undelivered_dead_letters().await.unwrap();
+    undelivered.sort();
+    assert_eq!(undelivered, vec![("s".to_owned(), 1), ("t".to_owned(), 1)]);
 }
 
 async fn cursors_only_move_forward_and_dead_letters_are_kept(store: Store) {

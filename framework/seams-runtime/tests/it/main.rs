@@ -677,3 +677,169 @@ async fn split_services_call_and_feed_each_other_over_http() {
     b_running.stop().await.unwrap();
     a_running.stop().await.unwrap();
 }
+
+/// A started system of the two components, with its gauges sampled every
+/// 20 ms, and a client that presents an operator's token.
+async fn gauged(
+    dir: &std::path::Path,
+    poisoned: Arc<AtomicBool>,
+    relays: bool,
+) -> (seams_runtime::Running, String, reqwest::Client) {
+    let (producer, consumer) = components(dir, poisoned).await;
+    let keys = Keys::new();
+    let options = SystemOptions {
+        relay: RelayOptions {
+            idle_poll: Duration::from_millis(20),
+            ..RelayOptions::default()
+        },
+        gauges_every: Duration::from_millis(20),
+        relays,
+        verifier: keys.verifier.clone(),
+        ..SystemOptions::default()
+    };
+    let mut builder = Runtime::new(options).builder();
+    builder.add(producer).add(consumer);
+    let running = builder
+        .start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", running.addr());
+    let http = reqwest::Client::builder()
+        .default_headers(
+            [(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", keys.operator()).parse().unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        )
+        .build()
+        .unwrap();
+    (running, base, http)
+}
+
+/// The value of the series `name{labels}` in the exposition at `base`.
+async fn gauge(http: &reqwest::Client, base: &str, series: &str) -> Option<f64> {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn a_stopped_consumer_shows_as_backlog_and_lag_that_age() {
+    let dir = tempfile::tempdir().unwrap();
+    // No relay runs: the subscription reads nothing, as if its consumer were down.
+    let (running, base, http) = gauged(dir.path(), Arc::new(AtomicBool::new(false)), false).await;
+    let backlog = "seams_outbox_backlog_events{database=\"notes\"}";
+    let lag = "seams_subscription_lag_events{subscription=\"audit<-notes\"}";
+    let lag_age = "seams_subscription_lag_age_seconds{subscription=\"audit<-notes\"}";
+    let oldest = "seams_outbox_oldest_unpublished_age_seconds{database=\"notes\"}";
+    eventually("the gauges at zero", async || {
+        gauge(&http, &base, backlog).await == Some(0.0)
+            && gauge(&http, &base, lag).await == Some(0.0)
+            && gauge(&http, &base, lag_age).await == Some(0.0)
+    })
+    .await;
+    for key in ["k1", "k2"] {
+        http.post(format!("{base}/notes/{key}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    eventually("two events behind", async || {
+        gauge(&http, &base, backlog).await == Some(2.0)
+            && gauge(&http, &base, lag).await == Some(2.0)
+    })
+    .await;
+    // The oldest waits longer with every sample.
+    eventually("the lag to age", async || {
+        gauge(&http, &base, lag_age).await.is_some_and(|s| s >= 0.2)
+            && gauge(&http, &base, oldest).await.is_some_and(|s| s >= 0.2)
+    })
+    .await;
+    // Nobody consumes from audit: it has no backlog.
+    assert_eq!(
+        gauge(
+            &http,
+            &base,
+            "seams_outbox_backlog_events{database=\"audit\"}"
+        )
+        .await,
+        Some(0.0)
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn dead_letters_are_counted_until_replayed_and_a_caught_up_subscription_has_no_lag() {
+    let dir = tempfile::tempdir().unwrap();
+    let poisoned = Arc::new(AtomicBool::new(true));
+    let (running, base, http) = gauged(dir.path(), poisoned.clone(), true).await;
+    let dead = "seams_dead_letters{subscription=\"audit<-notes\"}";
+    eventually("no dead letters", async || {
+        gauge(&http, &base, dead).await == Some(0.0)
+    })
+    .await;
+    http.post(format!("{base}/notes/k1")).send().await.unwrap();
+    eventually("one dead letter", async || {
+        gauge(&http, &base, dead).await == Some(1.0)
+    })
+    .await;
+    // Parked is past: the subscription has read it, nothing waits.
+    eventually("no lag", async || {
+        gauge(
+            &http,
+            &base,
+            "seams_outbox_backlog_events{database=\"notes\"}",
+        )
+        .await
+            == Some(0.0)
+            && gauge(
+                &http,
+                &base,
+                "seams_subscription_lag_events{subscription=\"audit<-notes\"}",
+            )
+            .await
+                == Some(0.0)
+    })
+    .await;
+    assert!(
+        gauge(
+            &http,
+            &base,
+            "seams_events_dead_lettered_total{subscription=\"audit<-notes\"}"
+        )
+        .await
+        .is_some_and(|n| n >= 1.0)
+    );
+    poisoned.store(false, AtomicOrdering::SeqCst);
+    let r = http
+        .post(format!("{base}/_seams/dead-letters/audit.1/replay"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    eventually("the replay to lower the gauge", async || {
+        gauge(&http, &base, dead).await == Some(0.0)
+    })
+    .await;
+    // The counter keeps what happened.
+    assert!(
+        gauge(
+            &http,
+            &base,
+            "seams_events_dead_lettered_total{subscription=\"audit<-notes\"}"
+        )
+        .await
+        .is_some_and(|n| n >= 1.0)
+    );
+    running.stop().await.unwrap();
+}

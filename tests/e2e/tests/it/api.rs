@@ -204,6 +204,76 @@ async fn metrics_count_requests_calls_events_and_commits() {
 }
 
 #[tokio::test]
+async fn metrics_show_backlog_lag_dead_letters_and_breakers() {
+    let shop = Shop::start(Mode::Monolith).unwrap();
+    let customer = shop.register("gauges@example.com").await.unwrap();
+    shop.add_product("TEA", 450).await.unwrap();
+    shop.receive_stock("TEA", 5).await.unwrap();
+    let r = shop
+        .create_invoice("gauges-1", &customer, &[("TEA", 1)])
+        .await
+        .unwrap();
+    assert_eq!(r.status, StatusCode::CREATED);
+    // Sampled in the background from the start (every 5 s): once the
+    // invoice's event is applied, nothing waits in billing's outbox.
+    let text = shop
+        .until(
+            "the gauges sampled after delivery",
+            std::time::Duration::from_secs(30),
+            async || {
+                let m = shop.get("/metrics").await?;
+                anyhow::ensure!(m.status == StatusCode::OK, "{}", m.status);
+                let text = String::from_utf8(m.bytes)?;
+                let applied = sample(
+                    &text,
+                    "seams_events_applied_total",
+                    &["subscription=\"notification<-billing\""],
+                );
+                let caught_up = sample(
+                    &text,
+                    "seams_subscription_lag_events",
+                    &["subscription=\"notification<-billing\""],
+                ) == Some(0.0)
+                    && sample(
+                        &text,
+                        "seams_outbox_backlog_events",
+                        &["database=\"billing\""],
+                    ) == Some(0.0);
+                Ok((applied.is_some_and(|n| n >= 1.0) && caught_up).then_some(text))
+            },
+        )
+        .await
+        .unwrap();
+    for (series, labels) in [
+        ("seams_outbox_backlog_events", "database=\"billing\""),
+        (
+            "seams_outbox_oldest_unpublished_age_seconds",
+            "database=\"billing\"",
+        ),
+        (
+            "seams_subscription_lag_age_seconds",
+            "subscription=\"notification<-billing\"",
+        ),
+        (
+            "seams_dead_letters",
+            "subscription=\"notification<-billing\"",
+        ),
+        // Billing called catalog for the prices: its breaker is closed.
+        ("seams_breaker_open", "callee=\"catalog\""),
+    ] {
+        assert_eq!(
+            sample(&text, series, &[labels]),
+            Some(0.0),
+            "{series}: {text}"
+        );
+        assert!(
+            text.contains(&format!("# HELP {series} ")),
+            "{series}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn metrics_can_be_switched_off() {
     let shop = Shop::start_with(Mode::Monolith, &["--no-metrics"]).unwrap();
     shop.get("/healthz").await.unwrap();

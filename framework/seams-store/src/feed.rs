@@ -360,17 +360,10 @@ impl Db {
         if readers.is_empty() {
             return Ok(u64::MAX);
         }
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT subscriber, acked_seq FROM seams_feed_acks")
-                .fetch_all(&mut *self.read().await?)
-                .await?;
+        let acks = self.acks().await?;
         Ok(readers
             .iter()
-            .map(|r| {
-                rows.iter()
-                    .find(|(s, _)| s == r)
-                    .map_or(0, |(_, n)| (*n).max(0) as u64)
-            })
+            .map(|r| acks.iter().find(|(s, _)| s == r).map_or(0, |(_, n)| *n))
             .min()
             .unwrap_or(0))
     }

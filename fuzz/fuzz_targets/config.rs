@@ -101,7 +101,7 @@ fuzz_target!(init: scrub_environment(), |data: &[u8]| {
             if !given("peers")
                 && let Some(f) = &file
             {
-                peers = f.peers.iter().map(|(cap, url)| format!("{cap}={url}")).collect();
+                peers = f.peer_args();
             }
             check(&with_file(config));
             placement(&capabilities, &peers);

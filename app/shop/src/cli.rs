@@ -207,11 +207,7 @@ pub async fn run(
             if !given("peers")
                 && let Some(f) = file
             {
-                peers = f
-                    .peers
-                    .iter()
-                    .map(|(cap, url)| format!("{cap}={url}"))
-                    .collect();
+                peers = f.peer_args();
             }
             serve(
                 with_file(config),

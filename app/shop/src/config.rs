@@ -621,6 +621,15 @@ impl FileConfig {
         FileConfig::parse(&text).with_context(|| format!("in {}", path.display()))
     }
 
+    /// The file's `[peers]` as `--peer CAPABILITY=URL` values, so that
+    /// `shop serve` reads them exactly as it reads the flags.
+    pub fn peer_args(&self) -> Vec<String> {
+        self.peers
+            .iter()
+            .map(|(cap, url)| format!("{cap}={url}"))
+            .collect()
+    }
+
     /// Parses a configuration file's text; errors name the offending key.
     pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
         let file: FileConfig = toml::from_str(text)?;

@@ -203,3 +203,18 @@ fn a_bad_log_format_is_refused_naming_what_is_allowed() {
         "{err}"
     );
 }
+
+#[test]
+fn peers_in_a_file_read_as_the_peer_flags_do() {
+    let file = parse(
+        "[peers]\nidentity = \"http://127.0.0.1:7001\"\nbilling = \"https://billing.internal:7443\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        file.peer_args(),
+        [
+            "billing=https://billing.internal:7443",
+            "identity=http://127.0.0.1:7001"
+        ]
+    );
+}

@@ -355,11 +355,15 @@ async fn pruning_keeps_what_a_subscriber_has_not_acknowledged(store: Store) {
     // lets it go further.
     db.ack("made-up", 0).await.unwrap();
     db.ack("made-up-too", 1_000_000).await.unwrap();
+    // An acknowledgement returns before it is committed; pruning reads
+    // committed ones.
+    db.flush().await.unwrap();
     assert_eq!(db.acked_by_all(&readers).await.unwrap(), 2);
     assert_eq!(db.prune(&readers, future, 0, 0).await.unwrap().outbox, 2);
     assert_eq!(db.read_outbox(0, 10).await.unwrap().len(), 2);
     // Too young to prune even when acknowledged.
     db.ack("slow", 4).await.unwrap();
+    db.flush().await.unwrap();
     assert_eq!(db.prune(&readers, 0, 0, 0).await.unwrap().outbox, 0);
     // Sequence numbers are never reused after pruning.
     assert_eq!(db.prune(&readers, future, 0, 0).await.unwrap().outbox, 2);

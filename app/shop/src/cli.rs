@@ -352,9 +352,12 @@ async fn serve(
     placement: Placement,
     passed: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
-    if !config.off(crate::config::BenchOff::Tracing) {
-        crate::telemetry::init(config.log_format(), &placement.service_name());
-    }
+    let _exporting = if config.off(crate::config::BenchOff::Tracing) {
+        None
+    } else {
+        let name = placement.service_name();
+        crate::telemetry::init(config.log_format(), &name, &name)?
+    };
     // Made (or tightened) before anything is put in it: a data directory
     // made by an older version, or by hand, may be open to others.
     seams_auth::private::create_dir(&config.data_dir)?;
@@ -399,7 +402,8 @@ async fn serve(
 }
 
 async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()> {
-    crate::telemetry::init(config.log_format(), "shop");
+    // Traced as the gateway: the services trace under their own names.
+    let _exporting = crate::telemetry::init(config.log_format(), "shop", "gateway")?;
     // `--log-format` too is passed on, by the supervisor (`log_format` below).
     let mut extra_args = vec!["--durability".to_owned(), config.durability.clone()];
     if config.chaos {

@@ -361,19 +361,25 @@ async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
 
 /// Sends `req` as it came (same method, path, query and end-to-end headers)
 /// to the service owning `capability`, and relays its answer as it streams.
-/// A request without a valid `traceparent` gets one, starting its trace
-/// here: the gateway's log lines and the service's then share a trace id
-/// (and the correlation id the service derives from it).
+/// The request goes on with this hop's `traceparent` (a child of the
+/// client's, or a trace started here): the gateway's log lines and the
+/// service's share a trace id (and the correlation id the service derives
+/// from it), and exported, the gateway's span is the service's parent.
 async fn relay(gw: &Gateway, capability: &str, req: Request) -> Response {
-    let ctx = seams_http::correlation::context_from_headers(req.headers());
+    let (mut ctx, parent) = seams_http::correlation::context_and_parent(req.headers());
     let span = tracing::info_span!(
         "relay",
         %capability,
         method = %req.method(),
         path = %req.uri().path(),
-        trace_id = %ctx.trace.trace_id_hex(),
-        correlation_id = %ctx.correlation_id,
+        trace_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        otel.kind = "client",
+        otel.name = tracing::field::Empty,
     );
+    seams_http::correlation::trace(&span, &mut ctx, parent.as_ref(), || {
+        format!("gateway {capability}")
+    });
     relay_in(gw, capability, req, &ctx).instrument(span).await
 }
 
@@ -411,12 +417,9 @@ async fn relay_in(
     // reqwest sets both from what it actually sends.
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    let traced = headers
-        .get(&seams_http::correlation::TRACEPARENT)
-        .and_then(|v| v.to_str().ok())
-        .and_then(seams_core::TraceContext::parse)
-        .is_some();
-    if !traced && let Ok(v) = ctx.trace.to_traceparent().parse() {
+    // The service continues this hop: the client's trace if it sent one
+    // (this hop is its child), else the one started here.
+    if let Ok(v) = ctx.trace.to_traceparent().parse() {
         headers.insert(seams_http::correlation::TRACEPARENT.clone(), v);
     }
     if let Err(e) = speak_for_client(gw, &mut headers, client_addr) {

@@ -531,6 +531,8 @@ impl Launcher {
             .env_remove("SHOP_DATABASES")
             .env_remove("SHOP_SIGNING_KEYS")
             .env_remove("SHOP_NATS_URL")
+            // Each service's spans are under its own `service.name`.
+            .env_remove("OTEL_SERVICE_NAME")
             .env("SHOP_SERVICE_TOKEN_FILE", &self.token_file);
         if let Some(url) = &self.nats {
             cmd.env("SHOP_NATS_URL", url);

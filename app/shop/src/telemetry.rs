@@ -14,9 +14,12 @@ use std::io::IsTerminal;
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, time::SystemTime};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,25 +34,41 @@ pub enum Format {
 /// pipeline can index and join on them without looking into `spans`.
 pub const LIFTED: [&str; 2] = ["trace_id", "correlation_id"];
 
-/// Installs the global subscriber; a second call does nothing. `service`
-/// names this process in JSON lines: `shop` for the whole system (or the
-/// supervisor of a split one), else the capabilities it runs.
-pub fn init(format: Format, service: &str) {
+/// Installs the global subscriber (a second call does nothing) and, when
+/// the OpenTelemetry environment names a collector, the layer that exports
+/// spans to it: the returned value exports what is queued when dropped, so
+/// the caller keeps it until the process ends. `service` names this process
+/// in JSON lines: `shop` for the whole system (or the supervisor of a split
+/// one), else the capabilities it runs; `traced_as` is its `service.name`
+/// in traces unless `OTEL_SERVICE_NAME` gives one.
+///
+/// The log filter (`RUST_LOG`) applies to the log lines only: the exporter
+/// has its own ([`seams_telemetry::exported`]), so a quiet log still
+/// exports every span.
+pub fn init(
+    format: Format,
+    service: &str,
+    traced_as: &str,
+) -> Result<Option<seams_telemetry::Exporting>, seams_telemetry::Error> {
+    let exporting = seams_telemetry::Exporting::from_env(traced_as)?;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = match format {
-        Format::Text => tracing_subscriber::fmt()
-            .with_env_filter(filter)
+    let lines = match format {
+        Format::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
             .with_writer(std::io::stderr)
-            .try_init(),
-        Format::Json => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
+            .boxed(),
+        Format::Json => tracing_subscriber::fmt::layer()
             .json()
             .event_format(JsonLine::new(service))
-            .try_init(),
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(exporting.as_ref().map(seams_telemetry::Exporting::layer))
+        .try_init();
+    Ok(exporting)
 }
 
 /// tracing-subscriber's JSON format with [`LIFTED`] span fields and

@@ -141,13 +141,15 @@ impl CallContext {
         }
     }
 
-    /// The context of a consumer handling `env`.
+    /// The context of a consumer handling `env`: the span its
+    /// `traceparent` names. The relay hands a consumer the event with the
+    /// `traceparent` of the delivery span it opened (a child of the
+    /// producer's), so what the consumer does continues that span.
     pub fn caused_by_event(env: &Envelope) -> CallContext {
         let trace = env
             .traceparent
             .as_deref()
             .and_then(TraceContext::parse)
-            .map(|t| t.child())
             .unwrap_or_else(TraceContext::new_root);
         CallContext {
             correlation_id: env.correlationid.clone(),

@@ -20,7 +20,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 use crate::auth::{Peer, Trust, auth_response};
-use crate::correlation::{Echo, context_from_headers, span};
+use crate::correlation::{Echo, context_and_parent, span, trace};
 use crate::metrics::{Series, UNMATCHED};
 use crate::problem::{internal, problem_response};
 use crate::server::Limits;
@@ -143,10 +143,14 @@ where
 
     fn call(&mut self, mut req: Request) -> Self::Future {
         let started = Instant::now();
-        let mut ctx = context_from_headers(req.headers());
-        let span = span(&req, &ctx);
+        let (mut ctx, parent) = context_and_parent(req.headers());
+        let span = span(&req);
         let method = req.method().clone();
         let route = req.extensions().get::<MatchedPath>().cloned();
+        let exported = trace(&span, &mut ctx, parent.as_ref(), || {
+            let path = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+            format!("{method} {path}")
+        });
         let series = self.series.clone();
         let trust = self.trust.clone();
         // The clone that was polled ready is the one that is called.
@@ -197,6 +201,13 @@ where
                 req.extensions_mut().insert(trust);
                 let Ok(mut res) = inner.call(req).await;
                 echo.apply(&mut res);
+                if exported {
+                    let span = tracing::Span::current();
+                    span.record("http.response.status_code", res.status().as_u16());
+                    if res.status().is_server_error() {
+                        span.record("otel.status_code", "ERROR");
+                    }
+                }
                 let route = route.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
                 let seconds = started.elapsed().as_secs_f64();
                 series.record(&method, route, res.status(), seconds);

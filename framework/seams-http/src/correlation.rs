@@ -58,6 +58,12 @@ fn new_request_id() -> String {
 
 /// The context a request with these headers runs in.
 pub fn context_from_headers(headers: &HeaderMap) -> CallContext {
+    context_and_parent(headers).0
+}
+
+/// [`context_from_headers`], and the span the request continues (its
+/// `traceparent`), for [`trace`].
+pub fn context_and_parent(headers: &HeaderMap) -> (CallContext, Option<TraceContext>) {
     let parent = headers
         .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
@@ -78,12 +84,39 @@ pub fn context_from_headers(headers: &HeaderMap) -> CallContext {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
         .map(|ms| std::time::Instant::now() + Duration::from_millis(ms.min(600_000)));
-    CallContext {
+    let ctx = CallContext {
         correlation_id,
         causation_id: Some(request_id),
         trace,
         deadline,
-    }
+    };
+    (ctx, parent)
+}
+
+/// Makes `span` (opened for this request) continue `parent`, and, when the
+/// span is exported, moves `ctx` onto it: the ids the request then carries
+/// on are the exported span's, and a correlation id that was the trace id
+/// stays the trace id. Records `trace_id` and `correlation_id` on the span
+/// either way. `name` is the span's name in the exported trace. Returns
+/// whether the span is exported.
+pub fn trace(
+    span: &tracing::Span,
+    ctx: &mut CallContext,
+    parent: Option<&TraceContext>,
+    name: impl FnOnce() -> String,
+) -> bool {
+    let exported = if let Some(own) = seams_telemetry::continue_named(span, parent, name) {
+        if own.trace_id != ctx.trace.trace_id && ctx.correlation_id == ctx.trace.trace_id_hex() {
+            ctx.correlation_id = own.trace_id_hex();
+        }
+        ctx.trace = own;
+        true
+    } else {
+        false
+    };
+    span.record("trace_id", ctx.trace.trace_id_hex());
+    span.record("correlation_id", ctx.correlation_id.as_str());
+    exported
 }
 
 /// Headers echoed on the response, so a client can quote them.
@@ -113,14 +146,19 @@ impl Echo {
 }
 
 /// The span a request runs in: every log line it causes names its trace id
-/// and its correlation id.
-pub(crate) fn span(req: &Request, ctx: &CallContext) -> tracing::Span {
+/// and its correlation id ([`trace`] records them), and, exported, it is
+/// the server side of the hop.
+pub(crate) fn span(req: &Request) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %req.method(),
         path = %req.uri().path(),
-        trace_id = %ctx.trace.trace_id_hex(),
-        correlation_id = %ctx.correlation_id,
+        trace_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
     )
 }
 

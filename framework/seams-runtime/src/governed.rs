@@ -14,6 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use seams_core::decl::Retries;
 use seams_core::{BoxFuture, CallError, CallReply, CallRequest, Transport};
+use tracing::Instrument;
 
 use crate::breaker::{BreakerOptions, Breakers, Refused};
 
@@ -96,7 +97,20 @@ impl Governed {
                 // Whether the caller's own deadline, not the declared
                 // timeout, bounds this attempt.
                 let caller_limited = req.ctx.remaining().is_some_and(|left| left < op.timeout);
-                let ctx = req.ctx.for_call(op.timeout);
+                let mut ctx = req.ctx.for_call(op.timeout);
+                // The client side of the hop; exported, the callee continues
+                // this span, so its ids are what the call carries.
+                let span = tracing::debug_span!(
+                    "call",
+                    operation = %op.id(),
+                    attempt,
+                    otel.kind = "client",
+                    otel.name = %op.id(),
+                    otel.status_code = tracing::field::Empty,
+                );
+                if let Some(own) = seams_telemetry::continue_from(&span, None) {
+                    ctx.trace = own;
+                }
                 let budget = ctx.remaining().unwrap_or(op.timeout);
                 if budget.is_zero() {
                     last = Some(CallError::Timeout {
@@ -124,7 +138,12 @@ impl Governed {
                         });
                     }
                 };
-                let outcome = tokio::time::timeout(budget, self.inner.call(attempt_req)).await;
+                let outcome = tokio::time::timeout(budget, self.inner.call(attempt_req))
+                    .instrument(span.clone())
+                    .await;
+                if !matches!(outcome, Ok(Ok(_))) {
+                    span.record("otel.status_code", "ERROR");
+                }
                 let healthy = !matches!(
                     &outcome,
                     Err(_)

@@ -309,8 +309,10 @@ impl Relay {
             // An event that ends without a transaction (applied before)
             // leaves `after` as it was: the next one still follows the last
             // transaction in flight.
-            let handler = pipelined(after.clone(), released_tx, (handles.handler)(env.clone()))
-                .instrument(self.span(env));
+            let (span, handed) = self.traced(env);
+            let handed = handed.unwrap_or_else(|| env.clone());
+            let handler =
+                pipelined(after.clone(), released_tx, (handles.handler)(handed)).instrument(span);
             let mut task = tokio::spawn(handler);
             // The next event may start once this one's transaction has
             // released; if the handler ends without one, once it ends.
@@ -468,23 +470,39 @@ impl Relay {
     }
 
     fn span(&self, env: &Envelope) -> tracing::Span {
-        // The trace the event was caused in, as its handler continues it
-        // (`CallContext::caused_by_event`); an event without a valid
-        // `traceparent` starts a new trace in each handling, which no id
-        // here could name.
-        let trace_id = env
-            .traceparent
-            .as_deref()
-            .and_then(TraceContext::parse)
-            .map(|t| t.trace_id_hex());
-        tracing::info_span!(
+        self.traced(env).0
+    }
+
+    /// The span an event's delivery runs in, continuing the producer's
+    /// span its `traceparent` names, and the event as its handler gets it:
+    /// when the span is exported, with the span's own `traceparent`, so
+    /// that what the handler does (`CallContext::caused_by_event`) is part
+    /// of this delivery in the trace. An event without a valid
+    /// `traceparent` starts a new trace in each handling, which no id here
+    /// could name unless the span is exported.
+    fn traced(&self, env: &Envelope) -> (tracing::Span, Option<Envelope>) {
+        let parent = env.traceparent.as_deref().and_then(TraceContext::parse);
+        let span = tracing::info_span!(
             "deliver",
             subscription = %self.name,
             event_type = %env.event_type,
             event_id = %env.id,
-            trace_id = trace_id.as_deref(),
+            trace_id = tracing::field::Empty,
             correlation_id = %env.correlationid,
-        )
+            otel.kind = "consumer",
+            otel.name = tracing::field::Empty,
+        );
+        let own = seams_telemetry::continue_named(&span, parent.as_ref(), || {
+            format!("{} deliver", self.name)
+        });
+        if let Some(t) = own.or(parent) {
+            span.record("trace_id", t.trace_id_hex());
+        }
+        let handed = own.map(|own| Envelope {
+            traceparent: Some(own.to_traceparent()),
+            ..env.clone()
+        });
+        (span, handed)
     }
 
     /// Runs until `shutdown`, finishing the event in hand.
@@ -577,6 +595,14 @@ impl Relay {
     ) -> anyhow::Result<Outcome> {
         let mut last_error = String::new();
         let mut attempt = 0;
+        // Run in the delivery's span (`traced`): exported, the handler gets
+        // the event with that span's `traceparent`, as a first try does.
+        let handed = seams_telemetry::continue_from(&tracing::Span::current(), None)
+            .map(|own| Envelope {
+                traceparent: Some(own.to_traceparent()),
+                ..env.clone()
+            })
+            .unwrap_or_else(|| env.clone());
         while attempt < policy.max_attempts {
             attempt += 1;
             let result = match first.take() {
@@ -593,7 +619,7 @@ impl Relay {
                             _ = shutdown.cancelled() => return Ok(Outcome::Interrupted),
                         }
                     }
-                    (handles.handler)(env.clone()).await
+                    (handles.handler)(handed.clone()).await
                 }
             };
             match result {

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod nats;
 pub mod oneshot;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod smtp;

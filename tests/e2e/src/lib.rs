@@ -93,6 +93,8 @@ pub struct Shop {
     ulimit: Option<String>,
     /// The authority of every certificate, when the system runs on TLS.
     ca: Option<seams_testkit::tls::TestCa>,
+    /// Environment variables the system starts with, besides `RUST_LOG`.
+    env: Vec<(String, String)>,
 }
 
 /// The tokens the harness holds.
@@ -193,7 +195,7 @@ impl Shop {
             "--ca-file".to_owned(),
             path(ca.ca_file())?,
         ];
-        Shop::assemble(mode, &extra, None, Some(ca), http)
+        Shop::assemble(mode, &extra, None, Some(ca), http, Vec::new())
     }
 
     /// A client trusting the system's CA (when it has one).
@@ -208,7 +210,17 @@ impl Shop {
 
     fn start_inner(mode: Mode, extra: &[&str], ulimit: Option<String>) -> anyhow::Result<Shop> {
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        Shop::assemble(mode, &extra, ulimit, None, client()?)
+        Shop::assemble(mode, &extra, ulimit, None, client()?, Vec::new())
+    }
+
+    /// Starts the system in `mode` with these environment variables set
+    /// (the OpenTelemetry ones, say).
+    pub fn start_with_env(mode: Mode, env: &[(&str, &str)]) -> anyhow::Result<Shop> {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Shop::assemble(mode, &[], None, None, client()?, env)
     }
 
     fn assemble(
@@ -217,6 +229,7 @@ impl Shop {
         ulimit: Option<String>,
         ca: Option<seams_testkit::tls::TestCa>,
         http: reqwest::Client,
+        env: Vec<(String, String)>,
     ) -> anyhow::Result<Shop> {
         let tmp = tempfile::tempdir()?;
         let dir = tmp.path().to_owned();
@@ -232,6 +245,7 @@ impl Shop {
             tokens: Tokens::default(),
             ulimit,
             ca,
+            env,
         };
         shop.restart()?;
         shop.tokens.staff = shop.mint(&["--role", "staff", "--subject", "e2e-staff"])?;
@@ -387,7 +401,8 @@ impl Shop {
             .dir
             .join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));
         let shop = cargo_bin("shop")?;
-        let envs = [("RUST_LOG", "info,sqlx=warn")];
+        let mut envs = vec![("RUST_LOG", "info,sqlx=warn")];
+        envs.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         self.server = Some(match &self.ulimit {
             None => Server::start(&shop, &args, &envs, &log)?,
             Some(limit) => {

@@ -132,7 +132,11 @@ async fn forwards_method_path_query_headers_and_body_and_relays_the_answer() {
     assert_eq!(got["body"], r#"{"amount":5}"#);
     let headers = &got["headers"];
     assert_eq!(headers["x-correlation-id"], "corr-42");
-    assert_eq!(headers["traceparent"], traceparent);
+    // The same trace, continued by the gateway's own hop.
+    let sent = seams_core::TraceContext::parse(headers["traceparent"].as_str().unwrap()).unwrap();
+    let given = seams_core::TraceContext::parse(traceparent).unwrap();
+    assert_eq!(sent.trace_id, given.trace_id);
+    assert_ne!(sent.span_id, given.span_id);
     assert_eq!(headers["idempotency-key"], "k-1");
     assert_eq!(headers["content-type"], "application/json");
     assert_eq!(headers["content-length"], "12");

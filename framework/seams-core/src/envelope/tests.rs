@@ -114,6 +114,12 @@ fn consumers_inherit_correlation_and_are_caused_by_the_event() {
     assert_eq!(ctx.correlation_id, env.correlationid);
     assert_eq!(ctx.causation_id.as_deref(), Some("evt-1"));
     let parent = crate::TraceContext::parse(env.traceparent.as_deref().unwrap()).unwrap();
-    assert_eq!(ctx.trace.trace_id, parent.trace_id);
-    assert_ne!(ctx.trace.span_id, parent.span_id);
+    // The span the envelope names: the relay's delivery span.
+    assert_eq!(ctx.trace, parent);
+    let mut bare = sample();
+    bare.traceparent = None;
+    assert_ne!(
+        bare.consumer_context().trace.trace_id,
+        env.consumer_context().trace.trace_id
+    );
 }

@@ -8,3 +8,4 @@ mod journey;
 mod security;
 mod split;
 mod tls;
+mod traces;

@@ -15,6 +15,8 @@
 //!   unpublished row is older than the longest retry horizon its events
 //!   declare, so a consumer would already have dead-lettered it.
 //! - `SeamsBreakerOpen`: calls to a callee have failed fast for a minute.
+//! - `SeamsServiceDown`: a split service has not answered the gateway's
+//!   merged `/metrics` for a minute.
 //! - `SeamsErrorBudgetFastBurn` and `SeamsErrorBudgetSlowBurn`, per
 //!   declared objective: the multi-window, multi-burn-rate alerts of the
 //!   Google SRE workbook (1 h and 5 m over 14.4 times the budget's rate,
@@ -344,6 +346,32 @@ fn alerts(d: &Declared) -> Vec<Alert> {
             quiet_at_minutes: 2,
             fires_at_minutes: 4,
             series_labels: vec![("callee", "catalog".to_owned())],
+        },
+    });
+    out.push(Alert {
+        name: "SeamsServiceDown",
+        expr: "seams_service_up == 0".to_owned(),
+        pending: Duration::from_secs(60),
+        labels: vec![("severity", "page".to_owned())],
+        notes: Notes {
+            summary: "The {{ $labels.service }} service has not answered the gateway's scrape for a minute".to_owned(),
+            description: "The split gateway could not read {{ $labels.service }}'s own /metrics: the process is down, restarting, or too busy to answer, so its routes likely fail too and its series are missing from this scrape.".to_owned(),
+            runbook: "Check the supervisor's log for the service's exits and restarts (child lines, ERROR when it cannot restart it), its /readyz through the gateway, and its database. The supervisor restarts a crashed service by itself, backing off up to 10 s.".to_owned(),
+        },
+        test: Case {
+            series: vec![
+                (
+                    series_name("seams_service_up", &[("service", "billing")]),
+                    "1 1 0+0x5".to_owned(),
+                ),
+                (
+                    series_name("seams_service_up", &[("service", "identity")]),
+                    "1+0x7".to_owned(),
+                ),
+            ],
+            quiet_at_minutes: 2,
+            fires_at_minutes: 4,
+            series_labels: vec![("service", "billing".to_owned())],
         },
     });
     for o in &d.objectives {

@@ -102,6 +102,12 @@ pub enum Command {
         #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
         issuer: String,
     },
+    /// Files for operating the system with other tools.
+    Ops {
+        /// What to write.
+        #[command(subcommand)]
+        action: OpsAction,
+    },
     /// Manage the deployment's signing keys.
     Keys {
         /// What to do.
@@ -123,6 +129,35 @@ pub enum KeysAction {
         /// The key file, if not under the data directory.
         #[arg(long, env = "SHOP_SIGNING_KEYS")]
         signing_keys: Option<std::path::PathBuf>,
+    },
+}
+
+/// `shop ops …`.
+#[derive(Debug, Subcommand)]
+pub enum OpsAction {
+    /// Write Prometheus alerting rules derived from the declarations (eventual
+    /// invariants, objectives, outboxes), their `promtool test rules` tests,
+    /// and a scrape configuration for the system's `/metrics`.
+    Prometheus {
+        /// The directory to write `seams-rules.yml`, `seams-rules-test.yml` and `prometheus.yml` to.
+        #[arg(long, default_value = "./prometheus")]
+        out: std::path::PathBuf,
+        /// `host:port` of the system's public address (the gateway when split).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        target: String,
+        /// How Prometheus reaches it.
+        #[arg(long, value_parser = ["http", "https"], default_value = "http")]
+        scheme: String,
+        /// The file Prometheus reads an operator token from (relative to `--out`
+        /// unless absolute); the token is never written into the configuration.
+        #[arg(long, default_value = "operator.jwt")]
+        credentials_file: std::path::PathBuf,
+        /// The CA to trust for `https` (the deployment's own).
+        #[arg(long)]
+        ca_file: Option<std::path::PathBuf>,
+        /// How often Prometheus scrapes and evaluates the rules: `15s`, `1m`.
+        #[arg(long, default_value = "15s")]
+        interval: String,
     },
 }
 
@@ -262,6 +297,32 @@ pub async fn run(
             .await
         }
         Command::Contracts => contracts().await,
+        Command::Ops {
+            action:
+                OpsAction::Prometheus {
+                    out,
+                    target,
+                    scheme,
+                    credentials_file,
+                    ca_file,
+                    interval,
+                },
+        } => {
+            let interval = humantime::parse_duration(&interval)
+                .with_context(|| format!("--interval {interval}: expected a duration like 15s"))?;
+            anyhow::ensure!(!interval.is_zero(), "--interval must be positive");
+            let scrape = crate::ops::Scrape {
+                target,
+                scheme,
+                credentials_file,
+                ca_file,
+                interval,
+            };
+            for path in crate::ops::write(&out, &declared().await?, &scrape)? {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
         Command::Token {
             role,
             subject,
@@ -552,8 +613,39 @@ async fn contracts() -> anyhow::Result<()> {
     builder.check()?;
     print!("{}", render_table(&builder.contracts()));
     print!("{}", render_invariants(&builder.invariants()));
+    print!("{}", render_objectives(&crate::system::objectives()?));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// What `shop ops prometheus` derives alerts from: the system's eventual
+/// invariants, objectives, and each producer's outbox with the longest
+/// retry horizon its events declare.
+async fn declared() -> anyhow::Result<crate::ops::Declared> {
+    let dir = tempdir()?;
+    let config = Config::new("127.0.0.1:0".parse()?, dir.clone());
+    let builder = crate::system::build(&config, &Placement::monolith()).await?;
+    builder.check()?;
+    let outboxes = builder
+        .components()
+        .iter()
+        .filter(|c| !c.publishes.is_empty())
+        .map(|c| crate::ops::Outbox {
+            database: c.db.name().to_owned(),
+            horizon: seams_runtime::retention::Retention::longest_horizon(
+                c.publishes.iter().copied(),
+            )
+            .0,
+        })
+        .collect();
+    let declared = crate::ops::Declared {
+        invariants: builder.invariants(),
+        objectives: crate::system::objectives()?,
+        outboxes,
+    };
+    drop(builder);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(declared)
 }
 
 fn tempdir() -> anyhow::Result<std::path::PathBuf> {
@@ -594,6 +686,22 @@ pub fn render_invariants(invariants: &[&seams_core::decl::Invariant]) -> String 
                 ));
             }
         }
+    }
+    out
+}
+
+/// The declared service level objectives.
+pub fn render_objectives(objectives: &[&seams_core::decl::Objective]) -> String {
+    let mut out = String::from("OBJECTIVES\n");
+    for o in objectives {
+        out.push_str(&format!(
+            "  {}: {} {}\n             {}% of requests answered without a server error (not 5xx) over {} days\n",
+            o.id(),
+            o.method,
+            o.route,
+            o.availability_percent,
+            o.window.as_secs() / 86_400
+        ));
     }
     out
 }

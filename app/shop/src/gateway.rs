@@ -9,8 +9,10 @@
 //! (404), the service cannot be reached (503 with `Retry-After`), or it does
 //! not answer in time (504). And the framework routes, answered for the whole
 //! system by asking every service and merging what they say: `/readyz`,
-//! `/openapi.json`, `/_seams/contracts`, `/_seams/consistency` and
-//! `/_seams/dead-letters` (replays go to the owner of the dead letter).
+//! `/openapi.json`, `/_seams/contracts`, `/_seams/consistency`,
+//! `/_seams/dead-letters` (replays go to the owner of the dead letter) and
+//! `/metrics` (every service's series with a `service` label, so one
+//! Prometheus target covers the system).
 //!
 //! The gateway holds no state of its own beyond the routes and one pooled
 //! HTTP client, so it can be restarted at any time, and it never enforces a
@@ -200,6 +202,7 @@ pub(crate) fn router_with(
         .route("/_seams/consistency", get(consistency))
         .route("/_seams/dead-letters", get(dead_letters))
         .route("/_seams/dead-letters/{id}/replay", post(replay_dead_letter))
+        .route("/metrics", get(metrics))
         .fallback(forward)
         .method_not_allowed_fallback(|| async {
             problem_response(Problem::new(
@@ -624,6 +627,200 @@ async fn dead_letters(State(gw): State<Gateway>, req: Request) -> Response {
         Ok(lists) => axum::Json(merge_dead_letters(lists, limit.unwrap_or(100))).into_response(),
         Err(res) => res,
     }
+}
+
+/// The gauge the merged `/metrics` adds: whether each service's own
+/// `/metrics` answered this scrape.
+pub const SERVICE_UP: &str = "seams_service_up";
+
+/// `GET /metrics`: every service's exposition, each series labelled with
+/// its `service`, for one scrape target. Each service decides who may read
+/// it (the client's `Authorization` goes along), and a refusal is passed on
+/// as it came. A service that does not answer leaves its series out and
+/// shows as `seams_service_up{service=…} 0`, rather than failing the whole
+/// scrape: the others' series are what an operator needs during an outage.
+/// Only when none answers is it a 503.
+async fn metrics(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let authorization = headers.get(header::AUTHORIZATION);
+    let inner = &gw.0;
+    let asks = inner.services.iter().map(|service| async move {
+        let url = format!("{}/metrics", service.url);
+        let mut request = inner.client.get(&url).timeout(inner.timeouts.admin);
+        if let Some(a) = authorization {
+            request = request.header(header::AUTHORIZATION, a);
+        }
+        let result = async {
+            let res = request.send().await?;
+            let status = res.status();
+            let body = res.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        }
+        .await;
+        (service, result)
+    });
+    let mut parts = Vec::new();
+    for (service, result) in futures::future::join_all(asks).await {
+        let name = service.capabilities.join(",");
+        match result {
+            Ok((status, body)) if status.is_success() => {
+                parts.push((name, Some(String::from_utf8_lossy(&body).into_owned())));
+            }
+            Ok((status, body))
+                if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+            {
+                let mut res = (status, body).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/problem+json"),
+                );
+                if status == StatusCode::UNAUTHORIZED {
+                    res.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        header::HeaderValue::from_static(r#"Bearer realm="seams""#),
+                    );
+                }
+                return res;
+            }
+            Ok((status, _)) => {
+                tracing::warn!(service = %name, %status, "a service's /metrics failed");
+                parts.push((name, None));
+            }
+            Err(e) => {
+                tracing::warn!(service = %name, error = %seams_core::redact(&e.to_string()), "a service's /metrics did not answer");
+                parts.push((name, None));
+            }
+        }
+    }
+    if parts.iter().all(|(_, text)| text.is_none()) {
+        let all: Vec<String> =
+            gw.0.services
+                .iter()
+                .flat_map(|s| s.capabilities.iter().cloned())
+                .collect();
+        return service_unavailable(&all, "No service answered /metrics.".to_owned());
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        merge_metrics(&parts),
+    )
+        .into_response()
+}
+
+/// One metric family of an exposition: its `# HELP` and `# TYPE` lines and
+/// its samples.
+#[derive(Default)]
+struct Family {
+    help: Option<String>,
+    kind: Option<String>,
+    samples: Vec<String>,
+}
+
+/// Whether sample `name` belongs to family `family` (a histogram's or a
+/// summary's `_bucket`, `_sum` and `_count` do).
+fn of_family(name: &str, family: &str) -> bool {
+    name == family
+        || name
+            .strip_prefix(family)
+            .is_some_and(|rest| matches!(rest, "_bucket" | "_sum" | "_count"))
+}
+
+/// `sample` (`name{labels} value` or `name value`) with `service="…"` added
+/// as its first label.
+fn with_service(sample: &str, service: &str) -> String {
+    match sample.find(['{', ' ']) {
+        Some(i) if sample[i..].starts_with("{}") => {
+            format!(
+                "{}{{service=\"{service}\"}}{}",
+                &sample[..i],
+                &sample[i + 2..]
+            )
+        }
+        Some(i) if sample[i..].starts_with('{') => {
+            format!(
+                "{}{{service=\"{service}\",{}",
+                &sample[..i],
+                &sample[i + 1..]
+            )
+        }
+        Some(i) => format!("{}{{service=\"{service}\"}}{}", &sample[..i], &sample[i..]),
+        None => sample.to_owned(),
+    }
+}
+
+/// The services' expositions (Prometheus text format) as one: every family
+/// once, with its `# HELP` and `# TYPE` once and the samples of every
+/// service together under them (the format wants a family's lines in one
+/// place), each sample labelled with its `service`; then [`SERVICE_UP`] for
+/// each service, 0 for those whose text is `None`.
+pub(crate) fn merge_metrics(parts: &[(String, Option<String>)]) -> String {
+    let mut order: Vec<String> = Vec::new();
+    let mut families: std::collections::HashMap<String, Family> = std::collections::HashMap::new();
+    for (service, text) in parts {
+        let Some(text) = text else { continue };
+        let mut current: Option<String> = None;
+        for line in text.lines() {
+            let line = line.trim_end();
+            if line.is_empty() {
+                continue;
+            }
+            let first_word = |rest: &str| rest.split(' ').next().unwrap_or(rest).to_owned();
+            let (name, meta) = if let Some(rest) = line.strip_prefix("# HELP ") {
+                (first_word(rest), Some(true))
+            } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+                (first_word(rest), Some(false))
+            } else if line.starts_with('#') {
+                continue;
+            } else {
+                let sample = line.split(['{', ' ']).next().unwrap_or(line);
+                match &current {
+                    Some(f) if of_family(sample, f) => (f.clone(), None),
+                    _ => (sample.to_owned(), None),
+                }
+            };
+            if !families.contains_key(&name) {
+                order.push(name.clone());
+            }
+            let family = families.entry(name.clone()).or_default();
+            match meta {
+                Some(true) => {
+                    family.help.get_or_insert_with(|| line.to_owned());
+                }
+                Some(false) => {
+                    family.kind.get_or_insert_with(|| line.to_owned());
+                }
+                None => family.samples.push(with_service(line, service)),
+            }
+            current = Some(name);
+        }
+    }
+    let mut out = String::new();
+    for name in &order {
+        let Some(family) = families.get(name) else {
+            continue;
+        };
+        for line in family
+            .help
+            .iter()
+            .chain(family.kind.iter())
+            .chain(family.samples.iter())
+        {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "# HELP {SERVICE_UP} 1 if the service's own /metrics answered this scrape through the gateway, else 0.\n# TYPE {SERVICE_UP} gauge\n"
+    ));
+    for (service, text) in parts {
+        out.push_str(&format!(
+            "{SERVICE_UP}{{service=\"{service}\"}} {}\n",
+            u8::from(text.is_some())
+        ));
+    }
+    out
 }
 
 /// `POST /_seams/dead-letters/{capability}.{n}/replay`: the dead letter lives

@@ -9,12 +9,14 @@
 //! builds the system from it, [`trust`] decides whose tokens a process
 //! accepts and what it signs with, [`supervisor`] and [`gateway`] run the
 //! split system, [`demo`] walks a customer journey against a running
-//! system, and [`telemetry`] sets up logging.
+//! system, [`ops`] derives Prometheus rules from the declarations, and
+//! [`telemetry`] sets up logging.
 
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod ops;
 pub mod supervisor;
 pub mod system;
 pub mod telemetry;

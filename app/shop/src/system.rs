@@ -38,6 +38,24 @@ pub static DECLARED: [&seams_core::decl::Dependencies; 5] = [
     &notification::DEPENDENCIES,
 ];
 
+/// Every capability's declared service level objectives, checked: the
+/// commands whose error budgets `shop ops prometheus` alerts on.
+pub fn objectives() -> anyhow::Result<Vec<&'static seams_core::decl::Objective>> {
+    let all: Vec<&'static seams_core::decl::Objective> = [
+        identity::OBJECTIVES,
+        catalog::OBJECTIVES,
+        billing::OBJECTIVES,
+        fulfillment::OBJECTIVES,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for o in &all {
+        o.check()?;
+    }
+    Ok(all)
+}
+
 /// Which capabilities run in this process, and where the others are.
 #[derive(Debug, Clone, Default)]
 pub struct Placement {

@@ -69,6 +69,28 @@ pub static COMPENSATED_ONCE: Invariant = Invariant {
     },
 };
 
+/// Billing's service level objectives: of every 1,000 invoices created, at
+/// most 5 answered with a server error over 30 days; payments, which take
+/// money, at most 1.
+pub static OBJECTIVES: &[seams_core::decl::Objective] = &[
+    // Needs catalog and identity answering too: their outages spend this budget.
+    seams_core::decl::Objective {
+        operation: &billing_contract::CREATE_INVOICE,
+        method: "POST",
+        route: "/billing/invoices",
+        availability_percent: 99.5,
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    },
+    // Billing's own database only.
+    seams_core::decl::Objective {
+        operation: &billing_contract::PAY_INVOICE,
+        method: "POST",
+        route: "/billing/invoices/{id}/payments",
+        availability_percent: 99.9,
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    },
+];
+
 /// Event versions billing accepts, for every event it consumes.
 const ACCEPTS: &[u32] = &[1];
 

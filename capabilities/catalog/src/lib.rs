@@ -36,6 +36,19 @@ pub static SKU_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invariant
     },
 };
 
+/// Catalog's service level objective: adding a product answers at most 5
+/// in 1,000 requests with a server error over 30 days.
+pub static OBJECTIVES: &[seams_core::decl::Objective] = &[
+    // Staff adding to the catalog.
+    seams_core::decl::Objective {
+        operation: &catalog_contract::ADD_PRODUCT,
+        method: "POST",
+        route: "/catalog/products",
+        availability_percent: 99.5,
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    },
+];
+
 /// The capability's name and URL prefix.
 pub const NAME: &str = "catalog";
 

@@ -45,6 +45,19 @@ static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
     postgres: sqlx::migrate!("./migrations/postgres"),
 };
 
+/// Fulfillment's service level objective: receiving stock answers at most
+/// 5 in 1,000 requests with a server error over 30 days.
+pub static OBJECTIVES: &[seams_core::decl::Objective] = &[
+    // Staff booking stock in.
+    seams_core::decl::Objective {
+        operation: &fulfillment_contract::RECEIVE_STOCK,
+        method: "POST",
+        route: "/fulfillment/stock",
+        availability_percent: 99.5,
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    },
+];
+
 /// The capability's name and URL prefix.
 pub const NAME: &str = "fulfillment";
 

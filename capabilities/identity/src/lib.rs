@@ -49,6 +49,36 @@ pub static EMAIL_UNIQUE: seams_core::decl::Invariant = seams_core::decl::Invaria
     },
 };
 
+/// Identity's service level objectives: registering, changing an email
+/// and signing in each answer at most 5 in 1,000 requests with a server
+/// error over 30 days.
+pub static OBJECTIVES: &[seams_core::decl::Objective] = &[
+    // The door every new customer comes through.
+    seams_core::decl::Objective {
+        operation: &identity_contract::REGISTER_CUSTOMER,
+        method: "POST",
+        route: "/identity/customers",
+        availability_percent: 99.5,
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    },
+    // A customer's own change of address.
+    seams_core::decl::Objective {
+        operation: &identity_contract::CHANGE_EMAIL,
+        method: "PATCH",
+        route: "/identity/customers/{id}",
+        availability_percent: 99.5,
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    },
+    // Signing in: nothing else works without it.
+    seams_core::decl::Objective {
+        operation: &identity_contract::CREATE_SESSION,
+        method: "POST",
+        route: "/identity/sessions",
+        availability_percent: 99.5,
+        window: std::time::Duration::from_secs(30 * 24 * 3600),
+    },
+];
+
 /// The capability's name and URL prefix.
 pub const NAME: &str = "identity";
 

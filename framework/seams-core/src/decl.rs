@@ -245,6 +245,65 @@ impl Invariant {
     }
 }
 
+/// A service level objective of a public command: the share of its requests
+/// answered without a server error (not 5xx) over a rolling window. Alerts
+/// are derived from it (`shop ops prometheus`): the error budget is what the
+/// objective leaves, and how fast it burns is what pages.
+#[derive(Debug)]
+pub struct Objective {
+    /// The operation it is about (a command of the capability's public API).
+    pub operation: &'static Operation,
+    /// The HTTP method of its route.
+    pub method: &'static str,
+    /// The route template as served and measured (`/billing/invoices`), the
+    /// `route` label of `seams_http_requests_total`.
+    pub route: &'static str,
+    /// Percent of requests answered without a server error, such as 99.5.
+    pub availability_percent: f64,
+    /// The rolling window the percentage is over, such as 30 days.
+    pub window: Duration,
+}
+
+impl Objective {
+    /// The operation's id, `capability.name`.
+    pub fn id(&self) -> String {
+        self.operation.id()
+    }
+
+    /// The share of requests that may fail within the window (0.005 for 99.5 %).
+    pub fn error_budget(&self) -> f64 {
+        1.0 - self.availability_percent / 100.0
+    }
+
+    /// Checks what the type system cannot: a percentage that leaves a
+    /// budget, a window, a command served under its own capability's prefix.
+    pub fn check(&self) -> Result<(), DeclError> {
+        let err = |problem: &str| DeclError {
+            subject: format!("objective {}", self.id()),
+            problem: problem.to_owned(),
+        };
+        if !(self.availability_percent > 0.0 && self.availability_percent < 100.0) {
+            return Err(err(
+                "availability must be above 0 % and below 100 % (100 % leaves no budget)",
+            ));
+        }
+        if self.window.is_zero() {
+            return Err(err("the window must be positive"));
+        }
+        if self.operation.kind != Kind::Command {
+            return Err(err("objectives are declared for commands"));
+        }
+        let prefix = format!("/{}/", self.operation.capability);
+        if !self.route.starts_with(&prefix) {
+            return Err(err("the route must be under its capability's prefix"));
+        }
+        if !matches!(self.method, "POST" | "PUT" | "PATCH" | "DELETE") {
+            return Err(err("a command's method is POST, PUT, PATCH or DELETE"));
+        }
+        Ok(())
+    }
+}
+
 /// What one capability needs of the others: the operations it calls and
 /// the events it consumes. These are the contracts' client lists: the
 /// owner of an operation lets in only the capabilities that declare they

@@ -1,5 +1,5 @@
 //! Test helpers shared by every crate's tests: throwaway server processes
-//! (SMTP, PostgreSQL, NATS JetStream), spawning the `shop` binary on a free
+//! (SMTP, PostgreSQL, NATS JetStream, Prometheus), spawning the `shop` binary on a free
 //! port with a temporary data directory, driving routes without a socket,
 //! tokens from a throwaway issuer, and certificates from a throwaway CA
 //! (each server can be started with TLS on).
@@ -15,6 +15,7 @@ pub mod oneshot;
 pub mod otlp;
 pub mod postgres;
 pub mod process;
+pub mod prometheus;
 pub mod smtp;
 pub mod tls;
 

@@ -781,12 +781,9 @@ async fn dot_segments_and_encoded_slashes_are_refused_never_resolved() {
     // A dot inside a segment is just a character.
     let answer = raw("/billing/invoices/v1.2..3").await;
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
-    // The gateway has no doors of its own besides the merged views.
-    for path in [
-        "/metrics",
-        "/_seams/feed/identity",
-        "/_seams/ops/identity.get-customer",
-    ] {
+    // The gateway has no doors of its own besides the merged views
+    // (`/metrics` is one of them, tested on its own).
+    for path in ["/_seams/feed/identity", "/_seams/ops/identity.get-customer"] {
         assert!(raw(path).await.starts_with("HTTP/1.1 404"), "{path}");
     }
 }
@@ -943,4 +940,160 @@ fn paths_are_checked_segment_by_segment_after_decoding() {
     assert_eq!(percent_decode("a%41%62c"), Some(b"aAbc".to_vec()));
     assert_eq!(percent_decode("%e2%80%ae"), Some(vec![0xe2, 0x80, 0xae]));
     assert_eq!(percent_decode("%+1"), None);
+}
+
+#[test]
+fn merged_metrics_keep_each_family_once_with_every_service_labelled() {
+    let billing = "# HELP seams_calls_total Contract calls made.\n\
+# TYPE seams_calls_total counter\n\
+seams_calls_total{callee=\"catalog\",operation=\"quote-prices\",outcome=\"ok\"} 3\n\
+\n\
+# TYPE seams_event_lag_seconds histogram\n\
+seams_event_lag_seconds_bucket{hop=\"a->b\",le=\"1\"} 1\n\
+seams_event_lag_seconds_bucket{hop=\"a->b\",le=\"+Inf\"} 2\n\
+seams_event_lag_seconds_sum{hop=\"a->b\"} 2.5\n\
+seams_event_lag_seconds_count{hop=\"a->b\"} 2\n\
+plain_total 7\n";
+    let notification = "# HELP seams_calls_total Contract calls made.\n\
+# TYPE seams_calls_total counter\n\
+seams_calls_total{callee=\"identity\",operation=\"get-customer\",outcome=\"ok\"} 1\n";
+    let merged = merge_metrics(&[
+        ("billing,catalog".to_owned(), Some(billing.to_owned())),
+        ("notification".to_owned(), Some(notification.to_owned())),
+        ("identity".to_owned(), None),
+    ]);
+    assert_eq!(
+        merged.matches("# HELP seams_calls_total ").count(),
+        1,
+        "{merged}"
+    );
+    assert_eq!(
+        merged.matches("# TYPE seams_calls_total ").count(),
+        1,
+        "{merged}"
+    );
+    let calls: Vec<&str> = merged
+        .lines()
+        .skip_while(|l| !l.starts_with("# TYPE seams_calls_total"))
+        .skip(1)
+        .take(2)
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "seams_calls_total{service=\"billing,catalog\",callee=\"catalog\",operation=\"quote-prices\",outcome=\"ok\"} 3",
+            "seams_calls_total{service=\"notification\",callee=\"identity\",operation=\"get-customer\",outcome=\"ok\"} 1",
+        ],
+        "a family's samples stay together: {merged}"
+    );
+    assert!(
+        merged.contains("# TYPE seams_event_lag_seconds histogram\nseams_event_lag_seconds_bucket{service=\"billing,catalog\",hop=\"a->b\",le=\"1\"} 1\n"),
+        "{merged}"
+    );
+    assert!(
+        merged.contains(
+            "seams_event_lag_seconds_count{service=\"billing,catalog\",hop=\"a->b\"} 2\n"
+        ),
+        "{merged}"
+    );
+    assert!(
+        merged.contains("plain_total{service=\"billing,catalog\"} 7\n"),
+        "{merged}"
+    );
+    assert!(
+        merged.contains("seams_service_up{service=\"billing,catalog\"} 1\n"),
+        "{merged}"
+    );
+    assert!(
+        merged.contains("seams_service_up{service=\"identity\"} 0\n"),
+        "{merged}"
+    );
+    assert!(!merged.contains("\n\n"), "{merged}");
+}
+
+/// A service's `/metrics`: only for `Bearer operator`, 403 for other
+/// tokens, 401 without one (as the real services decide).
+fn metrics_backend(series: &'static str) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move |headers: HeaderMap| async move {
+            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some("Bearer operator") => (
+                    StatusCode::OK,
+                    format!("# TYPE {series} gauge\n{series} 1\n"),
+                )
+                    .into_response(),
+                Some(_) => (StatusCode::FORBIDDEN, r#"{"status":403}"#).into_response(),
+                None => (StatusCode::UNAUTHORIZED, r#"{"status":401}"#).into_response(),
+            }
+        }),
+    )
+}
+
+#[tokio::test]
+async fn metrics_merge_every_service_for_operators_only() {
+    let billing = spawn(metrics_backend("billing_up")).await;
+    let identity = spawn(metrics_backend("identity_up")).await;
+    let gw = spawn(plain_router(
+        Routes::new()
+            .with("billing", &billing)
+            .with("identity", &identity)
+            .with("catalog", closed_url()),
+        credential(),
+    ))
+    .await;
+    let res = client()
+        .get(format!("{gw}/metrics"))
+        .bearer_auth("operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("billing_up{service=\"billing\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("identity_up{service=\"identity\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("seams_service_up{service=\"catalog\"} 0\n"),
+        "{text}"
+    );
+
+    let res = client().get(format!("{gw}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let res = client()
+        .get(format!("{gw}/metrics"))
+        .bearer_auth("a-customer")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(!res.text().await.unwrap().contains("_up"));
+}
+
+#[tokio::test]
+async fn metrics_with_no_service_answering_are_a_503() {
+    let gw = spawn(plain_router(
+        Routes::new().with("billing", closed_url()),
+        credential(),
+    ))
+    .await;
+    let res = client()
+        .get(format!("{gw}/metrics"))
+        .bearer_auth("operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

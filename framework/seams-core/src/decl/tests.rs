@@ -307,3 +307,47 @@ fn declarations_read_as_the_contracts_table_prints_them() {
         "v2 (accepts v1, v2)"
     );
 }
+
+static CREATE: Operation = Operation {
+    capability: "billing",
+    name: "create-invoice",
+    summary: "",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(1),
+    retries: Retries::Nobody,
+    idempotency: Idempotency::Keyed,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "down",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+fn objective(method: &'static str, route: &'static str, percent: f64) -> Objective {
+    Objective {
+        operation: &CREATE,
+        method,
+        route,
+        availability_percent: percent,
+        window: Duration::from_secs(30 * 24 * 3600),
+    }
+}
+
+#[test]
+fn an_objective_leaves_a_budget_on_its_own_command_route() {
+    let good = objective("POST", "/billing/invoices", 99.5);
+    assert_eq!(good.check(), Ok(()));
+    assert!((good.error_budget() - 0.005).abs() < 1e-9);
+    for bad in [
+        objective("POST", "/billing/invoices", 100.0),
+        objective("POST", "/billing/invoices", 0.0),
+        objective("POST", "/catalog/products", 99.0),
+        objective("GET", "/billing/invoices", 99.0),
+    ] {
+        assert!(bad.check().is_err(), "{bad:?}");
+    }
+}

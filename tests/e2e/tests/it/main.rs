@@ -5,6 +5,7 @@ mod consistency;
 mod crash;
 mod fulfillment;
 mod journey;
+mod prometheus;
 mod security;
 mod split;
 mod tls;

@@ -331,22 +331,20 @@ async fn people_are_who_they_say_and_see_their_own(mode: Mode) -> anyhow::Result
         )
         .await?;
     refused(&r, 403, "forbidden", "a customer adding a product");
-    // The operator's doors: on the public address, and in a split system
-    // each service's own /metrics (the gateway serves none).
+    // The operator's doors: on the public address (the gateway's /metrics
+    // merges the services'), and in a split system each service's own /metrics.
     let mut doors: Vec<String> = [
         "/_seams/dead-letters",
         "/_seams/contracts",
         "/_seams/consistency",
+        "/metrics",
     ]
     .iter()
     .map(|p| format!("{}{p}", shop.url()))
     .collect();
-    doors.push(match mode {
-        Mode::Monolith | Mode::MonolithChaos => format!("{}/metrics", shop.url()),
-        Mode::SplitHttp | Mode::SplitPostgresNats => {
-            format!("{}/metrics", shop.service_url("billing")?)
-        }
-    });
+    if matches!(mode, Mode::SplitHttp | Mode::SplitPostgresNats) {
+        doors.push(format!("{}/metrics", shop.service_url("billing")?));
+    }
     let http = reqwest::Client::new();
     for url in &doors {
         for (who, token) in [

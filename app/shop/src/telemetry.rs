@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, time::SystemTime};
 use tracing_subscriber::layer::SubscriberExt;
@@ -43,7 +44,7 @@ pub const LIFTED: [&str; 2] = ["trace_id", "correlation_id"];
 /// in traces unless `OTEL_SERVICE_NAME` gives one.
 ///
 /// The log filter (`RUST_LOG`) applies to the log lines only: the exporter
-/// has its own ([`seams_telemetry::exported`]), so a quiet log still
+/// takes what [`seams_telemetry::exported`] says, so a quiet log still
 /// exports every span.
 pub fn init(
     format: Format,
@@ -64,7 +65,16 @@ pub fn init(
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    // What any layer wants passes the global filter: the exporter's spans,
+    // and whatever level the log filter may show (which then picks its own
+    // lines). The exporter has no filter of its own (see `Exporting::layer`).
+    let logged = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let traced = exporting.is_some();
+    let wanted = tracing_subscriber::filter::filter_fn(move |meta| {
+        (traced && seams_telemetry::exported(meta)) || logged >= *meta.level()
+    });
     let _ = tracing_subscriber::registry()
+        .with(wanted)
         .with(lines.with_filter(filter))
         .with(exporting.as_ref().map(seams_telemetry::Exporting::layer))
         .try_init();

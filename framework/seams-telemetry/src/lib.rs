@@ -139,10 +139,14 @@ impl Exporting {
         Ok(Some(Exporting { provider }))
     }
 
-    /// The layer that turns `tracing` spans into exported ones: every span
-    /// at DEBUG or above (the framework's trace-only spans are DEBUG), and
-    /// events at INFO or above as span events, from everything but the
-    /// libraries underneath, whose spans would bury the system's own.
+    /// The layer that turns `tracing` spans into exported ones. It takes
+    /// what the subscriber lets through: install [`exported`] in the
+    /// subscriber's global filter, beside what the logs want.
+    ///
+    /// Not a per-layer filter: with one on this layer, in a process talking
+    /// to PostgreSQL the layer stopped seeing every span the log layer also
+    /// enabled (only DEBUG spans reached it, each as a root), so the filter
+    /// is global and exact for this layer's purpose.
     pub fn layer<S>(&self) -> impl Layer<S> + use<S>
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -157,7 +161,6 @@ impl Exporting {
             // naming another task's span (seen with PostgreSQL and NATS:
             // every span became a root).
             .with_context_activation(false)
-            .with_filter(tracing_subscriber::filter::filter_fn(exported))
     }
 }
 
@@ -182,7 +185,10 @@ const UNDERNEATH: [&str; 9] = [
     "opentelemetry",
 ];
 
-/// Whether a span or event is exported: see [`Exporting::layer`].
+/// Whether a span or event is exported: every span at DEBUG or above (the
+/// framework's trace-only spans are DEBUG), and events at INFO or above as
+/// span events, from everything but the libraries underneath, whose spans
+/// would bury the system's own.
 pub fn exported(meta: &Metadata<'_>) -> bool {
     let target = meta.target();
     let underneath = UNDERNEATH.iter().any(|c| {

@@ -100,7 +100,10 @@ fn with_layer<T>(f: impl FnOnce() -> T) -> T {
     let exporting = Exporting {
         provider: SdkTracerProvider::builder().build(),
     };
-    let subscriber = tracing_subscriber::registry().with(exporting.layer());
+    // As the app installs it: the exporter's filter is global.
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::filter_fn(exported))
+        .with(exporting.layer());
     tracing::subscriber::with_default(subscriber, f)
 }
 

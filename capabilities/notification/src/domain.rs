@@ -263,6 +263,9 @@ pub struct Delivery {
     /// The trace id of that event, likewise; none if it carried no valid
     /// `traceparent`.
     pub trace_id: Option<String>,
+    /// That event's `traceparent` as its handling saw it: sending the
+    /// message continues that span.
+    pub traceparent: Option<String>,
 }
 
 impl Delivery {
@@ -298,6 +301,11 @@ impl Delivery {
                 .as_deref()
                 .and_then(seams_core::TraceContext::parse)
                 .map(|t| t.trace_id_hex()),
+            traceparent: cause
+                .traceparent
+                .as_deref()
+                .and_then(seams_core::TraceContext::parse)
+                .map(|t| t.to_traceparent()),
         }
     }
 }

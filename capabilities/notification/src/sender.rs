@@ -23,6 +23,7 @@ use seams_core::Clock;
 use seams_core::decl::RetryPolicy;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::channel::{Channel, DeliveryError, Message};
 use crate::domain::{self, Attempt, Delivery};
@@ -95,14 +96,30 @@ impl Sender {
         Ok(outcomes.len())
     }
 
-    /// Attempts `d` once; returns the attempt's number and what follows it.
-    #[tracing::instrument(skip_all, fields(
-        delivery_id = %d.id,
-        attempt = d.attempts + 1,
-        trace_id = d.trace_id.as_deref(),
-        correlation_id = d.correlation_id.as_deref(),
-    ))]
+    /// Attempts `d` once, in a span continuing the handling that recorded
+    /// it; returns the attempt's number and what follows it.
     async fn send(&self, d: &Delivery) -> (u32, domain::Next) {
+        let span = tracing::info_span!(
+            "send",
+            delivery_id = %d.id,
+            attempt = d.attempts + 1,
+            channel = %d.channel,
+            trace_id = d.trace_id.as_deref(),
+            correlation_id = d.correlation_id.as_deref(),
+            otel.kind = "client",
+            otel.name = tracing::field::Empty,
+        );
+        let parent = d
+            .traceparent
+            .as_deref()
+            .and_then(seams_core::TraceContext::parse);
+        let _ = seams_telemetry::continue_named(&span, parent.as_ref(), || {
+            format!("send {}", d.channel)
+        });
+        self.attempt(d).instrument(span).await
+    }
+
+    async fn attempt(&self, d: &Delivery) -> (u32, domain::Next) {
         let msg = Message {
             id: d.id.clone(),
             to_email: d.recipient.clone(),

@@ -29,7 +29,7 @@ pub struct Consuming {
 /// Every column of `deliveries` a [`Delivery`] is read from.
 const DELIVERY_COLUMNS: &str = "id, customer_id, event_id, event_type, channel, recipient, \
      recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
-     created_at, delivered_at, correlation_id, trace_id";
+     created_at, delivered_at, correlation_id, trace_id, traceparent";
 
 fn delivery(row: &AnyRow) -> anyhow::Result<Delivery> {
     let status: &str = row.get("status");
@@ -52,6 +52,7 @@ fn delivery(row: &AnyRow) -> anyhow::Result<Delivery> {
         delivered_at: row.get("delivered_at"),
         correlation_id: row.get("correlation_id"),
         trace_id: row.get("trace_id"),
+        traceparent: row.get("traceparent"),
     })
 }
 
@@ -248,9 +249,9 @@ impl Consuming {
                 "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, \
                  recipient, recipient_name, subject, body, status, attempts, \
                  next_attempt_at_ms, last_error, created_at, delivered_at, correlation_id, \
-                 trace_id) \
+                 trace_id, traceparent) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17) \
+                 $17, $18) \
                  ON CONFLICT (event_id) DO NOTHING",
             )
             .bind(d.id.as_str())
@@ -269,7 +270,8 @@ impl Consuming {
             .bind(d.created_at.as_str())
             .bind(d.delivered_at.as_deref())
             .bind(d.correlation_id.as_deref())
-            .bind(d.trace_id.as_deref());
+            .bind(d.trace_id.as_deref())
+            .bind(d.traceparent.as_deref());
         self.tx
             .commit_with(batch)
             .await

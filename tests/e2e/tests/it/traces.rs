@@ -1,8 +1,8 @@
 //! Traces exported over OTLP, in every mode: one customer journey is one
 //! trace whose spans (the request, each contract call, each event's
 //! delivery to each consumer, in each process under its own
-//! `service.name`) form one tree, received and decoded by a real OTLP/HTTP
-//! receiver.
+//! `service.name`, and the mail a delivery sends) form one tree, received
+//! and decoded by a real OTLP/HTTP receiver.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -64,6 +64,7 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
                     .any(|s| s.kind == SERVER && s.name == "POST /billing/invoices")
                 && t.iter()
                     .any(|s| s.kind == CLIENT && s.name == "catalog.quote-prices")
+                && t.iter().any(|s| s.name == "send maildir")
                 && (matches!(mode, Mode::Monolith | Mode::MonolithChaos)
                     || t.iter().any(|s| s.service == "catalog" && s.kind == SERVER))
                 && t.iter()
@@ -102,6 +103,24 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
             s.service
         );
     }
+    // The mail, sent later by notification's own worker, continues the
+    // delivery that recorded it.
+    let mail = t
+        .iter()
+        .find(|s| s.name == "send maildir")
+        .unwrap_or_else(|| panic!("{mode:?}: the mail's span: {names:#?}"));
+    let recorded_by = t
+        .iter()
+        .find(|s| s.span_id == mail.parent_span_id)
+        .unwrap_or_else(|| panic!("{mode:?}: the mail's parent: {names:#?}"));
+    assert_eq!(
+        recorded_by
+            .attributes
+            .get("subscription")
+            .map(String::as_str),
+        Some("notification<-billing"),
+        "{mode:?}"
+    );
     let services: HashSet<&str> = t.iter().map(|s| s.service.as_str()).collect();
     match mode {
         Mode::Monolith | Mode::MonolithChaos => {

@@ -12,6 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, watch};
+use tracing::Instrument;
 
 /// The framework's own tables, per backend.
 pub(crate) static FRAMEWORK: Migrations = Migrations {
@@ -1084,17 +1085,35 @@ impl Tx {
     /// Commits: returns once the group this transaction joined is durable
     /// (then feed readers are woken if events were published).
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
-        let mut done = self.release().await?;
-        let outcome = done
-            .wait_for(|r| r.is_some())
-            .await
-            .map_err(|_| sqlx::Error::PoolClosed)?
-            .clone();
-        match outcome {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
-            None => Err(sqlx::Error::PoolClosed),
+        // For traces only (DEBUG, which the default log filter leaves off):
+        // the wait for the group's COMMIT, and how many members had
+        // released into the group before this one, plus one.
+        let span = tracing::debug_span!(
+            "commit",
+            database = %self.db.inner.name,
+            group_member = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let outcome = async {
+            let (mut done, member) = self.release().await?;
+            tracing::Span::current().record("group_member", member);
+            let outcome = done
+                .wait_for(|r| r.is_some())
+                .await
+                .map_err(|_| sqlx::Error::PoolClosed)?
+                .clone();
+            match outcome {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
+                None => Err(sqlx::Error::PoolClosed),
+            }
         }
+        .instrument(span.clone())
+        .await;
+        if outcome.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        outcome
     }
 
     /// Joins the next group commit and returns without waiting for it:
@@ -1106,10 +1125,11 @@ impl Tx {
     }
 
     /// Releases this member's savepoint into the open group and asks for a
-    /// commit; the receiver learns the group's outcome.
+    /// commit; the receiver learns the group's outcome, the number is this
+    /// member's place in the order of release into the group (1: first).
     async fn release(
         &mut self,
-    ) -> Result<watch::Receiver<Option<Result<(), String>>>, sqlx::Error> {
+    ) -> Result<(watch::Receiver<Option<Result<(), String>>>, u32), sqlx::Error> {
         let mut w = self
             .writer
             .take()
@@ -1134,9 +1154,10 @@ impl Tx {
             return Err(e);
         }
         let group = w.group.clone();
-        group
+        let member = group
             .members
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(1);
         if self.published {
             group
                 .published
@@ -1151,7 +1172,7 @@ impl Tx {
         if !pipelined {
             self.db.inner.commit_wanted.notify_one();
         }
-        Ok(done)
+        Ok((done, member))
     }
 
     /// Rolls back explicitly.

@@ -103,6 +103,13 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
             s.service
         );
     }
+    // Billing's transaction committed in a group, under its request.
+    assert!(
+        t.iter().any(|s| s.name == "commit"
+            && s.attributes.get("database").map(String::as_str) == Some("billing")
+            && s.attributes.contains_key("group_member")),
+        "{mode:?}: billing's commit: {names:#?}"
+    );
     // The mail, sent later by notification's own worker, continues the
     // delivery that recorded it.
     let mail = t

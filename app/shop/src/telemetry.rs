@@ -16,6 +16,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::{self, FormatEvent, FormatFields, Json, Writer};
 use tracing_subscriber::fmt::{FmtContext, time::SystemTime};
 use tracing_subscriber::layer::SubscriberExt;
@@ -52,17 +53,32 @@ pub fn init(
     traced_as: &str,
 ) -> Result<Option<seams_telemetry::Exporting>, seams_telemetry::Error> {
     let exporting = seams_telemetry::Exporting::from_env(traced_as)?;
+    let _ = subscriber(format, service, exporting.as_ref(), std::io::stderr).try_init();
+    Ok(exporting)
+}
+
+/// The subscriber [`init`] installs, writing log lines to `writer` (the
+/// tracing benchmark measures it with a writer that drops them).
+pub fn subscriber<W>(
+    format: Format,
+    service: &str,
+    exporting: Option<&seams_telemetry::Exporting>,
+    writer: W,
+) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a> + use<W>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let lines = match format {
         Format::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
         Format::Json => tracing_subscriber::fmt::layer()
             .json()
             .event_format(JsonLine::new(service))
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
     };
     // What any layer wants passes the global filter: the exporter's spans,
@@ -73,12 +89,10 @@ pub fn init(
     let wanted = tracing_subscriber::filter::filter_fn(move |meta| {
         (traced && seams_telemetry::exported(meta)) || logged >= *meta.level()
     });
-    let _ = tracing_subscriber::registry()
+    tracing_subscriber::registry()
         .with(wanted)
         .with(lines.with_filter(filter))
-        .with(exporting.as_ref().map(seams_telemetry::Exporting::layer))
-        .try_init();
-    Ok(exporting)
+        .with(exporting.map(seams_telemetry::Exporting::layer))
 }
 
 /// tracing-subscriber's JSON format with [`LIFTED`] span fields and

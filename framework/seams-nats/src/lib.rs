@@ -46,6 +46,7 @@ use seams_runtime::feed::Feed;
 use seams_store::Db;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How long past its own expiry a pull may go unanswered before it is
 /// abandoned and asked again.
@@ -200,10 +201,28 @@ impl Publisher {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", env.id.as_str());
             let payload = serde_json::to_vec(env)?;
+            // For traces (DEBUG): the hand-over to the bus, in the trace of
+            // the work that committed the event. The event keeps its own
+            // `traceparent`: its consumers continue the producer's span.
+            let span = tracing::debug_span!(
+                "publish",
+                event_id = %env.id,
+                event_type = %env.event_type,
+                otel.kind = "producer",
+                otel.name = tracing::field::Empty,
+            );
+            let parent = env
+                .traceparent
+                .as_deref()
+                .and_then(seams_core::TraceContext::parse);
+            let _ = seams_telemetry::continue_named(&span, parent.as_ref(), || {
+                format!("{} publish", self.producer)
+            });
             let ack = self
                 .nats
                 .js
                 .publish_with_headers(subject(&self.producer), headers, payload.into())
+                .instrument(span)
                 .await
                 .with_context(|| format!("publishing {}", env.id))?;
             acks.push((env.sequence.unwrap_or(0), ack));

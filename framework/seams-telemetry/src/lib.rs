@@ -139,6 +139,12 @@ impl Exporting {
         Ok(Some(Exporting { provider }))
     }
 
+    /// Exports through `provider` (a benchmark's exporter that encodes and
+    /// drops, say) as [`Exporting::from_env`] would through OTLP.
+    pub fn with_provider(provider: SdkTracerProvider) -> Exporting {
+        Exporting { provider }
+    }
+
     /// The layer that turns `tracing` spans into exported ones. It takes
     /// what the subscriber lets through: install [`exported`] in the
     /// subscriber's global filter, beside what the logs want.

@@ -65,6 +65,8 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
                 && t.iter()
                     .any(|s| s.kind == CLIENT && s.name == "catalog.quote-prices")
                 && t.iter().any(|s| s.name == "send maildir")
+                && (mode != Mode::SplitPostgresNats
+                    || t.iter().any(|s| s.name == "billing publish"))
                 && (matches!(mode, Mode::Monolith | Mode::MonolithChaos)
                     || t.iter().any(|s| s.service == "catalog" && s.kind == SERVER))
                 && t.iter()
@@ -110,6 +112,15 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
             && s.attributes.contains_key("group_member")),
         "{mode:?}: billing's commit: {names:#?}"
     );
+    // On JetStream, billing's publisher hands the event to the bus in the
+    // same trace.
+    if mode == Mode::SplitPostgresNats {
+        assert!(
+            t.iter()
+                .any(|s| s.service == "billing" && s.name == "billing publish" && s.kind == 4),
+            "{mode:?}: the publish to JetStream: {names:#?}"
+        );
+    }
     // The mail, sent later by notification's own worker, continues the
     // delivery that recorded it.
     let mail = t

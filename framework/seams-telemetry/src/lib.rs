@@ -171,6 +171,9 @@ impl Exporting {
 }
 
 impl Drop for Exporting {
+    /// Shuts the provider down explicitly: the installed layer's tracer
+    /// holds the provider too, and the global subscriber lives until the
+    /// process ends, so the provider would never drop on its own.
     fn drop(&mut self) {
         // Nothing to tell anyone at exit if the collector is gone: the
         // spans are lost either way, and the SDK has logged why.

@@ -204,3 +204,51 @@ fn spans_from_debug_and_events_from_info_are_exported_but_not_the_libraries() {
         Kind::SPAN
     )));
 }
+
+/// Keeps what it is given to export.
+#[derive(Debug, Clone, Default)]
+struct Recording(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Recording {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+fn recording() -> (Exporting, Recording) {
+    let exported = Recording::default();
+    let exporting = Exporting::with_provider(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exported.clone())
+            .build(),
+    );
+    (exporting, exported)
+}
+
+#[test]
+fn dropping_the_exporter_sends_what_is_queued_under_the_names_given() {
+    let (exporting, sent) = recording();
+    assert!(format!("{exporting:?}").starts_with("Exporting"));
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_subscriber::filter::filter_fn(exported))
+        .with(exporting.layer());
+    // Installed, as the app's is for the whole process: its tracer keeps
+    // the provider alive past the `Exporting`.
+    let installed = tracing::subscriber::set_default(subscriber);
+    let span = tracing::info_span!("request", otel.name = tracing::field::Empty);
+    let own = continue_named(&span, Some(&parent()), || "POST /billing/invoices".into()).unwrap();
+    drop(span);
+    // The batch's timer is seconds away: only the drop sends it.
+    assert!(sent.0.lock().unwrap().is_empty());
+    drop(exporting);
+    let spans = sent.0.lock().unwrap();
+    assert_eq!(spans.len(), 1);
+    assert_eq!(spans[0].name, "POST /billing/invoices");
+    assert_eq!(spans[0].span_context.span_id().to_bytes(), own.span_id);
+    assert_eq!(spans[0].parent_span_id.to_bytes(), parent().span_id);
+    drop(installed);
+}

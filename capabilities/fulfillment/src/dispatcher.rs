@@ -25,6 +25,7 @@ use seams_core::{CallContext, Clock, Envelope, Ids, TraceContext};
 use seams_runtime::Consistency;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::domain;
 use crate::store::{Cause, Due, Store};
@@ -99,8 +100,27 @@ impl Dispatcher {
         Ok(dispatched)
     }
 
-    #[tracing::instrument(skip_all, fields(shipment_id = %d.shipment.id, invoice_id = %d.shipment.invoice_id))]
+    /// Dispatches `d` in a span continuing the handling that created the
+    /// shipment: its log lines name that trace, and exported, the
+    /// `shipment-dispatched` event continues this span.
     async fn dispatch(&self, d: &Due) -> anyhow::Result<bool> {
+        let mut ctx = context(&d.cause);
+        let parent = d.cause.traceparent.as_deref().and_then(TraceContext::parse);
+        let span = tracing::info_span!(
+            "dispatch",
+            shipment_id = %d.shipment.id,
+            invoice_id = %d.shipment.invoice_id,
+            trace_id = tracing::field::Empty,
+            correlation_id = %ctx.correlation_id,
+        );
+        if let Some(own) = seams_telemetry::continue_from(&span, parent.as_ref()) {
+            ctx.trace = own;
+        }
+        span.record("trace_id", ctx.trace.trace_id_hex());
+        self.dispatch_in(d, &ctx).instrument(span).await
+    }
+
+    async fn dispatch_in(&self, d: &Due, ctx: &CallContext) -> anyhow::Result<bool> {
         let now = self.clock.now();
         let Some((dispatched, event)) = d.shipment.dispatch(seams_core::clock::rfc3339(now)) else {
             return Ok(false);
@@ -109,7 +129,7 @@ impl Dispatcher {
             &event,
             self.ids.new_id().to_string(),
             event.dispatched_at.clone(),
-            &context(&d.cause),
+            ctx,
         );
         if !self.store.dispatch(&dispatched, &env).await? {
             tracing::debug!("dispatched by someone else meanwhile");

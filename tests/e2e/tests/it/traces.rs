@@ -168,6 +168,55 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
             );
         }
     }
+    // Paying continues through fulfillment's dispatcher, a worker of its
+    // own: the shipment-dispatched event and its mail are in the payment's
+    // trace, under the dispatch.
+    let id = invoice.json["id"].as_str().expect("an invoice id");
+    let paid = shop.pay("tr-pay-1", id, &invoice.json["total"]).await?;
+    expect(&paid, StatusCode::CREATED)?;
+    let paid_trace = paid.headers["traceparent"]
+        .to_str()?
+        .split('-')
+        .nth(1)
+        .expect("a traceparent")
+        .to_owned();
+    let spans = receiver
+        .wait_for(Duration::from_secs(30), |spans| {
+            let t = in_trace(spans, &paid_trace);
+            let ids: HashSet<&str> = t.iter().map(|s| s.span_id.as_str()).collect();
+            t.iter().any(|s| s.name == "dispatch")
+                && t.iter().any(|s| {
+                    s.kind == CONSUMER
+                        && s.attributes.get("subscription").map(String::as_str)
+                            == Some("notification<-fulfillment")
+                })
+                && t.iter()
+                    .all(|s| s.parent_span_id.is_empty() || ids.contains(s.parent_span_id.as_str()))
+        })
+        .await;
+    let t = in_trace(&spans, &paid_trace);
+    let names: Vec<(&str, &str, i32)> = t
+        .iter()
+        .map(|s| (s.service.as_str(), s.name.as_str(), s.kind))
+        .collect();
+    let dispatch = t
+        .iter()
+        .find(|s| s.name == "dispatch")
+        .unwrap_or_else(|| panic!("{mode:?}: the dispatch: {names:#?}"));
+    let delivered = t
+        .iter()
+        .find(|s| {
+            s.attributes.get("subscription").map(String::as_str)
+                == Some("notification<-fulfillment")
+        })
+        .unwrap_or_else(|| panic!("{mode:?}: shipment-dispatched delivered: {names:#?}"));
+    assert_eq!(delivered.parent_span_id, dispatch.span_id, "{mode:?}");
+    let ids: HashSet<&str> = t.iter().map(|s| s.span_id.as_str()).collect();
+    assert!(
+        t.iter()
+            .all(|s| s.parent_span_id.is_empty() || ids.contains(s.parent_span_id.as_str())),
+        "{mode:?}: one tree: {names:#?}"
+    );
     Ok(())
 }
 

@@ -222,14 +222,45 @@ pub enum HandlerError {
 
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
-        HandlerError::Transient(format!("database: {e}"))
+        if breaks_a_constraint(&e) {
+            HandlerError::Permanent(format!("database constraint: {e}"))
+        } else {
+            HandlerError::Transient(format!("database: {e}"))
+        }
     }
 }
 
 impl From<anyhow::Error> for HandlerError {
+    /// Transient, unless it is (or wraps) a database error that
+    /// [`breaks_a_constraint`].
     fn from(e: anyhow::Error) -> Self {
-        HandlerError::Transient(format!("{e:#}"))
+        if e.downcast_ref::<sqlx::Error>()
+            .is_some_and(breaks_a_constraint)
+        {
+            HandlerError::Permanent(format!("{e:#}"))
+        } else {
+            HandlerError::Transient(format!("{e:#}"))
+        }
     }
+}
+
+/// Whether `e` is a constraint the event's own effect breaks (a UNIQUE
+/// key, NOT NULL, CHECK): it breaks it again on every redelivery (one
+/// writer per database, so no concurrent transaction caused it), and
+/// retrying through the whole schedule would only delay the dead letter.
+/// A foreign key is not counted: the row it needs may come with an event
+/// of another subscription still on its way. Everything else (the
+/// connection, a busy writer, a failed group commit) may pass.
+pub fn breaks_a_constraint(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Database(db) if matches!(
+            db.kind(),
+            sqlx::error::ErrorKind::UniqueViolation
+                | sqlx::error::ErrorKind::NotNullViolation
+                | sqlx::error::ErrorKind::CheckViolation
+        )
+    )
 }
 
 /// The consuming side of one event type.
@@ -369,3 +400,6 @@ pub struct Component {
     /// OpenAPI document of its routes.
     pub openapi: utoipa::openapi::OpenApi,
 }
+
+#[cfg(test)]
+mod tests;

@@ -309,8 +309,8 @@ impl Relay {
             // An event that ends without a transaction (applied before)
             // leaves `after` as it was: the next one still follows the last
             // transaction in flight.
-            let (span, handed) = self.traced(env);
-            let handed = handed.unwrap_or_else(|| env.clone());
+            let (span, own) = self.traced(env);
+            let handed = handed(env, own);
             let handler =
                 pipelined(after.clone(), released_tx, (handles.handler)(handed)).instrument(span);
             let mut task = tokio::spawn(handler);
@@ -474,13 +474,11 @@ impl Relay {
     }
 
     /// The span an event's delivery runs in, continuing the producer's
-    /// span its `traceparent` names, and the event as its handler gets it:
-    /// when the span is exported, with the span's own `traceparent`, so
-    /// that what the handler does (`CallContext::caused_by_event`) is part
-    /// of this delivery in the trace. An event without a valid
+    /// span its `traceparent` names, and that span's own context when it
+    /// is exported (for [`handed`]). An event without a valid
     /// `traceparent` starts a new trace in each handling, which no id here
     /// could name unless the span is exported.
-    fn traced(&self, env: &Envelope) -> (tracing::Span, Option<Envelope>) {
+    fn traced(&self, env: &Envelope) -> (tracing::Span, Option<TraceContext>) {
         let parent = env.traceparent.as_deref().and_then(TraceContext::parse);
         let span = tracing::info_span!(
             "deliver",
@@ -498,11 +496,7 @@ impl Relay {
         if let Some(t) = own.or(parent) {
             span.record("trace_id", t.trace_id_hex());
         }
-        let handed = own.map(|own| Envelope {
-            traceparent: Some(own.to_traceparent()),
-            ..env.clone()
-        });
-        (span, handed)
+        (span, own)
     }
 
     /// Runs until `shutdown`, finishing the event in hand.
@@ -595,14 +589,11 @@ impl Relay {
     ) -> anyhow::Result<Outcome> {
         let mut last_error = String::new();
         let mut attempt = 0;
-        // Run in the delivery's span (`traced`): exported, the handler gets
-        // the event with that span's `traceparent`, as a first try does.
-        let handed = seams_telemetry::continue_from(&tracing::Span::current(), None)
-            .map(|own| Envelope {
-                traceparent: Some(own.to_traceparent()),
-                ..env.clone()
-            })
-            .unwrap_or_else(|| env.clone());
+        // Run in the delivery's span (`traced`), as a first try is.
+        let handed = handed(
+            env,
+            seams_telemetry::continue_from(&tracing::Span::current(), None),
+        );
         while attempt < policy.max_attempts {
             attempt += 1;
             let result = match first.take() {
@@ -765,5 +756,18 @@ fn random_delay(max: Duration) -> Duration {
     Duration::from_micros(rand::rng().random_range(0..=max.as_micros() as u64))
 }
 
+/// The event as a handler gets it: with the `traceparent` of the delivery
+/// span `own` when that span is exported, so that what the handler does
+/// (`CallContext::caused_by_event`) is part of the delivery in the trace;
+/// as it came otherwise.
+fn handed(env: &Envelope, own: Option<TraceContext>) -> Envelope {
+    match own {
+        Some(own) => Envelope {
+            traceparent: Some(own.to_traceparent()),
+            ..env.clone()
+        },
+        None => env.clone(),
+    }
+}
 #[cfg(test)]
 mod tests;

@@ -19,13 +19,39 @@ fn in_trace<'a>(spans: &'a [Span], trace: &str) -> Vec<&'a Span> {
     spans.iter().filter(|s| s.trace_id == trace).collect()
 }
 
+/// The subscription a delivery span is of.
+fn subscription(s: &Span) -> Option<&str> {
+    s.attributes.get("subscription").map(String::as_str)
+}
+
 fn delivered_to(spans: &[&Span], consumer: &str) -> bool {
     spans.iter().any(|s| {
         s.kind == CONSUMER
-            && s.attributes
-                .get("subscription")
-                .is_some_and(|sub| sub.starts_with(&format!("{consumer}<-billing")))
+            && subscription(s).is_some_and(|sub| sub.starts_with(&format!("{consumer}<-billing")))
     })
+}
+
+/// Whether every span's parent is a span of `t`, but for roots.
+fn one_tree(t: &[&Span]) -> bool {
+    let ids: HashSet<&str> = t.iter().map(|s| s.span_id.as_str()).collect();
+    t.iter()
+        .all(|s| s.parent_span_id.is_empty() || ids.contains(s.parent_span_id.as_str()))
+}
+
+/// The trace id of the `traceparent` a reply carries.
+fn trace_of(reply: &e2e::Reply) -> anyhow::Result<String> {
+    let traceparent = reply.headers["traceparent"].to_str()?;
+    let trace = traceparent.split('-').nth(1);
+    Ok(trace
+        .ok_or_else(|| anyhow::anyhow!("{traceparent:?}"))?
+        .to_owned())
+}
+
+/// (service, name, kind) of each span, for failure messages.
+fn labels<'a>(t: &[&'a Span]) -> Vec<(&'a str, &'a str, i32)> {
+    t.iter()
+        .map(|s| (s.service.as_str(), s.name.as_str(), s.kind))
+        .collect()
 }
 
 async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
@@ -46,18 +72,12 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
         .await?;
     expect(&invoice, StatusCode::CREATED)?;
     // The trace the system started for the request, as it told the client.
-    let traceparent = invoice.headers["traceparent"].to_str()?;
-    let trace = traceparent
-        .split('-')
-        .nth(1)
-        .expect("a traceparent")
-        .to_owned();
+    let trace = trace_of(&invoice)?;
 
     let spans = receiver
         .wait_for(Duration::from_secs(30), |spans| {
             // Each process exports on its own schedule: wait for all of them.
             let t = in_trace(spans, &trace);
-            let ids: HashSet<&str> = t.iter().map(|s| s.span_id.as_str()).collect();
             delivered_to(&t, "fulfillment")
                 && delivered_to(&t, "notification")
                 && t.iter()
@@ -69,15 +89,11 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
                     || t.iter().any(|s| s.name == "billing publish"))
                 && (matches!(mode, Mode::Monolith | Mode::MonolithChaos)
                     || t.iter().any(|s| s.service == "catalog" && s.kind == SERVER))
-                && t.iter()
-                    .all(|s| s.parent_span_id.is_empty() || ids.contains(s.parent_span_id.as_str()))
+                && one_tree(&t)
         })
         .await;
     let t = in_trace(&spans, &trace);
-    let names: Vec<(&str, &str, i32)> = t
-        .iter()
-        .map(|s| (s.service.as_str(), s.name.as_str(), s.kind))
-        .collect();
+    let names = labels(&t);
     assert!(
         delivered_to(&t, "fulfillment") && delivered_to(&t, "notification"),
         "{mode:?}: both consumers' deliveries are in the request's trace {trace}: {names:#?}"
@@ -132,10 +148,7 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
         .find(|s| s.span_id == mail.parent_span_id)
         .unwrap_or_else(|| panic!("{mode:?}: the mail's parent: {names:#?}"));
     assert_eq!(
-        recorded_by
-            .attributes
-            .get("subscription")
-            .map(String::as_str),
+        subscription(recorded_by),
         Some("notification<-billing"),
         "{mode:?}"
     );
@@ -174,49 +187,27 @@ async fn one_journey_is_one_trace(mode: Mode) -> anyhow::Result<()> {
     let id = invoice.json["id"].as_str().expect("an invoice id");
     let paid = shop.pay("tr-pay-1", id, &invoice.json["total"]).await?;
     expect(&paid, StatusCode::CREATED)?;
-    let paid_trace = paid.headers["traceparent"]
-        .to_str()?
-        .split('-')
-        .nth(1)
-        .expect("a traceparent")
-        .to_owned();
+    let paid_trace = trace_of(&paid)?;
+    let dispatched =
+        |s: &&Span| s.kind == CONSUMER && subscription(s) == Some("notification<-fulfillment");
     let spans = receiver
         .wait_for(Duration::from_secs(30), |spans| {
             let t = in_trace(spans, &paid_trace);
-            let ids: HashSet<&str> = t.iter().map(|s| s.span_id.as_str()).collect();
-            t.iter().any(|s| s.name == "dispatch")
-                && t.iter().any(|s| {
-                    s.kind == CONSUMER
-                        && s.attributes.get("subscription").map(String::as_str)
-                            == Some("notification<-fulfillment")
-                })
-                && t.iter()
-                    .all(|s| s.parent_span_id.is_empty() || ids.contains(s.parent_span_id.as_str()))
+            t.iter().any(|s| s.name == "dispatch") && t.iter().any(dispatched) && one_tree(&t)
         })
         .await;
     let t = in_trace(&spans, &paid_trace);
-    let names: Vec<(&str, &str, i32)> = t
-        .iter()
-        .map(|s| (s.service.as_str(), s.name.as_str(), s.kind))
-        .collect();
+    let names = labels(&t);
     let dispatch = t
         .iter()
         .find(|s| s.name == "dispatch")
         .unwrap_or_else(|| panic!("{mode:?}: the dispatch: {names:#?}"));
     let delivered = t
         .iter()
-        .find(|s| {
-            s.attributes.get("subscription").map(String::as_str)
-                == Some("notification<-fulfillment")
-        })
+        .find(|s| dispatched(s))
         .unwrap_or_else(|| panic!("{mode:?}: shipment-dispatched delivered: {names:#?}"));
     assert_eq!(delivered.parent_span_id, dispatch.span_id, "{mode:?}");
-    let ids: HashSet<&str> = t.iter().map(|s| s.span_id.as_str()).collect();
-    assert!(
-        t.iter()
-            .all(|s| s.parent_span_id.is_empty() || ids.contains(s.parent_span_id.as_str())),
-        "{mode:?}: one tree: {names:#?}"
-    );
+    assert!(one_tree(&t), "{mode:?}: one tree: {names:#?}");
     Ok(())
 }
 
@@ -230,12 +221,22 @@ async fn one_journey_is_one_trace_across_every_hop_in_every_mode() {
 }
 
 #[tokio::test]
-async fn without_a_collector_named_nothing_is_exported_and_requests_are_answered() {
-    // The receiver is up, but nobody names it: nothing must arrive.
+async fn switched_off_with_a_collector_named_nothing_is_exported_and_requests_are_answered() {
+    // The collector is named, but the standard switch turns export off:
+    // after many export intervals nothing has arrived.
     let receiver = Receiver::start().await;
-    let shop = Shop::start(Mode::Monolith).unwrap();
+    let shop = Shop::start_with_env(
+        Mode::Monolith,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ],
+    )
+    .unwrap();
     let customer = shop.register("untraced@example.com").await.unwrap();
     assert!(!customer.is_empty());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // An absence can only be waited out: ten export intervals.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(receiver.spans().is_empty());
 }

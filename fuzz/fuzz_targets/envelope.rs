@@ -92,13 +92,13 @@ fn decodes<E: Event + PartialEq + std::fmt::Debug>(env: &Envelope, check: impl F
         match env.decode::<E>(accepts) {
             Ok(event) => {
                 check(&event);
-                let _ = event.key();
                 let again = Envelope::wrap(
                     &event,
                     env.id.clone(),
                     env.time.clone(),
                     &env.consumer_context(),
-                );
+                )
+                .expect("an event that decoded has its declared ordering key");
                 let current = [E::CONTRACT.versioning.current];
                 assert_eq!(again.decode::<E>(&current).ok().as_ref(), Some(&event));
             }

@@ -43,12 +43,14 @@ fn eur(amount: i64) -> Amount {
 }
 
 fn envelope<E: Event>(event: &E, sequence: u64) -> Vec<u8> {
-    let mut env = Envelope::wrap(
+    let Ok(mut env) = Envelope::wrap(
         event,
         "0190b1d2-7c3a-7e55-8a3b-3c1d2e4f5a6c".into(),
         "2026-05-01T12:00:00Z".into(),
         &context(),
-    );
+    ) else {
+        return Vec::new();
+    };
     env.sequence = Some(sequence);
     serde_json::to_vec(&env).unwrap_or_default()
 }

@@ -178,7 +178,8 @@ fn envelope(c: &mut Criterion) {
     let ctx = CallContext::new_root();
     let event_id = "0190a5b2-7c1e-7000-8000-0000000000ee";
     let encode = || {
-        let env = Envelope::wrap(black_box(&event), event_id.to_owned(), NOW.to_owned(), &ctx);
+        let env = Envelope::wrap(black_box(&event), event_id.to_owned(), NOW.to_owned(), &ctx)
+            .expect("the bench event has its key");
         serde_json::to_vec(&env).expect("envelopes serialize")
     };
     let bytes = encode();

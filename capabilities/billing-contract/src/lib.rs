@@ -171,9 +171,6 @@ pub struct InvoiceCreated {
 
 impl Event for InvoiceCreated {
     const CONTRACT: &'static EventContract = &INVOICE_CREATED;
-    fn key(&self) -> String {
-        self.invoice_id.clone()
-    }
 }
 
 /// Declaration of [`InvoicePaid`].
@@ -209,9 +206,6 @@ pub struct InvoicePaid {
 
 impl Event for InvoicePaid {
     const CONTRACT: &'static EventContract = &INVOICE_PAID;
-    fn key(&self) -> String {
-        self.invoice_id.clone()
-    }
 }
 
 /// Declaration of [`InvoiceVoided`].
@@ -245,9 +239,6 @@ pub struct InvoiceVoided {
 
 impl Event for InvoiceVoided {
     const CONTRACT: &'static EventContract = &INVOICE_VOIDED;
-    fn key(&self) -> String {
-        self.invoice_id.clone()
-    }
 }
 
 /// Declaration of [`InvoiceRefunded`].
@@ -285,9 +276,6 @@ pub struct InvoiceRefunded {
 
 impl Event for InvoiceRefunded {
     const CONTRACT: &'static EventContract = &INVOICE_REFUNDED;
-    fn key(&self) -> String {
-        self.invoice_id.clone()
-    }
 }
 
 /// Every operation billing declares.

@@ -130,7 +130,8 @@ pub async fn create_invoice(
     )?;
     tracing::Span::current().record("invoice_id", invoice.id.as_str());
     let body = serde_json::to_vec(&invoice_dto(&invoice)).map_err(anyhow::Error::from)?;
-    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now, ctx);
+    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now, ctx)
+        .map_err(anyhow::Error::from)?;
     deps.store
         .insert_invoice(
             &invoice,
@@ -173,7 +174,8 @@ pub async fn pay_invoice(
         .pay(deps.ids.new_id().to_string(), amount, now.clone())
         .map_err(|e| Error::payment(id, e))?;
     let body = serde_json::to_vec(&payment_dto(&payment)).map_err(anyhow::Error::from)?;
-    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now, ctx);
+    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now, ctx)
+        .map_err(anyhow::Error::from)?;
     deps.store
         .record_payment(
             &payment,
@@ -257,11 +259,11 @@ pub async fn on_fulfillment_failed(
     };
     match &compensation {
         Compensation::Void(voided, event) => {
-            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx);
+            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx)?;
             tx.void(voided, &out).await?;
         }
         Compensation::Refund(refunded, refund, event) => {
-            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx);
+            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx)?;
             tx.refund(refunded, refund, &out).await?;
         }
         Compensation::Nothing => {}

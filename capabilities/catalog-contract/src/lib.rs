@@ -176,9 +176,6 @@ pub struct ProductAdded {
 
 impl Event for ProductAdded {
     const CONTRACT: &'static EventContract = &PRODUCT_ADDED;
-    fn key(&self) -> String {
-        self.sku.clone()
-    }
 }
 
 /// Every operation catalog declares.

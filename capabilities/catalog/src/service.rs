@@ -31,7 +31,8 @@ pub async fn add_product(
 ) -> Result<Product, Error> {
     let (product, event) = Product::add(&cmd.sku, &cmd.name, &cmd.price)?;
     let now = deps.clock.now_rfc3339();
-    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now.clone(), ctx);
+    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now.clone(), ctx)
+        .map_err(anyhow::Error::from)?;
     match deps.store.insert(&product, &now, &env).await {
         Ok(()) => Ok(product),
         Err(InsertError::Duplicate) => Err(Error::DuplicateSku(cmd.sku)),

@@ -164,9 +164,6 @@ macro_rules! invoice_event {
 
         impl Event for $ty {
             const CONTRACT: &'static EventContract = &$contract;
-            fn key(&self) -> String {
-                self.invoice_id.clone()
-            }
         }
     };
 }

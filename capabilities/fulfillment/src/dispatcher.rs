@@ -130,7 +130,7 @@ impl Dispatcher {
             self.ids.new_id().to_string(),
             event.dispatched_at.clone(),
             ctx,
-        );
+        )?;
         if !self.store.dispatch(&dispatched, &env).await? {
             tracing::debug!("dispatched by someone else meanwhile");
             return Ok(false);

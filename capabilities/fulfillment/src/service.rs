@@ -176,7 +176,7 @@ pub async fn on_invoice_created(
                 deps.ids.new_id().to_string(),
                 now.clone(),
                 &env.consumer_context(),
-            );
+            )?;
             tx.fail_and_commit(&ev.invoice_id, &out, &now).await?;
             tracing::info!(shortages = ?event.shortages, "out of stock; fulfillment-failed published");
         }
@@ -216,7 +216,7 @@ pub async fn on_invoice_paid(
         deps.ids.new_id().to_string(),
         now,
         &env.consumer_context(),
-    );
+    )?;
     tx.ship(&shipment, &out).await?;
     tx.publish(&out).await?;
     tx.commit().await?;

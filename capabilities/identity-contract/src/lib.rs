@@ -267,9 +267,6 @@ pub struct CustomerRegistered {
 
 impl Event for CustomerRegistered {
     const CONTRACT: &'static EventContract = &CUSTOMER_REGISTERED;
-    fn key(&self) -> String {
-        self.customer_id.clone()
-    }
 }
 
 /// Declaration of [`CustomerEmailChanged`].
@@ -301,9 +298,6 @@ pub struct CustomerEmailChanged {
 
 impl Event for CustomerEmailChanged {
     const CONTRACT: &'static EventContract = &CUSTOMER_EMAIL_CHANGED;
-    fn key(&self) -> String {
-        self.customer_id.clone()
-    }
 }
 
 /// Every operation identity declares.

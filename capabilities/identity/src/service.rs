@@ -89,7 +89,8 @@ pub async fn register_customer(
     tracing::Span::current().record("customer_id", customer.id.as_str());
     let hash = deps.credentials.hash(password).await?;
     let now = deps.clock.now_rfc3339();
-    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now.clone(), ctx);
+    let env = Envelope::wrap(&event, deps.ids.new_id().to_string(), now.clone(), ctx)
+        .map_err(anyhow::Error::from)?;
     match deps.store.insert(&customer, &hash, &now, &env).await {
         Ok(position) => Ok(Written {
             customer,
@@ -182,7 +183,8 @@ pub async fn change_email(
         deps.ids.new_id().to_string(),
         deps.clock.now_rfc3339(),
         ctx,
-    );
+    )
+    .map_err(anyhow::Error::from)?;
     tx.update_email(&customer)
         .await
         .map_err(|e| write_error(e, &customer, "updating email"))?;

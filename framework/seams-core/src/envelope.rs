@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::context::CallContext;
-use crate::decl::EventContract;
+use crate::decl::{EventContract, Ordering};
 
 /// A CloudEvents 1.0 envelope (JSON structured mode).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,12 +50,13 @@ pub struct Envelope {
 }
 
 /// A domain event declared in a contract crate.
+///
+/// Its ordering key is not written by hand: [`Envelope::wrap`] reads it
+/// from the field its contract's [`Ordering::PerKey`] names, so the key the
+/// relay orders by cannot disagree with the declaration.
 pub trait Event: Serialize + DeserializeOwned {
     /// The event's declaration.
     const CONTRACT: &'static EventContract;
-
-    /// The ordering key: the value of the declared ordering field.
-    fn key(&self) -> String;
 
     /// Turns `data` written at an older `version` into the current shape.
     /// The default knows only the current version.
@@ -68,6 +69,52 @@ pub trait Event: Serialize + DeserializeOwned {
                 version,
             })
         }
+    }
+}
+
+/// Why an event could not be put in an envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum WrapError {
+    /// The payload did not serialize to JSON.
+    #[error("{event_type} does not serialize: {source}")]
+    Serialize {
+        /// The event type.
+        event_type: &'static str,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The declared ordering field is missing, or neither a string nor an integer.
+    #[error(
+        "{event_type} is ordered per `{field}`, but its payload has no string or integer `{field}`"
+    )]
+    NoKey {
+        /// The event type.
+        event_type: &'static str,
+        /// The declared field.
+        field: &'static str,
+    },
+}
+
+/// The ordering key of an event of `contract` with payload `data`: the
+/// value of the declared [`Ordering::PerKey`] field (a string as is, an
+/// integer in decimal), or, for an unordered event, its own `id`, so that
+/// no two unordered events wait for each other.
+pub fn ordering_key(
+    contract: &'static EventContract,
+    data: &Value,
+    id: &str,
+) -> Result<String, WrapError> {
+    match contract.ordering {
+        Ordering::Unordered => Ok(id.to_owned()),
+        Ordering::PerKey { field } => match data.get(field) {
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+            _ => Err(WrapError::NoKey {
+                event_type: contract.event_type,
+                field,
+            }),
+        },
     }
 }
 
@@ -112,15 +159,27 @@ pub enum DecodeError {
 }
 
 impl Envelope {
-    /// Wraps `event` for publication; `id` and `time` come from the caller's id source and clock.
-    pub fn wrap<E: Event>(event: &E, id: String, time: String, ctx: &CallContext) -> Envelope {
+    /// Wraps `event` for publication; `id` and `time` come from the caller's
+    /// id source and clock, the `subject` from the declared ordering field
+    /// ([`ordering_key`]).
+    pub fn wrap<E: Event>(
+        event: &E,
+        id: String,
+        time: String,
+        ctx: &CallContext,
+    ) -> Result<Envelope, WrapError> {
         let contract = E::CONTRACT;
-        Envelope {
+        let data = serde_json::to_value(event).map_err(|source| WrapError::Serialize {
+            event_type: contract.event_type,
+            source,
+        })?;
+        let subject = ordering_key(contract, &data, &id)?;
+        Ok(Envelope {
             specversion: "1.0".into(),
             id,
             source: format!("/seams/{}", contract.producer),
             event_type: contract.event_type.into(),
-            subject: event.key(),
+            subject,
             time,
             datacontenttype: "application/json".into(),
             dataversion: contract.versioning.current,
@@ -128,10 +187,8 @@ impl Envelope {
             correlationid: ctx.correlation_id.clone(),
             causationid: ctx.causation_id.clone(),
             sequence: None,
-            // Serializing a contract type to a `Value` cannot fail: contract
-            // types are plain structs with string keys.
-            data: serde_json::to_value(event).expect("contract events serialize"),
-        }
+            data,
+        })
     }
 
     /// Decodes the payload as `E`, checking the type, the versions `accepts` and upcasting.

@@ -51,9 +51,6 @@ struct Ticked {
 
 impl Event for Ticked {
     const CONTRACT: &'static EventContract = &TICKED;
-    fn key(&self) -> String {
-        self.key.clone()
-    }
 }
 
 async fn publish(db: &Db, n: i64) {
@@ -62,7 +59,8 @@ async fn publish(db: &Db, n: i64) {
         uuid::Uuid::now_v7().to_string(),
         "2026-11-26T00:00:00Z".into(),
         &CallContext::new_root(),
-    );
+    )
+    .unwrap();
     let mut tx = db.begin().await.unwrap();
     tx.publish(&env).await.unwrap();
     tx.commit().await.unwrap();

@@ -244,6 +244,14 @@ impl From<anyhow::Error> for HandlerError {
     }
 }
 
+impl From<seams_core::WrapError> for HandlerError {
+    /// Permanent: an event the handler publishes in turn lacks its declared
+    /// ordering key, and it will lack it on every redelivery.
+    fn from(e: seams_core::WrapError) -> Self {
+        HandlerError::Permanent(e.to_string())
+    }
+}
+
 /// Whether `e` is a constraint the event's own effect breaks (a UNIQUE
 /// key, NOT NULL, CHECK): it breaks it again on every redelivery (one
 /// writer per database, so no concurrent transaction caused it), and

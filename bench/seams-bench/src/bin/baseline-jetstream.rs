@@ -297,4 +297,5 @@ fn template_envelope() -> Envelope {
         now,
         &CallContext::new_root(),
     )
+    .expect("invoice-created carries its invoice id")
 }

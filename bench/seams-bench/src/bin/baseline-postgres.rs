@@ -421,7 +421,8 @@ impl Command {
             uuid::Uuid::now_v7().to_string(),
             now,
             &CallContext::new_root(),
-        );
+        )
+        .expect("invoice-created carries its invoice id");
         let envelope_json = serde_json::to_string(&envelope).expect("envelopes serialize");
         Command {
             key: format!("raw-{task}-{n}-{}", uuid::Uuid::new_v4().simple()),

@@ -301,7 +301,8 @@ async fn a_payment_decided_before_a_void_is_refused_by_the_database() {
         seams_core::UuidV7Ids.new_id().to_string(),
         "2026-01-01T00:00:01Z".into(),
         &CallContext::new_root(),
-    );
+    )
+    .unwrap();
     let claim = IdempotencyClaim {
         scope: "billing.pay-invoice".into(),
         key: "late".into(),

@@ -227,7 +227,8 @@ impl World {
             seams_core::UuidV7Ids.new_id().to_string(),
             "2026-01-01T00:00:00Z".into(),
             &CallContext::new_root(),
-        );
+        )
+        .unwrap();
         let mut tx = self.fulfillment.begin().await.unwrap();
         tx.publish(&env).await.unwrap();
         tx.commit().await.unwrap();

@@ -254,6 +254,7 @@ impl World {
             self.clock.now_rfc3339(),
             &CallContext::new_root(),
         )
+        .unwrap()
     }
 }
 

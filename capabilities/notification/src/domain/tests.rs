@@ -290,7 +290,7 @@ fn short_ids_are_the_random_tail_of_the_id() {
 #[test]
 fn a_new_delivery_is_pending_and_due_at_once() {
     let ctx = seams_core::CallContext::new_root();
-    let env = Envelope::wrap(&paid(), "e-1".into(), "2026-01-01T00:00:00Z".into(), &ctx);
+    let env = Envelope::wrap(&paid(), "e-1".into(), "2026-01-01T00:00:00Z".into(), &ctx).unwrap();
     let draft = invoice_paid(&contact("Alice"), &paid()).unwrap();
 
     let d = Delivery::pending(

@@ -334,7 +334,8 @@ async fn publish_at<E: Event>(db: &Db, event: &E) -> (Envelope, u64) {
         new_id(),
         "2026-01-01T00:00:00Z".into(),
         &CallContext::new_root(),
-    );
+    )
+    .unwrap();
     let mut tx = db.begin().await.unwrap();
     let position = tx.publish(&env).await.unwrap();
     tx.commit().await.unwrap();

@@ -29,9 +29,6 @@ struct InvoicePaid {
 
 impl Event for InvoicePaid {
     const CONTRACT: &'static EventContract = &PAID;
-    fn key(&self) -> String {
-        self.invoice_id.clone()
-    }
     fn upcast(version: u32, mut data: Value) -> Result<Value, DecodeError> {
         if version == 1 {
             // v1 called the amount `amount`.
@@ -55,6 +52,7 @@ fn sample() -> Envelope {
         "2026-11-26T00:00:00Z".into(),
         &CallContext::new_root(),
     )
+    .unwrap()
 }
 
 #[test]
@@ -121,5 +119,84 @@ fn consumers_inherit_correlation_and_are_caused_by_the_event() {
     assert_ne!(
         bare.consumer_context().trace.trace_id,
         env.consumer_context().trace.trace_id
+    );
+}
+
+static TALLIED: EventContract = EventContract {
+    producer: "stock",
+    event_type: "stock.tallied",
+    summary: "",
+    retries: Retries::Bus(RetryPolicy::STANDARD),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey { field: "shelf" },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+static UNORDERED: EventContract = EventContract {
+    ordering: Ordering::Unordered,
+    ..TALLIED
+};
+
+#[test]
+fn the_subject_is_the_declared_field_never_a_hand_written_key() {
+    let data = serde_json::json!({ "shelf": "A-7", "count": 3, "aisle": 12 });
+    assert_eq!(ordering_key(&TALLIED, &data, "evt-1").unwrap(), "A-7");
+    // An integer key is its decimal form; the other fields play no part.
+    let numbered = serde_json::json!({ "shelf": 12, "count": 3 });
+    assert_eq!(ordering_key(&TALLIED, &numbered, "evt-1").unwrap(), "12");
+    // An unordered event waits for no other: its key is its own id.
+    assert_eq!(ordering_key(&UNORDERED, &data, "evt-9").unwrap(), "evt-9");
+}
+
+#[test]
+fn an_event_without_its_declared_key_is_not_wrapped() {
+    for data in [
+        serde_json::json!({ "count": 3 }),
+        serde_json::json!({ "shelf": null }),
+        serde_json::json!({ "shelf": 1.5 }),
+        serde_json::json!({ "shelf": true }),
+        serde_json::json!({ "shelf": ["A-7"] }),
+        serde_json::json!({ "shelf": { "id": "A-7" } }),
+        serde_json::json!(["A-7"]),
+    ] {
+        let err = ordering_key(&TALLIED, &data, "evt-1").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                WrapError::NoKey {
+                    event_type: "stock.tallied",
+                    field: "shelf"
+                }
+            ),
+            "{data}: {err}"
+        );
+    }
+
+    #[derive(Serialize)]
+    struct Miscounted {
+        count: u32,
+    }
+    impl<'de> Deserialize<'de> for Miscounted {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            Err(serde::de::Error::custom("never decoded here"))
+        }
+    }
+    impl Event for Miscounted {
+        const CONTRACT: &'static EventContract = &TALLIED;
+    }
+    let err = Envelope::wrap(
+        &Miscounted { count: 3 },
+        "evt-1".into(),
+        "2026-11-26T00:00:00Z".into(),
+        &CallContext::new_root(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "stock.tallied is ordered per `shelf`, but its payload has no string or integer `shelf`"
     );
 }

@@ -45,9 +45,6 @@ struct Ticked {
 
 impl Event for Ticked {
     const CONTRACT: &'static EventContract = &TICKED;
-    fn key(&self) -> String {
-        self.key.clone()
-    }
 }
 
 struct World {
@@ -77,7 +74,8 @@ async fn publish(db: &Db, key: &str, n: i64) -> Envelope {
         uuid::Uuid::now_v7().to_string(),
         "2026-11-26T00:00:00Z".into(),
         &CallContext::new_root(),
-    );
+    )
+    .unwrap();
     let mut tx = db.begin().await.unwrap();
     tx.publish(&env).await.unwrap();
     tx.commit().await.unwrap();
@@ -250,7 +248,8 @@ async fn unaccepted_versions_are_dead_lettered_with_the_reason() {
         "v9".into(),
         "t".into(),
         &CallContext::new_root(),
-    );
+    )
+    .unwrap();
     env.dataversion = 9;
     let mut tx = w.producer.begin().await.unwrap();
     tx.publish(&env).await.unwrap();
@@ -462,7 +461,8 @@ async fn a_long_batch_commits_a_window_at_a_time() {
             uuid::Uuid::now_v7().to_string(),
             "2026-11-26T00:00:00Z".into(),
             &CallContext::new_root(),
-        );
+        )
+        .unwrap();
         tx.publish(&env).await.unwrap();
     }
     tx.commit().await.unwrap();

@@ -65,9 +65,6 @@ struct Noted {
 
 impl Event for Noted {
     const CONTRACT: &'static EventContract = &NOTED;
-    fn key(&self) -> String {
-        self.key.clone()
-    }
 }
 
 async fn note(
@@ -80,7 +77,8 @@ async fn note(
         uuid::Uuid::now_v7().to_string(),
         now,
         &CallContext::new_root(),
-    );
+    )
+    .unwrap();
     let mut tx = db.begin().await.unwrap();
     tx.publish(&env).await.unwrap();
     tx.commit().await.unwrap();

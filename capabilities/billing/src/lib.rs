@@ -139,9 +139,9 @@ fn subscriptions(deps: &Deps) -> Vec<Subscription> {
     vec![Subscription {
         consumer: NAME,
         producer: fulfillment_contract::FULFILLMENT_FAILED.producer,
-        handles: vec![Handles::new(ACCEPTS, move |ev: FulfillmentFailed, env| {
+        handles: vec![Handles::new(ACCEPTS, move |ev: FulfillmentFailed, tx| {
             let deps = deps.clone();
-            async move { service::on_fulfillment_failed(&deps, ev, env).await }
+            Box::pin(async move { service::on_fulfillment_failed(&deps, ev, tx).await })
         })],
     }]
 }

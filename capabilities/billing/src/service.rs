@@ -12,15 +12,12 @@ use fulfillment_contract::FulfillmentFailed;
 use identity_contract::{GET_CUSTOMER, GetCustomerError, IdentityClient};
 use seams_core::auth::{Principal, Role};
 use seams_core::{CallContext, Clock, Envelope, Ids};
-use seams_runtime::HandlerError;
+use seams_runtime::{Applying, HandlerError};
 use seams_store::IdempotencyClaim;
 
 use crate::domain::{Cart, Compensation, Invalid, Invoice, Payment, Status, line_dto};
 use crate::error::Error;
-use crate::store::{Response, Store, WriteError};
-
-/// Inbox name under which fulfillment failures are compensated.
-pub const COMPENSATION_CONSUMER: &str = "billing.compensation";
+use crate::store::{self, Response, Store, WriteError};
 
 /// Everything billing's handlers need, passed explicitly.
 #[derive(Clone)]
@@ -217,21 +214,13 @@ async fn find_invoice(deps: &Deps, id: &str) -> Result<Invoice, Error> {
 /// committed first: a payment racing the failure either committed before
 /// (the invoice is paid, so it is refunded) or is refused by its conditional
 /// update (the invoice is voided).
-#[tracing::instrument(skip_all, fields(event_id = %env.id, invoice_id = %ev.invoice_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id))]
 pub async fn on_fulfillment_failed(
     deps: &Deps,
     ev: FulfillmentFailed,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = deps
-        .store
-        .begin_compensation(COMPENSATION_CONSUMER, &env)
-        .await?
-    else {
-        return Ok(());
-    };
-    let Some(invoice) = tx.invoice(&ev.invoice_id).await? else {
-        tx.rollback().await?;
+    let Some(invoice) = store::invoice_in(tx.tx(), &ev.invoice_id).await? else {
         // Billing created every invoice fulfillment knows of, so this is a
         // bug or an event from elsewhere: retrying cannot help.
         return Err(HandlerError::Permanent(format!(
@@ -240,39 +229,28 @@ pub async fn on_fulfillment_failed(
         )));
     };
     let payment = match invoice.status {
-        Status::Paid => tx.payment(&invoice.id).await?,
+        Status::Paid => store::payment_in(tx.tx(), &invoice.id).await?,
         _ => None,
     };
     let now = deps.clock.now_rfc3339();
-    let ctx = env.consumer_context();
-    let compensation = match invoice.compensate(
-        payment.as_ref(),
-        &ev.reason,
-        now.clone(),
-        deps.ids.new_id().to_string(),
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            tx.rollback().await?;
-            return Err(HandlerError::Permanent(e.to_string()));
-        }
-    };
+    let compensation = invoice
+        .compensate(
+            payment.as_ref(),
+            &ev.reason,
+            now.clone(),
+            deps.ids.new_id().to_string(),
+        )
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     match &compensation {
         Compensation::Void(voided, event) => {
-            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx)?;
-            tx.void(voided, &out).await?;
+            store::void(tx.tx(), voided).await?;
+            tx.publish(event, deps.ids.new_id().to_string(), now)?;
+            tracing::info!(reason = %ev.reason, "invoice voided");
         }
         Compensation::Refund(refunded, refund, event) => {
-            let out = Envelope::wrap(event, deps.ids.new_id().to_string(), now, &ctx)?;
-            tx.refund(refunded, refund, &out).await?;
-        }
-        Compensation::Nothing => {}
-    }
-    tx.commit().await?;
-    match compensation {
-        Compensation::Void(..) => tracing::info!(reason = %ev.reason, "invoice voided"),
-        Compensation::Refund(_, refund, _) => {
-            tracing::info!(reason = %ev.reason, refund_id = %refund.id, "invoice refunded")
+            store::refund(tx.tx(), refunded, refund).await?;
+            tx.publish(event, deps.ids.new_id().to_string(), now)?;
+            tracing::info!(reason = %ev.reason, refund_id = %refund.id, "invoice refunded");
         }
         Compensation::Nothing => tracing::debug!("invoice compensated before; nothing to do"),
     }

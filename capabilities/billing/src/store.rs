@@ -1,9 +1,9 @@
 //! Billing's SQL. Only this module knows the tables.
 //!
 //! Every write stores the state change, its outbox event and the keyed
-//! command's response in one transaction. Compensation works inside a
-//! [`Compensating`] transaction, which already holds the failure event's
-//! inbox row: the new status, the refund and the outbox event commit with
+//! command's response in one transaction. Compensation works inside
+//! the transaction the framework opened for the failure event
+//! ([`seams_runtime::Applying`]), which already holds its inbox row: the new status, the refund and the outbox event commit with
 //! it or not at all.
 
 use catalog_contract::{Currency, Money};
@@ -171,121 +171,80 @@ impl Store {
         let mut conn = self.db.read().await?;
         load_invoice(&mut conn, id).await
     }
-
-    /// Starts compensating as `consumer` for `env`; `None` if it was applied before.
-    pub async fn begin_compensation(
-        &self,
-        consumer: &str,
-        env: &Envelope,
-    ) -> Result<Option<Compensating>, sqlx::Error> {
-        Ok(self
-            .db
-            .begin_consume(consumer, env)
-            .await?
-            .map(|tx| Compensating { tx }))
-    }
 }
 
-/// The transaction compensating one failure, with the failure event's inbox
-/// row already in it.
-///
-/// It reads on the writer, inside the transaction, so it decides on the
-/// state no payment can change before it commits. Dropping it without
-/// [`Compensating::commit`] rolls back, inbox row included, so the event
-/// counts as not applied and is redelivered.
-pub struct Compensating {
-    tx: Tx,
+// What compensating one failure writes, in the transaction the framework
+// opened for the failure event ([`seams_runtime::Applying`]). It reads on
+// the writer, inside that transaction, so it decides on the state no
+// payment can change before it commits.
+
+/// One invoice with its lines, as the compensating transaction `tx` sees it.
+pub async fn invoice_in(tx: &mut Tx, id: &str) -> anyhow::Result<Option<Invoice>> {
+    load_invoice(tx.conn(), id).await
 }
 
-impl Compensating {
-    /// One invoice with its lines.
-    pub async fn invoice(&mut self, id: &str) -> anyhow::Result<Option<Invoice>> {
-        load_invoice(self.tx.conn(), id).await
-    }
+/// The payment of invoice `invoice_id`, if it was paid, as `tx` sees it.
+pub async fn payment_in(tx: &mut Tx, invoice_id: &str) -> anyhow::Result<Option<Payment>> {
+    let Some(row) = sqlx::query(
+        "SELECT id, invoice_id, amount_minor, currency, paid_at FROM payments WHERE invoice_id = $1",
+    )
+    .bind(invoice_id)
+    .fetch_optional(tx.conn())
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Payment {
+        id: row.get("id"),
+        invoice_id: row.get("invoice_id"),
+        amount: Money::new(
+            row.get("amount_minor"),
+            Currency::parse(row.get("currency"))?,
+        )?,
+        paid_at: row.get("paid_at"),
+    }))
+}
 
-    /// The payment of invoice `invoice_id`, if it was paid.
-    pub async fn payment(&mut self, invoice_id: &str) -> anyhow::Result<Option<Payment>> {
-        let Some(row) = sqlx::query(
-            "SELECT id, invoice_id, amount_minor, currency, paid_at FROM payments WHERE invoice_id = $1",
-        )
-        .bind(invoice_id)
-        .fetch_optional(self.tx.conn())
+/// Marks `voided` voided, only if still open.
+pub async fn void(tx: &mut Tx, voided: &Invoice) -> anyhow::Result<()> {
+    transition(tx, &voided.id, Status::Open, Status::Voided).await
+}
+
+/// Marks `refunded` refunded (only if still paid) and stores `refund` (at
+/// most one per invoice).
+pub async fn refund(tx: &mut Tx, refunded: &Invoice, refund: &Refund) -> anyhow::Result<()> {
+    transition(tx, &refunded.id, Status::Paid, Status::Refunded).await?;
+    sqlx::query(
+        "INSERT INTO refunds (id, invoice_id, payment_id, amount_minor, currency, reason, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&refund.id)
+    .bind(&refund.invoice_id)
+    .bind(&refund.payment_id)
+    .bind(refund.amount.minor)
+    .bind(refund.amount.currency.code())
+    .bind(&refund.reason)
+    .bind(&refund.created_at)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Moves invoice `id` from `from` to `to`; an error if it is not in `from`.
+async fn transition(tx: &mut Tx, id: &str, from: Status, to: Status) -> anyhow::Result<()> {
+    let updated = sqlx::query("UPDATE invoices SET status = $1 WHERE id = $2 AND status = $3")
+        .bind(to.as_str())
+        .bind(id)
+        .bind(from.as_str())
+        .execute(tx.conn())
         .await?
-        else {
-            return Ok(None);
-        };
-        Ok(Some(Payment {
-            id: row.get("id"),
-            invoice_id: row.get("invoice_id"),
-            amount: Money::new(
-                row.get("amount_minor"),
-                Currency::parse(row.get("currency"))?,
-            )?,
-            paid_at: row.get("paid_at"),
-        }))
-    }
-
-    /// Marks `voided` voided (only if still open) and publishes `event`.
-    pub async fn void(&mut self, voided: &Invoice, event: &Envelope) -> anyhow::Result<()> {
-        self.transition(&voided.id, Status::Open, Status::Voided)
-            .await?;
-        self.tx.publish(event).await?;
-        Ok(())
-    }
-
-    /// Marks `refunded` refunded (only if still paid), stores `refund` (at
-    /// most one per invoice) and publishes `event`.
-    pub async fn refund(
-        &mut self,
-        refunded: &Invoice,
-        refund: &Refund,
-        event: &Envelope,
-    ) -> anyhow::Result<()> {
-        self.transition(&refunded.id, Status::Paid, Status::Refunded)
-            .await?;
-        sqlx::query(
-            "INSERT INTO refunds (id, invoice_id, payment_id, amount_minor, currency, reason, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&refund.id)
-        .bind(&refund.invoice_id)
-        .bind(&refund.payment_id)
-        .bind(refund.amount.minor)
-        .bind(refund.amount.currency.code())
-        .bind(&refund.reason)
-        .bind(&refund.created_at)
-        .execute(self.tx.conn())
-        .await?;
-        self.tx.publish(event).await?;
-        Ok(())
-    }
-
-    /// Moves invoice `id` from `from` to `to`; an error if it is not in `from`.
-    async fn transition(&mut self, id: &str, from: Status, to: Status) -> anyhow::Result<()> {
-        let updated = sqlx::query("UPDATE invoices SET status = $1 WHERE id = $2 AND status = $3")
-            .bind(to.as_str())
-            .bind(id)
-            .bind(from.as_str())
-            .execute(self.tx.conn())
-            .await?
-            .rows_affected();
-        anyhow::ensure!(
-            updated == 1,
-            "invoice {id} is no longer {} (its compensation was decided on a stale read)",
-            from.as_str()
-        );
-        Ok(())
-    }
-
-    /// Commits the compensation and the inbox row together.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    /// Rolls back, inbox row included.
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
+        .rows_affected();
+    anyhow::ensure!(
+        updated == 1,
+        "invoice {id} is no longer {} (its compensation was decided on a stale read)",
+        from.as_str()
+    );
+    Ok(())
 }
 
 /// One invoice with its lines, read on `conn`.

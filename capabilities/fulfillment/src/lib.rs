@@ -212,22 +212,23 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Fulfillment> {
 /// Billing's feed: one subscription, so the invoice events of one invoice
 /// are applied in billing's commit order (created, then paid or voided).
 fn subscription(deps: &Deps) -> Subscription {
-    let (d1, d2, d3) = (deps.clone(), deps.clone(), deps.clone());
+    let deps = Arc::new(deps.clone());
+    let (d1, d2, d3) = (deps.clone(), deps.clone(), deps);
     Subscription {
         consumer: NAME,
         producer: billing_contract::INVOICE_CREATED.producer,
         handles: vec![
-            Handles::new(ACCEPTS, move |ev: InvoiceCreated, env| {
+            Handles::new(ACCEPTS, move |ev: InvoiceCreated, tx| {
                 let deps = d1.clone();
-                async move { service::on_invoice_created(&deps, ev, env).await }
+                Box::pin(async move { service::on_invoice_created(&deps, ev, tx).await })
             }),
-            Handles::new(ACCEPTS, move |ev: InvoicePaid, env| {
+            Handles::new(ACCEPTS, move |ev: InvoicePaid, tx| {
                 let deps = d2.clone();
-                async move { service::on_invoice_paid(&deps, ev, env).await }
+                Box::pin(async move { service::on_invoice_paid(&deps, ev, tx).await })
             }),
-            Handles::new(ACCEPTS, move |ev: InvoiceVoided, env| {
+            Handles::new(ACCEPTS, move |ev: InvoiceVoided, tx| {
                 let deps = d3.clone();
-                async move { service::on_invoice_voided(&deps, ev, env).await }
+                Box::pin(async move { service::on_invoice_voided(&deps, ev, tx).await })
             }),
         ],
     }

@@ -15,17 +15,14 @@ use fulfillment_contract::{
     FulfillmentFailed, ReceiveStock, Shipment as ShipmentDto, Shortage as ShortageDto, StockLevel,
 };
 use seams_core::auth::{Principal, Role};
-use seams_core::{Clock, Envelope, Ids};
-use seams_runtime::HandlerError;
+use seams_core::{Clock, Ids};
+use seams_runtime::{Applying, HandlerError};
 use seams_store::IdempotencyClaim;
 use tokio::sync::Notify;
 
 use crate::domain::{self, Decision, Demand, Level, Receipt, Shipment, Sku};
 use crate::error::Error;
-use crate::store::{Store, WriteError};
-
-/// Inbox name under which billing's invoice events are applied.
-pub const CONSUMER: &str = "fulfillment.invoices";
+use crate::store::{self, Store, WriteError};
 
 /// The `reason` of every `fulfillment-failed` fulfillment publishes today.
 pub const OUT_OF_STOCK: &str = "out-of-stock";
@@ -129,32 +126,18 @@ pub async fn list_shipments(
 
 /// Reserves stock for a new invoice, every line or none; publishes
 /// `fulfillment-failed` (with what was short) when it cannot.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, invoice_id = %ev.invoice_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id))]
 pub async fn on_invoice_created(
     deps: &Deps,
     ev: InvoiceCreated,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = deps.store.begin_consume(CONSUMER, &env).await? else {
-        return Ok(());
-    };
-    let demand = match Demand::of(&ev.lines) {
-        Ok(demand) => demand,
-        Err(e) => {
-            tx.rollback().await?;
-            return Err(HandlerError::Permanent(e.to_string()));
-        }
-    };
-    let seen = tx.before_deciding(&ev.invoice_id, &demand.skus()).await?;
-    if seen.decided {
-        // Applied before, and the inbox row has since been pruned.
-        tx.commit().await?;
-        return Ok(());
-    }
+    let demand = Demand::of(&ev.lines).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let levels = store::before_deciding(tx.tx(), &demand.skus()).await?;
     let now = deps.clock.now_rfc3339();
-    match domain::decide(&demand, &seen.levels) {
+    match domain::decide(&demand, &levels) {
         Decision::Reserve(lines) => {
-            tx.reserve_and_commit(&ev.invoice_id, &lines, &now).await?;
+            store::reserve(tx.later(), &ev.invoice_id, &lines, &now);
             tracing::debug!(lines = lines.len(), "stock reserved");
         }
         Decision::Short(shortages) => {
@@ -171,13 +154,8 @@ pub async fn on_invoice_created(
                     })
                     .collect(),
             };
-            let out = Envelope::wrap(
-                &event,
-                deps.ids.new_id().to_string(),
-                now.clone(),
-                &env.consumer_context(),
-            )?;
-            tx.fail_and_commit(&ev.invoice_id, &out, &now).await?;
+            let out = tx.publish(&event, deps.ids.new_id().to_string(), now.clone())?;
+            store::fail(tx.later(), &ev.invoice_id, &out.id, &now);
             tracing::info!(shortages = ?event.shortages, "out of stock; fulfillment-failed published");
         }
     }
@@ -187,55 +165,41 @@ pub async fn on_invoice_created(
 /// Ships a paid invoice's reserved stock: creates the shipment and
 /// publishes `shipment-created`. An invoice with nothing reserved (its
 /// reservation failed or was released) gets nothing: billing compensates.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, invoice_id = %ev.invoice_id, shipment_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id, shipment_id))]
 pub async fn on_invoice_paid(
     deps: &Deps,
     ev: InvoicePaid,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = deps.store.begin_consume(CONSUMER, &env).await? else {
-        return Ok(());
-    };
-    let reserved = tx.reserved_for(&ev.invoice_id).await?;
+    let reserved = store::reserved_for(tx.tx(), &ev.invoice_id).await?;
     let now = deps.clock.now_rfc3339();
     let Some((shipment, event)) = domain::ship(
         deps.ids.new_id().to_string(),
         &ev,
         reserved,
         now.clone(),
-        env.time.clone(),
+        tx.envelope().time.clone(),
     ) else {
-        // The inbox row still commits: the event was handled, by doing nothing.
-        tx.commit().await?;
+        // Handled, by doing nothing: the inbox row still commits.
         tracing::info!("nothing reserved for this invoice; no shipment");
         return Ok(());
     };
     tracing::Span::current().record("shipment_id", shipment.id.as_str());
-    let out = Envelope::wrap(
-        &event,
-        deps.ids.new_id().to_string(),
-        now,
-        &env.consumer_context(),
-    )?;
-    tx.ship(&shipment, &out).await?;
-    tx.publish(&out).await?;
-    tx.commit().await?;
-    deps.wake.notify_one();
+    let out = tx.publish(&event, deps.ids.new_id().to_string(), now)?;
+    store::ship(tx.tx(), &shipment, &out).await?;
+    let wake = deps.wake.clone();
+    tx.after_commit(move || wake.notify_one());
     Ok(())
 }
 
 /// Releases a voided invoice's reservations back to available stock.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, invoice_id = %ev.invoice_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id))]
 pub async fn on_invoice_voided(
-    deps: &Deps,
+    _deps: &Deps,
     ev: InvoiceVoided,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = deps.store.begin_consume(CONSUMER, &env).await? else {
-        return Ok(());
-    };
-    let released = tx.release(&ev.invoice_id).await?;
-    tx.commit().await?;
+    let released = store::release(tx.tx(), &ev.invoice_id).await?;
     tracing::debug!(lines = released.len(), reason = %ev.reason, "reservation released");
     Ok(())
 }

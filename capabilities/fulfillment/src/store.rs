@@ -2,13 +2,14 @@
 //!
 //! Every write is one transaction with its consequences: a stock receipt
 //! with its keyed response, a consumer's change with the event's inbox row
-//! and any event it publishes (a [`Consuming`] transaction), a dispatch
+//! and any event it publishes (in the transaction the framework opens for
+//! the event, [`seams_runtime::Applying`]), a dispatch
 //! with its `shipment-dispatched` event. The stock table's CHECK
 //! constraints are the last word on "stock never goes negative": a
 //! statement that would break it fails, and its transaction rolls back.
 
 use seams_core::Envelope;
-use seams_store::{Backend, Db, IdempotencyClaim, SaveResponseError, Tx};
+use seams_store::{Backend, Batch, Db, IdempotencyClaim, SaveResponseError, Tx};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -40,24 +41,9 @@ impl From<SaveResponseError> for WriteError {
     }
 }
 
-/// What [`Consuming::before_deciding`] read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BeforeDeciding {
-    /// A reservation or a failure was already decided for the invoice: the
-    /// guard behind the inbox once the event's inbox row has been pruned.
-    pub decided: bool,
-    /// The stock of the SKUs asked about; SKUs never received are absent.
-    pub levels: Vec<Level>,
-}
-
-/// A consumer's transaction with the event's inbox row already in it.
-///
-/// Dropping it without [`Consuming::commit`] rolls back, inbox row and
-/// published events included, so the event counts as not applied and is
-/// redelivered.
-pub struct Consuming {
-    tx: Tx,
-}
+/// What [`before_deciding`] read: the stock of the SKUs asked about; SKUs
+/// never received are absent.
+pub type BeforeDeciding = Vec<Level>;
 
 /// The event a shipment was announced with, so that the event announcing
 /// its dispatch continues the same causal chain.
@@ -250,19 +236,6 @@ impl Store {
         tx.commit().await?;
         Ok(true)
     }
-
-    /// Starts applying `env` as `consumer`; `None` if it was applied before.
-    pub async fn begin_consume(
-        &self,
-        consumer: &str,
-        env: &Envelope,
-    ) -> Result<Option<Consuming>, sqlx::Error> {
-        Ok(self
-            .db
-            .begin_consume(consumer, env)
-            .await?
-            .map(|tx| Consuming { tx }))
-    }
 }
 
 /// Fails unless exactly one row changed: every statement here targets one
@@ -278,226 +251,174 @@ fn one_row(affected: u64, what: &str) -> Result<(), sqlx::Error> {
     }
 }
 
-impl Consuming {
-    /// What deciding a new invoice's reservation needs, as this transaction
-    /// sees it (read on the writer, so no other write can slip in between
-    /// this read and the reservation).
-    ///
-    /// One query, because a relay applies its events one after another and
-    /// every round trip to the writer is one more in each event's latency:
-    /// a marker row (no SKU) if a reservation or a failure was already
-    /// decided for the invoice, then the stock of each of `skus` that was
-    /// ever received.
-    pub async fn before_deciding(
-        &mut self,
-        invoice_id: &str,
-        skus: &[String],
-    ) -> Result<BeforeDeciding, sqlx::Error> {
-        let mut sql = String::from(
-            "SELECT NULL AS sku, 0 AS on_hand, 0 AS reserved \
-             WHERE EXISTS (SELECT 1 FROM reservations WHERE invoice_id = $1) \
-             OR EXISTS (SELECT 1 FROM failed_invoices WHERE invoice_id = $1)",
-        );
-        if !skus.is_empty() {
-            sql.push_str(" UNION ALL SELECT sku, on_hand, reserved FROM stock WHERE sku IN (");
-            for i in 0..skus.len() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", i + 2));
-            }
-            sql.push(')');
-        }
-        let mut query = sqlx::query(&sql).bind(invoice_id);
-        for sku in skus {
-            query = query.bind(sku);
-        }
-        let mut seen = BeforeDeciding {
-            decided: false,
-            levels: Vec::with_capacity(skus.len()),
-        };
-        for row in query.fetch_all(self.tx.conn()).await? {
-            if row.try_get::<Option<String>, _>("sku")?.is_none() {
-                seen.decided = true;
-            } else {
-                seen.levels.push(level(&row)?);
-            }
-        }
-        Ok(seen)
-    }
+// What a consumer writes, in the transaction the framework opened for the
+// event ([`seams_runtime::Applying`]): reads go through its `Tx`, writes
+// that need no answer into the batch sent with its commit.
 
-    /// Reserves `lines` for the invoice (raises each SKU's `reserved` and
-    /// records the reservation) and commits, inbox row included, sending
-    /// the statements together ([`seams_store::Batch`]).
-    ///
-    /// Availability is decided beforehand, from [`Self::before_deciding`];
-    /// the store refuses a wrong decision whatever made it: the CHECKs on
-    /// `stock` a line that is not available, the reservation's foreign key
-    /// a SKU with no stock row (which is what an `UPDATE` that changed
-    /// nothing would mean). Either error drops the transaction.
-    pub async fn reserve_and_commit(
-        self,
-        invoice_id: &str,
-        lines: &[Line],
-        now: &str,
-    ) -> Result<(), sqlx::Error> {
-        let mut batch = self.tx.batch();
-        for l in lines {
-            batch
-                .statement("UPDATE stock SET reserved = reserved + $1 WHERE sku = $2")
-                .bind(i64::from(l.quantity))
-                .bind(l.sku.as_str())
-                .statement(
-                    "INSERT INTO reservations (invoice_id, sku, quantity, status, reserved_at) \
-                     VALUES ($1, $2, $3, 'reserved', $4)",
-                )
-                .bind(invoice_id)
-                .bind(l.sku.as_str())
-                .bind(i64::from(l.quantity))
-                .bind(now);
+/// The stock of each of `skus` that was ever received, as the consuming
+/// transaction `tx` sees it (read on the writer, so no other write can
+/// slip in between this read and the reservation).
+pub async fn before_deciding(tx: &mut Tx, skus: &[String]) -> Result<BeforeDeciding, sqlx::Error> {
+    if skus.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from("SELECT sku, on_hand, reserved FROM stock WHERE sku IN (");
+    for i in 0..skus.len() {
+        if i > 0 {
+            sql.push_str(", ");
         }
-        self.tx
-            .commit_with(batch)
-            .await
-            .map_err(SaveResponseError::into_db)
+        sql.push_str(&format!("${}", i + 1));
     }
-
-    /// Records that nothing could be reserved for the invoice, publishes
-    /// `failed` (its `fulfillment-failed`) and commits, as one batch.
-    pub async fn fail_and_commit(
-        self,
-        invoice_id: &str,
-        failed: &Envelope,
-        now: &str,
-    ) -> Result<(), sqlx::Error> {
-        let mut batch = self.tx.batch();
-        batch
-            .statement(
-                "INSERT INTO failed_invoices (invoice_id, event_id, failed_at) \
-                 VALUES ($1, $2, $3) ON CONFLICT (invoice_id) DO NOTHING",
-            )
-            .bind(invoice_id)
-            .bind(failed.id.as_str())
-            .bind(now)
-            .publish(failed);
-        self.tx
-            .commit_with(batch)
-            .await
-            .map_err(SaveResponseError::into_db)
+    sql.push(')');
+    let mut query = sqlx::query(&sql);
+    for sku in skus {
+        query = query.bind(sku);
     }
-
-    /// What is still reserved (not shipped, not released) for the invoice, in SKU order.
-    pub async fn reserved_for(&mut self, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
-        sqlx::query(
-            "SELECT sku, quantity FROM reservations \
-             WHERE invoice_id = $1 AND status = 'reserved' ORDER BY sku",
-        )
-        .bind(invoice_id)
-        .fetch_all(self.tx.conn())
+    query
+        .fetch_all(tx.conn())
         .await?
         .iter()
-        .map(line)
+        .map(level)
         .collect()
-    }
+}
 
-    /// Ships `shipment`'s lines out of their reservations: each reservation
-    /// becomes `shipped`, its units leave `on_hand` and `reserved`, and the
-    /// shipment is stored with `created_event` (already wrapped, published by
-    /// the caller in this transaction) as its cause.
-    pub async fn ship(
-        &mut self,
-        shipment: &Shipment,
-        created_event: &Envelope,
-    ) -> Result<(), sqlx::Error> {
-        for l in &shipment.lines {
-            let affected = sqlx::query(
-                "UPDATE reservations SET status = 'shipped' \
-                 WHERE invoice_id = $1 AND sku = $2 AND status = 'reserved' AND quantity = $3",
-            )
-            .bind(&shipment.invoice_id)
-            .bind(&l.sku)
+/// Reserves `lines` for the invoice (raises each SKU's `reserved` and
+/// records the reservation), sent with the commit.
+///
+/// Availability is decided beforehand, from [`before_deciding`]; the store
+/// refuses a wrong decision whatever made it: the CHECKs on `stock` a line
+/// that is not available, the reservation's foreign key a SKU with no
+/// stock row (which is what an `UPDATE` that changed nothing would mean).
+/// Either error fails the commit, which rolls everything back.
+pub fn reserve(later: &mut Batch<'static>, invoice_id: &str, lines: &[Line], now: &str) {
+    for l in lines {
+        later
+            .statement("UPDATE stock SET reserved = reserved + $1 WHERE sku = $2")
             .bind(i64::from(l.quantity))
-            .execute(self.tx.conn())
-            .await?
-            .rows_affected();
-            one_row(affected, &format!("shipping the reservation of {}", l.sku))?;
-            let affected = sqlx::query(
-                "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1 WHERE sku = $2",
+            .bind(l.sku.clone())
+            .statement(
+                "INSERT INTO reservations (invoice_id, sku, quantity, status, reserved_at) \
+                 VALUES ($1, $2, $3, 'reserved', $4)",
             )
+            .bind(invoice_id.to_owned())
+            .bind(l.sku.clone())
             .bind(i64::from(l.quantity))
-            .bind(&l.sku)
-            .execute(self.tx.conn())
-            .await?
-            .rows_affected();
-            one_row(affected, &format!("taking {} out of stock", l.sku))?;
-        }
+            .bind(now.to_owned());
+    }
+}
+
+/// Records that nothing could be reserved for the invoice, announced by
+/// event `failed_event_id` (published in the same transaction). A second
+/// failure of the same invoice breaks the primary key: an invoice-created
+/// applied twice (only possible past the inbox's horizon) is refused and
+/// dead-lettered rather than announced twice.
+pub fn fail(later: &mut Batch<'static>, invoice_id: &str, failed_event_id: &str, now: &str) {
+    later
+        .statement(
+            "INSERT INTO failed_invoices (invoice_id, event_id, failed_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(invoice_id.to_owned())
+        .bind(failed_event_id.to_owned())
+        .bind(now.to_owned());
+}
+
+/// What is still reserved (not shipped, not released) for the invoice, in SKU order.
+pub async fn reserved_for(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
+    sqlx::query(
+        "SELECT sku, quantity FROM reservations \
+         WHERE invoice_id = $1 AND status = 'reserved' ORDER BY sku",
+    )
+    .bind(invoice_id)
+    .fetch_all(tx.conn())
+    .await?
+    .iter()
+    .map(line)
+    .collect()
+}
+
+/// Ships `shipment`'s lines out of their reservations: each reservation
+/// becomes `shipped`, its units leave `on_hand` and `reserved`, and the
+/// shipment is stored with `created_event` (published in the same
+/// transaction) as its cause.
+pub async fn ship(
+    tx: &mut Tx,
+    shipment: &Shipment,
+    created_event: &Envelope,
+) -> Result<(), sqlx::Error> {
+    for l in &shipment.lines {
+        let affected = sqlx::query(
+            "UPDATE reservations SET status = 'shipped' \
+             WHERE invoice_id = $1 AND sku = $2 AND status = 'reserved' AND quantity = $3",
+        )
+        .bind(&shipment.invoice_id)
+        .bind(&l.sku)
+        .bind(i64::from(l.quantity))
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        one_row(affected, &format!("shipping the reservation of {}", l.sku))?;
+        let affected = sqlx::query(
+            "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1 WHERE sku = $2",
+        )
+        .bind(i64::from(l.quantity))
+        .bind(&l.sku)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+        one_row(affected, &format!("taking {} out of stock", l.sku))?;
+    }
+    sqlx::query(
+        "INSERT INTO shipments (id, invoice_id, customer_id, status, created_at, \
+         dispatched_at, paid_event_time, cause_event_id, correlation_id, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&shipment.id)
+    .bind(&shipment.invoice_id)
+    .bind(&shipment.customer_id)
+    .bind(shipment.status.as_str())
+    .bind(&shipment.created_at)
+    .bind(&shipment.dispatched_at)
+    .bind(&shipment.paid_event_time)
+    .bind(&created_event.id)
+    .bind(&created_event.correlationid)
+    .bind(&created_event.traceparent)
+    .execute(tx.conn())
+    .await?;
+    for (i, l) in shipment.lines.iter().enumerate() {
         sqlx::query(
-            "INSERT INTO shipments (id, invoice_id, customer_id, status, created_at, \
-             dispatched_at, paid_event_time, cause_event_id, correlation_id, traceparent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES ($1, $2, $3, $4)",
         )
         .bind(&shipment.id)
-        .bind(&shipment.invoice_id)
-        .bind(&shipment.customer_id)
-        .bind(shipment.status.as_str())
-        .bind(&shipment.created_at)
-        .bind(&shipment.dispatched_at)
-        .bind(&shipment.paid_event_time)
-        .bind(&created_event.id)
-        .bind(&created_event.correlationid)
-        .bind(&created_event.traceparent)
-        .execute(self.tx.conn())
+        .bind(i as i64)
+        .bind(&l.sku)
+        .bind(i64::from(l.quantity))
+        .execute(tx.conn())
         .await?;
-        for (i, l) in shipment.lines.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&shipment.id)
-            .bind(i as i64)
-            .bind(&l.sku)
+    }
+    Ok(())
+}
+
+/// Releases what is still reserved for the invoice back to available
+/// stock; returns the released lines (none if it was shipped, released or
+/// never reserved).
+pub async fn release(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
+    let lines = reserved_for(tx, invoice_id).await?;
+    for l in &lines {
+        let affected = sqlx::query("UPDATE stock SET reserved = reserved - $1 WHERE sku = $2")
             .bind(i64::from(l.quantity))
-            .execute(self.tx.conn())
-            .await?;
-        }
-        Ok(())
+            .bind(&l.sku)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+        one_row(affected, &format!("releasing {}", l.sku))?;
     }
-
-    /// Releases what is still reserved for the invoice back to available
-    /// stock; returns the released lines (none if it was shipped, released
-    /// or never reserved).
-    pub async fn release(&mut self, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
-        let lines = self.reserved_for(invoice_id).await?;
-        for l in &lines {
-            let affected = sqlx::query("UPDATE stock SET reserved = reserved - $1 WHERE sku = $2")
-                .bind(i64::from(l.quantity))
-                .bind(&l.sku)
-                .execute(self.tx.conn())
-                .await?
-                .rows_affected();
-            one_row(affected, &format!("releasing {}", l.sku))?;
-        }
-        sqlx::query(
-            "UPDATE reservations SET status = 'released' \
-             WHERE invoice_id = $1 AND status = 'reserved'",
-        )
-        .bind(invoice_id)
-        .execute(self.tx.conn())
-        .await?;
-        Ok(lines)
-    }
-
-    /// Appends `env` to the outbox in this transaction.
-    pub async fn publish(&mut self, env: &Envelope) -> Result<u64, sqlx::Error> {
-        self.tx.publish(env).await
-    }
-
-    /// Commits the change, the inbox row and the published events together.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    /// Rolls back, inbox row included, so the event will be applied later.
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
+    sqlx::query(
+        "UPDATE reservations SET status = 'released' \
+         WHERE invoice_id = $1 AND status = 'reserved'",
+    )
+    .bind(invoice_id)
+    .execute(tx.conn())
+    .await?;
+    Ok(lines)
 }

@@ -277,9 +277,9 @@ fn subscriptions(deps: &Deps) -> Vec<Subscription> {
     macro_rules! handles {
         ($event:ty, $f:path) => {{
             let deps = deps.clone();
-            Handles::new(ACCEPTS, move |ev: $event, env| {
+            Handles::new(ACCEPTS, move |ev: $event, tx| {
                 let deps = deps.clone();
-                async move { $f(&deps, ev, env).await }
+                Box::pin(async move { $f(&deps, ev, tx).await })
             })
         }};
     }

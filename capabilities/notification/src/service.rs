@@ -18,19 +18,15 @@ use billing_contract::{InvoiceCreated, InvoicePaid, InvoiceRefunded, InvoiceVoid
 use fulfillment_contract::ShipmentDispatched;
 use identity_contract::{CustomerEmailChanged, CustomerRegistered};
 use seams_core::auth::Principal;
-use seams_core::{Clock, Envelope, Ids};
+use seams_core::{Clock, Ids};
 use seams_runtime::consistency::Token;
-use seams_runtime::{Consistency, HandlerError};
+use seams_runtime::{Applying, Consistency, HandlerError};
 use tokio::sync::Notify;
 
 use crate::domain::{self, Contact, Delivery, Draft, Unrenderable};
 use crate::error::Error;
-use crate::store::{ContactEntry, Store};
+use crate::store::{self, ContactEntry, Store};
 
-/// Inbox name under which contacts are projected.
-pub const CONTACTS_CONSUMER: &str = "notification.contacts";
-/// Inbox name under which deliveries are recorded.
-pub const DELIVERIES_CONSUMER: &str = "notification.deliveries";
 /// The subscription that feeds the contact read model (its name in the
 /// consistency registry: `<consumer><-<producer>`).
 pub const CONTACTS_SUBSCRIPTION: &str = "notification<-identity";
@@ -62,23 +58,19 @@ pub(crate) fn now_ms(clock: &dyn Clock) -> i64 {
 }
 
 /// Projects `customer-registered` into the contact read model.
-#[tracing::instrument(skip_all, fields(event_id = %env.id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id))]
 pub async fn on_customer_registered(
     deps: &Deps,
     ev: CustomerRegistered,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = deps.store.begin_consume(CONTACTS_CONSUMER, &env).await? else {
-        return Ok(());
-    };
     let contact = Contact {
         customer_id: ev.customer_id,
         email: ev.email,
         name: ev.name,
     };
-    tx.upsert_contact(&contact, &deps.clock.now_rfc3339(), &env.id)
-        .await?;
-    tx.commit().await?;
+    let source = tx.envelope().id.clone();
+    store::upsert_contact(tx.later(), &contact, &deps.clock.now_rfc3339(), &source);
     Ok(())
 }
 
@@ -88,136 +80,126 @@ pub async fn on_customer_registered(
 /// Identity's events arrive in order on one feed, so the registration has
 /// normally been projected already; if it has not (it was dead-lettered, or
 /// the projection was reset), the read model is behind, which is transient.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
 pub async fn on_customer_email_changed(
     deps: &Deps,
     ev: CustomerEmailChanged,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = deps.store.begin_consume(CONTACTS_CONSUMER, &env).await? else {
-        return Ok(());
-    };
-    let Some(contact) = tx.contact(&ev.customer_id).await? else {
-        tx.rollback().await?;
+    let Some(contact) = store::contact(tx.tx(), &ev.customer_id).await? else {
         return Err(HandlerError::Transient(format!(
             "contact {} not yet known",
             ev.customer_id
         )));
     };
-    tx.upsert_contact(&contact.with_email(&ev), &deps.clock.now_rfc3339(), &env.id)
-        .await?;
-    tx.commit().await?;
+    let source = tx.envelope().id.clone();
+    store::upsert_contact(
+        tx.later(),
+        &contact.with_email(&ev),
+        &deps.clock.now_rfc3339(),
+        &source,
+    );
     Ok(())
 }
 
 /// Records the message for `invoice-created`.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
 pub async fn on_invoice_created(
     deps: &Deps,
     ev: InvoiceCreated,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    record(deps, &env, &ev.customer_id, |contact| {
+    record(deps, tx, &ev.customer_id, |contact| {
         domain::invoice_created(contact, &ev)
     })
     .await
 }
 
 /// Records the message for `invoice-paid`.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
 pub async fn on_invoice_paid(
     deps: &Deps,
     ev: InvoicePaid,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    record(deps, &env, &ev.customer_id, |contact| {
+    record(deps, tx, &ev.customer_id, |contact| {
         domain::invoice_paid(contact, &ev)
     })
     .await
 }
 
 /// Records the message for `invoice-voided`.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
 pub async fn on_invoice_voided(
     deps: &Deps,
     ev: InvoiceVoided,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    record(deps, &env, &ev.customer_id, |contact| {
+    record(deps, tx, &ev.customer_id, |contact| {
         Ok(domain::invoice_voided(contact, &ev))
     })
     .await
 }
 
 /// Records the message for `invoice-refunded`.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
 pub async fn on_invoice_refunded(
     deps: &Deps,
     ev: InvoiceRefunded,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    record(deps, &env, &ev.customer_id, |contact| {
+    record(deps, tx, &ev.customer_id, |contact| {
         domain::invoice_refunded(contact, &ev)
     })
     .await
 }
 
 /// Records the message for `shipment-dispatched`.
-#[tracing::instrument(skip_all, fields(event_id = %env.id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
 pub async fn on_shipment_dispatched(
     deps: &Deps,
     ev: ShipmentDispatched,
-    env: Envelope,
+    tx: &mut Applying,
 ) -> Result<(), HandlerError> {
-    record(deps, &env, &ev.customer_id, |contact| {
+    record(deps, tx, &ev.customer_id, |contact| {
         Ok(domain::shipment_dispatched(contact, &ev))
     })
     .await
 }
 
-/// Records one delivery to `customer_id` in `env`'s inbox transaction.
+/// Records one delivery to `customer_id` in the event's transaction.
 ///
 /// Events from identity and from billing or fulfillment travel on different
 /// feeds, so an invoice can arrive before its customer's contact has been
 /// projected.
-/// That is a read model being behind, not a bad event: the transaction is
-/// rolled back (inbox row included) and the bus redelivers with backoff.
+/// That is a read model being behind, not a bad event: the error is
+/// transient, the transaction rolls back (inbox row included) and the bus
+/// redelivers with backoff.
 async fn record(
     deps: &Deps,
-    env: &Envelope,
+    tx: &mut Applying,
     customer_id: &str,
     render: impl FnOnce(&Contact) -> Result<Draft, Unrenderable>,
 ) -> Result<(), HandlerError> {
-    let Some(mut tx) = deps.store.begin_consume(DELIVERIES_CONSUMER, env).await? else {
-        return Ok(());
-    };
-    let Some(contact) = tx.contact(customer_id).await? else {
-        tx.rollback().await?;
+    let Some(contact) = store::contact(tx.tx(), customer_id).await? else {
         return Err(HandlerError::Transient(format!(
             "contact {customer_id} not yet known"
         )));
     };
-    let draft = match render(&contact) {
-        Ok(draft) => draft,
-        Err(e) => {
-            tx.rollback().await?;
-            return Err(HandlerError::Permanent(e.to_string()));
-        }
-    };
+    let draft = render(&contact).map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let delivery = Delivery::pending(
         deps.ids.new_id().to_string(),
-        env,
+        tx.envelope(),
         deps.channel,
         &contact,
         draft,
         now_ms(deps.clock.as_ref()),
         deps.clock.now_rfc3339(),
     );
-    tx.insert_delivery_and_commit(&delivery).await?;
-    // Also when the event's delivery existed already (then this one was not
-    // stored): a sender woken for nothing finds nothing due.
+    store::insert_delivery(tx.later(), &delivery);
     tracing::debug!(delivery_id = %delivery.id, "delivery recorded");
-    deps.wake.notify_one();
+    let wake = deps.wake.clone();
+    tx.after_commit(move || wake.notify_one());
     Ok(())
 }
 

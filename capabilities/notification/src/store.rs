@@ -1,12 +1,12 @@
 //! Notification's SQL. Only this module knows the tables.
 //!
-//! Consumers work inside a [`Consuming`] transaction, which already holds the
-//! event's inbox row: the contact upsert or the delivery insert commits with
-//! it or not at all. The sender reads due rows and records each attempt in
+//! Consumers write inside the transaction the framework opened for the
+//! event ([`seams_runtime::Applying`]), which already holds the event's
+//! inbox row: the contact upsert or the delivery insert commits with it or
+//! not at all. The sender reads due rows and records each attempt in
 //! its own short transaction.
 
-use seams_core::Envelope;
-use seams_store::{Db, SaveResponseError, Tx};
+use seams_store::{Batch, Db, SaveResponseError, Tx};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -16,14 +16,6 @@ use crate::domain::{Contact, Delivery, Next, Status};
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
-}
-
-/// A consumer's transaction with the event's inbox row already in it.
-///
-/// Dropping it without [`Consuming::commit`] rolls back, inbox row included,
-/// so the event counts as not applied and is redelivered.
-pub struct Consuming {
-    tx: Tx,
 }
 
 /// Every column of `deliveries` a [`Delivery`] is read from.
@@ -65,19 +57,6 @@ impl Store {
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
-    }
-
-    /// Starts applying `env` as `consumer`; `None` if it was applied before.
-    pub async fn begin_consume(
-        &self,
-        consumer: &str,
-        env: &Envelope,
-    ) -> Result<Option<Consuming>, sqlx::Error> {
-        Ok(self
-            .db
-            .begin_consume(consumer, env)
-            .await?
-            .map(|tx| Consuming { tx }))
     }
 
     /// Pending deliveries due at `now_ms`, oldest first, at most `limit`.
@@ -179,7 +158,7 @@ impl Store {
         .fetch_optional(&mut *self.db.read().await?)
         .await?;
         Ok(row.as_ref().map(|row| ContactEntry {
-            contact: contact(row),
+            contact: contact_of(row),
             updated_at: row.get("updated_at"),
         }))
     }
@@ -194,7 +173,7 @@ pub struct ContactEntry {
     pub updated_at: String,
 }
 
-fn contact(row: &AnyRow) -> Contact {
+fn contact_of(row: &AnyRow) -> Contact {
     Contact {
         customer_id: row.get("customer_id"),
         email: row.get("email"),
@@ -202,89 +181,70 @@ fn contact(row: &AnyRow) -> Contact {
     }
 }
 
-impl Consuming {
-    /// Writes `contact` as of event `source_event_id`, replacing an older copy.
-    pub async fn upsert_contact(
-        &mut self,
-        contact: &Contact,
-        updated_at: &str,
-        source_event_id: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+/// Writes `contact` as of event `source_event_id`, replacing an older
+/// copy, with the consuming transaction's commit.
+pub fn upsert_contact(
+    later: &mut Batch<'static>,
+    contact: &Contact,
+    updated_at: &str,
+    source_event_id: &str,
+) {
+    later
+        .statement(
             "INSERT INTO contacts (customer_id, email, name, updated_at, source_event_id) \
              VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (customer_id) DO UPDATE SET email = excluded.email, \
              name = excluded.name, updated_at = excluded.updated_at, \
              source_event_id = excluded.source_event_id",
         )
-        .bind(&contact.customer_id)
-        .bind(&contact.email)
-        .bind(&contact.name)
-        .bind(updated_at)
-        .bind(source_event_id)
-        .execute(self.tx.conn())
+        .bind(contact.customer_id.clone())
+        .bind(contact.email.clone())
+        .bind(contact.name.clone())
+        .bind(updated_at.to_owned())
+        .bind(source_event_id.to_owned());
+}
+
+/// One contact, read on the writer so it is the state the consuming
+/// transaction `tx` sees.
+pub async fn contact(tx: &mut Tx, customer_id: &str) -> Result<Option<Contact>, sqlx::Error> {
+    let row = sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_optional(tx.conn())
         .await?;
-        Ok(())
-    }
+    Ok(row.as_ref().map(contact_of))
+}
 
-    /// One contact, read on the writer so it is the state this transaction sees.
-    pub async fn contact(&mut self, customer_id: &str) -> Result<Option<Contact>, sqlx::Error> {
-        let row =
-            sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = $1")
-                .bind(customer_id)
-                .fetch_optional(self.tx.conn())
-                .await?;
-        Ok(row.as_ref().map(contact))
-    }
-
-    /// Inserts `d` and commits, inbox row included, sending both together
-    /// ([`seams_store::Batch`]): a relay applies its events one after
-    /// another, so each round trip to the writer is one more in every
-    /// event's latency. A delivery for the same event that exists already
-    /// (the inbox row was pruned and the event came again) stays as it is.
-    pub async fn insert_delivery_and_commit(self, d: &Delivery) -> Result<(), sqlx::Error> {
-        let mut batch = self.tx.batch();
-        batch
-            .statement(
-                "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, \
-                 recipient, recipient_name, subject, body, status, attempts, \
-                 next_attempt_at_ms, last_error, created_at, delivered_at, correlation_id, \
-                 trace_id, traceparent) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18) \
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(d.id.as_str())
-            .bind(d.customer_id.as_str())
-            .bind(d.event_id.as_str())
-            .bind(d.event_type.as_str())
-            .bind(d.channel.as_str())
-            .bind(d.recipient.as_str())
-            .bind(d.recipient_name.as_str())
-            .bind(d.subject.as_str())
-            .bind(d.body.as_str())
-            .bind(d.status.as_str())
-            .bind(i64::from(d.attempts))
-            .bind(d.next_attempt_at_ms)
-            .bind(d.last_error.as_deref())
-            .bind(d.created_at.as_str())
-            .bind(d.delivered_at.as_deref())
-            .bind(d.correlation_id.as_deref())
-            .bind(d.trace_id.as_deref())
-            .bind(d.traceparent.as_deref());
-        self.tx
-            .commit_with(batch)
-            .await
-            .map_err(SaveResponseError::into_db)
-    }
-
-    /// Commits the change and the inbox row together.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
-
-    /// Rolls back, inbox row included, so the event will be applied later.
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.tx.rollback().await
-    }
+/// Inserts `d` with the consuming transaction's commit: a relay applies
+/// its events one after another, so each round trip to the writer is one
+/// more in every event's latency. Its event id is unique: a second
+/// delivery for the same event (only possible past the inbox's horizon) is
+/// refused and dead-lettered rather than sent twice.
+pub fn insert_delivery(later: &mut Batch<'static>, d: &Delivery) {
+    later
+        .statement(
+            "INSERT INTO deliveries (id, customer_id, event_id, event_type, channel, \
+             recipient, recipient_name, subject, body, status, attempts, \
+             next_attempt_at_ms, last_error, created_at, delivered_at, correlation_id, \
+             trace_id, traceparent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18)",
+        )
+        .bind(d.id.clone())
+        .bind(d.customer_id.clone())
+        .bind(d.event_id.clone())
+        .bind(d.event_type.clone())
+        .bind(d.channel.clone())
+        .bind(d.recipient.clone())
+        .bind(d.recipient_name.clone())
+        .bind(d.subject.clone())
+        .bind(d.body.clone())
+        .bind(d.status.as_str())
+        .bind(i64::from(d.attempts))
+        .bind(d.next_attempt_at_ms)
+        .bind(d.last_error.clone())
+        .bind(d.created_at.clone())
+        .bind(d.delivered_at.clone())
+        .bind(d.correlation_id.clone())
+        .bind(d.trace_id.clone())
+        .bind(d.traceparent.clone());
 }

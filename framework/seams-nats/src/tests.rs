@@ -66,22 +66,18 @@ async fn publish(db: &Db, n: i64) {
     tx.commit().await.unwrap();
 }
 
-fn subscription(db: Db) -> Subscription {
-    let handles = Handles::new::<Ticked, _, _>(&[1], move |ev, env| {
-        let db = db.clone();
-        async move {
-            let Some(mut tx) = db.begin_consume("watch.ticked", &env).await? else {
-                return Ok(());
-            };
+fn subscription() -> Subscription {
+    let handles = Handles::new::<Ticked, _>(&[1], move |ev, tx| {
+        Box::pin(async move {
+            let id = tx.envelope().id.clone();
             sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
-                .bind(&env.id)
+                .bind(id)
                 .bind(&ev.key)
                 .bind(ev.n)
-                .execute(tx.conn())
+                .execute(tx.tx().conn())
                 .await?;
-            tx.commit().await?;
             Ok(())
-        }
+        })
     });
     Subscription {
         consumer: "watch",
@@ -163,7 +159,7 @@ async fn events_travel_through_jetstream_in_order_and_once() {
         "republished"
     );
     let relay = Relay::with_feed(
-        subscription(w.consumer.clone()),
+        subscription(),
         w.consumer.clone(),
         feed(nats.clone(), "clock"),
         RelayOptions::default(),
@@ -208,7 +204,7 @@ async fn an_unacknowledged_event_is_redelivered_and_applied_once() {
     let feed: Arc<dyn Feed> =
         Arc::new(NatsFeed::new(nats.clone(), "clock").with_ack_wait(Duration::from_millis(500)));
     let relay = Relay::with_feed(
-        subscription(w.consumer.clone()),
+        subscription(),
         w.consumer.clone(),
         feed,
         RelayOptions::default(),
@@ -251,7 +247,7 @@ async fn a_nats_outage_only_delays_delivery() {
         }
     }
     let relay = Relay::with_feed(
-        subscription(w.consumer.clone()),
+        subscription(),
         w.consumer.clone(),
         feed(nats, "clock"),
         RelayOptions::default(),
@@ -278,7 +274,7 @@ async fn events_travel_over_tls_to_a_client_trusting_the_servers_ca() {
     let publisher = Publisher::new(nats.clone(), w.producer.clone(), "clock");
     assert_eq!(publisher.try_publish_once().await.unwrap(), 3);
     let relay = Relay::with_feed(
-        subscription(w.consumer.clone()),
+        subscription(),
         w.consumer.clone(),
         feed(nats.clone(), "clock"),
         RelayOptions::default(),

@@ -271,9 +271,13 @@ pub fn breaks_a_constraint(e: &sqlx::Error) -> bool {
     )
 }
 
-/// The consuming side of one event type.
-pub type EventHandler =
-    Arc<dyn Fn(Envelope) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+/// The consuming side of one event type: applies the envelope through the
+/// subscription's inbox.
+pub type EventHandler = Arc<
+    dyn Fn(Envelope, crate::consumer::Inbox) -> BoxFuture<'static, Result<(), HandlerError>>
+        + Send
+        + Sync,
+>;
 
 /// One event type a subscription handles.
 #[derive(Clone)]
@@ -287,22 +291,51 @@ pub struct Handles {
 }
 
 impl Handles {
-    /// Handles `E` with a typed handler; an envelope that does not decode, or
-    /// of a version not in `accepts`, is a permanent failure (dead letter).
-    pub fn new<E, F, Fut>(accepts: &'static [u32], f: F) -> Handles
+    /// Handles `E` by writing its effect into the transaction the
+    /// framework opens ([`crate::consumer`]): the event's inbox row is in
+    /// it, an event applied before never reaches `f`, `Ok` commits, an
+    /// error rolls back. An envelope that does not decode, or of a version
+    /// not in `accepts`, is a permanent failure (dead letter); a panic a
+    /// transient one.
+    ///
+    /// `f` returns a boxed future because it borrows the transaction:
+    /// `|ev, tx| Box::pin(service::on_x(deps.clone(), ev, tx))` with
+    /// `async fn on_x(deps: Deps, ev: X, tx: &mut Applying) -> Result<(), HandlerError>`.
+    pub fn new<E, F>(accepts: &'static [u32], f: F) -> Handles
     where
         E: Event + Send + 'static,
-        F: Fn(E, Envelope) -> Fut + Send + Sync + 'static,
+        F: for<'a> Fn(
+                E,
+                &'a mut crate::consumer::Applying,
+            ) -> BoxFuture<'a, Result<(), HandlerError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let f = Arc::new(f);
+        Handles::opening::<E, _, _>(accepts, move |event, env, inbox| {
+            let f = f.clone();
+            async move { inbox.apply(env, |tx| f(event, tx)).await }
+        })
+    }
+
+    /// Handles `E` with a handler that opens its own transaction with
+    /// [`Inbox::begin`](crate::consumer::Inbox::begin), for one that must
+    /// do something before it; otherwise as [`Handles::new`].
+    pub fn opening<E, F, Fut>(accepts: &'static [u32], f: F) -> Handles
+    where
+        E: Event + Send + 'static,
+        F: Fn(E, Envelope, crate::consumer::Inbox) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let f = Arc::new(f);
-        let handler: EventHandler = Arc::new(move |env: Envelope| {
+        let handler: EventHandler = Arc::new(move |env: Envelope, inbox| {
             let f = f.clone();
             Box::pin(async move {
                 let event = env
                     .decode::<E>(accepts)
                     .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-                AssertUnwindSafe(f(event, env))
+                AssertUnwindSafe(f(event, env, inbox))
                     .catch_unwind()
                     .await
                     .map_err(|_| HandlerError::Transient("handler panicked".into()))?
@@ -328,9 +361,30 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The subscription's durable name: `<consumer><-<producer>`.
+    /// The subscription's durable name: `<consumer><-<producer>`, also
+    /// the name of its inbox.
     pub fn name(&self) -> String {
         seams_core::decl::subscription_name(self.consumer, self.producer)
+    }
+
+    /// Its inbox in the consumer's database `consumer`.
+    pub fn inbox(&self, consumer: &Db) -> crate::consumer::Inbox {
+        crate::consumer::Inbox::new(consumer.clone(), &self.name())
+    }
+
+    /// Hands `env` to the handler of its type once, as a relay's first
+    /// attempt would (no retries, no dead letter): for tests that drive a
+    /// consumer without a feed. An event type the subscription does not
+    /// handle is skipped, as a relay skips it.
+    pub async fn deliver(&self, consumer: &Db, env: Envelope) -> Result<(), HandlerError> {
+        match self
+            .handles
+            .iter()
+            .find(|h| h.event.event_type == env.event_type)
+        {
+            Some(handles) => (handles.handler)(env, self.inbox(consumer)).await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -36,6 +36,7 @@
 pub mod breaker;
 pub mod component;
 pub mod consistency;
+pub mod consumer;
 pub mod feed;
 pub mod gauges;
 pub mod governed;
@@ -49,6 +50,7 @@ pub use component::{
     Component, Env, EventHandler, HandlerError, Handles, Served, Storage, Subscription, Worker,
 };
 pub use consistency::Consistency;
+pub use consumer::{Applying, Inbox};
 pub use relay::Chaos;
 pub use retention::Retention;
 pub use system::{FeedSource, Running, Runtime, SystemBuilder, SystemOptions};

@@ -32,6 +32,7 @@ use tracing::Instrument;
 
 use crate::component::{HandlerError, Handles, Subscription};
 use crate::consistency::Consistency;
+use crate::consumer::Inbox;
 use crate::feed::{InProcessFeed, SharedFeed};
 
 /// Faults injected into delivery, for tests and `shop up --chaos`.
@@ -97,6 +98,8 @@ pub struct Relay {
     /// The dead-letter generation last looked at, and whether any were parked then.
     dead_letters: std::sync::Mutex<Option<(u64, bool)>>,
     consumer: Db,
+    /// Where `sub`'s handlers record what they applied.
+    inbox: Inbox,
     producer: SharedFeed,
     options: RelayOptions,
     consistency: Consistency,
@@ -121,8 +124,10 @@ impl Relay {
         feed: SharedFeed,
         options: RelayOptions,
     ) -> Relay {
+        let name = sub.name();
         Relay {
-            name: sub.name(),
+            inbox: Inbox::new(consumer.clone(), &name),
+            name,
             per_key: sub
                 .handles
                 .iter()
@@ -311,8 +316,12 @@ impl Relay {
             // transaction in flight.
             let (span, own) = self.traced(env);
             let handed = handed(env, own);
-            let handler =
-                pipelined(after.clone(), released_tx, (handles.handler)(handed)).instrument(span);
+            let handler = pipelined(
+                after.clone(),
+                released_tx,
+                (handles.handler)(handed, self.inbox.clone()),
+            )
+            .instrument(span);
             let mut task = tokio::spawn(handler);
             // The next event may start once this one's transaction has
             // released; if the handler ends without one, once it ends.
@@ -457,7 +466,7 @@ impl Relay {
             && rand::rng().random_bool(chaos.duplicate.clamp(0.0, 1.0))
         {
             // The duplicate must be a no-op thanks to the inbox; its result is only logged.
-            let dup = (handles.handler)(env.clone()).await;
+            let dup = (handles.handler)(env.clone(), self.inbox.clone()).await;
             tracing::debug!(result = ?dup, "chaos: delivered a duplicate");
         }
     }
@@ -610,7 +619,7 @@ impl Relay {
                             _ = shutdown.cancelled() => return Ok(Outcome::Interrupted),
                         }
                     }
-                    (handles.handler)(handed.clone()).await
+                    (handles.handler)(handed.clone(), self.inbox.clone()).await
                 }
             };
             match result {

@@ -1,8 +1,9 @@
 //! Test helpers shared by every crate's tests: throwaway server processes
 //! (SMTP, PostgreSQL, NATS JetStream, Prometheus), spawning the `shop` binary on a free
 //! port with a temporary data directory, driving routes without a socket,
-//! tokens from a throwaway issuer, and certificates from a throwaway CA
-//! (each server can be started with TLS on).
+//! tokens from a throwaway issuer, certificates from a throwaway CA (each
+//! server can be started with TLS on), and a consumer fed by a stand-in
+//! producer.
 //!
 //! Every helper gives each test its own world (fresh port, fresh directory)
 //! and tears it down in `Drop`.
@@ -10,6 +11,7 @@
 #![deny(unreachable_pub)]
 
 pub mod auth;
+pub mod consumer;
 pub mod nats;
 pub mod oneshot;
 pub mod otlp;

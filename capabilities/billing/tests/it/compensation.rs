@@ -171,7 +171,7 @@ async fn a_failure_delivered_again_and_again_compensates_once() {
     w.db.prune(&[], 0, i64::MAX, 0).await.unwrap();
     assert!(
         !w.db
-            .inbox_contains(billing::service::COMPENSATION_CONSUMER, &failures[0].id)
+            .inbox_contains("billing<-fulfillment", &failures[0].id)
             .await
             .unwrap(),
         "the inbox row is gone"
@@ -223,7 +223,7 @@ async fn a_second_failure_for_a_compensated_invoice_changes_nothing() {
     assert_eq!(w.count("refunds").await, 1);
     for f in &again {
         assert!(
-            w.db.inbox_contains(billing::service::COMPENSATION_CONSUMER, &f.id)
+            w.db.inbox_contains("billing<-fulfillment", &f.id)
                 .await
                 .unwrap(),
             "applied, as nothing to do"
@@ -263,7 +263,7 @@ async fn a_failure_for_an_unknown_invoice_is_dead_lettered_with_the_reason() {
     );
     assert!(
         !w.db
-            .inbox_contains(billing::service::COMPENSATION_CONSUMER, &unknown.id)
+            .inbox_contains("billing<-fulfillment", &unknown.id)
             .await
             .unwrap(),
         "not applied, so a replay runs it again"

@@ -254,13 +254,7 @@ impl World {
 
     /// Calls billing's handler for `env` directly, as the bus would.
     async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
-        let handles = self
-            .subscription
-            .handles
-            .iter()
-            .find(|h| h.event.event_type == env.event_type)
-            .expect("a handled event type");
-        (handles.handler)(env.clone()).await
+        self.subscription.deliver(&self.db, env.clone()).await
     }
 
     /// Billing's outbox, oldest first.

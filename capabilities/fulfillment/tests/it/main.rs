@@ -25,6 +25,9 @@ use seams_runtime::relay::{Relay, RelayOptions};
 use seams_runtime::{Env, HandlerError, Runtime, Subscription, SystemOptions};
 use seams_store::Db;
 use seams_testkit::oneshot::App;
+
+/// The inbox of fulfillment's subscription to billing, named after it.
+const INBOX: &str = "fulfillment<-billing";
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -131,13 +134,7 @@ impl World {
 
     /// Calls fulfillment's handler for `env` directly, as the bus would.
     async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
-        let sub = self.subscription();
-        let handles = sub
-            .handles
-            .iter()
-            .find(|h| h.event.event_type == env.event_type)
-            .expect("a handled event type");
-        (handles.handler)(env.clone()).await
+        self.subscription().deliver(self.db(), env.clone()).await
     }
 
     /// One dispatcher step; how many shipments it dispatched.

@@ -140,7 +140,7 @@ async fn an_email_change_before_its_contact_is_refused_as_transient() {
     assert!(
         !w.n.component
             .db
-            .inbox_contains("notification.contacts", &changed.id)
+            .inbox_contains("notification<-identity", &changed.id)
             .await
             .unwrap(),
         "rolled back: the event counts as not applied"
@@ -294,18 +294,23 @@ async fn a_duplicated_event_records_one_delivery_and_writes_one_file() {
     }
     // ...and once more, as after a crash before the cursor was saved...
     w.handle(&created).await.unwrap();
-    // ...and again after retention pruned the inbox: the delivery log's own
-    // unique event id is the second guard.
+    // ...and again after the inbox forgot it, which only a redelivery past
+    // the inbox's horizon could meet: the delivery log's unique event id
+    // refuses it (a permanent error, so a dead letter, never a second mail).
     w.n.component.db.prune(&[], 0, i64::MAX, 0).await.unwrap();
     assert!(
         !w.n.component
             .db
-            .inbox_contains("notification.deliveries", &created.id)
+            .inbox_contains("notification<-billing", &created.id)
             .await
             .unwrap(),
         "the inbox row is gone"
     );
-    w.handle(&created).await.unwrap();
+    let res = w.handle(&created).await;
+    assert!(
+        matches!(&res, Err(HandlerError::Permanent(m)) if m.contains("UNIQUE")),
+        "{res:?}"
+    );
 
     assert_eq!(w.deliveries("c-1").await.len(), 1);
     assert_eq!(w.send().await, 1);
@@ -327,7 +332,7 @@ async fn an_invoice_before_its_contact_is_refused_as_transient_then_delivered() 
     assert!(
         !w.n.component
             .db
-            .inbox_contains("notification.deliveries", &created.id)
+            .inbox_contains("notification<-billing", &created.id)
             .await
             .unwrap(),
         "rolled back: the event counts as not applied"
@@ -360,11 +365,11 @@ async fn the_bus_redelivers_an_early_invoice_until_the_contact_arrives() {
     for h in &mut sub.handles {
         let inner = h.handler.clone();
         let results = results.clone();
-        let observed: EventHandler = Arc::new(move |env| {
+        let observed: EventHandler = Arc::new(move |env, inbox| {
             let inner = inner.clone();
             let results = results.clone();
             Box::pin(async move {
-                let res = inner(env).await;
+                let res = inner(env, inbox).await;
                 let _ = results.send(res.clone());
                 res
             })

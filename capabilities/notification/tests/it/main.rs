@@ -176,13 +176,9 @@ impl World {
     /// Calls notification's handler for `env` directly, as the bus would.
     async fn handle(&self, env: &Envelope) -> Result<(), HandlerError> {
         let producer = env.source.trim_start_matches("/seams/");
-        let sub = self.subscription(producer);
-        let handles = sub
-            .handles
-            .iter()
-            .find(|h| h.event.event_type == env.event_type)
-            .expect("a handled event type");
-        (handles.handler)(env.clone()).await
+        self.subscription(producer)
+            .deliver(&self.n.component.db, env.clone())
+            .await
     }
 
     async fn register(&self, customer_id: &str, email: &str, name: &str) -> Envelope {

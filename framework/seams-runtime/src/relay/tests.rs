@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::*;
 use crate::component::{HandlerError, Handles, Subscription};
+use seams_store::Tx;
 
 static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
     sqlite: sqlx::migrate!("./test-migrations/sqlite"),
@@ -84,22 +85,21 @@ async fn publish(db: &Db, key: &str, n: i64) -> Envelope {
 
 /// A consumer that records each application, failing while `fail(n)` says so.
 fn subscription(
-    db: Db,
     fail: impl Fn(i64, u32) -> Option<HandlerError> + Send + Sync + 'static,
 ) -> (Subscription, Arc<AtomicU32>) {
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
     let fail = Arc::new(fail);
-    let handles = Handles::new::<Ticked, _, _>(&[1], move |ev, env| {
-        let db = db.clone();
+    let handles = Handles::new::<Ticked, _>(&[1], move |ev, tx| {
         let n = counter.fetch_add(1, AtomicOrdering::SeqCst) + 1;
         let fail = fail.clone();
-        async move {
+        Box::pin(async move {
             if let Some(e) = fail(ev.n, n) {
                 return Err(e);
             }
-            apply(&db, &ev, &env, false).await
-        }
+            let id = tx.envelope().id.clone();
+            record(tx.tx(), &ev, &id).await
+        })
     });
     (
         Subscription {
@@ -111,24 +111,31 @@ fn subscription(
     )
 }
 
-/// Records `ev` in the consumer's `applied` table with its inbox row;
-/// `fail_commit` adds a row whose constraint is only checked at `COMMIT`
-/// (no such parent), so every statement succeeds and the commit fails.
-async fn apply(
-    db: &Db,
-    ev: &Ticked,
-    env: &Envelope,
-    fail_commit: bool,
-) -> Result<(), HandlerError> {
-    let Some(mut tx) = db.begin_consume("watch.ticked", env).await? else {
-        return Ok(());
-    };
+/// Records `ev`, delivered as event `id`, in the consumer's `applied` table.
+async fn record(tx: &mut Tx, ev: &Ticked, id: &str) -> Result<(), HandlerError> {
     sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
-        .bind(&env.id)
+        .bind(id)
         .bind(&ev.key)
         .bind(ev.n)
         .execute(tx.conn())
         .await?;
+    Ok(())
+}
+
+/// Records `ev` in the consumer's `applied` table with its inbox row,
+/// opening the transaction itself;
+/// `fail_commit` adds a row whose constraint is only checked at `COMMIT`
+/// (no such parent), so every statement succeeds and the commit fails.
+async fn apply(
+    inbox: &Inbox,
+    ev: &Ticked,
+    env: &Envelope,
+    fail_commit: bool,
+) -> Result<(), HandlerError> {
+    let Some(mut tx) = inbox.begin(env).await? else {
+        return Ok(());
+    };
+    record(&mut tx, ev, &env.id).await?;
     if fail_commit {
         sqlx::query("INSERT INTO child (parent_id) VALUES (42)")
             .execute(tx.conn())
@@ -164,7 +171,15 @@ async fn delivers_in_commit_order_once_even_when_duplicated() {
     for n in 1..=5 {
         publish(&w.producer, "a", n).await;
     }
-    let (sub, calls) = subscription(w.consumer.clone(), |_, _| None);
+    let (mut sub, calls) = subscription(|_, _| None);
+    // Counts what reaches the subscription, before its inbox.
+    let delivered = Arc::new(AtomicU32::new(0));
+    let inner = sub.handles[0].handler.clone();
+    let counter = delivered.clone();
+    sub.handles[0].handler = Arc::new(move |env, inbox| {
+        counter.fetch_add(1, AtomicOrdering::SeqCst);
+        inner(env, inbox)
+    });
     let chaos = Chaos {
         duplicate: 1.0,
         min_delay: Duration::ZERO,
@@ -175,10 +190,12 @@ async fn delivers_in_commit_order_once_even_when_duplicated() {
     assert_eq!(r.try_run_once(&stop).await.unwrap(), 5);
     assert_eq!(r.try_run_once(&stop).await.unwrap(), 0);
     assert_eq!(
-        calls.load(AtomicOrdering::SeqCst),
+        delivered.load(AtomicOrdering::SeqCst),
         10,
         "every event was delivered twice"
     );
+    // The duplicates stopped at the inbox, before the handler.
+    assert_eq!(calls.load(AtomicOrdering::SeqCst), 5);
     let got = applied_numbers(&w.consumer).await;
     assert_eq!(got, [1, 2, 3, 4, 5]);
     assert_eq!(w.consumer.cursor("watch<-clock").await.unwrap(), 5);
@@ -189,7 +206,7 @@ async fn transient_failures_are_retried_then_dead_lettered_with_their_attempts()
     let w = world().await;
     publish(&w.producer, "a", 1).await; // fails once, then works
     publish(&w.producer, "b", 2).await; // always fails
-    let (sub, _) = subscription(w.consumer.clone(), |n, call| match (n, call) {
+    let (sub, _) = subscription(|n, call| match (n, call) {
         (1, 1) => Some(HandlerError::Transient("flaky".into())),
         (2, _) => Some(HandlerError::Transient("down".into())),
         _ => None,
@@ -215,9 +232,7 @@ async fn later_events_of_a_dead_lettered_key_wait_behind_it() {
     publish(&w.producer, "a", 1).await;
     publish(&w.producer, "b", 2).await;
     publish(&w.producer, "a", 3).await;
-    let (sub, _) = subscription(w.consumer.clone(), |n, _| {
-        (n == 1).then(|| HandlerError::Permanent("poison".into()))
-    });
+    let (sub, _) = subscription(|n, _| (n == 1).then(|| HandlerError::Permanent("poison".into())));
     relay(sub, &w, None)
         .try_run_once(&CancellationToken::new())
         .await
@@ -254,7 +269,7 @@ async fn unaccepted_versions_are_dead_lettered_with_the_reason() {
     let mut tx = w.producer.begin().await.unwrap();
     tx.publish(&env).await.unwrap();
     tx.commit().await.unwrap();
-    let (sub, calls) = subscription(w.consumer.clone(), |_, _| None);
+    let (sub, calls) = subscription(|_, _| None);
     relay(sub, &w, None)
         .try_run_once(&CancellationToken::new())
         .await
@@ -277,7 +292,7 @@ async fn unaccepted_versions_are_dead_lettered_with_the_reason() {
 async fn a_new_relay_resumes_after_the_cursor() {
     let w = world().await;
     publish(&w.producer, "a", 1).await;
-    let (sub, _) = subscription(w.consumer.clone(), |_, _| None);
+    let (sub, _) = subscription(|_, _| None);
     relay(sub.clone(), &w, None)
         .try_run_once(&CancellationToken::new())
         .await
@@ -294,7 +309,7 @@ async fn a_new_relay_resumes_after_the_cursor() {
 #[tokio::test]
 async fn the_running_loop_wakes_on_commit_and_stops_on_shutdown() {
     let w = world().await;
-    let (sub, _) = subscription(w.consumer.clone(), |_, _| None);
+    let (sub, _) = subscription(|_, _| None);
     let stop = CancellationToken::new();
     let options = RelayOptions {
         idle_poll: Duration::from_secs(3600),
@@ -333,7 +348,7 @@ async fn a_replayed_dead_letter_is_delivered_with_those_parked_behind_it_in_orde
     publish(&w.producer, "b", 3).await;
     let poisoned = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let flag = poisoned.clone();
-    let (sub, _) = subscription(w.consumer.clone(), move |n, _| {
+    let (sub, _) = subscription(move |n, _| {
         (n == 1 && flag.load(AtomicOrdering::SeqCst))
             .then(|| HandlerError::Permanent("poison".into()))
     });
@@ -398,7 +413,7 @@ async fn first_commit_fails(then: [Then; 2]) -> (World, Vec<i64>, u32) {
     let db = w.consumer.clone();
     let calls = Arc::new(AtomicU32::new(0));
     let counter = calls.clone();
-    let handles = Handles::new::<Ticked, _, _>(&[1], move |ev: Ticked, env| {
+    let handles = Handles::opening::<Ticked, _, _>(&[1], move |ev: Ticked, env, inbox| {
         let db = db.clone();
         let role = match ev.n {
             1 => None,
@@ -413,7 +428,7 @@ async fn first_commit_fails(then: [Then; 2]) -> (World, Vec<i64>, u32) {
                 }
                 Some(Then::Apply) | None => {}
             }
-            apply(&db, &ev, &env, fail_commit).await
+            apply(&inbox, &ev, &env, fail_commit).await
         }
     });
     let sub = Subscription {
@@ -466,7 +481,7 @@ async fn a_long_batch_commits_a_window_at_a_time() {
         tx.publish(&env).await.unwrap();
     }
     tx.commit().await.unwrap();
-    let (sub, _) = subscription(w.consumer.clone(), |_, _| None);
+    let (sub, _) = subscription(|_, _| None);
     let r = relay(sub, &w, None);
     let before = w.consumer.commits();
     assert_eq!(

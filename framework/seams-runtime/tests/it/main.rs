@@ -197,25 +197,20 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
     let audit = Db::open(&dir.join("audit.db"), "audit", &MIGRATIONS)
         .await
         .unwrap();
-    let handler_db = audit.clone();
-    let handles = Handles::new::<Noted, _, _>(&[1], move |ev, env| {
-        let db = handler_db.clone();
+    let handles = Handles::new::<Noted, _>(&[1], move |ev, tx| {
         let poisoned = poisoned.load(AtomicOrdering::SeqCst);
-        async move {
+        Box::pin(async move {
             if poisoned {
                 return Err(HandlerError::Transient("cannot audit yet".into()));
             }
-            let Some(mut tx) = db.begin_consume("audit.notes", &env).await? else {
-                return Ok(());
-            };
+            let id = tx.envelope().id.clone();
             sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, 1)")
-                .bind(&env.id)
+                .bind(id)
                 .bind(&ev.key)
-                .execute(tx.conn())
+                .execute(tx.tx().conn())
                 .await?;
-            tx.commit().await?;
             Ok(())
-        }
+        })
     });
     use utoipa::openapi::HttpMethod;
     let producer = Component {

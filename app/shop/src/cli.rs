@@ -767,10 +767,10 @@ async fn contracts_check(
 /// An operator token from `SHOP_OPERATOR_TOKEN` or a private file: never
 /// from the command line, where other users' `ps` would show it.
 fn operator_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
-    if let Ok(token) = std::env::var("SHOP_OPERATOR_TOKEN") {
-        if !token.trim().is_empty() {
-            return Ok(token.trim().to_owned());
-        }
+    if let Ok(token) = std::env::var("SHOP_OPERATOR_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
     }
     let Some(file) = file else {
         anyhow::bail!(

@@ -527,10 +527,10 @@ impl EventContract {
                 ));
             }
         }
-        if let Ordering::PerKey { field } = self.ordering {
-            if let Err(problem) = key_field_in(&(self.schema)(), field) {
-                return Err(err(&problem));
-            }
+        if let Ordering::PerKey { field } = self.ordering
+            && let Err(problem) = key_field_in(&(self.schema)(), field)
+        {
+            return Err(err(&problem));
         }
         Ok(())
     }

@@ -430,15 +430,13 @@ fn resolve<'a>(root: &'a Value, mut schema: &'a Value) -> &'a Value {
 /// `type` list naming `null` is kept as it is and compared as types.
 fn split_null(schema: &Value) -> (&Value, bool) {
     for key in ["oneOf", "anyOf"] {
-        if let Some(Value::Array(alts)) = schema.get(key) {
-            if alts.len() == 2 {
-                let is_null = |v: &Value| v.get("type").and_then(Value::as_str) == Some("null");
-                if let Some(other) = alts.iter().find(|a| !is_null(a)) {
-                    if alts.iter().any(is_null) {
-                        return (other, true);
-                    }
-                }
-            }
+        let is_null = |v: &Value| v.get("type").and_then(Value::as_str) == Some("null");
+        if let Some(Value::Array(alts)) = schema.get(key)
+            && alts.len() == 2
+            && alts.iter().any(is_null)
+            && let Some(other) = alts.iter().find(|a| !is_null(a))
+        {
+            return (other, true);
         }
     }
     (schema, false)

@@ -271,7 +271,7 @@ pub fn check(before: &[Document], after: &[Document]) -> Report {
         };
         match (b, a) {
             (Some((_, b)), None) => c.gone(b.current),
-            (None, Some((_, a))) => c.new(a.current),
+            (None, Some((_, a))) => c.added(a.current),
             (Some((_, b)), Some((_, a))) => {
                 c.versions(b.current, &b.accepts, a.current, &a.accepts);
                 c.schemas(
@@ -306,7 +306,7 @@ pub fn check(before: &[Document], after: &[Document]) -> Report {
         };
         match (b, a) {
             (Some((_, b)), None) => c.gone(b.current),
-            (None, Some((_, a))) => c.new(a.current),
+            (None, Some((_, a))) => c.added(a.current),
             (Some((_, b)), Some((_, a))) => {
                 c.versions(b.current, &b.accepts, a.current, &a.accepts);
                 c.schemas(
@@ -428,7 +428,7 @@ impl Contract<'_> {
         self.push("", format!("v{current}"), Severity::Breaking, true, what);
     }
 
-    fn new(&mut self, current: u32) {
+    fn added(&mut self, current: u32) {
         let what = format!("new {}", self.kind);
         self.push("", format!("v{current}"), Severity::Compatible, false, what);
     }

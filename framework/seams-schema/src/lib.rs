@@ -69,10 +69,10 @@ fn relink(v: &mut Value) {
         Value::Object(obj) => {
             for (k, child) in obj.iter_mut() {
                 if k == "$ref" {
-                    if let Value::String(r) = child {
-                        if let Some(name) = r.strip_prefix("#/components/schemas/") {
-                            *r = format!("#/$defs/{name}");
-                        }
+                    if let Value::String(r) = child
+                        && let Some(name) = r.strip_prefix("#/components/schemas/")
+                    {
+                        *r = format!("#/$defs/{name}");
                     }
                 } else {
                     relink(child);

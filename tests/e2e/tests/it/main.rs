@@ -2,6 +2,7 @@
 
 mod api;
 mod consistency;
+mod contracts;
 mod crash;
 mod fulfillment;
 mod journey;

@@ -511,7 +511,7 @@ impl fmt::Display for Report {
         for x in &self.findings {
             let label = match (x.severity, x.blocking) {
                 (Severity::Breaking, true) => "BREAKING",
-                (Severity::Breaking, false) => "breaking (new version)",
+                (Severity::Breaking, false) => "versioned",
                 (Severity::Compatible, _) => "compatible",
             };
             let mut place = format!("{} {}", x.contract, x.version);
@@ -536,23 +536,26 @@ impl fmt::Display for Report {
             .filter(|x| x.severity == Severity::Breaking)
             .count();
         let compatible = self.findings.len() - breaking;
-        if blocking > 0 {
-            writeln!(
+        let versioned = breaking - blocking;
+        if blocking == 0 {
+            return writeln!(
                 f,
-                "{blocking} breaking change(s) without a new version that keeps the old one accepted; \
-                 {compatible} compatible.\n\
-                 Declare a new version (current: N+1, accepts: [N, N+1]) with an upcaster from N \
-                 (or publish both versions for a while), or undo the change. \
-                 If the break is intended and nothing live still uses the old form, \
-                 record it with `shop contracts snapshot`."
-            )
-        } else {
-            writeln!(
-                f,
-                "no unversioned breaking change: {breaking} breaking covered by a new version, \
-                 {compatible} compatible."
-            )
+                "passed: {versioned} versioned (breaking, but in a new version while the old one \
+                 is still accepted), {compatible} compatible."
+            );
         }
+        writeln!(
+            f,
+            "FAILED: {blocking} breaking change(s) not covered by a new version; \
+             {versioned} versioned, {compatible} compatible."
+        )?;
+        writeln!(
+            f,
+            "To change a contract safely: declare a new version (current: N+1, accepts: [N, N+1])\n\
+             with an upcaster from N (or publish both versions for a while), have every consumer\n\
+             accept it before the producer writes it, or undo the change. If a break is intended\n\
+             and nothing live still uses the old form, record it with `shop contracts snapshot`."
+        )
     }
 }
 

@@ -53,7 +53,10 @@ async fn a_running_monolith_serves_contracts_this_build_does_not_break() {
     let out = check_against(shop.url(), Some(&operator));
     assert!(out.status.success(), "{}", text(&out));
     let said = text(&out);
-    assert!(said.contains(&format!("contracts checked against what {}", shop.url())), "{said}");
+    assert!(
+        said.contains(&format!("contracts checked against what {}", shop.url())),
+        "{said}"
+    );
     assert!(said.contains("no change."), "{said}");
 
     // The rows carry the schemas the check read.
@@ -72,7 +75,11 @@ async fn a_running_monolith_serves_contracts_this_build_does_not_break() {
     // No token: refused before asking.
     let out = check_against(shop.url(), None);
     assert!(!out.status.success());
-    assert!(text(&out).contains("needs an operator token"), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs an operator token"),
+        "{}",
+        text(&out)
+    );
 
     // A customer's token: the deployment refuses it.
     let customer = shop.register("contracts@example.com").await.unwrap();

@@ -482,6 +482,7 @@ impl SystemBuilder {
             &contract_rows(&components, &clients),
             &documents(&components, &clients),
         );
+        let asyncapi = asyncapi(&components);
         let dbs: Vec<Db> = components.iter().map(|c| c.db.clone()).collect();
         let by_name: BTreeMap<&'static str, Db> =
             components.iter().map(|c| (c.name, c.db.clone())).collect();
@@ -535,6 +536,7 @@ impl SystemBuilder {
             dbs: Arc::new(by_name.clone()),
             openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
             contracts: Arc::new(contracts),
+            asyncapi: Arc::new(asyncapi),
             consistency: consistency.clone(),
             metrics: if runtime.options.metrics {
                 crate::metrics::install()
@@ -551,6 +553,7 @@ impl SystemBuilder {
             })
             .get("/readyz", Access::Open, readyz)
             .get("/openapi.json", Access::Open, openapi_json)
+            .get("/asyncapi.json", Access::Open, asyncapi_json)
             .get(
                 "/metrics",
                 Access::OPERATORS,
@@ -731,6 +734,7 @@ struct Admin {
     dbs: Arc<BTreeMap<&'static str, Db>>,
     openapi: Arc<Value>,
     contracts: Arc<Value>,
+    asyncapi: Arc<Value>,
     consistency: Consistency,
     /// `None` when metrics are off (or another recorder came first).
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -952,6 +956,10 @@ async fn openapi_json(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.openapi.as_ref().clone()).into_response()
 }
 
+async fn asyncapi_json(State(admin): State<Arc<Admin>>) -> Response {
+    axum::Json(admin.asyncapi.as_ref().clone()).into_response()
+}
+
 async fn contracts_route(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.contracts.as_ref().clone()).into_response()
 }
@@ -1123,6 +1131,28 @@ fn consumers_of(components: &[Component], event: &EventContract) -> BTreeMap<Str
         }
     }
     out
+}
+
+/// The AsyncAPI document of the events published here (`/asyncapi.json`).
+fn asyncapi(components: &[Component]) -> Value {
+    let consumers: Vec<(&'static EventContract, Vec<&str>)> = components
+        .iter()
+        .flat_map(|c| c.publishes.iter().copied())
+        .map(|e| {
+            let names = consumers_of(components, e);
+            let names = components
+                .iter()
+                .map(|k| k.name)
+                .filter(|k| names.contains_key(*k))
+                .collect();
+            (e, names)
+        })
+        .collect();
+    let channels: Vec<seams_schema::asyncapi::Channel<'_>> = consumers
+        .iter()
+        .map(|(event, consumers)| seams_schema::asyncapi::Channel { event, consumers })
+        .collect();
+    seams_schema::asyncapi::document("Seams shop events", &channels)
 }
 
 fn documents(components: &[Component], clients: &Clients) -> Vec<seams_schema::Document> {

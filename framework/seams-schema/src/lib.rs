@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 #![deny(unreachable_pub)]
 
+pub mod asyncapi;
 pub mod compat;
 pub mod document;
 

@@ -1,6 +1,7 @@
 //! End-to-end scenarios against the real `shop` binary, each in every mode.
 
 mod api;
+mod asyncapi;
 mod consistency;
 mod contracts;
 mod crash;

@@ -738,6 +738,13 @@ async fn contracts_check(
             )
         }
         None => {
+            // Run from elsewhere, every snapshot would be missing and every
+            // contract would pass as new.
+            anyhow::ensure!(
+                root.join("capabilities").is_dir(),
+                "no capabilities/ under {}: run from the workspace's root or give --root",
+                root.display()
+            );
             let mut before = Vec::new();
             for doc in &now {
                 let path = snapshot_path(root, &doc.capability);

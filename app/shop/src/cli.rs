@@ -2,7 +2,10 @@
 //!
 //! - `shop up` runs every capability in this process on SQLite under `./data`.
 //! - `shop demo` walks a customer journey against a running system.
-//! - `shop contracts` prints every declared contract as a table.
+//! - `shop contracts` prints every declared contract as a table;
+//!   `shop contracts snapshot` commits their schemas beside each contract
+//!   crate and `shop contracts check` fails on a breaking change that no new
+//!   version covers, against those snapshots or a running deployment.
 //! - `shop token` mints an access token with the deployment's keys (as
 //!   `kubectl create token` does), and `shop keys rotate` rotates them.
 
@@ -74,8 +77,13 @@ pub enum Command {
         #[arg(long, env = "SHOP_CA_FILE")]
         ca_file: Option<std::path::PathBuf>,
     },
-    /// Print every contract's answers to the five questions.
-    Contracts,
+    /// Print every contract's answers to the five questions; snapshot their
+    /// schemas, or check them for breaking changes.
+    Contracts {
+        /// Snapshot or check; without one, print the table.
+        #[command(subcommand)]
+        action: Option<ContractsAction>,
+    },
     /// Mint an access token with the deployment's signing keys and print it
     /// (for staff, operators, or a service of a split deployment).
     Token {
@@ -113,6 +121,39 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         action: KeysAction,
+    },
+}
+
+/// `shop contracts …`.
+#[derive(Debug, Subcommand)]
+pub enum ContractsAction {
+    /// Write every capability's contract schemas to
+    /// `capabilities/<cap>-contract/contract-snapshot.json`, on purpose:
+    /// what `check` compares with afterwards.
+    Snapshot {
+        /// The workspace's root directory.
+        #[arg(long, default_value = ".")]
+        root: std::path::PathBuf,
+    },
+    /// Compare the contracts declared now with the snapshots (or with what
+    /// a running deployment serves) and fail on a breaking change that no
+    /// new version, with the old one still accepted, covers.
+    Check {
+        /// The workspace's root directory (where the snapshots are).
+        #[arg(long, default_value = ".")]
+        root: std::path::PathBuf,
+        /// Check against what the deployment at this URL serves at
+        /// `/_seams/contracts` instead of the snapshots. It needs an
+        /// operator token: `SHOP_OPERATOR_TOKEN`, or a 0600 file named by
+        /// `--token-file` (never the token itself on the command line).
+        #[arg(long)]
+        against: Option<String>,
+        /// A file holding an operator token (`shop token --role operator`), private to its owner.
+        #[arg(long, env = "SHOP_OPERATOR_TOKEN_FILE")]
+        token_file: Option<std::path::PathBuf>,
+        /// Also trust the authorities in this PEM file (a deployment with its own CA).
+        #[arg(long, env = "SHOP_CA_FILE")]
+        ca_file: Option<std::path::PathBuf>,
     },
 }
 
@@ -296,7 +337,19 @@ pub async fn run(
             )
             .await
         }
-        Command::Contracts => contracts().await,
+        Command::Contracts { action: None } => contracts().await,
+        Command::Contracts {
+            action: Some(ContractsAction::Snapshot { root }),
+        } => contracts_snapshot(&root).await,
+        Command::Contracts {
+            action:
+                Some(ContractsAction::Check {
+                    root,
+                    against,
+                    token_file,
+                    ca_file,
+                }),
+        } => contracts_check(&root, against.as_deref(), token_file, ca_file).await,
         Command::Ops {
             action:
                 OpsAction::Prometheus {
@@ -616,6 +669,151 @@ async fn contracts() -> anyhow::Result<()> {
     print!("{}", render_objectives(&crate::system::objectives()?));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Every capability's contract document as the code declares it now.
+async fn documents() -> anyhow::Result<Vec<seams_schema::Document>> {
+    let dir = tempdir()?;
+    let config = Config::new("127.0.0.1:0".parse()?, dir.clone());
+    let builder = crate::system::build(&config, &Placement::monolith()).await?;
+    builder.check()?;
+    let docs = builder.documents();
+    drop(builder);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(docs)
+}
+
+/// Where a capability's snapshot is committed: beside its contract crate.
+pub fn snapshot_path(root: &std::path::Path, capability: &str) -> std::path::PathBuf {
+    root.join("capabilities")
+        .join(format!("{capability}-contract"))
+        .join("contract-snapshot.json")
+}
+
+fn read_snapshot(path: &std::path::Path) -> anyhow::Result<Option<seams_schema::Document>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+async fn contracts_snapshot(root: &std::path::Path) -> anyhow::Result<()> {
+    for doc in documents().await? {
+        let path = snapshot_path(root, &doc.capability);
+        let dir = path.parent().unwrap_or(root);
+        anyhow::ensure!(
+            dir.is_dir(),
+            "no contract crate at {}: run from the workspace's root or give --root",
+            dir.display()
+        );
+        let previous = read_snapshot(&path)?;
+        let doc = doc.keeping(previous.as_ref());
+        std::fs::write(&path, doc.to_pretty())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+async fn contracts_check(
+    root: &std::path::Path,
+    against: Option<&str>,
+    token_file: Option<std::path::PathBuf>,
+    ca_file: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let now = documents().await?;
+    let (before, what) = match against {
+        Some(url) => {
+            let token = operator_token(token_file.as_deref())?;
+            let authorities = match &ca_file {
+                Some(path) => seams_http::tls::authorities(path)?,
+                None => Vec::new(),
+            };
+            (
+                served_documents(url, &token, &authorities).await?,
+                format!("what {url} serves"),
+            )
+        }
+        None => {
+            // Run from elsewhere, every snapshot would be missing and every
+            // contract would pass as new.
+            anyhow::ensure!(
+                root.join("capabilities").is_dir(),
+                "no capabilities/ under {}: run from the workspace's root or give --root",
+                root.display()
+            );
+            let mut before = Vec::new();
+            for doc in &now {
+                let path = snapshot_path(root, &doc.capability);
+                match read_snapshot(&path)? {
+                    Some(snap) => before.push(snap),
+                    None => println!(
+                        "no snapshot of {} at {} (its contracts count as new; \
+                         `shop contracts snapshot` writes it)",
+                        doc.capability,
+                        path.display()
+                    ),
+                }
+            }
+            (before, "the snapshots".to_owned())
+        }
+    };
+    let report = seams_schema::check(&before, &now);
+    println!("contracts checked against {what}");
+    print!("{report}");
+    anyhow::ensure!(
+        !report.fails(),
+        "contract check failed: a breaking change without a new version (see above)"
+    );
+    Ok(())
+}
+
+/// An operator token from `SHOP_OPERATOR_TOKEN` or a private file: never
+/// from the command line, where other users' `ps` would show it.
+fn operator_token(file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var("SHOP_OPERATOR_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
+    }
+    let Some(file) = file else {
+        anyhow::bail!(
+            "--against needs an operator token: set SHOP_OPERATOR_TOKEN, or name a 0600 file \
+             with --token-file (shop token --role operator --subject you > operator.jwt)"
+        );
+    };
+    let bytes = seams_auth::private::read(file)?;
+    let token = String::from_utf8(bytes).context("the token file is not text")?;
+    Ok(token.trim().to_owned())
+}
+
+/// The contract documents a deployment serves at `/_seams/contracts`.
+async fn served_documents(
+    url: &str,
+    token: &str,
+    authorities: &[reqwest::Certificate],
+) -> anyhow::Result<Vec<seams_schema::Document>> {
+    let http = seams_http::tls::client_builder(authorities)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let at = format!("{}/_seams/contracts", url.trim_end_matches('/'));
+    let res = http
+        .get(&at)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("fetching {at}"))?;
+    let status = res.status();
+    anyhow::ensure!(
+        status.is_success(),
+        "{at} answered {status}: {}",
+        res.text().await.unwrap_or_default()
+    );
+    let rows: serde_json::Value = res.json().await.with_context(|| format!("reading {at}"))?;
+    Ok(seams_schema::from_rows(&rows)?)
 }
 
 /// What `shop ops prometheus` derives alerts from: the system's eventual

@@ -10,6 +10,7 @@ use std::time::Duration;
 use catalog_contract::Amount;
 use seams_core::Event;
 use seams_core::decl::*;
+use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
 /// One line of a cart.
@@ -107,6 +108,8 @@ pub static CREATE_INVOICE: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<CreateInvoice>,
+    response: schema_of::<Invoice>,
 };
 
 /// Public command: pay an invoice in full, at most once.
@@ -129,6 +132,8 @@ pub static PAY_INVOICE: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<PayInvoice>,
+    response: schema_of::<Payment>,
 };
 
 /// How consumers of billing's events are redelivered.
@@ -153,10 +158,11 @@ pub static INVOICE_CREATED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: schema_of::<InvoiceCreated>,
 };
 
 /// An invoice was opened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceCreated {
     /// The invoice.
@@ -188,10 +194,11 @@ pub static INVOICE_PAID: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: schema_of::<InvoicePaid>,
 };
 
 /// An invoice was paid in full.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoicePaid {
     /// The invoice.
@@ -223,10 +230,11 @@ pub static INVOICE_VOIDED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: schema_of::<InvoiceVoided>,
 };
 
 /// An open invoice was cancelled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceVoided {
     /// The invoice.
@@ -256,10 +264,11 @@ pub static INVOICE_REFUNDED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: schema_of::<InvoiceRefunded>,
 };
 
 /// A paid invoice was refunded in full.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceRefunded {
     /// The invoice.

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use seams_core::decl::*;
 use seams_core::{CallContext, CallError, Event, Transport};
+use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
 pub use money::{Amount, Currency, Money, MoneyError};
@@ -65,10 +66,12 @@ pub static ADD_PRODUCT: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<AddProduct>,
+    response: schema_of::<Product>,
 };
 
 /// `quote-prices` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotePrices {
     /// SKUs to price (duplicates allowed, answered once).
@@ -76,7 +79,7 @@ pub struct QuotePrices {
 }
 
 /// One quoted price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotedPrice {
     /// The SKU.
@@ -88,7 +91,7 @@ pub struct QuotedPrice {
 }
 
 /// `quote-prices` answer: one price per distinct SKU asked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quote {
     /// The prices.
@@ -138,6 +141,8 @@ pub static QUOTE_PRICES: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<QuotePrices>,
+    response: schema_of::<Quote>,
 };
 
 /// How consumers of catalog's events are redelivered.
@@ -160,10 +165,11 @@ pub static PRODUCT_ADDED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: schema_of::<ProductAdded>,
 };
 
 /// A product was added.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductAdded {
     /// The SKU.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use seams_core::Event;
 use seams_core::decl::*;
+use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
 /// `POST /fulfillment/stock` body.
@@ -94,6 +95,8 @@ pub static RECEIVE_STOCK: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<ReceiveStock>,
+    response: schema_of::<StockLevel>,
 };
 
 /// Public query: a SKU's stock.
@@ -114,6 +117,8 @@ pub static GET_STOCK: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: no_body,
+    response: schema_of::<StockLevel>,
 };
 
 /// Public query: shipments of an invoice.
@@ -134,6 +139,8 @@ pub static LIST_SHIPMENTS: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: no_body,
+    response: schema_of::<Shipments>,
 };
 
 /// How consumers of fulfillment's events are redelivered.
@@ -160,6 +167,7 @@ macro_rules! invoice_event {
                 current: 1,
                 accepts: &[1],
             },
+            schema: schema_of::<$ty>,
         };
 
         impl Event for $ty {
@@ -169,7 +177,7 @@ macro_rules! invoice_event {
 }
 
 /// A shipment was created for a paid invoice (its stock leaves the reservation).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentCreated {
     /// The shipment.
@@ -189,7 +197,7 @@ invoice_event!(
 );
 
 /// A shipment left the warehouse.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShipmentDispatched {
     /// The shipment.
@@ -209,7 +217,7 @@ invoice_event!(
 );
 
 /// A SKU that could not be reserved.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Shortage {
     /// Product SKU.
@@ -221,7 +229,7 @@ pub struct Shortage {
 }
 
 /// An invoice cannot be fulfilled (out of stock); nothing was reserved for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FulfillmentFailed {
     /// The invoice.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use seams_core::decl::*;
 use seams_core::{CallContext, CallError, Event, Transport};
+use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
 /// A customer.
@@ -124,6 +125,8 @@ pub static CREATE_SESSION: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<CreateSession>,
+    response: schema_of::<Session>,
 };
 
 /// Public command: register a customer (the email is the natural key).
@@ -144,6 +147,8 @@ pub static REGISTER_CUSTOMER: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<RegisterCustomer>,
+    response: schema_of::<Customer>,
 };
 
 /// `PATCH /identity/customers/{id}` body.
@@ -174,10 +179,12 @@ pub static CHANGE_EMAIL: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<ChangeEmail>,
+    response: schema_of::<Customer>,
 };
 
 /// `get-customer` request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GetCustomer {
     /// Customer id.
@@ -227,6 +234,8 @@ pub static GET_CUSTOMER: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: schema_of::<GetCustomer>,
+    response: schema_of::<Customer>,
 };
 
 /// How consumers of identity's events are redelivered.
@@ -251,10 +260,11 @@ pub static CUSTOMER_REGISTERED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: schema_of::<CustomerRegistered>,
 };
 
 /// A customer registered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerRegistered {
     /// Customer id.
@@ -284,10 +294,11 @@ pub static CUSTOMER_EMAIL_CHANGED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: schema_of::<CustomerEmailChanged>,
 };
 
 /// A customer changed their email address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerEmailChanged {
     /// Customer id.

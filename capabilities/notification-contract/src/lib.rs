@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use seams_core::decl::*;
+use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
 /// One message to one customer.
@@ -51,6 +52,21 @@ pub struct Deliveries {
     pub next: Option<String>,
 }
 
+/// `GET /notification/contacts/{customer_id}` answer: notification's copy of
+/// what identity announced about a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Identity's customer id.
+    pub customer_id: String,
+    /// The address messages go to.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// RFC 3339 time notification last wrote this copy.
+    pub updated_at: String,
+}
+
 /// Public query: a customer's deliveries.
 pub static LIST_DELIVERIES: Operation = Operation {
     capability: "notification",
@@ -69,6 +85,8 @@ pub static LIST_DELIVERIES: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: no_body,
+    response: schema_of::<Deliveries>,
 };
 
 /// Public query: one contact from the read model, with its freshness; a read
@@ -90,6 +108,8 @@ pub static GET_CONTACT: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: no_body,
+    response: schema_of::<Contact>,
 };
 
 /// Every operation notification declares.

@@ -10,11 +10,12 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+pub use notification_contract::Contact;
 use notification_contract::{Deliveries, Delivery as DeliveryDto};
 use seams_core::auth::{Access, Role};
 use seams_http::{Caller, Path, Query, Routes};
 use seams_runtime::consistency::{FRESHNESS_HEADER, TOKEN_HEADER};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::OpenApi;
 
 use crate::domain::Delivery;
@@ -41,21 +42,6 @@ struct Api;
 /// The OpenAPI document of these routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     Api::openapi()
-}
-
-/// `GET /notification/contacts/{customer_id}` answer: notification's copy of
-/// what identity announced about a customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Contact {
-    /// Identity's customer id.
-    pub customer_id: String,
-    /// The address messages go to.
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// RFC 3339 time notification last wrote this copy.
-    pub updated_at: String,
 }
 
 impl From<ContactEntry> for Contact {

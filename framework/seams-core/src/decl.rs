@@ -122,6 +122,19 @@ pub struct Versioning {
     pub accepts: &'static [u32],
 }
 
+/// Produces the JSON Schema (2020-12) of a wire type: a plain function, so a
+/// declaration stays a `static` and this crate needs no schema library. The
+/// contract crates fill it with `seams_schema::schema_of::<T>`, derived from
+/// the type's `utoipa::ToSchema`; `shop contracts snapshot` and
+/// `shop contracts check` compare what it returns across versions.
+pub type SchemaFn = fn() -> serde_json::Value;
+
+/// The schema of an absent body (`{"type": "null"}`): the request of an
+/// operation whose input is all in its path or query string.
+pub fn no_body() -> serde_json::Value {
+    serde_json::json!({ "type": "null" })
+}
+
 /// Whether an operation changes state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -154,6 +167,10 @@ pub struct Operation {
     pub when_down: WhenDown,
     /// Question 5.
     pub versioning: Versioning,
+    /// The JSON Schema of the current version's request body.
+    pub request: SchemaFn,
+    /// The JSON Schema of the current version's successful answer.
+    pub response: SchemaFn,
 }
 
 /// An event a capability publishes.
@@ -175,6 +192,8 @@ pub struct EventContract {
     pub when_down: WhenDown,
     /// Question 5.
     pub versioning: Versioning,
+    /// The JSON Schema of the current version's payload (the envelope's `data`).
+    pub schema: SchemaFn,
 }
 
 /// A consistency promise a capability makes about its data.
@@ -508,8 +527,59 @@ impl EventContract {
                 ));
             }
         }
+        if let Ordering::PerKey { field } = self.ordering
+            && let Err(problem) = key_field_in(&(self.schema)(), field)
+        {
+            return Err(err(&problem));
+        }
         Ok(())
     }
+}
+
+/// Whether `field` is a required string or integer property of `schema`
+/// (an object schema, possibly a `$ref` into its own `$defs`): the ordering
+/// key is read from it, so every payload must carry one that has a text form.
+fn key_field_in(schema: &serde_json::Value, field: &str) -> Result<(), String> {
+    let root = resolve(schema, schema);
+    let required = root
+        .get("required")
+        .and_then(|r| r.as_array())
+        .is_some_and(|r| r.iter().any(|f| f.as_str() == Some(field)));
+    let Some(property) = root.get("properties").and_then(|p| p.get(field)) else {
+        return Err(format!(
+            "ordering key `{field}` is not a property of the payload's schema"
+        ));
+    };
+    if !required {
+        return Err(format!(
+            "ordering key `{field}` is not a required property of the payload's schema"
+        ));
+    }
+    let property = resolve(schema, property);
+    let types: Vec<&str> = match property.get("type") {
+        Some(serde_json::Value::String(t)) => vec![t.as_str()],
+        Some(serde_json::Value::Array(ts)) => ts.iter().filter_map(|t| t.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    if types.is_empty() || !types.iter().all(|t| matches!(*t, "string" | "integer")) {
+        return Err(format!(
+            "ordering key `{field}` must be a string or an integer, not null or a structure"
+        ));
+    }
+    Ok(())
+}
+
+/// Follows one local `$ref` (`#/$defs/Name`) of `root`, if `schema` is one.
+fn resolve<'a>(
+    root: &'a serde_json::Value,
+    schema: &'a serde_json::Value,
+) -> &'a serde_json::Value {
+    schema
+        .get("$ref")
+        .and_then(|r| r.as_str())
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+        .and_then(|name| root.get("$defs").and_then(|d| d.get(name)))
+        .unwrap_or(schema)
 }
 
 impl fmt::Display for Retries {

@@ -35,6 +35,8 @@
 //!     ordering: Ordering::Unordered,
 //!     when_down: WhenDown::FailFast { problem: "things-unavailable", retry_after: Duration::from_secs(1) },
 //!     versioning: Versioning { current: 1, accepts: &[1] },
+//!     request: no_body,
+//!     response: no_body,
 //! };
 //! assert!(GET_THING.check().is_ok());
 //! ```

@@ -264,6 +264,14 @@ impl SystemBuilder {
         contract_rows(&self.components, &clients)
     }
 
+    /// Every component's contracts with their schemas, one document per
+    /// capability: what `shop contracts snapshot` commits and
+    /// `shop contracts check` compares.
+    pub fn documents(&self) -> Vec<seams_schema::Document> {
+        let clients = Clients::new(self.components.iter().map(|c| c.depends));
+        documents(&self.components, &clients)
+    }
+
     /// Adds a background worker of the system itself (for example a bus publisher).
     pub fn add_worker(&mut self, worker: crate::component::Worker) -> &mut Self {
         self.workers.push(worker);
@@ -470,7 +478,11 @@ impl SystemBuilder {
                 subscriptions: c.subscriptions.iter().map(Subscription::name).collect(),
             })
             .collect();
-        let contracts = contracts_json(&contract_rows(&components, &clients));
+        let contracts = contracts_json(
+            &contract_rows(&components, &clients),
+            &documents(&components, &clients),
+        );
+        let asyncapi = asyncapi(&components);
         let dbs: Vec<Db> = components.iter().map(|c| c.db.clone()).collect();
         let by_name: BTreeMap<&'static str, Db> =
             components.iter().map(|c| (c.name, c.db.clone())).collect();
@@ -524,6 +536,7 @@ impl SystemBuilder {
             dbs: Arc::new(by_name.clone()),
             openapi: Arc::new(serde_json::to_value(&openapi).context("rendering OpenAPI")?),
             contracts: Arc::new(contracts),
+            asyncapi: Arc::new(asyncapi),
             consistency: consistency.clone(),
             metrics: if runtime.options.metrics {
                 crate::metrics::install()
@@ -540,6 +553,7 @@ impl SystemBuilder {
             })
             .get("/readyz", Access::Open, readyz)
             .get("/openapi.json", Access::Open, openapi_json)
+            .get("/asyncapi.json", Access::Open, asyncapi_json)
             .get(
                 "/metrics",
                 Access::OPERATORS,
@@ -720,6 +734,7 @@ struct Admin {
     dbs: Arc<BTreeMap<&'static str, Db>>,
     openapi: Arc<Value>,
     contracts: Arc<Value>,
+    asyncapi: Arc<Value>,
     consistency: Consistency,
     /// `None` when metrics are off (or another recorder came first).
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -941,6 +956,10 @@ async fn openapi_json(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.openapi.as_ref().clone()).into_response()
 }
 
+async fn asyncapi_json(State(admin): State<Arc<Admin>>) -> Response {
+    axum::Json(admin.asyncapi.as_ref().clone()).into_response()
+}
+
 async fn contracts_route(State(admin): State<Arc<Admin>>) -> Response {
     axum::Json(admin.contracts.as_ref().clone()).into_response()
 }
@@ -1097,7 +1116,97 @@ fn contract_rows(components: &[Component], clients: &Clients) -> Vec<ContractRow
     rows
 }
 
-fn contracts_json(rows: &[ContractRow]) -> Value {
+/// The capabilities that consume `event`, each with the versions its handler accepts.
+fn consumers_of(components: &[Component], event: &EventContract) -> BTreeMap<String, Vec<u32>> {
+    let mut out = BTreeMap::new();
+    for k in components {
+        for s in &k.subscriptions {
+            for h in s
+                .handles
+                .iter()
+                .filter(|h| h.event.event_type == event.event_type)
+            {
+                out.insert(k.name.to_owned(), h.accepts.to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// The AsyncAPI document of the events published here (`/asyncapi.json`).
+fn asyncapi(components: &[Component]) -> Value {
+    let consumers: Vec<(&'static EventContract, Vec<&str>)> = components
+        .iter()
+        .flat_map(|c| c.publishes.iter().copied())
+        .map(|e| {
+            let names = consumers_of(components, e);
+            let names = components
+                .iter()
+                .map(|k| k.name)
+                .filter(|k| names.contains_key(*k))
+                .collect();
+            (e, names)
+        })
+        .collect();
+    let channels: Vec<seams_schema::asyncapi::Channel<'_>> = consumers
+        .iter()
+        .map(|(event, consumers)| seams_schema::asyncapi::Channel { event, consumers })
+        .collect();
+    seams_schema::asyncapi::document("Seams shop events", &channels)
+}
+
+fn documents(components: &[Component], clients: &Clients) -> Vec<seams_schema::Document> {
+    use seams_schema::{Document, EventEntry, OpEntry};
+    components
+        .iter()
+        .map(|c| {
+            let mut doc = Document::new(c.name);
+            for op in c.public.iter().copied() {
+                doc.operations
+                    .insert(op.id(), OpEntry::of(op, true, Vec::new()));
+            }
+            for s in &c.serves {
+                let callers = clients
+                    .callers_of(s.op)
+                    .iter()
+                    .map(|c| (*c).to_owned())
+                    .collect();
+                let entry = doc
+                    .operations
+                    .entry(s.op.id())
+                    .or_insert_with(|| OpEntry::of(s.op, false, Vec::new()));
+                entry.callers = callers;
+            }
+            for e in c.publishes.iter().copied() {
+                doc.events.insert(
+                    e.event_type.to_owned(),
+                    EventEntry::of(e, consumers_of(components, e)),
+                );
+            }
+            doc
+        })
+        .collect()
+}
+
+/// The rows as JSON, each with its schemas and versions (`schemas`: the
+/// entry of its capability's document), so `shop contracts check --against`
+/// reads from a deployment what a snapshot holds.
+fn contracts_json(rows: &[ContractRow], docs: &[seams_schema::Document]) -> Value {
+    let entry = |r: &ContractRow| -> Value {
+        docs.iter()
+            .find(|d| d.capability == r.owner)
+            .and_then(|d| match r.kind {
+                "event" => d
+                    .events
+                    .get(&r.name)
+                    .and_then(|e| serde_json::to_value(e).ok()),
+                _ => d
+                    .operations
+                    .get(&r.name)
+                    .and_then(|e| serde_json::to_value(e).ok()),
+            })
+            .unwrap_or(Value::Null)
+    };
     Value::Array(
         rows.iter()
             .map(|r| {
@@ -1106,6 +1215,7 @@ fn contracts_json(rows: &[ContractRow]) -> Value {
                     "retries": r.retries, "idempotency": r.idempotency, "ordering": r.ordering,
                     "when_down": r.when_down, "versioning": r.versioning,
                     "timeout_ms": r.timeout.map(|t| t.as_millis() as u64), "summary": r.summary,
+                    "schemas": entry(r),
                 })
             })
             .collect(),

@@ -1,4 +1,5 @@
-//! The `shop` command itself: argument handling and the contract table.
+//! The `shop` command itself: argument handling, the contract table, and
+//! the contract check against (mutated copies of) the committed snapshots.
 //! (The system's behaviour is the end-to-end suite's job, in `tests/e2e`.)
 
 mod logs;
@@ -239,4 +240,139 @@ fn serve_refuses_a_placement_that_leaves_a_capability_nowhere() {
     );
     let out = shop().args(["serve", "payroll"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown capability `payroll`"));
+}
+
+/// A copy of the committed snapshots under a fresh root, `mutate`d.
+fn snapshots(mutate: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for cap in [
+        "identity",
+        "catalog",
+        "billing",
+        "fulfillment",
+        "notification",
+    ] {
+        let rel = format!("capabilities/{cap}-contract/contract-snapshot.json");
+        std::fs::create_dir_all(root.path().join(format!("capabilities/{cap}-contract"))).unwrap();
+        std::fs::copy(repo.join(&rel), root.path().join(&rel)).unwrap();
+    }
+    let billing = root
+        .path()
+        .join("capabilities/billing-contract/contract-snapshot.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&billing).unwrap()).unwrap();
+    mutate(&mut doc);
+    std::fs::write(&billing, doc.to_string()).unwrap();
+    root
+}
+
+fn check(root: &std::path::Path) -> (bool, String) {
+    let out = shop()
+        .args(["contracts", "check", "--root"])
+        .arg(root)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_committed_snapshots_match_the_declarations_and_snapshot_rewrites_them_unchanged() {
+    let root = snapshots(|_| {});
+    let (ok, text) = check(root.path());
+    assert!(ok && text.contains("no change."), "{text}");
+    let committed = |root: &std::path::Path| {
+        std::fs::read_to_string(root.join("capabilities/catalog-contract/contract-snapshot.json"))
+            .unwrap()
+    };
+    let out = shop()
+        .args(["contracts", "snapshot", "--root"])
+        .arg(root.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    assert_eq!(committed(root.path()), committed(&repo));
+}
+
+#[test]
+fn contracts_check_fails_on_each_break_of_a_mutated_snapshot_and_passes_compatible_ones() {
+    let event = "/events/billing.invoice-created/versions/1";
+    let request = "/operations/billing.create-invoice/versions/1/request";
+    type Mutation = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let breaks: Vec<(&str, Mutation)> = vec![
+        // The code no longer sends a field consumers read.
+        (
+            "BREAKING   billing.invoice-created v1 payload /tax: removed: no longer sent, and readers require it\n           affects billing (producer), fulfillment, notification",
+            Box::new(move |d| {
+                let e = d.pointer_mut(event).unwrap();
+                e["properties"]["tax"] = serde_json::json!({ "type": "integer" });
+                e["required"].as_array_mut().unwrap().push("tax".into());
+            }),
+        ),
+        // The code requires a field clients do not send.
+        (
+            "BREAKING   billing.create-invoice v1 request /customer_id: new required field",
+            Box::new(move |d| {
+                let r = d.pointer_mut(request).unwrap();
+                r["properties"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("customer_id");
+                r["required"] = serde_json::json!(["lines"]);
+            }),
+        ),
+        // Fewer lines allowed in the code than clients were promised.
+        (
+            "BREAKING   billing.create-invoice v1 request /lines: maxItems changed from 1000 to 100",
+            Box::new(move |d| {
+                d.pointer_mut(request).unwrap()["properties"]["lines"]["maxItems"] = 1000.into()
+            }),
+        ),
+        // An operation the code no longer has.
+        (
+            "BREAKING   billing.refund-invoice v1: operation removed or renamed",
+            Box::new(|d| {
+                let op = d["operations"]["billing.pay-invoice"].clone();
+                d["operations"]["billing.refund-invoice"] = op;
+            }),
+        ),
+        // A version the code no longer accepts.
+        (
+            "BREAKING   billing.invoice-paid v2: version v2 no longer accepted",
+            Box::new(|d| {
+                d["events"]["billing.invoice-paid"]["accepts"] = serde_json::json!([1, 2])
+            }),
+        ),
+    ];
+    for (expected, mutate) in breaks {
+        let root = snapshots(mutate);
+        let (ok, text) = check(root.path());
+        assert!(!ok, "{text}");
+        assert!(text.contains(expected), "expected {expected:?} in:\n{text}");
+        assert!(text.contains("FAILED: 1 breaking change(s)"), "{text}");
+    }
+
+    // The code widened a request's range: compatible, reported, passing.
+    let root = snapshots(move |d| {
+        d.pointer_mut(request).unwrap()["properties"]["lines"]["maxItems"] = 10.into()
+    });
+    let (ok, text) = check(root.path());
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(
+            "compatible billing.create-invoice v1 request /lines: maxItems changed from 10 to 100"
+        ),
+        "{text}"
+    );
 }

@@ -20,6 +20,8 @@ fn op(kind: Kind, retries: Retries, idempotency: Idempotency) -> Operation {
             current: 1,
             accepts: &[1],
         },
+        request: no_body,
+        response: no_body,
     }
 }
 
@@ -88,6 +90,62 @@ fn versions_must_accept_themselves() {
 }
 
 #[test]
+fn a_per_key_ordering_names_a_required_string_or_integer_of_the_payload() {
+    let ev = |field: &'static str, schema: SchemaFn| EventContract {
+        producer: "billing",
+        event_type: "billing.invoice-paid",
+        summary: "",
+        retries: Retries::Bus(RetryPolicy::STANDARD),
+        idempotency: Idempotency::InboxByEventId,
+        ordering: Ordering::PerKey { field },
+        when_down: WhenDown::QueueAndDeliverLater,
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
+        schema,
+    };
+    let problem = |field, schema| ev(field, schema).check().map_err(|e| e.problem);
+    // As the derives write it: the root a `$ref` into its own `$defs`.
+    let paid = || {
+        serde_json::json!({
+            "$ref": "#/$defs/Paid",
+            "$defs": { "Paid": {
+                "type": "object",
+                "required": ["invoice_id", "seq", "amount"],
+                "properties": {
+                    "invoice_id": { "type": "string" },
+                    "seq": { "type": "integer" },
+                    "amount": { "$ref": "#/$defs/Amount" },
+                    "note": { "type": "string" },
+                    "maybe": { "type": ["string", "null"] }
+                }
+            }, "Amount": { "type": "object" } }
+        })
+    };
+    assert_eq!(problem("invoice_id", paid), Ok(()));
+    assert_eq!(problem("seq", paid), Ok(()));
+    for (field, why) in [
+        ("invoice", "is not a property"),
+        ("note", "is not a required property"),
+        ("amount", "must be a string or an integer"),
+    ] {
+        let got = problem(field, paid).unwrap_err();
+        assert!(got.contains(why), "{field}: {got}");
+    }
+    assert!(problem("invoice_id", no_body).is_err());
+    let nullable = || {
+        serde_json::json!({ "type": "object", "required": ["k"],
+                            "properties": { "k": { "type": ["string", "null"] } } })
+    };
+    assert!(
+        problem("k", nullable)
+            .unwrap_err()
+            .contains("string or an integer")
+    );
+}
+
+#[test]
 fn events_need_bus_retries_and_dedupe() {
     let ev = |retries, idempotency| EventContract {
         producer: "billing",
@@ -103,6 +161,7 @@ fn events_need_bus_retries_and_dedupe() {
             current: 1,
             accepts: &[1],
         },
+        schema: || serde_json::json!({"type": "object", "required": ["invoice_id"], "properties": {"invoice_id": {"type": "string"}}}),
     };
     assert!(
         ev(
@@ -160,6 +219,8 @@ static QUOTE: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: no_body,
+    response: no_body,
 };
 
 static GET_CUSTOMER: Operation = Operation {
@@ -180,6 +241,7 @@ static REGISTERED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: no_body,
 };
 
 static EMAIL_CHANGED: EventContract = EventContract {
@@ -325,6 +387,8 @@ static CREATE: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: no_body,
+    response: no_body,
 };
 
 fn objective(method: &'static str, route: &'static str, percent: f64) -> Objective {

@@ -18,6 +18,7 @@ static PAID: EventContract = EventContract {
         current: 2,
         accepts: &[1, 2],
     },
+    schema: || serde_json::json!({"type": "object", "required": ["invoice_id"], "properties": {"invoice_id": {"type": "string"}}}),
 };
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]

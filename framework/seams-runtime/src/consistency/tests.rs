@@ -18,6 +18,7 @@ static EVENT: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: seams_core::decl::no_body,
 };
 
 static SHIPS_FAST: Invariant = Invariant {

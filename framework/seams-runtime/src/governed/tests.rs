@@ -29,6 +29,8 @@ static FLAKY_QUERY: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: seams_core::decl::no_body,
+    response: seams_core::decl::no_body,
 };
 
 static ONCE_COMMAND: Operation = Operation {
@@ -48,6 +50,8 @@ static ONCE_COMMAND: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: seams_core::decl::no_body,
+    response: seams_core::decl::no_body,
 };
 
 /// Fails the first `failures` calls as unavailable, or hangs when `hang`.

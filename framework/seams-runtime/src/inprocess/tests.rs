@@ -27,6 +27,8 @@ static ECHO: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: seams_core::decl::no_body,
+    response: seams_core::decl::no_body,
 };
 
 /// A request whose JSON loses a field it cannot be read back without:

@@ -22,6 +22,7 @@ static SLOW_RETRIES: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: seams_core::decl::no_body,
 };
 
 #[test]

@@ -42,6 +42,7 @@ static NOTED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: || serde_json::json!({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}),
 };
 
 static AUDIT_FOLLOWS: Invariant = Invariant {
@@ -110,6 +111,8 @@ static ECHO: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
+    request: seams_core::decl::no_body,
+    response: seams_core::decl::no_body,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]

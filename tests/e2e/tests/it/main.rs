@@ -1,7 +1,9 @@
 //! End-to-end scenarios against the real `shop` binary, each in every mode.
 
 mod api;
+mod asyncapi;
 mod consistency;
+mod contracts;
 mod crash;
 mod fulfillment;
 mod journey;

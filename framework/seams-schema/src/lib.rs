@@ -1,0 +1,89 @@
+//! Contract schemas and the check that keeps them compatible.
+//!
+//! A contract crate derives `utoipa::ToSchema` on its wire types and names
+//! them in its declarations with [`schema_of`]; the OpenAPI document uses the
+//! same derive, so one type has one schema. From the declarations the runtime
+//! builds one [`Document`] per capability: every operation's request and
+//! response and every event's payload, per version, with who uses them.
+//! `shop contracts snapshot` commits those documents beside each contract
+//! crate, and `shop contracts check` compares the current ones (or a running
+//! deployment's) with them through [`check`], which classifies each difference
+//! with [`compat::compare`].
+//!
+//! Kept apart from `seams-core` so the vocabulary crate needs no schema
+//! library: a declaration holds only a `fn() -> serde_json::Value`.
+#![warn(missing_docs)]
+#![deny(unreachable_pub)]
+
+pub mod asyncapi;
+pub mod compat;
+pub mod document;
+
+pub use compat::{Change, Flow, Severity, compare};
+pub use document::{
+    Document, EventEntry, Finding, OpEntry, OpSchemas, Report, RowsError, check, from_rows,
+};
+
+use serde_json::{Map, Value};
+
+/// The JSON Schema (2020-12) of `T`, from its `utoipa::ToSchema` derive:
+/// the type's own schema at the root, the schemas it refers to under
+/// `$defs`. utoipa writes OpenAPI 3.1 schema objects, which are JSON Schema
+/// 2020-12; only their references point into an OpenAPI document's
+/// `components`, so they are moved to `$defs` here and the result stands alone.
+///
+/// ```
+/// #[derive(serde::Serialize, utoipa::ToSchema)]
+/// struct Ping { id: String }
+/// let s = seams_schema::schema_of::<Ping>();
+/// assert_eq!(s["properties"]["id"]["type"], "string");
+/// assert_eq!(s["required"], serde_json::json!(["id"]));
+/// ```
+pub fn schema_of<T: utoipa::ToSchema>() -> Value {
+    let mut referred = Vec::new();
+    T::schemas(&mut referred);
+    let mut root = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
+    let mut defs = Map::new();
+    for (name, schema) in referred {
+        let mut schema = serde_json::to_value(schema).unwrap_or(Value::Null);
+        relink(&mut schema);
+        defs.insert(name, schema);
+    }
+    relink(&mut root);
+    if let Value::Object(obj) = &mut root {
+        obj.insert(
+            "$schema".to_owned(),
+            Value::String("https://json-schema.org/draft/2020-12/schema".to_owned()),
+        );
+        if !defs.is_empty() {
+            // Sorted, so a snapshot does not change with the derive's walk order.
+            let sorted: std::collections::BTreeMap<String, Value> = defs.into_iter().collect();
+            obj.insert("$defs".to_owned(), serde_json::json!(sorted));
+        }
+    }
+    root
+}
+
+/// Points OpenAPI component references at the schema's own `$defs`.
+fn relink(v: &mut Value) {
+    match v {
+        Value::Object(obj) => {
+            for (k, child) in obj.iter_mut() {
+                if k == "$ref" {
+                    if let Value::String(r) = child
+                        && let Some(name) = r.strip_prefix("#/components/schemas/")
+                    {
+                        *r = format!("#/$defs/{name}");
+                    }
+                } else {
+                    relink(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(relink),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -135,6 +135,7 @@ static TALLIED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: || serde_json::json!({"type": "object", "required": ["shelf"], "properties": {"shelf": {"type": "string"}}}),
 };
 
 static UNORDERED: EventContract = EventContract {

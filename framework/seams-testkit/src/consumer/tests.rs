@@ -20,6 +20,7 @@ static TICKED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
+    schema: || serde_json::json!({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}),
 };
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -176,6 +176,46 @@ pub static CHANGE_EMAIL: Operation = Operation {
     },
 };
 
+/// Public query: a customer's own record.
+pub static SHOW_CUSTOMER: Operation = Operation {
+    capability: "identity",
+    name: "show-customer",
+    summary: "A customer's own record, for that customer (GET /identity/customers/{id}).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// Public query: the keys tokens are verified with.
+pub static GET_JWKS: Operation = Operation {
+    capability: "identity",
+    name: "get-jwks",
+    summary: "The deployment's public signing keys as a JWK set (GET /identity/.well-known/jwks.json).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
 /// `get-customer` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -311,6 +351,8 @@ pub static OPERATIONS: &[&Operation] = &[
     &REGISTER_CUSTOMER,
     &CHANGE_EMAIL,
     &CREATE_SESSION,
+    &SHOW_CUSTOMER,
+    &GET_JWKS,
     &GET_CUSTOMER,
 ];
 /// Every event identity publishes.

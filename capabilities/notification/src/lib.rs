@@ -242,7 +242,6 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
             depends: &DEPENDENCIES,
             db,
             routes: http::router(deps.clone()),
-            public: notification_contract::OPERATIONS.to_vec(),
             serves: Vec::new(),
             publishes: Vec::new(),
             subscriptions: subscriptions(&deps),

@@ -114,6 +114,48 @@ static ECHO: Operation = Operation {
     },
 };
 
+/// The declaration of `POST /notes/{key}`.
+static NOTE: Operation = Operation {
+    capability: "notes",
+    name: "note",
+    summary: "Notes a key (POST /notes/{key}).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Nobody,
+    idempotency: Idempotency::NotIdempotent {
+        reason: "a test door: every note is another event",
+    },
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "notes-unavailable",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
+/// The declaration of `GET /audit/applied`.
+static COUNT_APPLIED: Operation = Operation {
+    capability: "audit",
+    name: "count-applied",
+    summary: "How many notes were applied (GET /audit/applied).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "audit-unavailable",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error")]
 enum EchoError {
@@ -225,9 +267,8 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
         depends: &NOTES,
         db: notes.clone(),
         routes: Routes::new()
-            .post("/{key}", Access::Open, note)
+            .post("/{key}", &NOTE, Access::Open, note)
             .with_state(notes),
-        public: vec![],
         serves: vec![seams_runtime::Served::new(
             &ECHO,
             |key: String, _ctx| async move {
@@ -249,9 +290,8 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
         depends: &AUDIT,
         db: audit.clone(),
         routes: Routes::new()
-            .get("/applied", Access::Open, applied)
+            .get("/applied", &COUNT_APPLIED, Access::Open, applied)
             .with_state(audit),
-        public: vec![],
         serves: vec![],
         publishes: vec![],
         subscriptions: vec![Subscription {

@@ -883,3 +883,32 @@ async fn dead_letters_are_counted_until_replayed_and_a_caught_up_subscription_ha
     );
     running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_component_offers_what_its_routes_are_declared_as_and_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (producer, consumer) = components(dir.path(), Arc::default()).await;
+    let ids = |c: &Component| c.public().iter().map(|o| o.id()).collect::<Vec<_>>();
+    assert_eq!(ids(&producer), ["notes.note"]);
+    assert_eq!(ids(&consumer), ["audit.count-applied"]);
+    let mut builder = Runtime::new(SystemOptions::default()).builder();
+    builder.add(producer).add(consumer);
+    builder.check().unwrap();
+
+    // A route declared as another capability's operation is refused before
+    // anything starts.
+    let (producer, consumer) = components(&dir.path().join("again"), Arc::default()).await;
+    let producer = Component {
+        routes: Routes::new()
+            .post("/{key}", &COUNT_APPLIED, Access::Open, || async { "" })
+            .with_state(()),
+        ..producer
+    };
+    let mut builder = Runtime::new(SystemOptions::default()).builder();
+    builder.add(producer).add(consumer);
+    let err = format!("{:#}", builder.check().unwrap_err());
+    assert!(
+        err.contains("notes serves audit.count-applied, which belongs to audit"),
+        "{err}"
+    );
+}

@@ -44,8 +44,8 @@ pub enum Command {
     },
     /// Run only the named capabilities in this process; reach the others at their `--peer` URLs.
     Serve {
-        /// Capabilities to run here (identity, catalog, billing, fulfillment, notification).
-        #[arg(required = true)]
+        /// Capabilities to run here.
+        #[arg(required = true, value_parser = clap::builder::PossibleValuesParser::new(crate::capabilities::NAMES))]
         capabilities: Vec<String>,
         /// The configuration.
         #[command(flatten)]

@@ -4,14 +4,16 @@
 //! which capabilities exist and how they are wired in each mode. Capability
 //! crates never learn the mode they run in.
 //!
-//! Layout: [`cli`] parses commands (`up`, `serve`, `demo`, `contracts`,
-//! `token`, `keys`), [`config`] is the typed configuration, [`system`]
+//! Layout: [`capabilities`] lists every capability once (everything else
+//! that names them derives from it), [`cli`] parses commands (`up`,
+//! `serve`, `demo`, `contracts`, `token`, `keys`), [`config`] is the typed configuration, [`system`]
 //! builds the system from it, [`trust`] decides whose tokens a process
 //! accepts and what it signs with, [`supervisor`] and [`gateway`] run the
 //! split system, [`demo`] walks a customer journey against a running
 //! system, [`ops`] derives Prometheus rules from the declarations, and
 //! [`telemetry`] sets up logging.
 
+pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod demo;

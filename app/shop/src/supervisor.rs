@@ -46,8 +46,10 @@ use crate::gateway::{self, Routes};
 use crate::telemetry::Format;
 
 /// Every capability, in dependency order: the order services start in, and
-/// the default grouping (one service each). The composition root's list.
-pub use crate::system::CAPABILITIES;
+/// the default grouping (one service each). The names of the app's one
+/// capability table, [`crate::capabilities::TABLE`], as the composition root
+/// builds them.
+pub use crate::capabilities::NAMES as CAPABILITIES;
 
 /// How long a service may take to say it is listening.
 const START_TIMEOUT: Duration = Duration::from_secs(60);

@@ -18,38 +18,27 @@ use seams_runtime::{Runtime, Storage, SystemBuilder, SystemOptions};
 
 use crate::config::{BenchOff, Config};
 
-/// Every capability of the shop, in dependency order.
-pub const CAPABILITIES: [&str; 5] = [
-    "identity",
-    "catalog",
-    "billing",
-    "fulfillment",
-    "notification",
-];
+/// Every capability of the shop, in dependency order (the names of
+/// [`crate::capabilities::TABLE`]).
+pub use crate::capabilities::NAMES as CAPABILITIES;
 
 /// What each capability of the shop calls and consumes, in the order of
 /// [`CAPABILITIES`]: who may use which operation and feed, in every process,
 /// whether the capability runs there or not.
-pub static DECLARED: [&seams_core::decl::Dependencies; 5] = [
-    &identity::DEPENDENCIES,
-    &catalog::DEPENDENCIES,
-    &billing::DEPENDENCIES,
-    &fulfillment::DEPENDENCIES,
-    &notification::DEPENDENCIES,
-];
+pub fn declared() -> Vec<&'static seams_core::decl::Dependencies> {
+    crate::capabilities::TABLE
+        .iter()
+        .map(|c| c.dependencies)
+        .collect()
+}
 
 /// Every capability's declared service level objectives, checked: the
 /// commands whose error budgets `shop ops prometheus` alerts on.
 pub fn objectives() -> anyhow::Result<Vec<&'static seams_core::decl::Objective>> {
-    let all: Vec<&'static seams_core::decl::Objective> = [
-        identity::OBJECTIVES,
-        catalog::OBJECTIVES,
-        billing::OBJECTIVES,
-        fulfillment::OBJECTIVES,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let all: Vec<&'static seams_core::decl::Objective> = crate::capabilities::TABLE
+        .iter()
+        .flat_map(|c| c.objectives.iter())
+        .collect();
     for o in &all {
         o.check()?;
     }
@@ -232,7 +221,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         http_client: seams_http::remote::HttpTransport::client_trusting(&config.authorities()?),
         // `shop serve` runs one service of a split system; `shop up` all of them.
         split: !placement.local.is_empty(),
-        clients: DECLARED.to_vec(),
+        clients: declared(),
         edge: config.edge(fd_limit),
         ..SystemOptions::default()
     };
@@ -249,34 +238,16 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
     };
     let runtime = Runtime::new(options);
     let env = runtime.env(&config.data_dir);
+    let parts = crate::capabilities::Parts {
+        env: &env,
+        config,
+        trust: &trust,
+    };
     let mut components = Vec::new();
-    if placement.here("identity") {
-        let minter = trust
-            .minter
-            .clone()
-            .context("identity runs here, so its keys were opened")?;
-        let opts = identity::Options {
-            token_ttl: Duration::from_secs(config.token_ttl_secs),
-            limits: config.sign_in_limits(),
-            ..identity::Options::new(minter)
-        };
-        components.push(identity::component(&env, opts).await?);
-    }
-    if placement.here("catalog") {
-        components.push(catalog::component(&env).await?);
-    }
-    if placement.here("billing") {
-        components.push(billing::component(&env).await?);
-    }
-    if placement.here("fulfillment") {
-        components.push(fulfillment::component(&env).await?);
-    }
-    if placement.here("notification") {
-        let opts = notification::Options {
-            channel: config.channel(),
-            ..notification::Options::default_for(&env)
-        };
-        components.push(notification::component(&env, opts).await?);
+    for cap in crate::capabilities::TABLE {
+        if placement.here(cap.name) {
+            components.push((cap.build)(parts).await?);
+        }
     }
     let mut builder = runtime.builder();
     for c in components {

@@ -136,6 +136,28 @@ pub static PAY_INVOICE: Operation = Operation {
     response: schema_of::<Payment>,
 };
 
+/// Public query: one invoice by id.
+pub static GET_INVOICE: Operation = Operation {
+    capability: "billing",
+    name: "get-invoice",
+    summary: "An invoice with its status; a customer sees their own only (GET /billing/invoices/{id}).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "billing-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+    request: no_body,
+    response: schema_of::<Invoice>,
+};
+
 /// How consumers of billing's events are redelivered.
 pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
     max_attempts: 8,
@@ -288,7 +310,7 @@ impl Event for InvoiceRefunded {
 }
 
 /// Every operation billing declares.
-pub static OPERATIONS: &[&Operation] = &[&CREATE_INVOICE, &PAY_INVOICE];
+pub static OPERATIONS: &[&Operation] = &[&CREATE_INVOICE, &PAY_INVOICE, &GET_INVOICE];
 /// Every event billing publishes.
 pub static EVENTS: &[&EventContract] = &[
     &INVOICE_CREATED,

@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use billing_contract::{
-    CartLine, CreateInvoice, Invoice as InvoiceDto, InvoiceLine, PayInvoice, Payment,
+    CREATE_INVOICE, CartLine, CreateInvoice, GET_INVOICE, Invoice as InvoiceDto, InvoiceLine,
+    PAY_INVOICE, PayInvoice, Payment,
 };
 use catalog_contract::Amount;
 use seams_core::auth::{Access, Role};
@@ -30,13 +31,19 @@ impl IdempotencyStore for Deps {
 pub fn router(deps: Deps) -> Routes {
     const CUSTOMERS: Access = Access::People(&[Role::Customer]);
     Routes::new()
-        .post("/invoices", CUSTOMERS, create_invoice)
+        .post("/invoices", &CREATE_INVOICE, CUSTOMERS, create_invoice)
         .get(
             "/invoices/{id}",
+            &GET_INVOICE,
             Access::People(&[Role::Customer, Role::Staff]),
             get_invoice,
         )
-        .post("/invoices/{id}/payments", CUSTOMERS, pay_invoice)
+        .post(
+            "/invoices/{id}/payments",
+            &PAY_INVOICE,
+            CUSTOMERS,
+            pay_invoice,
+        )
         .with_state(deps)
 }
 
@@ -80,7 +87,6 @@ async fn answer(
         (status = 403, description = "forbidden: the invoice is for another customer than the token's", content_type = "application/problem+json"),
         (status = 422, description = "invalid-field (names the field) / idempotency-key-reused", content_type = "application/problem+json"),
         (status = 428, description = "idempotency-key-required", content_type = "application/problem+json"),
-        (status = 503, description = "catalog-unavailable / identity-unavailable, with Retry-After", content_type = "application/problem+json"),
     ))]
 async fn create_invoice(
     State(deps): State<Deps>,

@@ -123,7 +123,6 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
         depends: &DEPENDENCIES,
         db,
         routes: http::router(deps.clone()),
-        public: billing_contract::OPERATIONS.to_vec(),
         serves: Vec::new(),
         publishes: billing_contract::EVENTS.to_vec(),
         subscriptions: subscriptions(&deps),

@@ -70,6 +70,28 @@ pub static ADD_PRODUCT: Operation = Operation {
     response: schema_of::<Product>,
 };
 
+/// Public query: one product by SKU.
+pub static GET_PRODUCT: Operation = Operation {
+    capability: "catalog",
+    name: "get-product",
+    summary: "A product with its current price (GET /catalog/products/{sku}).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "catalog-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+    request: no_body,
+    response: schema_of::<Product>,
+};
+
 /// `quote-prices` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -185,7 +207,7 @@ impl Event for ProductAdded {
 }
 
 /// Every operation catalog declares.
-pub static OPERATIONS: &[&Operation] = &[&ADD_PRODUCT, &QUOTE_PRICES];
+pub static OPERATIONS: &[&Operation] = &[&ADD_PRODUCT, &GET_PRODUCT, &QUOTE_PRICES];
 /// Every event catalog publishes.
 pub static EVENTS: &[&EventContract] = &[&PRODUCT_ADDED];
 

@@ -4,7 +4,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use catalog_contract::{AddProduct, Amount, Product as ProductDto};
+use catalog_contract::{ADD_PRODUCT, AddProduct, Amount, GET_PRODUCT, Product as ProductDto};
 use seams_core::auth::{Access, Role};
 use seams_http::{Ctx, Json, Path, Routes};
 use utoipa::OpenApi;
@@ -21,8 +21,8 @@ const WRITERS: Access = Access::People(&[Role::Staff]);
 /// `/catalog` routes.
 pub fn router(deps: Deps) -> Routes {
     Routes::new()
-        .post("/products", WRITERS, add_product)
-        .get("/products/{sku}", READERS, get_product)
+        .post("/products", &ADD_PRODUCT, WRITERS, add_product)
+        .get("/products/{sku}", &GET_PRODUCT, READERS, get_product)
         .with_state(deps)
 }
 

@@ -73,7 +73,6 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
         depends: &DEPENDENCIES,
         db,
         routes: http::router(deps),
-        public: vec![&catalog_contract::ADD_PRODUCT],
         serves: vec![Served::new(&QUOTE_PRICES, move |req: QuotePrices, _ctx| {
             let deps = quote_deps.clone();
             async move { service::quote_prices(&deps, req).await }

@@ -9,7 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fulfillment_contract::{
-    ReceiveStock, Shipment as ShipmentDto, ShipmentLine, Shipments, StockLevel,
+    GET_STOCK, LIST_SHIPMENTS, RECEIVE_STOCK, ReceiveStock, Shipment as ShipmentDto, ShipmentLine,
+    Shipments, StockLevel,
 };
 use seams_core::auth::{Access, Role};
 use seams_http::idempotency::{fresh, replay_after_conflict};
@@ -31,9 +32,14 @@ impl IdempotencyStore for Deps {
 pub fn router(deps: Deps) -> Routes {
     const READERS: Access = Access::People(&[Role::Customer, Role::Staff]);
     Routes::new()
-        .post("/stock", Access::People(&[Role::Staff]), receive_stock)
-        .get("/stock/{sku}", READERS, get_stock)
-        .get("/shipments", READERS, list_shipments)
+        .post(
+            "/stock",
+            &RECEIVE_STOCK,
+            Access::People(&[Role::Staff]),
+            receive_stock,
+        )
+        .get("/stock/{sku}", &GET_STOCK, READERS, get_stock)
+        .get("/shipments", &LIST_SHIPMENTS, READERS, list_shipments)
         .with_state(deps)
 }
 

@@ -190,7 +190,6 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Fulfillment> {
             depends: &DEPENDENCIES,
             db,
             routes: http::router(deps.clone()),
-            public: fulfillment_contract::OPERATIONS.to_vec(),
             serves: Vec::new(),
             publishes: fulfillment_contract::EVENTS.to_vec(),
             subscriptions: vec![subscription(&deps)],

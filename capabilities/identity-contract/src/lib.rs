@@ -183,6 +183,62 @@ pub static CHANGE_EMAIL: Operation = Operation {
     response: schema_of::<Customer>,
 };
 
+/// Public query: a customer's own record.
+pub static SHOW_CUSTOMER: Operation = Operation {
+    capability: "identity",
+    name: "show-customer",
+    summary: "A customer's own record, for that customer (GET /identity/customers/{id}).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+    request: no_body,
+    response: schema_of::<Customer>,
+};
+
+/// The schema of a JWK set (RFC 7517 §5): an object whose `keys` is an
+/// array of keys. The keys' own members are the RFC's, written by the
+/// signing library rather than by a contract type.
+fn jwk_set() -> serde_json::Value {
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["keys"],
+        "properties": { "keys": { "type": "array", "items": { "type": "object" } } }
+    })
+}
+
+/// Public query: the keys tokens are verified with.
+pub static GET_JWKS: Operation = Operation {
+    capability: "identity",
+    name: "get-jwks",
+    summary: "The deployment's public signing keys as a JWK set (GET /identity/.well-known/jwks.json).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "identity-unavailable",
+        retry_after: Duration::from_secs(2),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+    request: no_body,
+    response: jwk_set,
+};
+
 /// `get-customer` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -316,6 +372,8 @@ pub static OPERATIONS: &[&Operation] = &[
     &REGISTER_CUSTOMER,
     &CHANGE_EMAIL,
     &CREATE_SESSION,
+    &SHOW_CUSTOMER,
+    &GET_JWKS,
     &GET_CUSTOMER,
 ];
 /// Every event identity publishes.

@@ -13,7 +13,8 @@ use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use identity_contract::{
-    ChangeEmail, CreateSession, Customer as CustomerDto, RegisterCustomer, Session,
+    CHANGE_EMAIL, CREATE_SESSION, ChangeEmail, CreateSession, Customer as CustomerDto, GET_JWKS,
+    REGISTER_CUSTOMER, RegisterCustomer, SHOW_CUSTOMER, Session,
 };
 use seams_core::auth::{Access, Role};
 use seams_http::{Caller, ClientAddr, Ctx, Json, Path, Routes};
@@ -27,11 +28,16 @@ use crate::service::{self, Deps, Written};
 pub fn router(deps: Deps) -> Routes {
     const CUSTOMERS: Access = Access::People(&[Role::Customer]);
     Routes::new()
-        .post("/customers", Access::Open, register_customer)
-        .get("/customers/{id}", CUSTOMERS, get_customer)
-        .patch("/customers/{id}", CUSTOMERS, change_email)
-        .post("/sessions", Access::Open, create_session)
-        .get("/.well-known/jwks.json", Access::Open, jwks)
+        .post(
+            "/customers",
+            &REGISTER_CUSTOMER,
+            Access::Open,
+            register_customer,
+        )
+        .get("/customers/{id}", &SHOW_CUSTOMER, CUSTOMERS, get_customer)
+        .patch("/customers/{id}", &CHANGE_EMAIL, CUSTOMERS, change_email)
+        .post("/sessions", &CREATE_SESSION, Access::Open, create_session)
+        .get("/.well-known/jwks.json", &GET_JWKS, Access::Open, jwks)
         .with_state(deps)
 }
 

@@ -25,9 +25,7 @@ pub mod store;
 
 use std::time::Duration;
 
-use identity_contract::{
-    CHANGE_EMAIL, CREATE_SESSION, GET_CUSTOMER, GetCustomer, REGISTER_CUSTOMER,
-};
+use identity_contract::{GET_CUSTOMER, GetCustomer};
 use seams_core::decl::Dependencies;
 use seams_runtime::{Component, Env, Served, Worker};
 
@@ -129,7 +127,6 @@ pub async fn component(env: &Env, opts: Options) -> anyhow::Result<Component> {
         depends: &DEPENDENCIES,
         db,
         routes: http::router(deps),
-        public: vec![&REGISTER_CUSTOMER, &CHANGE_EMAIL, &CREATE_SESSION],
         serves: vec![Served::new(&GET_CUSTOMER, move |req: GetCustomer, _ctx| {
             let deps = get_deps.clone();
             async move { service::serve_get_customer(&deps, req).await }

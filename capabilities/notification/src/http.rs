@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 pub use notification_contract::Contact;
-use notification_contract::{Deliveries, Delivery as DeliveryDto};
+use notification_contract::{Deliveries, Delivery as DeliveryDto, GET_CONTACT, LIST_DELIVERIES};
 use seams_core::auth::{Access, Role};
 use seams_http::{Caller, Path, Query, Routes};
 use seams_runtime::consistency::{FRESHNESS_HEADER, TOKEN_HEADER};
@@ -27,8 +27,13 @@ use crate::store::ContactEntry;
 pub fn router(deps: Deps) -> Routes {
     const CUSTOMERS: Access = Access::People(&[Role::Customer]);
     Routes::new()
-        .get("/deliveries", CUSTOMERS, list_deliveries)
-        .get("/contacts/{customer_id}", CUSTOMERS, get_contact)
+        .get("/deliveries", &LIST_DELIVERIES, CUSTOMERS, list_deliveries)
+        .get(
+            "/contacts/{customer_id}",
+            &GET_CONTACT,
+            CUSTOMERS,
+            get_contact,
+        )
         .with_state(deps)
 }
 

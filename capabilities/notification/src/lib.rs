@@ -55,6 +55,10 @@ static MIGRATIONS: seams_store::Migrations = seams_store::Migrations {
 /// The capability's name and URL prefix.
 pub const NAME: &str = "notification";
 
+/// Notification declares no service level objectives: objectives are
+/// declared for commands, and it answers only queries.
+pub static OBJECTIVES: &[seams_core::decl::Objective] = &[];
+
 /// Notification calls nobody: it keeps its own copy of identity's contacts
 /// and tells customers what billing and fulfillment did.
 pub static DEPENDENCIES: Dependencies = Dependencies {
@@ -238,7 +242,6 @@ pub async fn build(env: &Env, opts: Options) -> anyhow::Result<Notification> {
             depends: &DEPENDENCIES,
             db,
             routes: http::router(deps.clone()),
-            public: notification_contract::OPERATIONS.to_vec(),
             serves: Vec::new(),
             publishes: Vec::new(),
             subscriptions: subscriptions(&deps),

@@ -1,4 +1,5 @@
-//! HTTP at the edges of every capability: routes declared with who may use
+//! HTTP at the edges of every capability: routes declared with their
+//! operation (whose timeout and "when down" answer apply) and who may use
 //! them, problem+json errors, strict JSON extraction, `Idempotency-Key`
 //! handling, correlation and trace context, and the assembly of the one
 //! public router.
@@ -10,9 +11,26 @@
 //!
 //! ```
 //! use std::sync::Arc;
+//! use std::time::Duration;
 //! use axum::Router;
 //! use seams_core::auth::{Access, Role};
+//! use seams_core::decl::*;
 //! use seams_http::{Caller, Ctx, Json, Routes};
+//!
+//! static SAY_HELLO: Operation = Operation {
+//!     capability: "greeter",
+//!     name: "say-hello",
+//!     summary: "Greets (POST /greeter/hello).",
+//!     kind: Kind::Query,
+//!     timeout: Duration::from_secs(1),
+//!     retries: Retries::Caller(RetryPolicy::STANDARD),
+//!     idempotency: Idempotency::ReadOnly,
+//!     ordering: Ordering::Unordered,
+//!     when_down: WhenDown::FailFast { problem: "greeter-unavailable", retry_after: Duration::from_secs(1) },
+//!     versioning: Versioning { current: 1, accepts: &[1] },
+//!     request: no_body,
+//!     response: no_body,
+//! };
 //!
 //! #[derive(serde::Deserialize)]
 //! #[serde(deny_unknown_fields)]
@@ -22,7 +40,7 @@
 //!     format!("hello {} from {who:?} ({})", body.name, ctx.correlation_id)
 //! }
 //! let (routes, _table) = Routes::new()
-//!     .post("/hello", Access::People(&[Role::Customer]), hello)
+//!     .post("/hello", &SAY_HELLO, Access::People(&[Role::Customer]), hello)
 //!     .with_state(())
 //!     .into_parts();
 //! let verifier = Arc::new(seams_auth::Verifier::new(Vec::new()));
@@ -34,6 +52,7 @@
 pub mod app;
 pub mod auth;
 pub mod correlation;
+pub mod declared;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;

@@ -8,7 +8,10 @@
 //! does not parse; the keyed-command extractor ([`crate::idempotency`])
 //! refuses a missing, invalid or reused `Idempotency-Key`; the edge
 //! ([`crate::server`]) sheds a request when it is at capacity or answers
-//! one that took too long. [`document_framework_answers`] adds those
+//! one that took too long; a route's declaration answers with its declared
+//! problem when the route is too slow or what it needs is down
+//! ([`crate::declared`]; [`crate::routes::secure_openapi`] adds that
+//! answer, knowing the route's declaration). [`document_framework_answers`] adds those
 //! answers to every operation they can happen to, judged from what the
 //! operation declares (a request body, path and query parameters, an
 //! `Idempotency-Key` header), so a client generated from the document, or
@@ -118,6 +121,20 @@ pub(crate) const GUARDED: &[Answer] = &[answer(
     "auth-unavailable",
     "tokens cannot be verified right now (Retry-After)",
 )];
+
+/// The declared "when down" answer of a route declared as `op`: the
+/// problem its declaration names, when it declares failing fast.
+pub(crate) fn declared_answer(op: &'static seams_core::decl::Operation) -> Option<Answer> {
+    match op.when_down {
+        seams_core::decl::WhenDown::FailFast { problem, .. } => Some(answer(
+            "503",
+            problem,
+            "not answered within the operation's declared timeout, or something it needs (its database, a capability it calls) is unavailable; the `unavailable` member names which (Retry-After)",
+        )),
+        seams_core::decl::WhenDown::QueueAndDeliverLater
+        | seams_core::decl::WhenDown::Fallback { .. } => None,
+    }
+}
 
 /// Adds the framework's answers to every operation of `doc`, gives every
 /// problem answer the [`PROBLEM`] schema and documents `Retry-After` on

@@ -35,7 +35,15 @@ pub fn problem_response(problem: Problem) -> Response {
     res
 }
 
+/// The extension member naming what a handler needed and could not reach:
+/// `database` (its own), or the capability it called. A problem carrying it
+/// is answered as the route's declared "when down" problem
+/// ([`crate::declared`]), which keeps the member.
+pub const UNAVAILABLE: &str = "unavailable";
+
 /// Renders an error: logs it with its causes when it is a server fault.
+/// A 503 that names what was [`UNAVAILABLE`] is marked with
+/// [`crate::declared::Unavailable`], for the route's declaration to answer.
 pub fn error_response<E: IntoProblem>(err: &E) -> Response {
     let problem = err.problem();
     if problem.status == 503 {
@@ -47,6 +55,12 @@ pub fn error_response<E: IntoProblem>(err: &E) -> Response {
         tracing::error!(error = %DisplayChain(err), problem = %problem.problem_type, "request failed");
     } else {
         tracing::debug!(error = %err, problem = %problem.problem_type, "request rejected");
+    }
+    if problem.status == 503 && problem.extensions.contains_key(UNAVAILABLE) {
+        let mut res = problem_response(problem.clone());
+        res.extensions_mut()
+            .insert(crate::declared::Unavailable(problem));
+        return res;
     }
     problem_response(problem)
 }
@@ -74,8 +88,9 @@ pub fn overloaded() -> Problem {
 
 /// An unexpected failure: a 503 `overloaded` when the database's single
 /// writer stayed busy too long, a 503 `database-unavailable` when the
-/// capability's own database is unreachable (its server restarting); both
-/// with `Retry-After`, and in both nothing was applied. Otherwise an opaque 500.
+/// capability's own database is unreachable (its server restarting, marked
+/// [`UNAVAILABLE`]); both with `Retry-After`, and in both nothing was
+/// applied. Otherwise an opaque 500.
 pub fn unexpected(err: &anyhow::Error) -> Problem {
     let sqlx_errors = || err.chain().filter_map(|e| e.downcast_ref::<sqlx::Error>());
     if sqlx_errors().any(seams_store::writer_busy) {
@@ -85,6 +100,7 @@ pub fn unexpected(err: &anyhow::Error) -> Problem {
         Problem::new(503, "database-unavailable", "Database unavailable")
             .detail("This service cannot reach its database right now; nothing was applied. Try again shortly.")
             .with("retry_after", 1)
+            .with(UNAVAILABLE, "database")
     } else {
         internal()
     }
@@ -92,8 +108,9 @@ pub fn unexpected(err: &anyhow::Error) -> Problem {
 
 /// What the caller's user sees when a call to `op` got no answer: the
 /// operation's declared "when the other side is down" rule decides (a 503 of
-/// the declared type with `Retry-After`); a callee that broke its contract is
-/// an opaque 500 on our side.
+/// the declared type with `Retry-After`, naming the callee as
+/// [`UNAVAILABLE`]); a callee that broke its contract is an opaque 500 on
+/// our side.
 pub fn call_failed(op: &seams_core::decl::Operation, err: &seams_core::CallError) -> Problem {
     use seams_core::decl::WhenDown;
     match (err.is_transient(), op.when_down) {
@@ -105,7 +122,8 @@ pub fn call_failed(op: &seams_core::decl::Operation, err: &seams_core::CallError
             },
         ) => Problem::new(503, problem, format!("{} is unavailable", op.capability))
             .detail(format!("{err}; try again later."))
-            .with("retry_after", retry_after.as_secs().max(1)),
+            .with("retry_after", retry_after.as_secs().max(1))
+            .with(UNAVAILABLE, op.capability),
         _ => internal(),
     }
 }

@@ -1,23 +1,59 @@
-//! Public routes, each declared with who may use it.
+//! Public routes, each tied to its declared operation and to who may use it.
 //!
 //! [`Routes`] is the only way a capability hands its routes to the runtime:
-//! every route is added with its method, path, [`Access`] and handler, so
-//! there is no route without a guard ([`crate::auth::Guard`]) and no guard
-//! without a route. The same list documents itself: [`secure_openapi`]
-//! writes each operation's security requirement into the OpenAPI document,
-//! and refuses a document that describes a route that does not exist or
-//! leaves out one that does.
+//! every route is added with its method, path, declared [`decl::Operation`],
+//! [`Access`] and handler, so there is no route without a declaration and a
+//! guard ([`crate::auth::Guard`]), and no guard without a route. The
+//! declaration is applied, not only listed ([`crate::declared`]: its
+//! timeout, its deadline, its answer when down), and the same list
+//! documents itself: [`secure_openapi`] writes each operation's security
+//! requirement and declared "down" answer into the OpenAPI document, and
+//! refuses a document that describes a route that does not exist or leaves
+//! out one that does.
+//!
+//! The framework's own doors (health, documents, metrics, operators' and
+//! services' endpoints) belong to no capability and declare no operation:
+//! they are [`Doors`], guarded the same way, bounded by the edge's request
+//! timeout; a capability's `Component` takes only [`Routes`].
 //!
 //! ```
+//! use std::time::Duration;
 //! use axum::http::StatusCode;
 //! use seams_core::auth::{Access, Role};
+//! use seams_core::decl::*;
+//! use seams_http::routes::Routes;
+//!
+//! static GET_PRODUCT: Operation = Operation {
+//!     capability: "catalog",
+//!     name: "get-product",
+//!     summary: "A product (GET /catalog/products/{sku}).",
+//!     kind: Kind::Query,
+//!     timeout: Duration::from_secs(2),
+//!     retries: Retries::Caller(RetryPolicy::STANDARD),
+//!     idempotency: Idempotency::ReadOnly,
+//!     ordering: Ordering::Unordered,
+//!     when_down: WhenDown::FailFast { problem: "catalog-unavailable", retry_after: Duration::from_secs(2) },
+//!     versioning: Versioning { current: 1, accepts: &[1] },
+//!     request: no_body,
+//!     response: no_body,
+//! };
+//!
+//! let routes: Routes = Routes::new()
+//!     .get("/products/{sku}", &GET_PRODUCT, Access::People(&[Role::Customer, Role::Staff]), || async { "tea" })
+//!     .with_state(());
+//! assert_eq!(routes.table().len(), 1);
+//! assert!(std::ptr::eq(routes.operations()[0], &GET_PRODUCT));
+//! ```
+//!
+//! A route without a declaration does not compile:
+//!
+//! ```compile_fail,E0061
+//! use seams_core::auth::Access;
 //! use seams_http::routes::Routes;
 //!
 //! let routes: Routes = Routes::new()
-//!     .get("/products/{sku}", Access::People(&[Role::Customer, Role::Staff]), || async { "tea" })
-//!     .post("/products", Access::People(&[Role::Staff]), || async { StatusCode::CREATED })
+//!     .get("/products/{sku}", Access::Open, || async { "tea" })
 //!     .with_state(());
-//! assert_eq!(routes.table().len(), 2);
 //! ```
 
 use axum::Router;
@@ -25,18 +61,19 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::MethodRouter;
 use seams_core::auth::Access;
+use seams_core::decl;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{Header, OpenApi, RefOr};
 
 use crate::auth::GuardLayer;
-use crate::openapi::{GUARDED, add_answers, document_framework_answers, problem};
+use crate::openapi::{GUARDED, add_answers, declared_answer, document_framework_answers, problem};
 
 /// The security scheme name every guarded operation refers to.
 pub const BEARER: &str = "bearer";
 
-/// One route and who may use it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One route, its declaration and who may use it.
+#[derive(Debug, Clone)]
 pub struct RouteAccess {
     /// Method.
     pub method: Method,
@@ -44,9 +81,11 @@ pub struct RouteAccess {
     pub path: String,
     /// Who may use it.
     pub access: Access,
+    /// Its declared operation.
+    pub operation: &'static decl::Operation,
 }
 
-/// A capability's public routes, each with its declared access.
+/// A capability's public routes, each with its declared operation and access.
 #[derive(Clone)]
 pub struct Routes<S = ()> {
     router: Router<S>,
@@ -62,12 +101,18 @@ impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
 macro_rules! method {
     ($(#[$doc:meta])* $name:ident, $method:ident) => {
         $(#[$doc])*
-        pub fn $name<H, T>(self, path: &str, access: Access, handler: H) -> Self
+        pub fn $name<H, T>(
+            self,
+            path: &str,
+            operation: &'static decl::Operation,
+            access: Access,
+            handler: H,
+        ) -> Self
         where
             H: Handler<T, S>,
             T: 'static,
         {
-            self.add(Method::$method, path, access, axum::routing::$name(handler))
+            self.add(Method::$method, path, operation, access, axum::routing::$name(handler))
         }
     };
 }
@@ -82,27 +127,35 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
     }
 
     method!(
-        /// `GET path`, for `access`.
+        /// `GET path`, declared as `operation`, for `access`.
         get, GET
     );
     method!(
-        /// `POST path`, for `access`.
+        /// `POST path`, declared as `operation`, for `access`.
         post, POST
     );
     method!(
-        /// `PUT path`, for `access`.
+        /// `PUT path`, declared as `operation`, for `access`.
         put, PUT
     );
     method!(
-        /// `PATCH path`, for `access`.
+        /// `PATCH path`, declared as `operation`, for `access`.
         patch, PATCH
     );
     method!(
-        /// `DELETE path`, for `access`.
+        /// `DELETE path`, declared as `operation`, for `access`.
         delete, DELETE
     );
 
-    fn add(mut self, method: Method, path: &str, access: Access, route: MethodRouter<S>) -> Self {
+    fn add(
+        mut self,
+        method: Method,
+        path: &str,
+        operation: &'static decl::Operation,
+        access: Access,
+        route: MethodRouter<S>,
+    ) -> Self {
+        let route = crate::declared::apply(route, operation);
         self.router = self
             .router
             .route(path, route.route_layer(GuardLayer::new(access)));
@@ -110,6 +163,7 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             method,
             path: path.to_owned(),
             access,
+            operation,
         });
         self
     }
@@ -124,14 +178,80 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
 }
 
 impl Routes<()> {
-    /// Every route and its access, in the order added.
+    /// Every route, its declaration and its access, in the order added.
     pub fn table(&self) -> &[RouteAccess] {
         &self.table
+    }
+
+    /// The operations the routes are declared as, each once, in the order
+    /// their first route was added.
+    pub fn operations(&self) -> Vec<&'static decl::Operation> {
+        let mut out: Vec<&'static decl::Operation> = Vec::new();
+        for r in &self.table {
+            if !out.iter().any(|o| std::ptr::eq(*o, r.operation)) {
+                out.push(r.operation);
+            }
+        }
+        out
     }
 
     /// The router and the table.
     pub fn into_parts(self) -> (Router, Vec<RouteAccess>) {
         (self.router, self.table)
+    }
+}
+
+/// The framework's own doors: each with its method, path and [`Access`],
+/// behind the same guard as a route, but declaring no operation (they
+/// belong to no capability, and a `Component` cannot take them).
+#[derive(Clone)]
+pub struct Doors<S = ()> {
+    router: Router<S>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Doors<S> {
+    fn default() -> Self {
+        Doors::new()
+    }
+}
+
+macro_rules! door {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub fn $name<H, T>(mut self, path: &str, access: Access, handler: H) -> Self
+        where
+            H: Handler<T, S>,
+            T: 'static,
+        {
+            self.router = self.router.route(
+                path,
+                axum::routing::$name(handler).route_layer(GuardLayer::new(access)),
+            );
+            self
+        }
+    };
+}
+
+impl<S: Clone + Send + Sync + 'static> Doors<S> {
+    /// No doors.
+    pub fn new() -> Doors<S> {
+        Doors {
+            router: Router::new(),
+        }
+    }
+
+    door!(
+        /// `GET path`, for `access`.
+        get
+    );
+    door!(
+        /// `POST path`, for `access`.
+        post
+    );
+
+    /// Gives every handler `state`: the router to serve.
+    pub fn with_state(self, state: S) -> Router {
+        self.router.with_state(state)
     }
 }
 
@@ -151,10 +271,11 @@ fn operation_mut<'a>(
     }
 }
 
-/// Writes each route's access into `doc` (the document of one
-/// capability's routes, paths relative to its prefix): open operations
-/// need no security, guarded ones the bearer scheme, with their 401, 403
-/// and 503 `auth-unavailable` answers; then adds the answers the framework
+/// Writes each route's access and declaration into `doc` (the document of
+/// one capability's routes, paths relative to its prefix): every operation
+/// its declared "when down" answer (a 503 of the declared type), open
+/// operations no security, guarded ones the bearer scheme, with their 401,
+/// 403 and 503 `auth-unavailable` answers; then adds the answers the framework
 /// gives before any handler runs ([`document_framework_answers`]). Fails,
 /// listing every mismatch, when the document describes an operation that
 /// is not routed or leaves out one that is.
@@ -191,6 +312,20 @@ pub fn secure_openapi(doc: &mut OpenApi, table: &[RouteAccess]) -> Result<(), Ve
             ));
             continue;
         };
+        if let Some(answer) = declared_answer(route.operation) {
+            add_answers(op, &[answer]);
+        }
+        // Which declaration the route carries, for readers of the document
+        // (`shop contracts` prints the rest of it).
+        op.extensions.get_or_insert_with(Default::default).merge(
+            utoipa::openapi::extensions::ExtensionsBuilder::new()
+                .add("x-seams-operation", route.operation.id())
+                .add(
+                    "x-seams-timeout-ms",
+                    route.operation.timeout.as_millis() as u64,
+                )
+                .build(),
+        );
         if route.access.is_open() {
             op.security = Some(Vec::new());
             continue;

@@ -13,7 +13,8 @@
 //!   shed at once with 503 `overloaded` and `Retry-After` (tower's
 //!   `ConcurrencyLimit` and `LoadShed`), never queued without bound.
 //! - Each request must be answered within [`Limits::request_timeout`]
-//!   (tower's `Timeout`): 503 `request-timeout`.
+//!   (tower's `Timeout`): 503 `request-timeout`. A capability's route is
+//!   bounded sooner by its declared timeout ([`crate::declared`]).
 //! - At shutdown the server stops accepting, lets in-flight requests finish
 //!   for at most [`Limits::drain_timeout`] (hyper-util's graceful shutdown),
 //!   then closes what is left, so a slow client cannot hold up the ordered
@@ -106,16 +107,21 @@ async fn refusal(err: tower::BoxError) -> Response {
     if err.is::<tower::load_shed::error::Overloaded>() {
         problem_response(crate::problem::overloaded())
     } else if err.is::<tower::timeout::error::Elapsed>() {
-        problem_response(
-            Problem::new(503, "request-timeout", "Request timed out")
-                .detail("The request was not answered in time; it may or may not have taken effect. Retry a keyed command with its key.")
-                .with("retry_after", 1),
-        )
+        problem_response(request_timeout())
     } else {
         tracing::error!(error = %err, "request refused by the edge");
         problem_response(crate::problem::internal())
     }
     .into_response()
+}
+
+/// 503 `request-timeout` with `Retry-After: 1`: the request was not
+/// answered within the edge's timeout (a route's declared timeout answers
+/// with its declared problem instead, see [`crate::declared`]).
+pub(crate) fn request_timeout() -> Problem {
+    Problem::new(503, "request-timeout", "Request timed out")
+        .detail("The request was not answered in time; it may or may not have taken effect. Retry a keyed command with its key.")
+        .with("retry_after", 1)
 }
 
 /// Whether an accept error concerns one connection only (the client went

@@ -445,10 +445,10 @@ pub struct Component {
     pub depends: &'static Dependencies,
     /// Its database.
     pub db: Db,
-    /// Its public routes, nested at `/<name>`, each with who may use it.
+    /// Its public routes, nested at `/<name>`, each with its declared
+    /// operation (whose timeout and "when down" answer apply to it) and
+    /// who may use it.
     pub routes: seams_http::Routes,
-    /// Operations of its public HTTP API (declared, checked and listed like the others).
-    pub public: Vec<&'static Operation>,
     /// Operations it serves to other capabilities.
     pub serves: Vec<Served>,
     /// Events it publishes.
@@ -461,6 +461,14 @@ pub struct Component {
     pub invariants: Vec<&'static seams_core::decl::Invariant>,
     /// OpenAPI document of its routes.
     pub openapi: utoipa::openapi::OpenApi,
+}
+
+impl Component {
+    /// Operations of its public HTTP API: those its routes are declared as
+    /// (checked and listed like the others).
+    pub fn public(&self) -> Vec<&'static Operation> {
+        self.routes.operations()
+    }
 }
 
 #[cfg(test)]

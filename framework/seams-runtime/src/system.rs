@@ -17,7 +17,7 @@ use seams_auth::{Credential, Verifier};
 use seams_core::auth::Access;
 use seams_core::decl::{Clients, Dependencies, EventContract, Operation};
 use seams_core::{Clock, Ids, SystemClock, Transport, UuidV7Ids};
-use seams_http::Routes;
+use seams_http::routes::Doors;
 use seams_store::{Db, Machinery};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -299,12 +299,7 @@ impl SystemBuilder {
             if names.insert(c.name, ()).is_some() {
                 problems.push(format!("capability {} is added twice", c.name));
             }
-            for op in c
-                .public
-                .iter()
-                .copied()
-                .chain(c.serves.iter().map(|s| s.op))
-            {
+            for op in c.public().into_iter().chain(c.serves.iter().map(|s| s.op)) {
                 if op.capability != c.name {
                     problems.push(format!(
                         "{} serves {}, which belongs to {}",
@@ -547,7 +542,7 @@ impl SystemBuilder {
         // Without a recorder the samples would go nowhere.
         let admin_metrics = admin.metrics.is_some();
         let split = runtime.options.split;
-        let mut framework = Routes::new()
+        let mut framework = Doors::new()
             .get("/healthz", Access::Open, || async {
                 axum::Json(json!({ "status": "ok" }))
             })
@@ -574,7 +569,7 @@ impl SystemBuilder {
                 .post("/_seams/ops/{op}", Access::Services, serve_op)
                 .get("/_seams/feed/{producer}", Access::Services, serve_feed);
         }
-        let (framework, _) = framework.with_state(Arc::new(admin)).into_parts();
+        let framework = framework.with_state(Arc::new(admin));
         let edge = runtime.options.edge;
         let tls = runtime.options.tls.clone();
         let app =
@@ -1093,7 +1088,7 @@ fn event_row(e: &'static EventContract, consumers: Vec<&'static str>) -> Contrac
 fn contract_rows(components: &[Component], clients: &Clients) -> Vec<ContractRow> {
     let mut rows = Vec::new();
     for c in components {
-        rows.extend(c.public.iter().map(|op| op_row(op)));
+        rows.extend(c.public().into_iter().map(op_row));
         rows.extend(c.serves.iter().map(|s| ContractRow {
             consumers: clients.callers_of(s.op),
             ..op_row(s.op)
@@ -1161,7 +1156,7 @@ fn documents(components: &[Component], clients: &Clients) -> Vec<seams_schema::D
         .iter()
         .map(|c| {
             let mut doc = Document::new(c.name);
-            for op in c.public.iter().copied() {
+            for op in c.public() {
                 doc.operations
                     .insert(op.id(), OpEntry::of(op, true, Vec::new()));
             }

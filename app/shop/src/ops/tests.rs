@@ -205,7 +205,7 @@ async fn every_objective_names_a_route_its_capability_serves() {
             o.route
         );
         assert!(
-            c.public.iter().any(|p| std::ptr::eq(*p, o.operation)),
+            c.public().iter().any(|p| std::ptr::eq(*p, o.operation)),
             "{}: not one of its public operations",
             o.id()
         );

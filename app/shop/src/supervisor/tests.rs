@@ -17,15 +17,32 @@ fn groups(gs: &[&[&str]]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The first four capabilities of the table: the tests group them, and
+/// expect every other one to run alone.
+fn four() -> [&'static str; 4] {
+    assert!(CAPABILITIES.len() >= 4, "the tests group four capabilities");
+    [
+        CAPABILITIES[0],
+        CAPABILITIES[1],
+        CAPABILITIES[2],
+        CAPABILITIES[3],
+    ]
+}
+
+/// Every capability after the first four, each alone.
+fn the_rest_alone() -> Vec<Vec<String>> {
+    CAPABILITIES[4..]
+        .iter()
+        .map(|c| vec![(*c).to_owned()])
+        .collect()
+}
+
 #[test]
 fn by_default_every_capability_runs_alone_in_dependency_order() {
-    let want = groups(&[
-        &["identity"],
-        &["catalog"],
-        &["billing"],
-        &["fulfillment"],
-        &["notification"],
-    ]);
+    let want: Vec<Vec<String>> = crate::capabilities::TABLE
+        .iter()
+        .map(|c| vec![c.name.to_owned()])
+        .collect();
     assert_eq!(default_groups(), want);
     assert_eq!(normalize_groups(&default_groups()).unwrap(), want);
     assert_eq!(normalize_groups(&[]).unwrap(), want, "no groups: one each");
@@ -33,62 +50,69 @@ fn by_default_every_capability_runs_alone_in_dependency_order() {
 
 #[test]
 fn groups_are_completed_and_ordered() {
+    let [a, b, c, d] = four();
+    let mut want = groups(&[&[a, b], &[c, d]]);
+    want.extend(the_rest_alone());
     assert_eq!(
-        normalize_groups(&groups(&[
-            &["notification", "fulfillment"],
-            &["billing", "catalog"],
-            &[]
-        ]))
-        .unwrap(),
-        groups(&[
-            &["identity"],
-            &["catalog", "billing"],
-            &["fulfillment", "notification"],
-        ])
+        normalize_groups(&groups(&[&[d, c], &[b, a], &[]])).unwrap(),
+        want
     );
+    let mut want = groups(&[&[a], &[b, c], &[d]]);
+    want.extend(the_rest_alone());
+    assert_eq!(normalize_groups(&groups(&[&[c, b]])).unwrap(), want);
 }
 
 #[test]
 fn bad_groups_are_refused_naming_the_capability() {
-    let err = normalize_groups(&groups(&[&["billing", "shipping"]])).unwrap_err();
+    let [a, b, ..] = four();
+    let err = normalize_groups(&groups(&[&[a, "shipping"]])).unwrap_err();
     assert!(err.to_string().contains("\"shipping\""), "{err}");
-    let err = normalize_groups(&groups(&[&["billing"], &["catalog", "billing"]])).unwrap_err();
+    let err = normalize_groups(&groups(&[&[a], &[b, a]])).unwrap_err();
     assert!(
         err.to_string()
-            .contains("\"billing\" is in more than one group"),
+            .contains(&format!("{a:?} is in more than one group")),
         "{err}"
     );
 }
 
+/// The second and third capabilities share a service, the others run
+/// alone, on ports from 4001 up.
 fn colocated_plan() -> Vec<ServiceSpec> {
-    let groups = normalize_groups(&groups(&[&["billing", "catalog"]])).unwrap();
-    plan(groups, &[4001, 4002, 4003, 4004]).unwrap()
+    let [_, b, c, _] = four();
+    let groups = normalize_groups(&groups(&[&[c, b]])).unwrap();
+    let ports: Vec<u16> = (0..groups.len()).map(|i| 4001 + i as u16).collect();
+    plan(groups, &ports).unwrap()
+}
+
+/// The port of `cap` in [`colocated_plan`].
+fn colocated_port(cap: &str) -> u16 {
+    let i = CAPABILITIES.iter().position(|c| *c == cap).unwrap();
+    4001 + if i <= 1 { i } else { i - 1 } as u16
 }
 
 #[test]
 fn each_group_gets_a_port_and_every_capability_a_peer_url() {
+    let [_, b, c, d] = four();
     let specs = colocated_plan();
-    assert_eq!(specs[1].label(), "catalog,billing");
+    assert_eq!(specs.len(), CAPABILITIES.len() - 1);
+    assert_eq!(specs[1].label(), format!("{b},{c}"));
     assert_eq!(specs[1].url(), "http://127.0.0.1:4002");
     let url = |port: u16| format!("http://127.0.0.1:{port}");
-    assert_eq!(
-        peers(&specs),
-        [
-            ("identity".to_owned(), url(4001)),
-            ("catalog".to_owned(), url(4002)),
-            ("billing".to_owned(), url(4002)),
-            ("fulfillment".to_owned(), url(4003)),
-            ("notification".to_owned(), url(4004)),
-        ]
-    );
+    let want: Vec<(String, String)> = CAPABILITIES
+        .iter()
+        .map(|cap| ((*cap).to_owned(), url(colocated_port(cap))))
+        .collect();
+    assert_eq!(peers(&specs), want);
+    assert_eq!(want[1].1, want[2].1, "{b} and {c} share a service");
     let routes = routes(&specs);
-    assert_eq!(routes.url("billing"), Some("http://127.0.0.1:4002"));
-    assert_eq!(routes.url("notification"), Some("http://127.0.0.1:4004"));
+    assert_eq!(routes.url(c), Some("http://127.0.0.1:4002"));
+    assert_eq!(routes.url(d), Some("http://127.0.0.1:4003"));
     assert!(plan(default_groups(), &[1, 2]).is_err());
 }
 
 #[test]
 fn serve_gets_its_capabilities_address_data_remote_peers_and_extra_args() {
+    let [_, b, c, _] = four();
     let specs = colocated_plan();
     let args = serve_args(
         &specs[1],
@@ -101,41 +125,43 @@ fn serve_gets_its_capabilities_address_data_remote_peers_and_extra_args() {
         ],
     );
     let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
-    assert_eq!(
-        args,
-        [
-            "serve",
-            "catalog",
-            "billing",
-            "--addr",
-            "127.0.0.1:4002",
-            "--data",
-            "/data dir",
-            "--peer",
-            "identity=http://127.0.0.1:4001",
-            "--peer",
-            "fulfillment=http://127.0.0.1:4003",
-            "--peer",
-            "notification=http://127.0.0.1:4004",
-            "--chaos",
-            "--durability",
-            "normal",
-        ]
-    );
+    let mut want: Vec<String> = [
+        "serve",
+        b,
+        c,
+        "--addr",
+        "127.0.0.1:4002",
+        "--data",
+        "/data dir",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for cap in CAPABILITIES.iter().filter(|cap| ![b, c].contains(*cap)) {
+        want.push("--peer".to_owned());
+        want.push(format!("{cap}=http://127.0.0.1:{}", colocated_port(cap)));
+    }
+    want.extend(["--chaos", "--durability", "normal"].map(str::to_owned));
+    assert_eq!(args, want);
 }
 
 #[test]
 fn the_discovery_document_lists_every_service() {
+    let [a, b, c, d] = four();
     let specs = colocated_plan();
-    assert_eq!(
-        discovery_json(&specs, &[Some(10), Some(11), None, Some(13)]),
-        json!({ "services": [
-            { "capabilities": ["identity"], "url": "http://127.0.0.1:4001", "pid": 10 },
-            { "capabilities": ["catalog", "billing"], "url": "http://127.0.0.1:4002", "pid": 11 },
-            { "capabilities": ["fulfillment"], "url": "http://127.0.0.1:4003", "pid": null },
-            { "capabilities": ["notification"], "url": "http://127.0.0.1:4004", "pid": 13 },
-        ] })
-    );
+    let pids: Vec<Option<u32>> = (0..specs.len())
+        .map(|i| (i != 2).then_some(10 + i as u32))
+        .collect();
+    let mut services: Vec<Vec<&str>> = vec![vec![a], vec![b, c], vec![d]];
+    services.extend(CAPABILITIES[4..].iter().map(|cap| vec![*cap]));
+    let want: Vec<Value> = services
+        .iter()
+        .enumerate()
+        .map(|(i, caps)| {
+            json!({ "capabilities": caps, "url": format!("http://127.0.0.1:{}", 4001 + i), "pid": pids[i] })
+        })
+        .collect();
+    assert_eq!(discovery_json(&specs, &pids), json!({ "services": want }));
+    assert_eq!(want[2]["pid"], Value::Null);
 }
 
 #[test]
@@ -255,7 +281,7 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
     let opts = SplitOptions {
         addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_owned(),
-        groups: groups(&[&["catalog", "billing"]]),
+        groups: groups(&[&[four()[2], four()[1]]]),
         extra_args: vec!["--chaos".into()],
         databases: Default::default(),
         minter: minter(),
@@ -275,9 +301,10 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         read_discovery(&discovery).filter(|d| pids(d).iter().all(Option::is_some))
     })
     .await;
+    let [first, b, c, _] = four();
     let services = doc["services"].as_array().unwrap();
-    assert_eq!(services.len(), 4);
-    assert_eq!(services[1]["capabilities"], json!(["catalog", "billing"]));
+    assert_eq!(services.len(), CAPABILITIES.len() - 1);
+    assert_eq!(services[1]["capabilities"], json!([b, c]));
     let before: Vec<u64> = pids(&doc).into_iter().map(Option::unwrap).collect();
     assert!(before.iter().all(|p| alive(*p)));
 
@@ -285,19 +312,17 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
     let url = services[1]["url"].as_str().unwrap();
     let port = url.rsplit(':').next().unwrap();
     let args = std::fs::read_to_string(dir.path().join(format!("args-{port}"))).unwrap();
-    let identity = services[0]["url"].as_str().unwrap();
+    let first_url = services[0]["url"].as_str().unwrap();
     assert!(
-        args.starts_with(&format!(
-            "serve catalog billing --addr 127.0.0.1:{port} --data "
-        )),
+        args.starts_with(&format!("serve {b} {c} --addr 127.0.0.1:{port} --data ")),
         "{args}"
     );
     assert!(
-        args.contains(&format!("--peer identity={identity}")),
+        args.contains(&format!("--peer {first}={first_url}")),
         "{args}"
     );
     assert!(
-        !args.contains("--peer billing="),
+        !args.contains(&format!("--peer {b}=")) && !args.contains(&format!("--peer {c}=")),
         "no peer for itself: {args}"
     );
     assert!(args.trim_end().ends_with("--chaos"), "{args}");
@@ -365,16 +390,18 @@ async fn a_service_that_never_listens_fails_the_start_and_leaves_nothing_running
         dir.path().to_owned(),
         minter(),
     );
-    // The first service (identity) comes up; the second exits at once.
+    // The first service comes up; the second exits at once.
+    let [first, second, ..] = four();
     let script = r#"
 case " $* " in
-  *" catalog "*) echo "no catalog today" >&2; exit 3 ;;
+  *" SECOND "*) echo "not today" >&2; exit 3 ;;
 esac
 for a in "$@"; do [ "$prev" = --addr ] && addr=$a; prev=$a; done
 echo "$$" > "$0.pid"
 echo "shop listening on http://$addr"
 exec sleep 600
-"#;
+"#
+    .replace("SECOND", second);
     let pid_file = dir.path().join("fake-shop.pid");
     let program = Program {
         path: "sh".into(),
@@ -392,15 +419,15 @@ exec sleep 600
     .expect("fails in time")
     .unwrap_err();
     assert!(
-        format!("{err:#}").contains("service catalog exited before listening"),
+        format!("{err:#}").contains(&format!("service {second} exited before listening")),
         "{err:#}"
     );
-    let identity: u64 = std::fs::read_to_string(&pid_file)
+    let started: u64 = std::fs::read_to_string(&pid_file)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    assert!(!alive(identity), "identity was not stopped");
+    assert!(!alive(started), "{first} was not stopped");
 }
 
 #[cfg(unix)]

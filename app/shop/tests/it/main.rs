@@ -238,8 +238,18 @@ fn serve_refuses_a_placement_that_leaves_a_capability_nowhere() {
         err.contains("neither served here nor given with --peer"),
         "{err}"
     );
+    // The parser refuses a name not in the capability table, listing the table.
     let out = shop().args(["serve", "payroll"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown capability `payroll`"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid value 'payroll'"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "possible values: {}",
+            shop::capabilities::NAMES.join(", ")
+        )),
+        "{err}"
+    );
 }
 
 /// A copy of the committed snapshots under a fresh root, `mutate`d.

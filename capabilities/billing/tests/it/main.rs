@@ -482,13 +482,15 @@ async fn catalog_down_fails_fast_as_declared_and_leaves_the_key_usable() {
     let w = world().await;
     w.catalog_up.store(false, Ordering::SeqCst);
     let r = w.create("k1", &cart()).await;
+    // create-invoice's own declared answer, naming what was down.
     assert_eq!(
         (r.status, r.problem_type()),
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "urn:seams:problem:catalog-unavailable"
+            "urn:seams:problem:billing-unavailable"
         )
     );
+    assert_eq!(r.json["unavailable"], "catalog", "{}", r.json);
     assert_eq!(r.headers["retry-after"], "2");
     assert_eq!(w.count("invoices").await, 0);
     w.catalog_up.store(true, Ordering::SeqCst);

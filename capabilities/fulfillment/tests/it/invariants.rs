@@ -111,7 +111,7 @@ async fn the_component_declares_what_it_serves_consumes_runs_and_keeps() {
     let c = &w.f.component;
 
     assert_eq!(c.name, "fulfillment");
-    let public: Vec<String> = c.public.iter().map(|op| op.id()).collect();
+    let public: Vec<String> = c.public().iter().map(|op| op.id()).collect();
     assert_eq!(
         public,
         [

@@ -742,13 +742,15 @@ async fn a_bad_email_change_is_a_problem_and_writes_nothing() {
 async fn the_component_declares_its_public_and_served_operations_and_events() {
     let w = world().await;
     let c = &w.component;
-    let public: Vec<String> = c.public.iter().map(|op| op.id()).collect();
+    let public: Vec<String> = c.public().iter().map(|op| op.id()).collect();
     assert_eq!(
         public,
         [
             identity_contract::REGISTER_CUSTOMER.id(),
+            identity_contract::SHOW_CUSTOMER.id(),
             identity_contract::CHANGE_EMAIL.id(),
             identity_contract::CREATE_SESSION.id(),
+            identity_contract::GET_JWKS.id(),
         ]
     );
     let served: Vec<String> = c.serves.iter().map(|s| s.op.id()).collect();

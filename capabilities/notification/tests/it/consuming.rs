@@ -449,7 +449,7 @@ async fn the_component_declares_what_it_serves_consumes_and_runs() {
     let c = &w.n.component;
 
     assert_eq!(c.name, "notification");
-    let public: Vec<String> = c.public.iter().map(|op| op.id()).collect();
+    let public: Vec<String> = c.public().iter().map(|op| op.id()).collect();
     assert_eq!(
         public,
         [

@@ -27,15 +27,17 @@ fn world() -> World {
     let minter = Minter::new(keys.clone(), "t");
     let verifier = Arc::new(Verifier::new(vec![Issuer::deployment("t", keys)]));
     let who = |Caller(p): Caller| async move { format!("{p:?}") };
+    let op = crate::declared::tests::declared("who", Duration::from_secs(5));
     let (routes, _) = Routes::new()
-        .get("/open", Access::Open, who)
-        .get("/staff", Access::People(&[Role::Staff]), who)
+        .get("/open", op, Access::Open, who)
+        .get("/staff", op, Access::People(&[Role::Staff]), who)
         .post(
             "/staff",
+            op,
             Access::People(&[Role::Staff, Role::Customer]),
             who,
         )
-        .get("/services", Access::Services, who)
+        .get("/services", op, Access::Services, who)
         .with_state(())
         .into_parts();
     World {

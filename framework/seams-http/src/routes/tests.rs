@@ -4,7 +4,10 @@
 use utoipa::openapi::HttpMethod;
 use utoipa::openapi::path::{OperationBuilder, PathItem};
 
+use std::time::Duration;
+
 use super::*;
+use crate::declared::tests::declared;
 use seams_core::auth::Role;
 
 fn doc(paths: &[(HttpMethod, &str)]) -> OpenApi {
@@ -27,17 +30,22 @@ fn doc(paths: &[(HttpMethod, &str)]) -> OpenApi {
 }
 
 fn table() -> Vec<RouteAccess> {
+    let op = declared("things", Duration::from_secs(2));
     let (_, table) = Routes::new()
-        .post("/things", Access::Open, || async { "" })
-        .get("/things/{id}", Access::People(&[Role::Staff]), || async {
-            ""
-        })
+        .post("/things", op, Access::Open, || async { "" })
+        .get(
+            "/things/{id}",
+            op,
+            Access::People(&[Role::Staff]),
+            || async { "" },
+        )
         .patch(
             "/things/{id}",
+            op,
             Access::People(&[Role::Customer]),
             || async { "" },
         )
-        .post("/internal", Access::Services, || async { "" })
+        .post("/internal", op, Access::Services, || async { "" })
         .with_state(())
         .into_parts();
     table
@@ -71,6 +79,26 @@ fn every_operation_gets_its_security_and_guarded_ones_their_refusals() {
             .unwrap()
             .contains("auth-unavailable")
     );
+    // Every route, open or guarded, documents its declared answer when
+    // down, with Retry-After, and names its declaration.
+    for (path, method) in [
+        ("/things", "post"),
+        ("/things/{id}", "get"),
+        ("/things/{id}", "patch"),
+    ] {
+        let op = op(path, method);
+        let down = &op["responses"]["503"];
+        assert!(
+            down["description"]
+                .as_str()
+                .unwrap()
+                .contains("cap-unavailable"),
+            "{path} {method}: {down}"
+        );
+        assert!(down["headers"]["Retry-After"].is_object(), "{down}");
+        assert_eq!(op["x-seams-operation"], "cap.things");
+        assert_eq!(op["x-seams-timeout-ms"], 2000);
+    }
     // An open door has no guard to be unavailable.
     assert!(
         !op("/things", "post")["responses"]["503"]["description"]

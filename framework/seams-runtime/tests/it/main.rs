@@ -115,6 +115,52 @@ static ECHO: Operation = Operation {
     response: seams_core::decl::no_body,
 };
 
+/// The declaration of `POST /notes/{key}`.
+static NOTE: Operation = Operation {
+    capability: "notes",
+    name: "note",
+    summary: "Notes a key (POST /notes/{key}).",
+    kind: Kind::Command,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Nobody,
+    idempotency: Idempotency::NotIdempotent {
+        reason: "a test door: every note is another event",
+    },
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "notes-unavailable",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+    request: seams_core::decl::no_body,
+    response: seams_core::decl::no_body,
+};
+
+/// The declaration of `GET /audit/applied`.
+static COUNT_APPLIED: Operation = Operation {
+    capability: "audit",
+    name: "count-applied",
+    summary: "How many notes were applied (GET /audit/applied).",
+    kind: Kind::Query,
+    timeout: Duration::from_secs(5),
+    retries: Retries::Caller(RetryPolicy::STANDARD),
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
+    when_down: WhenDown::FailFast {
+        problem: "audit-unavailable",
+        retry_after: Duration::from_secs(1),
+    },
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+    request: seams_core::decl::no_body,
+    response: seams_core::decl::no_body,
+};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error")]
 enum EchoError {
@@ -221,9 +267,8 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
         depends: &NOTES,
         db: notes.clone(),
         routes: Routes::new()
-            .post("/{key}", Access::Open, note)
+            .post("/{key}", &NOTE, Access::Open, note)
             .with_state(notes),
-        public: vec![],
         serves: vec![seams_runtime::Served::new(
             &ECHO,
             |key: String, _ctx| async move {
@@ -245,9 +290,8 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
         depends: &AUDIT,
         db: audit.clone(),
         routes: Routes::new()
-            .get("/applied", Access::Open, applied)
+            .get("/applied", &COUNT_APPLIED, Access::Open, applied)
             .with_state(audit),
-        public: vec![],
         serves: vec![],
         publishes: vec![],
         subscriptions: vec![Subscription {
@@ -838,4 +882,33 @@ async fn dead_letters_are_counted_until_replayed_and_a_caught_up_subscription_ha
         .is_some_and(|n| n >= 1.0)
     );
     running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_component_offers_what_its_routes_are_declared_as_and_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (producer, consumer) = components(dir.path(), Arc::default()).await;
+    let ids = |c: &Component| c.public().iter().map(|o| o.id()).collect::<Vec<_>>();
+    assert_eq!(ids(&producer), ["notes.note"]);
+    assert_eq!(ids(&consumer), ["audit.count-applied"]);
+    let mut builder = Runtime::new(SystemOptions::default()).builder();
+    builder.add(producer).add(consumer);
+    builder.check().unwrap();
+
+    // A route declared as another capability's operation is refused before
+    // anything starts.
+    let (producer, consumer) = components(&dir.path().join("again"), Arc::default()).await;
+    let producer = Component {
+        routes: Routes::new()
+            .post("/{key}", &COUNT_APPLIED, Access::Open, || async { "" })
+            .with_state(()),
+        ..producer
+    };
+    let mut builder = Runtime::new(SystemOptions::default()).builder();
+    builder.add(producer).add(consumer);
+    let err = format!("{:#}", builder.check().unwrap_err());
+    assert!(
+        err.contains("notes serves audit.count-applied, which belongs to audit"),
+        "{err}"
+    );
 }

@@ -36,6 +36,32 @@ async fn documents_health_and_edge_errors() {
     }
     let contracts = shop.get("/_seams/contracts").await.unwrap();
     assert!(contracts.json.as_array().unwrap().len() >= 8);
+    // A route carries its declaration: the document names the operation
+    // `shop contracts` lists, with its timeout and its answer when down.
+    let row = contracts
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "catalog.get-product")
+        .expect("GET /catalog/products/{sku} is declared");
+    assert_eq!(row["kind"], "query");
+    assert_eq!(
+        row["when_down"], "fail fast: 503 catalog-unavailable, Retry-After 2s",
+        "{row}"
+    );
+    let entry = &doc.json["paths"]["/catalog/products/{sku}"]["get"];
+    assert_eq!(entry["x-seams-operation"], row["name"]);
+    assert_eq!(entry["x-seams-timeout-ms"], row["timeout_ms"]);
+    let down = &entry["responses"]["503"];
+    assert!(
+        down["description"]
+            .as_str()
+            .unwrap()
+            .contains("catalog-unavailable"),
+        "{down}"
+    );
+    assert!(down["headers"]["Retry-After"].is_object(), "{down}");
 
     let r = shop.get("/nowhere").await.unwrap();
     assert_eq!(

@@ -70,7 +70,8 @@ async fn a_frozen_callee_times_out_opens_the_breaker_and_recovers() {
         assert!(status.success());
     };
     // Freeze catalog: its socket accepts, nothing answers. Billing's calls time
-    // out (2 s per attempt, declared) and it answers 503 as catalog's contract declares.
+    // out (2 s per attempt, declared, within create-invoice's declared 5 s)
+    // and it answers 503 as create-invoice declares, naming catalog.
     signal("-STOP");
     let started = std::time::Instant::now();
     let r = shop
@@ -81,11 +82,12 @@ async fn a_frozen_callee_times_out_opens_the_breaker_and_recovers() {
         (r.status, r.problem_type()),
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "urn:seams:problem:catalog-unavailable"
+            "urn:seams:problem:billing-unavailable"
         ),
         "{}",
         r.json
     );
+    assert_eq!(r.json["unavailable"], "catalog", "{}", r.json);
     assert!(r.headers.contains_key("retry-after"));
     eprintln!(
         "first call against the frozen catalog answered after {:?}",

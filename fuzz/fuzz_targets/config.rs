@@ -119,7 +119,7 @@ fuzz_target!(init: scrub_environment(), |data: &[u8]| {
                 assert!(ttl >= Duration::from_secs(1) && ttl <= shop::cli::MAX_TTL);
             }
         }
-        Command::Demo { .. } | Command::Contracts | Command::Keys { .. } | Command::Ops { .. } => {}
+        Command::Demo { .. } | Command::Contracts { .. } | Command::Keys { .. } | Command::Ops { .. } => {}
     }
 });
 

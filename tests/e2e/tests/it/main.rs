@@ -7,6 +7,7 @@ mod contracts;
 mod crash;
 mod fulfillment;
 mod journey;
+mod openapi;
 mod prometheus;
 mod security;
 mod split;

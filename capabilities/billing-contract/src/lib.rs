@@ -165,11 +165,11 @@ pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
     max_backoff: Duration::from_secs(5),
 };
 
-/// Declaration of [`InvoiceCreated`].
-pub static INVOICE_CREATED: EventContract = EventContract {
+/// What every invoice event answers: redelivered by the bus, deduplicated by
+/// each consumer's inbox, applied in order per invoice, queued in the
+/// outbox while a consumer is down, version 1.
+const INVOICE_EVENTS: EventAnswers = EventAnswers {
     producer: "billing",
-    event_type: "billing.invoice-created",
-    summary: "An invoice was opened.",
     retries: Retries::Bus(EVENT_RETRIES),
     idempotency: Idempotency::InboxByEventId,
     ordering: Ordering::PerKey {
@@ -180,8 +180,15 @@ pub static INVOICE_CREATED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
-    schema: schema_of::<InvoiceCreated>,
 };
+
+/// Declaration of [`InvoiceCreated`].
+pub static INVOICE_CREATED: EventContract = EventContract::new(
+    "billing.invoice-created",
+    "An invoice was opened.",
+    schema_of::<InvoiceCreated>,
+    INVOICE_EVENTS,
+);
 
 /// An invoice was opened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -202,22 +209,12 @@ impl Event for InvoiceCreated {
 }
 
 /// Declaration of [`InvoicePaid`].
-pub static INVOICE_PAID: EventContract = EventContract {
-    producer: "billing",
-    event_type: "billing.invoice-paid",
-    summary: "An invoice was paid in full.",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey {
-        field: "invoice_id",
-    },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    schema: schema_of::<InvoicePaid>,
-};
+pub static INVOICE_PAID: EventContract = EventContract::new(
+    "billing.invoice-paid",
+    "An invoice was paid in full.",
+    schema_of::<InvoicePaid>,
+    INVOICE_EVENTS,
+);
 
 /// An invoice was paid in full.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -238,22 +235,12 @@ impl Event for InvoicePaid {
 }
 
 /// Declaration of [`InvoiceVoided`].
-pub static INVOICE_VOIDED: EventContract = EventContract {
-    producer: "billing",
-    event_type: "billing.invoice-voided",
-    summary: "An open invoice was cancelled (it can no longer be paid).",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey {
-        field: "invoice_id",
-    },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    schema: schema_of::<InvoiceVoided>,
-};
+pub static INVOICE_VOIDED: EventContract = EventContract::new(
+    "billing.invoice-voided",
+    "An open invoice was cancelled (it can no longer be paid).",
+    schema_of::<InvoiceVoided>,
+    INVOICE_EVENTS,
+);
 
 /// An open invoice was cancelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -272,22 +259,12 @@ impl Event for InvoiceVoided {
 }
 
 /// Declaration of [`InvoiceRefunded`].
-pub static INVOICE_REFUNDED: EventContract = EventContract {
-    producer: "billing",
-    event_type: "billing.invoice-refunded",
-    summary: "A paid invoice was refunded in full.",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey {
-        field: "invoice_id",
-    },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    schema: schema_of::<InvoiceRefunded>,
-};
+pub static INVOICE_REFUNDED: EventContract = EventContract::new(
+    "billing.invoice-refunded",
+    "A paid invoice was refunded in full.",
+    schema_of::<InvoiceRefunded>,
+    INVOICE_EVENTS,
+);
 
 /// A paid invoice was refunded in full.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

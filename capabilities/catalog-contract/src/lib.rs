@@ -174,11 +174,11 @@ pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
     max_backoff: Duration::from_secs(5),
 };
 
-/// Declaration of [`ProductAdded`].
-pub static PRODUCT_ADDED: EventContract = EventContract {
+/// What every product event answers: redelivered by the bus, deduplicated by
+/// each consumer's inbox, applied in order per SKU, queued in the outbox
+/// while a consumer is down, version 1.
+const PRODUCT_EVENTS: EventAnswers = EventAnswers {
     producer: "catalog",
-    event_type: "catalog.product-added",
-    summary: "A product was added to the catalog.",
     retries: Retries::Bus(EVENT_RETRIES),
     idempotency: Idempotency::InboxByEventId,
     ordering: Ordering::PerKey { field: "sku" },
@@ -187,8 +187,15 @@ pub static PRODUCT_ADDED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
-    schema: schema_of::<ProductAdded>,
 };
+
+/// Declaration of [`ProductAdded`].
+pub static PRODUCT_ADDED: EventContract = EventContract::new(
+    "catalog.product-added",
+    "A product was added to the catalog.",
+    schema_of::<ProductAdded>,
+    PRODUCT_EVENTS,
+);
 
 /// A product was added.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

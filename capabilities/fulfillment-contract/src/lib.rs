@@ -150,31 +150,22 @@ pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
     max_backoff: Duration::from_secs(5),
 };
 
-macro_rules! invoice_event {
-    ($contract:ident, $ty:ident, $name:literal, $summary:literal) => {
-        #[doc = concat!("Declaration of [`", stringify!($ty), "`].")]
-        pub static $contract: EventContract = EventContract {
-            producer: "fulfillment",
-            event_type: concat!("fulfillment.", $name),
-            summary: $summary,
-            retries: Retries::Bus(EVENT_RETRIES),
-            idempotency: Idempotency::InboxByEventId,
-            ordering: Ordering::PerKey {
-                field: "invoice_id",
-            },
-            when_down: WhenDown::QueueAndDeliverLater,
-            versioning: Versioning {
-                current: 1,
-                accepts: &[1],
-            },
-            schema: schema_of::<$ty>,
-        };
-
-        impl Event for $ty {
-            const CONTRACT: &'static EventContract = &$contract;
-        }
-    };
-}
+/// What every fulfillment event answers: redelivered by the bus,
+/// deduplicated by each consumer's inbox, applied in order per invoice,
+/// queued in the outbox while a consumer is down, version 1.
+const INVOICE_EVENTS: EventAnswers = EventAnswers {
+    producer: "fulfillment",
+    retries: Retries::Bus(EVENT_RETRIES),
+    idempotency: Idempotency::InboxByEventId,
+    ordering: Ordering::PerKey {
+        field: "invoice_id",
+    },
+    when_down: WhenDown::QueueAndDeliverLater,
+    versioning: Versioning {
+        current: 1,
+        accepts: &[1],
+    },
+};
 
 /// A shipment was created for a paid invoice (its stock leaves the reservation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -189,12 +180,17 @@ pub struct ShipmentCreated {
     /// Contents.
     pub lines: Vec<ShipmentLine>,
 }
-invoice_event!(
-    SHIPMENT_CREATED,
-    ShipmentCreated,
-    "shipment-created",
-    "A shipment was created for a paid invoice."
+/// Declaration of [`ShipmentCreated`].
+pub static SHIPMENT_CREATED: EventContract = EventContract::new(
+    "fulfillment.shipment-created",
+    "A shipment was created for a paid invoice.",
+    schema_of::<ShipmentCreated>,
+    INVOICE_EVENTS,
 );
+
+impl Event for ShipmentCreated {
+    const CONTRACT: &'static EventContract = &SHIPMENT_CREATED;
+}
 
 /// A shipment left the warehouse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -209,12 +205,17 @@ pub struct ShipmentDispatched {
     /// RFC 3339.
     pub dispatched_at: String,
 }
-invoice_event!(
-    SHIPMENT_DISPATCHED,
-    ShipmentDispatched,
-    "shipment-dispatched",
-    "A shipment was dispatched."
+/// Declaration of [`ShipmentDispatched`].
+pub static SHIPMENT_DISPATCHED: EventContract = EventContract::new(
+    "fulfillment.shipment-dispatched",
+    "A shipment was dispatched.",
+    schema_of::<ShipmentDispatched>,
+    INVOICE_EVENTS,
 );
+
+impl Event for ShipmentDispatched {
+    const CONTRACT: &'static EventContract = &SHIPMENT_DISPATCHED;
+}
 
 /// A SKU that could not be reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -241,12 +242,17 @@ pub struct FulfillmentFailed {
     /// What was short.
     pub shortages: Vec<Shortage>,
 }
-invoice_event!(
-    FULFILLMENT_FAILED,
-    FulfillmentFailed,
-    "fulfillment-failed",
-    "An invoice cannot be fulfilled; billing compensates (void or refund)."
+/// Declaration of [`FulfillmentFailed`].
+pub static FULFILLMENT_FAILED: EventContract = EventContract::new(
+    "fulfillment.fulfillment-failed",
+    "An invoice cannot be fulfilled; billing compensates (void or refund).",
+    schema_of::<FulfillmentFailed>,
+    INVOICE_EVENTS,
 );
+
+impl Event for FulfillmentFailed {
+    const CONTRACT: &'static EventContract = &FULFILLMENT_FAILED;
+}
 
 /// Every operation fulfillment declares.
 pub static OPERATIONS: &[&Operation] = &[&RECEIVE_STOCK, &GET_STOCK, &LIST_SHIPMENTS];

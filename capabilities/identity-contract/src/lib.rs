@@ -301,11 +301,11 @@ pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
     max_backoff: Duration::from_secs(5),
 };
 
-/// Declaration of [`CustomerRegistered`].
-pub static CUSTOMER_REGISTERED: EventContract = EventContract {
+/// What every customer event answers: redelivered by the bus, deduplicated
+/// by each consumer's inbox, applied in order per customer, queued in the
+/// outbox while a consumer is down, version 1.
+const CUSTOMER_EVENTS: EventAnswers = EventAnswers {
     producer: "identity",
-    event_type: "identity.customer-registered",
-    summary: "A customer registered.",
     retries: Retries::Bus(EVENT_RETRIES),
     idempotency: Idempotency::InboxByEventId,
     ordering: Ordering::PerKey {
@@ -316,8 +316,15 @@ pub static CUSTOMER_REGISTERED: EventContract = EventContract {
         current: 1,
         accepts: &[1],
     },
-    schema: schema_of::<CustomerRegistered>,
 };
+
+/// Declaration of [`CustomerRegistered`].
+pub static CUSTOMER_REGISTERED: EventContract = EventContract::new(
+    "identity.customer-registered",
+    "A customer registered.",
+    schema_of::<CustomerRegistered>,
+    CUSTOMER_EVENTS,
+);
 
 /// A customer registered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -336,22 +343,12 @@ impl Event for CustomerRegistered {
 }
 
 /// Declaration of [`CustomerEmailChanged`].
-pub static CUSTOMER_EMAIL_CHANGED: EventContract = EventContract {
-    producer: "identity",
-    event_type: "identity.customer-email-changed",
-    summary: "A customer changed their email address.",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey {
-        field: "customer_id",
-    },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    schema: schema_of::<CustomerEmailChanged>,
-};
+pub static CUSTOMER_EMAIL_CHANGED: EventContract = EventContract::new(
+    "identity.customer-email-changed",
+    "A customer changed their email address.",
+    schema_of::<CustomerEmailChanged>,
+    CUSTOMER_EVENTS,
+);
 
 /// A customer changed their email address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

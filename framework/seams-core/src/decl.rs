@@ -196,6 +196,27 @@ pub struct EventContract {
     pub schema: SchemaFn,
 }
 
+/// The five answers of an event contract, and its producer: what a
+/// capability's events share, named once in its contract crate and given
+/// to each event by [`EventContract::new`]. Every field is mandatory, so
+/// sharing them takes nothing out of sight: `shop contracts` prints each
+/// event's answers in full.
+#[derive(Debug, Clone, Copy)]
+pub struct EventAnswers {
+    /// Producing capability.
+    pub producer: &'static str,
+    /// Question 1.
+    pub retries: Retries,
+    /// Question 2.
+    pub idempotency: Idempotency,
+    /// Question 3.
+    pub ordering: Ordering,
+    /// Question 4.
+    pub when_down: WhenDown,
+    /// Question 5.
+    pub versioning: Versioning,
+}
+
 /// A consistency promise a capability makes about its data.
 #[derive(Debug)]
 pub struct Invariant {
@@ -500,6 +521,26 @@ impl Operation {
 }
 
 impl EventContract {
+    /// The event `event_type` with payload `schema`, answering as `answers` does.
+    pub const fn new(
+        event_type: &'static str,
+        summary: &'static str,
+        schema: SchemaFn,
+        answers: EventAnswers,
+    ) -> EventContract {
+        EventContract {
+            producer: answers.producer,
+            event_type,
+            summary,
+            retries: answers.retries,
+            idempotency: answers.idempotency,
+            ordering: answers.ordering,
+            when_down: answers.when_down,
+            versioning: answers.versioning,
+            schema,
+        }
+    }
+
     /// Checks what the type system cannot: events are redelivered, so consumers must dedupe.
     pub fn check(&self) -> Result<(), DeclError> {
         check_common(self.event_type, &self.retries, &self.versioning)?;

@@ -150,6 +150,13 @@ fn the_subject_is_the_declared_field_never_a_hand_written_key() {
     // An integer key is its decimal form; the other fields play no part.
     let numbered = serde_json::json!({ "shelf": 12, "count": 3 });
     assert_eq!(ordering_key(&TALLIED, &numbered, "evt-1").unwrap(), "12");
+    for (shelf, key) in [
+        (serde_json::json!(-3), "-3"),
+        (serde_json::json!(u64::MAX), "18446744073709551615"),
+    ] {
+        let data = serde_json::json!({ "shelf": shelf });
+        assert_eq!(ordering_key(&TALLIED, &data, "evt-1").unwrap(), key);
+    }
     // An unordered event waits for no other: its key is its own id.
     assert_eq!(ordering_key(&UNORDERED, &data, "evt-9").unwrap(), "evt-9");
 }
@@ -200,5 +207,54 @@ fn an_event_without_its_declared_key_is_not_wrapped() {
     assert_eq!(
         err.to_string(),
         "stock.tallied is ordered per `shelf`, but its payload has no string or integer `shelf`"
+    );
+}
+
+static TALLIED_V2: EventContract = EventContract {
+    versioning: Versioning {
+        current: 2,
+        accepts: &[1, 2],
+    },
+    ..TALLIED
+};
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Tally {
+    shelf: String,
+}
+
+impl Event for Tally {
+    const CONTRACT: &'static EventContract = &TALLIED_V2;
+}
+
+#[test]
+fn without_an_upcaster_only_the_current_version_decodes() {
+    let mut env = Envelope::wrap(
+        &Tally {
+            shelf: "A-7".into(),
+        },
+        "evt-1".into(),
+        "2026-11-26T00:00:00Z".into(),
+        &CallContext::new_root(),
+    )
+    .unwrap();
+    assert_eq!(env.dataversion, 2);
+    assert_eq!(
+        env.decode::<Tally>(&[1, 2]).unwrap(),
+        Tally {
+            shelf: "A-7".into()
+        }
+    );
+    env.dataversion = 1;
+    let err = env.decode::<Tally>(&[1, 2]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::NoUpcaster {
+                event_type: "stock.tallied",
+                version: 1
+            }
+        ),
+        "{err}"
     );
 }

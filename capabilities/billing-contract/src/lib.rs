@@ -90,11 +90,8 @@ pub struct Payment {
     pub paid_at: String,
 }
 
-/// Public command: create an invoice for a cart.
-pub static CREATE_INVOICE: Operation = Operation {
-    capability: "billing",
-    name: "create-invoice",
-    summary: "Price a cart through catalog and open an invoice (POST /billing/invoices).",
+/// What billing's commands answer unless they say otherwise.
+const COMMANDS: OperationAnswers = OperationAnswers {
     kind: Kind::Command,
     timeout: Duration::from_secs(5),
     retries: Retries::Caller(RetryPolicy::STANDARD),
@@ -108,55 +105,56 @@ pub static CREATE_INVOICE: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
-    request: schema_of::<CreateInvoice>,
-    response: schema_of::<Invoice>,
 };
+
+/// Public command: create an invoice for a cart.
+pub static CREATE_INVOICE: Operation = Operation::new(
+    "billing",
+    "create-invoice",
+    "Price a cart through catalog and open an invoice (POST /billing/invoices).",
+    schema_of::<CreateInvoice>,
+    schema_of::<Invoice>,
+    COMMANDS,
+);
 
 /// Public command: pay an invoice in full, at most once.
-pub static PAY_INVOICE: Operation = Operation {
-    capability: "billing",
-    name: "pay-invoice",
-    summary: "Pay an open invoice in full (POST /billing/invoices/{id}/payments).",
-    kind: Kind::Command,
-    timeout: Duration::from_secs(5),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::Keyed,
-    ordering: Ordering::PerKey {
-        field: "invoice_id",
+pub static PAY_INVOICE: Operation = Operation::new(
+    "billing",
+    "pay-invoice",
+    "Pay an open invoice in full (POST /billing/invoices/{id}/payments).",
+    schema_of::<PayInvoice>,
+    schema_of::<Payment>,
+    OperationAnswers {
+        ordering: Ordering::PerKey {
+            field: "invoice_id",
+        },
+        ..COMMANDS
     },
-    when_down: WhenDown::FailFast {
-        problem: "billing-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: schema_of::<PayInvoice>,
-    response: schema_of::<Payment>,
-};
+);
 
 /// Public query: one invoice by id.
-pub static GET_INVOICE: Operation = Operation {
-    capability: "billing",
-    name: "get-invoice",
-    summary: "An invoice with its status; a customer sees their own only (GET /billing/invoices/{id}).",
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "billing-unavailable",
-        retry_after: Duration::from_secs(2),
+pub static GET_INVOICE: Operation = Operation::new(
+    "billing",
+    "get-invoice",
+    "An invoice with its status; a customer sees their own only (GET /billing/invoices/{id}).",
+    no_body,
+    schema_of::<Invoice>,
+    OperationAnswers {
+        kind: Kind::Query,
+        timeout: Duration::from_secs(2),
+        retries: Retries::Caller(RetryPolicy::STANDARD),
+        idempotency: Idempotency::ReadOnly,
+        ordering: Ordering::Unordered,
+        when_down: WhenDown::FailFast {
+            problem: "billing-unavailable",
+            retry_after: Duration::from_secs(2),
+        },
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
     },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: no_body,
-    response: schema_of::<Invoice>,
-};
+);
 
 /// How consumers of billing's events are redelivered.
 pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {

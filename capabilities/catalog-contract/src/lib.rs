@@ -48,33 +48,8 @@ pub struct AddProduct {
     pub price: Amount,
 }
 
-/// Public command: add a product (the SKU is the natural key).
-pub static ADD_PRODUCT: Operation = Operation {
-    capability: "catalog",
-    name: "add-product",
-    summary: "Add a product with its price (POST /catalog/products).",
-    kind: Kind::Command,
-    timeout: Duration::from_secs(5),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::NaturalKey { field: "sku" },
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "catalog-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: schema_of::<AddProduct>,
-    response: schema_of::<Product>,
-};
-
-/// Public query: one product by SKU.
-pub static GET_PRODUCT: Operation = Operation {
-    capability: "catalog",
-    name: "get-product",
-    summary: "A product with its current price (GET /catalog/products/{sku}).",
+/// What catalog's queries answer unless they say otherwise.
+const QUERIES: OperationAnswers = OperationAnswers {
     kind: Kind::Query,
     timeout: Duration::from_secs(2),
     retries: Retries::Caller(RetryPolicy::STANDARD),
@@ -88,9 +63,41 @@ pub static GET_PRODUCT: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
-    request: no_body,
-    response: schema_of::<Product>,
 };
+
+/// Public command: add a product (the SKU is the natural key).
+pub static ADD_PRODUCT: Operation = Operation::new(
+    "catalog",
+    "add-product",
+    "Add a product with its price (POST /catalog/products).",
+    schema_of::<AddProduct>,
+    schema_of::<Product>,
+    OperationAnswers {
+        kind: Kind::Command,
+        timeout: Duration::from_secs(5),
+        retries: Retries::Caller(RetryPolicy::STANDARD),
+        idempotency: Idempotency::NaturalKey { field: "sku" },
+        ordering: Ordering::Unordered,
+        when_down: WhenDown::FailFast {
+            problem: "catalog-unavailable",
+            retry_after: Duration::from_secs(2),
+        },
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
+    },
+);
+
+/// Public query: one product by SKU.
+pub static GET_PRODUCT: Operation = Operation::new(
+    "catalog",
+    "get-product",
+    "A product with its current price (GET /catalog/products/{sku}).",
+    no_body,
+    schema_of::<Product>,
+    QUERIES,
+);
 
 /// `quote-prices` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -146,26 +153,14 @@ impl seams_core::ContractError for QuoteError {
 }
 
 /// Query: the current prices of some SKUs.
-pub static QUOTE_PRICES: Operation = Operation {
-    capability: "catalog",
-    name: "quote-prices",
-    summary: "Current unit prices of the given SKUs.",
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "catalog-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: schema_of::<QuotePrices>,
-    response: schema_of::<Quote>,
-};
+pub static QUOTE_PRICES: Operation = Operation::new(
+    "catalog",
+    "quote-prices",
+    "Current unit prices of the given SKUs.",
+    schema_of::<QuotePrices>,
+    schema_of::<Quote>,
+    QUERIES,
+);
 
 /// How consumers of catalog's events are redelivered.
 pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {

@@ -77,16 +77,13 @@ pub struct Shipments {
     pub shipments: Vec<Shipment>,
 }
 
-/// Public command: receive stock (keyed: a retried delivery note is not counted twice).
-pub static RECEIVE_STOCK: Operation = Operation {
-    capability: "fulfillment",
-    name: "receive-stock",
-    summary: "Add received units to a SKU's stock (POST /fulfillment/stock).",
-    kind: Kind::Command,
-    timeout: Duration::from_secs(5),
+/// What fulfillment's queries answer unless they say otherwise.
+const QUERIES: OperationAnswers = OperationAnswers {
+    kind: Kind::Query,
+    timeout: Duration::from_secs(2),
     retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::Keyed,
-    ordering: Ordering::PerKey { field: "sku" },
+    idempotency: Idempotency::ReadOnly,
+    ordering: Ordering::Unordered,
     when_down: WhenDown::FailFast {
         problem: "fulfillment-unavailable",
         retry_after: Duration::from_secs(2),
@@ -95,53 +92,51 @@ pub static RECEIVE_STOCK: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
-    request: schema_of::<ReceiveStock>,
-    response: schema_of::<StockLevel>,
 };
+
+/// Public command: receive stock (keyed: a retried delivery note is not counted twice).
+pub static RECEIVE_STOCK: Operation = Operation::new(
+    "fulfillment",
+    "receive-stock",
+    "Add received units to a SKU's stock (POST /fulfillment/stock).",
+    schema_of::<ReceiveStock>,
+    schema_of::<StockLevel>,
+    OperationAnswers {
+        kind: Kind::Command,
+        timeout: Duration::from_secs(5),
+        retries: Retries::Caller(RetryPolicy::STANDARD),
+        idempotency: Idempotency::Keyed,
+        ordering: Ordering::PerKey { field: "sku" },
+        when_down: WhenDown::FailFast {
+            problem: "fulfillment-unavailable",
+            retry_after: Duration::from_secs(2),
+        },
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
+    },
+);
 
 /// Public query: a SKU's stock.
-pub static GET_STOCK: Operation = Operation {
-    capability: "fulfillment",
-    name: "get-stock",
-    summary: "On hand, reserved and available units of a SKU (GET /fulfillment/stock/{sku}).",
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "fulfillment-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: no_body,
-    response: schema_of::<StockLevel>,
-};
+pub static GET_STOCK: Operation = Operation::new(
+    "fulfillment",
+    "get-stock",
+    "On hand, reserved and available units of a SKU (GET /fulfillment/stock/{sku}).",
+    no_body,
+    schema_of::<StockLevel>,
+    QUERIES,
+);
 
 /// Public query: shipments of an invoice.
-pub static LIST_SHIPMENTS: Operation = Operation {
-    capability: "fulfillment",
-    name: "list-shipments",
-    summary: "Shipments of an invoice with their status (GET /fulfillment/shipments?invoice_id=).",
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "fulfillment-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: no_body,
-    response: schema_of::<Shipments>,
-};
+pub static LIST_SHIPMENTS: Operation = Operation::new(
+    "fulfillment",
+    "list-shipments",
+    "Shipments of an invoice with their status (GET /fulfillment/shipments?invoice_id=).",
+    no_body,
+    schema_of::<Shipments>,
+    QUERIES,
+);
 
 /// How consumers of fulfillment's events are redelivered.
 pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {

@@ -106,50 +106,54 @@ impl std::fmt::Debug for Session {
 }
 
 /// Public command: sign in, getting a short-lived access token.
-pub static CREATE_SESSION: Operation = Operation {
-    capability: "identity",
-    name: "create-session",
-    summary: "Sign in with email and password for an access token (POST /identity/sessions).",
-    kind: Kind::Command,
-    timeout: Duration::from_secs(5),
-    retries: Retries::Nobody,
-    idempotency: Idempotency::NotIdempotent {
-        reason: "every sign-in issues a new token; a repeat only issues another, and attempts are rate limited",
+pub static CREATE_SESSION: Operation = Operation::new(
+    "identity",
+    "create-session",
+    "Sign in with email and password for an access token (POST /identity/sessions).",
+    schema_of::<CreateSession>,
+    schema_of::<Session>,
+    OperationAnswers {
+        kind: Kind::Command,
+        timeout: Duration::from_secs(5),
+        retries: Retries::Nobody,
+        idempotency: Idempotency::NotIdempotent {
+            reason: "every sign-in issues a new token; a repeat only issues another, and attempts are rate limited",
+        },
+        ordering: Ordering::Unordered,
+        when_down: WhenDown::FailFast {
+            problem: "identity-unavailable",
+            retry_after: Duration::from_secs(2),
+        },
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
     },
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "identity-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: schema_of::<CreateSession>,
-    response: schema_of::<Session>,
-};
+);
 
 /// Public command: register a customer (the email is the natural key).
-pub static REGISTER_CUSTOMER: Operation = Operation {
-    capability: "identity",
-    name: "register-customer",
-    summary: "Register a customer (POST /identity/customers).",
-    kind: Kind::Command,
-    timeout: Duration::from_secs(5),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::NaturalKey { field: "email" },
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "identity-unavailable",
-        retry_after: Duration::from_secs(2),
+pub static REGISTER_CUSTOMER: Operation = Operation::new(
+    "identity",
+    "register-customer",
+    "Register a customer (POST /identity/customers).",
+    schema_of::<RegisterCustomer>,
+    schema_of::<Customer>,
+    OperationAnswers {
+        kind: Kind::Command,
+        timeout: Duration::from_secs(5),
+        retries: Retries::Caller(RetryPolicy::STANDARD),
+        idempotency: Idempotency::NaturalKey { field: "email" },
+        ordering: Ordering::Unordered,
+        when_down: WhenDown::FailFast {
+            problem: "identity-unavailable",
+            retry_after: Duration::from_secs(2),
+        },
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
     },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: schema_of::<RegisterCustomer>,
-    response: schema_of::<Customer>,
-};
+);
 
 /// `PATCH /identity/customers/{id}` body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -160,34 +164,33 @@ pub struct ChangeEmail {
 }
 
 /// Public command: change a customer's email (sets state: a repeat changes nothing).
-pub static CHANGE_EMAIL: Operation = Operation {
-    capability: "identity",
-    name: "change-email",
-    summary: "Change a customer's email address (PATCH /identity/customers/{id}).",
-    kind: Kind::Command,
-    timeout: Duration::from_secs(5),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::SetsState,
-    ordering: Ordering::PerKey {
-        field: "customer_id",
+pub static CHANGE_EMAIL: Operation = Operation::new(
+    "identity",
+    "change-email",
+    "Change a customer's email address (PATCH /identity/customers/{id}).",
+    schema_of::<ChangeEmail>,
+    schema_of::<Customer>,
+    OperationAnswers {
+        kind: Kind::Command,
+        timeout: Duration::from_secs(5),
+        retries: Retries::Caller(RetryPolicy::STANDARD),
+        idempotency: Idempotency::SetsState,
+        ordering: Ordering::PerKey {
+            field: "customer_id",
+        },
+        when_down: WhenDown::FailFast {
+            problem: "identity-unavailable",
+            retry_after: Duration::from_secs(2),
+        },
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1],
+        },
     },
-    when_down: WhenDown::FailFast {
-        problem: "identity-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: schema_of::<ChangeEmail>,
-    response: schema_of::<Customer>,
-};
+);
 
-/// Public query: a customer's own record.
-pub static SHOW_CUSTOMER: Operation = Operation {
-    capability: "identity",
-    name: "show-customer",
-    summary: "A customer's own record, for that customer (GET /identity/customers/{id}).",
+/// What identity's queries answer unless they say otherwise.
+const QUERIES: OperationAnswers = OperationAnswers {
     kind: Kind::Query,
     timeout: Duration::from_secs(2),
     retries: Retries::Caller(RetryPolicy::STANDARD),
@@ -201,9 +204,17 @@ pub static SHOW_CUSTOMER: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
-    request: no_body,
-    response: schema_of::<Customer>,
 };
+
+/// Public query: a customer's own record.
+pub static SHOW_CUSTOMER: Operation = Operation::new(
+    "identity",
+    "show-customer",
+    "A customer's own record, for that customer (GET /identity/customers/{id}).",
+    no_body,
+    schema_of::<Customer>,
+    QUERIES,
+);
 
 /// The schema of a JWK set (RFC 7517 §5): an object whose `keys` is an
 /// array of keys. The keys' own members are the RFC's, written by the
@@ -218,26 +229,14 @@ fn jwk_set() -> serde_json::Value {
 }
 
 /// Public query: the keys tokens are verified with.
-pub static GET_JWKS: Operation = Operation {
-    capability: "identity",
-    name: "get-jwks",
-    summary: "The deployment's public signing keys as a JWK set (GET /identity/.well-known/jwks.json).",
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "identity-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: no_body,
-    response: jwk_set,
-};
+pub static GET_JWKS: Operation = Operation::new(
+    "identity",
+    "get-jwks",
+    "The deployment's public signing keys as a JWK set (GET /identity/.well-known/jwks.json).",
+    no_body,
+    jwk_set,
+    QUERIES,
+);
 
 /// `get-customer` request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -273,26 +272,14 @@ impl seams_core::ContractError for GetCustomerError {
 }
 
 /// Query: one customer by id.
-pub static GET_CUSTOMER: Operation = Operation {
-    capability: "identity",
-    name: "get-customer",
-    summary: "A customer by id.",
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "identity-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: schema_of::<GetCustomer>,
-    response: schema_of::<Customer>,
-};
+pub static GET_CUSTOMER: Operation = Operation::new(
+    "identity",
+    "get-customer",
+    "A customer by id.",
+    schema_of::<GetCustomer>,
+    schema_of::<Customer>,
+    QUERIES,
+);
 
 /// How consumers of identity's events are redelivered.
 pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {

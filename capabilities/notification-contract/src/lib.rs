@@ -67,11 +67,8 @@ pub struct Contact {
     pub updated_at: String,
 }
 
-/// Public query: a customer's deliveries.
-pub static LIST_DELIVERIES: Operation = Operation {
-    capability: "notification",
-    name: "list-deliveries",
-    summary: "The deliveries for one customer (GET /notification/deliveries?customer_id=).",
+/// What notification's queries answer unless they say otherwise.
+const QUERIES: OperationAnswers = OperationAnswers {
     kind: Kind::Query,
     timeout: Duration::from_secs(2),
     retries: Retries::Caller(RetryPolicy::STANDARD),
@@ -85,32 +82,31 @@ pub static LIST_DELIVERIES: Operation = Operation {
         current: 1,
         accepts: &[1],
     },
-    request: no_body,
-    response: schema_of::<Deliveries>,
 };
+
+/// Public query: a customer's deliveries.
+pub static LIST_DELIVERIES: Operation = Operation::new(
+    "notification",
+    "list-deliveries",
+    "The deliveries for one customer (GET /notification/deliveries?customer_id=).",
+    no_body,
+    schema_of::<Deliveries>,
+    QUERIES,
+);
 
 /// Public query: one contact from the read model, with its freshness; a read
 /// presenting a consistency token waits (bounded) for the projection or answers stale.
-pub static GET_CONTACT: Operation = Operation {
-    capability: "notification",
-    name: "get-contact",
-    summary: "A contact from the read model projected from identity (GET /notification/contacts/{customer_id}).",
-    kind: Kind::Query,
-    timeout: Duration::from_secs(3),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "notification-unavailable",
-        retry_after: Duration::from_secs(2),
+pub static GET_CONTACT: Operation = Operation::new(
+    "notification",
+    "get-contact",
+    "A contact from the read model projected from identity (GET /notification/contacts/{customer_id}).",
+    no_body,
+    schema_of::<Contact>,
+    OperationAnswers {
+        timeout: Duration::from_secs(3),
+        ..QUERIES
     },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-    request: no_body,
-    response: schema_of::<Contact>,
-};
+);
 
 /// Every operation notification declares.
 pub static OPERATIONS: &[&Operation] = &[&LIST_DELIVERIES, &GET_CONTACT];

@@ -196,6 +196,30 @@ pub struct EventContract {
     pub schema: SchemaFn,
 }
 
+/// The answers of an operation: its kind, its timeout and the five
+/// questions. What a capability's queries (or commands) share is named once
+/// in its contract crate and given to each by [`Operation::new`]; one that
+/// answers differently says so with struct update syntax
+/// (`OperationAnswers { ordering: .., ..COMMANDS }`). Every field is
+/// mandatory, and `shop contracts` prints each operation's answers in full.
+#[derive(Debug, Clone, Copy)]
+pub struct OperationAnswers {
+    /// Command or query.
+    pub kind: Kind,
+    /// How long one attempt may take.
+    pub timeout: Duration,
+    /// Question 1.
+    pub retries: Retries,
+    /// Question 2.
+    pub idempotency: Idempotency,
+    /// Question 3.
+    pub ordering: Ordering,
+    /// Question 4.
+    pub when_down: WhenDown,
+    /// Question 5.
+    pub versioning: Versioning,
+}
+
 /// The five answers of an event contract, and its producer: what a
 /// capability's events share, named once in its contract crate and given
 /// to each event by [`EventContract::new`]. Every field is mandatory, so
@@ -477,6 +501,32 @@ fn check_common(
 }
 
 impl Operation {
+    /// Operation `name` of `capability`, taking `request` and answering
+    /// `response`, with `answers` to the five questions.
+    pub const fn new(
+        capability: &'static str,
+        name: &'static str,
+        summary: &'static str,
+        request: SchemaFn,
+        response: SchemaFn,
+        answers: OperationAnswers,
+    ) -> Operation {
+        Operation {
+            capability,
+            name,
+            summary,
+            kind: answers.kind,
+            timeout: answers.timeout,
+            retries: answers.retries,
+            idempotency: answers.idempotency,
+            ordering: answers.ordering,
+            when_down: answers.when_down,
+            versioning: answers.versioning,
+            request,
+            response,
+        }
+    }
+
     /// `capability.name`, the operation's unique id.
     pub fn id(&self) -> String {
         format!("{}.{}", self.capability, self.name)

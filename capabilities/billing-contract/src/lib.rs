@@ -101,10 +101,7 @@ const COMMANDS: OperationAnswers = OperationAnswers {
         problem: "billing-unavailable",
         retry_after: Duration::from_secs(2),
     },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
+    versioning: Versioning::FIRST,
 };
 
 /// Public command: create an invoice for a cart.
@@ -149,36 +146,14 @@ pub static GET_INVOICE: Operation = Operation::new(
             problem: "billing-unavailable",
             retry_after: Duration::from_secs(2),
         },
-        versioning: Versioning {
-            current: 1,
-            accepts: &[1],
-        },
+        versioning: Versioning::FIRST,
     },
 );
-
-/// How consumers of billing's events are redelivered.
-pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
-    max_attempts: 8,
-    initial_backoff: Duration::from_millis(100),
-    max_backoff: Duration::from_secs(5),
-};
 
 /// What every invoice event answers: redelivered by the bus, deduplicated by
 /// each consumer's inbox, applied in order per invoice, queued in the
 /// outbox while a consumer is down, version 1.
-const INVOICE_EVENTS: EventAnswers = EventAnswers {
-    producer: "billing",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey {
-        field: "invoice_id",
-    },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const INVOICE_EVENTS: EventAnswers = EventAnswers::per_key("billing", "invoice_id");
 
 /// Declaration of [`InvoiceCreated`].
 pub static INVOICE_CREATED: EventContract = EventContract::new(

@@ -49,21 +49,7 @@ pub struct AddProduct {
 }
 
 /// What catalog's queries answer unless they say otherwise.
-const QUERIES: OperationAnswers = OperationAnswers {
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "catalog-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const QUERIES: OperationAnswers = OperationAnswers::query("catalog-unavailable");
 
 /// Public command: add a product (the SKU is the natural key).
 pub static ADD_PRODUCT: Operation = Operation::new(
@@ -82,10 +68,7 @@ pub static ADD_PRODUCT: Operation = Operation::new(
             problem: "catalog-unavailable",
             retry_after: Duration::from_secs(2),
         },
-        versioning: Versioning {
-            current: 1,
-            accepts: &[1],
-        },
+        versioning: Versioning::FIRST,
     },
 );
 
@@ -162,27 +145,10 @@ pub static QUOTE_PRICES: Operation = Operation::new(
     QUERIES,
 );
 
-/// How consumers of catalog's events are redelivered.
-pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
-    max_attempts: 8,
-    initial_backoff: Duration::from_millis(100),
-    max_backoff: Duration::from_secs(5),
-};
-
 /// What every product event answers: redelivered by the bus, deduplicated by
 /// each consumer's inbox, applied in order per SKU, queued in the outbox
 /// while a consumer is down, version 1.
-const PRODUCT_EVENTS: EventAnswers = EventAnswers {
-    producer: "catalog",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey { field: "sku" },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const PRODUCT_EVENTS: EventAnswers = EventAnswers::per_key("catalog", "sku");
 
 /// Declaration of [`ProductAdded`].
 pub static PRODUCT_ADDED: EventContract = EventContract::new(

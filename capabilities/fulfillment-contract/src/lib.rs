@@ -78,21 +78,7 @@ pub struct Shipments {
 }
 
 /// What fulfillment's queries answer unless they say otherwise.
-const QUERIES: OperationAnswers = OperationAnswers {
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "fulfillment-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const QUERIES: OperationAnswers = OperationAnswers::query("fulfillment-unavailable");
 
 /// Public command: receive stock (keyed: a retried delivery note is not counted twice).
 pub static RECEIVE_STOCK: Operation = Operation::new(
@@ -111,10 +97,7 @@ pub static RECEIVE_STOCK: Operation = Operation::new(
             problem: "fulfillment-unavailable",
             retry_after: Duration::from_secs(2),
         },
-        versioning: Versioning {
-            current: 1,
-            accepts: &[1],
-        },
+        versioning: Versioning::FIRST,
     },
 );
 
@@ -138,29 +121,10 @@ pub static LIST_SHIPMENTS: Operation = Operation::new(
     QUERIES,
 );
 
-/// How consumers of fulfillment's events are redelivered.
-pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
-    max_attempts: 8,
-    initial_backoff: Duration::from_millis(100),
-    max_backoff: Duration::from_secs(5),
-};
-
 /// What every fulfillment event answers: redelivered by the bus,
 /// deduplicated by each consumer's inbox, applied in order per invoice,
 /// queued in the outbox while a consumer is down, version 1.
-const INVOICE_EVENTS: EventAnswers = EventAnswers {
-    producer: "fulfillment",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey {
-        field: "invoice_id",
-    },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const INVOICE_EVENTS: EventAnswers = EventAnswers::per_key("fulfillment", "invoice_id");
 
 /// A shipment was created for a paid invoice (its stock leaves the reservation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

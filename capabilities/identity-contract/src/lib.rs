@@ -124,10 +124,7 @@ pub static CREATE_SESSION: Operation = Operation::new(
             problem: "identity-unavailable",
             retry_after: Duration::from_secs(2),
         },
-        versioning: Versioning {
-            current: 1,
-            accepts: &[1],
-        },
+        versioning: Versioning::FIRST,
     },
 );
 
@@ -148,10 +145,7 @@ pub static REGISTER_CUSTOMER: Operation = Operation::new(
             problem: "identity-unavailable",
             retry_after: Duration::from_secs(2),
         },
-        versioning: Versioning {
-            current: 1,
-            accepts: &[1],
-        },
+        versioning: Versioning::FIRST,
     },
 );
 
@@ -182,29 +176,12 @@ pub static CHANGE_EMAIL: Operation = Operation::new(
             problem: "identity-unavailable",
             retry_after: Duration::from_secs(2),
         },
-        versioning: Versioning {
-            current: 1,
-            accepts: &[1],
-        },
+        versioning: Versioning::FIRST,
     },
 );
 
 /// What identity's queries answer unless they say otherwise.
-const QUERIES: OperationAnswers = OperationAnswers {
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "identity-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const QUERIES: OperationAnswers = OperationAnswers::query("identity-unavailable");
 
 /// Public query: a customer's own record.
 pub static SHOW_CUSTOMER: Operation = Operation::new(
@@ -281,29 +258,10 @@ pub static GET_CUSTOMER: Operation = Operation::new(
     QUERIES,
 );
 
-/// How consumers of identity's events are redelivered.
-pub const EVENT_RETRIES: RetryPolicy = RetryPolicy {
-    max_attempts: 8,
-    initial_backoff: Duration::from_millis(100),
-    max_backoff: Duration::from_secs(5),
-};
-
 /// What every customer event answers: redelivered by the bus, deduplicated
 /// by each consumer's inbox, applied in order per customer, queued in the
 /// outbox while a consumer is down, version 1.
-const CUSTOMER_EVENTS: EventAnswers = EventAnswers {
-    producer: "identity",
-    retries: Retries::Bus(EVENT_RETRIES),
-    idempotency: Idempotency::InboxByEventId,
-    ordering: Ordering::PerKey {
-        field: "customer_id",
-    },
-    when_down: WhenDown::QueueAndDeliverLater,
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const CUSTOMER_EVENTS: EventAnswers = EventAnswers::per_key("identity", "customer_id");
 
 /// Declaration of [`CustomerRegistered`].
 pub static CUSTOMER_REGISTERED: EventContract = EventContract::new(

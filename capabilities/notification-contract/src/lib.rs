@@ -68,21 +68,7 @@ pub struct Contact {
 }
 
 /// What notification's queries answer unless they say otherwise.
-const QUERIES: OperationAnswers = OperationAnswers {
-    kind: Kind::Query,
-    timeout: Duration::from_secs(2),
-    retries: Retries::Caller(RetryPolicy::STANDARD),
-    idempotency: Idempotency::ReadOnly,
-    ordering: Ordering::Unordered,
-    when_down: WhenDown::FailFast {
-        problem: "notification-unavailable",
-        retry_after: Duration::from_secs(2),
-    },
-    versioning: Versioning {
-        current: 1,
-        accepts: &[1],
-    },
-};
+const QUERIES: OperationAnswers = OperationAnswers::query("notification-unavailable");
 
 /// Public query: a customer's deliveries.
 pub static LIST_DELIVERIES: Operation = Operation::new(

@@ -29,6 +29,14 @@ impl RetryPolicy {
         max_backoff: Duration::from_millis(500),
     };
 
+    /// Eight attempts, from 100 ms doubling to at most 5 s apart (about
+    /// 16 s in all): how a bus redelivers an event its consumer failed.
+    pub const BUS: RetryPolicy = RetryPolicy {
+        max_attempts: 8,
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(5),
+    };
+
     /// Delay before attempt number `attempt` (1-based; the first has none).
     pub fn backoff(&self, attempt: u32) -> Duration {
         if attempt <= 1 {
@@ -120,6 +128,14 @@ pub struct Versioning {
     pub current: u32,
     /// Versions this side reads; older ones are upcast by the contract's upcasters.
     pub accepts: &'static [u32],
+}
+
+impl Versioning {
+    /// Version 1, accepting only itself: a contract never changed yet.
+    pub const FIRST: Versioning = Versioning {
+        current: 1,
+        accepts: &[1],
+    };
 }
 
 /// Produces the JSON Schema (2020-12) of a wire type: a plain function, so a
@@ -220,6 +236,38 @@ pub struct OperationAnswers {
     pub versioning: Versioning,
 }
 
+impl OperationAnswers {
+    /// A query's usual answers, named once: a 2 s timeout; read-only, so
+    /// the caller retries it ([`RetryPolicy::STANDARD`]); unordered; when
+    /// the capability is down the caller gets `problem` at once with
+    /// `Retry-After: 2`; [`Versioning::FIRST`]. A query that answers
+    /// differently changes a field with struct update syntax.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use seams_core::decl::*;
+    ///
+    /// const QUERIES: OperationAnswers = OperationAnswers::query("loyalty-unavailable");
+    /// let slow = OperationAnswers { timeout: Duration::from_secs(5), ..QUERIES };
+    /// assert_eq!(QUERIES.idempotency, Idempotency::ReadOnly);
+    /// assert_eq!(slow.when_down, QUERIES.when_down);
+    /// ```
+    pub const fn query(problem: &'static str) -> OperationAnswers {
+        OperationAnswers {
+            kind: Kind::Query,
+            timeout: Duration::from_secs(2),
+            retries: Retries::Caller(RetryPolicy::STANDARD),
+            idempotency: Idempotency::ReadOnly,
+            ordering: Ordering::Unordered,
+            when_down: WhenDown::FailFast {
+                problem,
+                retry_after: Duration::from_secs(2),
+            },
+            versioning: Versioning::FIRST,
+        }
+    }
+}
+
 /// The five answers of an event contract, and its producer: what a
 /// capability's events share, named once in its contract crate and given
 /// to each event by [`EventContract::new`]. Every field is mandatory, so
@@ -239,6 +287,32 @@ pub struct EventAnswers {
     pub when_down: WhenDown,
     /// Question 5.
     pub versioning: Versioning,
+}
+
+impl EventAnswers {
+    /// The usual answers of `producer`'s events about one thing, named
+    /// once: redelivered by the bus ([`RetryPolicy::BUS`]), applied once
+    /// per consumer by its inbox, in order per value of the payload's
+    /// `field` (which must be a required string or integer), queued in the
+    /// outbox while a consumer is down, [`Versioning::FIRST`].
+    ///
+    /// ```
+    /// use seams_core::decl::*;
+    ///
+    /// const INVOICE_EVENTS: EventAnswers = EventAnswers::per_key("billing", "invoice_id");
+    /// assert_eq!(INVOICE_EVENTS.ordering, Ordering::PerKey { field: "invoice_id" });
+    /// assert_eq!(INVOICE_EVENTS.retries, Retries::Bus(RetryPolicy::BUS));
+    /// ```
+    pub const fn per_key(producer: &'static str, field: &'static str) -> EventAnswers {
+        EventAnswers {
+            producer,
+            retries: Retries::Bus(RetryPolicy::BUS),
+            idempotency: Idempotency::InboxByEventId,
+            ordering: Ordering::PerKey { field },
+            when_down: WhenDown::QueueAndDeliverLater,
+            versioning: Versioning::FIRST,
+        }
+    }
 }
 
 /// A consistency promise a capability makes about its data.

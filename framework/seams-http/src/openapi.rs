@@ -316,3 +316,117 @@ fn problem_schema() -> RefOr<Schema> {
 
 #[cfg(test)]
 mod tests;
+
+/// Documents `method path` from its declaration alone, for a route its
+/// capability describes no further: the declaration's summary and id, a
+/// string parameter per `{name}` segment of the path, the request body and
+/// the `200` answer as JSON of the declared schemas (their named parts
+/// added to the document's components). What the framework answers on the
+/// operation's behalf is added afterwards like for any other; an answer of
+/// the handler's own (a `404 product-not-found`, say) needs an entry written
+/// by hand, which then replaces this one. Fails, naming the schema, when a
+/// declared schema is not one an OpenAPI document can hold.
+pub(crate) fn describe(
+    doc: &mut OpenApi,
+    method: &axum::http::Method,
+    path: &str,
+    op: &seams_core::decl::Operation,
+) -> Result<(), String> {
+    use axum::http::Method;
+    use utoipa::openapi::HttpMethod;
+    use utoipa::openapi::path::{OperationBuilder, ParameterBuilder};
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+    use utoipa::openapi::{Required, schema::SchemaType};
+
+    let method = match *method {
+        Method::GET => HttpMethod::Get,
+        Method::POST => HttpMethod::Post,
+        Method::PUT => HttpMethod::Put,
+        Method::PATCH => HttpMethod::Patch,
+        Method::DELETE => HttpMethod::Delete,
+        _ => return Err(format!("{method} is not a method routes are declared with")),
+    };
+    let mut builder = OperationBuilder::new()
+        .operation_id(Some(op.id()))
+        .summary(Some(op.summary));
+    for name in path
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+    {
+        builder = builder.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(
+                    ObjectBuilder::new().schema_type(SchemaType::from(Type::String)),
+                )),
+        );
+    }
+    let request = (op.request)();
+    if request != seams_core::decl::no_body() {
+        let schema =
+            into_document(doc, request).map_err(|e| format!("{}: request: {e}", op.id()))?;
+        builder = builder.request_body(Some(
+            RequestBodyBuilder::new()
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(schema)).build(),
+                )
+                .required(Some(Required::True))
+                .build(),
+        ));
+    }
+    let response =
+        into_document(doc, (op.response)()).map_err(|e| format!("{}: response: {e}", op.id()))?;
+    let ok = ResponseBuilder::new().description(op.summary).content(
+        "application/json",
+        ContentBuilder::new().schema(Some(response)).build(),
+    );
+    doc.paths
+        .add_path_operation(path, vec![method], builder.response("200", ok).build());
+    Ok(())
+}
+
+/// A declared JSON Schema as an OpenAPI schema: its `$defs` become the
+/// document's component schemas (the references pointed at them), the rest
+/// stays as it is (OpenAPI 3.1 schemas are JSON Schema 2020-12).
+fn into_document(
+    doc: &mut OpenApi,
+    mut schema: serde_json::Value,
+) -> Result<RefOr<Schema>, String> {
+    fn relink(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(obj) => {
+                for (k, child) in obj.iter_mut() {
+                    match child {
+                        serde_json::Value::String(r) if k == "$ref" => {
+                            if let Some(name) = r.strip_prefix("#/$defs/") {
+                                *r = format!("#/components/schemas/{name}");
+                            }
+                        }
+                        _ => relink(child),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(relink),
+            _ => {}
+        }
+    }
+    relink(&mut schema);
+    let defs = match schema.as_object_mut() {
+        Some(obj) => {
+            obj.remove("$schema");
+            obj.remove("$defs")
+        }
+        None => None,
+    };
+    let components = doc.components.get_or_insert_with(Default::default);
+    if let Some(serde_json::Value::Object(defs)) = defs {
+        for (name, def) in defs {
+            let def = serde_json::from_value(def).map_err(|e| format!("{name}: {e}"))?;
+            components.schemas.entry(name).or_insert(def);
+        }
+    }
+    serde_json::from_value(schema).map_err(|e| e.to_string())
+}

@@ -67,7 +67,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{Header, OpenApi, RefOr};
 
 use crate::auth::GuardLayer;
-use crate::openapi::{GUARDED, add_answers, declared_answer, document_framework_answers, problem};
+use crate::openapi::{
+    GUARDED, add_answers, declared_answer, describe, document_framework_answers, problem,
+};
 
 /// The security scheme name every guarded operation refers to.
 pub const BEARER: &str = "bearer";
@@ -305,11 +307,12 @@ pub fn secure_openapi(doc: &mut OpenApi, table: &[RouteAccess]) -> Result<(), Ve
         if matches!(route.access, Access::Services) {
             continue;
         }
+        if operation_mut(doc, &route.path, &route.method).is_none()
+            && let Err(e) = describe(doc, &route.method, &route.path, route.operation)
+        {
+            problems.push(format!("{} {}: {e}", route.method, route.path));
+        }
         let Some(op) = operation_mut(doc, &route.path, &route.method) else {
-            problems.push(format!(
-                "{} {} is routed but not documented",
-                route.method, route.path
-            ));
             continue;
         };
         if let Some(answer) = declared_answer(route.operation) {

@@ -121,18 +121,135 @@ fn every_operation_gets_its_security_and_guarded_ones_their_refusals() {
 }
 
 #[test]
-fn a_document_and_a_table_that_disagree_are_refused() {
+fn a_documented_operation_that_is_not_routed_is_refused() {
     let mut d = doc(&[
         (HttpMethod::Post, "/things"),
         (HttpMethod::Get, "/things/{id}"),
+        (HttpMethod::Patch, "/things/{id}"),
         (HttpMethod::Get, "/ghost"),
     ]);
     let problems = secure_openapi(&mut d, &table()).unwrap_err();
+    assert_eq!(problems, ["GET /ghost is documented but not routed"]);
+}
+
+/// A payload with a named part, as `seams_schema::schema_of` writes one.
+fn thing_schema() -> serde_json::Value {
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["id", "price"],
+        "properties": {
+            "id": { "type": "string" },
+            "price": { "$ref": "#/$defs/Amount" }
+        },
+        "$defs": {
+            "Amount": { "type": "object", "properties": { "amount": { "type": "integer" } } }
+        }
+    })
+}
+
+fn described(op: &'static decl::Operation, method: Method) -> serde_json::Value {
+    const PATH: &str = "/things/{id}/parts/{part}";
+    let routes = Routes::new();
+    let routes = match method {
+        Method::GET => routes.get(PATH, op, Access::Open, || async { "" }),
+        _ => routes.post(PATH, op, Access::Open, || async { "" }),
+    };
+    let (_, table) = routes.with_state(()).into_parts();
+    let mut d = doc(&[]);
+    secure_openapi(&mut d, &table).unwrap();
+    serde_json::to_value(&d).unwrap()
+}
+
+#[test]
+fn a_route_documented_by_hand_nowhere_is_described_from_its_declaration() {
+    let query = Box::leak(Box::new(decl::Operation {
+        response: thing_schema,
+        ..*declared("things", Duration::from_secs(2))
+    }));
+    let json = described(query, Method::GET);
+    let op = &json["paths"]["/things/{id}/parts/{part}"]["get"];
+    assert_eq!(op["operationId"], "cap.things");
+    assert_eq!(op["summary"], "A test route.");
+    let params: Vec<_> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["in"].as_str().unwrap(),
+                p["required"].as_bool().unwrap(),
+                p["schema"]["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        problems,
+        params,
         [
-            "GET /ghost is documented but not routed",
-            "PATCH /things/{id} is routed but not documented",
+            ("id", "path", true, "string"),
+            ("part", "path", true, "string")
         ]
+    );
+    let ok = &op["responses"]["200"]["content"]["application/json"]["schema"];
+    assert_eq!(
+        ok["properties"]["price"]["$ref"],
+        "#/components/schemas/Amount"
+    );
+    assert!(
+        ok.get("$defs").is_none() && ok.get("$schema").is_none(),
+        "{ok}"
+    );
+    assert_eq!(
+        json["components"]["schemas"]["Amount"]["properties"]["amount"]["type"],
+        "integer"
+    );
+    assert!(op.get("requestBody").is_none(), "a query declares no body");
+    // Then documented like any other: its declared answer when down, and
+    // what the framework answers for a path parameter.
+    assert!(
+        op["responses"]["503"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("cap-unavailable")
+    );
+    assert!(
+        op["responses"]["400"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("invalid-path")
+    );
+
+    let command = Box::leak(Box::new(decl::Operation {
+        request: thing_schema,
+        ..*declared("things", Duration::from_secs(2))
+    }));
+    let json = described(command, Method::POST);
+    let body = &json["paths"]["/things/{id}/parts/{part}"]["post"]["requestBody"];
+    assert_eq!(body["required"], true);
+    assert_eq!(
+        body["content"]["application/json"]["schema"]["required"],
+        serde_json::json!(["id", "price"])
+    );
+}
+
+#[test]
+fn a_declared_schema_a_document_cannot_hold_is_refused_by_name() {
+    fn broken() -> serde_json::Value {
+        serde_json::json!({ "type": "object", "$defs": { "Odd": { "type": 7 } } })
+    }
+    let op = Box::leak(Box::new(decl::Operation {
+        response: broken,
+        ..*declared("things", Duration::from_secs(2))
+    }));
+    let (_, table) = Routes::new()
+        .get("/odd", op, Access::Open, || async { "" })
+        .with_state(())
+        .into_parts();
+    let problems = secure_openapi(&mut doc(&[]), &table).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("GET /odd: cap.things: response: Odd: "),
+        "{problems:?}"
     );
 }

@@ -153,8 +153,11 @@ impl Crate {
     pub fn role(&self) -> Role {
         match self.dir.split('/').next() {
             Some("framework") => Role::Framework,
-            Some("capabilities") if self.folder().ends_with("-contract") => Role::Contract,
-            Some("capabilities") => Role::Capability,
+            // The guide's example capability obeys the capabilities' rules.
+            Some("capabilities" | "examples") if self.folder().ends_with("-contract") => {
+                Role::Contract
+            }
+            Some("capabilities" | "examples") => Role::Capability,
             Some("app") => Role::App,
             Some("tests") => Role::Tests,
             Some("xtask") => Role::Xtask,

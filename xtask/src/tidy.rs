@@ -22,6 +22,7 @@ mod tests;
 pub const ROLE_DIRS: &[&str] = &[
     "framework",
     "capabilities",
+    "examples",
     "app",
     "tests",
     "xtask",
@@ -135,7 +136,7 @@ pub fn no_mod_rs(files: &[SourceFile]) -> Vec<Violation> {
 /// contract crate, not its tests).
 fn is_capability_source(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
-    matches!(parts.as_slice(), ["capabilities", krate, "src", ..] if !krate.ends_with("-contract"))
+    matches!(parts.as_slice(), ["capabilities" | "examples", krate, "src", ..] if !krate.ends_with("-contract"))
         && !path.ends_with("/tests.rs")
 }
 
@@ -164,8 +165,8 @@ pub fn calls_are_declared(files: &[SourceFile]) -> Vec<Violation> {
 pub fn is_domain_file(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
-        ["capabilities", _, "src", "domain.rs"] => true,
-        ["capabilities", _, "src", "domain", .., last] => *last != "tests.rs",
+        ["capabilities" | "examples", _, "src", "domain.rs"] => true,
+        ["capabilities" | "examples", _, "src", "domain", .., last] => *last != "tests.rs",
         _ => false,
     }
 }

@@ -683,11 +683,17 @@ async fn documents() -> anyhow::Result<Vec<seams_schema::Document>> {
     Ok(docs)
 }
 
-/// Where a capability's snapshot is committed: beside its contract crate.
+/// Where a capability's snapshot is committed: beside its contract crate,
+/// which is under `capabilities/`, or under `examples/` for the example
+/// capability of the guide once an app lists it.
 pub fn snapshot_path(root: &std::path::Path, capability: &str) -> std::path::PathBuf {
-    root.join("capabilities")
-        .join(format!("{capability}-contract"))
-        .join("contract-snapshot.json")
+    let crate_dir = format!("{capability}-contract");
+    let example = root.join("examples").join(&crate_dir);
+    let dir = match example.is_dir() {
+        true => example,
+        false => root.join("capabilities").join(crate_dir),
+    };
+    dir.join("contract-snapshot.json")
 }
 
 fn read_snapshot(path: &std::path::Path) -> anyhow::Result<Option<seams_schema::Document>> {
@@ -937,3 +943,6 @@ pub fn render_table(rows: &[ContractRow]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -361,3 +361,26 @@ fn load_maps_cargo_metadata_into_the_model() {
         ],
     );
 }
+
+#[test]
+fn the_example_capability_keeps_the_capabilities_rules() {
+    assert_eq!(krate("examples/loyalty", &[]).role(), Role::Capability);
+    assert_eq!(
+        krate("examples/loyalty-contract", &[]).role(),
+        Role::Contract
+    );
+    let mut ws = with_dep("capabilities/billing", "catalog-contract");
+    ws.crates
+        .push(krate("examples/loyalty", &["billing", "loyalty-contract"]));
+    ws.crates
+        .push(krate("examples/loyalty-contract", &["build:loyalty"]));
+    let at = "examples/loyalty";
+    assert_reports(
+        capabilities_use_contracts(&ws),
+        &[("capability-uses-contracts", at, "`billing`")],
+    );
+    assert_reports(
+        contracts_are_data(&ws),
+        &[("contract-is-data", "examples/loyalty-contract", "`loyalty`")],
+    );
+}

@@ -45,6 +45,7 @@ fn real_sources_are_collected() {
         paths.iter().any(|p| p.starts_with("capabilities/")),
         "{paths:?}"
     );
+    assert!(paths.contains(&"examples/loyalty/src/lib.rs"), "{paths:?}");
     assert!(!paths.iter().any(|p| p.contains("target/")), "{paths:?}");
 }
 
@@ -135,6 +136,8 @@ fn domain_files_are_selected() {
         ("capabilities/billing/src/domains.rs", false),
         ("framework/seams-core/src/domain.rs", false),
         ("capabilities/billing/tests/it/domain.rs", false),
+        ("examples/loyalty/src/domain.rs", true),
+        ("examples/loyalty/tests/domain.rs", false),
     ] {
         assert_eq!(is_domain_file(path), expected, "{path}");
     }
@@ -325,12 +328,20 @@ fn the_raw_transport_in_a_capability_is_reported() {
             "framework/seams-runtime/src/system.rs",
             "//! x\nfn f() { env.transport; }",
         ),
+        file(
+            "examples/loyalty/src/lib.rs",
+            "//! x\nfn f() { env.transport; }",
+        ),
     ];
+    let rule = "uses `env.transport`; call through `env.calls(&DEPENDENCIES)`, which holds the capability to what it declared";
     assert_eq!(
         found(&calls_are_declared(&files), "calls-are-declared"),
-        [(
-            "capabilities/billing/src/lib.rs:2".to_owned(),
-            "uses `env.transport`; call through `env.calls(&DEPENDENCIES)`, which holds the capability to what it declared".to_owned()
-        )]
+        [
+            (
+                "capabilities/billing/src/lib.rs:2".to_owned(),
+                rule.to_owned()
+            ),
+            ("examples/loyalty/src/lib.rs:2".to_owned(), rule.to_owned()),
+        ]
     );
 }

@@ -1,4 +1,5 @@
-//! Workspace automation: the architecture and tidy checks that keep the tree honest.
+//! Workspace automation: the architecture and tidy checks that keep the tree honest,
+//! and the [`scaffold`] of a new capability.
 //!
 //! The invariants in `ARCHITECTURE.md` are only worth something if breaking one fails
 //! `cargo test --workspace`. The checks are pure functions over small models (packages
@@ -9,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub mod arch;
+pub mod scaffold;
 pub mod tidy;
 
 /// One broken invariant, found by a check in [`arch`] or [`tidy`].

@@ -16,7 +16,7 @@
 //!   HTTP implementations of a contract client use.
 //! - [`problem`]: RFC 9457 problem details.
 //! - [`clock`]: injected time and ids.
-//! - [`redact`]: URLs without their credentials, for whatever is printed.
+//! - [`mod@redact`]: URLs without their credentials, for whatever is printed.
 //! - [`auth`]: who is asking ([`auth::Principal`], [`auth::Role`]) and
 //!   who may use a route ([`auth::Access`]).
 //!

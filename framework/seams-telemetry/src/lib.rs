@@ -22,6 +22,7 @@
 //! hands back that span's own ids, which the context then carries on: so the
 //! spans of one customer journey form one tree across processes and
 //! asynchronous hops, and the trace id in the logs is the exported one.
+#![warn(missing_docs)]
 
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider as _,

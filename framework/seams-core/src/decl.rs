@@ -210,7 +210,16 @@ pub struct EventContract {
     pub versioning: Versioning,
     /// The JSON Schema of the current version's payload (the envelope's `data`).
     pub schema: SchemaFn,
+    /// Writes the current version's payload as an older version, so that a
+    /// producer can be told to publish that one (or both) while consumers
+    /// are upgraded; `None` when only the current version can be written.
+    pub downcast: Option<Downcast>,
 }
+
+/// Turns a payload of the current version into version `to` (older), or
+/// `None` when it cannot be written in that version. The counterpart of an
+/// event's upcaster ([`crate::Event::upcast`]).
+pub type Downcast = fn(to: u32, data: serde_json::Value) -> Option<serde_json::Value>;
 
 /// The answers of an operation: its kind, its timeout and the five
 /// questions. What a capability's queries (or commands) share is named once
@@ -662,6 +671,55 @@ impl EventContract {
             when_down: answers.when_down,
             versioning: answers.versioning,
             schema,
+            downcast: None,
+        }
+    }
+
+    /// This declaration, able to write older versions with `downcast`.
+    ///
+    /// ```
+    /// use seams_core::decl::*;
+    ///
+    /// const ANSWERS: EventAnswers = EventAnswers {
+    ///     versioning: Versioning { current: 2, accepts: &[1, 2] },
+    ///     ..EventAnswers::per_key("clock", "clock")
+    /// };
+    /// /// v2 added `zone`; v1 is v2 without it.
+    /// fn to_older(to: u32, mut data: serde_json::Value) -> Option<serde_json::Value> {
+    ///     (to == 1).then(|| { data.as_object_mut()?.remove("zone"); Some(data) })?
+    /// }
+    /// static TICKED: EventContract =
+    ///     EventContract::new("clock.ticked", "A tick.", no_body, ANSWERS).with_downcast(to_older);
+    /// let v1 = (TICKED.downcast.unwrap())(1, serde_json::json!({"clock": "c", "zone": "UTC"}));
+    /// assert_eq!(v1, Some(serde_json::json!({"clock": "c"})));
+    /// ```
+    pub const fn with_downcast(self, downcast: Downcast) -> EventContract {
+        EventContract {
+            downcast: Some(downcast),
+            ..self
+        }
+    }
+
+    /// Which versions a producer may be told to write: the current one, and
+    /// the older ones it accepts when it has a downcast. Refuses any other,
+    /// naming why.
+    pub fn can_write(&self, version: u32) -> Result<(), String> {
+        let v = self.versioning;
+        if version == v.current {
+            return Ok(());
+        }
+        if version > v.current || !v.accepts.contains(&version) {
+            return Err(format!(
+                "{} has no version {version} to write (current {}, accepts {:?})",
+                self.event_type, v.current, v.accepts
+            ));
+        }
+        match self.downcast {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{} cannot be written as v{version}: its contract declares no downcast from v{}",
+                self.event_type, v.current
+            )),
         }
     }
 

@@ -6,6 +6,14 @@
 //! `dataversion`, W3C `traceparent`, the `correlationid` of the request that
 //! started the chain, the `causationid` of the message that directly caused
 //! this one, and the producer's `sequence` in its outbox.
+//!
+//! While consumers are upgraded to a new version of an event, its producer
+//! can be told to write an older version, or several ([`Envelope::written_as`]):
+//! the envelope then carries the others in `alternates`, one event (one id,
+//! one position, one inbox row per consumer) that each consumer reads in the
+//! newest version it accepts ([`Envelope::decode`]).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -47,6 +55,10 @@ pub struct Envelope {
     pub sequence: Option<u64>,
     /// The event payload.
     pub data: Value,
+    /// The same event in other versions than `dataversion` (a producer
+    /// writing two during a rollout), version to payload; empty otherwise.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alternates: BTreeMap<u32, Value>,
 }
 
 /// A domain event declared in a contract crate.
@@ -188,10 +200,14 @@ impl Envelope {
             causationid: ctx.causation_id.clone(),
             sequence: None,
             data,
+            alternates: BTreeMap::new(),
         })
     }
 
-    /// Decodes the payload as `E`, checking the type, the versions `accepts` and upcasting.
+    /// Decodes the payload as `E` in the newest version `accepts` names among
+    /// those the envelope carries (`dataversion` and the `alternates`),
+    /// upcast to the current shape; refuses another type, or an event in no
+    /// accepted version.
     pub fn decode<E: Event>(&self, accepts: &[u32]) -> Result<E, DecodeError> {
         if self.event_type != E::CONTRACT.event_type {
             return Err(DecodeError::WrongType {
@@ -199,18 +215,69 @@ impl Envelope {
                 actual: self.event_type.clone(),
             });
         }
-        if !accepts.contains(&self.dataversion) {
+        let carried = std::iter::once((self.dataversion, &self.data)).chain(
+            self.alternates
+                .iter()
+                .map(|(version, data)| (*version, data)),
+        );
+        let Some((version, data)) = carried
+            .filter(|(version, _)| accepts.contains(version))
+            .max_by_key(|(version, _)| *version)
+        else {
             return Err(DecodeError::VersionNotAccepted {
                 event_type: self.event_type.clone(),
                 version: self.dataversion,
                 accepts: accepts.to_vec(),
             });
-        }
-        let data = E::upcast(self.dataversion, self.data.clone())?;
+        };
+        let data = E::upcast(version, data.clone())?;
         serde_json::from_value(data).map_err(|source| DecodeError::Payload {
             event_type: self.event_type.clone(),
             source,
         })
+    }
+
+    /// This envelope (of `contract`'s current version, as [`Envelope::wrap`]
+    /// writes it) written in `versions` instead: the newest as `data` and
+    /// `dataversion`, the others as `alternates`, each through the
+    /// contract's downcast. Refuses an empty list or a version the contract
+    /// cannot write ([`EventContract::can_write`]).
+    pub fn written_as(
+        &self,
+        contract: &EventContract,
+        versions: &[u32],
+    ) -> Result<Envelope, String> {
+        let Some(&newest) = versions.iter().max() else {
+            return Err(format!("{}: no version to write", contract.event_type));
+        };
+        let current = contract.versioning.current;
+        if self.dataversion != current {
+            return Err(format!(
+                "{} {} is v{}, not the current v{current}",
+                contract.event_type, self.id, self.dataversion
+            ));
+        }
+        let as_version = |version: u32| -> Result<Value, String> {
+            contract.can_write(version)?;
+            if version == current {
+                return Ok(self.data.clone());
+            }
+            let downcast = contract.downcast.ok_or("no downcast")?;
+            downcast(version, self.data.clone()).ok_or_else(|| {
+                format!(
+                    "{} {} cannot be written as v{version}",
+                    contract.event_type, self.id
+                )
+            })
+        };
+        let mut out = self.clone();
+        out.dataversion = newest;
+        out.data = as_version(newest)?;
+        out.alternates = BTreeMap::new();
+        for &version in versions.iter().filter(|v| **v != newest) {
+            out.alternates.insert(version, as_version(version)?);
+        }
+        Ok(out)
     }
 
     /// The context a consumer works in: same correlation, caused by this event.

@@ -42,6 +42,7 @@ static TICKED: EventContract = EventContract {
         accepts: &[1],
     },
     schema: || serde_json::json!({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}),
+    downcast: None,
 };
 
 #[derive(Debug, Serialize, Deserialize)]

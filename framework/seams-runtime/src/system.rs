@@ -95,6 +95,12 @@ pub struct SystemOptions {
     /// The client every call to another service and every feed read goes
     /// out with (pooled; trusting the deployment's CA when it has one).
     pub http_client: reqwest::Client,
+    /// Versions to write of event types other than their current one, for a
+    /// rollout: an older one while its consumers are upgraded, or several at
+    /// once (see `seams_store::Db::write_events_as`). Applied to the types
+    /// published by capabilities of this process; the others are their own
+    /// process's to apply.
+    pub emit: BTreeMap<String, Vec<u32>>,
 }
 
 impl Default for SystemOptions {
@@ -117,6 +123,7 @@ impl Default for SystemOptions {
             edge: seams_http::server::Limits::default(),
             tls: None,
             http_client: seams_http::remote::HttpTransport::default_client(),
+            emit: BTreeMap::new(),
         }
     }
 }
@@ -404,6 +411,17 @@ impl SystemBuilder {
                 }
             }
         }
+        for (event_type, versions) in &self.runtime.options.emit {
+            for c in &self.components {
+                for e in c.publishes.iter().filter(|e| e.event_type == event_type) {
+                    for &v in versions {
+                        if let Err(problem) = e.can_write(v) {
+                            problems.push(problem);
+                        }
+                    }
+                }
+            }
+        }
         let events = self
             .components
             .iter()
@@ -423,6 +441,19 @@ impl SystemBuilder {
     /// Checks, then starts serving on `listener` and delivering events.
     pub async fn start(self, listener: tokio::net::TcpListener) -> anyhow::Result<Running> {
         self.check()?;
+        for c in &self.components {
+            for e in &c.publishes {
+                if let Some(versions) = self.runtime.options.emit.get(e.event_type) {
+                    c.db.write_events_as(e, versions)
+                        .map_err(anyhow::Error::msg)?;
+                    tracing::info!(
+                        event = e.event_type,
+                        ?versions,
+                        "writing events in these versions"
+                    );
+                }
+            }
+        }
         let addr = listener
             .local_addr()
             .context("reading the listener's address")?;

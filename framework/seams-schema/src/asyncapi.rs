@@ -32,7 +32,7 @@ pub struct Channel<'a> {
 ///     retries: Retries::Bus(RetryPolicy::STANDARD), idempotency: Idempotency::InboxByEventId,
 ///     ordering: Ordering::Unordered, when_down: WhenDown::QueueAndDeliverLater,
 ///     versioning: Versioning { current: 1, accepts: &[1] },
-///     schema: || serde_json::json!({"type": "object"}),
+///     schema: || serde_json::json!({"type": "object"}), downcast: None,
 /// };
 /// let doc = seams_schema::asyncapi::document("Clock", &[seams_schema::asyncapi::Channel {
 ///     event: &PING, consumers: &["alarm"] }]);

@@ -57,6 +57,8 @@ pub struct Batch<'q> {
     published: bool,
     /// The first mistake, reported by [`Tx::run`] before anything is sent.
     error: Option<String>,
+    /// Which versions of events go into the outbox.
+    emit: std::sync::Arc<crate::emit::Emit>,
 }
 
 struct Part<'q> {
@@ -79,7 +81,11 @@ const PUBLISH: &str = "INSERT INTO seams_outbox \
      (event_id, event_type, subject, envelope, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
 
 impl<'q> Batch<'q> {
-    pub(crate) fn new(backend: Backend, idempotency: bool) -> Batch<'q> {
+    pub(crate) fn new(
+        backend: Backend,
+        idempotency: bool,
+        emit: std::sync::Arc<crate::emit::Emit>,
+    ) -> Batch<'q> {
         Batch {
             backend,
             idempotency,
@@ -90,6 +96,7 @@ impl<'q> Batch<'q> {
             statements: 0,
             published: false,
             error: None,
+            emit,
         }
     }
 
@@ -173,6 +180,15 @@ impl<'q> Batch<'q> {
     /// Appends `env` to the outbox, as [`Tx::publish`] does, without
     /// learning its position.
     pub fn publish(&mut self, env: &Envelope) -> &mut Self {
+        let written = match self.emit.written(env) {
+            Ok(written) => written,
+            Err(e) => {
+                self.error
+                    .get_or_insert(format!("writing event {}: {e}", env.id));
+                return self;
+            }
+        };
+        let env = &*written;
         let json = match serde_json::to_string(env) {
             Ok(json) => json,
             Err(e) => {
@@ -242,7 +258,7 @@ impl<'q> Batch<'q> {
 impl Db {
     /// An empty batch for this database.
     pub fn batch<'q>(&self) -> Batch<'q> {
-        Batch::new(self.backend(), self.machinery().idempotency)
+        Batch::new(self.backend(), self.machinery().idempotency, self.emit())
     }
 
     /// A transaction that is only `batch`: [`Db::begin`], [`Tx::commit_with`].

@@ -242,6 +242,8 @@ struct Inner {
     commits: Arc<std::sync::atomic::AtomicU64>,
     /// What of the reliability machinery runs.
     machinery: Machinery,
+    /// Which versions of its events go into the outbox.
+    emit: crate::emit::EmitSetting,
     /// The highest acknowledgement written per subscriber by this process, and when.
     acked: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant)>>,
     /// Bumped after every committed change to the dead letters.
@@ -613,6 +615,7 @@ impl Db {
                 acked: Default::default(),
                 dead_letters: std::sync::atomic::AtomicU64::new(0),
                 writer_wait_ms: std::sync::atomic::AtomicU64::new(WRITER_WAIT.as_millis() as u64),
+                emit: Default::default(),
             }),
         })
     }
@@ -687,6 +690,22 @@ impl Db {
     /// What of the reliability machinery runs.
     pub fn machinery(&self) -> Machinery {
         self.inner.machinery
+    }
+
+    /// Writes `contract`'s events in `versions` from now on (an older one
+    /// while consumers are upgraded, or several at once); refuses versions
+    /// the contract cannot write. See the `emit` module.
+    pub fn write_events_as(
+        &self,
+        contract: &'static seams_core::decl::EventContract,
+        versions: &[u32],
+    ) -> Result<(), String> {
+        self.inner.emit.set(contract, versions)
+    }
+
+    /// The versions setting as it is now.
+    pub(crate) fn emit(&self) -> Arc<crate::emit::Emit> {
+        self.inner.emit.get()
     }
 
     /// A connection for reads (never blocks on the writer), back to the
@@ -1025,7 +1044,11 @@ impl Tx {
     /// commits. Returns its position in the outbox, which is final at commit
     /// (one writer), and is what a consistency token names.
     pub async fn publish(&mut self, env: &Envelope) -> Result<u64, sqlx::Error> {
-        let json = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let emit = self.db.emit();
+        let env = emit
+            .written(env)
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let json = serde_json::to_string(&env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let (seq,): (i64,) = sqlx::query_as(
             "INSERT INTO seams_outbox (event_id, event_type, subject, envelope, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5) RETURNING seq",

@@ -34,6 +34,7 @@
 
 mod batch;
 mod db;
+mod emit;
 mod feed;
 mod idempotency;
 pub mod meters;

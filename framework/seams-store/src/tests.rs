@@ -87,6 +87,7 @@ on_both!(
     a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_its_batch,
     a_transaction_that_waits_too_long_for_the_writer_is_refused_as_busy,
     what_waits_after_a_position_and_undelivered_dead_letters_are_counted,
+    events_go_into_the_outbox_in_the_versions_the_producer_is_told_to_write,
 );
 
 async fn a_transaction_that_waits_too_long_for_the_writer_is_refused_as_busy(store: Store) {
@@ -127,6 +128,7 @@ fn envelope(id: &str, subject: &str) -> Envelope {
         causationid: None,
         sequence: None,
         data: serde_json::json!({ "id": subject }),
+        alternates: Default::default(),
     }
 }
 
@@ -1197,4 +1199,96 @@ async fn switched_off_machinery_records_nothing() {
             .is_none()
     );
     assert_eq!(db.framework_counts().await.unwrap(), (0, 0, 0));
+}
+
+/// `notes.note-added` at version 2, which added `tag`; v1 is v2 without
+/// it, and a note tagged `v2-only` has no v1 form.
+static NOTE_ADDED_V2: seams_core::decl::EventContract = seams_core::decl::EventContract::new(
+    "notes.note-added",
+    "A note was added.",
+    seams_core::decl::no_body,
+    seams_core::decl::EventAnswers {
+        versioning: seams_core::decl::Versioning {
+            current: 2,
+            accepts: &[1, 2],
+        },
+        ..seams_core::decl::EventAnswers::per_key("notes", "id")
+    },
+)
+.with_downcast(|to, mut data| {
+    let tag = data.as_object_mut()?.remove("tag")?;
+    (to == 1 && tag != "v2-only").then_some(data)
+});
+
+fn envelope_v2(id: &str, tag: &str) -> Envelope {
+    Envelope {
+        dataversion: 2,
+        data: serde_json::json!({ "id": id, "tag": tag }),
+        ..envelope(id, id)
+    }
+}
+
+async fn events_go_into_the_outbox_in_the_versions_the_producer_is_told_to_write(store: Store) {
+    let db = store.open().await;
+    let publish = async |env: Envelope| {
+        let mut tx = db.begin().await.unwrap();
+        tx.publish(&env).await?;
+        tx.commit().await
+    };
+    publish(envelope_v2("current", "a")).await.unwrap();
+    db.write_events_as(&NOTE_ADDED_V2, &[1]).unwrap();
+    publish(envelope_v2("older", "b")).await.unwrap();
+    db.write_events_as(&NOTE_ADDED_V2, &[2, 1]).unwrap();
+    let mut batch = db.batch();
+    batch.publish(&envelope_v2("both", "c"));
+    db.commit_batch(batch).await.unwrap();
+    // One that has no v1 form is refused whole, by either path.
+    let err = publish(envelope_v2("lost", "v2-only")).await.unwrap_err();
+    assert!(err.to_string().contains("cannot be written as v1"), "{err}");
+    let mut batch = db.batch();
+    batch.publish(&envelope_v2("lost-too", "v2-only"));
+    assert!(db.commit_batch(batch).await.is_err());
+    // Refused settings leave the setting as it was.
+    assert!(db.write_events_as(&NOTE_ADDED_V2, &[3]).is_err());
+    assert!(db.write_events_as(&NOTE_ADDED_V2, &[]).is_err());
+    db.write_events_as(&NOTE_ADDED_V2, &[2]).unwrap();
+    publish(envelope_v2("current-again", "d")).await.unwrap();
+
+    let feed = db.read_outbox(0, 10).await.unwrap();
+    let written: Vec<_> = feed
+        .iter()
+        .map(|e| {
+            (
+                e.id.as_str(),
+                e.dataversion,
+                e.data.clone(),
+                e.alternates.clone(),
+            )
+        })
+        .collect();
+    let none = std::collections::BTreeMap::new();
+    assert_eq!(
+        written,
+        [
+            (
+                "current",
+                2,
+                serde_json::json!({"id": "current", "tag": "a"}),
+                none.clone()
+            ),
+            ("older", 1, serde_json::json!({"id": "older"}), none.clone()),
+            (
+                "both",
+                2,
+                serde_json::json!({"id": "both", "tag": "c"}),
+                [(1, serde_json::json!({"id": "both"}))].into()
+            ),
+            (
+                "current-again",
+                2,
+                serde_json::json!({"id": "current-again", "tag": "d"}),
+                none
+            ),
+        ]
+    );
 }

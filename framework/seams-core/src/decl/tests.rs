@@ -104,6 +104,7 @@ fn a_per_key_ordering_names_a_required_string_or_integer_of_the_payload() {
             accepts: &[1],
         },
         schema,
+        downcast: None,
     };
     let problem = |field, schema| ev(field, schema).check().map_err(|e| e.problem);
     // As the derives write it: the root a `$ref` into its own `$defs`.
@@ -162,6 +163,7 @@ fn events_need_bus_retries_and_dedupe() {
             accepts: &[1],
         },
         schema: || serde_json::json!({"type": "object", "required": ["invoice_id"], "properties": {"invoice_id": {"type": "string"}}}),
+        downcast: None,
     };
     assert!(
         ev(
@@ -242,6 +244,7 @@ static REGISTERED: EventContract = EventContract {
         accepts: &[1],
     },
     schema: no_body,
+    downcast: None,
 };
 
 static EMAIL_CHANGED: EventContract = EventContract {

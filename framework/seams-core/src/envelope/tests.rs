@@ -19,6 +19,7 @@ static PAID: EventContract = EventContract {
         accepts: &[1, 2],
     },
     schema: || serde_json::json!({"type": "object", "required": ["invoice_id"], "properties": {"invoice_id": {"type": "string"}}}),
+    downcast: None,
 };
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +137,7 @@ static TALLIED: EventContract = EventContract {
         accepts: &[1],
     },
     schema: || serde_json::json!({"type": "object", "required": ["shelf"], "properties": {"shelf": {"type": "string"}}}),
+    downcast: None,
 };
 
 static UNORDERED: EventContract = EventContract {
@@ -257,4 +259,102 @@ fn without_an_upcaster_only_the_current_version_decodes() {
         ),
         "{err}"
     );
+}
+
+/// [`PAID`] with a downcast to v1 (which called the amount `amount`); one
+/// of 0 cannot be written in v1.
+static PAID_DOWNCAST: EventContract = EventContract { ..PAID }.with_downcast(|to, data| {
+    let amount = data["amount_minor"].as_i64().filter(|a| *a != 0)?;
+    (to == 1).then(|| serde_json::json!({ "invoice_id": data["invoice_id"], "amount": amount }))
+});
+
+#[test]
+fn a_producer_writes_an_older_version_or_both_and_each_reader_takes_the_newest_it_accepts() {
+    let env = sample();
+    let v1 = env.written_as(&PAID_DOWNCAST, &[1]).unwrap();
+    assert_eq!(v1.dataversion, 1);
+    assert_eq!(
+        v1.data,
+        serde_json::json!({ "invoice_id": "inv-1", "amount": 500 })
+    );
+    assert!(v1.alternates.is_empty());
+    assert_eq!((v1.id.as_str(), v1.subject.as_str()), ("evt-1", "inv-1"));
+    assert_eq!(v1.decode::<InvoicePaid>(&[1, 2]).unwrap().amount_minor, 500);
+
+    let both = env.written_as(&PAID_DOWNCAST, &[1, 2]).unwrap();
+    assert_eq!((both.dataversion, &both.data), (2, &env.data));
+    assert_eq!(both.alternates.keys().copied().collect::<Vec<_>>(), [1]);
+    let json = serde_json::to_value(&both).unwrap();
+    assert_eq!(json["alternates"]["1"]["amount"], 500);
+    let back: Envelope = serde_json::from_value(json).unwrap();
+    assert_eq!(back, both);
+    // A reader that knows only v1 reads the alternate, untouched by its
+    // upcaster's guess; one that knows both reads v2.
+    let only_v1 = Envelope {
+        data: serde_json::json!({"poison": true}),
+        ..both.clone()
+    };
+    assert!(
+        only_v1.decode::<InvoicePaid>(&[2]).is_err(),
+        "v2 is read from data"
+    );
+    assert_eq!(both.decode::<InvoicePaid>(&[1]).unwrap().amount_minor, 500);
+    let mut only_alternate = both.clone();
+    only_alternate
+        .alternates
+        .insert(1, serde_json::json!({ "invoice_id": "inv-1", "amount": 9 }));
+    assert_eq!(
+        only_alternate
+            .decode::<InvoicePaid>(&[1])
+            .unwrap()
+            .amount_minor,
+        9
+    );
+    assert_eq!(
+        only_alternate
+            .decode::<InvoicePaid>(&[1, 2])
+            .unwrap()
+            .amount_minor,
+        500
+    );
+    let err = both.decode::<InvoicePaid>(&[3]).unwrap_err();
+    assert!(
+        matches!(err, DecodeError::VersionNotAccepted { version: 2, .. }),
+        "{err}"
+    );
+    // Writing the current version alone is what wrap wrote.
+    assert_eq!(env.written_as(&PAID_DOWNCAST, &[2]).unwrap(), env);
+}
+
+#[test]
+fn a_version_the_contract_cannot_write_is_refused_by_name() {
+    let env = sample();
+    let no_downcast = env.written_as(&PAID, &[1]).unwrap_err();
+    assert!(
+        no_downcast.contains("declares no downcast"),
+        "{no_downcast}"
+    );
+    for versions in [&[3][..], &[0], &[]] {
+        assert!(
+            env.written_as(&PAID_DOWNCAST, versions).is_err(),
+            "{versions:?}"
+        );
+    }
+    let zero = Envelope {
+        data: serde_json::json!({ "invoice_id": "inv-1", "amount_minor": 0 }),
+        ..env.clone()
+    };
+    let err = zero.written_as(&PAID_DOWNCAST, &[1, 2]).unwrap_err();
+    assert!(err.contains("cannot be written as v1"), "{err}");
+    let mut old = env.clone();
+    old.dataversion = 1;
+    assert!(
+        old.written_as(&PAID_DOWNCAST, &[1])
+            .unwrap_err()
+            .contains("not the current v2")
+    );
+    assert_eq!(PAID_DOWNCAST.can_write(2), Ok(()));
+    assert_eq!(PAID_DOWNCAST.can_write(1), Ok(()));
+    assert!(PAID_DOWNCAST.can_write(3).is_err());
+    assert!(PAID.can_write(1).is_err());
 }

@@ -19,6 +19,7 @@ static EVENT: EventContract = EventContract {
         accepts: &[1],
     },
     schema: seams_core::decl::no_body,
+    downcast: None,
 };
 
 static SHIPS_FAST: Invariant = Invariant {

@@ -23,6 +23,7 @@ static SLOW_RETRIES: EventContract = EventContract {
         accepts: &[1],
     },
     schema: seams_core::decl::no_body,
+    downcast: None,
 };
 
 #[test]

@@ -43,6 +43,7 @@ static NOTED: EventContract = EventContract {
         accepts: &[1],
     },
     schema: || serde_json::json!({"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}}),
+    downcast: None,
 };
 
 static AUDIT_FOLLOWS: Invariant = Invariant {
@@ -909,6 +910,42 @@ async fn a_component_offers_what_its_routes_are_declared_as_and_only_its_own() {
     let err = format!("{:#}", builder.check().unwrap_err());
     assert!(
         err.contains("notes serves audit.count-applied, which belongs to audit"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn versions_to_write_are_checked_against_the_contracts_published_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = async |sub: &str, emit: &[(&str, &[u32])]| {
+        let (producer, consumer) = components(&dir.path().join(sub), Arc::default()).await;
+        let options = SystemOptions {
+            emit: emit
+                .iter()
+                .map(|(t, v)| (t.to_string(), v.to_vec()))
+                .collect(),
+            ..SystemOptions::default()
+        };
+        let mut builder = Runtime::new(options).builder();
+        builder.add(producer).add(consumer);
+        builder
+    };
+    // The current version, and a type another process publishes, are fine.
+    let ok = builder(
+        "ok",
+        &[("notes.noted", &[1]), ("billing.invoice-created", &[1])],
+    )
+    .await;
+    ok.check().unwrap();
+    let err = format!(
+        "{:#}",
+        builder("v2", &[("notes.noted", &[1, 2])])
+            .await
+            .check()
+            .unwrap_err()
+    );
+    assert!(
+        err.contains("notes.noted has no version 2 to write (current 1, accepts [1])"),
         "{err}"
     );
 }

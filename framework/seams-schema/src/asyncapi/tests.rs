@@ -35,6 +35,7 @@ static PAID: EventContract = EventContract {
         accepts: &[1, 2],
     },
     schema: crate::schema_of::<Paid>,
+    downcast: None,
 };
 
 #[test]

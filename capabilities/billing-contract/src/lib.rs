@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use catalog_contract::Amount;
-use seams_core::Event;
 use seams_core::decl::*;
+use seams_core::{DecodeError, Event};
 use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
@@ -155,13 +155,34 @@ pub static GET_INVOICE: Operation = Operation::new(
 /// outbox while a consumer is down, version 1.
 const INVOICE_EVENTS: EventAnswers = EventAnswers::per_key("billing", "invoice_id");
 
-/// Declaration of [`InvoiceCreated`].
+/// Declaration of [`InvoiceCreated`]. Version 2 names each line's product
+/// ([`CreatedLine::name`]); billing can still write version 1 (without the
+/// names) while consumers are upgraded, and a consumer reading version 1
+/// gets lines without names.
 pub static INVOICE_CREATED: EventContract = EventContract::new(
     "billing.invoice-created",
     "An invoice was opened.",
     schema_of::<InvoiceCreated>,
-    INVOICE_EVENTS,
-);
+    EventAnswers {
+        versioning: Versioning {
+            current: 2,
+            accepts: &[1, 2],
+        },
+        ..INVOICE_EVENTS
+    },
+)
+.with_downcast(invoice_created_as);
+
+/// `invoice-created` v2 as version `to`: v1 is v2 without the lines' names.
+fn invoice_created_as(to: u32, mut data: serde_json::Value) -> Option<serde_json::Value> {
+    if to != 1 {
+        return None;
+    }
+    for line in data.get_mut("lines")?.as_array_mut()? {
+        line.as_object_mut()?.remove("name");
+    }
+    Some(data)
+}
 
 /// An invoice was opened.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -172,13 +193,44 @@ pub struct InvoiceCreated {
     /// The customer billed.
     pub customer_id: String,
     /// Priced lines.
-    pub lines: Vec<InvoiceLine>,
+    pub lines: Vec<CreatedLine>,
     /// Total.
     pub total: Amount,
 }
 
+/// A line of [`InvoiceCreated`]: a priced line, and since version 2 the
+/// product's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatedLine {
+    /// Product SKU.
+    pub sku: String,
+    /// How many.
+    pub quantity: u32,
+    /// Unit price quoted by catalog at creation.
+    pub unit_price: Amount,
+    /// `unit_price * quantity`.
+    pub line_total: Amount,
+    /// The product's name as catalog quoted it (v2); absent in an event
+    /// written as version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
 impl Event for InvoiceCreated {
     const CONTRACT: &'static EventContract = &INVOICE_CREATED;
+
+    /// Version 1 is version 2 with no line named, which is what a v1
+    /// payload reads as: nothing to change.
+    fn upcast(version: u32, data: serde_json::Value) -> Result<serde_json::Value, DecodeError> {
+        match version {
+            1 | 2 => Ok(data),
+            _ => Err(DecodeError::NoUpcaster {
+                event_type: INVOICE_CREATED.event_type,
+                version,
+            }),
+        }
+    }
 }
 
 /// Declaration of [`InvoicePaid`].

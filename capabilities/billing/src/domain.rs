@@ -9,7 +9,8 @@
 //! exactly once, and a voided invoice can no longer be paid.
 
 use billing_contract::{
-    InvoiceCreated, InvoiceLine as LineDto, InvoicePaid, InvoiceRefunded, InvoiceVoided,
+    CreatedLine, InvoiceCreated, InvoiceLine as LineDto, InvoicePaid, InvoiceRefunded,
+    InvoiceVoided,
 };
 use catalog_contract::{Money, QuotedPrice};
 pub use seams_core::Invalid;
@@ -227,6 +228,7 @@ impl Invoice {
         now: String,
     ) -> Result<(Invoice, InvoiceCreated), Invalid> {
         let mut lines = Vec::with_capacity(cart.lines.len());
+        let mut names = Vec::with_capacity(cart.lines.len());
         let mut total: Option<Money> = None;
         for (i, (sku, quantity)) in cart.lines.iter().enumerate() {
             let field = format!("lines[{i}].sku");
@@ -245,6 +247,7 @@ impl Invoice {
                     .plus(line_total)
                     .map_err(|e| invalid(field.clone(), e.to_string()))?,
             });
+            names.push(quoted.name.clone());
             lines.push(Line {
                 sku: sku.clone(),
                 quantity: *quantity,
@@ -264,7 +267,18 @@ impl Invoice {
         let event = InvoiceCreated {
             invoice_id: invoice.id.clone(),
             customer_id: invoice.customer_id.clone(),
-            lines: invoice.lines.iter().map(line_dto).collect(),
+            lines: invoice
+                .lines
+                .iter()
+                .zip(names)
+                .map(|(l, name)| CreatedLine {
+                    sku: l.sku.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price.into(),
+                    line_total: l.line_total.into(),
+                    name: Some(name),
+                })
+                .collect(),
             total: invoice.total.into(),
         };
         Ok((invoice, event))

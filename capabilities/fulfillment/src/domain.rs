@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use billing_contract::{InvoiceLine, InvoicePaid};
+use billing_contract::{CreatedLine, InvoicePaid};
 use fulfillment_contract::{ReceiveStock, ShipmentCreated, ShipmentDispatched, ShipmentLine};
 pub use seams_core::Invalid;
 use time::OffsetDateTime;
@@ -128,7 +128,7 @@ impl Demand {
     /// SKUs are not re-validated: billing priced them through catalog, and a
     /// SKU fulfillment never received simply has no stock, which is a
     /// shortage, not a broken event.
-    pub fn of(lines: &[InvoiceLine]) -> Result<Demand, BadInvoice> {
+    pub fn of(lines: &[CreatedLine]) -> Result<Demand, BadInvoice> {
         if lines.is_empty() {
             return Err(BadInvoice("the invoice has no lines".into()));
         }

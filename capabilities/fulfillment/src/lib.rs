@@ -72,8 +72,11 @@ pub static DEPENDENCIES: Dependencies = Dependencies {
     ],
 };
 
-/// Event versions fulfillment accepts, for every event it consumes.
+/// Event versions fulfillment accepts of billing's invoice events:
+/// `invoice-created` in both of its versions (it reads SKUs and quantities,
+/// which both carry), the others in their one.
 const ACCEPTS: &[u32] = &[1];
+const ACCEPTS_CREATED: &[u32] = &[1, 2];
 
 /// The lag the dispatcher records for every dispatched shipment: from
 /// billing's commit of the payment to fulfillment's commit of the dispatch.
@@ -217,7 +220,7 @@ fn subscription(deps: &Deps) -> Subscription {
         consumer: NAME,
         producer: billing_contract::INVOICE_CREATED.producer,
         handles: vec![
-            Handles::new(ACCEPTS, move |ev: InvoiceCreated, tx| {
+            Handles::new(ACCEPTS_CREATED, move |ev: InvoiceCreated, tx| {
                 let deps = d1.clone();
                 Box::pin(async move { service::on_invoice_created(&deps, ev, tx).await })
             }),

@@ -6,7 +6,7 @@
 //! the contact, the event, `now` and the new id, so the wording of every
 //! message and the retry schedule are tested without I/O.
 
-use billing_contract::{InvoiceCreated, InvoiceLine, InvoicePaid, InvoiceRefunded, InvoiceVoided};
+use billing_contract::{CreatedLine, InvoiceCreated, InvoicePaid, InvoiceRefunded, InvoiceVoided};
 use catalog_contract::{Amount, Money};
 use fulfillment_contract::ShipmentDispatched;
 use identity_contract::CustomerEmailChanged;
@@ -177,13 +177,16 @@ fn greeting(contact: &Contact) -> String {
     }
 }
 
-fn render_line(line: &InvoiceLine) -> Result<String, Unrenderable> {
+/// `2 x Green tea (TEA-1) at 4.50 EUR = 9.00 EUR`; the SKU alone for a line
+/// of an `invoice-created` written as version 1, which names no product.
+fn render_line(line: &CreatedLine) -> Result<String, Unrenderable> {
     let unit = money(&line.unit_price, "unit_price")?;
     let total = money(&line.line_total, "line_total")?;
-    Ok(format!(
-        "  {} x {} at {unit} = {total}",
-        line.quantity, line.sku
-    ))
+    let what = match &line.name {
+        Some(name) => format!("{name} ({})", line.sku),
+        None => line.sku.clone(),
+    };
+    Ok(format!("  {} x {what} at {unit} = {total}", line.quantity))
 }
 
 /// Parses a wire amount, so that it is printed with its currency's decimals

@@ -80,7 +80,8 @@ pub static DEPENDENCIES: Dependencies = Dependencies {
 /// not worth a setting.
 pub const MAILDIR_FROM: &str = "Seams Shop <shop@localhost>";
 
-/// Event versions notification accepts, for every event it consumes.
+/// Event versions notification accepts of every event it consumes, unless
+/// its handler says otherwise.
 const ACCEPTS: &[u32] = &[1];
 
 /// Where messages go.
@@ -278,9 +279,12 @@ fn open_channel(opts: &ChannelOptions) -> anyhow::Result<Arc<dyn Channel>> {
 fn subscriptions(deps: &Deps) -> Vec<Subscription> {
     /// Handles `E` with `f`, giving each delivery its own clone of `deps`.
     macro_rules! handles {
-        ($event:ty, $f:path) => {{
+        ($event:ty, $f:path) => {
+            handles!($event, $f, ACCEPTS)
+        };
+        ($event:ty, $f:path, $accepts:expr) => {{
             let deps = deps.clone();
-            Handles::new(ACCEPTS, move |ev: $event, tx| {
+            Handles::new($accepts, move |ev: $event, tx| {
                 let deps = deps.clone();
                 Box::pin(async move { $f(&deps, ev, tx).await })
             })
@@ -299,7 +303,8 @@ fn subscriptions(deps: &Deps) -> Vec<Subscription> {
             consumer: NAME,
             producer: billing_contract::INVOICE_CREATED.producer,
             handles: vec![
-                handles!(InvoiceCreated, service::on_invoice_created),
+                // Both versions: a line of version 1 is printed by its SKU.
+                handles!(InvoiceCreated, service::on_invoice_created, &[1, 2]),
                 handles!(InvoicePaid, service::on_invoice_paid),
                 handles!(InvoiceVoided, service::on_invoice_voided),
                 handles!(InvoiceRefunded, service::on_invoice_refunded),

@@ -7,7 +7,7 @@ use super::*;
 fn price(sku: &str, amount: i64, currency: &str) -> QuotedPrice {
     QuotedPrice {
         sku: sku.into(),
-        name: sku.into(),
+        name: format!("{sku} (name)"),
         unit_price: Amount {
             amount,
             currency: currency.into(),
@@ -64,7 +64,27 @@ fn invoices_are_priced_from_the_quote() {
     assert_eq!(inv.status, Status::Open);
     assert!(inv.total_matches_lines());
     assert_eq!(event.total.amount, 2550);
-    assert_eq!(event.lines.len(), 3);
+    // The event names each line's product as quoted (version 2).
+    let named: Vec<(&str, u32, i64, Option<&str>)> = event
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.sku.as_str(),
+                l.quantity,
+                l.line_total.amount,
+                l.name.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("TEA", 2, 900, Some("TEA (name)")),
+            ("MUG", 1, 1200, Some("MUG (name)")),
+            ("TEA", 1, 450, Some("TEA (name)")),
+        ]
+    );
 }
 
 #[test]

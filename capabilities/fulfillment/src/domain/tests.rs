@@ -8,16 +8,17 @@ use time::macros::datetime;
 
 use super::*;
 
-fn line(sku: &str, quantity: u32) -> InvoiceLine {
+fn line(sku: &str, quantity: u32) -> CreatedLine {
     let eur = |amount| Amount {
         amount,
         currency: "EUR".into(),
     };
-    InvoiceLine {
+    CreatedLine {
         sku: sku.into(),
         quantity,
         unit_price: eur(100),
         line_total: eur(100 * i64::from(quantity)),
+        name: None,
     }
 }
 
@@ -57,7 +58,7 @@ fn short(shortages: &[(&str, u64, u64)]) -> Decision {
 #[test]
 fn reservation_is_all_or_nothing() {
     // (invoice lines, stock levels, decision)
-    let cases: Vec<(Vec<InvoiceLine>, Vec<Level>, Decision)> = vec![
+    let cases: Vec<(Vec<CreatedLine>, Vec<Level>, Decision)> = vec![
         // Enough of everything: one reservation line per SKU, in SKU order.
         (
             vec![line("TEA", 2), line("MUG", 1)],

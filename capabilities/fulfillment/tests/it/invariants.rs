@@ -145,7 +145,7 @@ async fn the_component_declares_what_it_serves_consumes_runs_and_keeps() {
     assert_eq!(
         subs,
         [
-            "fulfillment<-billing: billing.invoice-created [1], billing.invoice-paid [1], billing.invoice-voided [1]"
+            "fulfillment<-billing: billing.invoice-created [1, 2], billing.invoice-paid [1], billing.invoice-voided [1]"
         ]
     );
     let workers: Vec<&str> = c.workers.iter().map(|w| w.name.as_str()).collect();

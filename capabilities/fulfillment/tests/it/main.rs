@@ -17,7 +17,7 @@ mod routes;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use billing_contract::{InvoiceCreated, InvoiceLine, InvoicePaid, InvoiceVoided};
+use billing_contract::{CreatedLine, InvoiceCreated, InvoicePaid, InvoiceVoided};
 use catalog_contract::Amount;
 use fulfillment::{Fulfillment, Options};
 use seams_core::{CallContext, Clock, Envelope, Event};
@@ -273,11 +273,12 @@ fn invoice_created(invoice_id: &str, lines: &[(&str, u32)]) -> InvoiceCreated {
         customer_id: "c-1".into(),
         lines: lines
             .iter()
-            .map(|(sku, quantity)| InvoiceLine {
+            .map(|(sku, quantity)| CreatedLine {
                 sku: (*sku).into(),
                 quantity: *quantity,
                 unit_price: eur(100),
                 line_total: eur(100 * i64::from(*quantity)),
+                name: Some(format!("{sku} (name)")),
             })
             .collect(),
         total: eur(lines.iter().map(|(_, q)| 100 * i64::from(*q)).sum()),

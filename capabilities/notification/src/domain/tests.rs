@@ -22,12 +22,13 @@ fn contact(name: &str) -> Contact {
 
 const INVOICE: &str = "0190a6f2-7c1e-7d3a-9b2c-1234abcd5678";
 
-fn line(sku: &str, quantity: u32, unit: i64, currency: &str) -> InvoiceLine {
-    InvoiceLine {
+fn line(sku: &str, quantity: u32, unit: i64, currency: &str) -> CreatedLine {
+    CreatedLine {
         sku: sku.into(),
         quantity,
         unit_price: amount(unit, currency),
         line_total: amount(unit * i64::from(quantity), currency),
+        name: None,
     }
 }
 

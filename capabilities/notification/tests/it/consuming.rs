@@ -62,7 +62,7 @@ async fn an_invoice_for_a_known_contact_is_mailed_once_and_listed() {
         "To: \"Alice Liddell\" <alice@example.com>".to_owned(),
         format!("Subject: {subject}"),
         format!("Message-ID: <{id}@seams.local>"),
-        "  2 x TEA-1 at 6.25 EUR = 12.50 EUR".to_owned(),
+        "  2 x Green tea (TEA-1) at 6.25 EUR = 12.50 EUR".to_owned(),
     ] {
         assert!(
             mail[0].lines().any(|l| l == line),
@@ -478,7 +478,7 @@ async fn the_component_declares_what_it_serves_consumes_and_runs() {
         [
             "notification<-identity: identity.customer-registered [1], \
              identity.customer-email-changed [1]",
-            "notification<-billing: billing.invoice-created [1], billing.invoice-paid [1], \
+            "notification<-billing: billing.invoice-created [1, 2], billing.invoice-paid [1], \
              billing.invoice-voided [1], billing.invoice-refunded [1]",
             "notification<-fulfillment: fulfillment.shipment-dispatched [1]",
         ]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use billing_contract::{InvoiceCreated, InvoiceLine, InvoicePaid, InvoiceRefunded, InvoiceVoided};
+use billing_contract::{CreatedLine, InvoiceCreated, InvoicePaid, InvoiceRefunded, InvoiceVoided};
 use catalog_contract::Amount;
 use fulfillment_contract::ShipmentDispatched;
 use identity_contract::{CustomerEmailChanged, CustomerRegistered};
@@ -307,11 +307,12 @@ fn invoice_created(customer_id: &str, invoice_id: &str) -> InvoiceCreated {
     InvoiceCreated {
         invoice_id: invoice_id.into(),
         customer_id: customer_id.into(),
-        lines: vec![InvoiceLine {
+        lines: vec![CreatedLine {
             sku: "TEA-1".into(),
             quantity: 2,
             unit_price: eur(625),
             line_total: eur(1250),
+            name: Some("Green tea".into()),
         }],
         total: eur(1250),
     }

@@ -532,6 +532,10 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     if config.no_metrics {
         extra_args.push("--no-metrics".to_owned());
     }
+    // Every service is told; the one publishing the type applies it.
+    for e in &config.emit {
+        extra_args.extend(["--emit".to_owned(), e.clone()]);
+    }
     for (flag, secs) in [
         ("--retain-idempotency-secs", config.retain_idempotency_secs),
         ("--retain-outbox-secs", config.retain_outbox_secs),

@@ -160,6 +160,14 @@ pub struct Config {
     /// the services it calls and reads feeds from.
     #[arg(long, env = "SHOP_SERVICE_TOKEN_FILE")]
     pub service_token_file: Option<PathBuf>,
+    /// During a rollout, write an event type in an older version, or in
+    /// several at once: `TYPE=VERSION`, for example
+    /// `billing.invoice-created=1` while some consumer reads only version 1
+    /// (repeatable; comma-separated in the variable; the same type twice
+    /// writes both versions in one event, each consumer reading the newest
+    /// it accepts). Unnamed types are written in their current version.
+    #[arg(long = "emit", env = "SHOP_EMIT", value_delimiter = ',')]
+    pub emit: Vec<String>,
     /// Benchmarks only: switch reliability machinery off to measure what it
     /// costs (comma-separated). Never in production: without the inbox a
     /// redelivered event applies twice, without idempotency a retried
@@ -221,6 +229,7 @@ impl std::fmt::Debug for Config {
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("ca_file", &self.ca_file)
+            .field("emit", &self.emit)
             .field("bench_off", &self.bench_off)
             .finish()
     }
@@ -262,6 +271,7 @@ impl Config {
             databases: Vec::new(),
             postgres_admin: None,
             no_metrics: false,
+            emit: Vec::new(),
             bench_off: Vec::new(),
             retain_idempotency_secs: 24 * 3600,
             retain_outbox_secs: 3600,
@@ -327,6 +337,7 @@ impl Config {
 
     /// Checks what only makes sense together; errors name the flag.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.emit_versions()?;
         anyhow::ensure!(
             !self.issuer.is_empty() && self.issuer.len() <= 256,
             "--issuer must be 1-256 characters"
@@ -379,6 +390,34 @@ impl Config {
             per_email: n(self.sign_in_per_email),
             per_address: n(self.sign_in_per_address),
         }
+    }
+
+    /// `--emit TYPE=VERSION` values as a map from event type to the versions
+    /// to write; refuses what does not parse and types no capability
+    /// consumes. Whether the producer can write a version is checked by the
+    /// process running it, against its contract.
+    pub fn emit_versions(&self) -> anyhow::Result<std::collections::BTreeMap<String, Vec<u32>>> {
+        let mut versions: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+        for e in &self.emit {
+            let (event_type, version) = e
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--emit `{e}`: expected TYPE=VERSION"))?;
+            let version: u32 = version
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--emit `{e}`: the version is not a number"))?;
+            let known = crate::system::declared()
+                .iter()
+                .any(|d| d.consumes.iter().any(|c| c.event_type == event_type));
+            anyhow::ensure!(
+                known,
+                "--emit `{e}`: no capability consumes an event `{event_type}`"
+            );
+            let list = versions.entry(event_type.to_owned()).or_default();
+            if !list.contains(&version) {
+                list.push(version);
+            }
+        }
+        Ok(versions)
     }
 
     /// `--database CAP=URL` values as a map; refuses unknown capabilities
@@ -522,6 +561,10 @@ pub struct FileConfig {
     /// `up --split`: colocation groups, e.g. `[["billing", "catalog"], ["identity"]]`.
     #[serde(default)]
     pub groups: Vec<Vec<String>>,
+    /// `--emit`: event type to the versions to write, e.g.
+    /// `"billing.invoice-created" = [1, 2]`.
+    #[serde(default)]
+    pub emit: std::collections::BTreeMap<String, Vec<u32>>,
     /// `--signing-keys`.
     pub signing_keys: Option<PathBuf>,
     /// `--issuer`.
@@ -686,6 +729,13 @@ impl FileConfig {
         }
         if !given("postgres_admin") && self.postgres_admin.is_some() {
             config.postgres_admin = self.postgres_admin.clone();
+        }
+        if !given("emit") && !self.emit.is_empty() {
+            config.emit = self
+                .emit
+                .iter()
+                .flat_map(|(t, versions)| versions.iter().map(move |v| format!("{t}={v}")))
+                .collect();
         }
         if !given("databases") && !self.databases.is_empty() {
             config.databases = self

@@ -223,6 +223,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         split: !placement.local.is_empty(),
         clients: declared(),
         edge: config.edge(fd_limit),
+        emit: config.emit_versions()?,
         ..SystemOptions::default()
     };
     let nats = match &config.nats {

@@ -218,3 +218,45 @@ fn peers_in_a_file_read_as_the_peer_flags_do() {
         ]
     );
 }
+
+#[test]
+fn versions_to_emit_are_parsed_and_checked() {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    assert!(config.emit_versions().unwrap().is_empty());
+    config.emit = vec![
+        "billing.invoice-created=1".into(),
+        "billing.invoice-created=2".into(),
+        "billing.invoice-created=1".into(),
+        "billing.invoice-paid=1".into(),
+    ];
+    let versions = config.emit_versions().unwrap();
+    assert_eq!(versions["billing.invoice-created"], [1, 2]);
+    assert_eq!(versions["billing.invoice-paid"], [1]);
+    for (bad, why) in [
+        ("billing.invoice-created", "TYPE=VERSION"),
+        ("billing.invoice-created=one", "not a number"),
+        ("billing.invoice-created=-1", "not a number"),
+        ("billing.invoice-creatd=1", "no capability consumes"),
+    ] {
+        config.emit = vec![bad.into()];
+        let err = format!("{:#}", config.emit_versions().unwrap_err());
+        assert!(err.contains(why), "{bad}: {err}");
+        assert!(config.validate().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn versions_to_emit_come_from_the_file_unless_a_flag_gives_them() {
+    let file: FileConfig =
+        toml::from_str("[emit]\n\"billing.invoice-created\" = [1, 2]\n").unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    file.apply(&mut config, &|_| false);
+    assert_eq!(
+        config.emit,
+        ["billing.invoice-created=1", "billing.invoice-created=2"]
+    );
+    let mut flagged = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    flagged.emit = vec!["billing.invoice-created=1".into()];
+    file.apply(&mut flagged, &|key| key == "emit");
+    assert_eq!(flagged.emit, ["billing.invoice-created=1"]);
+}

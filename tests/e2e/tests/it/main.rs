@@ -13,3 +13,4 @@ mod security;
 mod split;
 mod tls;
 mod traces;
+mod versions;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use seams_core::decl::*;
-use seams_core::{CallContext, Envelope, Event};
+use seams_core::{CallContext, DecodeError, Envelope, Event};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -498,4 +498,106 @@ async fn a_long_batch_commits_a_window_at_a_time() {
     // Four windows of at most 64, and the cursor; settling one event at a
     // time once the window was full committed nearly every event alone.
     assert!(commits <= 8, "{commits} group commits for 200 events");
+}
+
+/// `clock.ticked` as its producer's newer build knows it: v2 adds `note`;
+/// v1 is read as v2 without one, and v2 written as v1 drops it.
+static TICKED_V2: EventContract = EventContract {
+    versioning: Versioning {
+        current: 2,
+        accepts: &[1, 2],
+    },
+    ..TICKED
+}
+.with_downcast(|to, mut data| {
+    data.as_object_mut()?.remove("note");
+    (to == 1).then_some(data)
+});
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TickedV2 {
+    key: String,
+    n: i64,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+impl Event for TickedV2 {
+    const CONTRACT: &'static EventContract = &TICKED_V2;
+    fn upcast(version: u32, data: serde_json::Value) -> Result<serde_json::Value, DecodeError> {
+        match version {
+            1 | 2 => Ok(data),
+            _ => Err(DecodeError::NoUpcaster {
+                event_type: TICKED_V2.event_type,
+                version,
+            }),
+        }
+    }
+}
+
+/// A consumer built against v2 of `clock.ticked`, recording what it reads.
+fn upgraded() -> Subscription {
+    Subscription {
+        consumer: "watch",
+        producer: "clock",
+        handles: vec![Handles::new::<TickedV2, _>(&[1, 2], |ev, tx| {
+            Box::pin(async move {
+                let id = tx.envelope().id.clone();
+                let n = ev.n * if ev.note.is_some() { 100 } else { 1 };
+                record(tx.tx(), &Ticked { key: ev.key, n }, &id).await
+            })
+        })],
+    }
+}
+
+async fn publish_v2(db: &Db, n: i64) {
+    let env = Envelope::wrap(
+        &TickedV2 {
+            key: "a".into(),
+            n,
+            note: Some("new".into()),
+        },
+        uuid::Uuid::now_v7().to_string(),
+        "t".into(),
+        &CallContext::new_root(),
+    )
+    .unwrap();
+    let mut tx = db.begin().await.unwrap();
+    tx.publish(&env).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_version_a_consumer_does_not_know_waits_in_its_dead_letters_until_it_is_upgraded() {
+    let w = world().await;
+    let stop = CancellationToken::new();
+    // The producer writes v1 and v2 in one event: the v1 consumer reads the
+    // v1 form, the upgraded one would read v2.
+    w.producer.write_events_as(&TICKED_V2, &[1, 2]).unwrap();
+    publish_v2(&w.producer, 1).await;
+    // Then v2 alone, which the v1 consumer cannot read.
+    w.producer.write_events_as(&TICKED_V2, &[2]).unwrap();
+    publish_v2(&w.producer, 2).await;
+    let (old, _) = subscription(|_, _| None);
+    relay(old, &w, None).try_run_once(&stop).await.unwrap();
+    assert_eq!(applied_numbers(&w.consumer).await, [1]);
+    let dead = w.consumer.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .error
+            .contains("clock.ticked v2 is not accepted (accepts [1])"),
+        "{}",
+        dead[0].error
+    );
+
+    // Upgraded, the consumer replays it and reads v2; later events flow.
+    let new = relay(upgraded(), &w, None);
+    assert!(w.consumer.request_replay(dead[0].id).await.unwrap());
+    new.try_run_once(&stop).await.unwrap();
+    publish_v2(&w.producer, 3).await;
+    new.try_run_once(&stop).await.unwrap();
+    assert_eq!(applied_numbers(&w.consumer).await, [1, 200, 300]);
+    let replayed = w.consumer.dead_letter(dead[0].id).await.unwrap().unwrap();
+    assert_eq!(replayed.status, "replayed");
 }

@@ -931,7 +931,24 @@ pub fn render_table(rows: &[ContractRow]) -> String {
             } else {
                 "called by  "
             };
-            out.push_str(&format!("  {verb}   {}\n", r.consumers.join(", ")))
+            // An event's consumers with the versions each accepts, which
+            // must include what its producer writes.
+            let names: Vec<String> = r
+                .consumers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match r.accepted.get(i) {
+                    Some(v) => format!(
+                        "{c} (reads {})",
+                        v.iter()
+                            .map(|v| format!("v{v}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    None => (*c).to_owned(),
+                })
+                .collect();
+            out.push_str(&format!("  {verb}   {}\n", names.join(", ")))
         }
         if let Some(t) = r.timeout {
             out.push_str(&format!(

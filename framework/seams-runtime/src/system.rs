@@ -242,6 +242,9 @@ pub struct ContractRow {
     pub owner: &'static str,
     /// Who calls it (operations other capabilities call) or consumes it (events).
     pub consumers: Vec<&'static str>,
+    /// For an event, the versions each of its consumers accepts, in
+    /// [`ContractRow::consumers`] order.
+    pub accepted: Vec<&'static [u32]>,
     /// Question 1.
     pub retries: String,
     /// Question 2.
@@ -1090,6 +1093,7 @@ fn op_row(op: &'static Operation) -> ContractRow {
         name: op.id(),
         owner: op.capability,
         consumers: Vec::new(),
+        accepted: Vec::new(),
         retries: op.retries.to_string(),
         idempotency: op.idempotency.to_string(),
         ordering: op.ordering.to_string(),
@@ -1100,12 +1104,16 @@ fn op_row(op: &'static Operation) -> ContractRow {
     }
 }
 
-fn event_row(e: &'static EventContract, consumers: Vec<&'static str>) -> ContractRow {
+fn event_row(
+    e: &'static EventContract,
+    consumers: Vec<(&'static str, &'static [u32])>,
+) -> ContractRow {
     ContractRow {
         kind: "event",
         name: e.event_type.to_owned(),
         owner: e.producer,
-        consumers,
+        accepted: consumers.iter().map(|(_, a)| *a).collect(),
+        consumers: consumers.into_iter().map(|(c, _)| c).collect(),
         retries: e.retries.to_string(),
         idempotency: e.idempotency.to_string(),
         ordering: e.ordering.to_string(),
@@ -1129,12 +1137,13 @@ fn contract_rows(components: &[Component], clients: &Clients) -> Vec<ContractRow
         for e in &c.publishes {
             let consumers = components
                 .iter()
-                .filter(|k| {
+                .filter_map(|k| {
                     k.subscriptions
                         .iter()
-                        .any(|s| s.handles.iter().any(|h| h.event.event_type == e.event_type))
+                        .flat_map(|s| &s.handles)
+                        .find(|h| h.event.event_type == e.event_type)
+                        .map(|h| (k.name, h.accepts))
                 })
-                .map(|k| k.name)
                 .collect();
             rows.push(event_row(e, consumers));
         }

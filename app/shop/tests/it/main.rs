@@ -30,7 +30,14 @@ fn contracts_answers_the_five_questions_for_every_interaction() {
         assert!(table.contains(name), "missing {name} in:\n{table}");
     }
     assert!(table.contains("Idempotency-Key (fingerprinted)"));
-    assert!(table.contains("consumed by   notification"));
+    assert!(table.contains("consumed by   notification (reads v1)"));
+    // Each consumer of an event with the versions it reads.
+    assert!(
+        table.contains(
+            "consumed by   fulfillment (reads v1, v2), notification (reads v1, v2)\n  1 retries     bus"
+        ),
+        "{table}"
+    );
     // Who may call an operation served between services, as declared.
     let quote = table
         .split("QUERY catalog.quote-prices")

@@ -324,13 +324,13 @@ fn the_committed_snapshots_match_the_declarations_and_snapshot_rewrites_them_unc
 
 #[test]
 fn contracts_check_fails_on_each_break_of_a_mutated_snapshot_and_passes_compatible_ones() {
-    let event = "/events/billing.invoice-created/versions/1";
+    let event = "/events/billing.invoice-created/versions/2";
     let request = "/operations/billing.create-invoice/versions/1/request";
     type Mutation = Box<dyn FnOnce(&mut serde_json::Value)>;
     let breaks: Vec<(&str, Mutation)> = vec![
         // The code no longer sends a field consumers read.
         (
-            "BREAKING   billing.invoice-created v1 payload /tax: removed: no longer sent, and readers require it\n           affects billing (producer), fulfillment, notification",
+            "BREAKING   billing.invoice-created v2 payload /tax: removed: no longer sent, and readers require it\n           affects billing (producer), fulfillment, notification",
             Box::new(move |d| {
                 let e = d.pointer_mut(event).unwrap();
                 e["properties"]["tax"] = serde_json::json!({ "type": "integer" });

@@ -68,7 +68,7 @@ async fn a_running_monolith_serves_contracts_this_build_does_not_break() {
         .find(|r| r["name"] == "billing.invoice-created")
         .unwrap();
     assert_eq!(
-        created["schemas"]["versions"]["1"]["required"],
+        created["schemas"]["versions"]["2"]["required"],
         serde_json::json!(["invoice_id", "customer_id", "lines", "total"])
     );
 

@@ -320,3 +320,6 @@ pub static EVENTS: &[&EventContract] = &[
     &INVOICE_VOIDED,
     &INVOICE_REFUNDED,
 ];
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@
 //! (404), the service cannot be reached (503 with `Retry-After`), or it does
 //! not answer in time (504). And the framework routes, answered for the whole
 //! system by asking every service and merging what they say: `/readyz`,
-//! `/openapi.json`, `/_seams/contracts`, `/_seams/consistency`,
+//! `/openapi.json`, `/asyncapi.json`, `/_seams/contracts`, `/_seams/consistency`,
 //! `/_seams/dead-letters` (replays go to the owner of the dead letter) and
 //! `/metrics` (every service's series with a `service` label, so one
 //! Prometheus target covers the system).
@@ -198,6 +198,7 @@ pub(crate) fn router_with(
         )
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .route("/asyncapi.json", get(asyncapi))
         .route("/_seams/contracts", get(contracts))
         .route("/_seams/consistency", get(consistency))
         .route("/_seams/dead-letters", get(dead_letters))
@@ -594,6 +595,13 @@ async fn openapi(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     }
 }
 
+async fn asyncapi(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    match gw.collect("/asyncapi.json", &headers).await {
+        Ok(docs) => axum::Json(merge_asyncapi(docs)).into_response(),
+        Err(res) => res,
+    }
+}
+
 async fn contracts(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     match gw.collect("/_seams/contracts", &headers).await {
         Ok(lists) => axum::Json(merge_contracts(lists)).into_response(),
@@ -840,6 +848,56 @@ async fn replay_dead_letter(
     relay(&gw, capability, req).await
 }
 
+/// One AsyncAPI document from every service's (each describes the events
+/// its capabilities publish, with every declared consumer): the first one's
+/// header (`asyncapi`, `info`, `defaultContentType`), every service's
+/// `channels` and `operations`, and every kind of `components`.
+pub(crate) fn merge_asyncapi(docs: Vec<Value>) -> Value {
+    let mut out = Map::new();
+    let mut components: Map<String, Value> = Map::new();
+    for doc in docs {
+        let Value::Object(doc) = doc else { continue };
+        for key in ["asyncapi", "info", "defaultContentType"] {
+            if let (false, Some(v)) = (out.contains_key(key), doc.get(key)) {
+                out.insert(key.to_owned(), v.clone());
+            }
+        }
+        for key in ["channels", "operations"] {
+            if let Some(Value::Object(entries)) = doc.get(key) {
+                let slot = out
+                    .entry(key.to_owned())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(slot) = slot {
+                    slot.extend(entries.clone());
+                }
+            }
+        }
+        merge_components(&mut components, doc.get("components"));
+    }
+    if !components.is_empty() {
+        out.insert("components".into(), Value::Object(components));
+    }
+    Value::Object(out)
+}
+
+/// Adds every kind of `components` (schemas, messages, …) of one document.
+fn merge_components(into: &mut Map<String, Value>, components: Option<&Value>) {
+    let Some(Value::Object(c)) = components else {
+        return;
+    };
+    for (kind, entries) in c {
+        let Value::Object(entries) = entries else {
+            continue;
+        };
+        let slot = into
+            .entry(kind.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(slot) = slot {
+            slot.extend(entries.clone());
+        }
+    }
+}
+
 /// One OpenAPI document from every service's: the first one's header
 /// (`openapi`, `info`), every service's `paths`, every kind of `components`
 /// (schemas and the rest), and `tags` without repeats.
@@ -858,19 +916,7 @@ pub(crate) fn merge_openapi(docs: Vec<Value>) -> Value {
         if let Some(Value::Object(p)) = doc.get("paths") {
             paths.extend(p.clone());
         }
-        if let Some(Value::Object(c)) = doc.get("components") {
-            for (kind, entries) in c {
-                let Value::Object(entries) = entries else {
-                    continue;
-                };
-                let slot = components
-                    .entry(kind.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if let Value::Object(slot) = slot {
-                    slot.extend(entries.clone());
-                }
-            }
-        }
+        merge_components(&mut components, doc.get("components"));
         if let Some(Value::Array(t)) = doc.get("tags") {
             for tag in t {
                 if !tags.iter().any(|seen| seen.get("name") == tag.get("name")) {

@@ -536,6 +536,15 @@ impl Clients {
             .collect()
     }
 
+    /// The capabilities that declared they consume `event`, wherever they run.
+    pub fn consumers_of(&self, event: &EventContract) -> Vec<&'static str> {
+        self.all
+            .iter()
+            .filter(|d| d.consumes.iter().any(|e| e.event_type == event.event_type))
+            .map(|d| d.capability)
+            .collect()
+    }
+
     /// The subscriptions to `producer`'s feed (`<consumer><-<producer>`):
     /// whose reading lets its outbox be pruned.
     pub fn subscriptions_to(&self, producer: &str) -> Vec<String> {

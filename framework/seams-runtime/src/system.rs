@@ -511,7 +511,7 @@ impl SystemBuilder {
             &contract_rows(&components, &clients),
             &documents(&components, &clients),
         );
-        let asyncapi = asyncapi(&components);
+        let asyncapi = asyncapi(&components, &clients);
         let dbs: Vec<Db> = components.iter().map(|c| c.db.clone()).collect();
         let by_name: BTreeMap<&'static str, Db> =
             components.iter().map(|c| (c.name, c.db.clone())).collect();
@@ -1169,19 +1169,14 @@ fn consumers_of(components: &[Component], event: &EventContract) -> BTreeMap<Str
 }
 
 /// The AsyncAPI document of the events published here (`/asyncapi.json`).
-fn asyncapi(components: &[Component]) -> Value {
+/// The AsyncAPI document of the events published here, each channel with
+/// every capability that declared it consumes the event, whether it runs
+/// here or in another service (the gateway merges the services' documents).
+fn asyncapi(components: &[Component], clients: &Clients) -> Value {
     let consumers: Vec<(&'static EventContract, Vec<&str>)> = components
         .iter()
         .flat_map(|c| c.publishes.iter().copied())
-        .map(|e| {
-            let names = consumers_of(components, e);
-            let names = components
-                .iter()
-                .map(|k| k.name)
-                .filter(|k| names.contains_key(*k))
-                .collect();
-            (e, names)
-        })
+        .map(|e| (e, clients.consumers_of(e)))
         .collect();
     let channels: Vec<seams_schema::asyncapi::Channel<'_>> = consumers
         .iter()

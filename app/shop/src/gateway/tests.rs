@@ -723,6 +723,49 @@ fn merging_tolerates_odd_answers() {
     let doc = merge_openapi(vec![json!("nonsense")]);
     assert_eq!(doc["paths"], json!({}));
     assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        merge_asyncapi(vec![json!("nonsense"), json!([1])]),
+        json!({})
+    );
+}
+
+#[test]
+fn asyncapi_documents_are_merged_channel_by_channel() {
+    let billing = json!({
+        "asyncapi": "3.0.0",
+        "info": { "title": "billing" },
+        "defaultContentType": "application/json",
+        "channels": { "billing.invoice-paid": { "address": "billing.invoice-paid" } },
+        "operations": { "fulfillment.receive.billing.invoice-paid": { "action": "receive" } },
+        "components": { "schemas": { "Amount": { "type": "object" } } }
+    });
+    let catalog = json!({
+        "asyncapi": "3.0.0",
+        "info": { "title": "catalog" },
+        "channels": { "catalog.product-added": { "address": "catalog.product-added" } },
+        "operations": { "catalog.send.catalog.product-added": { "action": "send" } },
+        "components": {
+            "schemas": { "Amount": { "type": "object" }, "Sku": { "type": "string" } },
+            "messages": { "m": {} }
+        }
+    });
+    let doc = merge_asyncapi(vec![billing, catalog]);
+    assert_eq!(doc["info"]["title"], "billing", "the first header");
+    assert_eq!(doc["defaultContentType"], "application/json");
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&doc["channels"]),
+        ["billing.invoice-paid", "catalog.product-added"]
+    );
+    assert_eq!(
+        keys(&doc["operations"]),
+        [
+            "catalog.send.catalog.product-added",
+            "fulfillment.receive.billing.invoice-paid"
+        ]
+    );
+    assert_eq!(keys(&doc["components"]["schemas"]), ["Amount", "Sku"]);
+    assert_eq!(keys(&doc["components"]["messages"]), ["m"]);
 }
 
 #[tokio::test]

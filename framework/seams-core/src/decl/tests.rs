@@ -296,6 +296,12 @@ fn only_declared_clients_may_call_or_read() {
         ["notification<-identity"]
     );
     assert!(clients.subscriptions_to("billing").is_empty());
+    assert_eq!(clients.consumers_of(&EMAIL_CHANGED), ["notification"]);
+    static NOBODY_READS: EventContract = EventContract {
+        event_type: "identity.customer-left",
+        ..REGISTERED
+    };
+    assert!(clients.consumers_of(&NOBODY_READS).is_empty());
     assert_eq!(NOTIFICATION.producers(), ["identity"], "each producer once");
     assert_eq!(
         NOTIFICATION.subscription("identity"),

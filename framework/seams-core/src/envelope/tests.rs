@@ -353,6 +353,17 @@ fn a_version_the_contract_cannot_write_is_refused_by_name() {
             .unwrap_err()
             .contains("not the current v2")
     );
+    // A contract that already reads a newer version still writes only its
+    // current one and older ones.
+    static READS_AHEAD: EventContract = EventContract {
+        versioning: Versioning {
+            current: 1,
+            accepts: &[1, 2],
+        },
+        ..PAID_DOWNCAST
+    };
+    assert!(READS_AHEAD.can_write(2).unwrap_err().contains("no version 2"));
+    assert_eq!(READS_AHEAD.can_write(1), Ok(()));
     assert_eq!(PAID_DOWNCAST.can_write(2), Ok(()));
     assert_eq!(PAID_DOWNCAST.can_write(1), Ok(()));
     assert!(PAID_DOWNCAST.can_write(3).is_err());

@@ -362,7 +362,12 @@ fn a_version_the_contract_cannot_write_is_refused_by_name() {
         },
         ..PAID_DOWNCAST
     };
-    assert!(READS_AHEAD.can_write(2).unwrap_err().contains("no version 2"));
+    assert!(
+        READS_AHEAD
+            .can_write(2)
+            .unwrap_err()
+            .contains("no version 2")
+    );
     assert_eq!(READS_AHEAD.can_write(1), Ok(()));
     assert_eq!(PAID_DOWNCAST.can_write(2), Ok(()));
     assert_eq!(PAID_DOWNCAST.can_write(1), Ok(()));

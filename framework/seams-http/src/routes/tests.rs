@@ -139,8 +139,9 @@ fn thing_schema() -> serde_json::Value {
         "type": "object",
         "required": ["id", "price"],
         "properties": {
-            "id": { "type": "string" },
-            "price": { "$ref": "#/$defs/Amount" }
+            "id": { "type": "string", "description": "#/$defs/Amount is only words here" },
+            "price": { "$ref": "#/$defs/Amount" },
+            "previous": { "oneOf": [{ "type": "null" }, { "$ref": "#/$defs/Amount" }] }
         },
         "$defs": {
             "Amount": { "type": "object", "properties": { "amount": { "type": "integer" } } }
@@ -153,6 +154,9 @@ fn described(op: &'static decl::Operation, method: Method) -> serde_json::Value 
     let routes = Routes::new();
     let routes = match method {
         Method::GET => routes.get(PATH, op, Access::Open, || async { "" }),
+        Method::PUT => routes.put(PATH, op, Access::Open, || async { "" }),
+        Method::PATCH => routes.patch(PATH, op, Access::Open, || async { "" }),
+        Method::DELETE => routes.delete(PATH, op, Access::Open, || async { "" }),
         _ => routes.post(PATH, op, Access::Open, || async { "" }),
     };
     let (_, table) = routes.with_state(()).into_parts();
@@ -196,6 +200,14 @@ fn a_route_documented_by_hand_nowhere_is_described_from_its_declaration() {
         ok["properties"]["price"]["$ref"],
         "#/components/schemas/Amount"
     );
+    assert_eq!(
+        ok["properties"]["previous"]["oneOf"][1]["$ref"], "#/components/schemas/Amount",
+        "references inside lists too"
+    );
+    assert_eq!(
+        ok["properties"]["id"]["description"], "#/$defs/Amount is only words here",
+        "only references are relinked"
+    );
     assert!(
         ok.get("$defs").is_none() && ok.get("$schema").is_none(),
         "{ok}"
@@ -225,6 +237,15 @@ fn a_route_documented_by_hand_nowhere_is_described_from_its_declaration() {
         ..*declared("things", Duration::from_secs(2))
     }));
     let json = described(command, Method::POST);
+    for (method, key) in [
+        (Method::PUT, "put"),
+        (Method::PATCH, "patch"),
+        (Method::DELETE, "delete"),
+    ] {
+        let json = described(command, method);
+        let op = &json["paths"]["/things/{id}/parts/{part}"][key];
+        assert_eq!(op["operationId"], "cap.things", "{key}");
+    }
     let body = &json["paths"]["/things/{id}/parts/{part}"]["post"]["requestBody"];
     assert_eq!(body["required"], true);
     assert_eq!(

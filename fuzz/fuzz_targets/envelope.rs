@@ -53,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
 /// Payloads with floating-point numbers are left out: serde_json's default
 /// float parsing may move the last digit, and no contract carries floats.
 fn round_trips(env: &Envelope) {
-    if has_float(&env.data) {
+    if has_float(&env.data) || env.alternates.values().any(has_float) {
         return;
     }
     let again =

@@ -8,7 +8,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use billing_contract::{InvoiceCreated, InvoiceLine, InvoiceRefunded};
+use billing_contract::{CreatedLine, InvoiceCreated, InvoiceRefunded};
 use catalog_contract::{Amount, ProductAdded};
 use fulfillment_contract::{FulfillmentFailed, ShipmentDispatched, Shortage};
 use identity_contract::CustomerRegistered;
@@ -55,28 +55,43 @@ fn envelope<E: Event>(event: &E, sequence: u64) -> Vec<u8> {
     serde_json::to_vec(&env).unwrap_or_default()
 }
 
+/// `event` written in versions 1 and 2 at once, as a producer told
+/// `--emit billing.invoice-created=1 --emit billing.invoice-created=2` does.
+fn both_versions(event: &InvoiceCreated, sequence: u64) -> Vec<u8> {
+    let Ok(env) = Envelope::wrap(
+        event,
+        "0190b1d2-7c3a-7e55-8a3b-3c1d2e4f5a6d".into(),
+        "2026-05-01T12:00:00Z".into(),
+        &context(),
+    ) else {
+        return Vec::new();
+    };
+    let Ok(mut env) = env.written_as(&billing_contract::INVOICE_CREATED, &[1, 2]) else {
+        return Vec::new();
+    };
+    env.sequence = Some(sequence);
+    serde_json::to_vec(&env).unwrap_or_default()
+}
+
 /// Envelopes of real events, as a feed or a NATS stream carries them,
 /// and the inputs of findings fixed since (named `regress-*`).
 pub fn envelopes() -> Vec<Seed> {
-    let line = InvoiceLine {
+    let line = CreatedLine {
         sku: "SKU-1".into(),
         quantity: 2,
         unit_price: eur(1250),
         line_total: eur(2500),
+        name: Some("Green tea".into()),
+    };
+    let created = InvoiceCreated {
+        invoice_id: "inv-1".into(),
+        customer_id: "cus-1".into(),
+        lines: vec![line],
+        total: eur(2500),
     };
     vec![
-        (
-            "invoice-created.json",
-            envelope(
-                &InvoiceCreated {
-                    invoice_id: "inv-1".into(),
-                    customer_id: "cus-1".into(),
-                    lines: vec![line],
-                    total: eur(2500),
-                },
-                1,
-            ),
-        ),
+        ("invoice-created.json", envelope(&created, 1)),
+        ("invoice-created-v1-and-v2.json", both_versions(&created, 1)),
         (
             "invoice-refunded.json",
             envelope(

@@ -136,18 +136,7 @@ pub static GET_INVOICE: Operation = Operation::new(
     "An invoice with its status; a customer sees their own only (GET /billing/invoices/{id}).",
     no_body,
     schema_of::<Invoice>,
-    OperationAnswers {
-        kind: Kind::Query,
-        timeout: Duration::from_secs(2),
-        retries: Retries::Caller(RetryPolicy::STANDARD),
-        idempotency: Idempotency::ReadOnly,
-        ordering: Ordering::Unordered,
-        when_down: WhenDown::FailFast {
-            problem: "billing-unavailable",
-            retry_after: Duration::from_secs(2),
-        },
-        versioning: Versioning::FIRST,
-    },
+    OperationAnswers::query("billing-unavailable"),
 );
 
 /// What every invoice event answers: redelivered by the bus, deduplicated by

@@ -391,42 +391,12 @@ pub(crate) fn describe(
 /// A declared JSON Schema as an OpenAPI schema: its `$defs` become the
 /// document's component schemas (the references pointed at them), the rest
 /// stays as it is (OpenAPI 3.1 schemas are JSON Schema 2020-12).
-fn into_document(
-    doc: &mut OpenApi,
-    mut schema: serde_json::Value,
-) -> Result<RefOr<Schema>, String> {
-    fn relink(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(obj) => {
-                for (k, child) in obj.iter_mut() {
-                    match child {
-                        serde_json::Value::String(r) if k == "$ref" => {
-                            if let Some(name) = r.strip_prefix("#/$defs/") {
-                                *r = format!("#/components/schemas/{name}");
-                            }
-                        }
-                        _ => relink(child),
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(relink),
-            _ => {}
-        }
-    }
-    relink(&mut schema);
-    let defs = match schema.as_object_mut() {
-        Some(obj) => {
-            obj.remove("$schema");
-            obj.remove("$defs")
-        }
-        None => None,
-    };
+fn into_document(doc: &mut OpenApi, schema: serde_json::Value) -> Result<RefOr<Schema>, String> {
+    let (schema, parts) = seams_schema::for_openapi(schema);
     let components = doc.components.get_or_insert_with(Default::default);
-    if let Some(serde_json::Value::Object(defs)) = defs {
-        for (name, def) in defs {
-            let def = serde_json::from_value(def).map_err(|e| format!("{name}: {e}"))?;
-            components.schemas.entry(name).or_insert(def);
-        }
+    for (name, part) in parts {
+        let part = serde_json::from_value(part).map_err(|e| format!("{name}: {e}"))?;
+        components.schemas.entry(name).or_insert(part);
     }
     serde_json::from_value(schema).map_err(|e| e.to_string())
 }

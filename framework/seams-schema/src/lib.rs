@@ -46,10 +46,10 @@ pub fn schema_of<T: utoipa::ToSchema>() -> Value {
     let mut defs = Map::new();
     for (name, schema) in referred {
         let mut schema = serde_json::to_value(schema).unwrap_or(Value::Null);
-        relink(&mut schema);
+        relink(&mut schema, COMPONENTS, DEFS);
         defs.insert(name, schema);
     }
-    relink(&mut root);
+    relink(&mut root, COMPONENTS, DEFS);
     if let Value::Object(obj) = &mut root {
         obj.insert(
             "$schema".to_owned(),
@@ -64,23 +64,57 @@ pub fn schema_of<T: utoipa::ToSchema>() -> Value {
     root
 }
 
-/// Points OpenAPI component references at the schema's own `$defs`.
-fn relink(v: &mut Value) {
+/// Where an OpenAPI document keeps named schemas, and where [`schema_of`]
+/// keeps them.
+const COMPONENTS: &str = "#/components/schemas/";
+const DEFS: &str = "#/$defs/";
+
+/// The inverse of [`schema_of`], for an OpenAPI document: the schema
+/// without `$schema` and `$defs`, its references pointed into the
+/// document's components, and the named parts that go there.
+///
+/// ```
+/// #[derive(serde::Serialize, utoipa::ToSchema)]
+/// struct Price { amount: i64 }
+/// #[derive(serde::Serialize, utoipa::ToSchema)]
+/// struct Item { price: Price }
+/// let (root, parts) = seams_schema::for_openapi(seams_schema::schema_of::<Item>());
+/// assert_eq!(root["properties"]["price"]["$ref"], "#/components/schemas/Price");
+/// assert!(root.get("$defs").is_none() && root.get("$schema").is_none());
+/// assert_eq!(parts["Price"]["properties"]["amount"]["type"], "integer");
+/// ```
+pub fn for_openapi(mut schema: Value) -> (Value, Map<String, Value>) {
+    relink(&mut schema, DEFS, COMPONENTS);
+    let parts = match schema.as_object_mut() {
+        Some(obj) => {
+            obj.remove("$schema");
+            match obj.remove("$defs") {
+                Some(Value::Object(parts)) => parts,
+                _ => Map::new(),
+            }
+        }
+        None => Map::new(),
+    };
+    (schema, parts)
+}
+
+/// Points every reference under `from` to the same name under `to`; other
+/// strings, even ones that look like references, stay as they are.
+fn relink(v: &mut Value, from: &str, to: &str) {
     match v {
         Value::Object(obj) => {
             for (k, child) in obj.iter_mut() {
-                if k == "$ref" {
-                    if let Value::String(r) = child
-                        && let Some(name) = r.strip_prefix("#/components/schemas/")
-                    {
-                        *r = format!("#/$defs/{name}");
+                match child {
+                    Value::String(r) if k == "$ref" => {
+                        if let Some(name) = r.strip_prefix(from) {
+                            *r = format!("{to}{name}");
+                        }
                     }
-                } else {
-                    relink(child);
+                    _ => relink(child, from, to),
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(relink),
+        Value::Array(items) => items.iter_mut().for_each(|i| relink(i, from, to)),
         _ => {}
     }
 }

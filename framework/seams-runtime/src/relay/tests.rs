@@ -72,8 +72,13 @@ async fn world() -> World {
 }
 
 async fn publish(db: &Db, key: &str, n: i64) -> Envelope {
+    publish_event(db, &Ticked { key: key.into(), n }).await
+}
+
+/// Commits `event` to `db`'s outbox, as its producer would.
+async fn publish_event<E: Event>(db: &Db, event: &E) -> Envelope {
     let env = Envelope::wrap(
-        &Ticked { key: key.into(), n },
+        event,
         uuid::Uuid::now_v7().to_string(),
         "2026-11-26T00:00:00Z".into(),
         &CallContext::new_root(),
@@ -551,20 +556,12 @@ fn upgraded() -> Subscription {
 }
 
 async fn publish_v2(db: &Db, n: i64) {
-    let env = Envelope::wrap(
-        &TickedV2 {
-            key: "a".into(),
-            n,
-            note: Some("new".into()),
-        },
-        uuid::Uuid::now_v7().to_string(),
-        "t".into(),
-        &CallContext::new_root(),
-    )
-    .unwrap();
-    let mut tx = db.begin().await.unwrap();
-    tx.publish(&env).await.unwrap();
-    tx.commit().await.unwrap();
+    let ev = TickedV2 {
+        key: "a".into(),
+        n,
+        note: Some("new".into()),
+    };
+    publish_event(db, &ev).await;
 }
 
 #[tokio::test]

@@ -116,6 +116,45 @@ pub enum Command {
         #[command(subcommand)]
         action: OpsAction,
     },
+    /// Restart the services of a running `shop up --split`, one at a time,
+    /// each successor started (from the executable on disk) and listening
+    /// before its predecessor drains: no request meets a closed door.
+    Rollout {
+        /// Capabilities whose services to roll, in this order (default:
+        /// every service, in dependency order).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(crate::capabilities::NAMES))]
+        capabilities: Vec<String>,
+        /// Base URL of the split system's gateway.
+        #[arg(long, env = "SHOP_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// From now on, the rolled services write events in these versions
+        /// (`TYPE=VERSION`, repeatable, as `shop up --emit`).
+        #[arg(long = "emit", value_delimiter = ',')]
+        emit: Vec<String>,
+        /// From now on, the rolled services' consumers read only these
+        /// versions (`CONSUMER:TYPE=VERSION`, as `shop up --accept`).
+        #[arg(long = "accept", value_delimiter = ',')]
+        accept: Vec<String>,
+        /// Clear the rolled services' `--emit` settings.
+        #[arg(long, conflicts_with = "emit")]
+        clear_emit: bool,
+        /// Clear the rolled services' `--accept` settings.
+        #[arg(long, conflicts_with = "accept")]
+        clear_accept: bool,
+        /// The system's data directory, whose keys mint the operator token
+        /// (unless `SHOP_OPERATOR_TOKEN` gives one).
+        #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
+        data_dir: std::path::PathBuf,
+        /// The key file, if not under the data directory.
+        #[arg(long, env = "SHOP_SIGNING_KEYS")]
+        signing_keys: Option<std::path::PathBuf>,
+        /// The issuer name the deployment uses.
+        #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
+        issuer: String,
+        /// Also trust the authorities in this PEM file.
+        #[arg(long, env = "SHOP_CA_FILE")]
+        ca_file: Option<std::path::PathBuf>,
+    },
     /// Manage the deployment's signing keys.
     Keys {
         /// What to do.
@@ -304,36 +343,53 @@ pub async fn run(
                 Some(path) => seams_http::tls::authorities(path)?,
                 None => Vec::new(),
             };
-            // A token given in the environment, never on the command line.
-            let staff = match std::env::var("SHOP_STAFF_TOKEN") {
-                Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
-                _ => {
-                    let config = Config {
-                        signing_keys,
-                        ..Config::new("127.0.0.1:0".parse()?, data_dir)
-                    };
-                    let path = config.signing_keys_path();
-                    anyhow::ensure!(
-                        path.exists(),
-                        "no signing keys at {} to mint the demo's staff token: \
-                         point --data at the system's data directory, or set SHOP_STAFF_TOKEN",
-                        path.display()
-                    );
-                    let keys = crate::trust::open_keys(&config)?;
-                    seams_auth::Minter::new(keys, issuer)
-                        .person(
-                            "demo",
-                            seams_core::auth::Role::Staff,
-                            Duration::from_secs(600),
-                        )?
-                        .token
-                }
-            };
+            let staff = person_token(
+                "SHOP_STAFF_TOKEN",
+                ("demo", seams_core::auth::Role::Staff),
+                data_dir,
+                signing_keys,
+                issuer,
+            )?;
             crate::demo::run(
                 &url,
                 &staff,
                 &authorities,
                 Duration::from_secs(timeout_secs),
+            )
+            .await
+        }
+        Command::Rollout {
+            capabilities,
+            url,
+            emit,
+            accept,
+            clear_emit,
+            clear_accept,
+            data_dir,
+            signing_keys,
+            issuer,
+            ca_file,
+        } => {
+            let authorities = match &ca_file {
+                Some(path) => seams_http::tls::authorities(path)?,
+                None => Vec::new(),
+            };
+            let operator = person_token(
+                "SHOP_OPERATOR_TOKEN",
+                ("rollout", seams_core::auth::Role::Operator),
+                data_dir,
+                signing_keys,
+                issuer,
+            )?;
+            let set =
+                |values: Vec<String>, clear: bool| (clear || !values.is_empty()).then_some(values);
+            rollout(
+                &url,
+                &operator,
+                &authorities,
+                capabilities,
+                set(emit, clear_emit),
+                set(accept, clear_accept),
             )
             .await
         }
@@ -462,10 +518,14 @@ pub fn parse_ttl(text: &str) -> anyhow::Result<Duration> {
 }
 
 async fn serve(
-    config: Config,
+    mut config: Config,
     placement: Placement,
     passed: Option<std::net::TcpListener>,
 ) -> anyhow::Result<()> {
+    if passed.is_some() && config.lame_duck_ms.is_none() {
+        // A successor may be accepting on this socket (a rollout).
+        config.lame_duck_ms = Some(PASSED_SOCKET_LAME_DUCK_MS);
+    }
     let _exporting = if config.off(crate::config::BenchOff::Tracing) {
         None
     } else {
@@ -531,10 +591,6 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     }
     if config.no_metrics {
         extra_args.push("--no-metrics".to_owned());
-    }
-    // Every service is told; the one publishing the type applies it.
-    for e in &config.emit {
-        extra_args.extend(["--emit".to_owned(), e.clone()]);
     }
     for (flag, secs) in [
         ("--retain-idempotency-secs", config.retain_idempotency_secs),
@@ -612,7 +668,14 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         // Empty means one process per capability; a capability in no group runs alone.
         groups,
         extra_args,
+        verifier: crate::trust::supervisor(&config, keys.clone())?,
         minter: seams_auth::Minter::new(keys, config.issuer.clone()),
+        // Every service is told; the one publishing or consuming the type
+        // applies it.
+        versions: crate::supervisor::Versions {
+            emit: config.emit.clone(),
+            accept: config.accept.clone(),
+        },
         log_format: config.log_format(),
         signing_keys: Some(config.signing_keys_path()),
         edge: config.edge(fd_limit),
@@ -629,6 +692,107 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
     };
     crate::supervisor::run(opts, shutdown_signal()).await
 }
+
+/// A person's token for a command talking to a running system: the one in
+/// the environment variable `var` (never on the command line), else one
+/// minted for ten minutes with the deployment's keys.
+fn person_token(
+    var: &str,
+    (subject, role): (&str, seams_core::auth::Role),
+    data_dir: std::path::PathBuf,
+    signing_keys: Option<std::path::PathBuf>,
+    issuer: String,
+) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var(var)
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
+    }
+    let config = Config {
+        signing_keys,
+        ..Config::new("127.0.0.1:0".parse()?, data_dir)
+    };
+    let path = config.signing_keys_path();
+    anyhow::ensure!(
+        path.exists(),
+        "no signing keys at {} to mint the {role} token: \
+         point --data at the system's data directory, or set {var}",
+        path.display()
+    );
+    let keys = crate::trust::open_keys(&config)?;
+    Ok(seams_auth::Minter::new(keys, issuer)
+        .person(subject, role, Duration::from_secs(600))?
+        .token)
+}
+
+/// `shop rollout`: rolls each named capability's service in turn (each
+/// service once, however many of its capabilities are named), stopping at
+/// the first that fails; prints a line per service.
+async fn rollout(
+    url: &str,
+    operator: &str,
+    authorities: &[reqwest::Certificate],
+    capabilities: Vec<String>,
+    emit: Option<Vec<String>>,
+    accept: Option<Vec<String>>,
+) -> anyhow::Result<()> {
+    let client = seams_http::tls::client_builder(authorities)
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let capabilities = if capabilities.is_empty() {
+        crate::capabilities::NAMES
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect()
+    } else {
+        capabilities
+    };
+    let mut rolled: Vec<String> = Vec::new();
+    for capability in capabilities {
+        if rolled
+            .iter()
+            .any(|service| service.split(',').any(|c| c == capability))
+        {
+            continue;
+        }
+        let request = crate::supervisor::RolloutRequest {
+            capability: capability.clone(),
+            emit: emit.clone(),
+            accept: accept.clone(),
+        };
+        let res = client
+            .post(format!("{}/_seams/rollout", url.trim_end_matches('/')))
+            .bearer_auth(operator)
+            .json(&request)
+            .send()
+            .await
+            .with_context(|| format!("asking {url} to roll {capability}"))?;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        if !status.is_success() {
+            anyhow::bail!("rolling {capability}: {status}: {body}");
+        }
+        let r: crate::supervisor::Rolled = serde_json::from_str(&body)
+            .with_context(|| format!("reading the answer for {capability}: {body}"))?;
+        let pid = |p: Option<u32>| p.map_or_else(|| "?".to_owned(), |p| p.to_string());
+        println!(
+            "rolled {}: pid {} -> {}, successor ready in {} ms, predecessor stopped in {} ms",
+            r.service,
+            pid(r.old_pid),
+            pid(r.new_pid),
+            r.ready_ms,
+            r.stopped_ms
+        );
+        rolled.push(r.service);
+    }
+    Ok(())
+}
+
+/// The lame duck of a process serving a socket passed in `LISTEN_FDS`:
+/// long enough for a busy client to send one more request on each kept-alive
+/// connection and be told to close it.
+const PASSED_SOCKET_LAME_DUCK_MS: u64 = 500;
 
 /// Resolves at Ctrl-C or SIGTERM. The SIGTERM handler is installed when
 /// this is called, not when it is first awaited: a SIGTERM sent as soon as

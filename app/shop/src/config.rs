@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use clap::Args;
 
+/// Versions each narrowed consumer reads, by (consumer, event type).
+pub type Narrowed = std::collections::BTreeMap<(String, String), Vec<u32>>;
+
 /// Configuration of `shop up`. `Debug` shows URLs with their passwords
 /// replaced by `***`.
 #[derive(Clone, Args)]
@@ -141,6 +144,13 @@ pub struct Config {
     /// their connections are closed, in seconds.
     #[arg(long, env = "SHOP_DRAIN_TIMEOUT_SECS", default_value_t = 10)]
     pub drain_timeout_secs: u64,
+    /// At shutdown, how long open connections are still served before the
+    /// drain, each answer closing its connection, so that clients move to a
+    /// successor on the same socket, in milliseconds. Default: 500 when the
+    /// socket was passed in (`LISTEN_FDS`, as the split supervisor and
+    /// systemd do), else 0.
+    #[arg(long, env = "SHOP_LAME_DUCK_MS")]
+    pub lame_duck_ms: Option<u64>,
     /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
     /// `shop up --split` serves the gateway and every service with it, so
     /// it must name 127.0.0.1 as well as the public name.
@@ -168,6 +178,14 @@ pub struct Config {
     /// it accepts). Unnamed types are written in their current version.
     #[arg(long = "emit", env = "SHOP_EMIT", value_delimiter = ',')]
     pub emit: Vec<String>,
+    /// Let a consumer read only some of the versions its code accepts, as
+    /// the older build that knew only those would: `CONSUMER:TYPE=VERSION`,
+    /// for example `fulfillment:billing.invoice-created=1` (repeatable;
+    /// comma-separated in the variable). For rehearsing a rollout from such
+    /// a build with one binary; an event carrying none of the versions is
+    /// dead-lettered with the reason, to replay once the setting is gone.
+    #[arg(long = "accept", env = "SHOP_ACCEPT", value_delimiter = ',')]
+    pub accept: Vec<String>,
     /// Benchmarks only: switch reliability machinery off to measure what it
     /// costs (comma-separated). Never in production: without the inbox a
     /// redelivered event applies twice, without idempotency a retried
@@ -226,10 +244,12 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("max_in_flight", &self.max_in_flight)
             .field("drain_timeout_secs", &self.drain_timeout_secs)
+            .field("lame_duck_ms", &self.lame_duck_ms)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("ca_file", &self.ca_file)
             .field("emit", &self.emit)
+            .field("accept", &self.accept)
             .field("bench_off", &self.bench_off)
             .finish()
     }
@@ -272,6 +292,7 @@ impl Config {
             postgres_admin: None,
             no_metrics: false,
             emit: Vec::new(),
+            accept: Vec::new(),
             bench_off: Vec::new(),
             retain_idempotency_secs: 24 * 3600,
             retain_outbox_secs: 3600,
@@ -292,6 +313,7 @@ impl Config {
             max_connections: 10_000,
             max_in_flight: 1024,
             drain_timeout_secs: 10,
+            lame_duck_ms: None,
             tls_cert: None,
             tls_key: None,
             ca_file: None,
@@ -325,6 +347,7 @@ impl Config {
             max_connections: self.max_connections.min(room),
             max_in_flight: self.max_in_flight,
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
+            lame_duck: Duration::from_millis(self.lame_duck_ms.unwrap_or(0)),
         }
     }
 
@@ -338,6 +361,7 @@ impl Config {
     /// Checks what only makes sense together; errors name the flag.
     pub fn validate(&self) -> anyhow::Result<()> {
         self.emit_versions()?;
+        self.accept_versions()?;
         anyhow::ensure!(
             !self.issuer.is_empty() && self.issuer.len() <= 256,
             "--issuer must be 1-256 characters"
@@ -357,6 +381,9 @@ impl Config {
             ("--drain-timeout-secs", self.drain_timeout_secs),
         ] {
             anyhow::ensure!((1..=3600).contains(&secs), "{flag} {secs}: expected 1-3600");
+        }
+        if let Some(ms) = self.lame_duck_ms {
+            anyhow::ensure!(ms <= 60_000, "--lame-duck-ms {ms}: expected 0-60000");
         }
         anyhow::ensure!(
             self.max_connections >= 1 && self.max_in_flight >= 1,
@@ -413,6 +440,39 @@ impl Config {
                 "--emit `{e}`: no capability consumes an event `{event_type}`"
             );
             let list = versions.entry(event_type.to_owned()).or_default();
+            if !list.contains(&version) {
+                list.push(version);
+            }
+        }
+        Ok(versions)
+    }
+
+    /// `--accept CONSUMER:TYPE=VERSION` values as a map from (consumer,
+    /// event type) to the versions it reads; refuses what does not parse
+    /// and a consumer that does not consume the type. Whether its code
+    /// accepts the versions is checked by the process running it.
+    pub fn accept_versions(&self) -> anyhow::Result<Narrowed> {
+        let mut versions = Narrowed::new();
+        for a in &self.accept {
+            let parsed = a.split_once(':').and_then(|(consumer, rest)| {
+                let (event_type, version) = rest.split_once('=')?;
+                Some((consumer, event_type, version))
+            });
+            let (consumer, event_type, version) = parsed
+                .ok_or_else(|| anyhow::anyhow!("--accept `{a}`: expected CONSUMER:TYPE=VERSION"))?;
+            let version: u32 = version
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--accept `{a}`: the version is not a number"))?;
+            let consumes = crate::system::declared().iter().any(|d| {
+                d.capability == consumer && d.consumes.iter().any(|c| c.event_type == event_type)
+            });
+            anyhow::ensure!(
+                consumes,
+                "--accept `{a}`: no capability {consumer:?} consumes an event `{event_type}`"
+            );
+            let list = versions
+                .entry((consumer.to_owned(), event_type.to_owned()))
+                .or_default();
             if !list.contains(&version) {
                 list.push(version);
             }
@@ -565,6 +625,10 @@ pub struct FileConfig {
     /// `"billing.invoice-created" = [1, 2]`.
     #[serde(default)]
     pub emit: std::collections::BTreeMap<String, Vec<u32>>,
+    /// `--accept`: consumer and event type to the versions it reads, e.g.
+    /// `"fulfillment:billing.invoice-created" = [1]`.
+    #[serde(default)]
+    pub accept: std::collections::BTreeMap<String, Vec<u32>>,
     /// `--signing-keys`.
     pub signing_keys: Option<PathBuf>,
     /// `--issuer`.
@@ -735,6 +799,13 @@ impl FileConfig {
                 .emit
                 .iter()
                 .flat_map(|(t, versions)| versions.iter().map(move |v| format!("{t}={v}")))
+                .collect();
+        }
+        if !given("accept") && !self.accept.is_empty() {
+            config.accept = self
+                .accept
+                .iter()
+                .flat_map(|(k, versions)| versions.iter().map(move |v| format!("{k}={v}")))
                 .collect();
         }
         if !given("databases") && !self.databases.is_empty() {

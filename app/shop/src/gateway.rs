@@ -430,11 +430,31 @@ async fn relay_in(
         tracing::error!(error = format!("{e:#}"), "the gateway has no service token");
         return problem_response(seams_http::problem::internal());
     }
-    let mut request = gw.0.client.request(parts.method, &target).headers(headers);
-    if had_body || !body.is_empty() {
-        request = request.body(body);
-    }
-    let res = match tokio::time::timeout(gw.0.timeouts.forward, request.send()).await {
+    let resend = may_resend(&parts.method, &headers);
+    let send = || {
+        let mut request =
+            gw.0.client
+                .request(parts.method.clone(), &target)
+                .headers(headers.clone());
+        if had_body || !body.is_empty() {
+            request = request.body(body.clone());
+        }
+        request.send()
+    };
+    let forwarded = tokio::time::timeout(gw.0.timeouts.forward, async {
+        match send().await {
+            // A kept-alive connection the service closed as the request
+            // went out (a restart's drain): no answer came, so a request
+            // that may be sent twice goes again, on a fresh connection.
+            Err(e) if resend && !e.is_timeout() => {
+                tracing::debug!(error = %e, "no answer on a kept-alive connection; sending again");
+                send().await
+            }
+            sent => sent,
+        }
+    })
+    .await;
+    let res = match forwarded {
         Ok(Ok(res)) => res,
         Ok(Err(e)) if !e.is_timeout() => {
             tracing::warn!(error = %e, "service unreachable");
@@ -463,6 +483,24 @@ async fn relay_in(
     *out.status_mut() = parts.status;
     *out.headers_mut() = headers;
     out
+}
+
+/// Whether a request the service may have received may be sent again
+/// when no answer came: its method is idempotent, or it carries an
+/// `Idempotency-Key` (the service answers a repeat with the first answer).
+/// The rule of RFC 9110 §9.2.2, and Go's `net/http` transport's.
+pub(crate) fn may_resend(method: &axum::http::Method, headers: &HeaderMap) -> bool {
+    use axum::http::Method;
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ]
+    .contains(method)
+        || headers.contains_key("idempotency-key")
 }
 
 /// Replaces what only the gateway may say with what it says: its own

@@ -45,6 +45,9 @@ use seams_auth::Minter;
 use crate::gateway::{self, Routes};
 use crate::telemetry::Format;
 
+mod rollout;
+pub use rollout::{Rolled, RolloutRequest, Versions};
+
 /// Every capability, in dependency order: the order services start in, and
 /// the default grouping (one service each). The names of the app's one
 /// capability table, [`crate::capabilities::TABLE`], as the composition root
@@ -98,6 +101,12 @@ pub struct SplitOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How the gateway and the services reach each other.
     pub upstream: Upstream,
+    /// The versions events are written in and consumers read, passed to
+    /// every service (the one publishing or consuming applies them); a
+    /// rollout may change them per service.
+    pub versions: Versions,
+    /// Verifies the tokens of operators asking for a rollout.
+    pub verifier: Arc<seams_auth::Verifier>,
 }
 
 /// How the gateway and the services reach each other.
@@ -135,6 +144,8 @@ impl SplitOptions {
             nats: None,
             tls: None,
             upstream: Upstream::default(),
+            versions: Versions::default(),
+            verifier: Arc::new(seams_auth::Verifier::new(Vec::new())),
         }
     }
 }
@@ -465,6 +476,9 @@ struct Launcher {
     log_format: Format,
     /// The watchdog's process group, or none (a group of its own).
     pgid: Option<u32>,
+    /// `--emit` and `--accept`, after `args`: what the last rollout of
+    /// this service set (shared with the rollout route).
+    versions: Arc<Mutex<Versions>>,
     /// The service's listening socket, from [`bind_ports`]; every start gets
     /// a copy. Elsewhere than Unix the socket is closed before the first
     /// start and the service binds the port itself.
@@ -525,9 +539,15 @@ impl Launcher {
     }
 
     fn spawn(&self, pgid: Option<u32>) -> anyhow::Result<Child> {
+        let versions = self
+            .versions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .args();
         let mut cmd = Command::new(&self.program.path);
         cmd.args(&self.program.leading_args)
             .args(&self.args)
+            .args(versions)
             // Services never hold the admin's credentials, only their own.
             .env_remove("SHOP_POSTGRES_ADMIN")
             .env_remove("SHOP_DATABASES")
@@ -640,13 +660,14 @@ struct Stopping {
 }
 
 /// Watches one running service: restarts it whenever it exits on its own,
-/// and terminates it when told to.
+/// rolls it when asked ([`roll`]), and terminates it when told to.
 async fn supervise(
     idx: usize,
     launcher: Launcher,
     mut child: Child,
     discovery: Arc<Discovery>,
     stopping: Stopping,
+    mut rolls: tokio::sync::mpsc::Receiver<rollout::Roll>,
 ) {
     let label = launcher.label.clone();
     let mut backoff = Backoff::new();
@@ -657,6 +678,20 @@ async fn supervise(
             () = stopping.stop.cancelled() => {
                 terminate(&label, &mut child).await;
                 return;
+            }
+            Some(request) = rolls.recv() => {
+                let result = tokio::select! {
+                    r = roll(&launcher, &mut child, request.versions) => r,
+                    // Dropping the start kills the half-started successor.
+                    () = stopping.no_restart.cancelled() => Err("the system is shutting down".into()),
+                };
+                if let Ok(rolled) = &result {
+                    discovery.set_pid(idx, rolled.new_pid);
+                    started = Instant::now();
+                    backoff = Backoff::new();
+                }
+                let _ = request.reply.send(result);
+                continue;
             }
         };
         discovery.set_pid(idx, None);
@@ -706,7 +741,45 @@ async fn supervise(
     }
 }
 
-/// [`run`], with the program that serves each group given.
+/// Replaces `child` with a successor started with `versions` on the same
+/// socket, then stops it (see [`rollout`]). If the successor does not
+/// start, `child` and the launcher's settings stay as they were.
+async fn roll(
+    launcher: &Launcher,
+    child: &mut Child,
+    versions: Versions,
+) -> Result<Rolled, String> {
+    let began = Instant::now();
+    let previous = std::mem::replace(
+        &mut *launcher.versions.lock().unwrap_or_else(|e| e.into_inner()),
+        versions.clone(),
+    );
+    let successor = match launcher.start().await {
+        Ok(successor) => successor,
+        Err(e) => {
+            *launcher.versions.lock().unwrap_or_else(|e| e.into_inner()) = previous;
+            tracing::error!(child = %launcher.label, error = %format!("{e:#}"), "rollout: the successor did not start");
+            return Err(format!("{e:#}"));
+        }
+    };
+    let ready = began.elapsed();
+    let mut old = std::mem::replace(child, successor);
+    let old_pid = old.id();
+    tracing::info!(child = %launcher.label, old_pid, new_pid = child.id(), "rollout: successor listening; stopping its predecessor");
+    let stopping = Instant::now();
+    terminate(&launcher.label, &mut old).await;
+    Ok(Rolled {
+        service: launcher.label.clone(),
+        old_pid,
+        new_pid: child.id(),
+        ready_ms: ready.as_millis() as u64,
+        stopped_ms: stopping.elapsed().as_millis() as u64,
+        emit: versions.emit,
+        accept: versions.accept,
+    })
+}
+
+/// [`run`], with the program that serves a group given.
 pub(crate) async fn run_with(
     program: Program,
     opts: SplitOptions,
@@ -747,6 +820,7 @@ pub(crate) async fn run_with(
         .iter()
         .zip(sockets)
         .map(|(spec, socket)| Launcher {
+            versions: Arc::new(Mutex::new(opts.versions.clone())),
             #[cfg(unix)]
             socket,
             program: program.clone(),
@@ -818,6 +892,24 @@ pub(crate) async fn run_with(
     let gateway_stop = CancellationToken::new();
     let drain = gateway_stop.clone();
     let tls = opts.tls.clone();
+    let mut rolls = Vec::new();
+    let control = rollout::Control {
+        services: specs
+            .iter()
+            .zip(&launchers)
+            .map(|(spec, launcher)| {
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                rolls.push(rx);
+                rollout::Rollable {
+                    capabilities: spec.capabilities.clone(),
+                    versions: launcher.versions.clone(),
+                    rolls: tx,
+                }
+            })
+            .collect(),
+        verifier: opts.verifier.clone(),
+        busy: Arc::new(tokio::sync::Mutex::new(())),
+    };
     let app = gateway::router(
         routes(&specs),
         &opts.upstream.authorities,
@@ -827,14 +919,16 @@ pub(crate) async fn run_with(
             Vec::new(),
             SERVICE_TOKEN_TTL,
         )),
-    );
-    // The gateway answers a forward that takes too long itself (504), so
-    // its own request timeout only catches what that does not.
+    )
+    .merge(rollout::router(control));
+    // The gateway answers a forward that takes too long itself (504), and
+    // a rollout that does; its own request timeout only catches what those
+    // do not.
     let limits = seams_http::server::Limits {
         request_timeout: opts
             .edge
             .request_timeout
-            .max(gateway::FORWARD_TIMEOUT + Duration::from_secs(5)),
+            .max(gateway::FORWARD_TIMEOUT.max(rollout::ROLLOUT_TIMEOUT) + Duration::from_secs(5)),
         ..opts.edge
     };
     let app = seams_http::server::limited(app, &limits);
@@ -870,14 +964,16 @@ pub(crate) async fn run_with(
     let watchers: Vec<_> = launchers
         .into_iter()
         .zip(children)
+        .zip(rolls)
         .enumerate()
-        .map(|(idx, (launcher, child))| {
+        .map(|(idx, ((launcher, child), rolls))| {
             tokio::spawn(supervise(
                 idx,
                 launcher,
                 child,
                 discovery.clone(),
                 stopping.clone(),
+                rolls,
             ))
         })
         .collect();

@@ -224,6 +224,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         clients: declared(),
         edge: config.edge(fd_limit),
         emit: config.emit_versions()?,
+        accept: config.accept_versions()?,
         ..SystemOptions::default()
     };
     let nats = match &config.nats {

@@ -62,6 +62,15 @@ fn external(config: &Config, client: &reqwest::Client) -> Option<Issuer> {
     }
 }
 
+/// Who the split supervisor's own route (`/_seams/rollout`) trusts: the
+/// deployment's keys, which it holds, and the external issuer if any.
+pub fn supervisor(config: &Config, keys: KeyStore) -> anyhow::Result<Arc<Verifier>> {
+    let client = jwks_client(&config.authorities()?);
+    let mut issuers = vec![Issuer::deployment(config.issuer.clone(), keys)];
+    issuers.extend(external(config, &client));
+    Ok(Arc::new(Verifier::new(issuers)))
+}
+
 /// The trust of a process running `placement`.
 pub fn build(config: &Config, placement: &Placement) -> anyhow::Result<Trust> {
     let client = jwks_client(&config.authorities()?);

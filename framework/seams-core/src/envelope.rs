@@ -280,6 +280,33 @@ impl Envelope {
         Ok(out)
     }
 
+    /// This envelope carrying only the versions in `versions`: the newest of
+    /// them it carries as `data`, the others as `alternates`. What a
+    /// consumer narrowed by configuration to fewer versions than its code
+    /// accepts sees (`shop --accept`, a rehearsal of an older build): it
+    /// decodes as that build would. None of them carried is
+    /// [`DecodeError::VersionNotAccepted`], as for that build.
+    pub fn only(&self, versions: &[u32]) -> Result<Envelope, DecodeError> {
+        let mut carried: Vec<(u32, &Value)> = std::iter::once((self.dataversion, &self.data))
+            .chain(self.alternates.iter().map(|(v, data)| (*v, data)))
+            .filter(|(v, _)| versions.contains(v))
+            .collect();
+        carried.sort_by_key(|(v, _)| *v);
+        let Some((newest, data)) = carried.pop() else {
+            return Err(DecodeError::VersionNotAccepted {
+                event_type: self.event_type.clone(),
+                version: self.dataversion,
+                accepts: versions.to_vec(),
+            });
+        };
+        Ok(Envelope {
+            dataversion: newest,
+            data: data.clone(),
+            alternates: carried.into_iter().map(|(v, d)| (v, d.clone())).collect(),
+            ..self.clone()
+        })
+    }
+
     /// The context a consumer works in: same correlation, caused by this event.
     pub fn consumer_context(&self) -> CallContext {
         CallContext::caused_by_event(self)

@@ -19,6 +19,11 @@
 //!   for at most [`Limits::drain_timeout`] (hyper-util's graceful shutdown),
 //!   then closes what is left, so a slow client cannot hold up the ordered
 //!   stop behind it.
+//! - When a successor may be accepting on the same socket (a rolling
+//!   restart), the server first spends [`Limits::lame_duck`] still serving
+//!   its open connections, answering each request with `Connection: close`,
+//!   so that clients move to the successor after a complete answer instead
+//!   of sending a request down a connection at the moment it is closed.
 //! - Given a TLS configuration ([`crate::tls::server_config`]), it speaks
 //!   HTTPS only; the handshake must finish within the header timeout too.
 //!
@@ -58,6 +63,10 @@ pub struct Limits {
     pub max_in_flight: usize,
     /// How long the drain at shutdown may take before connections are closed.
     pub drain_timeout: Duration,
+    /// At shutdown, how long open connections are still served (each
+    /// answer closing its connection) before the drain: zero unless another
+    /// process may take over the socket.
+    pub lame_duck: Duration,
 }
 
 impl Default for Limits {
@@ -68,6 +77,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_in_flight: 1_024,
             drain_timeout: Duration::from_secs(10),
+            lame_duck: Duration::ZERO,
         }
     }
 }
@@ -150,6 +160,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let closing = CancellationToken::new();
+    let retiring = CancellationToken::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -180,12 +191,25 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = app.clone().map_request(
-            move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req
-            },
-        );
+        let retiring_now = retiring.clone();
+        let service = app
+            .clone()
+            .map_request(
+                move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                },
+            )
+            .map_response(move |mut res: Response| {
+                // hyper closes the connection once this answer is written.
+                if retiring_now.is_cancelled() {
+                    res.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
+                    );
+                }
+                res
+            });
         let watcher = graceful.watcher();
         let closing = closing.clone();
         let http = http.clone();
@@ -228,6 +252,16 @@ pub async fn serve(
         });
     }
     drop(listener);
+    if !limits.lame_duck.is_zero() {
+        retiring.cancel();
+        let open = limits.max_connections - slots.available_permits();
+        tracing::info!(
+            open,
+            lame_duck_ms = limits.lame_duck.as_millis() as u64,
+            "no longer accepting; serving open connections, each answer closing its own"
+        );
+        tokio::time::sleep(limits.lame_duck).await;
+    }
     let open = limits.max_connections - slots.available_permits();
     tracing::info!(open, "draining HTTP connections");
     if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())

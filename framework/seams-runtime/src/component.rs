@@ -284,8 +284,9 @@ pub type EventHandler = Arc<
 pub struct Handles {
     /// The event's declaration (its retries and ordering apply).
     pub event: &'static EventContract,
-    /// Versions this consumer accepts.
-    pub accepts: &'static [u32],
+    /// Versions this consumer accepts: those its code declares, or fewer
+    /// when the deployment narrows them ([`Handles::narrowed`]).
+    pub accepts: std::borrow::Cow<'static, [u32]>,
     /// The handler.
     pub handler: EventHandler,
 }
@@ -343,9 +344,43 @@ impl Handles {
         });
         Handles {
             event: E::CONTRACT,
-            accepts,
+            accepts: accepts.into(),
             handler,
         }
+    }
+
+    /// This consumer as a build that knows only `versions` of its event
+    /// would run: each envelope carries only those
+    /// ([`Envelope::only`]) before the handler decodes it, and one that
+    /// carries none is a permanent failure naming them. Refuses a version
+    /// the code does not accept (narrowing never widens) and an empty list.
+    pub fn narrowed(self, versions: &[u32]) -> Result<Handles, String> {
+        let event_type = self.event.event_type;
+        if versions.is_empty() {
+            return Err(format!("{event_type}: no version to accept"));
+        }
+        if let Some(v) = versions.iter().find(|v| !self.accepts.contains(v)) {
+            return Err(format!(
+                "{event_type} v{v} is not among the versions the code accepts ({:?})",
+                self.accepts
+            ));
+        }
+        let mut kept = versions.to_vec();
+        kept.sort_unstable();
+        kept.dedup();
+        let inner = self.handler;
+        let only = kept.clone();
+        let handler: EventHandler = Arc::new(move |env: Envelope, inbox| match env.only(&only) {
+            Ok(env) => inner(env, inbox),
+            Err(e) => Box::pin(std::future::ready(Err(HandlerError::Permanent(
+                e.to_string(),
+            )))),
+        });
+        Ok(Handles {
+            event: self.event,
+            accepts: kept.into(),
+            handler,
+        })
     }
 }
 

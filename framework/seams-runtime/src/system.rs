@@ -101,6 +101,12 @@ pub struct SystemOptions {
     /// published by capabilities of this process; the others are their own
     /// process's to apply.
     pub emit: BTreeMap<String, Vec<u32>>,
+    /// Fewer versions than their code accepts for some consumers, keyed by
+    /// (consuming capability, event type): each reads as a build that knows
+    /// only those would ([`Handles::narrowed`]), so a rollout from such a
+    /// build can be rehearsed with one binary. Applied to the capabilities
+    /// of this process.
+    pub accept: BTreeMap<(String, String), Vec<u32>>,
 }
 
 impl Default for SystemOptions {
@@ -124,6 +130,7 @@ impl Default for SystemOptions {
             tls: None,
             http_client: seams_http::remote::HttpTransport::default_client(),
             emit: BTreeMap::new(),
+            accept: BTreeMap::new(),
         }
     }
 }
@@ -244,7 +251,7 @@ pub struct ContractRow {
     pub consumers: Vec<&'static str>,
     /// For an event, the versions each of its consumers accepts, in
     /// [`ContractRow::consumers`] order.
-    pub accepted: Vec<&'static [u32]>,
+    pub accepted: Vec<Vec<u32>>,
     /// Question 1.
     pub retries: String,
     /// Question 2.
@@ -425,6 +432,7 @@ impl SystemBuilder {
                 }
             }
         }
+        problems.extend(self.narrowing_problems());
         let events = self
             .components
             .iter()
@@ -441,9 +449,66 @@ impl SystemBuilder {
         Ok(())
     }
 
+    /// What is wrong with [`SystemOptions::accept`]: a consumer that is no
+    /// capability of the system, one here that does not handle the event,
+    /// or versions its code does not accept. A consumer of another process
+    /// is that process's to check.
+    fn narrowing_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for ((consumer, event_type), versions) in &self.runtime.options.accept {
+            let Some(c) = self.components.iter().find(|c| c.name == consumer) else {
+                if !self.runtime.options.peers.contains_key(consumer.as_str()) {
+                    problems.push(format!(
+                        "--accept {consumer}:{event_type}: no capability {consumer:?}"
+                    ));
+                }
+                continue;
+            };
+            let handles = c
+                .subscriptions
+                .iter()
+                .flat_map(|s| &s.handles)
+                .find(|h| h.event.event_type == event_type);
+            match handles {
+                None => problems.push(format!(
+                    "--accept {consumer}:{event_type}: {consumer} does not consume {event_type}"
+                )),
+                Some(h) => {
+                    if let Err(e) = h.clone().narrowed(versions) {
+                        problems.push(format!("--accept {consumer}:{event_type}: {e}"));
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Narrows the consumers [`SystemOptions::accept`] names (checked).
+    fn narrow(&mut self) -> anyhow::Result<()> {
+        let accept = self.runtime.options.accept.clone();
+        for c in &mut self.components {
+            for s in &mut c.subscriptions {
+                for h in &mut s.handles {
+                    let key = (c.name.to_owned(), h.event.event_type.to_owned());
+                    if let Some(versions) = accept.get(&key) {
+                        *h = h.clone().narrowed(versions).map_err(anyhow::Error::msg)?;
+                        tracing::warn!(
+                            consumer = c.name,
+                            event = h.event.event_type,
+                            ?versions,
+                            "reading only these versions (--accept)"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks, then starts serving on `listener` and delivering events.
-    pub async fn start(self, listener: tokio::net::TcpListener) -> anyhow::Result<Running> {
+    pub async fn start(mut self, listener: tokio::net::TcpListener) -> anyhow::Result<Running> {
         self.check()?;
+        self.narrow()?;
         for c in &self.components {
             for e in &c.publishes {
                 if let Some(versions) = self.runtime.options.emit.get(e.event_type) {
@@ -1104,15 +1169,12 @@ fn op_row(op: &'static Operation) -> ContractRow {
     }
 }
 
-fn event_row(
-    e: &'static EventContract,
-    consumers: Vec<(&'static str, &'static [u32])>,
-) -> ContractRow {
+fn event_row(e: &'static EventContract, consumers: Vec<(&'static str, Vec<u32>)>) -> ContractRow {
     ContractRow {
         kind: "event",
         name: e.event_type.to_owned(),
         owner: e.producer,
-        accepted: consumers.iter().map(|(_, a)| *a).collect(),
+        accepted: consumers.iter().map(|(_, a)| a.clone()).collect(),
         consumers: consumers.into_iter().map(|(c, _)| c).collect(),
         retries: e.retries.to_string(),
         idempotency: e.idempotency.to_string(),
@@ -1142,7 +1204,7 @@ fn contract_rows(components: &[Component], clients: &Clients) -> Vec<ContractRow
                         .iter()
                         .flat_map(|s| &s.handles)
                         .find(|h| h.event.event_type == e.event_type)
-                        .map(|h| (k.name, h.accepts))
+                        .map(|h| (k.name, h.accepts.to_vec()))
                 })
                 .collect();
             rows.push(event_row(e, consumers));

@@ -1140,3 +1140,84 @@ async fn metrics_with_no_service_answering_are_a_503() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// A service whose first connection takes a request and closes without an
+/// answer (as a service does whose drain closes a connection the request
+/// just went down), and whose later connections answer 200 `ok`. Returns its
+/// base URL and the count of connections it took.
+async fn closing_first_connection() -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let taken = Arc::new(AtomicUsize::new(0));
+    let counter = taken.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = s.read(&mut buf).await;
+                if n > 0 {
+                    let _ = s
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), taken)
+}
+
+#[test]
+fn only_idempotent_or_keyed_requests_may_be_sent_twice() {
+    use axum::http::Method;
+    let none = HeaderMap::new();
+    let mut keyed = HeaderMap::new();
+    keyed.insert("idempotency-key", HeaderValue::from_static("k-1"));
+    for m in [
+        Method::GET,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::TRACE,
+        Method::PUT,
+        Method::DELETE,
+    ] {
+        assert!(may_resend(&m, &none), "{m}");
+    }
+    for m in [Method::POST, Method::PATCH, Method::CONNECT] {
+        assert!(!may_resend(&m, &none), "{m}");
+        assert!(may_resend(&m, &keyed), "{m} with a key");
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_may_be_resent_survives_a_connection_closed_under_it() {
+    for (method, key, want, connections) in [
+        ("GET", None, StatusCode::OK, 2),
+        ("POST", Some("k-1"), StatusCode::OK, 2),
+        ("POST", None, StatusCode::SERVICE_UNAVAILABLE, 1),
+    ] {
+        let (url, taken) = closing_first_connection().await;
+        let gw = spawn(plain_router(
+            Routes::new().with("billing", url),
+            credential(),
+        ))
+        .await;
+        let mut req = client().request(method.parse().unwrap(), format!("{gw}/billing/invoices"));
+        if let Some(key) = key {
+            req = req.header("idempotency-key", key);
+        }
+        if method == "POST" {
+            req = req.body("{}");
+        }
+        let res = req.send().await.unwrap();
+        assert_eq!(res.status(), want, "{method} {key:?}");
+        assert_eq!(
+            taken.load(Ordering::SeqCst),
+            connections,
+            "{method} {key:?}"
+        );
+    }
+}

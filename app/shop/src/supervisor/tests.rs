@@ -291,6 +291,11 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         nats: Some("nats://svc:s3cr3t@127.0.0.1:4222".into()),
         tls: None,
         upstream: Default::default(),
+        versions: Versions {
+            emit: vec!["billing.invoice-created=1".into()],
+            accept: Vec::new(),
+        },
+        verifier: Arc::new(seams_auth::Verifier::new(Vec::new())),
     };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let run = tokio::spawn(run_with(fake(FAKE_SERVE), opts, async {
@@ -325,7 +330,11 @@ async fn starts_every_service_restarts_a_killed_one_and_stops_them_all() {
         !args.contains(&format!("--peer {b}=")) && !args.contains(&format!("--peer {c}=")),
         "no peer for itself: {args}"
     );
-    assert!(args.trim_end().ends_with("--chaos"), "{args}");
+    assert!(
+        args.trim_end()
+            .ends_with("--chaos --emit billing.invoice-created=1"),
+        "the extras, then the versions: {args}"
+    );
     assert!(args.contains(" --log-format json "), "{args}");
     // A credential-carrying URL goes in the environment, never in argv.
     assert!(
@@ -448,4 +457,95 @@ async fn the_watchdog_stops_its_group_when_the_supervisor_goes_away() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(15), "stopped with SIGTERM: {status}");
     watchdog.stop().await;
+}
+
+/// A launcher of the stand-in on a socket of its own, in `dir`; a start
+/// whose arguments hold `--emit refused=1` fails before listening.
+#[cfg(unix)]
+fn launcher(dir: &Path) -> Launcher {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let script = format!(
+        "case \"$*\" in *'--emit refused=1'*) echo refused >&2; exit 1 ;; esac\n{FAKE_SERVE}"
+    );
+    Launcher {
+        socket,
+        program: fake(&script),
+        args: vec![
+            "serve".into(),
+            "billing".into(),
+            "--addr".into(),
+            format!("127.0.0.1:{port}").into(),
+            "--data".into(),
+            dir.as_os_str().to_owned(),
+        ],
+        databases: String::new(),
+        token_file: dir.join("token"),
+        signing_keys: None,
+        nats: None,
+        label: "billing".into(),
+        log_format: crate::telemetry::Format::Text,
+        pgid: None,
+        versions: Arc::new(Mutex::new(Versions::default())),
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_roll_starts_the_successor_on_the_same_socket_before_stopping_its_predecessor() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = launcher(dir.path());
+    let port = l.socket.local_addr().unwrap().port();
+    let mut child = l.start().await.unwrap();
+    let first = child.id().unwrap();
+    let versions = Versions {
+        emit: vec!["billing.invoice-created=1".into()],
+        accept: vec!["fulfillment:billing.invoice-created=1".into()],
+    };
+    let rolled = roll(&l, &mut child, versions.clone()).await.unwrap();
+    let second = child.id().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(
+        (rolled.service.as_str(), rolled.old_pid, rolled.new_pid),
+        ("billing", Some(first), Some(second))
+    );
+    assert_eq!(
+        (rolled.emit, rolled.accept),
+        (versions.emit, versions.accept)
+    );
+    assert!(
+        !alive(first.into()),
+        "the predecessor was stopped (and reaped)"
+    );
+    assert!(alive(second.into()));
+    // The successor was handed the same socket, and the new settings.
+    let sockets = std::fs::read_to_string(dir.path().join(format!("socket-{port}"))).unwrap();
+    let sockets: Vec<&str> = sockets.lines().collect();
+    assert_eq!(sockets.len(), 2, "{sockets:?}");
+    assert_eq!(sockets[0], sockets[1]);
+    let args = std::fs::read_to_string(dir.path().join(format!("args-{port}"))).unwrap();
+    assert!(
+        args.trim_end().ends_with(
+            "--emit billing.invoice-created=1 --accept fulfillment:billing.invoice-created=1"
+        ),
+        "{args}"
+    );
+
+    // A successor that does not start changes nothing: the running process
+    // stays, and so do the settings its restarts use.
+    let refused = Versions {
+        emit: vec!["refused=1".into()],
+        accept: Vec::new(),
+    };
+    let err = roll(&l, &mut child, refused).await.unwrap_err();
+    assert!(err.contains("exited before listening"), "{err}");
+    assert_eq!(child.id(), Some(second));
+    assert!(alive(second.into()));
+    assert_eq!(
+        l.versions.lock().unwrap().emit,
+        ["billing.invoice-created=1"],
+        "the settings of the running process stay"
+    );
+    terminate("billing", &mut child).await;
+    assert!(!alive(second.into()));
 }

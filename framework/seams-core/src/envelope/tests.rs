@@ -374,3 +374,32 @@ fn a_version_the_contract_cannot_write_is_refused_by_name() {
     assert!(PAID_DOWNCAST.can_write(3).is_err());
     assert!(PAID.can_write(1).is_err());
 }
+
+#[test]
+fn narrowed_to_fewer_versions_an_envelope_carries_only_those() {
+    let both = sample().written_as(&PAID_DOWNCAST, &[1, 2]).unwrap();
+    let v1 = both.only(&[1]).unwrap();
+    assert_eq!((v1.dataversion, &v1.data), (1, &both.alternates[&1]));
+    assert!(v1.alternates.is_empty());
+    assert_eq!((v1.id.as_str(), v1.subject.as_str()), ("evt-1", "inv-1"));
+    // A reader of v1 and v2 sees v2 first and v1 beside it, as written.
+    assert_eq!(both.only(&[1, 2]).unwrap(), both);
+    assert_eq!(both.only(&[2, 1, 7]).unwrap(), both);
+    let v2 = both.only(&[2]).unwrap();
+    assert_eq!((v2.dataversion, &v2.data), (2, &both.data));
+    assert!(v2.alternates.is_empty());
+    // Three carried, two kept: the older stays an alternate.
+    let mut three = both.clone();
+    three
+        .alternates
+        .insert(0, serde_json::json!({ "old": true }));
+    let kept = three.only(&[0, 1]).unwrap();
+    assert_eq!(kept.dataversion, 1);
+    assert_eq!(kept.alternates.keys().copied().collect::<Vec<_>>(), [0]);
+    let err = both.only(&[3]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "billing.invoice-paid v2 is not accepted (accepts [3])"
+    );
+    assert!(sample().only(&[1]).is_err(), "a v2-only envelope has no v1");
+}

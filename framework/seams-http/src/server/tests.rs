@@ -233,3 +233,81 @@ fn the_connection_cap_leaves_room_in_the_descriptor_limit() {
     assert_eq!(Limits::for_fd_limit(1 << 20, 256).max_connections, 10_000);
     assert_eq!(Limits::for_fd_limit(100, 256).max_connections, 64);
 }
+
+/// Reads one whole answer to a `/fast` request (its body is `ok`).
+async fn read_answer(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !out.ends_with(b"\r\n\r\nok") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed before answering: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn in_its_lame_duck_a_stopping_server_answers_open_connections_telling_them_to_close() {
+    let mut r = start(Limits {
+        lame_duck: Duration::from_millis(400),
+        ..Limits::default()
+    })
+    .await;
+    let keep_alive = "GET /fast HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut busy = TcpStream::connect(r.addr).await.unwrap();
+    busy.write_all(keep_alive.as_bytes()).await.unwrap();
+    let before = read_answer(&mut busy).await;
+    assert!(
+        !before.to_ascii_lowercase().contains("connection: close"),
+        "{before}"
+    );
+    let mut idle = TcpStream::connect(r.addr).await.unwrap();
+    idle.write_all(keep_alive.as_bytes()).await.unwrap();
+    read_answer(&mut idle).await;
+
+    let started = Instant::now();
+    r.stop.take().unwrap().send(()).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Nothing new is accepted, but a kept-alive connection is still served,
+    // and told to close once answered.
+    busy.write_all(keep_alive.as_bytes()).await.unwrap();
+    let during = read_answer(&mut busy).await;
+    assert!(during.starts_with("HTTP/1.1 200"), "{during}");
+    assert!(
+        during.to_ascii_lowercase().contains("connection: close"),
+        "{during}"
+    );
+    assert!(closed_within(&mut busy, Duration::from_secs(2)).await);
+    // A connection that stayed idle is closed once the lame duck is over.
+    assert!(closed_within(&mut idle, Duration::from_secs(5)).await);
+    tokio::time::timeout(Duration::from_secs(5), &mut r.done)
+        .await
+        .expect("serve returns")
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the lame duck lasted {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn without_a_lame_duck_idle_connections_close_at_once() {
+    let mut r = start(Limits::default()).await;
+    let mut idle = TcpStream::connect(r.addr).await.unwrap();
+    idle.write_all(b"GET /fast HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_answer(&mut idle).await;
+    r.stop.take().unwrap().send(()).unwrap();
+    assert!(closed_within(&mut idle, Duration::from_millis(300)).await);
+    (&mut r.done).await.unwrap().unwrap();
+}

@@ -598,3 +598,48 @@ async fn a_version_a_consumer_does_not_know_waits_in_its_dead_letters_until_it_i
     let replayed = w.consumer.dead_letter(dead[0].id).await.unwrap().unwrap();
     assert_eq!(replayed.status, "replayed");
 }
+
+#[tokio::test]
+async fn a_consumer_narrowed_to_v1_reads_as_the_v1_build_and_widened_replays_v2() {
+    let w = world().await;
+    let stop = CancellationToken::new();
+    w.producer.write_events_as(&TICKED_V2, &[1, 2]).unwrap();
+    publish_v2(&w.producer, 1).await;
+    w.producer.write_events_as(&TICKED_V2, &[2]).unwrap();
+    publish_v2(&w.producer, 2).await;
+    // The v2 build narrowed to v1: it reads the v1 form of the event that
+    // carries both (n, not n * 100) and refuses the v2-only one by name.
+    let mut narrowed = upgraded();
+    narrowed.handles = vec![narrowed.handles.remove(0).narrowed(&[1]).unwrap()];
+    assert_eq!(&*narrowed.handles[0].accepts, [1]);
+    relay(narrowed, &w, None).try_run_once(&stop).await.unwrap();
+    assert_eq!(applied_numbers(&w.consumer).await, [1]);
+    let dead = w.consumer.dead_letters().await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0]
+            .error
+            .contains("clock.ticked v2 is not accepted (accepts [1])"),
+        "{}",
+        dead[0].error
+    );
+    // Restarted without the narrowing, it replays the dead letter as v2.
+    let new = relay(upgraded(), &w, None);
+    assert!(w.consumer.request_replay(dead[0].id).await.unwrap());
+    new.try_run_once(&stop).await.unwrap();
+    assert_eq!(applied_numbers(&w.consumer).await, [1, 200]);
+}
+
+#[test]
+fn narrowing_never_widens_and_never_empties() {
+    let h = upgraded().handles.remove(0);
+    assert_eq!(
+        h.clone().narrowed(&[3]).err().unwrap(),
+        "clock.ticked v3 is not among the versions the code accepts ([1, 2])"
+    );
+    assert_eq!(
+        h.clone().narrowed(&[]).err().unwrap(),
+        "clock.ticked: no version to accept"
+    );
+    assert_eq!(&*h.clone().narrowed(&[2, 1, 2]).unwrap().accepts, [1, 2]);
+}

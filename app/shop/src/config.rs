@@ -151,6 +151,12 @@ pub struct Config {
     /// systemd do), else 0.
     #[arg(long, env = "SHOP_LAME_DUCK_MS")]
     pub lame_duck_ms: Option<u64>,
+    /// Start as the successor of a running process of the same service (a
+    /// rolling restart, as `shop rollout` does): a PostgreSQL database whose
+    /// writer lock the predecessor holds is waited for (at most 60 s) after
+    /// saying so on stdout, instead of refused.
+    #[arg(long, env = "SHOP_TAKE_OVER")]
+    pub take_over: bool,
     /// Serve HTTPS with this PEM certificate chain (with `--tls-key`).
     /// `shop up --split` serves the gateway and every service with it, so
     /// it must name 127.0.0.1 as well as the public name.
@@ -245,6 +251,7 @@ impl std::fmt::Debug for Config {
             .field("max_in_flight", &self.max_in_flight)
             .field("drain_timeout_secs", &self.drain_timeout_secs)
             .field("lame_duck_ms", &self.lame_duck_ms)
+            .field("take_over", &self.take_over)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key)
             .field("ca_file", &self.ca_file)
@@ -314,6 +321,7 @@ impl Config {
             max_in_flight: 1024,
             drain_timeout_secs: 10,
             lame_duck_ms: None,
+            take_over: false,
             tls_cert: None,
             tls_key: None,
             ca_file: None,

@@ -489,25 +489,46 @@ struct Launcher {
 impl Launcher {
     /// Starts the service and waits until it says it is listening.
     async fn start(&self) -> anyhow::Result<Child> {
-        let mut child = match self.spawn(self.pgid) {
+        Ok(self.start_replacing(None).await?.0)
+    }
+
+    /// Starts the service and waits until it says it is listening; with a
+    /// `predecessor`, as its successor (`--take-over`): if the successor
+    /// says it waits for a database the predecessor still writes, the
+    /// predecessor is stopped then, and how long that took comes back.
+    async fn start_replacing(
+        &self,
+        mut predecessor: Option<&mut Child>,
+    ) -> anyhow::Result<(Child, Option<Duration>)> {
+        let take_over = predecessor.is_some();
+        let mut child = match self.spawn(self.pgid, take_over) {
             Ok(child) => child,
             // Joining the group fails once the watchdog is gone (someone
             // killed it); a service without one beats no service.
             Err(e) if self.pgid.is_some() => {
                 tracing::warn!(child = %self.label, error = %e, "cannot join the watchdog's process group");
-                self.spawn(None)?
+                self.spawn(None, take_over)?
             }
             Err(e) => return Err(e),
         };
         let stdout = child.stdout.take().context("child has no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let (label, format) = (self.label.clone(), self.log_format);
+        let mut handed_over = None;
         let announced = tokio::time::timeout(START_TIMEOUT, async {
             while let Some(line) = lines.next_line().await? {
                 if line.contains("listening on http://") || line.contains("listening on https://") {
                     return Ok(true);
                 }
                 echo(format, &label, &line);
+                if line.ends_with(crate::system::TAKING_OVER)
+                    && let Some(predecessor) = predecessor.take()
+                {
+                    // Connections meanwhile wait in the socket's backlog.
+                    let stopping = Instant::now();
+                    terminate(&label, predecessor).await;
+                    handed_over = Some(stopping.elapsed());
+                }
             }
             Ok::<_, std::io::Error>(false)
         })
@@ -515,7 +536,7 @@ impl Launcher {
         match announced {
             Ok(Ok(true)) => {
                 tokio::spawn(drain_stdout(self.log_format, self.label.clone(), lines));
-                Ok(child)
+                Ok((child, handed_over))
             }
             Ok(Ok(false)) => {
                 let status = child.wait().await?;
@@ -538,7 +559,7 @@ impl Launcher {
         }
     }
 
-    fn spawn(&self, pgid: Option<u32>) -> anyhow::Result<Child> {
+    fn spawn(&self, pgid: Option<u32>, take_over: bool) -> anyhow::Result<Child> {
         let versions = self
             .versions
             .lock()
@@ -555,7 +576,11 @@ impl Launcher {
             .env_remove("SHOP_NATS_URL")
             // Each service's spans are under its own `service.name`.
             .env_remove("OTEL_SERVICE_NAME")
-            .env("SHOP_SERVICE_TOKEN_FILE", &self.token_file);
+            .env("SHOP_SERVICE_TOKEN_FILE", &self.token_file)
+            .env_remove("SHOP_TAKE_OVER");
+        if take_over {
+            cmd.env("SHOP_TAKE_OVER", "true");
+        }
         if let Some(url) = &self.nats {
             cmd.env("SHOP_NATS_URL", url);
         }
@@ -750,30 +775,39 @@ async fn roll(
     versions: Versions,
 ) -> Result<Rolled, String> {
     let began = Instant::now();
+    let old_pid = child.id();
     let previous = std::mem::replace(
         &mut *launcher.versions.lock().unwrap_or_else(|e| e.into_inner()),
         versions.clone(),
     );
-    let successor = match launcher.start().await {
-        Ok(successor) => successor,
+    let (successor, handed_over) = match launcher.start_replacing(Some(child)).await {
+        Ok(started) => started,
         Err(e) => {
             *launcher.versions.lock().unwrap_or_else(|e| e.into_inner()) = previous;
             tracing::error!(child = %launcher.label, error = %format!("{e:#}"), "rollout: the successor did not start");
-            return Err(format!("{e:#}"));
+            // A predecessor stopped for the successor's sake has exited:
+            // the supervisor restarts the service with its old settings.
+            return Err(match child.try_wait() {
+                Ok(Some(_)) => format!(
+                    "{e:#}; its predecessor had already stopped for it, so the service is restarted with its previous settings"
+                ),
+                _ => format!("{e:#}; the service keeps running its previous process"),
+            });
         }
     };
     let ready = began.elapsed();
     let mut old = std::mem::replace(child, successor);
-    let old_pid = old.id();
     tracing::info!(child = %launcher.label, old_pid, new_pid = child.id(), "rollout: successor listening; stopping its predecessor");
     let stopping = Instant::now();
+    // Already stopped if the successor waited for its databases.
     terminate(&launcher.label, &mut old).await;
+    let stopped = handed_over.unwrap_or_else(|| stopping.elapsed());
     Ok(Rolled {
         service: launcher.label.clone(),
         old_pid,
         new_pid: child.id(),
         ready_ms: ready.as_millis() as u64,
-        stopped_ms: stopping.elapsed().as_millis() as u64,
+        stopped_ms: stopped.as_millis() as u64,
         emit: versions.emit,
         accept: versions.accept,
     })

@@ -32,6 +32,10 @@ pub fn declared() -> Vec<&'static seams_core::decl::Dependencies> {
         .collect()
 }
 
+/// What a successor says on stdout when its predecessor still holds a
+/// database's writer lock: the split supervisor stops the predecessor then.
+pub const TAKING_OVER: &str = "taking over the database from the process this one replaces";
+
 /// Every capability's declared service level objectives, checked: the
 /// commands whose error budgets `shop ops prometheus` alerts on.
 pub fn objectives() -> anyhow::Result<Vec<&'static seams_core::decl::Objective>> {
@@ -225,6 +229,13 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         edge: config.edge(fd_limit),
         emit: config.emit_versions()?,
         accept: config.accept_versions()?,
+        take_over: config.take_over.then(|| seams_store::TakeOver {
+            within: std::time::Duration::from_secs(60),
+            // The supervisor reads this line to stop the predecessor.
+            waiting: std::sync::Arc::new(|name: &str| {
+                println!("{name}: {TAKING_OVER}");
+            }),
+        }),
         ..SystemOptions::default()
     };
     let nats = match &config.nats {

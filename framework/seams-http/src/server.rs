@@ -95,6 +95,9 @@ impl Limits {
     }
 }
 
+/// How often a lame duck looks whether any connection is left.
+const LAME_DUCK_POLL: Duration = Duration::from_millis(10);
+
 /// `app` behind the request limits: a timeout, and a concurrency limit that
 /// sheds what it cannot take. The refusals are problems like any other.
 ///
@@ -260,7 +263,13 @@ pub async fn serve(
             lame_duck_ms = limits.lame_duck.as_millis() as u64,
             "no longer accepting; serving open connections, each answer closing its own"
         );
-        tokio::time::sleep(limits.lame_duck).await;
+        // Over early once no connection is left to serve.
+        let over = tokio::time::Instant::now() + limits.lame_duck;
+        while slots.available_permits() < limits.max_connections
+            && tokio::time::Instant::now() < over
+        {
+            tokio::time::sleep(LAME_DUCK_POLL.min(over - tokio::time::Instant::now())).await;
+        }
     }
     let open = limits.max_connections - slots.available_permits();
     tracing::info!(open, "draining HTTP connections");

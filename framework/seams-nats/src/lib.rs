@@ -55,6 +55,9 @@ const PULL_GRACE: Duration = Duration::from_secs(5);
 /// How long the server keeps a read's no-wait request (well inside [`PULL_GRACE`]).
 const FETCH_EXPIRES: Duration = Duration::from_secs(1);
 
+/// The longest a read waits on the server for the next event.
+const LONGEST_PULL: Duration = Duration::from_millis(250);
+
 /// How long JetStream waits for an ack before redelivering.
 pub const ACK_WAIT: Duration = Duration::from_secs(30);
 
@@ -268,33 +271,57 @@ impl Publisher {
 }
 
 /// A producer's stream, read by subscribers through durable pull consumers.
+///
+/// A read runs as a task of its own, which finishes even when its reader
+/// gives up on it (a relay stopping): a message the server hands to a pull
+/// nobody finishes would count as handed out until the ack wait, and with
+/// one unacknowledged message per consumer, hold the subscription up that
+/// long. Whatever a read receives is held until applied, and
+/// [`Feed::release`] gives back what was not.
 pub struct NatsFeed {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     nats: Nats,
     producer: String,
     ack_wait: Duration,
     consumers: Mutex<HashMap<String, consumer::PullConsumer>>,
     /// Messages handed out and not yet acknowledged, per subscriber.
     held: Mutex<HashMap<String, Vec<(u64, jetstream::Message)>>>,
+    /// Subscribers whose reader stopped: a read of theirs still to start
+    /// (its task spawned just before) pulls nothing. Looked at and changed
+    /// only while `held` is locked.
+    released: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl NatsFeed {
     /// The feed of `producer`.
     pub fn new(nats: Nats, producer: &str) -> NatsFeed {
         NatsFeed {
-            nats,
-            producer: producer.to_owned(),
-            ack_wait: ACK_WAIT,
-            consumers: Mutex::new(HashMap::new()),
-            held: Mutex::new(HashMap::new()),
+            shared: Arc::new(Shared {
+                nats,
+                producer: producer.to_owned(),
+                ack_wait: ACK_WAIT,
+                consumers: Mutex::new(HashMap::new()),
+                held: Mutex::new(HashMap::new()),
+                released: Default::default(),
+            }),
         }
     }
 
-    /// Sets how long JetStream waits for an ack before redelivering (default [`ACK_WAIT`]).
+    /// Sets how long JetStream waits for an ack before redelivering (default
+    /// [`ACK_WAIT`]). Before the first read.
     pub fn with_ack_wait(mut self, ack_wait: Duration) -> NatsFeed {
-        self.ack_wait = ack_wait;
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => shared.ack_wait = ack_wait,
+            None => tracing::warn!("with_ack_wait after a read: ignored"),
+        }
         self
     }
+}
 
+impl Shared {
     async fn consumer(&self, subscriber: &str) -> anyhow::Result<consumer::PullConsumer> {
         let mut consumers = self.consumers.lock().await;
         if let Some(c) = consumers.get(subscriber) {
@@ -341,6 +368,14 @@ impl NatsFeed {
         wait: Duration,
     ) -> anyhow::Result<Vec<Envelope>> {
         let mut held = self.held.lock().await;
+        if self
+            .released
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(subscriber)
+        {
+            return Ok(Vec::new());
+        }
         let mine = held.entry(subscriber.to_owned()).or_default();
         // Everything up to `after` is applied: acknowledge it. What is left
         // was handed out but not applied (shutdown came first, or the relay
@@ -392,7 +427,10 @@ impl NatsFeed {
             .messages();
         let mut messages = self.pull(request, PULL_GRACE).await?;
         if messages.is_empty() && !wait.is_zero() {
-            // ...else wait for the next one.
+            // ...else wait for the next one, for a short while only: a
+            // relay that stops waits for its read to end (see `NatsFeed`),
+            // and asks again soon enough otherwise.
+            let wait = wait.min(LONGEST_PULL);
             let request = consumer.batch().max_messages(1).expires(wait).messages();
             messages = self.pull(request, wait + PULL_GRACE).await?;
         }
@@ -456,6 +494,43 @@ fn decode(msg: &jetstream::Message) -> anyhow::Result<Envelope> {
     serde_json::from_slice(&msg.payload).context("a message on a Seams stream is not an envelope")
 }
 
+impl Shared {
+    /// Acknowledges what `subscriber` applied (up to `after`) and gives
+    /// back the rest at once (a NAK), once any read still running ended.
+    async fn release(&self, subscriber: &str, after: u64) -> anyhow::Result<()> {
+        let mut held = self.held.lock().await;
+        self.released
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(subscriber.to_owned());
+        let Some(mine) = held.remove(subscriber) else {
+            return Ok(());
+        };
+        let (mut acked, mut given_back) = (0, 0);
+        for (seq, msg) in mine {
+            let kind = if seq <= after {
+                acked += 1;
+                jetstream::AckKind::Ack
+            } else {
+                given_back += 1;
+                jetstream::AckKind::Nak(None)
+            };
+            // Confirmed by the server: a plain ack is a publish that may
+            // still sit in the client's buffer when the process exits.
+            msg.double_ack_with(kind)
+                .await
+                .map_err(|e| anyhow::anyhow!("releasing {seq}: {e}"))?;
+        }
+        tracing::debug!(
+            subscriber,
+            acked,
+            given_back,
+            "released what this reader held"
+        );
+        Ok(())
+    }
+}
+
 impl Feed for NatsFeed {
     fn read(
         &self,
@@ -464,8 +539,17 @@ impl Feed for NatsFeed {
         limit: u32,
         wait: Duration,
     ) -> BoxFuture<'_, anyhow::Result<Vec<Envelope>>> {
+        let (shared, subscriber) = (self.shared.clone(), subscriber.to_owned());
+        let read = tokio::spawn(
+            async move { shared.read_inner(&subscriber, after, limit, wait).await }
+                .in_current_span(),
+        );
+        Box::pin(async move { read.await.context("a read of the stream panicked")? })
+    }
+
+    fn release(&self, subscriber: &str, after: u64) -> BoxFuture<'_, anyhow::Result<()>> {
         let subscriber = subscriber.to_owned();
-        Box::pin(async move { self.read_inner(&subscriber, after, limit, wait).await })
+        Box::pin(async move { self.shared.release(&subscriber, after).await })
     }
 }
 

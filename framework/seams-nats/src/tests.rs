@@ -222,6 +222,56 @@ async fn an_unacknowledged_event_is_redelivered_and_applied_once() {
 }
 
 #[tokio::test]
+async fn a_reader_that_stops_gives_back_what_it_held_so_its_successor_waits_for_nothing() {
+    let Some(w) = world().await else { return };
+    let nats = Nats::connect(&w.server.url()).await.unwrap();
+    // The ack wait is long: only a release lets the successor in soon.
+    let long = Duration::from_secs(30);
+    let stopping = NatsFeed::new(nats.clone(), "clock").with_ack_wait(long);
+    // A read given up on while it waits (a relay stopping) still finishes,
+    // and what it receives is held, not lost in a dead subscription.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(200),
+        stopping.read("watch<-clock", 0, 10, Duration::from_secs(2)),
+    )
+    .await;
+    assert!(abandoned.is_err(), "nothing was published yet");
+    for n in 1..=3 {
+        publish(&w.producer, n).await;
+    }
+    Publisher::new(nats.clone(), w.producer.clone(), "clock")
+        .try_publish_once()
+        .await
+        .unwrap();
+    // Another read hands out what the abandoned one received, or the next.
+    let got = stopping
+        .read("watch<-clock", 0, 10, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    // The reader stops having applied nothing: it gives the event back.
+    stopping.release("watch<-clock", 0).await.unwrap();
+    drop(stopping);
+
+    let started = Instant::now();
+    let successor: Arc<dyn Feed> =
+        Arc::new(NatsFeed::new(nats.clone(), "clock").with_ack_wait(long));
+    let relay = Relay::with_feed(
+        subscription(),
+        w.consumer.clone(),
+        successor,
+        RelayOptions::default(),
+    );
+    drain(&relay, &w.consumer, 3).await;
+    assert_eq!(applied(&w.consumer).await, [1, 2, 3]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the successor waited {:?}, as for an ack wait",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_nats_outage_only_delays_delivery() {
     let Some(mut w) = world().await else { return };
     let nats = Nats::connect(&w.server.url()).await.unwrap();

@@ -44,6 +44,10 @@ pub struct Env {
     pub machinery: seams_store::Machinery,
     /// Where lags are recorded and read models learn their freshness.
     pub consistency: crate::consistency::Consistency,
+    /// This process replaces another of the same service (a rolling
+    /// restart): opening a database, it waits for its predecessor's writer
+    /// lock instead of refusing ([`seams_store::TakeOver`]).
+    pub take_over: Option<seams_store::TakeOver>,
 }
 
 impl Env {
@@ -86,11 +90,12 @@ impl Env {
         capability: &str,
         migrations: &seams_store::Migrations,
     ) -> anyhow::Result<Db> {
-        Db::connect_with(
+        Db::connect_taking_over(
             &self.location(capability)?,
             capability,
             migrations,
             self.machinery,
+            self.take_over.as_ref(),
         )
         .await
     }

@@ -26,6 +26,16 @@ pub trait Feed: Send + Sync + 'static {
         limit: u32,
         wait: Duration,
     ) -> BoxFuture<'_, anyhow::Result<Vec<Envelope>>>;
+
+    /// Called once when `subscriber`'s relay stops, having applied
+    /// everything up to `after`: a feed that hands events out and waits for
+    /// acknowledgements (a broker) gives back at once what it handed out and
+    /// was not applied, so the next reader (a successor process) gets it
+    /// without waiting for a timeout. Feeds read by position hold nothing.
+    fn release(&self, subscriber: &str, after: u64) -> BoxFuture<'_, anyhow::Result<()>> {
+        let _ = (subscriber, after);
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The producer's outbox in this process.

@@ -531,6 +531,16 @@ impl Relay {
         if let Err(e) = self.save_cursor().await {
             tracing::warn!(subscription = %self.name, error = format!("{e:#}"), "saving the cursor at shutdown failed; the inbox absorbs the redelivery");
         }
+        match self.position().await {
+            Ok(applied) => {
+                if let Err(e) = self.producer.release(&self.name, applied).await {
+                    tracing::warn!(subscription = %self.name, error = format!("{e:#}"), "giving back unapplied events at shutdown failed; they come back after the feed's timeout");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(subscription = %self.name, error = format!("{e:#}"), "no position to release the feed at")
+            }
+        }
         tracing::debug!(subscription = %self.name, "delivery stopped");
     }
 

@@ -107,6 +107,9 @@ pub struct SystemOptions {
     /// build can be rehearsed with one binary. Applied to the capabilities
     /// of this process.
     pub accept: BTreeMap<(String, String), Vec<u32>>,
+    /// This process replaces another of the same service, which may still
+    /// hold its databases' writer locks ([`seams_store::TakeOver`]).
+    pub take_over: Option<seams_store::TakeOver>,
 }
 
 impl Default for SystemOptions {
@@ -131,6 +134,7 @@ impl Default for SystemOptions {
             http_client: seams_http::remote::HttpTransport::default_client(),
             emit: BTreeMap::new(),
             accept: BTreeMap::new(),
+            take_over: None,
         }
     }
 }
@@ -218,6 +222,7 @@ impl Runtime {
             storage: self.options.storage.clone(),
             machinery: self.options.machinery,
             consistency: self.consistency.clone(),
+            take_over: self.options.take_over.clone(),
         }
     }
 

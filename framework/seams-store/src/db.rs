@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use seams_core::Envelope;
+
+use crate::take_over::TakeOver;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use sqlx::{AnyConnection, AnyPool};
@@ -215,7 +217,7 @@ pub fn connection_lost(err: &sqlx::Error) -> bool {
 
 /// The session-level advisory lock a PostgreSQL writer holds: one writer
 /// per database, like SQLite's, is what makes outbox order commit order.
-const WRITER_LOCK: i64 = 0x5EA3_5000;
+pub(crate) const WRITER_LOCK: i64 = 0x5EA3_5000;
 
 /// Handle to one capability's database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -364,20 +366,25 @@ impl Writer {
         if self.conn.is_some() {
             return Ok(());
         }
+        self.connect_taking_over("", None).await
+    }
+
+    /// [`Writer::connect`], waiting for a predecessor's writer lock as
+    /// `take_over` says (the first connection of a successor only).
+    async fn connect_taking_over(
+        &mut self,
+        name: &str,
+        take_over: Option<&TakeOver>,
+    ) -> Result<(), sqlx::Error> {
+        if self.conn.is_some() {
+            return Ok(());
+        }
         let mut conn = self.location.connect(false).await?;
         if self.location.backend() == Backend::Postgres {
             // A second process writing the same database would interleave
             // outbox sequence numbers with commits out of order, and
             // consumers' cursors would skip events: refuse it.
-            let (claimed,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-                .bind(WRITER_LOCK)
-                .fetch_one(&mut conn)
-                .await?;
-            if !claimed {
-                return Err(sqlx::Error::Protocol(
-                    "another process is the writer of this database (one writer per capability database)".into(),
-                ));
-            }
+            crate::take_over::claim_writer_lock(&mut conn, name, take_over).await?;
         }
         self.conn = Some(conn);
         Ok(())
@@ -559,6 +566,18 @@ impl Db {
         migrations: &Migrations,
         machinery: Machinery,
     ) -> anyhow::Result<Db> {
+        Db::connect_taking_over(location, name, migrations, machinery, None).await
+    }
+
+    /// [`Db::connect_with`] by a process replacing another that may still
+    /// hold the database's writer lock ([`TakeOver`]).
+    pub async fn connect_taking_over(
+        location: &Location,
+        name: &str,
+        migrations: &Migrations,
+        machinery: Machinery,
+        take_over: Option<&TakeOver>,
+    ) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         if let Location::Sqlite { path, .. } = location
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
@@ -575,7 +594,7 @@ impl Db {
             group: Group::new(),
         };
         writer
-            .connect()
+            .connect_taking_over(name, take_over)
             .await
             .with_context(|| format!("opening {name} database at {location:?}"))?;
         let conn = writer.conn.as_mut().expect("just connected");

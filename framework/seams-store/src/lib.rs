@@ -40,6 +40,7 @@ mod idempotency;
 pub mod meters;
 pub mod pipeline;
 pub mod postgres;
+mod take_over;
 
 pub use batch::Batch;
 pub use db::{
@@ -48,6 +49,7 @@ pub use db::{
 };
 pub use feed::{DeadLetter, PruneReport};
 pub use idempotency::{IdempotencyClaim, SaveResponseError, StoredResponse};
+pub use take_over::TakeOver;
 
 /// What names a violated unique constraint, if `err` is one: SQLite's
 /// `table.column` list, or PostgreSQL's constraint name (by default

@@ -1030,6 +1030,8 @@ async fn a_batch_committed_with_its_release_keeps_its_group_whole(store: Store) 
 /// PostgreSQL alone: what the server enforces for the split.
 mod postgres_only {
     use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn a_capability_role_cannot_open_another_capabilitys_database() {
@@ -1131,6 +1133,83 @@ mod postgres_only {
         first.close().await;
         // Once the first let go, a new writer may start.
         store.open().await;
+    }
+
+    #[tokio::test]
+    async fn a_successor_taking_over_waits_for_its_predecessor_s_writer_lock() {
+        let Some(store) = Store::postgres().await else {
+            return;
+        };
+        let first = store.open().await;
+        let told = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let take_over = crate::TakeOver {
+            within: Duration::from_secs(20),
+            waiting: Arc::new({
+                let told = told.clone();
+                move |name: &str| told.lock().unwrap().push(name.to_owned())
+            }),
+        };
+        let location = store.location();
+        let successor = tokio::spawn({
+            let take_over = take_over.clone();
+            async move {
+                Db::connect_taking_over(
+                    &location,
+                    "notes",
+                    &NOTES,
+                    Machinery::default(),
+                    Some(&take_over),
+                )
+                .await
+            }
+        });
+        // It says once that it waits, and waits while the predecessor writes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while told.lock().unwrap().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never said it waits");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut tx = first.begin().await.unwrap();
+        tx.publish(&envelope("last-of-the-first", "a"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(!successor.is_finished(), "the successor waits for the lock");
+        first.close().await;
+        let second = successor.await.unwrap().unwrap();
+        assert_eq!(*told.lock().unwrap(), ["notes"]);
+        let mut tx = second.begin().await.unwrap();
+        tx.publish(&envelope("first-of-the-second", "a"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let ids: Vec<String> = second
+            .read_outbox(0, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, ["last-of-the-first", "first-of-the-second"]);
+
+        // A predecessor that does not let go in time is an error naming it.
+        let short = crate::TakeOver {
+            within: Duration::from_millis(200),
+            ..take_over
+        };
+        let err = Db::connect_taking_over(
+            &store.location(),
+            "notes",
+            &NOTES,
+            Machinery::default(),
+            Some(&short),
+        )
+        .await
+        .expect_err("the second still holds it");
+        assert!(
+            format!("{err:#}").contains("did not let go within 200 ms"),
+            "{err:#}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

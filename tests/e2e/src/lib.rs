@@ -401,7 +401,9 @@ impl Shop {
             .dir
             .join(format!("shop-{}.log", uuid::Uuid::new_v4().simple()));
         let shop = cargo_bin("shop")?;
-        let mut envs = vec![("RUST_LOG", "info,sqlx=warn")];
+        // `E2E_RUST_LOG` sets the systems' log filter when a failure needs more.
+        let filter = std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+        let mut envs = vec![("RUST_LOG", filter.as_str())];
         envs.extend(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         self.server = Some(match &self.ulimit {
             None => Server::start(&shop, &args, &envs, &log)?,

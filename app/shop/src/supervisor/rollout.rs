@@ -219,9 +219,8 @@ async fn rollout(
             axum::Json(rolled).into_response()
         }
         Ok(Ok(Err(why))) => problem_response(
-            Problem::new(502, "rollout-failed", "The successor did not start").detail(format!(
-                "{why}; the service keeps running its previous process."
-            )),
+            Problem::new(502, "rollout-failed", "The successor did not start")
+                .detail(format!("{why}.")),
         ),
         Ok(Err(_)) => problem_response(Problem::new(
             503,

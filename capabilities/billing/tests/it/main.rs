@@ -141,6 +141,7 @@ async fn world_in(dir: tempfile::TempDir) -> World {
             durability: seams_store::Durability::Normal,
         },
         consistency: seams_runtime::Consistency::new(),
+        take_over: None,
         machinery: seams_store::Machinery::default(),
     };
     let billing = billing::component(&env).await.unwrap();

@@ -9,6 +9,7 @@ mod fulfillment;
 mod journey;
 mod openapi;
 mod prometheus;
+mod rollout;
 mod security;
 mod split;
 mod tls;

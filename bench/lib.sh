@@ -76,3 +76,64 @@ machine_lines() {
     echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
 }
+
+# Starts a throwaway PostgreSQL (initdb in $1/pg, fsync on, SCRAM) and
+# `nats-server -js` (store in $1/nats) on free ports, logs in $2; sets
+# PG_PID, ADMIN_URL, NATS_PID and NATS_URL, and puts NATS in PIDS
+# (PostgreSQL is stopped by the caller, with SIGINT: its fast shutdown).
+start_servers() {
+    local TMP=$1 OUT=$2
+    PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
+    [ -x "$PG_BIN/initdb" ] || { echo "no PostgreSQL binaries (apt-get install -y postgresql)" >&2; exit 1; }
+    NATS_BIN=$(command -v nats-server || echo /usr/sbin/nats-server)
+    [ -x "$NATS_BIN" ] || { echo "no nats-server (apt-get install -y nats-server)" >&2; exit 1; }
+    # PostgreSQL refuses to run as root: then it runs as the postgres user.
+    # setpriv execs in place, so $! below is the postmaster itself (runuser
+    # would stay in between and not pass SIGINT on).
+    AS=()
+    if [ "$(id -u)" = 0 ]; then
+        AS=(setpriv --reuid=postgres --regid=postgres --init-groups)
+        mkdir -p "$TMP/pg" && chown postgres "$TMP/pg"
+    else
+        mkdir -p "$TMP/pg"
+    fi
+    PG_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
+    echo "$PG_PASSWORD" >"$TMP/pg/pw" && chmod 644 "$TMP/pg/pw"
+    "${AS[@]}" "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=scram-sha-256 \
+        --pwfile="$TMP/pg/pw" -E UTF8 --locale=C >"$OUT/initdb.log" 2>&1
+    PG_PORT=$(free_port)
+    "${AS[@]}" "$PG_BIN/postgres" -D "$TMP/pg/data" -h 127.0.0.1 -p "$PG_PORT" -k "$TMP/pg" \
+        -c max_connections=200 >"$OUT/postgres.log" 2>&1 &
+    PG_PID=$!
+    for _ in $(seq 1 300); do
+        grep -q "ready to accept connections" "$OUT/postgres.log" && break
+        sleep 0.1
+    done
+    grep -q "ready to accept connections" "$OUT/postgres.log" || { cat "$OUT/postgres.log" >&2; exit 1; }
+    ADMIN_URL="postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
+    NATS_PORT=$(free_port)
+    "$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$TMP/nats" >"$OUT/nats.log" 2>&1 &
+    NATS_PID=$!
+    PIDS+=("$NATS_PID")
+    NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    echo "postgres (pid $PG_PID) on 127.0.0.1:$PG_PORT, nats-server on $NATS_URL"
+}
+
+# Starts `shop up` with "$@" on a fresh data folder $TMP/$1 (durable
+# commits), its log in $OUT; sets URL and SHOP_PID.
+start_shop() {
+    local name=$1
+    shift
+    "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/$name" --durability full "$@" >"$OUT/shop-$name.log" 2>&1 &
+    SHOP_PID=$!
+    PIDS+=("$SHOP_PID")
+    URL=""
+    for _ in $(seq 1 900); do
+        URL=$(grep -o -m1 'shop listening on http://[0-9.:]*' "$OUT/shop-$name.log" | sed 's/shop listening on //' || true)
+        [ -n "$URL" ] && break
+        kill -0 "$SHOP_PID" 2>/dev/null || { cat "$OUT/shop-$name.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$URL" ] || { echo "shop $name did not start in 90 s" >&2; exit 1; }
+    echo "shop $name (pid $SHOP_PID) on $URL"
+}

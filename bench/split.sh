@@ -66,58 +66,7 @@ echo "== building (release, once)"
 cargo build --release -q -p shop -p seams-bench
 
 echo "== PostgreSQL and NATS (throwaway)"
-PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
-[ -x "$PG_BIN/initdb" ] || { echo "no PostgreSQL binaries (apt-get install -y postgresql)" >&2; exit 1; }
-NATS_BIN=$(command -v nats-server || echo /usr/sbin/nats-server)
-[ -x "$NATS_BIN" ] || { echo "no nats-server (apt-get install -y nats-server)" >&2; exit 1; }
-# PostgreSQL refuses to run as root: then it runs as the postgres user.
-# setpriv execs in place, so $! below is the postmaster itself (runuser
-# would stay in between and not pass SIGINT on).
-AS=()
-if [ "$(id -u)" = 0 ]; then
-    AS=(setpriv --reuid=postgres --regid=postgres --init-groups)
-    mkdir -p "$TMP/pg" && chown postgres "$TMP/pg"
-else
-    mkdir -p "$TMP/pg"
-fi
-PG_PASSWORD=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
-echo "$PG_PASSWORD" >"$TMP/pg/pw" && chmod 644 "$TMP/pg/pw"
-"${AS[@]}" "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=scram-sha-256 \
-    --pwfile="$TMP/pg/pw" -E UTF8 --locale=C >"$OUT/initdb.log" 2>&1
-PG_PORT=$(free_port)
-"${AS[@]}" "$PG_BIN/postgres" -D "$TMP/pg/data" -h 127.0.0.1 -p "$PG_PORT" -k "$TMP/pg" \
-    -c max_connections=200 >"$OUT/postgres.log" 2>&1 &
-PG_PID=$!
-for _ in $(seq 1 300); do
-    grep -q "ready to accept connections" "$OUT/postgres.log" && break
-    sleep 0.1
-done
-grep -q "ready to accept connections" "$OUT/postgres.log" || { cat "$OUT/postgres.log" >&2; exit 1; }
-ADMIN_URL="postgres://postgres:$PG_PASSWORD@127.0.0.1:$PG_PORT/postgres"
-NATS_PORT=$(free_port)
-"$NATS_BIN" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$TMP/nats" >"$OUT/nats.log" 2>&1 &
-NATS_PID=$!
-PIDS+=("$NATS_PID")
-NATS_URL="nats://127.0.0.1:$NATS_PORT"
-echo "postgres (pid $PG_PID) on 127.0.0.1:$PG_PORT, nats-server on $NATS_URL"
-
-# Starts shop with "$@" on a fresh data folder; sets URL and SHOP_PID.
-start_shop() {
-    local name=$1
-    shift
-    "$BIN/shop" up --addr 127.0.0.1:0 --data "$TMP/$name" --durability full "$@" >"$OUT/shop-$name.log" 2>&1 &
-    SHOP_PID=$!
-    PIDS+=("$SHOP_PID")
-    URL=""
-    for _ in $(seq 1 900); do
-        URL=$(grep -o -m1 'shop listening on http://[0-9.:]*' "$OUT/shop-$name.log" | sed 's/shop listening on //' || true)
-        [ -n "$URL" ] && break
-        kill -0 "$SHOP_PID" 2>/dev/null || { cat "$OUT/shop-$name.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    [ -n "$URL" ] || { echo "shop $name did not start in 90 s" >&2; exit 1; }
-    echo "shop $name (pid $SHOP_PID) on $URL"
-}
+start_servers "$TMP" "$OUT"
 
 run_mode() {
     local name=$1 c

@@ -103,7 +103,7 @@ pub struct SystemOptions {
     pub emit: BTreeMap<String, Vec<u32>>,
     /// Fewer versions than their code accepts for some consumers, keyed by
     /// (consuming capability, event type): each reads as a build that knows
-    /// only those would ([`Handles::narrowed`]), so a rollout from such a
+    /// only those would ([`crate::Handles::narrowed`]), so a rollout from such a
     /// build can be rehearsed with one binary. Applied to the capabilities
     /// of this process.
     pub accept: BTreeMap<(String, String), Vec<u32>>,

@@ -395,6 +395,44 @@ async fn people_are_who_they_say_and_see_their_own(mode: Mode) -> anyhow::Result
         "the operator, no such dead letter: {}",
         r.json
     );
+    // Rolling a split system's services out is the operator's alone; the
+    // monolith has no such door.
+    let rollout = format!("{}/_seams/rollout", shop.url());
+    let body = serde_json::json!({ "capability": "shipping" });
+    if matches!(mode, Mode::SplitHttp | Mode::SplitPostgresNats) {
+        for (who, token) in [
+            ("a customer", ann_t.as_str()),
+            ("staff", shop.staff_token()),
+        ] {
+            let r = shop
+                .send(http.post(&rollout).bearer_auth(token).json(&body))
+                .await?;
+            refused(&r, 403, "forbidden", &format!("{who} rolling out"));
+        }
+        let r = shop.send(http.post(&rollout).json(&body)).await?;
+        refused(&r, 401, "unauthenticated", "nobody rolling out");
+        let r = shop
+            .send(
+                http.post(&rollout)
+                    .bearer_auth(shop.operator_token())
+                    .json(&body),
+            )
+            .await?;
+        assert_eq!(
+            r.status, 404,
+            "the operator, no such capability: {}",
+            r.json
+        );
+    } else {
+        let r = shop
+            .send(
+                http.post(&rollout)
+                    .bearer_auth(shop.operator_token())
+                    .json(&body),
+            )
+            .await?;
+        assert_eq!(r.status, 404, "no rollout in one process: {}", r.json);
+    }
     Ok(())
 }
 

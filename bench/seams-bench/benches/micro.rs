@@ -1,7 +1,7 @@
 //! Criterion microbenchmarks of the in-process paths: what a contract call,
 //! a pure decision and an event envelope cost inside one process.
 //!
-//! - `in-process-call`: `CatalogClient::quote_prices` through `Governed`
+//! - `in-process-call`: `Client::ask(QuotePrices)` through `Governed`
 //!   (declared timeout and retries) over `InProcess` against awaiting the
 //!   very same async handler directly, for three SKUs. `contract` hands the
 //!   typed values across (a release build's monolith); `contract-checking-wire`
@@ -20,9 +20,7 @@ use std::sync::Arc;
 
 use billing::domain::{Cart, Invoice};
 use billing_contract::InvoiceCreated;
-use catalog_contract::{
-    Amount, CatalogClient, QUOTE_PRICES, Quote, QuoteError, QuotePrices, QuotedPrice,
-};
+use catalog_contract::{Amount, Quote, QuoteError, QuotePrices, QuotedPrice};
 use criterion::{Criterion, criterion_group, criterion_main};
 use seams_core::{CallContext, Envelope};
 use seams_runtime::Served;
@@ -81,16 +79,17 @@ fn in_process_call(c: &mut Criterion) {
         .build()
         .expect("a current-thread runtime");
     let client = |inprocess: InProcess| {
-        inprocess.register(&Served::new(&QUOTE_PRICES, quote));
-        CatalogClient::new(Arc::new(Governed::new(Arc::new(inprocess))))
+        inprocess.register(&Served::answering(quote));
+        seams_core::Client::new(Arc::new(Governed::new(Arc::new(inprocess))))
     };
     let typed = client(InProcess::new());
     let wire = client(InProcess::checking_the_wire());
     let ctx = CallContext::new_root();
     // Every side must answer the same thing, or the comparison means nothing.
     let direct = runtime.block_on(quote(QuotePrices { skus: skus() }, ctx.clone()));
-    assert_eq!(direct, runtime.block_on(typed.quote_prices(&ctx, skus())));
-    assert_eq!(direct, runtime.block_on(wire.quote_prices(&ctx, skus())));
+    let ask = || QuotePrices { skus: skus() };
+    assert_eq!(direct, runtime.block_on(typed.ask(ask(), &ctx)));
+    assert_eq!(direct, runtime.block_on(wire.ask(ask(), &ctx)));
 
     let mut group = c.benchmark_group("in-process-call");
     group.bench_function("direct", |b| {
@@ -104,7 +103,7 @@ fn in_process_call(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.to_async(&runtime).iter(|| async {
                 client
-                    .quote_prices(&ctx, black_box(skus()))
+                    .ask(black_box(ask()), &ctx)
                     .await
                     .expect("known SKUs")
             })

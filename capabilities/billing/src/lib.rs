@@ -23,9 +23,7 @@ pub mod http;
 pub mod service;
 pub mod store;
 
-use catalog_contract::CatalogClient;
 use fulfillment_contract::FulfillmentFailed;
-use identity_contract::IdentityClient;
 use seams_core::decl::{Dependencies, Invariant, InvariantKind};
 use seams_runtime::{Component, Env, Handles, Subscription};
 
@@ -113,8 +111,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
     let db = env.open_db(NAME, &MIGRATIONS).await?;
     let deps = Deps {
         store: store::Store::new(db.clone()),
-        catalog: CatalogClient::new(env.calls(&DEPENDENCIES)),
-        identity: IdentityClient::new(env.calls(&DEPENDENCIES)),
+        calls: seams_core::Client::new(env.calls(&DEPENDENCIES)),
         clock: env.clock.clone(),
         ids: env.ids.clone(),
     };

@@ -7,11 +7,11 @@
 use std::sync::Arc;
 
 use billing_contract::{CreateInvoice, Invoice as InvoiceDto, PayInvoice, Payment as PaymentDto};
-use catalog_contract::{CatalogClient, Money, QUOTE_PRICES, QuoteError};
+use catalog_contract::{Money, QUOTE_PRICES, QuoteError, QuotePrices};
 use fulfillment_contract::FulfillmentFailed;
-use identity_contract::{GET_CUSTOMER, GetCustomerError, IdentityClient};
+use identity_contract::{GET_CUSTOMER, GetCustomer, GetCustomerError};
 use seams_core::auth::{Principal, Role};
-use seams_core::{CallContext, Clock, Envelope, Ids};
+use seams_core::{CallContext, Client, Clock, Envelope, Ids};
 use seams_runtime::{Applying, HandlerError};
 use seams_store::IdempotencyClaim;
 
@@ -24,10 +24,9 @@ use crate::store::{self, Response, Store, WriteError};
 pub struct Deps {
     /// Billing's database.
     pub store: Store,
-    /// Prices (declared synchronous query).
-    pub catalog: CatalogClient,
-    /// Customers (declared synchronous query).
-    pub identity: IdentityClient,
+    /// Calls to catalog (prices) and identity (customers): declared
+    /// synchronous queries, typed by their contracts' requests.
+    pub calls: Client,
     /// Time.
     pub clock: Arc<dyn Clock>,
     /// New ids.
@@ -88,7 +87,10 @@ pub async fn create_invoice(
         .map(|l| (l.sku.clone(), l.quantity))
         .collect();
     let cart = Cart::parse(&cmd.customer_id, &lines)?;
-    match deps.identity.get_customer(ctx, &cart.customer_id).await {
+    let customer = GetCustomer {
+        id: cart.customer_id.clone(),
+    };
+    match deps.calls.ask(customer, ctx).await {
         Ok(_) => {}
         Err(GetCustomerError::NotFound { id }) => {
             return Err(Invalid::new("customer_id", format!("no customer {id}")).into());
@@ -100,7 +102,7 @@ pub async fn create_invoice(
             });
         }
     }
-    let quote = match deps.catalog.quote_prices(ctx, cart.skus()).await {
+    let quote = match deps.calls.ask(QuotePrices { skus: cart.skus() }, ctx).await {
         Ok(q) => q,
         Err(QuoteError::UnknownSkus { skus }) => {
             let i = cart

@@ -11,11 +11,10 @@
 
 pub mod money;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use seams_core::decl::*;
-use seams_core::{CallContext, CallError, Event, Transport};
+use seams_core::{CallError, Event};
 use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +144,12 @@ pub static QUOTE_PRICES: Operation = Operation::new(
     QUERIES,
 );
 
+impl seams_core::Ask for QuotePrices {
+    const OPERATION: &'static Operation = &QUOTE_PRICES;
+    type Answer = Quote;
+    type Error = QuoteError;
+}
+
 /// What every product event answers: redelivered by the bus, deduplicated by
 /// each consumer's inbox, applied in order per SKU, queued in the outbox
 /// while a consumer is down, version 1.
@@ -178,31 +183,3 @@ impl Event for ProductAdded {
 pub static OPERATIONS: &[&Operation] = &[&ADD_PRODUCT, &GET_PRODUCT, &QUOTE_PRICES];
 /// Every event catalog publishes.
 pub static EVENTS: &[&EventContract] = &[&PRODUCT_ADDED];
-
-/// Calls catalog's operations through whatever transport the system chose.
-#[derive(Clone)]
-pub struct CatalogClient {
-    transport: Arc<dyn Transport>,
-}
-
-impl CatalogClient {
-    /// A client over `transport`.
-    pub fn new(transport: Arc<dyn Transport>) -> CatalogClient {
-        CatalogClient { transport }
-    }
-
-    /// [`QUOTE_PRICES`].
-    pub async fn quote_prices(
-        &self,
-        ctx: &CallContext,
-        skus: Vec<String>,
-    ) -> Result<Quote, QuoteError> {
-        seams_core::call(
-            self.transport.as_ref(),
-            &QUOTE_PRICES,
-            QuotePrices { skus },
-            ctx,
-        )
-        .await
-    }
-}

@@ -15,7 +15,7 @@ pub mod http;
 pub mod service;
 pub mod store;
 
-use catalog_contract::{QUOTE_PRICES, QuotePrices};
+use catalog_contract::QuotePrices;
 use seams_runtime::{Component, Env, Served};
 
 pub use error::Error;
@@ -73,7 +73,7 @@ pub async fn component(env: &Env) -> anyhow::Result<Component> {
         depends: &DEPENDENCIES,
         db,
         routes: http::router(deps),
-        serves: vec![Served::new(&QUOTE_PRICES, move |req: QuotePrices, _ctx| {
+        serves: vec![Served::answering(move |req: QuotePrices, _ctx| {
             let deps = quote_deps.clone();
             async move { service::quote_prices(&deps, req).await }
         })],

@@ -8,11 +8,10 @@
 //!
 //! Identity owns customers, their email addresses and credentials.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use seams_core::decl::*;
-use seams_core::{CallContext, CallError, Event, Transport};
+use seams_core::{CallError, Event};
 use seams_schema::schema_of;
 use serde::{Deserialize, Serialize};
 
@@ -258,6 +257,12 @@ pub static GET_CUSTOMER: Operation = Operation::new(
     QUERIES,
 );
 
+impl seams_core::Ask for GetCustomer {
+    const OPERATION: &'static Operation = &GET_CUSTOMER;
+    type Answer = Customer;
+    type Error = GetCustomerError;
+}
+
 /// What every customer event answers: redelivered by the bus, deduplicated
 /// by each consumer's inbox, applied in order per customer, queued in the
 /// outbox while a consumer is down, version 1.
@@ -320,31 +325,3 @@ pub static OPERATIONS: &[&Operation] = &[
 ];
 /// Every event identity publishes.
 pub static EVENTS: &[&EventContract] = &[&CUSTOMER_REGISTERED, &CUSTOMER_EMAIL_CHANGED];
-
-/// Calls identity's operations through whatever transport the system chose.
-#[derive(Clone)]
-pub struct IdentityClient {
-    transport: Arc<dyn Transport>,
-}
-
-impl IdentityClient {
-    /// A client over `transport`.
-    pub fn new(transport: Arc<dyn Transport>) -> IdentityClient {
-        IdentityClient { transport }
-    }
-
-    /// [`GET_CUSTOMER`].
-    pub async fn get_customer(
-        &self,
-        ctx: &CallContext,
-        id: &str,
-    ) -> Result<Customer, GetCustomerError> {
-        seams_core::call(
-            self.transport.as_ref(),
-            &GET_CUSTOMER,
-            GetCustomer { id: id.to_owned() },
-            ctx,
-        )
-        .await
-    }
-}

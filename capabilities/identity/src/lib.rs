@@ -25,7 +25,7 @@ pub mod store;
 
 use std::time::Duration;
 
-use identity_contract::{GET_CUSTOMER, GetCustomer};
+use identity_contract::GetCustomer;
 use seams_core::decl::Dependencies;
 use seams_runtime::{Component, Env, Served, Worker};
 
@@ -127,7 +127,7 @@ pub async fn component(env: &Env, opts: Options) -> anyhow::Result<Component> {
         depends: &DEPENDENCIES,
         db,
         routes: http::router(deps),
-        serves: vec![Served::new(&GET_CUSTOMER, move |req: GetCustomer, _ctx| {
+        serves: vec![Served::answering(move |req: GetCustomer, _ctx| {
             let deps = get_deps.clone();
             async move { service::serve_get_customer(&deps, req).await }
         })],

@@ -60,6 +60,6 @@ pub use invalid::Invalid;
 pub use problem::Problem;
 pub use redact::redact;
 pub use transport::{
-    BoxFuture, CallError, CallReply, CallRequest, ContractError, Payload, Transport, WireValue,
-    call,
+    Ask, BoxFuture, CallError, CallReply, CallRequest, Client, ContractError, Payload, Transport,
+    WireValue, call,
 };

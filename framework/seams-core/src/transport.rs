@@ -1,7 +1,10 @@
 //! The one door every synchronous call goes through.
 //!
-//! A contract crate's client hands its request to a [`Transport`] and decodes
-//! either the answer or the contract's own error enum. Between processes the
+//! A contract crate declares, for each request type of an operation, which
+//! operation it asks and what answers or refuses it ([`Ask`]); a caller
+//! asks through a [`Client`] and gets back either the answer or the
+//! contract's own error enum, the serving side takes its types from the same
+//! declaration, and no capability writes a client by hand. Between processes the
 //! request and the answer are JSON. In the monolith the in-process transport
 //! may hand the typed values across as they are ([`Payload::Value`]): the
 //! four serde steps of a call were most of its cost. Whether it does, or
@@ -222,6 +225,62 @@ pub trait ContractError:
 pub trait Transport: Send + Sync + 'static {
     /// Performs one call (with whatever timeouts and retries this transport applies).
     fn call(&self, req: CallRequest) -> BoxFuture<'_, Result<CallReply, CallError>>;
+}
+
+/// The request type of a declared operation: which operation it asks, the
+/// answer and the contract's error. Declared once, beside the operation, in
+/// the contract crate; [`Client::ask`] and the serving side (`Served::answering`
+/// in seams-runtime) both take their types from it, so caller and server
+/// cannot disagree on them.
+///
+/// ```
+/// # use seams_core::decl::*;
+/// # use seams_core::{Ask, CallError, ContractError};
+/// # use serde::{Deserialize, Serialize};
+/// # fn schema() -> serde_json::Value { serde_json::json!({}) }
+/// # static STATUS: Operation = Operation::new("clock", "status", "The clock's status.", schema, schema,
+/// #     OperationAnswers::query("clock-unavailable"));
+/// # #[derive(Debug, Clone, Serialize, Deserialize)] pub struct StatusError;
+/// # impl From<CallError> for StatusError { fn from(_: CallError) -> StatusError { StatusError } }
+/// # impl ContractError for StatusError { fn call_error(&self) -> Option<&CallError> { None } }
+/// #[derive(Clone, Serialize, Deserialize)]
+/// pub struct Status { pub verbose: bool }
+///
+/// impl Ask for Status {
+///     const OPERATION: &'static Operation = &STATUS;
+///     type Answer = String;
+///     type Error = StatusError;
+/// }
+/// ```
+pub trait Ask: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    /// The operation this request asks.
+    const OPERATION: &'static Operation;
+    /// What answers it.
+    type Answer: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
+    /// The contract's error, which refuses it.
+    type Error: ContractError;
+}
+
+/// A capability's calls to other capabilities, typed by their declarations
+/// ([`Ask`]); cheap to clone. Built over the transport the capability was
+/// given, which refuses any operation the capability did not declare it calls.
+#[derive(Clone)]
+pub struct Client {
+    transport: std::sync::Arc<dyn Transport>,
+}
+
+impl Client {
+    /// Calls go through `transport`.
+    pub fn new(transport: std::sync::Arc<dyn Transport>) -> Client {
+        Client { transport }
+    }
+
+    /// Asks `request`'s operation, with `ctx`'s deadline, trace and
+    /// correlation: the answer, or the contract's error (a transport failure
+    /// included, as the contract maps it).
+    pub async fn ask<R: Ask>(&self, request: R, ctx: &CallContext) -> Result<R::Answer, R::Error> {
+        call(self.transport.as_ref(), R::OPERATION, request, ctx).await
+    }
 }
 
 /// Calls `op` with a typed request and decodes the typed answer or declared error.

@@ -186,6 +186,17 @@ pub struct Served {
 }
 
 impl Served {
+    /// Serves the operation `R` asks ([`seams_core::Ask`]) with a handler
+    /// typed by the same declaration as its callers' requests.
+    pub fn answering<R, F, Fut>(f: F) -> Served
+    where
+        R: seams_core::Ask,
+        F: Fn(R, CallContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R::Answer, R::Error>> + Send + 'static,
+    {
+        Served::new(R::OPERATION, f)
+    }
+
     /// Serves `op` with a typed handler; a request that does not decode is a protocol error.
     pub fn new<Req, Resp, E, F, Fut>(op: &'static Operation, f: F) -> Served
     where

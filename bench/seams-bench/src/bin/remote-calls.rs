@@ -1,6 +1,6 @@
 //! A split-mode remote call, measured the way a caller service makes it:
 //! `catalog.quote-prices` through the typed contract client
-//! (`CatalogClient`), over the governed transport (declared timeout,
+//! (`seams_core::Client` asking `QuotePrices`), over the governed transport (declared timeout,
 //! retries, circuit breaker, in-flight limit) and the HTTP transport
 //! (`POST /_seams/ops/catalog.quote-prices` with JSON, trace and deadline
 //! headers), against a running catalog service (`shop serve catalog`).
@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use catalog_contract::CatalogClient;
+use catalog_contract::QuotePrices;
 use clap::Parser;
 use seams_bench::{Latency, histogram, record};
-use seams_core::{CallContext, Transport};
+use seams_core::{CallContext, Client, Transport};
 use serde_json::json;
 
 #[derive(Parser, Debug)]
@@ -76,10 +76,10 @@ async fn main() -> anyhow::Result<()> {
     let transport: Arc<dyn Transport> = Arc::new(seams_runtime::governed::Governed::new(Arc::new(
         seams_http::remote::HttpTransport::new(url.clone(), http),
     )));
-    let client = CatalogClient::new(transport);
+    let client = Client::new(transport);
     // One call first: a wrong URL or a broken contract fails here, loudly.
     client
-        .quote_prices(&CallContext::new_root(), vec![sku.clone()])
+        .ask(quote(&sku), &CallContext::new_root())
         .await
         .map_err(|e| anyhow::anyhow!("first call: {e:?}"))?;
     for &n in &args.in_flight {
@@ -88,7 +88,14 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn point(args: &Args, client: &CatalogClient, sku: &str, n: usize) -> anyhow::Result<()> {
+/// The request every call sends: the price of one SKU.
+fn quote(sku: &str) -> QuotePrices {
+    QuotePrices {
+        skus: vec![sku.to_owned()],
+    }
+}
+
+async fn point(args: &Args, client: &Client, sku: &str, n: usize) -> anyhow::Result<()> {
     let start = Instant::now();
     let measure = start + Duration::from_secs_f64(args.warmup);
     let end = measure + Duration::from_secs_f64(args.duration);
@@ -106,9 +113,7 @@ async fn point(args: &Args, client: &CatalogClient, sku: &str, n: usize) -> anyh
                 let mut ok = 0u64;
                 while Instant::now() < end && started.fetch_add(1, Ordering::Relaxed) < max {
                     let t = Instant::now();
-                    let res = client
-                        .quote_prices(&CallContext::new_root(), vec![sku.clone()])
-                        .await;
+                    let res = client.ask(quote(&sku), &CallContext::new_root()).await;
                     if t < measure {
                         continue;
                     }

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::StatusCode;
-use catalog_contract::{Amount, QUOTE_PRICES, Quote, QuoteError, QuotePrices, QuotedPrice};
+use catalog_contract::{Amount, Quote, QuoteError, QuotePrices, QuotedPrice};
 use fulfillment_contract::{FulfillmentFailed, Shortage};
-use identity_contract::{Customer, GET_CUSTOMER, GetCustomer, GetCustomerError};
+use identity_contract::{Customer, GetCustomer, GetCustomerError};
 use seams_core::{CallContext, Envelope, Ids};
 use seams_runtime::inprocess::InProcess;
 use seams_runtime::relay::{Relay, RelayOptions};
@@ -74,7 +74,7 @@ fn served() -> Vec<Served> {
         _ => None,
     };
     vec![
-        Served::new(&QUOTE_PRICES, move |req: QuotePrices, _| async move {
+        Served::answering(move |req: QuotePrices, _| async move {
             let unknown: Vec<String> = req
                 .skus
                 .iter()
@@ -102,7 +102,7 @@ fn served() -> Vec<Served> {
                     .collect(),
             })
         }),
-        Served::new(&GET_CUSTOMER, |req: GetCustomer, _| async move {
+        Served::answering(|req: GetCustomer, _| async move {
             if req.id == "cust-1" || req.id == "cust-2" {
                 Ok(Customer {
                     email: format!("{}@example.com", req.id),

@@ -2,7 +2,7 @@
 //! served `quote-prices` operation.
 
 use axum::http::{Method, StatusCode};
-use catalog_contract::{CatalogClient, QuoteError};
+use catalog_contract::{QuoteError, QuotePrices};
 use seams_core::CallContext;
 use seams_runtime::{Runtime, SystemOptions, inprocess::InProcess};
 use seams_testkit::oneshot::App;
@@ -190,16 +190,16 @@ async fn quotes_through_the_contract_client_or_names_unknown_skus() {
     for s in &w.component.serves {
         transport.register(s);
     }
-    let client = CatalogClient::new(Arc::new(transport));
+    let client = seams_core::Client::new(Arc::new(transport));
     let ctx = CallContext::new_root();
-    let quote = client
-        .quote_prices(&ctx, vec!["TEA-1".into(), "TEA-1".into()])
-        .await
-        .unwrap();
+    let skus = |s: &[&str]| QuotePrices {
+        skus: s.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let quote = client.ask(skus(&["TEA-1", "TEA-1"]), &ctx).await.unwrap();
     assert_eq!(quote.prices.len(), 1);
     assert_eq!(quote.prices[0].unit_price.amount, 450);
     let err = client
-        .quote_prices(&ctx, vec!["TEA-1".into(), "NOPE".into(), "bad sku".into()])
+        .ask(skus(&["TEA-1", "NOPE", "bad sku"]), &ctx)
         .await
         .unwrap_err();
     assert_eq!(

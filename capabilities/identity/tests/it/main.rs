@@ -8,7 +8,7 @@ mod sessions;
 use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
-use identity_contract::{Customer, GetCustomerError, IdentityClient};
+use identity_contract::{Customer, GetCustomer, GetCustomerError};
 use seams_core::{CallContext, CallError};
 use seams_runtime::{Runtime, SystemOptions, inprocess::InProcess};
 use seams_testkit::oneshot::{App, Reply};
@@ -89,12 +89,12 @@ impl World {
         r.json["id"].as_str().unwrap().to_owned()
     }
 
-    fn client(&self) -> IdentityClient {
+    fn client(&self) -> seams_core::Client {
         let transport = InProcess::new();
         for s in &self.component.serves {
             transport.register(s);
         }
-        IdentityClient::new(Arc::new(transport))
+        seams_core::Client::new(Arc::new(transport))
     }
 }
 
@@ -432,12 +432,13 @@ async fn serves_get_customer_through_the_contract_client() {
     let client = w.client();
     let ctx = CallContext::new_root();
 
-    let got = client.get_customer(&ctx, &registered.id).await.unwrap();
+    let ask = |id: &str| GetCustomer { id: id.to_owned() };
+    let got = client.ask(ask(&registered.id), &ctx).await.unwrap();
     assert_eq!(got, registered);
 
     let unknown = uuid::Uuid::now_v7().to_string();
     for id in [unknown.as_str(), "not-a-uuid", ""] {
-        let err = client.get_customer(&ctx, id).await.unwrap_err();
+        let err = client.ask(ask(id), &ctx).await.unwrap_err();
         assert_eq!(err, GetCustomerError::NotFound { id: id.into() });
     }
 }
@@ -449,7 +450,7 @@ async fn a_database_failure_is_an_opaque_call_error_not_a_not_found() {
     w.component.db.close().await;
     let id = uuid::Uuid::now_v7().to_string();
     let err = client
-        .get_customer(&CallContext::new_root(), &id)
+        .ask(GetCustomer { id }, &CallContext::new_root())
         .await
         .unwrap_err();
     // The handler answers `Internal`, and the serving side passes it on as itself.

@@ -119,6 +119,14 @@ fuzz_target!(init: scrub_environment(), |data: &[u8]| {
                 assert!(ttl >= Duration::from_secs(1) && ttl <= shop::cli::MAX_TTL);
             }
         }
+        Command::Rollout { emit, accept, .. } => {
+            // What the supervisor checks of a rollout's settings: an answer, never a panic.
+            let mut config = Config::new(([127, 0, 0, 1], 0).into(), std::path::PathBuf::new());
+            config.emit = emit;
+            config.accept = accept;
+            let _ = config.emit_versions();
+            let _ = config.accept_versions();
+        }
         Command::Demo { .. } | Command::Contracts { .. } | Command::Keys { .. } | Command::Ops { .. } => {}
     }
 });

@@ -564,7 +564,8 @@ impl Gateway {
     /// Every service's successful JSON answer to `path`, or a 503 naming the
     /// services that gave none: a merged view with a hole in it would look
     /// complete (no dead letters, every invariant holding) when it is not.
-    /// A service refusing the client (401, 403) is passed on as it said it.
+    /// A service refusing the client (401, 403) or its request (400: a bad
+    /// query is bad for every service) is passed on as it said it.
     async fn collect(&self, path: &str, req_headers: &HeaderMap) -> Result<Vec<Value>, Response> {
         let mut values = Vec::new();
         let mut failing = Vec::new();
@@ -575,7 +576,12 @@ impl Gateway {
             match answer.result {
                 Ok((status, body)) if status.is_success() => values.push(body),
                 Ok((status, body))
-                    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN =>
+                    if [
+                        StatusCode::BAD_REQUEST,
+                        StatusCode::UNAUTHORIZED,
+                        StatusCode::FORBIDDEN,
+                    ]
+                    .contains(&status) =>
                 {
                     let mut res = (status, axum::Json(body)).into_response();
                     res.headers_mut().insert(

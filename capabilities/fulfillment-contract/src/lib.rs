@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use seams_core::Event;
 use seams_core::decl::*;
-use seams_schema::schema_of;
+use seams_schema::{query_of, schema_of};
 use serde::{Deserialize, Serialize};
 
 /// `POST /fulfillment/stock` body.
@@ -111,12 +111,24 @@ pub static GET_STOCK: Operation = Operation::new(
     QUERIES,
 );
 
+/// `list-shipments` request: the query of `GET /fulfillment/shipments`. Unknown parameters are rejected like unknown body
+/// fields (design brief §9): a misspelt `invoice-id` must not silently
+/// answer "no shipment".
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListShipments {
+    /// The invoice whose shipments to list.
+    #[param(min_length = 1)]
+    pub invoice_id: String,
+}
+
 /// Public query: shipments of an invoice.
 pub static LIST_SHIPMENTS: Operation = Operation::new(
     "fulfillment",
     "list-shipments",
     "Shipments of an invoice with their status (GET /fulfillment/shipments?invoice_id=).",
-    no_body,
+    query_of::<ListShipments>,
     schema_of::<Shipments>,
     QUERIES,
 );

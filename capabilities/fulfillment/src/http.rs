@@ -9,14 +9,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use fulfillment_contract::{
-    GET_STOCK, LIST_SHIPMENTS, RECEIVE_STOCK, ReceiveStock, Shipment as ShipmentDto, ShipmentLine,
-    Shipments, StockLevel,
+    GET_STOCK, LIST_SHIPMENTS, ListShipments, RECEIVE_STOCK, ReceiveStock, Shipment as ShipmentDto,
+    ShipmentLine, Shipments, StockLevel,
 };
 use seams_core::auth::{Access, Role};
 use seams_http::idempotency::{fresh, replay_after_conflict};
 use seams_http::{Caller, IdempotencyStore, IdempotentJson, Path, Query, Routes};
 use seams_store::Db;
-use serde::Deserialize;
 use utoipa::OpenApi;
 
 use crate::error::Error;
@@ -85,18 +84,6 @@ async fn get_stock(
 ) -> Result<axum::Json<StockLevel>, Error> {
     let level = service::get_stock(&deps, &sku).await?;
     Ok(axum::Json(service::level_dto(&level)))
-}
-
-/// `GET /shipments` query. Unknown parameters are rejected like unknown body
-/// fields (design brief §9): a misspelt `invoice-id` must not silently
-/// answer "no shipment".
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct ListShipments {
-    /// The invoice whose shipments to list.
-    #[param(min_length = 1)]
-    invoice_id: String,
 }
 
 /// List an invoice's shipments, oldest first (empty for an invoice that has

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use seams_core::decl::*;
-use seams_schema::schema_of;
+use seams_schema::{query_of, schema_of};
 use serde::{Deserialize, Serialize};
 
 /// One message to one customer.
@@ -70,12 +70,30 @@ pub struct Contact {
 /// What notification's queries answer unless they say otherwise.
 const QUERIES: OperationAnswers = OperationAnswers::query("notification-unavailable");
 
+/// `list-deliveries` request: the query of `GET /notification/deliveries`. Unknown parameters are rejected like unknown body
+/// fields (design brief §9): a misspelt `customer-id` must not silently
+/// answer for nobody.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListDeliveries {
+    /// The customer whose deliveries to list (the caller themselves).
+    #[param(min_length = 1)]
+    pub customer_id: String,
+    /// The `next` of the page before this one.
+    #[param(pattern = "^[0-9]{1,18}$")]
+    pub after: Option<String>,
+    /// At most this many deliveries (1-100, default 100).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+}
+
 /// Public query: a customer's deliveries.
 pub static LIST_DELIVERIES: Operation = Operation::new(
     "notification",
     "list-deliveries",
     "The deliveries for one customer (GET /notification/deliveries?customer_id=).",
-    no_body,
+    query_of::<ListDeliveries>,
     schema_of::<Deliveries>,
     QUERIES,
 );

@@ -11,11 +11,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 pub use notification_contract::Contact;
-use notification_contract::{Deliveries, Delivery as DeliveryDto, GET_CONTACT, LIST_DELIVERIES};
+use notification_contract::{
+    Deliveries, Delivery as DeliveryDto, GET_CONTACT, LIST_DELIVERIES, ListDeliveries,
+};
 use seams_core::auth::{Access, Role};
 use seams_http::{Caller, Path, Query, Routes};
 use seams_runtime::consistency::{FRESHNESS_HEADER, TOKEN_HEADER};
-use serde::Deserialize;
 use utoipa::OpenApi;
 
 use crate::domain::Delivery;
@@ -58,24 +59,6 @@ impl From<ContactEntry> for Contact {
             updated_at: e.updated_at,
         }
     }
-}
-
-/// `GET /deliveries` query. Unknown parameters are rejected like unknown body
-/// fields (design brief §9): a misspelt `customer-id` must not silently
-/// answer for nobody.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct ListDeliveries {
-    /// The customer whose deliveries to list (the caller themselves).
-    #[param(min_length = 1)]
-    customer_id: String,
-    /// The `next` of the page before this one.
-    #[param(pattern = "^[0-9]{1,18}$")]
-    after: Option<String>,
-    /// At most this many deliveries (1-100, default 100).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
 }
 
 fn dto(d: Delivery) -> DeliveryDto {

@@ -319,7 +319,9 @@ mod tests;
 
 /// Documents `method path` from its declaration alone, for a route its
 /// capability describes no further: the declaration's summary and id, a
-/// string parameter per `{name}` segment of the path, the request body and
+/// string parameter per `{name}` segment of the path, a query parameter per
+/// property of a `GET`'s declared request (its query string), the request
+/// body of other methods and
 /// the `200` answer as JSON of the declared schemas (their named parts
 /// added to the document's components). What the framework answers on the
 /// operation's behalf is added afterwards like for any other; an answer of
@@ -364,7 +366,44 @@ pub(crate) fn describe(
         );
     }
     let request = (op.request)();
-    if request != seams_core::decl::no_body() {
+    if method == HttpMethod::Get && request != seams_core::decl::no_body() {
+        // A GET's declared request is its query string
+        // (`seams_schema::query_of`): a parameter per property.
+        let (schema, parts) = seams_schema::for_openapi(request);
+        let components = doc.components.get_or_insert_with(Default::default);
+        for (name, part) in parts {
+            let part = serde_json::from_value(part)
+                .map_err(|e| format!("{}: request: {name}: {e}", op.id()))?;
+            components.schemas.entry(name).or_insert(part);
+        }
+        let required = |name: &str| {
+            schema["required"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|n| n == name))
+        };
+        let properties = schema["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (name, property) in properties {
+            let description = property["description"].as_str().map(str::to_owned);
+            let property: RefOr<Schema> = serde_json::from_value(property)
+                .map_err(|e| format!("{}: request: {name}: {e}", op.id()))?;
+            builder = builder.parameter(
+                // `parameter_in` first: `required` forces a path parameter's.
+                ParameterBuilder::new()
+                    .parameter_in(ParameterIn::Query)
+                    .required(if required(&name) {
+                        Required::True
+                    } else {
+                        Required::False
+                    })
+                    .name(name)
+                    .description(description)
+                    .schema(Some(property)),
+            );
+        }
+    } else if request != seams_core::decl::no_body() {
         let schema =
             into_document(doc, request).map_err(|e| format!("{}: request: {e}", op.id()))?;
         builder = builder.request_body(Some(

@@ -64,6 +64,56 @@ pub fn schema_of<T: utoipa::ToSchema>() -> Value {
     root
 }
 
+/// The JSON Schema of a query string: an object with a property per query
+/// parameter `T` declares (its `utoipa::IntoParams` derive, which the
+/// OpenAPI document's parameters come from too), the required ones
+/// required, nothing else allowed. What a `GET` operation declares as its
+/// request, so that `shop contracts check` sees a parameter added, made
+/// required, narrowed or dropped as it sees a body's fields.
+///
+/// ```
+/// #[derive(serde::Deserialize, utoipa::IntoParams)]
+/// #[into_params(parameter_in = Query)]
+/// struct Page {
+///     /// Whose.
+///     #[param(min_length = 1)]
+///     owner: String,
+///     /// How many.
+///     limit: Option<u32>,
+/// }
+/// let s = seams_schema::query_of::<Page>();
+/// assert_eq!(s["properties"]["owner"]["minLength"], 1);
+/// assert_eq!(s["required"], serde_json::json!(["owner"]));
+/// assert_eq!(s["additionalProperties"], false);
+/// ```
+pub fn query_of<T: utoipa::IntoParams>() -> Value {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::path::ParameterIn;
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    for p in T::into_params(|| Some(ParameterIn::Query)) {
+        let mut schema = p
+            .schema
+            .map(|s| serde_json::to_value(s).unwrap_or(Value::Null))
+            .unwrap_or_else(|| serde_json::json!({}));
+        if let (Value::Object(obj), Some(d)) = (&mut schema, p.description) {
+            obj.entry("description").or_insert(Value::String(d));
+        }
+        relink(&mut schema, COMPONENTS, DEFS);
+        if matches!(p.required, Required::True) {
+            required.push(Value::String(p.name.clone()));
+        }
+        properties.insert(p.name, schema);
+    }
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
 /// Where an OpenAPI document keeps named schemas, and where [`schema_of`]
 /// keeps them.
 const COMPONENTS: &str = "#/components/schemas/";

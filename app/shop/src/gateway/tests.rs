@@ -881,7 +881,13 @@ async fn merged_views_go_with_the_client_s_credentials_and_pass_refusals_on() {
                 .map(|v| v.to_str().unwrap().to_owned());
             record.lock().unwrap().push(auth.clone());
             async move {
-                if auth.as_deref() == Some("Bearer operator") {
+                if auth.as_deref() == Some("Bearer careless-operator") {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        axum::Json(json!({ "type": "urn:seams:problem:invalid-query" })),
+                    )
+                        .into_response()
+                } else if auth.as_deref() == Some("Bearer operator") {
                     axum::Json(json!({ "dead_letters": [] })).into_response()
                 } else {
                     (
@@ -917,9 +923,25 @@ async fn merged_views_go_with_the_client_s_credentials_and_pass_refusals_on() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
+    // A query every service refuses is the client's mistake, not an outage.
+    let res = client()
+        .get(format!("{gw}/_seams/dead-letters?limit=100000"))
+        .bearer_auth("careless-operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        problem_of(res).await["type"],
+        "urn:seams:problem:invalid-query"
+    );
     assert_eq!(
         *seen.lock().unwrap(),
-        [None, Some("Bearer operator".to_owned())]
+        [
+            None,
+            Some("Bearer operator".to_owned()),
+            Some("Bearer careless-operator".to_owned())
+        ]
     );
 }
 

@@ -259,8 +259,13 @@ fn serve_refuses_a_placement_that_leaves_a_capability_nowhere() {
     );
 }
 
-/// A copy of the committed snapshots under a fresh root, `mutate`d.
+/// A copy of the committed snapshots under a fresh root, billing's `mutate`d.
 fn snapshots(mutate: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    snapshots_of("billing", mutate)
+}
+
+/// A copy of the committed snapshots under a fresh root, `cap`'s `mutate`d.
+fn snapshots_of(cap: &str, mutate: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for cap in [
@@ -274,13 +279,13 @@ fn snapshots(mutate: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
         std::fs::create_dir_all(root.path().join(format!("capabilities/{cap}-contract"))).unwrap();
         std::fs::copy(repo.join(&rel), root.path().join(&rel)).unwrap();
     }
-    let billing = root
-        .path()
-        .join("capabilities/billing-contract/contract-snapshot.json");
+    let file = root.path().join(format!(
+        "capabilities/{cap}-contract/contract-snapshot.json"
+    ));
     let mut doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&billing).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     mutate(&mut doc);
-    std::fs::write(&billing, doc.to_string()).unwrap();
+    std::fs::write(&file, doc.to_string()).unwrap();
     root
 }
 
@@ -379,6 +384,36 @@ fn contracts_check_fails_on_each_break_of_a_mutated_snapshot_and_passes_compatib
         assert!(text.contains(expected), "expected {expected:?} in:\n{text}");
         assert!(text.contains("FAILED: 1 breaking change(s)"), "{text}");
     }
+
+    // A GET's query is its request: a parameter the code now requires
+    // breaks clients that did not send it; one it now merely accepts does not.
+    let query = "/operations/notification.list-deliveries/versions/1/request";
+    let root = snapshots_of("notification", move |d| {
+        let q = d.pointer_mut(query).unwrap();
+        q["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("customer_id");
+        q["required"] = serde_json::json!([]);
+    });
+    let (ok, text) = check(root.path());
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains(
+            "BREAKING   notification.list-deliveries v1 request /customer_id: new required field"
+        ),
+        "{text}"
+    );
+    let root = snapshots_of("notification", move |d| {
+        let q = d.pointer_mut(query).unwrap();
+        q["properties"].as_object_mut().unwrap().remove("after");
+    });
+    let (ok, text) = check(root.path());
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("compatible notification.list-deliveries v1 request /after"),
+        "{text}"
+    );
 
     // The code widened a request's range: compatible, reported, passing.
     let root = snapshots(move |d| {

@@ -232,6 +232,47 @@ fn a_route_documented_by_hand_nowhere_is_described_from_its_declaration() {
             .contains("invalid-path")
     );
 
+    // A GET's declared request is its query string: a parameter each.
+    fn page() -> serde_json::Value {
+        serde_json::json!({
+            "type": "object",
+            "required": ["owner"],
+            "additionalProperties": false,
+            "properties": {
+                "owner": { "type": "string", "minLength": 1, "description": "Whose." },
+                "limit": { "type": ["integer", "null"] }
+            }
+        })
+    }
+    let listing = Box::leak(Box::new(decl::Operation {
+        request: page,
+        ..*declared("things", Duration::from_secs(2))
+    }));
+    let json = described(listing, Method::GET);
+    let op = &json["paths"]["/things/{id}/parts/{part}"]["get"];
+    let query: Vec<_> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["in"] == "query")
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap(),
+                p["required"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(query, [("limit", false), ("owner", true)]);
+    let owner = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "owner")
+        .unwrap();
+    assert_eq!(owner["schema"]["minLength"], 1);
+    assert_eq!(owner["description"], "Whose.");
+    assert!(op.get("requestBody").is_none(), "a GET has no body");
+
     let command = Box::leak(Box::new(decl::Operation {
         request: thing_schema,
         ..*declared("things", Duration::from_secs(2))

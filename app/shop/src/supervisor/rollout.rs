@@ -135,10 +135,13 @@ pub(crate) fn router(control: Control) -> Router {
 pub(crate) const ROLLOUT_TIMEOUT: Duration =
     Duration::from_secs(super::START_TIMEOUT.as_secs() + super::STOP_TIMEOUT.as_secs());
 
+/// The largest rollout request read: a capability and two short lists.
+const BODY_LIMIT: usize = 64 * 1024;
+
 async fn rollout(
     State(control): State<Control>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: axum::body::Body,
 ) -> Response {
     // Who asks comes first: nobody learns what the route accepts without
     // an operator's token.
@@ -156,6 +159,12 @@ async fn rollout(
             "Rolling a service out is for operators; the token's role is not operator.",
         );
     }
+    let Ok(body) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return problem_response(
+            Problem::new(413, "body-too-large", "Request body too large")
+                .detail(format!("At most {BODY_LIMIT} bytes.")),
+        );
+    };
     let request: RolloutRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

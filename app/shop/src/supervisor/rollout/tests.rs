@@ -152,9 +152,13 @@ async fn bad_requests_are_refused_by_name_and_roll_nothing() {
             "{body}"
         );
     }
-    let long = format!(r#"{{"capability":"{}"}}"#, "b".repeat(100_000));
+    let long = format!(r#"{{"capability":"{}"}}"#, "b".repeat(60_000));
     let (got, _) = post(&w.app, Some(&op), &long).await;
     assert_eq!(got, StatusCode::NOT_FOUND);
+    let oversized = format!(r#"{{"capability":"{}"}}"#, "b".repeat(70_000));
+    let (got, problem) = post(&w.app, Some(&op), &oversized).await;
+    assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(problem["type"], "urn:seams:problem:body-too-large");
     assert!(w.asked.lock().unwrap().is_empty(), "nothing was rolled");
 }
 

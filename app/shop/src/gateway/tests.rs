@@ -881,7 +881,13 @@ async fn merged_views_go_with_the_client_s_credentials_and_pass_refusals_on() {
                 .map(|v| v.to_str().unwrap().to_owned());
             record.lock().unwrap().push(auth.clone());
             async move {
-                if auth.as_deref() == Some("Bearer careless-operator") {
+                if auth.as_deref() == Some("Bearer unlucky-operator") {
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        axum::Json(json!({ "type": "urn:seams:problem:internal" })),
+                    )
+                        .into_response()
+                } else if auth.as_deref() == Some("Bearer careless-operator") {
                     (
                         StatusCode::BAD_REQUEST,
                         axum::Json(json!({ "type": "urn:seams:problem:invalid-query" })),
@@ -935,12 +941,21 @@ async fn merged_views_go_with_the_client_s_credentials_and_pass_refusals_on() {
         problem_of(res).await["type"],
         "urn:seams:problem:invalid-query"
     );
+    // A service that fails is a hole in the view: 503, not its 500.
+    let res = client()
+        .get(format!("{gw}/_seams/dead-letters"))
+        .bearer_auth("unlucky-operator")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         *seen.lock().unwrap(),
         [
             None,
             Some("Bearer operator".to_owned()),
-            Some("Bearer careless-operator".to_owned())
+            Some("Bearer careless-operator".to_owned()),
+            Some("Bearer unlucky-operator".to_owned())
         ]
     );
 }

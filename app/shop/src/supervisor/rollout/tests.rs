@@ -201,3 +201,35 @@ async fn an_operator_rolls_one_service_at_a_time_keeping_or_replacing_its_settin
     assert_eq!(rolled["emit"], json!([]));
     assert_eq!(w.asked.lock().unwrap().len(), 2);
 }
+
+#[test]
+fn settings_become_serve_arguments_and_a_rollout_may_take_a_start_and_a_stop() {
+    let v = Versions {
+        emit: vec![
+            "billing.invoice-created=1".into(),
+            "billing.invoice-created=2".into(),
+        ],
+        accept: vec!["fulfillment:billing.invoice-created=1".into()],
+    };
+    let args: Vec<String> = v
+        .args()
+        .into_iter()
+        .map(|a| a.into_string().unwrap())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "--emit",
+            "billing.invoice-created=1",
+            "--emit",
+            "billing.invoice-created=2",
+            "--accept",
+            "fulfillment:billing.invoice-created=1"
+        ]
+    );
+    assert!(Versions::default().args().is_empty());
+    assert_eq!(
+        ROLLOUT_TIMEOUT,
+        crate::supervisor::START_TIMEOUT + crate::supervisor::STOP_TIMEOUT
+    );
+}

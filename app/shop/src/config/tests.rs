@@ -260,3 +260,68 @@ fn versions_to_emit_come_from_the_file_unless_a_flag_gives_them() {
     file.apply(&mut flagged, &|key| key == "emit");
     assert_eq!(flagged.emit, ["billing.invoice-created=1"]);
 }
+
+#[test]
+fn versions_to_accept_are_parsed_and_checked() {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    assert!(config.accept_versions().unwrap().is_empty());
+    config.accept = vec![
+        "fulfillment:billing.invoice-created=1".into(),
+        "fulfillment:billing.invoice-created=1".into(),
+        "notification:billing.invoice-created=2".into(),
+        "notification:billing.invoice-created=1".into(),
+    ];
+    let versions = config.accept_versions().unwrap();
+    let key = |c: &str| (c.to_owned(), "billing.invoice-created".to_owned());
+    assert_eq!(versions[&key("fulfillment")], [1]);
+    assert_eq!(versions[&key("notification")], [2, 1]);
+    assert_eq!(versions.len(), 2);
+    for (bad, why) in [
+        ("billing.invoice-created=1", "CONSUMER:TYPE=VERSION"),
+        (
+            "fulfillment:billing.invoice-created",
+            "CONSUMER:TYPE=VERSION",
+        ),
+        ("fulfillment:billing.invoice-created=v1", "not a number"),
+        (
+            "shipping:billing.invoice-created=1",
+            "no capability \"shipping\" consumes",
+        ),
+        (
+            "billing:billing.invoice-created=1",
+            "no capability \"billing\" consumes",
+        ),
+    ] {
+        config.accept = vec![bad.into()];
+        let err = format!("{:#}", config.accept_versions().unwrap_err());
+        assert!(err.contains(why), "{bad}: {err}");
+        assert!(config.validate().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn versions_to_accept_come_from_the_file_unless_a_flag_gives_them() {
+    let file: FileConfig =
+        toml::from_str("[accept]\n\"fulfillment:billing.invoice-created\" = [1]\n").unwrap();
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    file.apply(&mut config, &|_| false);
+    assert_eq!(config.accept, ["fulfillment:billing.invoice-created=1"]);
+    let mut flagged = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    flagged.accept = vec!["notification:billing.invoice-created=2".into()];
+    file.apply(&mut flagged, &|key| key == "accept");
+    assert_eq!(flagged.accept, ["notification:billing.invoice-created=2"]);
+}
+
+#[test]
+fn a_lame_duck_is_bounded_and_zero_unless_asked() {
+    let mut config = Config::new("127.0.0.1:0".parse().unwrap(), "d".into());
+    assert_eq!(config.edge(1 << 20).lame_duck, Duration::ZERO);
+    config.lame_duck_ms = Some(750);
+    assert_eq!(config.edge(1 << 20).lame_duck, Duration::from_millis(750));
+    assert!(config.validate().is_ok());
+    config.lame_duck_ms = Some(60_000);
+    assert!(config.validate().is_ok());
+    config.lame_duck_ms = Some(60_001);
+    let err = format!("{:#}", config.validate().unwrap_err());
+    assert!(err.contains("--lame-duck-ms 60001"), "{err}");
+}

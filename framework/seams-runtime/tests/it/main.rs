@@ -949,3 +949,58 @@ async fn versions_to_write_are_checked_against_the_contracts_published_here() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn versions_to_read_are_checked_against_the_consumers_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let builder = async |sub: &str, accept: &[(&str, &str, &[u32])]| {
+        let (producer, consumer) = components(&dir.path().join(sub), Arc::default()).await;
+        let options = SystemOptions {
+            accept: accept
+                .iter()
+                .map(|(c, t, v)| ((c.to_string(), t.to_string()), v.to_vec()))
+                .collect(),
+            peers: [("billing".to_owned(), "http://127.0.0.1:9".to_owned())].into(),
+            ..SystemOptions::default()
+        };
+        let mut builder = Runtime::new(options).builder();
+        builder.add(producer).add(consumer);
+        builder
+    };
+    // A version the code reads, and a consumer another process runs, are fine.
+    builder(
+        "ok",
+        &[
+            ("audit", "notes.noted", &[1]),
+            ("billing", "fulfillment.shipment-created", &[1]),
+        ],
+    )
+    .await
+    .check()
+    .unwrap();
+    for (sub, accept, why) in [
+        (
+            "wider",
+            ("audit", "notes.noted", &[2][..]),
+            "--accept audit:notes.noted: notes.noted v2 is not among the versions the code accepts ([1])",
+        ),
+        (
+            "none",
+            ("audit", "notes.noted", &[][..]),
+            "--accept audit:notes.noted: notes.noted: no version to accept",
+        ),
+        (
+            "unconsumed",
+            ("audit", "notes.erased", &[1][..]),
+            "--accept audit:notes.erased: audit does not consume notes.erased",
+        ),
+        (
+            "nobody",
+            ("shipping", "notes.noted", &[1][..]),
+            "--accept shipping:notes.noted: no capability \"shipping\"",
+        ),
+    ] {
+        let err = format!("{:#}", builder(sub, &[accept]).await.check().unwrap_err());
+        assert!(err.contains(why), "{sub}: {err}");
+    }
+}

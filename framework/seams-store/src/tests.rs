@@ -1149,6 +1149,11 @@ mod postgres_only {
                 move |name: &str| told.lock().unwrap().push(name.to_owned())
             }),
         };
+        assert_eq!(
+            format!("{take_over:?}"),
+            "TakeOver { within: 20s, .. }",
+            "its callback is not shown"
+        );
         let location = store.location();
         let successor = tokio::spawn({
             let take_over = take_over.clone();

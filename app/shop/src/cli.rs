@@ -62,20 +62,10 @@ pub enum Command {
         /// How long to wait for notifications.
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
-        /// The system's data directory, whose keys mint the demo's staff
-        /// token (unless `SHOP_STAFF_TOKEN` gives one).
-        #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
-        data_dir: std::path::PathBuf,
-        /// The key file, if not under the data directory.
-        #[arg(long, env = "SHOP_SIGNING_KEYS")]
-        signing_keys: Option<std::path::PathBuf>,
-        /// The issuer name the deployment uses.
-        #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
-        issuer: String,
-        /// Also trust the authorities in this PEM file (for a system
-        /// serving HTTPS with its own CA).
-        #[arg(long, env = "SHOP_CA_FILE")]
-        ca_file: Option<std::path::PathBuf>,
+        /// The system's keys and CA (the staff token, unless
+        /// `SHOP_STAFF_TOKEN` gives one).
+        #[command(flatten)]
+        system: System,
     },
     /// Print every contract's answers to the five questions; snapshot their
     /// schemas, or check them for breaking changes.
@@ -141,19 +131,10 @@ pub enum Command {
         /// Clear the rolled services' `--accept` settings.
         #[arg(long, conflicts_with = "accept")]
         clear_accept: bool,
-        /// The system's data directory, whose keys mint the operator token
-        /// (unless `SHOP_OPERATOR_TOKEN` gives one).
-        #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
-        data_dir: std::path::PathBuf,
-        /// The key file, if not under the data directory.
-        #[arg(long, env = "SHOP_SIGNING_KEYS")]
-        signing_keys: Option<std::path::PathBuf>,
-        /// The issuer name the deployment uses.
-        #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
-        issuer: String,
-        /// Also trust the authorities in this PEM file.
-        #[arg(long, env = "SHOP_CA_FILE")]
-        ca_file: Option<std::path::PathBuf>,
+        /// The system's keys and CA (the operator token, unless
+        /// `SHOP_OPERATOR_TOKEN` gives one).
+        #[command(flatten)]
+        system: System,
     },
     /// Manage the deployment's signing keys.
     Keys {
@@ -161,6 +142,66 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+}
+
+/// How a command talking to a running system trusts it and speaks for a
+/// person in it: the token it mints with the deployment's keys, and the
+/// CA of a system serving HTTPS.
+#[derive(Debug, clap::Args)]
+pub struct System {
+    /// The system's data directory, whose keys mint the command's token.
+    #[arg(long = "data", env = "SHOP_DATA", default_value = "./data")]
+    data_dir: std::path::PathBuf,
+    /// The key file, if not under the data directory.
+    #[arg(long, env = "SHOP_SIGNING_KEYS")]
+    signing_keys: Option<std::path::PathBuf>,
+    /// The issuer name the deployment uses.
+    #[arg(long, env = "SHOP_ISSUER", default_value = "seams")]
+    issuer: String,
+    /// Also trust the authorities in this PEM file (for a system serving
+    /// HTTPS with its own CA).
+    #[arg(long, env = "SHOP_CA_FILE")]
+    ca_file: Option<std::path::PathBuf>,
+}
+
+impl System {
+    /// The authorities to trust besides the public roots.
+    fn authorities(&self) -> anyhow::Result<Vec<reqwest::Certificate>> {
+        match &self.ca_file {
+            Some(path) => seams_http::tls::authorities(path),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// A person's token: the one in the environment variable `var` (never
+    /// on the command line), else one minted for ten minutes with the
+    /// deployment's keys.
+    fn person_token(
+        self,
+        var: &str,
+        (subject, role): (&str, seams_core::auth::Role),
+    ) -> anyhow::Result<String> {
+        if let Ok(token) = std::env::var(var)
+            && !token.trim().is_empty()
+        {
+            return Ok(token.trim().to_owned());
+        }
+        let config = Config {
+            signing_keys: self.signing_keys,
+            ..Config::new("127.0.0.1:0".parse()?, self.data_dir)
+        };
+        let path = config.signing_keys_path();
+        anyhow::ensure!(
+            path.exists(),
+            "no signing keys at {} to mint the {role} token: \
+             point --data at the system's data directory, or set {var}",
+            path.display()
+        );
+        let keys = crate::trust::open_keys(&config)?;
+        Ok(seams_auth::Minter::new(keys, self.issuer)
+            .person(subject, role, Duration::from_secs(600))?
+            .token)
+    }
 }
 
 /// `shop contracts …`.
@@ -334,22 +375,11 @@ pub async fn run(
         Command::Demo {
             url,
             timeout_secs,
-            data_dir,
-            signing_keys,
-            issuer,
-            ca_file,
+            system,
         } => {
-            let authorities = match &ca_file {
-                Some(path) => seams_http::tls::authorities(path)?,
-                None => Vec::new(),
-            };
-            let staff = person_token(
-                "SHOP_STAFF_TOKEN",
-                ("demo", seams_core::auth::Role::Staff),
-                data_dir,
-                signing_keys,
-                issuer,
-            )?;
+            let authorities = system.authorities()?;
+            let staff =
+                system.person_token("SHOP_STAFF_TOKEN", ("demo", seams_core::auth::Role::Staff))?;
             crate::demo::run(
                 &url,
                 &staff,
@@ -365,21 +395,12 @@ pub async fn run(
             accept,
             clear_emit,
             clear_accept,
-            data_dir,
-            signing_keys,
-            issuer,
-            ca_file,
+            system,
         } => {
-            let authorities = match &ca_file {
-                Some(path) => seams_http::tls::authorities(path)?,
-                None => Vec::new(),
-            };
-            let operator = person_token(
+            let authorities = system.authorities()?;
+            let operator = system.person_token(
                 "SHOP_OPERATOR_TOKEN",
                 ("rollout", seams_core::auth::Role::Operator),
-                data_dir,
-                signing_keys,
-                issuer,
             )?;
             let set =
                 |values: Vec<String>, clear: bool| (clear || !values.is_empty()).then_some(values);
@@ -691,38 +712,6 @@ async fn up_split(config: Config, groups: Vec<Vec<String>>) -> anyhow::Result<()
         },
     };
     crate::supervisor::run(opts, shutdown_signal()).await
-}
-
-/// A person's token for a command talking to a running system: the one in
-/// the environment variable `var` (never on the command line), else one
-/// minted for ten minutes with the deployment's keys.
-fn person_token(
-    var: &str,
-    (subject, role): (&str, seams_core::auth::Role),
-    data_dir: std::path::PathBuf,
-    signing_keys: Option<std::path::PathBuf>,
-    issuer: String,
-) -> anyhow::Result<String> {
-    if let Ok(token) = std::env::var(var)
-        && !token.trim().is_empty()
-    {
-        return Ok(token.trim().to_owned());
-    }
-    let config = Config {
-        signing_keys,
-        ..Config::new("127.0.0.1:0".parse()?, data_dir)
-    };
-    let path = config.signing_keys_path();
-    anyhow::ensure!(
-        path.exists(),
-        "no signing keys at {} to mint the {role} token: \
-         point --data at the system's data directory, or set {var}",
-        path.display()
-    );
-    let keys = crate::trust::open_keys(&config)?;
-    Ok(seams_auth::Minter::new(keys, issuer)
-        .person(subject, role, Duration::from_secs(600))?
-        .token)
 }
 
 /// `shop rollout`: rolls each named capability's service in turn (each

@@ -102,6 +102,30 @@ async fn worker(shop: &Shop, load: &Load, customer: &str, w: usize) {
     }
 }
 
+/// Runs `steps` while a worker per customer creates and pays invoices,
+/// stops the load once they are done, and fails on a step's error or on any
+/// request that did not get its expected answer.
+async fn under_load(
+    shop: &Shop,
+    load: &Load,
+    customers: &[String],
+    steps: impl std::future::Future<Output = anyhow::Result<()>>,
+) {
+    let steps = async {
+        let done = steps.await;
+        load.stop.store(true, Ordering::SeqCst);
+        done
+    };
+    let workers = customers
+        .iter()
+        .enumerate()
+        .map(|(w, c)| worker(shop, load, c, w));
+    let (steps, _) = tokio::join!(steps, futures::future::join_all(workers));
+    steps.unwrap_or_else(|e| panic!("{e:#}\n{}", shop.log()));
+    let failures = load.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "failed requests: {failures:#?}");
+}
+
 /// `shop rollout ARGS…` against `shop`, as an operator; its output.
 async fn rollout(shop: &Shop, args: &[&str]) -> anyhow::Result<String> {
     let out = tokio::process::Command::new(seams_testkit::process::cargo_bin("shop")?)
@@ -232,18 +256,9 @@ async fn consumers_first_then_the_producer_under_load_loses_and_fails_nothing() 
         // Then billing writes its current version, v2.
         rollout(&shop, &["billing", "--clear-emit"]).await?;
         load.at_least(10).await;
-        load.stop.store(true, Ordering::SeqCst);
         anyhow::Ok(())
     };
-    let workers = customers
-        .iter()
-        .enumerate()
-        .map(|(w, c)| worker(&shop, &load, c, w));
-    let (steps, _) = tokio::join!(steps, futures::future::join_all(workers));
-    steps.unwrap_or_else(|e| panic!("{e:#}\n{}", shop.log()));
-
-    let failures = load.failures.lock().unwrap().clone();
-    assert!(failures.is_empty(), "failed requests: {failures:#?}");
+    under_load(&shop, &load, &customers, steps).await;
     let lines = nothing_lost(&shop, &load).await;
     let (v1, v2) = by_version(&lines);
     assert!(
@@ -318,17 +333,9 @@ async fn the_producer_first_dual_publishing_and_a_version_nobody_reads_waits_dea
         // Notification upgraded: it reads v2, and the dead letters replay.
         rollout(&shop, &["notification", "--clear-accept"]).await?;
         load.at_least(5).await;
-        load.stop.store(true, Ordering::SeqCst);
         anyhow::Ok(())
     };
-    let workers = customers
-        .iter()
-        .enumerate()
-        .map(|(w, c)| worker(&shop, &load, c, w));
-    let (steps, _) = tokio::join!(steps, futures::future::join_all(workers));
-    steps.unwrap_or_else(|e| panic!("{e:#}\n{}", shop.log()));
-    let failures = load.failures.lock().unwrap().clone();
-    assert!(failures.is_empty(), "failed requests: {failures:#?}");
+    under_load(&shop, &load, &customers, steps).await;
 
     let http = reqwest::Client::new();
     for d in dead_letters(&shop).await {

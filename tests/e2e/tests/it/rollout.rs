@@ -350,7 +350,16 @@ async fn the_producer_first_dual_publishing_and_a_version_nobody_reads_waits_dea
             )
             .await
             .unwrap();
-        assert_eq!(r.status, StatusCode::ACCEPTED, "replaying {id}: {}", r.json);
+        // A letter parked behind an earlier one of its key is queued by
+        // that one's replay (per-key order), and may be by now.
+        let queued_by_its_key = r.status == StatusCode::CONFLICT
+            && r.json["type"] == "urn:seams:problem:dead-letter-not-parked";
+        assert!(
+            r.status == StatusCode::ACCEPTED || queued_by_its_key,
+            "replaying {id}: {} {}",
+            r.status,
+            r.json
+        );
     }
     let lines = nothing_lost(&shop, &load).await;
     let (v1, v2) = by_version(&lines);

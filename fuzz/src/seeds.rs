@@ -365,8 +365,6 @@ pub fn configs() -> Vec<Seed> {
                     "600",
                     "--max-connections",
                     "10",
-                    "--bench-off",
-                    "inbox,tracing",
                 ],
                 None,
             ),

@@ -547,9 +547,7 @@ async fn serve(
         // A successor may be accepting on this socket (a rollout).
         config.lame_duck_ms = Some(PASSED_SOCKET_LAME_DUCK_MS);
     }
-    let _exporting = if config.off(crate::config::BenchOff::Tracing) {
-        None
-    } else {
+    let _exporting = {
         let name = placement.service_name();
         crate::telemetry::init(config.log_format(), &name, &name)?
     };

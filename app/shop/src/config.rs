@@ -192,12 +192,6 @@ pub struct Config {
     /// dead-lettered with the reason, to replay once the setting is gone.
     #[arg(long = "accept", env = "SHOP_ACCEPT", value_delimiter = ',')]
     pub accept: Vec<String>,
-    /// Benchmarks only: switch reliability machinery off to measure what it
-    /// costs (comma-separated). Never in production: without the inbox a
-    /// redelivered event applies twice, without idempotency a retried
-    /// command runs twice, without relays no event is delivered.
-    #[arg(long, value_enum, value_delimiter = ',', hide = true)]
-    pub bench_off: Vec<BenchOff>,
 }
 
 impl std::fmt::Debug for Config {
@@ -257,27 +251,11 @@ impl std::fmt::Debug for Config {
             .field("ca_file", &self.ca_file)
             .field("emit", &self.emit)
             .field("accept", &self.accept)
-            .field("bench_off", &self.bench_off)
             .finish()
     }
 }
 
 pub use seams_core::redact as redacted;
-
-/// Machinery `--bench-off` can switch off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum BenchOff {
-    /// Idempotency records (lookup and save).
-    Idempotency,
-    /// Consumers' inbox rows.
-    Inbox,
-    /// Event delivery (outboxes still fill).
-    Relays,
-    /// Log output.
-    Tracing,
-    /// The Prometheus recorder.
-    Metrics,
-}
 
 impl Config {
     /// The default configuration with data under `data_dir`, listening on `addr`.
@@ -300,7 +278,6 @@ impl Config {
             no_metrics: false,
             emit: Vec::new(),
             accept: Vec::new(),
-            bench_off: Vec::new(),
             retain_idempotency_secs: 24 * 3600,
             retain_outbox_secs: 3600,
             retain_inbox_secs: 2 * 3600,
@@ -526,11 +503,6 @@ impl Config {
             inbox: Duration::from_secs(self.retain_inbox_secs),
             interval: Duration::from_secs(self.prune_every_secs.max(1)),
         }
-    }
-
-    /// Whether `--bench-off` switched `what` off.
-    pub fn off(&self, what: BenchOff) -> bool {
-        self.bench_off.contains(&what)
     }
 
     /// Commit durability.

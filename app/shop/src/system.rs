@@ -16,7 +16,7 @@ use anyhow::Context;
 use seams_runtime::relay::RelayOptions;
 use seams_runtime::{Runtime, Storage, SystemBuilder, SystemOptions};
 
-use crate::config::{BenchOff, Config};
+use crate::config::Config;
 
 /// Every capability of the shop, in dependency order (the names of
 /// [`crate::capabilities::TABLE`]).
@@ -209,12 +209,7 @@ pub async fn build(config: &Config, placement: &Placement) -> anyhow::Result<Sys
         },
         storage: storage(config, placement).await?,
         retention: config.retention(),
-        metrics: !config.no_metrics && !config.off(BenchOff::Metrics),
-        relays: !config.off(BenchOff::Relays),
-        machinery: seams_store::Machinery {
-            inbox: !config.off(BenchOff::Inbox),
-            idempotency: !config.off(BenchOff::Idempotency),
-        },
+        metrics: !config.no_metrics,
         peers: placement.peers.clone(),
         // Chaos mode is where the monolith is made to behave like the
         // network: its calls go through JSON too, whatever the build.

@@ -40,8 +40,6 @@ pub struct Env {
     pub ids: Arc<dyn Ids>,
     /// Where capabilities' databases live.
     pub storage: Storage,
-    /// What of the store's reliability machinery runs (all of it, but in benchmarks).
-    pub machinery: seams_store::Machinery,
     /// Where lags are recorded and read models learn their freshness.
     pub consistency: crate::consistency::Consistency,
     /// This process replaces another of the same service (a rolling
@@ -94,7 +92,6 @@ impl Env {
             &self.location(capability)?,
             capability,
             migrations,
-            self.machinery,
             self.take_over.as_ref(),
         )
         .await

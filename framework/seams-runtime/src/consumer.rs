@@ -30,17 +30,22 @@
 use std::sync::Arc;
 
 use seams_core::{BoxFuture, CallContext, Envelope, Event};
+use seams_store::pipeline::Turn;
 use seams_store::{Batch, Db, SaveResponseError, Tx};
 
 use crate::component::HandlerError;
 
 /// The inbox of one subscription: the consumer's database and the name
 /// under which it records the events it applied, derived from the
-/// subscription (`<consumer><-<producer>`), never written by hand.
-#[derive(Clone)]
+/// subscription (`<consumer><-<producer>`), never written by hand. A relay
+/// hands each event the inbox with the event's [`Turn`] in it
+/// ([`Inbox::in_turn`]), which orders its transaction after the previous
+/// event's ([`seams_store::pipeline`]).
+#[derive(Clone, Debug)]
 pub struct Inbox {
     db: Db,
     name: Arc<str>,
+    turn: Turn,
 }
 
 impl Inbox {
@@ -49,6 +54,15 @@ impl Inbox {
         Inbox {
             db,
             name: Arc::from(name),
+            turn: Turn::alone(),
+        }
+    }
+
+    /// This inbox for one event whose transaction commits in `turn`.
+    pub fn in_turn(&self, turn: Turn) -> Inbox {
+        Inbox {
+            turn,
+            ..self.clone()
         }
     }
 
@@ -88,7 +102,9 @@ impl Inbox {
     /// opens its own transaction ([`Handles::opening`](crate::Handles::opening));
     /// [`Handles::new`](crate::Handles::new) does it for the others.
     pub async fn begin(&self, env: &Envelope) -> Result<Option<Tx>, sqlx::Error> {
-        self.db.begin_consume(&self.name, env).await
+        self.db
+            .begin_consume(&self.name, env, self.turn.clone())
+            .await
     }
 }
 

@@ -24,8 +24,7 @@ use rand::Rng;
 use seams_core::decl::{Ordering, Retries, RetryPolicy};
 use seams_core::{Envelope, TraceContext};
 use seams_store::Db;
-use seams_store::pipeline::{Applied, pipelined};
-use tokio::sync::oneshot;
+use seams_store::pipeline::{Applied, Turn};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -310,27 +309,22 @@ impl Relay {
                     _ = shutdown.cancelled() => break,
                 }
             }
-            let (released_tx, released) = oneshot::channel();
+            let (turn, mut released) = Turn::after(after.clone());
             // An event that ends without a transaction (applied before)
             // leaves `after` as it was: the next one still follows the last
             // transaction in flight.
             let (span, own) = self.traced(env);
             let handed = handed(env, own);
-            let handler = pipelined(
-                after.clone(),
-                released_tx,
-                (handles.handler)(handed, self.inbox.clone()),
-            )
-            .instrument(span);
+            let handler = (handles.handler)(handed, self.inbox.in_turn(turn)).instrument(span);
             let mut task = tokio::spawn(handler);
             // The next event may start once this one's transaction has
             // released; if the handler ends without one, once it ends.
-            let entry = match released.await {
-                Ok(applied) => {
+            let entry = match released.wait().await {
+                Some(applied) => {
                     after = Some(applied);
                     InFlight::running(env, handles, task)
                 }
-                Err(_) => {
+                None => {
                     let first = joined((&mut task).await);
                     let failed = first.is_err();
                     let entry =

@@ -18,7 +18,7 @@ use seams_core::auth::Access;
 use seams_core::decl::{Clients, Dependencies, EventContract, Operation};
 use seams_core::{Clock, Ids, SystemClock, Transport, UuidV7Ids};
 use seams_http::routes::Doors;
-use seams_store::{Db, Machinery};
+use seams_store::Db;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -62,11 +62,10 @@ pub struct SystemOptions {
     /// How often the outbox, lag and dead-letter gauges are sampled from
     /// the databases (`seams_runtime::gauges`); only with `metrics`.
     pub gauges_every: Duration,
-    /// Deliver events (on by default; off only to measure what delivery costs).
+    /// Deliver events (on by default). Off, every subscription stands
+    /// still as if its consumer were down: how a test sees backlog and lag
+    /// grow; no command line reaches it.
     pub relays: bool,
-    /// The store's inbox and idempotency records (on by default; off only to
-    /// measure what they cost).
-    pub machinery: Machinery,
     /// Send in-process calls through JSON, as the network would, so a
     /// contract type that does not round-trip fails here first. On in debug
     /// builds (every test) and, set by the composition root, in chaos mode;
@@ -123,7 +122,6 @@ impl Default for SystemOptions {
             metrics: true,
             gauges_every: Duration::from_secs(5),
             relays: true,
-            machinery: Machinery::default(),
             check_wire: cfg!(debug_assertions),
             verifier: Arc::new(Verifier::new(Vec::new())),
             credential: None,
@@ -150,7 +148,6 @@ impl std::fmt::Debug for SystemOptions {
             .field("metrics", &self.metrics)
             .field("gauges_every", &self.gauges_every)
             .field("relays", &self.relays)
-            .field("machinery", &self.machinery)
             .field("check_wire", &self.check_wire)
             .field("verifier", &self.verifier)
             .field("credential", &self.credential.is_some())
@@ -220,7 +217,6 @@ impl Runtime {
             clock: self.clock.clone(),
             ids: self.ids.clone(),
             storage: self.options.storage.clone(),
-            machinery: self.options.machinery,
             consistency: self.consistency.clone(),
             take_over: self.options.take_over.clone(),
         }
@@ -694,7 +690,7 @@ impl SystemBuilder {
         if !runtime.options.relays {
             tracing::warn!(
                 subscriptions = subscriptions.len(),
-                "relays are switched off: events stay in the outboxes (a benchmark setting)"
+                "relays are switched off: events stay in the outboxes"
             );
             subscriptions.clear();
         }

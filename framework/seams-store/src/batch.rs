@@ -37,14 +37,14 @@ use seams_core::Envelope;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments, Encode, Type};
 
-use crate::db::{Backend, Db, Tx, now_ms};
+use crate::db::{Db, now_ms};
 use crate::idempotency::{IdempotencyClaim, SaveResponseError};
+use crate::location::Backend;
+use crate::tx::Tx;
 
 /// Statements for one [`Tx::run`]: `tx.batch().statement(SQL).bind(v)…`.
 pub struct Batch<'q> {
     backend: Backend,
-    /// Whether idempotency records are kept (`Machinery::idempotency`).
-    idempotency: bool,
     /// SQLite: one part, every statement joined with placeholders
     /// renumbered, every value. PostgreSQL: one part per statement.
     parts: Vec<Part<'q>>,
@@ -81,14 +81,9 @@ const PUBLISH: &str = "INSERT INTO seams_outbox \
      (event_id, event_type, subject, envelope, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
 
 impl<'q> Batch<'q> {
-    pub(crate) fn new(
-        backend: Backend,
-        idempotency: bool,
-        emit: std::sync::Arc<crate::emit::Emit>,
-    ) -> Batch<'q> {
+    pub(crate) fn new(backend: Backend, emit: std::sync::Arc<crate::emit::Emit>) -> Batch<'q> {
         Batch {
             backend,
-            idempotency,
             parts: Vec::new(),
             expected: 0,
             bound: 0,
@@ -165,9 +160,6 @@ impl<'q> Batch<'q> {
         status: u16,
         body: &'q [u8],
     ) -> &mut Self {
-        if !self.idempotency {
-            return self;
-        }
         self.statement(SAVE_RESPONSE)
             .bind(claim.scope.as_str())
             .bind(claim.key.as_str())
@@ -258,7 +250,7 @@ impl<'q> Batch<'q> {
 impl Db {
     /// An empty batch for this database.
     pub fn batch<'q>(&self) -> Batch<'q> {
-        Batch::new(self.backend(), self.machinery().idempotency, self.emit())
+        Batch::new(self.backend(), self.emit())
     }
 
     /// A transaction that is only `batch`: [`Db::begin`], [`Tx::commit_with`].
@@ -286,7 +278,7 @@ impl Tx {
     pub async fn commit_with(mut self, mut batch: Batch<'_>) -> Result<(), SaveResponseError> {
         let release = self.can_release_in_batch();
         if release {
-            batch.then_raw(crate::db::RELEASE);
+            batch.then_raw(crate::writer::RELEASE);
         }
         self.run(batch).await?;
         if release {
@@ -304,7 +296,7 @@ impl Tx {
         mut batch: Batch<'_>,
     ) -> Result<(), SaveResponseError> {
         if self.savepoint_deferred() {
-            batch.before_raw(crate::db::SAVEPOINT);
+            batch.before_raw(crate::writer::SAVEPOINT);
         }
         self.commit_with(batch).await
     }

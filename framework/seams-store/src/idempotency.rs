@@ -9,7 +9,8 @@
 
 use sqlx::Row;
 
-use crate::db::{Db, Tx, now_ms};
+use crate::db::{Db, now_ms};
+use crate::tx::Tx;
 
 /// A keyed request that has not been answered before.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,9 +65,6 @@ impl Db {
         scope: &str,
         key: &str,
     ) -> Result<Option<StoredResponse>, sqlx::Error> {
-        if !self.machinery().idempotency {
-            return Ok(None);
-        }
         let row = sqlx::query(
             "SELECT fingerprint, status, body FROM seams_idempotency WHERE scope = $1 AND key = $2",
         )
@@ -90,9 +88,6 @@ impl Tx {
         status: u16,
         body: &[u8],
     ) -> Result<(), SaveResponseError> {
-        if !self.db().machinery().idempotency {
-            return Ok(());
-        }
         let inserted = sqlx::query(
             "INSERT INTO seams_idempotency (scope, key, fingerprint, status, body, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",

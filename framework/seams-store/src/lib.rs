@@ -33,49 +33,38 @@
 #![deny(unreachable_pub)]
 
 mod batch;
+mod cursors;
 mod db;
+mod dead_letters;
 mod emit;
-mod feed;
+mod errors;
 mod idempotency;
+mod inbox;
+mod location;
 pub mod meters;
+mod migrations;
+mod outbox;
 pub mod pipeline;
 pub mod postgres;
+mod pruning;
+mod readers;
 mod take_over;
+mod tx;
+mod writer;
 
 pub use batch::Batch;
-pub use db::{
-    Backend, Db, Durability, Location, Machinery, Migrations, ReadConn, Tx, WRITER_WAIT,
-    WriterBusy, connection_lost, now_ms, redact, writer_busy,
+pub use db::{Db, now_ms};
+pub use dead_letters::DeadLetter;
+pub use errors::{
+    WRITER_WAIT, WriterBusy, check_violation, connection_lost, unique_violation, writer_busy,
 };
-pub use feed::{DeadLetter, PruneReport};
 pub use idempotency::{IdempotencyClaim, SaveResponseError, StoredResponse};
+pub use location::{Backend, Durability, Location, redact};
+pub use migrations::Migrations;
+pub use pruning::PruneReport;
+pub use readers::ReadConn;
 pub use take_over::TakeOver;
-
-/// What names a violated unique constraint, if `err` is one: SQLite's
-/// `table.column` list, or PostgreSQL's constraint name (by default
-/// `table_column_key`). Both contain the column names, which is what callers
-/// should look for.
-///
-/// The database enforces uniqueness; callers translate the violation into
-/// their own domain error (a duplicate email, a duplicate SKU).
-pub fn unique_violation(err: &sqlx::Error) -> Option<String> {
-    match err {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            Some(db.constraint().map(str::to_owned).unwrap_or_else(|| {
-                db.message()
-                    .strip_prefix("UNIQUE constraint failed: ")
-                    .unwrap_or(db.message())
-                    .to_owned()
-            }))
-        }
-        _ => None,
-    }
-}
-
-/// Whether `err` is a violated CHECK constraint whose text mentions `name`.
-pub fn check_violation(err: &sqlx::Error, name: &str) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_check_violation() && db.message().contains(name))
-}
+pub use tx::Tx;
 
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@
 //!   the fsyncs per second bounded.
 //! - [`GROUP_COMMITS`]: group commits so far.
 //! - [`WRITER_REFUSED`]: transactions refused after waiting
-//!   [`crate::db::WRITER_WAIT`] for the writer (each a 503 `overloaded`).
+//!   [`crate::WRITER_WAIT`] for the writer (each a 503 `overloaded`).
 //!
 //! The handles are looked up per recording rather than kept: a database is
 //! opened before the runtime installs its recorder, and a handle taken then

@@ -22,21 +22,23 @@
 //! relay calls [`Db::request_commit`] before it waits for any of them (and
 //! every other writer's commit takes the group along anyway).
 //!
-//! The relay says which transaction came before through a task-local set
-//! around the handler ([`pipelined`]); the store tells the relay when an
-//! event's transaction has released ([`Applied`]). Handlers see none of it:
-//! their `commit` still returns only once they are durable, so what they do
-//! after it (waking a dispatcher) still happens after the commit.
+//! The order is a value in the signatures: the relay gives each event a
+//! [`Turn`] naming the transaction it follows, the turn goes to
+//! [`Db::begin_consume`] and stays with the transaction, and the
+//! transaction tells the relay through the turn's [`Released`] when it has
+//! written everything (the [`Applied`] the next turn follows). Handlers
+//! pass the turn on without looking at it: their `commit` still returns
+//! only once they are durable, so what they do after it (waking a
+//! dispatcher) still happens after the commit.
 //!
 //! [`Db::begin_consume`]: crate::Db::begin_consume
 //! [`Db::request_commit`]: crate::Db::request_commit
 
-use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 
-use crate::db::Group;
+use crate::writer::Group;
 
 /// The group commit an event's transaction joined: what the next event's
 /// transaction must not overtake.
@@ -51,67 +53,87 @@ impl std::fmt::Debug for Applied {
     }
 }
 
-struct Pipeline {
+/// An event's place in its relay's order: the transaction it must follow,
+/// and who waits to hear that its own has released. Cloning shares the
+/// place (the first transaction begun with it takes it); once every clone
+/// is gone without a transaction having released, the relay's
+/// [`Released`] says so.
+#[derive(Clone, Default)]
+pub struct Turn {
     /// The previous event's transaction, if it is still in flight.
     after: Option<Applied>,
-    /// Told once this event's transaction has released its savepoint.
-    released: std::sync::Mutex<Option<oneshot::Sender<Applied>>>,
+    /// Told once this event's transaction has released its savepoint;
+    /// `None` for a transaction that commits on its own.
+    released: Option<Arc<Mutex<Option<oneshot::Sender<Applied>>>>>,
 }
 
-tokio::task_local! {
-    static PIPELINE: Pipeline;
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn")
+            .field("follows", &self.after.is_some())
+            .field("pipelined", &self.pipelined())
+            .finish()
+    }
 }
 
-/// Runs `handler` (which applies one event) after the event whose
-/// transaction is `after`: its consume transaction commits only if `after`'s
-/// does. `released` is told as soon as that transaction has written
-/// everything, which is when the next event may start; if `handler` ends
-/// without such a transaction (the event was applied before, or failed
-/// first), `released` is dropped instead. The caller must call
-/// [`crate::Db::request_commit`] before it waits for `handler` to finish.
-pub async fn pipelined<F: Future>(
-    after: Option<Applied>,
-    released: oneshot::Sender<Applied>,
-    handler: F,
-) -> F::Output {
-    let pipeline = Pipeline {
-        after,
-        released: std::sync::Mutex::new(Some(released)),
-    };
-    PIPELINE.scope(pipeline, handler).await
+/// What the relay waits on: the [`Applied`] of an event's transaction once
+/// it has released, or nothing if the event ended without one (it was
+/// applied before, or failed first).
+#[derive(Debug)]
+pub struct Released(oneshot::Receiver<Applied>);
+
+impl Released {
+    /// The released transaction's group, or `None` when there was none.
+    pub async fn wait(&mut self) -> Option<Applied> {
+        (&mut self.0).await.ok()
+    }
 }
 
-/// Whether the transaction this one must follow failed to commit. Called
-/// with the writer held: a group other than `current` has then finished its
-/// `COMMIT`, and its outcome is known.
-pub(crate) fn predecessor_failed(current: &Arc<Group>) -> bool {
-    PIPELINE
-        .try_with(|p| match &p.after {
+impl Turn {
+    /// Not pipelined: nothing to follow, and the transaction asks for its
+    /// own commit (a retry, a test driving one event).
+    pub fn alone() -> Turn {
+        Turn::default()
+    }
+
+    /// The turn after `after` in a relay's pipeline. The relay must call
+    /// [`crate::Db::request_commit`] before it waits for the event's
+    /// handler to finish: a pipelined transaction leaves that to it.
+    pub fn after(after: Option<Applied>) -> (Turn, Released) {
+        let (tx, rx) = oneshot::channel();
+        let turn = Turn {
+            after,
+            released: Some(Arc::new(Mutex::new(Some(tx)))),
+        };
+        (turn, Released(rx))
+    }
+
+    /// Whether the transaction this one must follow failed to commit.
+    /// Called with the writer held: a group other than `current` has then
+    /// finished its `COMMIT`, and its outcome is known.
+    pub(crate) fn predecessor_failed(&self, current: &Arc<Group>) -> bool {
+        match &self.after {
             None => false,
             Some(a) if Arc::ptr_eq(&a.group, current) => false,
             Some(a) => !matches!(*a.group.done.borrow(), Some(Ok(()))),
-        })
-        .unwrap_or(false)
-}
+        }
+    }
 
-/// Whether the running task applies a pipelined event (its commit is
-/// requested by the relay).
-pub(crate) fn active() -> bool {
-    PIPELINE.try_with(|_| ()).is_ok()
-}
+    /// Whether the relay asks for this transaction's commit.
+    pub(crate) fn pipelined(&self) -> bool {
+        self.released.is_some()
+    }
 
-/// Tells the relay that this event's transaction has released into `group`.
-pub(crate) fn released(group: &Arc<Group>) {
-    let _ = PIPELINE.try_with(|p| {
-        let sender = p
+    /// Tells the relay that this event's transaction has released into `group`.
+    pub(crate) fn released(&self, group: &Arc<Group>) {
+        let sender = self
             .released
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+            .as_ref()
+            .and_then(|r| r.lock().unwrap_or_else(PoisonError::into_inner).take());
         if let Some(sender) = sender {
             let _ = sender.send(Applied {
                 group: group.clone(),
             });
         }
-    });
+    }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::db::WRITER_LOCK;
+use crate::writer::WRITER_LOCK;
 
 /// How a process that replaces another one (a rolling restart) opens a
 /// PostgreSQL database whose writer lock its predecessor still holds: it

@@ -142,7 +142,6 @@ async fn world_in(dir: tempfile::TempDir) -> World {
         },
         consistency: seams_runtime::Consistency::new(),
         take_over: None,
-        machinery: seams_store::Machinery::default(),
     };
     let billing = billing::component(&env).await.unwrap();
     // Ada (`cust-1`) is who the tests act as, unless they say otherwise.

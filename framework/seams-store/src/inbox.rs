@@ -1,0 +1,68 @@
+//! The inbox: which events each consumer has applied, recorded in the same
+//! transaction as their effects, so that a redelivered event is a no-op.
+
+use seams_core::Envelope;
+
+use crate::db::{Db, now_ms};
+use crate::pipeline::Turn;
+use crate::tx::Tx;
+use crate::writer::SAVEPOINT;
+
+impl Db {
+    /// Starts the transaction in which consumer `consumer` applies `env`, with
+    /// the event id already recorded in the inbox; `None` if it was applied
+    /// before. It commits in `turn`: after the transaction of the event
+    /// before it in its relay's order, or on its own ([`Turn::alone`]).
+    pub async fn begin_consume(
+        &self,
+        consumer: &str,
+        env: &Envelope,
+        turn: Turn,
+    ) -> Result<Option<Tx>, sqlx::Error> {
+        let mut tx = self.begin_member(true).await?;
+        tx.turn = Some(turn);
+        // A relay applies its events one after another, so every round trip
+        // to the writer's thread here is one more in each event's latency: a
+        // member joining an open group on SQLite sends its `SAVEPOINT` in the
+        // same query. Whether the row went in is read from `RETURNING`, not
+        // from the changed-row count, which SQLite does not reset for the
+        // `SAVEPOINT` before it. If the query fails, dropping the
+        // transaction undoes the savepoint, opened or not.
+        const INSERT: &str = "INSERT INTO seams_inbox (consumer, event_id, handled_at_ms) \
+             VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1";
+        static AFTER_SAVEPOINT: std::sync::LazyLock<String> =
+            std::sync::LazyLock::new(|| format!("{SAVEPOINT}; {INSERT}"));
+        let sql = if tx.savepoint_deferred {
+            AFTER_SAVEPOINT.as_str()
+        } else {
+            INSERT
+        };
+        let inserted = sqlx::query(sql)
+            .bind(consumer)
+            .bind(&env.id)
+            .bind(now_ms())
+            .fetch_all(tx.conn())
+            .await?;
+        tx.savepoint_deferred = false;
+        if inserted.is_empty() {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        Ok(Some(tx))
+    }
+
+    /// Whether consumer `consumer` has applied event `event_id`.
+    pub async fn inbox_contains(
+        &self,
+        consumer: &str,
+        event_id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM seams_inbox WHERE consumer = $1 AND event_id = $2")
+                .bind(consumer)
+                .bind(event_id)
+                .fetch_optional(&mut *self.read().await?)
+                .await?;
+        Ok(row.is_some())
+    }
+}

@@ -1,0 +1,124 @@
+//! The connections reads go through: committed snapshots, never waiting
+//! for the writer.
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Connection};
+
+use crate::location::Location;
+
+/// How many connections read at once.
+pub(crate) const READERS: usize = 4;
+/// How long a read waits for a free reader before it fails: short, so that
+/// while a PostgreSQL server restarts a read fails (503, try again) rather
+/// than holding its request.
+const READ_WAIT: Duration = Duration::from_secs(3);
+
+/// The connections reads go through.
+///
+/// On SQLite they are plain connections in a `deadpool`, not sqlx's pool:
+/// sqlx pings every connection it takes back (`return_to_pool`), which on
+/// SQLite is a second round trip to the connection's worker thread for each
+/// read, and on a busy two-core machine the thread switches of those round
+/// trips cost more than the reads. A file does not go away, and a read
+/// dropped half-way leaves nothing behind (the worker finishes or resets
+/// the statement before it takes the next command), so nothing needs the
+/// ping. On PostgreSQL sqlx's pool stays: there a connection does die with
+/// a server restart, and the pool tests it before handing it out.
+pub(crate) enum Readers {
+    Sqlite(deadpool::unmanaged::Pool<AnyConnection>),
+    Postgres(AnyPool),
+}
+
+impl Readers {
+    pub(crate) async fn open(location: &Location) -> Result<Readers, sqlx::Error> {
+        match location {
+            Location::Sqlite { .. } => {
+                let pool =
+                    deadpool::unmanaged::Pool::from_config(&deadpool::unmanaged::PoolConfig {
+                        max_size: READERS,
+                        timeout: Some(READ_WAIT),
+                        runtime: Some(deadpool::Runtime::Tokio1),
+                    });
+                for _ in 0..READERS {
+                    let conn = location.connect(true).await?;
+                    if pool.add(conn).await.is_err() {
+                        return Err(sqlx::Error::PoolClosed);
+                    }
+                }
+                Ok(Readers::Sqlite(pool))
+            }
+            Location::Postgres { .. } => AnyPoolOptions::new()
+                .max_connections(READERS as u32)
+                .test_before_acquire(true)
+                .acquire_timeout(READ_WAIT)
+                .connect(&location.url(true))
+                .await
+                .map(Readers::Postgres),
+        }
+    }
+
+    pub(crate) async fn get(&self) -> Result<ReadConn, sqlx::Error> {
+        match self {
+            Readers::Sqlite(pool) => match pool.get().await {
+                Ok(conn) => Ok(ReadConn(Reader::Sqlite(conn))),
+                Err(deadpool::unmanaged::PoolError::Timeout) => Err(sqlx::Error::PoolTimedOut),
+                Err(_) => Err(sqlx::Error::PoolClosed),
+            },
+            Readers::Postgres(pool) => Ok(ReadConn(Reader::Postgres(pool.acquire().await?))),
+        }
+    }
+
+    pub(crate) async fn close(&self) {
+        match self {
+            Readers::Sqlite(pool) => {
+                // Waits (a while) for reads in flight to hand theirs back.
+                for _ in 0..pool.status().size {
+                    match pool.timeout_remove(Some(READ_WAIT)).await {
+                        Ok(conn) => {
+                            let _ = conn.close().await;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                pool.close();
+            }
+            Readers::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// A connection for reads, from [`crate::Db::read`]; back to the readers when dropped.
+pub struct ReadConn(Reader);
+
+enum Reader {
+    Sqlite(deadpool::unmanaged::Object<AnyConnection>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
+impl std::ops::Deref for ReadConn {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match &self.0 {
+            Reader::Sqlite(conn) => conn,
+            Reader::Postgres(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for ReadConn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match &mut self.0 {
+            Reader::Sqlite(conn) => conn,
+            Reader::Postgres(conn) => conn,
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadConn").finish_non_exhaustive()
+    }
+}

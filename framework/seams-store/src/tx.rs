@@ -1,0 +1,247 @@
+//! A write transaction: one member of its database's next group commit.
+
+use seams_core::Envelope;
+use sqlx::AnyConnection;
+use tokio::sync::{OwnedMutexGuard, watch};
+use tracing::Instrument;
+
+use crate::db::{Db, now_ms};
+use crate::location::Backend;
+use crate::pipeline::Turn;
+use crate::writer::{RELEASE, Undo, Writer};
+
+/// A write transaction in a capability's database.
+///
+/// Dropping it without [`Tx::commit`] rolls back, outbox rows included.
+/// It holds the writer until it commits or is dropped, so keep it short and
+/// never wait on another service inside it.
+pub struct Tx {
+    pub(crate) writer: Option<OwnedMutexGuard<Writer>>,
+    pub(crate) db: Db,
+    pub(crate) published: bool,
+    /// Its place in a relay's order, if it applies an event
+    /// ([`Db::begin_consume`], [`crate::pipeline`]): `None` for any other.
+    pub(crate) turn: Option<Turn>,
+    /// How to take this member's work back out.
+    pub(crate) undo: Undo,
+    /// Its savepoint was released already, by the last statement of a
+    /// batch ([`Tx::commit_with`]).
+    pub(crate) released: bool,
+    /// Its `SAVEPOINT` goes with its batch ([`Db::commit_batch`]).
+    pub(crate) savepoint_deferred: bool,
+}
+
+impl Tx {
+    /// The connection, for the capability's own statements.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        self.writer
+            .as_mut()
+            .expect("a live transaction holds the writer")
+            .conn
+            .as_mut()
+            .expect("a live transaction has a connection")
+    }
+
+    /// The SQL dialect of this transaction's database.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// The database this transaction writes.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Appends `env` to the outbox; it is published only if this transaction
+    /// commits. Returns its position in the outbox, which is final at commit
+    /// (one writer), and is what a consistency token names.
+    pub async fn publish(&mut self, env: &Envelope) -> Result<u64, sqlx::Error> {
+        let emit = self.db.emit();
+        let env = emit
+            .written(env)
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let json = serde_json::to_string(&env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let (seq,): (i64,) = sqlx::query_as(
+            "INSERT INTO seams_outbox (event_id, event_type, subject, envelope, created_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+        )
+        .bind(&env.id)
+        .bind(&env.event_type)
+        .bind(&env.subject)
+        .bind(json)
+        .bind(now_ms())
+        .fetch_one(self.conn())
+        .await?;
+        self.published = true;
+        Ok(seq as u64)
+    }
+
+    /// Remembers that this transaction wrote outbox rows, so its commit
+    /// wakes the feed readers.
+    pub(crate) fn mark_published(&mut self) {
+        self.published = true;
+    }
+
+    /// Whether this transaction's savepoint can be released by the last
+    /// statement of a batch: it has one (it joined an open group), the
+    /// database runs a batch in one call (SQLite), and, if it applies an
+    /// event, the event before it did not fail to commit (then its release
+    /// must undo it instead, [`crate::pipeline`]). That outcome cannot
+    /// change while this transaction holds the writer, so checking it
+    /// before the batch is sent is as good as checking it at the release.
+    pub(crate) fn can_release_in_batch(&self) -> bool {
+        self.undo == Undo::Savepoint
+            && self.backend() == Backend::Sqlite
+            && !self.predecessor_failed()
+    }
+
+    /// Whether the event before this one's (in its relay's order) failed
+    /// to commit; always `false` for a transaction that applies no event.
+    fn predecessor_failed(&self) -> bool {
+        match (&self.turn, &self.writer) {
+            (Some(turn), Some(w)) => turn.predecessor_failed(&w.group),
+            _ => false,
+        }
+    }
+
+    /// The last statement [`Tx::run`] sent released the savepoint.
+    pub(crate) fn mark_released(&mut self) {
+        self.released = true;
+    }
+
+    /// Whether this transaction joined a group others had opened (its work
+    /// is undone to its savepoint, not by rolling the group back).
+    #[cfg(test)]
+    pub(crate) fn joined(&self) -> bool {
+        self.undo == Undo::Savepoint
+    }
+
+    /// Whether this transaction's `SAVEPOINT` has not been sent, and must
+    /// open its batch.
+    pub(crate) fn savepoint_deferred(&self) -> bool {
+        self.savepoint_deferred
+    }
+
+    /// Commits: returns once the group this transaction joined is durable
+    /// (then feed readers are woken if events were published).
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        // For traces only (DEBUG, which the default log filter leaves off):
+        // the wait for the group's COMMIT, and how many members had
+        // released into the group before this one, plus one.
+        let span = tracing::debug_span!(
+            "commit",
+            database = %self.db.inner.name,
+            group_member = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let outcome = async {
+            let (mut done, member) = self.release().await?;
+            tracing::Span::current().record("group_member", member);
+            let outcome = done
+                .wait_for(|r| r.is_some())
+                .await
+                .map_err(|_| sqlx::Error::PoolClosed)?
+                .clone();
+            match outcome {
+                Some(Ok(())) => Ok(()),
+                Some(Err(e)) => Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
+                None => Err(sqlx::Error::PoolClosed),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        if outcome.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        outcome
+    }
+
+    /// Joins the next group commit and returns without waiting for it:
+    /// for bookkeeping whose loss in a crash is harmless because it is
+    /// written again (a cursor behind its effects redelivers into the
+    /// inbox; an acknowledgement is repeated on the next read).
+    pub async fn commit_eventually(mut self) -> Result<(), sqlx::Error> {
+        self.release().await.map(drop)
+    }
+
+    /// Releases this member's savepoint into the open group and asks for a
+    /// commit; the receiver learns the group's outcome, the number is this
+    /// member's place in the order of release into the group (1: first).
+    async fn release(
+        &mut self,
+    ) -> Result<(watch::Receiver<Option<Result<(), String>>>, u32), sqlx::Error> {
+        let mut w = self
+            .writer
+            .take()
+            .expect("a live transaction holds the writer");
+        if self
+            .turn
+            .as_ref()
+            .is_some_and(|turn| turn.predecessor_failed(&w.group))
+        {
+            // The previous event did not commit; this one must not be
+            // applied before it is retried.
+            if w.undo(self.undo).await.is_err() {
+                w.dirty = Some(self.undo);
+            }
+            drop(w);
+            self.db.inner.commit_wanted.notify_one();
+            return Err(sqlx::Error::Protocol(
+                "the previous event's transaction did not commit; this one is undone to keep their order".into(),
+            ));
+        }
+        if self.undo == Undo::Savepoint
+            && !self.released
+            && let Err(e) = w.exec(RELEASE).await
+        {
+            w.dirty = Some(self.undo);
+            return Err(e);
+        }
+        let group = w.group.clone();
+        let member = group
+            .members
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .saturating_add(1);
+        if self.published {
+            group
+                .published
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let done = group.done.subscribe();
+        let pipelined = self.turn.as_ref().is_some_and(Turn::pipelined);
+        if let Some(turn) = &self.turn {
+            turn.released(&group);
+        }
+        drop(w);
+        if !pipelined {
+            self.db.inner.commit_wanted.notify_one();
+        }
+        Ok((done, member))
+    }
+
+    /// Rolls back explicitly.
+    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        let mut w = self
+            .writer
+            .take()
+            .expect("a live transaction holds the writer");
+        let res = w.undo(self.undo).await;
+        if res.is_err() {
+            w.dirty = Some(self.undo);
+        }
+        drop(w);
+        self.db.inner.commit_wanted.notify_one();
+        res.map(|_| ())
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if let Some(mut w) = self.writer.take() {
+            // Undone by the next user of the writer (or the committer): no async in Drop.
+            w.dirty = Some(self.undo);
+            drop(w);
+            self.db.inner.commit_wanted.notify_one();
+        }
+    }
+}

@@ -82,34 +82,35 @@ impl Store {
         event: &Envelope,
         response: Response<'_>,
     ) -> Result<(), WriteError> {
-        let mut batch = self.db.batch();
+        let mut tx = self.db.begin().await?;
+        let batch = tx.later();
         batch
             .save_response(response.claim, response.status, response.body)
             .statement(
                 "INSERT INTO invoices (id, customer_id, currency, total_minor, status, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
-            .bind(inv.id.as_str())
-            .bind(inv.customer_id.as_str())
+            .bind(inv.id.clone())
+            .bind(inv.customer_id.clone())
             .bind(inv.total.currency.code())
             .bind(inv.total.minor)
             .bind(inv.status.as_str())
-            .bind(inv.created_at.as_str());
+            .bind(inv.created_at.clone());
         for (i, l) in inv.lines.iter().enumerate() {
             batch
                 .statement(
                     "INSERT INTO invoice_lines (invoice_id, line_no, sku, quantity, unit_minor, line_total_minor) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                 )
-                .bind(inv.id.as_str())
+                .bind(inv.id.clone())
                 .bind(i as i64)
-                .bind(l.sku.as_str())
+                .bind(l.sku.clone())
                 .bind(l.quantity as i64)
                 .bind(l.unit_price.minor)
                 .bind(l.line_total.minor);
         }
         batch.publish(event);
-        self.db.commit_batch(batch).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -132,13 +133,13 @@ impl Store {
         let updated =
             sqlx::query("UPDATE invoices SET status = 'paid' WHERE id = $1 AND status = 'open'")
                 .bind(&payment.invoice_id)
-                .execute(tx.conn())
+                .execute(tx.conn().await?)
                 .await?
                 .rows_affected();
         if updated == 0 {
             let (status,): (String,) = sqlx::query_as("SELECT status FROM invoices WHERE id = $1")
                 .bind(&payment.invoice_id)
-                .fetch_one(tx.conn())
+                .fetch_one(tx.conn().await?)
                 .await?;
             return Err(match Status::parse(&status) {
                 Some(Status::Voided) => WriteError::Voided,
@@ -151,7 +152,7 @@ impl Store {
             .bind(payment.amount.minor)
             .bind(payment.amount.currency.code())
             .bind(&payment.paid_at)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await;
         match res {
             Err(e)
@@ -180,7 +181,7 @@ impl Store {
 
 /// One invoice with its lines, as the compensating transaction `tx` sees it.
 pub async fn invoice_in(tx: &mut Tx, id: &str) -> anyhow::Result<Option<Invoice>> {
-    load_invoice(tx.conn(), id).await
+    load_invoice(tx.conn().await?, id).await
 }
 
 /// The payment of invoice `invoice_id`, if it was paid, as `tx` sees it.
@@ -189,7 +190,7 @@ pub async fn payment_in(tx: &mut Tx, invoice_id: &str) -> anyhow::Result<Option<
         "SELECT id, invoice_id, amount_minor, currency, paid_at FROM payments WHERE invoice_id = $1",
     )
     .bind(invoice_id)
-    .fetch_optional(tx.conn())
+    .fetch_optional(tx.conn().await?)
     .await?
     else {
         return Ok(None);
@@ -225,7 +226,7 @@ pub async fn refund(tx: &mut Tx, refunded: &Invoice, refund: &Refund) -> anyhow:
     .bind(refund.amount.currency.code())
     .bind(&refund.reason)
     .bind(&refund.created_at)
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     Ok(())
 }
@@ -236,7 +237,7 @@ async fn transition(tx: &mut Tx, id: &str, from: Status, to: Status) -> anyhow::
         .bind(to.as_str())
         .bind(id)
         .bind(from.as_str())
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?
         .rows_affected();
     anyhow::ensure!(

@@ -2,7 +2,7 @@
 
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
-use seams_store::{Backend, Db};
+use seams_store::{Backend, Db, SaveResponseError};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -62,7 +62,7 @@ impl Store {
         .bind(p.price.minor)
         .bind(p.price.currency.code())
         .bind(created_at)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await;
         match res {
             Err(e) if seams_store::unique_violation(&e).is_some() => {
@@ -71,7 +71,7 @@ impl Store {
             other => other?,
         };
         tx.publish(event).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(SaveResponseError::into_db)?;
         Ok(())
     }
 

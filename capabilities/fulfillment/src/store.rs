@@ -127,7 +127,7 @@ impl Store {
         )
         .bind(receipt.sku.as_str())
         .bind(i64::from(receipt.quantity))
-        .fetch_one(tx.conn())
+        .fetch_one(tx.conn().await?)
         .await?;
         let level = level(&row)?;
         let body = respond(&level);
@@ -225,7 +225,7 @@ impl Store {
         .bind(dispatched.status.as_str())
         .bind(&dispatched.dispatched_at)
         .bind(&dispatched.id)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?
         .rows_affected();
         if updated == 0 {
@@ -275,7 +275,7 @@ pub async fn before_deciding(tx: &mut Tx, skus: &[String]) -> Result<BeforeDecid
         query = query.bind(sku);
     }
     query
-        .fetch_all(tx.conn())
+        .fetch_all(tx.conn().await?)
         .await?
         .iter()
         .map(level)
@@ -330,7 +330,7 @@ pub async fn reserved_for(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, sq
          WHERE invoice_id = $1 AND status = 'reserved' ORDER BY sku",
     )
     .bind(invoice_id)
-    .fetch_all(tx.conn())
+    .fetch_all(tx.conn().await?)
     .await?
     .iter()
     .map(line)
@@ -354,7 +354,7 @@ pub async fn ship(
         .bind(&shipment.invoice_id)
         .bind(&l.sku)
         .bind(i64::from(l.quantity))
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?
         .rows_affected();
         one_row(affected, &format!("shipping the reservation of {}", l.sku))?;
@@ -363,7 +363,7 @@ pub async fn ship(
         )
         .bind(i64::from(l.quantity))
         .bind(&l.sku)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?
         .rows_affected();
         one_row(affected, &format!("taking {} out of stock", l.sku))?;
@@ -383,7 +383,7 @@ pub async fn ship(
     .bind(&created_event.id)
     .bind(&created_event.correlationid)
     .bind(&created_event.traceparent)
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     for (i, l) in shipment.lines.iter().enumerate() {
         sqlx::query(
@@ -393,7 +393,7 @@ pub async fn ship(
         .bind(i as i64)
         .bind(&l.sku)
         .bind(i64::from(l.quantity))
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?;
     }
     Ok(())
@@ -408,7 +408,7 @@ pub async fn release(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, sqlx::E
         let affected = sqlx::query("UPDATE stock SET reserved = reserved - $1 WHERE sku = $2")
             .bind(i64::from(l.quantity))
             .bind(&l.sku)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?
             .rows_affected();
         one_row(affected, &format!("releasing {}", l.sku))?;
@@ -418,7 +418,7 @@ pub async fn release(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, sqlx::E
          WHERE invoice_id = $1 AND status = 'reserved'",
     )
     .bind(invoice_id)
-    .execute(tx.conn())
+    .execute(tx.conn().await?)
     .await?;
     Ok(lines)
 }

@@ -102,7 +102,7 @@ impl Store {
         .bind(c.name.as_str())
         .bind(created_at)
         .bind(password_hash)
-        .execute(tx.tx.conn())
+        .execute(tx.tx.conn().await?)
         .await;
         on_email_unique(res)?;
         let position = tx.publish(event).await?;
@@ -141,7 +141,7 @@ impl Writing {
     pub async fn customer(&mut self, id: &CustomerId) -> anyhow::Result<Option<Customer>> {
         let row = sqlx::query("SELECT id, email, name FROM customers WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(self.tx.conn())
+            .fetch_optional(self.tx.conn().await?)
             .await?;
         row.as_ref().map(customer).transpose()
     }
@@ -151,7 +151,7 @@ impl Writing {
         let res = sqlx::query("UPDATE customers SET email = $1 WHERE id = $2")
             .bind(c.email.as_str())
             .bind(c.id.as_str())
-            .execute(self.tx.conn())
+            .execute(self.tx.conn().await?)
             .await;
         let updated = on_email_unique(res)?.rows_affected();
         if updated != 1 {
@@ -168,7 +168,7 @@ impl Writing {
 
     /// Commits the change with its outbox rows.
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        Ok(self.tx.commit().await?)
     }
 
     /// Rolls back explicitly.

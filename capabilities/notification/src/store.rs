@@ -6,7 +6,7 @@
 //! not at all. The sender reads due rows and records each attempt in
 //! its own short transaction.
 
-use seams_store::{Batch, Db, SaveResponseError, Tx};
+use seams_store::{Batch, Db, Tx};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -89,7 +89,8 @@ impl Store {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let mut batch = self.db.batch();
+        let mut tx = self.db.begin().await?;
+        let batch = tx.later();
         for (id, attempts, next) in outcomes {
             match next {
                 Next::Delivered => batch
@@ -98,7 +99,7 @@ impl Store {
                          WHERE id = $3 AND status = 'pending'",
                     )
                     .bind(i64::from(*attempts))
-                    .bind(now_rfc3339),
+                    .bind(now_rfc3339.to_owned()),
                 Next::Retry { at_ms, error } => batch
                     .statement(
                         "UPDATE deliveries SET attempts = $1, next_attempt_at_ms = $2, last_error = $3 \
@@ -106,21 +107,18 @@ impl Store {
                     )
                     .bind(i64::from(*attempts))
                     .bind(*at_ms)
-                    .bind(error.as_str()),
+                    .bind(error.clone()),
                 Next::Failed { error } => batch
                     .statement(
                         "UPDATE deliveries SET status = 'failed', attempts = $1, last_error = $2 \
                          WHERE id = $3 AND status = 'pending'",
                     )
                     .bind(i64::from(*attempts))
-                    .bind(error.as_str()),
+                    .bind(error.clone()),
             }
-            .bind(id.as_str());
+            .bind(id.clone());
         }
-        self.db
-            .commit_batch(batch)
-            .await
-            .map_err(SaveResponseError::into_db)
+        Ok(tx.commit().await?)
     }
 
     /// A customer's deliveries, oldest first.
@@ -209,7 +207,7 @@ pub fn upsert_contact(
 pub async fn contact(tx: &mut Tx, customer_id: &str) -> Result<Option<Contact>, sqlx::Error> {
     let row = sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = $1")
         .bind(customer_id)
-        .fetch_optional(tx.conn())
+        .fetch_optional(tx.conn().await?)
         .await?;
     Ok(row.as_ref().map(contact_of))
 }

@@ -131,7 +131,7 @@ pub async fn on_invoice_paid(
     )
     .bind(&ev.customer_id)
     .bind(points)
-    .fetch_one(tx.tx().conn())
+    .fetch_one(tx.tx().conn().await?)
     .await?;
     let awarded = PointsAwarded {
         customer_id: ev.customer_id,

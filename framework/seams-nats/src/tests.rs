@@ -76,7 +76,7 @@ fn subscription() -> Subscription {
                 .bind(id)
                 .bind(&ev.key)
                 .bind(ev.n)
-                .execute(tx.tx().conn())
+                .execute(tx.tx().conn().await.unwrap())
                 .await?;
             Ok(())
         })
@@ -151,7 +151,7 @@ async fn events_travel_through_jetstream_in_order_and_once() {
     sqlx::query(
         "UPDATE seams_cursors SET position = 0 WHERE subscription = 'nats-publisher:clock'",
     )
-    .execute(tx.conn())
+    .execute(tx.conn().await.unwrap())
     .await
     .unwrap();
     tx.commit().await.unwrap();

@@ -233,6 +233,14 @@ pub enum HandlerError {
     Permanent(String),
 }
 
+/// A commit that failed: as the database's error (a consumer records no
+/// keyed response, so no key can conflict).
+impl From<seams_store::SaveResponseError> for HandlerError {
+    fn from(e: seams_store::SaveResponseError) -> Self {
+        e.into_db().into()
+    }
+}
+
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
         if breaks_a_constraint(&e) {

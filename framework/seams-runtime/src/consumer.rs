@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use seams_core::{BoxFuture, CallContext, Envelope, Event};
 use seams_store::pipeline::Turn;
-use seams_store::{Batch, Db, SaveResponseError, Tx};
+use seams_store::{Batch, Db, Tx};
 
 use crate::component::HandlerError;
 
@@ -108,13 +108,12 @@ impl Inbox {
     }
 }
 
-/// One event being applied: the transaction (inbox row included), the
-/// event's envelope, the statements sent with the commit, and what runs
-/// once it is durable.
+/// One event being applied: the transaction (inbox row included, the
+/// statements sent with the commit in it), the event's envelope, and what
+/// runs once it is durable.
 pub struct Applying {
     tx: Tx,
     env: Envelope,
-    later: Option<Batch<'static>>,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
@@ -123,7 +122,6 @@ impl Applying {
         Applying {
             tx,
             env,
-            later: None,
             after_commit: Vec::new(),
         }
     }
@@ -145,11 +143,10 @@ impl Applying {
     }
 
     /// Statements that need no answer, sent with the commit in one round
-    /// trip ([`Batch`]); they bind owned values, since they outlive the
+    /// trip ([`Tx::later`]); they bind owned values, since they outlive the
     /// handler.
     pub fn later(&mut self) -> &mut Batch<'static> {
-        let tx = &self.tx;
-        self.later.get_or_insert_with(|| tx.batch())
+        self.tx.later()
     }
 
     /// Publishes `event`, caused by the one being applied, in this
@@ -176,18 +173,9 @@ impl Applying {
     /// the published events together, then runs what waited for it.
     pub(crate) async fn commit(self) -> Result<(), HandlerError> {
         let Applying {
-            tx,
-            later,
-            after_commit,
-            ..
+            tx, after_commit, ..
         } = self;
-        match later {
-            Some(batch) => tx
-                .commit_with(batch)
-                .await
-                .map_err(SaveResponseError::into_db)?,
-            None => tx.commit().await?,
-        }
+        tx.commit().await?;
         for f in after_commit {
             f();
         }

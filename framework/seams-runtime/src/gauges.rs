@@ -37,6 +37,8 @@ pub const SUBSCRIPTION_LAG: &str = "seams_subscription_lag_events";
 pub const SUBSCRIPTION_LAG_AGE: &str = "seams_subscription_lag_age_seconds";
 /// Undelivered dead letters, by `subscription`.
 pub const DEAD_LETTERS: &str = "seams_dead_letters";
+/// Events set aside for their next attempt (or behind one of their key), by `subscription`.
+pub const RETRYING: &str = "seams_events_retrying";
 
 /// What one database is sampled for.
 pub(crate) struct Sampled {
@@ -96,12 +98,18 @@ async fn sample(s: &Sampled, seen: &mut Option<u64>) -> Result<(), sqlx::Error> 
     let generation = s.db.dead_letter_generation();
     if *seen != Some(generation) {
         let counts = s.db.undelivered_dead_letters().await?;
-        for subscription in &s.subscriptions {
-            let n = counts
+        let retrying = s.db.retrying().await?;
+        let of = |counts: &[(String, u64)], subscription: &str| {
+            counts
                 .iter()
                 .find(|(name, _)| name == subscription)
-                .map_or(0, |(_, n)| *n);
-            metrics::gauge!(DEAD_LETTERS, "subscription" => subscription.clone()).set(n as f64);
+                .map_or(0, |(_, n)| *n) as f64
+        };
+        for subscription in &s.subscriptions {
+            metrics::gauge!(DEAD_LETTERS, "subscription" => subscription.clone())
+                .set(of(&counts, subscription));
+            metrics::gauge!(RETRYING, "subscription" => subscription.clone())
+                .set(of(&retrying, subscription));
         }
         *seen = Some(generation);
     }

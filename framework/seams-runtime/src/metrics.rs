@@ -162,6 +162,11 @@ fn describe() {
         Unit::Count,
         "Dead letters not yet delivered (parked or queued for replay), by subscription; a delivered replay lowers it. Sampled."
     );
+    describe_gauge!(
+        gauges::RETRYING,
+        Unit::Count,
+        "Events set aside for another attempt, or waiting behind one of their key, by subscription; the feed goes on past them. Sampled."
+    );
 }
 
 /// How often histogram samples are folded into their buckets.

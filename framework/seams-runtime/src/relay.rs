@@ -6,10 +6,13 @@
 //! transaction with the event id recorded in the inbox, so redelivery (after
 //! a crash, a retry, or chaos) has no second effect. A failing handler is
 //! retried with the backoff its event's contract declares (the bus owns
-//! those retries); after the last attempt, or at once for a permanent
-//! failure, the event is parked as a dead letter with its error and
-//! attempts. Where the contract declares per-key ordering, later events with
-//! the same key are parked behind it rather than overtaking it.
+//! those retries), aside from the feed ([`seams_store::Retry`], the
+//! `retries` module): the relay goes on with the other keys while the
+//! event waits for its next attempt, and where the contract declares
+//! per-key ordering, later events with the same key wait behind it. After
+//! the last attempt, or at once for a permanent failure, the event is
+//! parked as a dead letter with its error and attempts, and later events
+//! with its key are parked behind it rather than overtaking it.
 //!
 //! In one process this is still asynchronous and at-least-once: the cursor is
 //! saved after the batch, so a crash redelivers, and [`Chaos`] can add
@@ -82,6 +85,9 @@ pub enum Outcome {
     Delivered,
     /// Parked as a dead letter.
     Parked,
+    /// Set aside to be tried again (or to wait behind its key's), while the
+    /// feed goes on.
+    Deferred,
     /// Shutdown came first; the event stays undelivered.
     Interrupted,
 }
@@ -94,8 +100,10 @@ pub struct Relay {
     per_key: bool,
     /// Where the relay is, in memory and in the consumer's database.
     cursor: std::sync::Mutex<Cursor>,
-    /// The dead-letter generation last looked at, and whether any were parked then.
-    dead_letters: std::sync::Mutex<Option<(u64, bool)>>,
+    /// The dead-letter generation last looked at, and what it showed.
+    dead_letters: std::sync::Mutex<Option<(u64, Aside)>>,
+    /// When the earliest event set aside is due (ms since the epoch).
+    next_retry: std::sync::Mutex<Option<i64>>,
     consumer: Db,
     /// Where `sub`'s handlers record what they applied.
     inbox: Inbox,
@@ -133,6 +141,7 @@ impl Relay {
                 .any(|h| matches!(h.event.ordering, Ordering::PerKey { .. })),
             cursor: std::sync::Mutex::new(Cursor::default()),
             dead_letters: std::sync::Mutex::new(None),
+            next_retry: std::sync::Mutex::new(None),
             sub,
             consumer,
             producer: feed,
@@ -155,8 +164,16 @@ impl Relay {
         loop {
             let read = self.step(shutdown, Duration::ZERO).await?;
             total += read;
-            if read == 0 || shutdown.is_cancelled() {
+            if shutdown.is_cancelled() {
                 break;
+            }
+            if read == 0 {
+                // Events set aside are part of "everything": wait for the
+                // next one due, as a running loop would.
+                match self.until_next_retry() {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => break,
+                }
             }
         }
         self.save_cursor().await?;
@@ -202,18 +219,33 @@ impl Relay {
             .dead_letters
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (replayed, parked_any) = match seen {
-            Some((g, parked)) if g == generation => (0, parked),
+        let (replayed, aside) = match seen {
+            Some((g, aside)) if g == generation => (0, aside),
             _ => {
                 let replayed = self.try_replay(shutdown).await?;
-                let parked = self.per_key && self.consumer.any_parked(&self.name).await?;
+                let aside = Aside {
+                    parked: self.per_key && self.consumer.any_parked(&self.name).await?,
+                    retrying: self.consumer.any_retrying(&self.name).await?,
+                };
                 *self
                     .dead_letters
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some((generation, parked));
-                (replayed, parked)
+                    .unwrap_or_else(PoisonError::into_inner) = Some((generation, aside));
+                (replayed, aside)
             }
         };
+        let retried = if aside.retrying {
+            self.try_retries(shutdown).await?
+        } else {
+            *self
+                .next_retry
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+            0
+        };
+        let replayed = replayed + retried;
+        // A retry falling due ends the wait for new events.
+        let wait = self.until_next_retry().map_or(wait, |due| wait.min(due));
         let cursor = self.position().await?;
         let batch = tokio::select! {
             batch = self.producer.read(&self.name, cursor, self.options.batch, wait) => batch?,
@@ -225,7 +257,7 @@ impl Relay {
         let applied = self
             .apply(
                 &batch,
-                parked_any,
+                aside,
                 &mut window,
                 &mut position,
                 &mut read,
@@ -270,7 +302,7 @@ impl Relay {
     async fn apply<'a>(
         &'a self,
         batch: &'a [Envelope],
-        parked_any: bool,
+        aside: Aside,
         window: &mut VecDeque<InFlight<'a>>,
         position: &mut u64,
         read: &mut usize,
@@ -286,19 +318,33 @@ impl Relay {
                 window.push_back(InFlight::done(env, None, Ok(Outcome::Delivered)));
                 continue;
             };
-            if parked_any
-                && let Ordering::PerKey { .. } = handles.event.ordering
+            let per_key = matches!(handles.event.ordering, Ordering::PerKey { .. });
+            if per_key
+                && aside.parked
                 && let Some(blocker) = self
                     .consumer
                     .parked_for_subject(&self.name, &env.subject)
                     .await?
             {
-                let reason = format!(
-                    "waiting behind dead letter #{blocker} with the same key (per-key ordering)"
-                );
+                let reason = seams_store::behind_reason(blocker);
                 tracing::warn!(subscription = %self.name, event = %env.id, %reason, "parking");
                 self.consumer.park(&self.name, env, &reason, 0).await?;
                 window.push_back(InFlight::done(env, None, Ok(Outcome::Parked)));
+                continue;
+            }
+            if per_key
+                && aside.retrying
+                && self
+                    .consumer
+                    .retrying_for_subject(&self.name, &env.subject)
+                    .await?
+            {
+                // Behind an earlier event of its key that waits for its
+                // next attempt: it waits too, due once that one is delivered.
+                self.consumer
+                    .defer(&self.name, env, 0, 0, WAITS_FOR_ITS_KEY)
+                    .await?;
+                window.push_back(InFlight::done(env, None, Ok(Outcome::Deferred)));
                 continue;
             }
             if let Some(chaos) = self.options.chaos {
@@ -430,9 +476,23 @@ impl Relay {
                     }
                 }
                 let policy = retry_policy(handles);
-                self.attempt_all(handles, policy, env, shutdown, Some(first))
-                    .instrument(self.span(env))
-                    .await?
+                match first {
+                    // Tried again later, aside: the other keys go on.
+                    HandlerError::Transient(reason)
+                        if policy.max_attempts > 1 && self.consumer.reachable().await =>
+                    {
+                        self.set_aside(env, &policy, &reason)
+                            .instrument(self.span(env))
+                            .await?
+                    }
+                    // Permanent (parked at once), a single attempt, or the
+                    // consumer's own database down (it waits, here).
+                    first => {
+                        self.attempt_all(handles, policy, env, shutdown, Some(first))
+                            .instrument(self.span(env))
+                            .await?
+                    }
+                }
             }
             (Err(e), None) => anyhow::bail!("an unhandled event failed: {e}"),
         };
@@ -441,7 +501,7 @@ impl Relay {
                 window.clear();
                 Ok(false)
             }
-            Outcome::Delivered | Outcome::Parked => {
+            Outcome::Delivered | Outcome::Parked | Outcome::Deferred => {
                 *position = env.sequence.unwrap_or(*position);
                 *read += 1;
                 // After a failure the rest of the batch is read again.
@@ -566,7 +626,7 @@ impl Relay {
                         delivered += 1;
                         progressed = true;
                     }
-                    Outcome::Parked => {}
+                    Outcome::Parked | Outcome::Deferred => {}
                     Outcome::Interrupted => return Ok(delivered),
                 }
             }
@@ -782,5 +842,20 @@ fn handed(env: &Envelope, own: Option<TraceContext>) -> Envelope {
         None => env.clone(),
     }
 }
+/// What the relay knows is set aside for its subscription, as of a
+/// dead-letter generation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Aside {
+    /// Dead letters not yet delivered (per-key parking applies).
+    parked: bool,
+    /// Events waiting for their next attempt (or behind one of their key).
+    retrying: bool,
+}
+
+/// Why an event waits in the retries behind an earlier one of its key.
+const WAITS_FOR_ITS_KEY: &str =
+    "waiting behind an earlier event with the same key that is being retried (per-key ordering)";
+
+mod retries;
 #[cfg(test)]
 mod tests;

@@ -9,15 +9,15 @@
 //! statement, and 0.15-0.24 ms with the same statements sent as one
 //! (`seams_db_writer_wait_seconds`, BENCHMARKS.md). Statements that need no
 //! answer until the end (inserts whose results nobody reads) can therefore
-//! go as a [`Batch`]: one round trip on SQLite, which runs a query string
-//! of several statements in order and stops at the first that fails.
+//! go into the transaction's [`Batch`] ([`Tx::later`]), sent with the
+//! commit: one round trip on SQLite, which runs a query string of several
+//! statements in order and stops at the first that fails.
 //!
-//! A transaction that ends with a batch ([`Tx::commit_with`]) or is nothing
-//! but one ([`Db::commit_batch`]) also sends the `RELEASE` of its savepoint,
-//! and then its `SAVEPOINT`, in the same query: a command that joins an
-//! open group holds the writer for one round trip in all. A batch stops at
-//! its first failing statement, so a member whose `SAVEPOINT` went with it
-//! either opened it or ran nothing.
+//! The same query carries the `RELEASE` of the transaction's savepoint,
+//! and its `SAVEPOINT` too if no statement needed an answer before: a
+//! command that joins an open group and only writes holds the writer for
+//! one round trip in all. A batch stops at its first failing statement, so
+//! a member whose `SAVEPOINT` went with it either opened it or ran nothing.
 //!
 //! PostgreSQL refuses several statements with parameters in one query, so
 //! there a batch runs its statements one after another: the same effects
@@ -37,12 +37,12 @@ use seams_core::Envelope;
 use sqlx::any::AnyArguments;
 use sqlx::{Any, Arguments, Encode, Type};
 
-use crate::db::{Db, now_ms};
+use crate::db::now_ms;
 use crate::idempotency::{IdempotencyClaim, SaveResponseError};
 use crate::location::Backend;
 use crate::tx::Tx;
 
-/// Statements for one [`Tx::run`]: `tx.batch().statement(SQL).bind(v)…`.
+/// Statements sent together: a transaction's [`Tx::later`], `tx.later().statement(SQL).bind(v)…`.
 pub struct Batch<'q> {
     backend: Backend,
     /// SQLite: one part, every statement joined with placeholders
@@ -55,7 +55,7 @@ pub struct Batch<'q> {
     offset: usize,
     statements: usize,
     published: bool,
-    /// The first mistake, reported by [`Tx::run`] before anything is sent.
+    /// The first mistake, reported at the commit before anything is sent.
     error: Option<String>,
     /// Which versions of events go into the outbox.
     emit: std::sync::Arc<crate::emit::Emit>,
@@ -151,21 +151,21 @@ impl<'q> Batch<'q> {
 
     /// Records the response to `claim`, as [`Tx::save_response`] does.
     /// Another request that recorded one for the same key first makes
-    /// [`Tx::run`] fail with [`SaveResponseError::Conflict`] (by the
+    /// [`Tx::commit`] fail with [`SaveResponseError::Conflict`] (by the
     /// unique key, where `save_response` counts the rows it inserted: a
     /// batch learns nothing until its end).
     pub fn save_response(
         &mut self,
-        claim: &'q IdempotencyClaim,
+        claim: &IdempotencyClaim,
         status: u16,
-        body: &'q [u8],
+        body: &[u8],
     ) -> &mut Self {
         self.statement(SAVE_RESPONSE)
-            .bind(claim.scope.as_str())
-            .bind(claim.key.as_str())
-            .bind(claim.fingerprint.as_str())
+            .bind(claim.scope.clone())
+            .bind(claim.key.clone())
+            .bind(claim.fingerprint.clone())
             .bind(i64::from(status))
-            .bind(body)
+            .bind(body.to_vec())
             .bind(now_ms())
     }
 
@@ -200,7 +200,7 @@ impl<'q> Batch<'q> {
 
     /// Puts `sql`, which takes no values, before the statements so far
     /// (SQLite only: its batch is one query).
-    fn before_raw(&mut self, sql: &str) {
+    pub(crate) fn before_raw(&mut self, sql: &str) {
         match self.parts.first_mut() {
             Some(part) => part.sql.insert_str(0, &format!("{sql};\n")),
             None => self.parts.push(Part {
@@ -212,7 +212,7 @@ impl<'q> Batch<'q> {
 
     /// Appends `sql`, which takes no values, after the statements so far
     /// (SQLite only: its batch is one query).
-    fn then_raw(&mut self, sql: &str) {
+    pub(crate) fn then_raw(&mut self, sql: &str) {
         match self.parts.last_mut() {
             Some(part) => {
                 part.sql.push_str(";\n");
@@ -247,65 +247,12 @@ impl<'q> Batch<'q> {
     }
 }
 
-impl Db {
-    /// An empty batch for this database.
-    pub fn batch<'q>(&self) -> Batch<'q> {
-        Batch::new(self.backend(), self.emit())
-    }
-
-    /// A transaction that is only `batch`: [`Db::begin`], [`Tx::commit_with`].
-    /// On SQLite, a transaction joining an open group sends its `SAVEPOINT`,
-    /// the batch and its `RELEASE` as one query: it holds the writer for one
-    /// round trip. Returns once the group is durable.
-    pub async fn commit_batch(&self, batch: Batch<'_>) -> Result<(), SaveResponseError> {
-        self.begin_member(true)
-            .await?
-            .commit_with_savepoint(batch)
-            .await
-    }
-}
-
 impl Tx {
-    /// An empty batch for this transaction's database.
-    pub fn batch<'q>(&self) -> Batch<'q> {
-        self.db().batch()
-    }
-
-    /// Runs `batch` as this transaction's last statements and commits, as
-    /// [`Tx::run`] then [`Tx::commit`]. On SQLite, a transaction that
-    /// joined an open group also releases its savepoint in the same call:
-    /// one round trip fewer while it holds the writer.
-    pub async fn commit_with(mut self, mut batch: Batch<'_>) -> Result<(), SaveResponseError> {
-        let release = self.can_release_in_batch();
-        if release {
-            batch.then_raw(crate::writer::RELEASE);
-        }
-        self.run(batch).await?;
-        if release {
-            // Nothing between here and the commit can fail: a savepoint
-            // released this way is never rolled back to.
-            self.mark_released();
-        }
-        self.commit().await.map_err(SaveResponseError::Db)
-    }
-
-    /// [`Tx::commit_with`] for a transaction from `Db::begin_member(true)`:
-    /// its `SAVEPOINT`, if it was left to the batch, opens the batch.
-    pub(crate) async fn commit_with_savepoint(
-        self,
-        mut batch: Batch<'_>,
-    ) -> Result<(), SaveResponseError> {
-        if self.savepoint_deferred() {
-            batch.before_raw(crate::writer::SAVEPOINT);
-        }
-        self.commit_with(batch).await
-    }
-
     /// Runs `batch`'s statements in order, as part of this transaction; the
     /// first that fails stops the rest and is the error (then drop or roll
     /// back the transaction, as after any failed statement). Returns the
     /// rows they changed, all together.
-    pub async fn run(&mut self, mut batch: Batch<'_>) -> Result<u64, SaveResponseError> {
+    pub(crate) async fn run(&mut self, mut batch: Batch<'_>) -> Result<u64, SaveResponseError> {
         batch.close_statement();
         if let Some(e) = batch.error {
             return Err(SaveResponseError::Db(sqlx::Error::Protocol(e)));
@@ -313,7 +260,7 @@ impl Tx {
         let mut changed = 0;
         for part in batch.parts {
             match sqlx::query_with(&part.sql, part.args)
-                .execute(self.conn())
+                .execute(self.raw_conn())
                 .await
             {
                 Ok(done) => changed += done.rows_affected(),

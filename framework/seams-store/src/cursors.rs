@@ -16,10 +16,11 @@ impl Db {
 
     /// Moves the cursor of `subscription` forward to `position`, durably.
     pub async fn set_cursor(&self, subscription: &str, position: u64) -> Result<(), sqlx::Error> {
-        self.write_cursor(subscription, position)
+        Ok(self
+            .write_cursor(subscription, position)
             .await?
             .commit()
-            .await
+            .await?)
     }
 
     /// Moves the cursor of `subscription` forward to `position` with the
@@ -39,18 +40,17 @@ impl Db {
 
     async fn write_cursor(&self, subscription: &str, position: u64) -> Result<Tx, sqlx::Error> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO seams_cursors (subscription, position, updated_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (subscription) DO UPDATE SET position = CASE \
-             WHEN seams_cursors.position > excluded.position THEN seams_cursors.position \
-             ELSE excluded.position END, \
-             updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(subscription)
-        .bind(position as i64)
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?;
+        tx.later()
+            .statement(
+                "INSERT INTO seams_cursors (subscription, position, updated_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (subscription) DO UPDATE SET position = CASE \
+                 WHEN seams_cursors.position > excluded.position THEN seams_cursors.position \
+                 ELSE excluded.position END, \
+                 updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(subscription.to_owned())
+            .bind(position as i64)
+            .bind(now_ms());
         Ok(tx)
     }
 }

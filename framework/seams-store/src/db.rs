@@ -207,13 +207,15 @@ impl Db {
     }
 
     /// Starts a write transaction (a member of the next group commit).
+    /// Joining an open group on SQLite, its `SAVEPOINT` goes with its first
+    /// statement ([`Tx::conn`], or the commit of [`Tx::later`]).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.begin_member(false).await
+        self.begin_member(true).await
     }
 
     /// [`Db::begin`]; with `defer_savepoint`, a member that joins an open
     /// group on SQLite leaves its `SAVEPOINT` to be sent with its first
-    /// statements ([`Db::commit_batch`], [`Db::begin_consume`]).
+    /// statements ([`Tx::later`], [`Db::begin_consume`]).
     pub(crate) async fn begin_member(&self, defer_savepoint: bool) -> Result<Tx, sqlx::Error> {
         let asked = std::time::Instant::now();
         let wait = std::time::Duration::from_millis(
@@ -253,6 +255,7 @@ impl Db {
             undo,
             released: false,
             savepoint_deferred: defer,
+            later: None,
         })
     }
 

@@ -66,26 +66,25 @@ impl Db {
     ) -> Result<(), sqlx::Error> {
         let json = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let mut tx: Tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO seams_dead_letters \
-             (subscription, event_id, event_type, subject, envelope, error, attempts, created_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (subscription, event_id) DO UPDATE SET status = 'parked', \
-             error = excluded.error, attempts = seams_dead_letters.attempts + excluded.attempts",
-        )
-        .bind(subscription)
-        .bind(&env.id)
-        .bind(&env.event_type)
-        .bind(&env.subject)
-        .bind(json)
-        .bind(error)
-        .bind(attempts as i64)
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?;
+        tx.later()
+            .statement(
+                "INSERT INTO seams_dead_letters \
+                 (subscription, event_id, event_type, subject, envelope, error, attempts, created_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (subscription, event_id) DO UPDATE SET status = 'parked', \
+                 error = excluded.error, attempts = seams_dead_letters.attempts + excluded.attempts",
+            )
+            .bind(subscription.to_owned())
+            .bind(env.id.clone())
+            .bind(env.event_type.clone())
+            .bind(env.subject.clone())
+            .bind(json)
+            .bind(error.to_owned())
+            .bind(attempts as i64)
+            .bind(now_ms());
         let committed = tx.commit().await;
         self.dead_letters_changed();
-        committed
+        Ok(committed?)
     }
 
     /// Whether `subscription` has any undelivered (parked or awaiting
@@ -138,7 +137,7 @@ impl Db {
             "UPDATE seams_dead_letters SET status = 'replay' WHERE id = $1 AND status = 'parked'",
         )
         .bind(id)
-        .execute(tx.conn())
+        .execute(tx.conn().await?)
         .await?
         .rows_affected();
         let committed = tx.commit().await;
@@ -166,21 +165,18 @@ impl Db {
     /// same key for replay too: they were parked behind it (per-key order).
     pub async fn mark_replayed(&self, id: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE seams_dead_letters SET status = 'replayed' WHERE id = $1")
+        tx.later()
+            .statement("UPDATE seams_dead_letters SET status = 'replayed' WHERE id = $1")
             .bind(id)
-            .execute(tx.conn())
-            .await?;
-        sqlx::query(
-            "UPDATE seams_dead_letters SET status = 'replay' WHERE status = 'parked' AND id > $1 \
-             AND subscription = (SELECT subscription FROM seams_dead_letters WHERE id = $1) \
-             AND subject = (SELECT subject FROM seams_dead_letters WHERE id = $1)",
-        )
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
+            .statement(
+                "UPDATE seams_dead_letters SET status = 'replay' WHERE status = 'parked' AND id > $1 \
+                 AND subscription = (SELECT subscription FROM seams_dead_letters WHERE id = $1) \
+                 AND subject = (SELECT subject FROM seams_dead_letters WHERE id = $1)",
+            )
+            .bind(id);
         let committed = tx.commit().await;
         self.dead_letters_changed();
-        committed
+        Ok(committed?)
     }
 
     /// One dead letter.

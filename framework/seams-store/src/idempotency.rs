@@ -46,15 +46,23 @@ pub enum SaveResponseError {
 }
 
 impl SaveResponseError {
-    /// The database error, for a batch that records no response (so no key
-    /// can conflict; a conflict anyway becomes a protocol error).
+    /// The database error, for a transaction that records no response (so
+    /// no key can conflict; a conflict anyway becomes a protocol error).
     pub fn into_db(self) -> sqlx::Error {
         match self {
             SaveResponseError::Db(e) => e,
             SaveResponseError::Conflict => sqlx::Error::Protocol(
-                "an idempotency key conflicted in a batch that records none".into(),
+                "an idempotency key conflicted in a transaction that records none".into(),
             ),
         }
+    }
+}
+
+/// For callers whose errors are the database's: `tx.commit().await?` where
+/// no response is recorded.
+impl From<SaveResponseError> for sqlx::Error {
+    fn from(e: SaveResponseError) -> sqlx::Error {
+        e.into_db()
     }
 }
 
@@ -98,7 +106,7 @@ impl Tx {
         .bind(status as i64)
         .bind(body)
         .bind(now_ms())
-        .execute(self.conn())
+        .execute(self.conn().await?)
         .await?
         .rows_affected();
         if inserted == 0 {

@@ -32,7 +32,7 @@ impl Db {
              VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1";
         static AFTER_SAVEPOINT: std::sync::LazyLock<String> =
             std::sync::LazyLock::new(|| format!("{SAVEPOINT}; {INSERT}"));
-        let sql = if tx.savepoint_deferred {
+        let sql = if tx.take_deferred_savepoint() {
             AFTER_SAVEPOINT.as_str()
         } else {
             INSERT
@@ -41,9 +41,8 @@ impl Db {
             .bind(consumer)
             .bind(&env.id)
             .bind(now_ms())
-            .fetch_all(tx.conn())
+            .fetch_all(tx.raw_conn())
             .await?;
-        tx.savepoint_deferred = false;
         if inserted.is_empty() {
             tx.rollback().await?;
             return Ok(None);

@@ -25,7 +25,7 @@
 //! };
 //! let db = seams_store::Db::open(std::path::Path::new("data/billing.db"), "billing", &MIGRATIONS).await?;
 //! let mut tx = db.begin().await?;
-//! sqlx::query("SELECT 1").execute(tx.conn()).await?;
+//! sqlx::query("SELECT 1").execute(tx.conn().await?).await?;
 //! tx.commit().await?;
 //! # Ok(()) }
 //! ```
@@ -48,6 +48,7 @@ pub mod pipeline;
 pub mod postgres;
 mod pruning;
 mod readers;
+mod retries;
 mod take_over;
 mod tx;
 mod writer;
@@ -63,6 +64,7 @@ pub use location::{Backend, Durability, Location, redact};
 pub use migrations::Migrations;
 pub use pruning::PruneReport;
 pub use readers::ReadConn;
+pub use retries::{Retry, behind_reason};
 pub use take_over::TakeOver;
 pub use tx::Tx;
 

@@ -99,18 +99,17 @@ impl Db {
             return Ok(());
         }
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO seams_feed_acks (subscriber, acked_seq, updated_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (subscriber) DO UPDATE SET acked_seq = CASE \
-             WHEN seams_feed_acks.acked_seq > excluded.acked_seq THEN seams_feed_acks.acked_seq \
-             ELSE excluded.acked_seq END, \
-             updated_at_ms = excluded.updated_at_ms",
-        )
-        .bind(subscriber)
-        .bind(seq as i64)
-        .bind(now_ms())
-        .execute(tx.conn())
-        .await?;
+        tx.later()
+            .statement(
+                "INSERT INTO seams_feed_acks (subscriber, acked_seq, updated_at_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (subscriber) DO UPDATE SET acked_seq = CASE \
+                 WHEN seams_feed_acks.acked_seq > excluded.acked_seq THEN seams_feed_acks.acked_seq \
+                 ELSE excluded.acked_seq END, \
+                 updated_at_ms = excluded.updated_at_ms",
+            )
+            .bind(subscriber.to_owned())
+            .bind(seq as i64)
+            .bind(now_ms());
         tx.commit_eventually().await?;
         self.ack_written(subscriber, seq);
         Ok(())

@@ -58,7 +58,7 @@ impl std::fmt::Debug for Applied {
 /// place (the first transaction begun with it takes it); once every clone
 /// is gone without a transaction having released, the relay's
 /// [`Released`] says so.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Turn {
     /// The previous event's transaction, if it is still in flight.
     after: Option<Applied>,
@@ -93,7 +93,10 @@ impl Turn {
     /// Not pipelined: nothing to follow, and the transaction asks for its
     /// own commit (a retry, a test driving one event).
     pub fn alone() -> Turn {
-        Turn::default()
+        Turn {
+            after: None,
+            released: None,
+        }
     }
 
     /// The turn after `after` in a relay's pipeline. The relay must call

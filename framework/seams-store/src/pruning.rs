@@ -31,17 +31,17 @@ impl Db {
         let outbox = sqlx::query("DELETE FROM seams_outbox WHERE created_at_ms < $1 AND seq <= $2")
             .bind(outbox_before_ms)
             .bind(acked)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?
             .rows_affected();
         let inbox = sqlx::query("DELETE FROM seams_inbox WHERE handled_at_ms < $1")
             .bind(inbox_before_ms)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?
             .rows_affected();
         let idempotency = sqlx::query("DELETE FROM seams_idempotency WHERE created_at_ms < $1")
             .bind(idempotency_before_ms)
-            .execute(tx.conn())
+            .execute(tx.conn().await?)
             .await?
             .rows_affected();
         tx.commit().await?;

@@ -88,7 +88,7 @@ fn envelope(id: &str, subject: &str) -> Envelope {
 pub(crate) async fn add_note(tx: &mut Tx, body: &str) {
     sqlx::query("INSERT INTO notes (body) VALUES ($1)")
         .bind(body)
-        .execute(tx.conn())
+        .execute(tx.conn().await.unwrap())
         .await
         .unwrap();
 }

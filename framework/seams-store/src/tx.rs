@@ -5,12 +5,20 @@ use sqlx::AnyConnection;
 use tokio::sync::{OwnedMutexGuard, watch};
 use tracing::Instrument;
 
+use crate::batch::Batch;
 use crate::db::{Db, now_ms};
+use crate::idempotency::SaveResponseError;
 use crate::location::Backend;
 use crate::pipeline::Turn;
-use crate::writer::{RELEASE, Undo, Writer};
+use crate::writer::{RELEASE, SAVEPOINT, Undo, Writer};
 
 /// A write transaction in a capability's database.
+///
+/// Statements whose answers the caller reads go through [`Tx::conn`];
+/// statements that need no answer go into [`Tx::later`] and are sent with
+/// the commit, in one round trip on SQLite (the savepoint's `SAVEPOINT` and
+/// `RELEASE` with them when nothing needed an answer first). Either way the
+/// transaction is the only way to write.
 ///
 /// Dropping it without [`Tx::commit`] rolls back, outbox rows included.
 /// It holds the writer until it commits or is dropped, so keep it short and
@@ -25,15 +33,45 @@ pub struct Tx {
     /// How to take this member's work back out.
     pub(crate) undo: Undo,
     /// Its savepoint was released already, by the last statement of a
-    /// batch ([`Tx::commit_with`]).
+    /// batch ([`Tx::later`]).
     pub(crate) released: bool,
-    /// Its `SAVEPOINT` goes with its batch ([`Db::commit_batch`]).
+    /// Its `SAVEPOINT` has not been sent: it goes with its first statement.
     pub(crate) savepoint_deferred: bool,
+    /// Statements sent with the commit ([`Tx::later`]).
+    pub(crate) later: Option<Batch<'static>>,
 }
 
 impl Tx {
-    /// The connection, for the capability's own statements.
-    pub fn conn(&mut self) -> &mut AnyConnection {
+    /// The connection, for statements whose answers are read (a row, a
+    /// count of changed rows): sends this transaction's `SAVEPOINT` first
+    /// if it has not gone yet. Statements in [`Tx::later`] are not sent
+    /// before the commit, so what they write is not seen here.
+    pub async fn conn(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
+        if self.take_deferred_savepoint() {
+            sqlx::query(SAVEPOINT).execute(self.raw_conn()).await?;
+        }
+        Ok(self.raw_conn())
+    }
+
+    /// Statements that need no answer, sent with the commit in order
+    /// ([`Batch`]): `tx.later().statement(SQL).bind(v)…`. They bind owned
+    /// values, since they are kept until then; a failing one fails the
+    /// commit, which then leaves nothing of the transaction.
+    pub fn later(&mut self) -> &mut Batch<'static> {
+        let (backend, emit) = (self.backend(), self.db.emit());
+        self.later.get_or_insert_with(|| Batch::new(backend, emit))
+    }
+
+    /// Whether a `SAVEPOINT` must open the next statement sent; from here
+    /// on the savepoint counts as sent (if that statement fails, undoing
+    /// one that is not open is harmless, [`Writer::undo`]).
+    pub(crate) fn take_deferred_savepoint(&mut self) -> bool {
+        std::mem::take(&mut self.savepoint_deferred)
+    }
+
+    /// The connection as it is, for the store's own statements that send
+    /// the deferred `SAVEPOINT` themselves.
+    pub(crate) fn raw_conn(&mut self) -> &mut AnyConnection {
         self.writer
             .as_mut()
             .expect("a live transaction holds the writer")
@@ -70,7 +108,7 @@ impl Tx {
         .bind(&env.subject)
         .bind(json)
         .bind(now_ms())
-        .fetch_one(self.conn())
+        .fetch_one(self.conn().await?)
         .await?;
         self.published = true;
         Ok(seq as u64)
@@ -104,11 +142,6 @@ impl Tx {
         }
     }
 
-    /// The last statement [`Tx::run`] sent released the savepoint.
-    pub(crate) fn mark_released(&mut self) {
-        self.released = true;
-    }
-
     /// Whether this transaction joined a group others had opened (its work
     /// is undone to its savepoint, not by rolling the group back).
     #[cfg(test)]
@@ -116,15 +149,51 @@ impl Tx {
         self.undo == Undo::Savepoint
     }
 
-    /// Whether this transaction's `SAVEPOINT` has not been sent, and must
-    /// open its batch.
+    /// Whether this transaction's `SAVEPOINT` has not been sent yet.
+    #[cfg(test)]
     pub(crate) fn savepoint_deferred(&self) -> bool {
         self.savepoint_deferred
     }
 
-    /// Commits: returns once the group this transaction joined is durable
-    /// (then feed readers are woken if events were published).
-    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+    /// Whether this transaction has work in the group to take back out:
+    /// it opened the transaction, or its savepoint was (or may have been) sent.
+    fn has_work(&self) -> bool {
+        self.undo == Undo::Transaction || !self.savepoint_deferred
+    }
+
+    /// Sends what [`Tx::later`] holds, opened by the deferred `SAVEPOINT`
+    /// and, on SQLite, closed by the `RELEASE` when nothing can still
+    /// need the savepoint.
+    async fn send_later(&mut self) -> Result<(), SaveResponseError> {
+        let Some(mut batch) = self.later.take() else {
+            return Ok(());
+        };
+        if self.take_deferred_savepoint() {
+            batch.before_raw(SAVEPOINT);
+        }
+        let release = self.can_release_in_batch();
+        if release {
+            batch.then_raw(RELEASE);
+        }
+        self.run(batch).await?;
+        // Nothing between here and the commit can fail: a savepoint
+        // released this way is never rolled back to.
+        self.released |= release;
+        Ok(())
+    }
+
+    /// Commits: sends what [`Tx::later`] holds, then returns once the group
+    /// this transaction joined is durable (then feed readers are woken if
+    /// events were published). A keyed response that another request
+    /// recorded first is [`SaveResponseError::Conflict`], and nothing of
+    /// this transaction stays.
+    pub async fn commit(mut self) -> Result<(), SaveResponseError> {
+        self.send_later().await?;
+        self.commit_sent().await.map_err(SaveResponseError::Db)
+    }
+
+    /// [`Tx::commit`] of what has been sent.
+    async fn commit_sent(mut self) -> Result<(), sqlx::Error> {
         // For traces only (DEBUG, which the default log filter leaves off):
         // the wait for the group's COMMIT, and how many members had
         // released into the group before this one, plus one.
@@ -161,6 +230,9 @@ impl Tx {
     /// written again (a cursor behind its effects redelivers into the
     /// inbox; an acknowledgement is repeated on the next read).
     pub async fn commit_eventually(mut self) -> Result<(), sqlx::Error> {
+        self.send_later()
+            .await
+            .map_err(SaveResponseError::into_db)?;
         self.release().await.map(drop)
     }
 
@@ -192,6 +264,7 @@ impl Tx {
         }
         if self.undo == Undo::Savepoint
             && !self.released
+            && !self.savepoint_deferred
             && let Err(e) = w.exec(RELEASE).await
         {
             w.dirty = Some(self.undo);
@@ -221,11 +294,16 @@ impl Tx {
 
     /// Rolls back explicitly.
     pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+        let has_work = self.has_work();
         let mut w = self
             .writer
             .take()
             .expect("a live transaction holds the writer");
-        let res = w.undo(self.undo).await;
+        let res = if has_work {
+            w.undo(self.undo).await
+        } else {
+            Ok(())
+        };
         if res.is_err() {
             w.dirty = Some(self.undo);
         }
@@ -237,9 +315,12 @@ impl Tx {
 
 impl Drop for Tx {
     fn drop(&mut self) {
+        let has_work = self.has_work();
         if let Some(mut w) = self.writer.take() {
             // Undone by the next user of the writer (or the committer): no async in Drop.
-            w.dirty = Some(self.undo);
+            if has_work {
+                w.dirty = Some(self.undo);
+            }
             drop(w);
             self.db.inner.commit_wanted.notify_one();
         }

@@ -32,9 +32,9 @@ fn migrations_up_to(version: i64) -> seams_store::Migrations {
 async fn exec(db: &Db, statements: &[&str]) -> Result<(), sqlx::Error> {
     let mut tx = db.begin().await?;
     for s in statements {
-        sqlx::query(s).execute(tx.conn()).await?;
+        sqlx::query(s).execute(tx.conn().await.unwrap()).await?;
     }
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 #[tokio::test]

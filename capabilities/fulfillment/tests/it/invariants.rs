@@ -12,7 +12,10 @@ use super::*;
 /// Runs `sql` on fulfillment's writer and returns the error it must fail with.
 async fn refused(w: &World, sql: &str) -> sqlx::Error {
     let mut tx = w.db().begin().await.unwrap();
-    let err = sqlx::query(sql).execute(tx.conn()).await.expect_err(sql);
+    let err = sqlx::query(sql)
+        .execute(tx.conn().await.unwrap())
+        .await
+        .expect_err(sql);
     tx.rollback().await.unwrap();
     err
 }

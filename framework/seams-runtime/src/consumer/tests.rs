@@ -91,7 +91,7 @@ fn watching(fail: Option<HandlerError>, told: Arc<AtomicU32>) -> Subscription {
                 .bind(&id)
                 .bind(&ev.key)
                 .bind(ev.n)
-                .execute(tx.tx().conn())
+                .execute(tx.tx().conn().await.unwrap())
                 .await?;
             tx.later()
                 .statement("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
@@ -180,7 +180,7 @@ async fn a_commit_that_breaks_a_constraint_is_permanent_and_leaves_nothing() {
     let (_dir, db) = db().await;
     let mut tx = db.begin().await.unwrap();
     sqlx::query("CREATE UNIQUE INDEX applied_once ON applied (n)")
-        .execute(tx.conn())
+        .execute(tx.conn().await.unwrap())
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -1,6 +1,7 @@
 //! Delivery against real SQLite files: order, inbox dedupe under duplicates,
-//! bounded retries, dead letters, per-key ordering behind a dead letter,
-//! version refusal, and resuming from the cursor.
+//! bounded retries aside from the feed (a failing key holds up only
+//! itself), dead letters, per-key ordering behind a retry and a dead
+//! letter, version refusal, and resuming from the cursor.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
@@ -124,7 +125,7 @@ async fn record(tx: &mut Tx, ev: &Ticked, id: &str) -> Result<(), HandlerError> 
         .bind(id)
         .bind(&ev.key)
         .bind(ev.n)
-        .execute(tx.conn())
+        .execute(tx.conn().await.unwrap())
         .await?;
     Ok(())
 }
@@ -145,7 +146,7 @@ async fn apply(
     record(&mut tx, ev, &env.id).await?;
     if fail_commit {
         sqlx::query("INSERT INTO child (parent_id) VALUES (42)")
-            .execute(tx.conn())
+            .execute(tx.conn().await.unwrap())
             .await?;
     }
     tx.commit().await?;
@@ -642,4 +643,113 @@ fn narrowing_never_widens_and_never_empties() {
         "clock.ticked: no version to accept"
     );
     assert_eq!(&*h.clone().narrowed(&[2, 1, 2]).unwrap().accepts, [1, 2]);
+}
+
+/// `clock.ticked` with a patient retry policy: a failing event waits two
+/// seconds for its next attempt, long enough to watch the others flow.
+static TICKED_PATIENT: EventContract = EventContract {
+    retries: Retries::Bus(RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_secs(2),
+        max_backoff: Duration::from_secs(2),
+    }),
+    ..TICKED
+};
+
+/// A failing event holds up only its own key: while it waits for its next
+/// attempt the other keys are applied and the feed's position moves past
+/// it, later events of its key wait behind it, and once it is delivered
+/// they follow, in order.
+#[tokio::test]
+async fn a_failing_event_holds_up_only_its_own_key() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await;
+    publish(&w.producer, "b", 2).await;
+    publish(&w.producer, "a", 3).await;
+    publish(&w.producer, "b", 4).await;
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = down.clone();
+    let (mut sub, calls) = subscription(move |n, _| {
+        (n == 1 && flag.load(AtomicOrdering::SeqCst))
+            .then(|| HandlerError::Transient("a is down".into()))
+    });
+    sub.handles[0].event = &TICKED_PATIENT;
+    let r = relay(sub, &w, None);
+    let stop = CancellationToken::new();
+    // Steps, not `try_run_once`, which would wait for the retry.
+    for _ in 0..5 {
+        r.step(&stop, Duration::ZERO).await.unwrap();
+    }
+    assert_eq!(
+        applied(&w.consumer).await,
+        [("b".to_owned(), 2), ("b".to_owned(), 4)],
+        "b flows while a/1 waits, and a/3 waits behind it"
+    );
+    assert_eq!(r.position().await.unwrap(), 4, "the feed is read past a/1");
+    let waiting: Vec<_> = w
+        .consumer
+        .retries("watch<-clock", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.envelope.subject, r.attempts, r.error))
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            ("a".to_owned(), 1, "a is down".to_owned()),
+            ("a".to_owned(), 0, WAITS_FOR_ITS_KEY.to_owned()),
+        ]
+    );
+    assert_eq!(calls.load(AtomicOrdering::SeqCst), 3, "a/3 was not tried");
+    let due = r.until_next_retry().expect("a retry is due later");
+    assert!(due > Duration::from_millis(500), "{due:?}");
+    assert!(w.consumer.dead_letters().await.unwrap().is_empty());
+
+    down.store(false, AtomicOrdering::SeqCst);
+    assert_eq!(r.try_run_once(&stop).await.unwrap(), 2);
+    assert_eq!(applied_numbers(&w.consumer).await, [2, 4, 1, 3]);
+    assert!(!w.consumer.any_retrying("watch<-clock").await.unwrap());
+    assert!(w.consumer.dead_letters().await.unwrap().is_empty());
+    assert_eq!(r.until_next_retry(), None);
+    assert_eq!(w.consumer.cursor("watch<-clock").await.unwrap(), 4);
+}
+
+/// A retried event whose attempts run out becomes a dead letter, and the
+/// events of its key that waited behind it become dead letters parked
+/// behind it, in order; replayed, they are applied in that order.
+#[tokio::test]
+async fn an_exhausted_retry_takes_its_key_into_the_dead_letters_in_order() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await;
+    publish(&w.producer, "b", 2).await;
+    publish(&w.producer, "a", 3).await;
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = down.clone();
+    let (sub, _) = subscription(move |n, _| {
+        (n == 1 && flag.load(AtomicOrdering::SeqCst))
+            .then(|| HandlerError::Transient("a is down".into()))
+    });
+    let r = relay(sub, &w, None);
+    let stop = CancellationToken::new();
+    r.try_run_once(&stop).await.unwrap();
+    assert_eq!(applied(&w.consumer).await, [("b".to_owned(), 2)]);
+    let dead = w.consumer.dead_letters().await.unwrap();
+    let got: Vec<_> = dead
+        .iter()
+        .map(|d| (d.envelope.subject.as_str(), d.attempts, d.error.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", 3, "a is down".to_owned()),
+            ("a", 0, seams_store::behind_reason(dead[0].id)),
+        ]
+    );
+    assert!(!w.consumer.any_retrying("watch<-clock").await.unwrap());
+
+    down.store(false, AtomicOrdering::SeqCst);
+    assert!(w.consumer.request_replay(dead[0].id).await.unwrap());
+    r.try_run_once(&stop).await.unwrap();
+    assert_eq!(applied_numbers(&w.consumer).await, [2, 1, 3]);
 }

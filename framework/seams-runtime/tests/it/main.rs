@@ -257,7 +257,7 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
             sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, 1)")
                 .bind(id)
                 .bind(&ev.key)
-                .execute(tx.tx().conn())
+                .execute(tx.tx().conn().await.unwrap())
                 .await?;
             Ok(())
         })
@@ -825,13 +825,17 @@ async fn dead_letters_are_counted_until_replayed_and_a_caught_up_subscription_ha
     let poisoned = Arc::new(AtomicBool::new(true));
     let (running, base, http) = gauged(dir.path(), poisoned.clone(), true).await;
     let dead = "seams_dead_letters{subscription=\"audit<-notes\"}";
+    let retrying = "seams_events_retrying{subscription=\"audit<-notes\"}";
     eventually("no dead letters", async || {
         gauge(&http, &base, dead).await == Some(0.0)
+            && gauge(&http, &base, retrying).await == Some(0.0)
     })
     .await;
     http.post(format!("{base}/notes/k1")).send().await.unwrap();
+    // Its second (last) attempt waits aside, then it is a dead letter.
     eventually("one dead letter", async || {
         gauge(&http, &base, dead).await == Some(1.0)
+            && gauge(&http, &base, retrying).await == Some(0.0)
     })
     .await;
     // Parked is past: the subscription has read it, nothing waits.

@@ -48,7 +48,10 @@ async fn a_verify_full_url_opens_a_db_that_writes_and_reads_encrypted() {
 
     let mut tx = db.begin().await.unwrap();
     add_note(&mut tx, "sealed").await;
-    assert!(encrypted(tx.conn()).await, "the writer's session");
+    assert!(
+        encrypted(tx.conn().await.unwrap()).await,
+        "the writer's session"
+    );
     tx.commit().await.unwrap();
 
     assert_eq!(note_bodies(&db).await, ["sealed"]);

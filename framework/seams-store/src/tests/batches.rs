@@ -11,6 +11,7 @@ on_both!(
     a_consumer_in_an_open_group_needs_no_round_trip_of_its_own_to_join_or_release,
     a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_its_batch,
     a_batch_committed_with_its_release_keeps_its_group_whole,
+    a_consumer_behind_one_in_its_own_open_group_commits_with_it,
 );
 
 async fn a_batch_applies_all_its_statements_or_none(store: Store) {
@@ -18,7 +19,7 @@ async fn a_batch_applies_all_its_statements_or_none(store: Store) {
     let changes = db.outbox_changes();
     let claim = add_note_claim();
     let mut tx = db.begin().await.unwrap();
-    let mut batch = tx.batch();
+    let batch = tx.later();
     batch.save_response(&claim, 201, b"{}");
     // Ids away from those PostgreSQL's sequence hands `add_note`.
     for (id, body) in [(101_i64, "one"), (102, "two; with $1 in it")] {
@@ -28,7 +29,8 @@ async fn a_batch_applies_all_its_statements_or_none(store: Store) {
             .bind(body);
     }
     batch.publish(&envelope("e1", "a"));
-    assert_eq!(tx.run(batch).await.unwrap(), 4);
+    // Nothing is sent before the commit.
+    assert_eq!(count_notes(&mut db.read().await.unwrap()).await, 0);
     tx.commit().await.unwrap();
     assert!(changes.has_changed().unwrap());
     assert_eq!(note_bodies(&db).await, ["one", "two; with $1 in it"]);
@@ -43,20 +45,18 @@ async fn a_batch_applies_all_its_statements_or_none(store: Store) {
     // what its batch ran before the failure goes, the member before it stays.
     let mut want = vec!["one".to_owned(), "two; with $1 in it".to_owned()];
     let mut tx = join_an_open_group(&db, "before", false, &mut want).await;
-    let mut batch = tx.batch();
-    batch
+    tx.later()
         .statement("INSERT INTO notes (id, body) VALUES ($1, $2)")
         .bind(110_i64)
         .bind("ran, then undone")
         .statement("INSERT INTO notes (id, body) VALUES ($1, $2)")
         .bind(101_i64)
-        .bind("duplicate id");
-    batch.publish(&envelope("e2", "b"));
+        .bind("duplicate id")
+        .publish(&envelope("e2", "b"));
     assert!(matches!(
-        tx.run(batch).await,
+        tx.commit().await,
         Err(SaveResponseError::Db(e)) if unique_violation(&e).is_some()
     ));
-    drop(tx);
     db.flush().await.unwrap();
     want.sort();
     assert_eq!(note_bodies(&db).await, want);
@@ -70,16 +70,14 @@ async fn a_batch_that_reuses_a_key_conflicts_and_leaves_nothing(store: Store) {
     first.save_response(&claim, 201, b"first").await.unwrap();
     first.commit().await.unwrap();
     let mut tx = db.begin().await.unwrap();
-    let mut batch = tx.batch();
-    batch
+    tx.later()
         .statement("INSERT INTO notes (body) VALUES ($1)")
         .bind("runs before the key is refused")
         .save_response(&claim, 201, b"second");
     assert!(matches!(
-        tx.run(batch).await,
+        tx.commit().await,
         Err(SaveResponseError::Conflict)
     ));
-    drop(tx);
     db.flush().await.unwrap();
     assert!(note_bodies(&db).await.is_empty());
     let stored = db
@@ -134,16 +132,24 @@ async fn a_batch_with_the_wrong_values_sends_nothing(store: Store) {
     ];
     for (build, want) in mistakes {
         let mut tx = db.begin().await.unwrap();
-        let mut batch = tx.batch();
-        build(&mut batch);
-        match tx.run(batch).await {
+        build(tx.later());
+        match tx.commit().await {
             Err(SaveResponseError::Db(sqlx::Error::Protocol(e))) => {
                 assert!(e.contains(want), "{e} (wanted {want})")
             }
             other => panic!("{other:?} (wanted {want})"),
         }
-        tx.commit().await.unwrap();
     }
+    // The writer is still usable after all of it.
+    let mut tx = db.begin().await.unwrap();
+    add_note(&mut tx, "after").await;
+    tx.commit().await.unwrap();
+    assert_eq!(note_bodies(&db).await, ["after"]);
+    let mut tx = db.begin().await.unwrap();
+    tx.later()
+        .statement("DELETE FROM notes WHERE body = $1")
+        .bind("after");
+    tx.commit().await.unwrap();
     assert!(note_bodies(&db).await.is_empty());
 }
 
@@ -244,11 +250,11 @@ async fn a_consumer_in_an_open_group_needs_no_round_trip_of_its_own_to_join_or_r
     consume_in_an_open_group(&db, &first, None, &mut want, |tx| async move {
         assert!(!tx.savepoint_deferred(), "sent with the inbox row");
         assert_eq!(tx.can_release_in_batch(), tx.backend() == Backend::Sqlite);
-        let mut batch = tx.batch();
-        batch
+        let mut tx = tx;
+        tx.later()
             .statement("INSERT INTO notes (body) VALUES ($1)")
             .bind("e1");
-        tx.commit_with(batch).await.unwrap();
+        tx.commit().await.unwrap();
     })
     .await;
     open_a_group(&db, "opener").await;
@@ -288,7 +294,7 @@ async fn a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_it
             .unwrap();
         // Checked only at COMMIT: the group fails after every statement succeeded.
         sqlx::query("INSERT INTO children (parent_id) VALUES (42)")
-            .execute(tx.conn())
+            .execute(tx.conn().await.unwrap())
             .await
             .unwrap();
         tx.commit_eventually().await.unwrap();
@@ -307,11 +313,11 @@ async fn a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_it
         Some(after),
         &mut want,
         |tx| async move {
-            let mut batch = tx.batch();
-            batch
+            let mut tx = tx;
+            tx.later()
                 .statement("INSERT INTO notes (body) VALUES ($1)")
                 .bind("e2");
-            tx.commit_with(batch).await
+            tx.commit().await
         },
     )
     .await;
@@ -326,9 +332,9 @@ async fn a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_it
     );
 }
 
-/// `Tx::commit_with` and `Db::commit_batch` in members that join an open
-/// group, where on SQLite the batch also carries the member's `RELEASE`
-/// (and, through `commit_batch`, its `SAVEPOINT`): a member that fails, at
+/// Members that join an open group and commit what [`Tx::later`] holds,
+/// where on SQLite the batch also carries the member's `RELEASE` (and,
+/// when its `SAVEPOINT` was deferred, that too): a member that fails, at
 /// any statement or before sending anything, leaves nothing behind and the
 /// writer usable.
 async fn a_batch_committed_with_its_release_keeps_its_group_whole(store: Store) {
@@ -366,18 +372,13 @@ async fn a_batch_committed_with_its_release_keeps_its_group_whole(store: Store) 
     let mut want = vec!["after".to_owned()];
     for whole in [false, true] {
         for (step, build, succeeds) in steps {
-            let tx = join_an_open_group(&db, &format!("before {step}"), whole, &mut want).await;
+            let mut tx = join_an_open_group(&db, &format!("before {step}"), whole, &mut want).await;
             assert_eq!(
                 tx.savepoint_deferred(),
                 whole && db.backend() == Backend::Sqlite
             );
-            let mut batch = tx.batch();
-            build(&mut batch);
-            let outcome = if whole {
-                tx.commit_with_savepoint(batch).await
-            } else {
-                tx.commit_with(batch).await
-            };
+            build(tx.later());
+            let outcome = tx.commit().await;
             assert_eq!(
                 outcome.is_ok(),
                 succeeds,
@@ -394,4 +395,45 @@ async fn a_batch_committed_with_its_release_keeps_its_group_whole(store: Store) 
     last.commit().await.unwrap();
     want.sort();
     assert_eq!(note_bodies(&db).await, want);
+}
+
+/// A consumer that follows one whose group is still open (its own) does
+/// not wait for that group: they commit together. Also what a turn shows
+/// of itself.
+async fn a_consumer_behind_one_in_its_own_open_group_commits_with_it(store: Store) {
+    let db = store.open().await;
+    assert_eq!(
+        format!("{:?}", Turn::alone()),
+        "Turn { follows: false, pipelined: false }"
+    );
+    let (turn, mut released) = Turn::after(None);
+    assert_eq!(
+        format!("{turn:?}"),
+        "Turn { follows: false, pipelined: true }"
+    );
+    let first = db
+        .begin_consume("c", &envelope("e1", "a"), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    // Pipelined: released without asking for a commit, so the group stays open.
+    first.commit_eventually().await.unwrap();
+    let after = released.wait().await.expect("event 1 released");
+    assert_eq!(format!("{after:?}"), "Applied { .. }");
+    let (turn, mut released) = Turn::after(Some(after));
+    assert_eq!(
+        format!("{turn:?}"),
+        "Turn { follows: true, pipelined: true }"
+    );
+    let second = db
+        .begin_consume("c", &envelope("e2", "a"), turn)
+        .await
+        .unwrap()
+        .unwrap();
+    second.commit_eventually().await.unwrap();
+    assert!(released.wait().await.is_some(), "event 2 released");
+    db.flush().await.unwrap();
+    assert!(db.inbox_contains("c", "e1").await.unwrap());
+    assert!(db.inbox_contains("c", "e2").await.unwrap());
+    assert_eq!(db.commits(), 1, "one group commit for both");
 }

@@ -169,21 +169,21 @@ async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) 
     let db = store.open().await;
     let mut first = db.begin().await.unwrap();
     sqlx::query("INSERT INTO notes (id, body) VALUES (1, 'one')")
-        .execute(first.conn())
+        .execute(first.conn().await.unwrap())
         .await
         .unwrap();
     first.commit().await.unwrap();
     let mut dup = db.begin().await.unwrap();
     assert!(
         sqlx::query("INSERT INTO notes (id, body) VALUES (1, 'again')")
-            .execute(dup.conn())
+            .execute(dup.conn().await.unwrap())
             .await
             .is_err()
     );
     drop(dup);
     let mut ok = db.begin().await.unwrap();
     sqlx::query("INSERT INTO notes (id, body) VALUES (2, 'two')")
-        .execute(ok.conn())
+        .execute(ok.conn().await.unwrap())
         .await
         .unwrap();
     ok.commit().await.unwrap();

@@ -6,6 +6,7 @@
 use super::*;
 
 on_both!(
+    events_set_aside_wait_per_key_and_fail_for_good_as_sequenced_dead_letters,
     outbox_rows_exist_only_for_committed_changes,
     inbox_applies_an_event_once,
     a_rolled_back_consumer_transaction_leaves_the_event_unhandled,
@@ -385,15 +386,15 @@ async fn events_go_into_the_outbox_in_the_versions_the_producer_is_told_to_write
     db.write_events_as(&NOTE_ADDED_V2, &[1]).unwrap();
     publish(envelope_v2("older", "b")).await.unwrap();
     db.write_events_as(&NOTE_ADDED_V2, &[2, 1]).unwrap();
-    let mut batch = db.batch();
-    batch.publish(&envelope_v2("both", "c"));
-    db.commit_batch(batch).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    tx.later().publish(&envelope_v2("both", "c"));
+    tx.commit().await.unwrap();
     // One that has no v1 form is refused whole, by either path.
     let err = publish(envelope_v2("lost", "v2-only")).await.unwrap_err();
     assert!(err.to_string().contains("cannot be written as v1"), "{err}");
-    let mut batch = db.batch();
-    batch.publish(&envelope_v2("lost-too", "v2-only"));
-    assert!(db.commit_batch(batch).await.is_err());
+    let mut tx = db.begin().await.unwrap();
+    tx.later().publish(&envelope_v2("lost-too", "v2-only"));
+    assert!(tx.commit().await.is_err());
     // Refused settings leave the setting as it was.
     assert!(db.write_events_as(&NOTE_ADDED_V2, &[3]).is_err());
     assert!(db.write_events_as(&NOTE_ADDED_V2, &[]).is_err());
@@ -437,4 +438,131 @@ async fn events_go_into_the_outbox_in_the_versions_the_producer_is_told_to_write
             ),
         ]
     );
+}
+
+/// Retries aside from the feed: in feed order per subscription, one row per
+/// event, the next of a key due at once when its head is delivered, and a
+/// head that fails for good a dead letter with those behind it parked
+/// behind it, in order.
+async fn events_set_aside_wait_per_key_and_fail_for_good_as_sequenced_dead_letters(store: Store) {
+    let db = store.open().await;
+    assert!(!db.any_retrying("s").await.unwrap());
+    let generation = db.dead_letter_generation();
+    db.defer("s", &envelope("a1", "a"), 1, 5_000, "flaky")
+        .await
+        .unwrap();
+    assert_ne!(db.dead_letter_generation(), generation, "a change is news");
+    db.defer("s", &envelope("b1", "b"), 1, 6_000, "flaky")
+        .await
+        .unwrap();
+    db.defer("s", &envelope("a2", "a"), 0, 0, "behind a1")
+        .await
+        .unwrap();
+    db.defer("s", &envelope("a3", "a"), 0, 0, "behind a1")
+        .await
+        .unwrap();
+    // Set aside again (a redelivery): stays as it was.
+    db.defer("s", &envelope("a1", "a"), 7, 1, "again")
+        .await
+        .unwrap();
+    db.defer("other", &envelope("a1", "a"), 1, 1, "elsewhere")
+        .await
+        .unwrap();
+    assert!(db.any_retrying("s").await.unwrap());
+    assert!(db.retrying_for_subject("s", "a").await.unwrap());
+    assert!(!db.retrying_for_subject("s", "c").await.unwrap());
+    let retries = db.retries("s", 10).await.unwrap();
+    let seen: Vec<_> = retries
+        .iter()
+        .map(|r| {
+            (
+                r.envelope.id.as_str(),
+                r.attempts,
+                r.next_attempt_at_ms,
+                r.error.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("a1", 1, 5_000, "flaky"),
+            ("b1", 1, 6_000, "flaky"),
+            ("a2", 0, 0, "behind a1"),
+            ("a3", 0, 0, "behind a1"),
+        ]
+    );
+    assert_eq!(db.retries("s", 1).await.unwrap().len(), 1);
+    let mut counts = db.retrying().await.unwrap();
+    counts.sort();
+    assert_eq!(counts, [("other".to_owned(), 1), ("s".to_owned(), 4)]);
+
+    // b1 fails again; a1 is delivered: a2 is due at once.
+    db.retry_failed(retries[1].id, 2, 9_000, "still")
+        .await
+        .unwrap();
+    db.retry_delivered(retries[0].id).await.unwrap();
+    let after: Vec<_> = db
+        .retries("s", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.envelope.id, r.attempts, r.next_attempt_at_ms, r.error))
+        .collect();
+    assert_eq!(
+        after,
+        [
+            ("b1".to_owned(), 2, 9_000, "still".to_owned()),
+            ("a2".to_owned(), 0, 0, "behind a1".to_owned()),
+            ("a3".to_owned(), 0, 0, "behind a1".to_owned()),
+        ]
+    );
+
+    // a2 fails for good: it and a3 behind it become dead letters, in order.
+    let a2 = db.retries("s", 10).await.unwrap()[1].id;
+    let dead = db.retry_gave_up("s", a2, 3, "broken", true).await.unwrap();
+    let letters = db.dead_letters().await.unwrap();
+    let got: Vec<_> = letters
+        .iter()
+        .map(|d| {
+            (
+                d.envelope.id.as_str(),
+                d.attempts,
+                d.error.clone(),
+                d.status.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a2", 3, "broken".to_owned(), "parked"),
+            ("a3", 0, behind_reason(dead), "parked"),
+        ]
+    );
+    assert_eq!(letters[0].id, dead);
+    assert!(!db.retrying_for_subject("s", "a").await.unwrap());
+    assert!(db.retrying_for_subject("s", "b").await.unwrap());
+    assert_eq!(db.parked_for_subject("s", "a").await.unwrap(), Some(dead));
+    assert!(
+        db.retry_gave_up("s", a2, 3, "gone", true).await.is_err(),
+        "nothing left to give up"
+    );
+    // Without its key (unordered), only the event itself.
+    db.defer("u", &envelope("u1", "k"), 1, 0, "flaky")
+        .await
+        .unwrap();
+    db.defer("u", &envelope("u2", "k"), 1, 0, "flaky")
+        .await
+        .unwrap();
+    let u1 = db.retries("u", 10).await.unwrap()[0].id;
+    db.retry_gave_up("u", u1, 2, "broken", false).await.unwrap();
+    let left: Vec<_> = db
+        .retries("u", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.envelope.id)
+        .collect();
+    assert_eq!(left, ["u2"]);
 }

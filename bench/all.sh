@@ -2,7 +2,7 @@
 # Every figure in BENCHMARKS.md, one suite after another (issue 5's "one
 # script reproduces them"): the monolith suite with the criterion
 # microbenchmarks, what each split costs, what a rolling restart costs,
-# what each piece of machinery costs, Seams against Restate and Moleculer,
+# what an invoice costs in instructions, Seams against Restate and Moleculer,
 # split-mode remote calls against Moleculer, and growth over a long run.
 # Each suite builds release itself (cargo finds nothing to do after the
 # first) and writes its own report under target/bench-results/ or
@@ -13,7 +13,7 @@
 #   SKIP="peers remote-calls growth" bench/all.sh   # no npm packages needed; about 25 minutes
 #
 # Settings (environment): SKIP (suite names to leave out: run split
-# rollout switches peers remote-calls growth), GROWTH_COMMANDS (invoices in the
+# rollout invoice-cost peers remote-calls growth), GROWTH_COMMANDS (invoices in the
 # growth run, 200000: about 7 minutes; 1000000 reproduces the 10^6 table in
 # about 30), PROFILE (1: the monolith suite also records where shop's CPU
 # goes under create-invoice and at 1,000 invoices/s, with perf; 0 leaves
@@ -45,7 +45,7 @@ suite() {
 suite run bench/run.sh
 suite split bench/split.sh
 suite rollout bench/rollout.sh
-suite switches bench/switches.sh
+suite invoice-cost bench/invoice-cost.sh
 suite peers bench/seams-bench/peers/run.sh
 suite remote-calls bench/seams-bench/peers/remote-calls.sh
 suite growth env COMMANDS="$GROWTH_COMMANDS" bench/growth.sh

@@ -753,3 +753,44 @@ async fn an_exhausted_retry_takes_its_key_into_the_dead_letters_in_order() {
     r.try_run_once(&stop).await.unwrap();
     assert_eq!(applied_numbers(&w.consumer).await, [2, 1, 3]);
 }
+
+/// `clock.ticked` whose backoff doubles: 300 ms before the second attempt,
+/// 600 ms before the third.
+static TICKED_DOUBLING: EventContract = EventContract {
+    retries: Retries::Bus(RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(300),
+        max_backoff: Duration::from_secs(10),
+    }),
+    ..TICKED
+};
+
+/// An event set aside waits its contract's backoff before each attempt:
+/// the second attempt's, then the third's.
+#[tokio::test]
+async fn a_retry_waits_the_backoff_of_its_next_attempt() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await;
+    let (mut sub, calls) = subscription(|_, _| Some(HandlerError::Transient("down".into())));
+    sub.handles[0].event = &TICKED_DOUBLING;
+    let r = relay(sub, &w, None);
+    let stop = CancellationToken::new();
+    r.step(&stop, Duration::ZERO).await.unwrap();
+    r.step(&stop, Duration::ZERO).await.unwrap();
+    let first = r.until_next_retry().expect("set aside");
+    assert!(
+        first > Duration::from_millis(150) && first <= Duration::from_millis(300),
+        "{first:?}"
+    );
+    tokio::time::sleep(first + Duration::from_millis(20)).await;
+    r.step(&stop, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        calls.load(AtomicOrdering::SeqCst),
+        2,
+        "the second attempt ran"
+    );
+    let second = r.until_next_retry().expect("set aside again");
+    assert!(second > Duration::from_millis(450), "{second:?}");
+    let retry = &w.consumer.retries("watch<-clock", 1).await.unwrap()[0];
+    assert_eq!((retry.attempts, retry.error.as_str()), (2, "down"));
+}

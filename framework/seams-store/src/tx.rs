@@ -48,7 +48,11 @@ impl Tx {
     /// before the commit, so what they write is not seen here.
     pub async fn conn(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
         if self.take_deferred_savepoint() {
-            sqlx::query(SAVEPOINT).execute(self.raw_conn()).await?;
+            self.writer
+                .as_mut()
+                .expect("a live transaction holds the writer")
+                .exec(SAVEPOINT)
+                .await?;
         }
         Ok(self.raw_conn())
     }

@@ -206,6 +206,21 @@ impl Db {
         self.inner.read.get().await
     }
 
+    /// The rows of `sql`, a name and a count each (`SELECT name, COUNT(*)
+    /// … GROUP BY name`, or any name with a non-negative number).
+    pub(crate) async fn counts(
+        &self,
+        sql: &'static str,
+    ) -> Result<Vec<(String, u64)>, sqlx::Error> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql)
+            .fetch_all(&mut *self.read().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(s, n)| (s, n.max(0) as u64))
+            .collect())
+    }
+
     /// Starts a write transaction (a member of the next group commit).
     /// Joining an open group on SQLite, its `SAVEPOINT` goes with its first
     /// statement ([`Tx::conn`], or the commit of [`Tx::later`]).

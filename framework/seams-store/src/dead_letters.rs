@@ -222,15 +222,10 @@ impl Db {
     /// Undelivered dead letters (parked or awaiting replay), by subscription;
     /// a subscription without any is absent.
     pub async fn undelivered_dead_letters(&self) -> Result<Vec<(String, u64)>, sqlx::Error> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
+        self.counts(
             "SELECT subscription, COUNT(*) FROM seams_dead_letters \
              WHERE status IN ('parked', 'replay') GROUP BY subscription",
         )
-        .fetch_all(&mut *self.read().await?)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(s, n)| (s, n.max(0) as u64))
-            .collect())
+        .await
     }
 }

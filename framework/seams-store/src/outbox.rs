@@ -154,14 +154,8 @@ impl Db {
 
     /// Each subscriber's acknowledged position in this outbox, as written.
     pub async fn acks(&self) -> Result<Vec<(String, u64)>, sqlx::Error> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT subscriber, acked_seq FROM seams_feed_acks")
-                .fetch_all(&mut *self.read().await?)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(s, n)| (s, n.max(0) as u64))
-            .collect())
+        self.counts("SELECT subscriber, acked_seq FROM seams_feed_acks")
+            .await
     }
 }
 

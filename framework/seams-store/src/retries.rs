@@ -118,15 +118,8 @@ impl Db {
 
     /// Events set aside, by subscription; a subscription without any is absent.
     pub async fn retrying(&self) -> Result<Vec<(String, u64)>, sqlx::Error> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT subscription, COUNT(*) FROM seams_retries GROUP BY subscription",
-        )
-        .fetch_all(&mut *self.read().await?)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(s, n)| (s, n.max(0) as u64))
-            .collect())
+        self.counts("SELECT subscription, COUNT(*) FROM seams_retries GROUP BY subscription")
+            .await
     }
 
     /// Records another failed attempt of retry `id`: due again at `due_ms`.

@@ -377,7 +377,9 @@ for ir, f in diff[:25]:
     print(f"  {ir:>10,.0f} {100 * ir / per:5.1f}%  {short(f)}")
 print()
 groups = [
-    ("allocator (mimalloc, linked into shop)", lambda f, o: o.endswith("/shop]") and re.match(r"_?mi_|mimalloc", f)),
+    # With mimalloc's `override` feature its malloc, free, realloc... are
+    # shop's own C symbols under libc's names; they are the allocator.
+    ("allocator (mimalloc, linked into shop)", lambda f, o: o.endswith("/shop]") and (re.match(r"_?mi_|mimalloc", f) or f in ("malloc", "free", "realloc", "calloc", "posix_memalign", "aligned_alloc", "malloc_usable_size", "cfree", "memalign", "valloc", "pvalloc"))),
     ("libsqlite3 (bundled SQLite: C functions in shop)", lambda f, o: o.endswith("/shop]") and "::" not in f and not f.startswith(("__rust", "0x", "<")) and "ring_core" not in f),
     ("sqlx (sqlx_core, sqlx_sqlite, flume)", lambda f, o: re.search(r"sqlx_|flume::", f)),
     ("tokio", lambda f, o: "tokio::" in f),

@@ -1,9 +1,11 @@
 //! The `shop` command: starts the runtime and hands over to the library.
 
-/// mimalloc instead of glibc's allocator for Rust's allocations: an invoice
-/// made about 1,070 of them (SQLite about 230 more, through its own
-/// malloc), and glibc's malloc, free and realloc were a quarter of the
-/// invoice's instructions (BENCHMARKS.md, "Instructions per invoice").
+/// mimalloc instead of glibc's allocator: an invoice made about 1,070 Rust
+/// allocations and glibc's malloc, free and realloc were a quarter of the
+/// invoice's instructions (BENCHMARKS.md, "Instructions per invoice"). With
+/// its `override` feature mimalloc also provides `malloc` and `free` to the
+/// C code linked into `shop`, so the bundled SQLite's own allocations
+/// (about 230 an invoice) go through it too.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

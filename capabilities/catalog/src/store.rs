@@ -92,11 +92,17 @@ impl Store {
         }
         // One query with a JSON array parameter instead of N round trips
         // (`Any` binds no arrays); each backend unpacks JSON its own way.
-        let list = serde_json::to_string(&skus.iter().map(Sku::as_str).collect::<Vec<_>>())?;
+        // Each SKU once, so that the join below returns each product once.
+        let unique: std::collections::BTreeSet<&str> = skus.iter().map(Sku::as_str).collect();
+        let list = serde_json::to_string(&unique)?;
         let sql = match self.db.backend() {
+            // A join rather than `IN (SELECT value FROM json_each($1))`:
+            // for that, SQLite fills a temporary B-tree it creates and drops
+            // on every run (about 10,000 instructions a quote, counted with
+            // callgrind); the join looks each SKU up by the primary key.
             Backend::Sqlite => {
-                "SELECT sku, name, price_minor, currency FROM products \
-                 WHERE sku IN (SELECT value FROM json_each($1))"
+                "SELECT p.sku, p.name, p.price_minor, p.currency \
+                 FROM json_each($1) AS j JOIN products AS p ON p.sku = j.value"
             }
             Backend::Postgres => {
                 "SELECT sku, name, price_minor, currency FROM products \

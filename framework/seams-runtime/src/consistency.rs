@@ -86,8 +86,10 @@ impl Freshness {
     }
 }
 
-#[derive(Default)]
 struct Lags {
+    /// `seams_event_lag_seconds` of this hop, looked up once: the key's
+    /// label is a new string at every lookup.
+    histogram: metrics::Histogram,
     samples: VecDeque<u64>,
     count: u64,
     max_us: u64,
@@ -109,6 +111,29 @@ struct Inner {
     lags: BTreeMap<String, Lags>,
     positions: BTreeMap<String, Position>,
     invariants: Vec<&'static Invariant>,
+    /// The bounds declared on each measured lag, by its key: found when
+    /// the invariants are declared, not for every recorded event.
+    bounds: BTreeMap<String, Vec<Bound>>,
+}
+
+/// An eventual invariant's bound on one lag.
+struct Bound {
+    invariant: String,
+    bound: Duration,
+    percentile: f64,
+}
+
+impl Lags {
+    fn new(key: &str) -> Lags {
+        Lags {
+            histogram: metrics::histogram!("seams_event_lag_seconds", "hop" => key.to_owned()),
+            samples: VecDeque::new(),
+            count: 0,
+            max_us: 0,
+            broken: false,
+            checked: None,
+        }
+    }
 }
 
 /// The registry; cheap to clone.
@@ -137,37 +162,44 @@ impl Consistency {
 
     /// Declares invariants to report on.
     pub fn declare(&self, invariants: impl IntoIterator<Item = &'static Invariant>) {
-        self.lock().invariants.extend(invariants);
+        let mut inner = self.lock();
+        for invariant in invariants {
+            if let (
+                Some(key),
+                InvariantKind::Eventual {
+                    bound, percentile, ..
+                },
+            ) = (invariant.measure_key(), invariant.kind)
+            {
+                inner.bounds.entry(key).or_default().push(Bound {
+                    invariant: invariant.id(),
+                    bound,
+                    percentile,
+                });
+            }
+            inner.invariants.push(invariant);
+        }
     }
 
     /// Records a lag under `key` and checks the bounds declared on it.
     pub fn record(&self, key: &str, lag: Duration) {
-        metrics::histogram!("seams_event_lag_seconds", "hop" => key.to_owned())
-            .record(lag.as_secs_f64());
         let mut inner = self.lock();
+        let Inner { lags, bounds, .. } = &mut *inner;
+        let lags = match lags.get_mut(key) {
+            Some(lags) => lags,
+            None => lags.entry(key.to_owned()).or_insert_with(|| Lags::new(key)),
+        };
+        lags.histogram.record(lag.as_secs_f64());
         let us = lag.as_micros().min(u64::MAX as u128) as u64;
-        let lags = inner.lags.entry(key.to_owned()).or_default();
         if lags.samples.len() == WINDOW {
             lags.samples.pop_front();
         }
         lags.samples.push_back(us);
         lags.count += 1;
         lags.max_us = lags.max_us.max(us);
-        let bounds: Vec<(String, Duration, f64)> = inner
-            .invariants
-            .iter()
-            .filter(|i| i.measure_key().as_deref() == Some(key))
-            .filter_map(|i| match i.kind {
-                InvariantKind::Eventual {
-                    bound, percentile, ..
-                } => Some((i.id(), bound, percentile)),
-                InvariantKind::Immediate { .. } => None,
-            })
-            .collect();
-        if bounds.is_empty() {
+        let Some(bounds) = bounds.get(key) else {
             return;
-        }
-        let lags = inner.lags.get_mut(key).expect("inserted above");
+        };
         // Sorting the window on every event would cost more than applying
         // it; the log line may come up to CHECK_EVERY late instead.
         if lags.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY) {
@@ -176,7 +208,13 @@ impl Consistency {
         lags.checked = Some(Instant::now());
         let mut sorted: Vec<u64> = lags.samples.iter().copied().collect();
         sorted.sort_unstable();
-        for (id, bound, p) in bounds {
+        for Bound {
+            invariant: id,
+            bound,
+            percentile: p,
+        } in bounds
+        {
+            let (bound, p) = (*bound, *p);
             let measured = Duration::from_micros(percentile(&sorted, p));
             let broken = measured > bound;
             if broken && !lags.broken {

@@ -251,3 +251,19 @@ async fn staff_keep_the_catalog_and_customers_only_read_it() {
         StatusCode::FORBIDDEN
     );
 }
+
+/// `get_many` answers each existing product once, however often its SKU
+/// is asked for, and leaves unknown SKUs out (SQLite reads it as a join
+/// of the asked SKUs with the products, not an `IN` list).
+#[tokio::test]
+async fn get_many_answers_each_existing_product_once() {
+    use catalog::domain::Sku;
+    let w = world().await;
+    w.app.post("/catalog/products", &tea(), &[]).await;
+    let store = catalog::store::Store::new(w.component.db.clone());
+    let asked = ["TEA-1", "NOPE-1", "TEA-1"].map(|s| Sku::parse(s).unwrap());
+    let found = store.get_many(&asked).await.unwrap();
+    let skus: Vec<&str> = found.iter().map(|p| p.sku.as_str()).collect();
+    assert_eq!(skus, ["TEA-1"]);
+    assert_eq!(found[0].price.minor, 450);
+}

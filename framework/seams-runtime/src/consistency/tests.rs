@@ -73,6 +73,94 @@ fn an_eventual_bound_is_reported_against_the_measured_percentile() {
 }
 
 #[test]
+fn every_recorded_lag_is_in_its_hops_histogram() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let c = Consistency::new();
+        for ms in [10, 20, 30] {
+            c.record("a->b", Duration::from_millis(ms));
+        }
+        c.record("c->d", Duration::from_millis(40));
+        let text = handle.render();
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series))
+                .map(|v| v.trim().to_owned())
+        };
+        assert_eq!(
+            value("seams_event_lag_seconds_count{hop=\"a->b\"} ").as_deref(),
+            Some("3"),
+            "{text}"
+        );
+        assert_eq!(
+            value("seams_event_lag_seconds_sum{hop=\"a->b\"} ").as_deref(),
+            Some("0.06"),
+            "{text}"
+        );
+        assert_eq!(
+            value("seams_event_lag_seconds_count{hop=\"c->d\"} ").as_deref(),
+            Some("1"),
+            "{text}"
+        );
+    });
+}
+
+/// Log lines written while `f` runs.
+fn logged(f: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(lines.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn a_broken_bound_is_logged_once_and_its_recovery_too() {
+    let key = "billing.invoice-paid->fulfillment";
+    let c = Consistency::new();
+    // Samples before the declaration count; other keys do not.
+    c.record(key, Duration::from_millis(500));
+    c.declare([&SHIPS_FAST]);
+    let log = logged(|| {
+        c.record("other->hop", Duration::from_secs(9));
+        c.record(key, Duration::from_millis(500));
+        c.record(key, Duration::from_millis(600));
+    });
+    assert_eq!(log.matches("consistency bound broken").count(), 1, "{log}");
+    assert!(log.contains("invariant=fulfillment.ships-fast"), "{log}");
+    // Once the window's p99 is under the bound again (checked at most every
+    // CHECK_EVERY), one line says so.
+    let log = logged(|| {
+        for _ in 0..400 {
+            c.record(key, Duration::from_millis(1));
+        }
+        std::thread::sleep(CHECK_EVERY);
+        c.record(key, Duration::from_millis(1));
+    });
+    assert_eq!(
+        log.matches("consistency bound holds again").count(),
+        1,
+        "{log}"
+    );
+    assert!(!log.contains("broken"), "{log}");
+}
+
+#[test]
 fn hops_are_measured_from_the_commit_time() {
     let c = Consistency::new();
     let committed = time::OffsetDateTime::now_utc() - time::Duration::milliseconds(250);

@@ -135,6 +135,33 @@ async fn one_key_records_one_response(store: Store) {
     );
 }
 
+/// The inbox row costs no temporary B-tree on SQLite: `RETURNING` would
+/// build one per statement (about 10,000 instructions an event).
+#[tokio::test]
+async fn the_inbox_insert_builds_no_temporary_btree() {
+    let store = Store::sqlite();
+    let db = store.open().await;
+    let mut conn = db.read().await.unwrap();
+    let explain = |sql: &str| format!("EXPLAIN {sql}");
+    let opcodes = |rows: Vec<sqlx::any::AnyRow>| -> Vec<String> {
+        use sqlx::Row;
+        rows.iter().map(|r| r.get::<String, _>("opcode")).collect()
+    };
+    let inbox = sqlx::raw_sql(&explain(crate::inbox::INSERT))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let inbox = opcodes(inbox);
+    assert!(inbox.iter().any(|o| o.ends_with("Insert")), "{inbox:?}");
+    assert!(!inbox.iter().any(|o| o == "OpenEphemeral"), "{inbox:?}");
+    let returning = format!("{} RETURNING 1", crate::inbox::INSERT);
+    let returning = sqlx::raw_sql(&explain(&returning))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert!(opcodes(returning).iter().any(|o| o == "OpenEphemeral"));
+}
+
 /// 10003 rebuilt the idempotency table (rowid, unique key): what was
 /// recorded before it still answers, and still blocks its key.
 #[tokio::test]

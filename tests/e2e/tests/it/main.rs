@@ -8,6 +8,7 @@ mod crash;
 mod fulfillment;
 mod journey;
 mod openapi;
+mod plans;
 mod prometheus;
 mod rollout;
 mod security;

@@ -276,14 +276,22 @@ for SYSTEM in $ORDER; do
             fi
             mkdir -p "$TMP/$TAG"
             unused=http://127.0.0.1:9 # catalog's quote-prices never calls another capability
+            # Identity publishes the deployment's public keys, which catalog
+            # fetches once to verify the callers' tokens (guarded
+            # boundaries); it mints them from the same data directory's
+            # signing keys as remote-calls does. Idle during the calls.
+            start_proc identity 'listening on http://' "$BIN/shop" serve identity --addr 127.0.0.1:0 \
+                --data "$TMP/$TAG" --durability full \
+                --peer catalog=$unused --peer billing=$unused --peer fulfillment=$unused --peer notification=$unused
+            identity_url=$(grep -o 'http://[0-9.:]*' <<<"$LAST_LINE" | head -n1)
             start_proc shop 'listening on http://' "$BIN/shop" serve catalog --addr 127.0.0.1:0 \
                 --data "$TMP/$TAG" --durability full \
-                --peer identity=$unused --peer billing=$unused --peer fulfillment=$unused --peer notification=$unused
+                --peer identity=$identity_url --peer billing=$unused --peer fulfillment=$unused --peer notification=$unused
             url=$(grep -o 'http://[0-9.:]*' <<<"$LAST_LINE" | head -n1)
             ANNOUNCE=''
             for n in $IN_FLIGHT; do
                 point "$n" "$BIN/remote-calls" --url "$url" --in-flight "$n" --duration "$DURATION" \
-                    --warmup "$WARMUP" --label seams-http
+                    --warmup "$WARMUP" --label seams-http --data "$TMP/$TAG"
             done
             ;;
         *)

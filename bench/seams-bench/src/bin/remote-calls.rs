@@ -8,7 +8,12 @@
 //! rest of billing around it, so it can be set against a peer's
 //! request-reply (Moleculer over NATS) in the same run.
 //!
-//! Before measuring it adds one product through the service's public API.
+//! Before measuring it adds one product through the service's public API,
+//! as a member of staff. The calls present a service token of billing (the
+//! capability that calls quote-prices in the shop), as billing's service
+//! would: both tokens are minted with the system's signing keys in
+//! `--data` (as `shop token` does), or read from `SHOP_STAFF_TOKEN` and
+//! `SHOP_SERVICE_TOKEN`.
 //! Then, for every `--in-flight` N, N tasks call for `--duration` seconds
 //! after `--warmup`, each starting its next call when its last one
 //! answered. Calls are bounded by time and by `--max-calls`; every call by
@@ -48,6 +53,35 @@ struct Args {
     /// Label prefix of the JSON lines (`<label>/in<N>`).
     #[arg(long, default_value = "seams-remote-call")]
     label: String,
+    /// The catalog service's data directory, whose signing keys mint the tokens.
+    #[arg(long)]
+    data: Option<std::path::PathBuf>,
+    /// The issuer name of the system's tokens.
+    #[arg(long, default_value = "seams")]
+    issuer: String,
+}
+
+/// A token fixed for the whole run (it outlives the run).
+struct Fixed(Arc<str>);
+
+impl seams_auth::Credential for Fixed {
+    fn token(&self) -> anyhow::Result<Arc<str>> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The staff member's token and billing's service token.
+fn tokens(args: &Args) -> anyhow::Result<(String, String)> {
+    if let Some(dir) = &args.data {
+        let keys = seams_auth::KeyStore::open(&dir.join("keys").join("signing-keys.json"))?;
+        let minter = seams_auth::Minter::new(keys, args.issuer.clone());
+        let ttl = Duration::from_secs(3600);
+        let staff = minter.person("remote-calls", seams_core::auth::Role::Staff, ttl)?;
+        let service = minter.service("billing", &["billing".to_owned()], ttl)?;
+        return Ok((staff.token, service.token));
+    }
+    let var = |name: &str| std::env::var(name).with_context(|| format!("--data or {name}"));
+    Ok((var("SHOP_STAFF_TOKEN")?, var("SHOP_SERVICE_TOKEN")?))
 }
 
 #[tokio::main]
@@ -58,11 +92,13 @@ async fn main() -> anyhow::Result<()> {
         url.starts_with("http://127.0.0.1:") || url.starts_with("http://localhost:"),
         "--url must be a loopback http:// URL, got {url}"
     );
+    let (staff, service) = tokens(&args)?;
     let http = seams_http::remote::HttpTransport::default_client();
     let sku = format!("RC-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let product = json!({ "sku": sku, "name": "Remote-call tea", "price": { "amount": 450, "currency": "EUR" } });
     let created = http
         .post(format!("{url}/catalog/products"))
+        .bearer_auth(&staff)
         .json(&product)
         .send()
         .await
@@ -74,7 +110,8 @@ async fn main() -> anyhow::Result<()> {
         created.text().await.unwrap_or_default()
     );
     let transport: Arc<dyn Transport> = Arc::new(seams_runtime::governed::Governed::new(Arc::new(
-        seams_http::remote::HttpTransport::new(url.clone(), http),
+        seams_http::remote::HttpTransport::new(url.clone(), http)
+            .with_credential(Arc::new(Fixed(service.into()))),
     )));
     let client = Client::new(transport);
     // One call first: a wrong URL or a broken contract fails here, loudly.

@@ -17,7 +17,12 @@
 #   raw-jetstream baseline-jetstream  publish an event envelope, wait for JetStream's ack,
 #                                     with 1, 64 and 256 acks in flight
 #
-#   bench/split.sh                       # about 5 minutes after the build
+# Each configuration runs two journeys: `journey`, whose every run
+# registers a new customer and signs them in (two Argon2id hashes, which
+# dominate its CPU), and `returning-journey`, the same purchase by a
+# customer each connection registered once (what the split itself costs).
+#
+#   bench/split.sh                       # about 7 minutes after the build
 #   DURATION=5 CONNECTIONS="1" RAW_DURATION=3 bench/split.sh   # a quick smoke run
 #
 # PostgreSQL and NATS are throwaway servers this script starts (initdb in a
@@ -28,7 +33,7 @@
 # monolith at the same concurrency and a second table with the raw baselines.
 #
 # Settings (environment): DURATION (s per journey point, 20), WARMUP (s, 3),
-# CONNECTIONS ("1 16"), RAW_DURATION (s per raw baseline point, 10), OUT,
+# CONNECTIONS ("1 16"), SCENARIOS ("journey returning-journey"), RAW_DURATION (s per raw baseline point, 10), OUT,
 # COMMIT (what to print as the commit measured).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +41,7 @@ ROOT=$PWD
 DURATION=${DURATION:-20}
 WARMUP=${WARMUP:-3}
 CONNECTIONS=${CONNECTIONS:-"1 16"}
+SCENARIOS=${SCENARIOS:-"journey returning-journey"}
 RAW_DURATION=${RAW_DURATION:-10}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
@@ -69,15 +75,17 @@ echo "== PostgreSQL and NATS (throwaway)"
 start_servers "$TMP" "$OUT"
 
 run_mode() {
-    local name=$1 c
+    local name=$1 c s
     shift
     start_shop "$name" "$@"
     sleep 2
-    for c in $CONNECTIONS; do
-        echo "-- journey/$name/c$c"
-        "$BIN/loadgen" --url "$URL" --label "journey/$name/c$c" --scenario journey --data "$TMP/$name" \
-            --connections "$c" --duration "$DURATION" --warmup "$WARMUP" | tee "$OUT/journey-$name-c$c.txt"
-        tail -n1 "$OUT/journey-$name-c$c.txt" | grep '^{' >>"$RESULTS" || echo "   FAILED"
+    for s in $SCENARIOS; do
+        for c in $CONNECTIONS; do
+            echo "-- $s/$name/c$c"
+            "$BIN/loadgen" --url "$URL" --label "$s/$name/c$c" --scenario "$s" --data "$TMP/$name" \
+                --connections "$c" --duration "$DURATION" --warmup "$WARMUP" | tee "$OUT/$s-$name-c$c.txt"
+            tail -n1 "$OUT/$s-$name-c$c.txt" | grep '^{' >>"$RESULTS" || echo "   FAILED"
+        done
     done
     stop_pid "$SHOP_PID"
 }
@@ -105,12 +113,13 @@ echo "== report"
     echo
     sed 's/^/    /' "$OUT/machine.txt"
     echo
-    echo "| configuration | connections | journeys/s | vs monolith | p50 ms | p99 ms | created → dispatched p50 / p99 ms | errors |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| journey | configuration | connections | journeys/s | vs monolith | p50 ms | p99 ms | created → dispatched p50 / p99 ms | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     jq -rs '
-      (map(select(.label | startswith("journey/monolith/"))) | map({(.connections | tostring): .throughput}) | add) as $mono
-      | .[] | select(.label | startswith("journey/")) | (.label | split("/")[1]) as $mode
-      | "| \($mode) | \(.connections) | \(.throughput * 10 | round / 10) | \(if $mono[.connections | tostring] then ((.throughput / $mono[.connections | tostring]) * 100 | round / 100 | tostring) + "x" else "n/a" end) | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.phases["created-to-dispatched"].p50_ms) / \(.phases["created-to-dispatched"].p99_ms) | \(.error_count) |"
+      (map(select(.label | test("^[a-z-]+/monolith/"))) | map({"\(.label | split("/")[0])/\(.connections)": .throughput}) | add) as $mono
+      | .[] | select(.label | test("^[a-z-]*journey/")) | (.label | split("/")) as [$journey, $mode]
+      | $mono["\($journey)/\(.connections)"] as $base
+      | "| \($journey) | \($mode) | \(.connections) | \(.throughput * 10 | round / 10) | \(if $base then ((.throughput / $base) * 100 | round / 100 | tostring) + "x" else "n/a" end) | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.phases["created-to-dispatched"].p50_ms) / \(.phases["created-to-dispatched"].p99_ms) | \(.error_count) |"
     ' "$RESULTS"
     echo
     echo "Raw baselines on the same PostgreSQL and nats-server, shop stopped, ${RAW_DURATION} s per point (CPU per operation: the tool plus the server):"

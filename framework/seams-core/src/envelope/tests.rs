@@ -261,6 +261,60 @@ fn without_an_upcaster_only_the_current_version_decodes() {
     );
 }
 
+/// An event whose upcaster refuses every version it is given.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Counted {
+    shelf: String,
+}
+
+impl Event for Counted {
+    const CONTRACT: &'static EventContract = &TALLIED_V2;
+    fn upcast(version: u32, _data: Value) -> Result<Value, DecodeError> {
+        Err(DecodeError::NoUpcaster {
+            event_type: "refused by the upcaster",
+            version,
+        })
+    }
+}
+
+#[test]
+fn the_current_version_is_read_as_it_is_and_only_older_ones_are_upcast() {
+    let mut env = Envelope::wrap(
+        &Counted {
+            shelf: "A-7".into(),
+        },
+        "evt-1".into(),
+        "2026-11-26T00:00:00Z".into(),
+        &CallContext::new_root(),
+    )
+    .unwrap();
+    assert_eq!(
+        env.decode::<Counted>(&[1, 2]).unwrap(),
+        Counted {
+            shelf: "A-7".into()
+        }
+    );
+    // A payload the current shape refuses is a payload error, read in place.
+    env.data = serde_json::json!({ "shelf": 7 });
+    assert!(matches!(
+        env.decode::<Counted>(&[2]),
+        Err(DecodeError::Payload { .. })
+    ));
+    env.dataversion = 1;
+    let err = env.decode::<Counted>(&[1, 2]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecodeError::NoUpcaster {
+                event_type: "refused by the upcaster",
+                version: 1
+            }
+        ),
+        "{err}"
+    );
+}
+
 /// [`PAID`] with a downcast to v1 (which called the amount `amount`); one
 /// of 0 cannot be written in v1.
 static PAID_DOWNCAST: EventContract = EventContract { ..PAID }.with_downcast(|to, data| {

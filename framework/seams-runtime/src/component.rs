@@ -295,7 +295,7 @@ pub fn breaks_a_constraint(e: &sqlx::Error) -> bool {
 /// The consuming side of one event type: applies the envelope through the
 /// subscription's inbox.
 pub type EventHandler = Arc<
-    dyn Fn(Envelope, crate::consumer::Inbox) -> BoxFuture<'static, Result<(), HandlerError>>
+    dyn Fn(Arc<Envelope>, crate::consumer::Inbox) -> BoxFuture<'static, Result<(), HandlerError>>
         + Send
         + Sync,
 >;
@@ -347,11 +347,11 @@ impl Handles {
     pub fn opening<E, F, Fut>(accepts: &'static [u32], f: F) -> Handles
     where
         E: Event + Send + 'static,
-        F: Fn(E, Envelope, crate::consumer::Inbox) -> Fut + Send + Sync + 'static,
+        F: Fn(E, Arc<Envelope>, crate::consumer::Inbox) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let f = Arc::new(f);
-        let handler: EventHandler = Arc::new(move |env: Envelope, inbox| {
+        let handler: EventHandler = Arc::new(move |env: Arc<Envelope>, inbox| {
             let f = f.clone();
             Box::pin(async move {
                 let event = env
@@ -391,12 +391,13 @@ impl Handles {
         kept.dedup();
         let inner = self.handler;
         let only = kept.clone();
-        let handler: EventHandler = Arc::new(move |env: Envelope, inbox| match env.only(&only) {
-            Ok(env) => inner(env, inbox),
-            Err(e) => Box::pin(std::future::ready(Err(HandlerError::Permanent(
-                e.to_string(),
-            )))),
-        });
+        let handler: EventHandler =
+            Arc::new(move |env: Arc<Envelope>, inbox| match env.only(&only) {
+                Ok(env) => inner(Arc::new(env), inbox),
+                Err(e) => Box::pin(std::future::ready(Err(HandlerError::Permanent(
+                    e.to_string(),
+                )))),
+            });
         Ok(Handles {
             event: self.event,
             accepts: kept.into(),
@@ -438,7 +439,7 @@ impl Subscription {
             .iter()
             .find(|h| h.event.event_type == env.event_type)
         {
-            Some(handles) => (handles.handler)(env, self.inbox(consumer)).await,
+            Some(handles) => (handles.handler)(Arc::new(env), self.inbox(consumer)).await,
             None => Ok(()),
         }
     }

@@ -80,10 +80,15 @@ impl Inbox {
     /// does: opens the transaction with the inbox row, skips an event
     /// applied before, commits on `Ok`, rolls back on an error. Tests use
     /// it to drive one application without a relay.
-    pub async fn apply<F>(&self, env: Envelope, apply: F) -> Result<(), HandlerError>
+    pub async fn apply<F>(
+        &self,
+        env: impl Into<Arc<Envelope>>,
+        apply: F,
+    ) -> Result<(), HandlerError>
     where
         F: for<'a> FnOnce(&'a mut Applying) -> BoxFuture<'a, Result<(), HandlerError>>,
     {
+        let env = env.into();
         let Some(tx) = self.begin(&env).await? else {
             return Ok(());
         };
@@ -113,12 +118,13 @@ impl Inbox {
 /// runs once it is durable.
 pub struct Applying {
     tx: Tx,
-    env: Envelope,
+    /// Shared with the relay that handed it over, not copied.
+    env: Arc<Envelope>,
     after_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl Applying {
-    pub(crate) fn new(tx: Tx, env: Envelope) -> Applying {
+    pub(crate) fn new(tx: Tx, env: Arc<Envelope>) -> Applying {
         Applying {
             tx,
             env,

@@ -251,6 +251,8 @@ impl Relay {
             batch = self.producer.read(&self.name, cursor, self.options.batch, wait) => batch?,
             _ = shutdown.cancelled() => return Ok(replayed),
         };
+        // Each envelope is shared with its handler's task, not copied.
+        let batch: Vec<Arc<Envelope>> = batch.into_iter().map(Arc::new).collect();
         let mut position = cursor;
         let mut read = 0;
         let mut window = VecDeque::new();
@@ -301,7 +303,7 @@ impl Relay {
     /// is durably applied (or parked).
     async fn apply<'a>(
         &'a self,
-        batch: &'a [Envelope],
+        batch: &'a [Arc<Envelope>],
         aside: Aside,
         window: &mut VecDeque<InFlight<'a>>,
         position: &mut u64,
@@ -310,7 +312,8 @@ impl Relay {
     ) -> anyhow::Result<()> {
         let mut after: Option<Applied> = None;
         let mut stopped = false;
-        for env in batch {
+        for shared in batch {
+            let env: &Envelope = shared;
             if shutdown.is_cancelled() {
                 break;
             }
@@ -360,7 +363,10 @@ impl Relay {
             // leaves `after` as it was: the next one still follows the last
             // transaction in flight.
             let (span, own) = self.traced(env);
-            let handed = handed(env, own);
+            let handed = match own {
+                None => Arc::clone(shared),
+                own => handed(env, own),
+            };
             let handler = (handles.handler)(handed, self.inbox.in_turn(turn)).instrument(span);
             let mut task = tokio::spawn(handler);
             // The next event may start once this one's transaction has
@@ -520,7 +526,7 @@ impl Relay {
             && rand::rng().random_bool(chaos.duplicate.clamp(0.0, 1.0))
         {
             // The duplicate must be a no-op thanks to the inbox; its result is only logged.
-            let dup = (handles.handler)(env.clone(), self.inbox.clone()).await;
+            let dup = (handles.handler)(Arc::new(env.clone()), self.inbox.clone()).await;
             tracing::debug!(result = ?dup, "chaos: delivered a duplicate");
         }
     }
@@ -833,14 +839,17 @@ fn random_delay(max: Duration) -> Duration {
 /// span `own` when that span is exported, so that what the handler does
 /// (`CallContext::caused_by_event`) is part of the delivery in the trace;
 /// as it came otherwise.
-fn handed(env: &Envelope, own: Option<TraceContext>) -> Envelope {
-    match own {
+/// A copy of `env` for its handler, naming `own` (the delivery's exported
+/// span) as the producer's span when there is one. A first attempt without
+/// an exported span is handed the relay's own shared envelope instead.
+fn handed(env: &Envelope, own: Option<TraceContext>) -> Arc<Envelope> {
+    Arc::new(match own {
         Some(own) => Envelope {
             traceparent: Some(own.to_traceparent()),
             ..env.clone()
         },
         None => env.clone(),
-    }
+    })
 }
 /// What the relay knows is set aside for its subscription, as of a
 /// dead-letter generation.

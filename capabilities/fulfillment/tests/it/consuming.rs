@@ -240,7 +240,7 @@ async fn concurrent_deliveries_never_oversell() {
         .map(|i| {
             let env = w.wrap(&invoice_created(&format!("inv-{i}"), &[("TEA", 1)]));
             assert_eq!(env.event_type, "billing.invoice-created");
-            tokio::spawn(handler(env, inbox.clone()))
+            tokio::spawn(handler(env.into(), inbox.clone()))
         })
         .collect();
     for t in tasks {

@@ -10,11 +10,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request};
 use axum::response::Response;
 use seams_auth::{PEER_HEADER, Verifier};
 use seams_core::auth::Principal;
 use seams_core::{BoxFuture, Problem};
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{Layer, Service};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
@@ -50,12 +52,21 @@ pub fn public_with(
     for (name, routes) in parts {
         app = app.nest(&format!("/{name}"), routes);
     }
-    let app = app
-        .fallback(not_found)
+    // One `layer` of one stack (outermost first): axum boxes every route at
+    // each `layer`, and each box clones the boxes inside it per request.
+    app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(crate::BODY_LIMIT))
-        .layer(CatchPanicLayer::custom(on_panic));
-    crate::server::limited(app, limits).layer(EdgeLayer::new(verifier))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(EdgeLayer::new(verifier))
+                // The request limits, as `server::limited` puts them.
+                .layer(HandleErrorLayer::new(crate::server::refusal))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight))
+                .timeout(limits.request_timeout)
+                .layer(CatchPanicLayer::custom(on_panic))
+                .layer(DefaultBodyLimit::max(crate::BODY_LIMIT)),
+        )
 }
 
 /// Installs an [`Edge`] in front of every route (and the fallbacks).

@@ -44,26 +44,34 @@ use crate::problem::problem_response;
 #[derive(Debug, Clone)]
 pub struct Unavailable(pub Problem);
 
-/// `route` with `op`'s declaration applied: its deadline, its timeout, and
-/// its answer when down.
-pub(crate) fn apply<S>(route: MethodRouter<S>, op: &'static Operation) -> MethodRouter<S>
+/// `route` behind `guard`, with `op`'s declaration applied: its deadline,
+/// its timeout, and its answer when down.
+///
+/// One `route_layer` of one stack, not one per layer: axum boxes the route
+/// at each `route_layer`, and every box clones the boxes inside it on every
+/// request, so the cost of a request grows with the square of their number.
+pub(crate) fn apply<S>(
+    route: MethodRouter<S>,
+    op: &'static Operation,
+    guard: crate::auth::GuardLayer,
+) -> MethodRouter<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    route
-        .route_layer(MapResponseLayer::new(move |res: Response| {
-            when_down(op, res)
-        }))
-        .route_layer(
-            ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(move |_: tower::BoxError| {
-                    std::future::ready(timed_out(op))
-                }))
-                .timeout(op.timeout),
-        )
-        .route_layer(MapRequestLayer::new(move |req: Request| {
-            with_deadline(op, req)
-        }))
+    route.route_layer(
+        ServiceBuilder::new()
+            .layer(guard)
+            .layer(MapRequestLayer::new(move |req: Request| {
+                with_deadline(op, req)
+            }))
+            .layer(HandleErrorLayer::new(move |_: tower::BoxError| {
+                std::future::ready(timed_out(op))
+            }))
+            .timeout(op.timeout)
+            .layer(MapResponseLayer::new(move |res: Response| {
+                when_down(op, res)
+            })),
+    )
 }
 
 /// The request, with nine tenths of the declared timeout as its deadline

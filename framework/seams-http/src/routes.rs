@@ -157,10 +157,8 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         access: Access,
         route: MethodRouter<S>,
     ) -> Self {
-        let route = crate::declared::apply(route, operation);
-        self.router = self
-            .router
-            .route(path, route.route_layer(GuardLayer::new(access)));
+        let route = crate::declared::apply(route, operation, GuardLayer::new(access));
+        self.router = self.router.route(path, route);
         self.table.push(RouteAccess {
             method,
             path: path.to_owned(),

@@ -116,7 +116,7 @@ pub fn limited(app: Router, limits: &Limits) -> Router {
     )
 }
 
-async fn refusal(err: tower::BoxError) -> Response {
+pub(crate) async fn refusal(err: tower::BoxError) -> Response {
     if err.is::<tower::load_shed::error::Overloaded>() {
         problem_response(crate::problem::overloaded())
     } else if err.is::<tower::timeout::error::Elapsed>() {

@@ -216,7 +216,7 @@ async fn find_invoice(deps: &Deps, id: &str) -> Result<Invoice, Error> {
 /// committed first: a payment racing the failure either committed before
 /// (the invoice is paid, so it is refunded) or is refused by its conditional
 /// update (the invoice is voided).
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id))]
+#[tracing::instrument(skip_all, fields(invoice_id = %ev.invoice_id))]
 pub async fn on_fulfillment_failed(
     deps: &Deps,
     ev: FulfillmentFailed,

@@ -126,7 +126,7 @@ pub async fn list_shipments(
 
 /// Reserves stock for a new invoice, every line or none; publishes
 /// `fulfillment-failed` (with what was short) when it cannot.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id))]
+#[tracing::instrument(skip_all, fields(invoice_id = %ev.invoice_id))]
 pub async fn on_invoice_created(
     deps: &Deps,
     ev: InvoiceCreated,
@@ -165,7 +165,7 @@ pub async fn on_invoice_created(
 /// Ships a paid invoice's reserved stock: creates the shipment and
 /// publishes `shipment-created`. An invoice with nothing reserved (its
 /// reservation failed or was released) gets nothing: billing compensates.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id, shipment_id))]
+#[tracing::instrument(skip_all, fields(invoice_id = %ev.invoice_id, shipment_id))]
 pub async fn on_invoice_paid(
     deps: &Deps,
     ev: InvoicePaid,
@@ -193,7 +193,7 @@ pub async fn on_invoice_paid(
 }
 
 /// Releases a voided invoice's reservations back to available stock.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, invoice_id = %ev.invoice_id))]
+#[tracing::instrument(skip_all, fields(invoice_id = %ev.invoice_id))]
 pub async fn on_invoice_voided(
     _deps: &Deps,
     ev: InvoiceVoided,

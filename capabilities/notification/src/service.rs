@@ -58,7 +58,7 @@ pub(crate) fn now_ms(clock: &dyn Clock) -> i64 {
 }
 
 /// Projects `customer-registered` into the contact read model.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id))]
+#[tracing::instrument(skip_all)]
 pub async fn on_customer_registered(
     deps: &Deps,
     ev: CustomerRegistered,
@@ -80,7 +80,7 @@ pub async fn on_customer_registered(
 /// Identity's events arrive in order on one feed, so the registration has
 /// normally been projected already; if it has not (it was dead-lettered, or
 /// the projection was reset), the read model is behind, which is transient.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(customer_id = %ev.customer_id))]
 pub async fn on_customer_email_changed(
     deps: &Deps,
     ev: CustomerEmailChanged,
@@ -103,7 +103,7 @@ pub async fn on_customer_email_changed(
 }
 
 /// Records the message for `invoice-created`.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(customer_id = %ev.customer_id))]
 pub async fn on_invoice_created(
     deps: &Deps,
     ev: InvoiceCreated,
@@ -116,7 +116,7 @@ pub async fn on_invoice_created(
 }
 
 /// Records the message for `invoice-paid`.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(customer_id = %ev.customer_id))]
 pub async fn on_invoice_paid(
     deps: &Deps,
     ev: InvoicePaid,
@@ -129,7 +129,7 @@ pub async fn on_invoice_paid(
 }
 
 /// Records the message for `invoice-voided`.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(customer_id = %ev.customer_id))]
 pub async fn on_invoice_voided(
     deps: &Deps,
     ev: InvoiceVoided,
@@ -142,7 +142,7 @@ pub async fn on_invoice_voided(
 }
 
 /// Records the message for `invoice-refunded`.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(customer_id = %ev.customer_id))]
 pub async fn on_invoice_refunded(
     deps: &Deps,
     ev: InvoiceRefunded,
@@ -155,7 +155,7 @@ pub async fn on_invoice_refunded(
 }
 
 /// Records the message for `shipment-dispatched`.
-#[tracing::instrument(skip_all, fields(event_id = %tx.envelope().id, customer_id = %ev.customer_id))]
+#[tracing::instrument(skip_all, fields(customer_id = %ev.customer_id))]
 pub async fn on_shipment_dispatched(
     deps: &Deps,
     ev: ShipmentDispatched,

@@ -16,7 +16,6 @@ use fulfillment_contract::{FulfillmentFailed, ShipmentCreated, ShipmentDispatche
 use identity_contract::{CustomerEmailChanged, CustomerRegistered};
 use libfuzzer_sys::fuzz_target;
 use seams_core::{Envelope, Event, TraceContext};
-use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(env) = serde_json::from_slice::<Envelope>(data) else {
@@ -49,28 +48,16 @@ fuzz_target!(|data: &[u8]| {
     decodes::<FulfillmentFailed>(&env, |_| {});
 });
 
-/// Writing a parsed envelope and parsing it again gives the same envelope.
-/// Payloads with floating-point numbers are left out: serde_json's default
-/// float parsing may move the last digit, and no contract carries floats.
+/// Writing a parsed envelope and parsing it again gives the same envelope:
+/// payloads are kept as the text they were read as, floats and numbers
+/// beyond `f64` included.
 fn round_trips(env: &Envelope) {
-    if has_float(&env.data) || env.alternates.values().any(has_float) {
-        return;
-    }
     let again =
         serde_json::to_vec(env).and_then(|bytes| serde_json::from_slice::<Envelope>(&bytes));
     assert!(
         matches!(&again, Ok(back) if back == env),
         "{env:?} came back as {again:?}"
     );
-}
-
-fn has_float(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => n.is_f64(),
-        Value::Array(items) => items.iter().any(has_float),
-        Value::Object(map) => map.values().any(has_float),
-        _ => false,
-    }
 }
 
 /// A `traceparent` that parses is the one that would be written.

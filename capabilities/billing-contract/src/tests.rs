@@ -49,7 +49,7 @@ fn written_as_v1_the_lines_lose_their_names_and_nothing_else() {
     for line in expected["lines"].as_array_mut().unwrap() {
         line.as_object_mut().unwrap().remove("name");
     }
-    assert_eq!(v1.data, expected);
+    assert_eq!(v1.data.to_value().unwrap(), expected);
     // Read back by a v2 consumer: the same invoice, naming nothing.
     let read: InvoiceCreated = v1.decode(&[1, 2]).unwrap();
     let mut unnamed = created();

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::context::CallContext;
 use crate::decl::{EventContract, Ordering};
@@ -54,11 +55,54 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
     /// The event payload.
-    pub data: Value,
+    pub data: EventData,
     /// The same event in other versions than `dataversion` (a producer
     /// writing two during a rollout), version to payload; empty otherwise.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub alternates: BTreeMap<u32, Value>,
+    pub alternates: BTreeMap<u32, EventData>,
+}
+
+/// An event's payload, kept as the JSON text it was written as: a feed,
+/// a relay and the outbox pass it on without building its tree, and the
+/// consumer that decodes it reads its own type straight from the text
+/// ([`Envelope::decode`]). Written back, it is the same text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventData(Box<RawValue>);
+
+impl EventData {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload as a JSON value. An error for text that is JSON but no
+    /// value serde_json holds (a number beyond `f64`, say): a payload is
+    /// checked to be JSON when it is read, not that it fits a tree.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.get())
+    }
+}
+
+impl From<&Value> for EventData {
+    fn from(value: &Value) -> EventData {
+        // A `Value`'s text is JSON (its maps have string keys, its numbers
+        // are finite), so serde_json's check of it cannot fail.
+        EventData(serde_json::value::to_raw_value(value).expect("a JSON value is valid JSON text"))
+    }
+}
+
+impl From<Value> for EventData {
+    fn from(value: Value) -> EventData {
+        EventData::from(&value)
+    }
+}
+
+/// The same text: what a payload read and written back keeps.
+impl PartialEq for EventData {
+    fn eq(&self, other: &EventData) -> bool {
+        self.get() == other.get()
+    }
 }
 
 /// A domain event declared in a contract crate.
@@ -188,6 +232,7 @@ impl Envelope {
             source,
         })?;
         let subject = ordering_key(contract, &data, &id)?;
+        let data = EventData::from(&data);
         Ok(Envelope {
             specversion: "1.0".into(),
             id,
@@ -232,17 +277,16 @@ impl Envelope {
                 accepts: accepts.to_vec(),
             });
         };
-        let decoded = if version == E::CONTRACT.versioning.current {
-            // Read in place: the payload is already in the current shape,
-            // and a copy of its tree for `upcast` costs more than reading it.
-            E::deserialize(data)
-        } else {
-            serde_json::from_value(E::upcast(version, data.clone())?)
-        };
-        decoded.map_err(|source| DecodeError::Payload {
+        let payload = |source| DecodeError::Payload {
             event_type: self.event_type.clone(),
             source,
-        })
+        };
+        if version == E::CONTRACT.versioning.current {
+            // Read from the text: the payload is in the current shape.
+            return serde_json::from_str(data.get()).map_err(payload);
+        }
+        let old = data.to_value().map_err(payload)?;
+        serde_json::from_value(E::upcast(version, old)?).map_err(payload)
     }
 
     /// This envelope (of `contract`'s current version, as [`Envelope::wrap`]
@@ -265,13 +309,14 @@ impl Envelope {
                 contract.event_type, self.id, self.dataversion
             ));
         }
-        let as_version = |version: u32| -> Result<Value, String> {
+        let as_version = |version: u32| -> Result<EventData, String> {
             contract.can_write(version)?;
             if version == current {
                 return Ok(self.data.clone());
             }
             let downcast = contract.downcast.ok_or("no downcast")?;
-            downcast(version, self.data.clone()).ok_or_else(|| {
+            let data = self.data.to_value().map_err(|e| e.to_string())?;
+            downcast(version, data).map(EventData::from).ok_or_else(|| {
                 format!(
                     "{} {} cannot be written as v{version}",
                     contract.event_type, self.id
@@ -295,7 +340,7 @@ impl Envelope {
     /// decodes as that build would. None of them carried is
     /// [`DecodeError::VersionNotAccepted`], as for that build.
     pub fn only(&self, versions: &[u32]) -> Result<Envelope, DecodeError> {
-        let mut carried: Vec<(u32, &Value)> = std::iter::once((self.dataversion, &self.data))
+        let mut carried: Vec<(u32, &EventData)> = std::iter::once((self.dataversion, &self.data))
             .chain(self.alternates.iter().map(|(v, data)| (*v, data)))
             .filter(|(v, _)| versions.contains(v))
             .collect();

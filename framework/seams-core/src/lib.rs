@@ -55,7 +55,7 @@ pub mod transport;
 
 pub use clock::{Clock, Ids, SystemClock, UuidV7Ids};
 pub use context::{CallContext, TraceContext};
-pub use envelope::{DecodeError, Envelope, Event, WrapError, ordering_key};
+pub use envelope::{DecodeError, Envelope, Event, EventData, WrapError, ordering_key};
 pub use invalid::Invalid;
 pub use problem::Problem;
 pub use redact::redact;

@@ -79,7 +79,7 @@ fn envelope(id: &str, subject: &str) -> Envelope {
         correlationid: CallContext::new_root().correlation_id,
         causationid: None,
         sequence: None,
-        data: serde_json::json!({ "id": subject }),
+        data: serde_json::json!({ "id": subject }).into(),
         alternates: Default::default(),
     }
 }

@@ -39,7 +39,7 @@ async fn an_open_invoice_is_voided_and_can_no_longer_be_paid() {
     let voided = &outbox[1];
     assert_eq!(voided.subject, id);
     assert_eq!(
-        voided.data,
+        voided.data.to_value().unwrap(),
         json!({ "invoice_id": id, "customer_id": "cust-1", "reason": "out-of-stock" })
     );
     assert!(caused_by(voided, &failure), "{voided:?}");
@@ -87,7 +87,7 @@ async fn a_paid_invoice_is_refunded_in_full() {
     let refunded = &outbox[2];
     assert_eq!(refunded.subject, id);
     assert_eq!(
-        refunded.data,
+        refunded.data.to_value().unwrap(),
         json!({
             "invoice_id": id,
             "customer_id": "cust-1",

@@ -297,7 +297,7 @@ async fn creates_a_priced_invoice_and_publishes_it() {
         (feed[0].event_type.as_str(), feed[0].subject.as_str()),
         ("billing.invoice-created", id)
     );
-    assert_eq!(feed[0].data["total"]["amount"], 2100);
+    assert_eq!(feed[0].data.to_value().unwrap()["total"]["amount"], 2100);
 }
 
 #[tokio::test]

@@ -58,7 +58,10 @@ async fn a_paid_invoice_is_reserved_shipped_and_dispatched() {
         ),
         ("fulfillment.shipment-created", "inv-1")
     );
-    assert_eq!(shipment_created.data["shipment_id"], s["id"]);
+    assert_eq!(
+        shipment_created.data.to_value().unwrap()["shipment_id"],
+        s["id"]
+    );
     assert_eq!(
         shipment_created.causationid.as_deref(),
         Some(paid.id.as_str())
@@ -81,8 +84,11 @@ async fn a_paid_invoice_is_reserved_shipped_and_dispatched() {
         ]
     );
     let dispatched = w.outbox().await.remove(1);
-    assert_eq!(dispatched.data["shipment_id"], s["id"]);
-    assert_eq!(dispatched.data["dispatched_at"], s["dispatched_at"]);
+    assert_eq!(dispatched.data.to_value().unwrap()["shipment_id"], s["id"]);
+    assert_eq!(
+        dispatched.data.to_value().unwrap()["dispatched_at"],
+        s["dispatched_at"]
+    );
     assert_eq!(
         dispatched.causationid.as_deref(),
         Some(shipment_created.id.as_str()),
@@ -130,7 +136,7 @@ async fn out_of_stock_publishes_fulfillment_failed_and_reserves_nothing() {
         ("fulfillment.fulfillment-failed", "inv-1")
     );
     assert_eq!(
-        failed.data,
+        failed.data.to_value().unwrap(),
         json!({
             "invoice_id": "inv-1",
             "customer_id": "c-1",
@@ -167,7 +173,7 @@ async fn a_sku_never_received_is_a_shortage_of_everything() {
 
     let failed = w.outbox().await.remove(0);
     assert_eq!(
-        failed.data["shortages"],
+        failed.data.to_value().unwrap()["shortages"],
         json!([{ "sku": "GHOST", "requested": 1, "available": 0 }])
     );
 }

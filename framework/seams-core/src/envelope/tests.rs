@@ -79,7 +79,7 @@ fn wraps_as_cloudevent_and_round_trips() {
 fn old_versions_are_upcast_and_unaccepted_ones_refused() {
     let mut env = sample();
     env.dataversion = 1;
-    env.data = serde_json::json!({ "invoice_id": "inv-1", "amount": 700 });
+    env.data = serde_json::json!({ "invoice_id": "inv-1", "amount": 700 }).into();
     assert_eq!(
         env.decode::<InvoicePaid>(&[1, 2]).unwrap().amount_minor,
         700
@@ -94,7 +94,7 @@ fn old_versions_are_upcast_and_unaccepted_ones_refused() {
 #[test]
 fn bad_payloads_and_types_are_errors_not_panics() {
     let mut env = sample();
-    env.data = serde_json::json!({ "invoice_id": 3 });
+    env.data = serde_json::json!({ "invoice_id": 3 }).into();
     assert!(matches!(
         env.decode::<InvoicePaid>(&[2]),
         Err(DecodeError::Payload { .. })
@@ -296,7 +296,7 @@ fn the_current_version_is_read_as_it_is_and_only_older_ones_are_upcast() {
         }
     );
     // A payload the current shape refuses is a payload error, read in place.
-    env.data = serde_json::json!({ "shelf": 7 });
+    env.data = serde_json::json!({ "shelf": 7 }).into();
     assert!(matches!(
         env.decode::<Counted>(&[2]),
         Err(DecodeError::Payload { .. })
@@ -329,7 +329,7 @@ fn a_producer_writes_an_older_version_or_both_and_each_reader_takes_the_newest_i
     assert_eq!(v1.dataversion, 1);
     assert_eq!(
         v1.data,
-        serde_json::json!({ "invoice_id": "inv-1", "amount": 500 })
+        serde_json::json!({ "invoice_id": "inv-1", "amount": 500 }).into()
     );
     assert!(v1.alternates.is_empty());
     assert_eq!((v1.id.as_str(), v1.subject.as_str()), ("evt-1", "inv-1"));
@@ -345,7 +345,7 @@ fn a_producer_writes_an_older_version_or_both_and_each_reader_takes_the_newest_i
     // A reader that knows only v1 reads the alternate, untouched by its
     // upcaster's guess; one that knows both reads v2.
     let only_v1 = Envelope {
-        data: serde_json::json!({"poison": true}),
+        data: serde_json::json!({"poison": true}).into(),
         ..both.clone()
     };
     assert!(
@@ -354,9 +354,10 @@ fn a_producer_writes_an_older_version_or_both_and_each_reader_takes_the_newest_i
     );
     assert_eq!(both.decode::<InvoicePaid>(&[1]).unwrap().amount_minor, 500);
     let mut only_alternate = both.clone();
-    only_alternate
-        .alternates
-        .insert(1, serde_json::json!({ "invoice_id": "inv-1", "amount": 9 }));
+    only_alternate.alternates.insert(
+        1,
+        serde_json::json!({ "invoice_id": "inv-1", "amount": 9 }).into(),
+    );
     assert_eq!(
         only_alternate
             .decode::<InvoicePaid>(&[1])
@@ -395,7 +396,7 @@ fn a_version_the_contract_cannot_write_is_refused_by_name() {
         );
     }
     let zero = Envelope {
-        data: serde_json::json!({ "invoice_id": "inv-1", "amount_minor": 0 }),
+        data: serde_json::json!({ "invoice_id": "inv-1", "amount_minor": 0 }).into(),
         ..env.clone()
     };
     let err = zero.written_as(&PAID_DOWNCAST, &[1, 2]).unwrap_err();
@@ -446,7 +447,7 @@ fn narrowed_to_fewer_versions_an_envelope_carries_only_those() {
     let mut three = both.clone();
     three
         .alternates
-        .insert(0, serde_json::json!({ "old": true }));
+        .insert(0, serde_json::json!({ "old": true }).into());
     let kept = three.only(&[0, 1]).unwrap();
     assert_eq!(kept.dataversion, 1);
     assert_eq!(kept.alternates.keys().copied().collect::<Vec<_>>(), [0]);
@@ -456,4 +457,38 @@ fn narrowed_to_fewer_versions_an_envelope_carries_only_those() {
         "billing.invoice-paid v2 is not accepted (accepts [3])"
     );
     assert!(sample().only(&[1]).is_err(), "a v2-only envelope has no v1");
+}
+
+#[test]
+fn a_payload_is_passed_on_as_the_text_it_was_read_as() {
+    let mut text = serde_json::to_string(&sample()).unwrap();
+    let written = r#""data":{"amount_minor":500,"invoice_id":"inv-1"}"#;
+    assert!(text.contains(written), "{text}");
+    // Spacing, key order and a number no f64 holds: kept as they were.
+    let odd = r#""data":{ "invoice_id":"inv-1", "amount_minor" : 500, "big": 1e400 }"#;
+    text = text.replace(written, odd);
+    let env: Envelope = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        env.data.get(),
+        r#"{ "invoice_id":"inv-1", "amount_minor" : 500, "big": 1e400 }"#
+    );
+    assert_eq!(serde_json::to_string(&env).unwrap(), text);
+    // Decoding is where such a payload is refused, as an error.
+    assert!(env.data.to_value().is_err());
+    assert!(matches!(
+        env.decode::<InvoicePaid>(&[2]),
+        Err(DecodeError::Payload { .. })
+    ));
+    // Equal payloads are equal texts.
+    assert_eq!(
+        EventData::from(serde_json::json!({ "a": 1 })),
+        EventData::from(&serde_json::json!({ "a": 1 }))
+    );
+    assert_ne!(
+        EventData::from(serde_json::json!({ "a": 1 })),
+        EventData::from(serde_json::json!({ "a": 2 }))
+    );
+    // Not JSON is no envelope.
+    let broken = text.replace("1e400 }", "1e400 ");
+    assert!(serde_json::from_str::<Envelope>(&broken).is_err());
 }

@@ -397,7 +397,7 @@ static NOTE_ADDED_V2: seams_core::decl::EventContract = seams_core::decl::EventC
 fn envelope_v2(id: &str, tag: &str) -> Envelope {
     Envelope {
         dataversion: 2,
-        data: serde_json::json!({ "id": id, "tag": tag }),
+        data: serde_json::json!({ "id": id, "tag": tag }).into(),
         ..envelope(id, id)
     }
 }
@@ -435,8 +435,11 @@ async fn events_go_into_the_outbox_in_the_versions_the_producer_is_told_to_write
             (
                 e.id.as_str(),
                 e.dataversion,
-                e.data.clone(),
-                e.alternates.clone(),
+                e.data.to_value().unwrap(),
+                e.alternates
+                    .iter()
+                    .map(|(v, d)| (*v, d.to_value().unwrap()))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
             )
         })
         .collect();

@@ -94,7 +94,7 @@ async fn delivers_redelivers_and_reads_what_the_consumer_published() {
     h.redeliver(&one).await.unwrap();
     let published = h.published().await.unwrap();
     assert_eq!(published.len(), 1, "applied once, whatever the redelivery");
-    assert_eq!(published[0].data["n"], 101);
+    assert_eq!(published[0].data.to_value().unwrap()["n"], 101);
     assert_eq!(published[0].causationid.as_deref(), Some(one.id.as_str()));
     assert_eq!(
         h.redeliver(&unlucky).await,

@@ -205,14 +205,15 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Turns CRLF into LF: SMTP puts CRLF on the wire, but files in a Maildir
 /// use the local convention, and mail readers and MDAs expect `\n`.
-fn to_local_line_endings(bytes: &[u8]) -> Vec<u8> {
+pub(super) fn to_local_line_endings(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
-    let mut iter = bytes.iter().peekable();
-    while let Some(&b) = iter.next() {
-        if b == b'\r' && iter.peek() == Some(&&b'\n') {
-            continue;
-        }
-        out.push(b);
+    let mut from = 0;
+    // A line at a time (memchr finds each CRLF), not a byte at a time: the
+    // `\n` of each CRLF starts the next piece copied.
+    for at in memchr::memmem::find_iter(bytes, b"\r\n") {
+        out.extend_from_slice(&bytes[from..at]);
+        from = at + 1;
     }
+    out.extend_from_slice(&bytes[from..]);
     out
 }

@@ -402,3 +402,16 @@ async fn scripted_server(rcpt_reply: &'static str) -> u16 {
     });
     port
 }
+
+#[test]
+fn a_maildir_file_has_lf_where_the_wire_has_crlf_and_nothing_else_changes() {
+    let local = |wire: &[u8]| maildir::to_local_line_endings(wire);
+    assert_eq!(local(b""), b"");
+    assert_eq!(local(b"no line end"), b"no line end");
+    assert_eq!(local(b"a\r\nb\r\n"), b"a\nb\n");
+    assert_eq!(local(b"\r\n\r\n"), b"\n\n");
+    // A CR alone, a LF alone and a CR before a CRLF stay as they are.
+    assert_eq!(local(b"a\rb\nc\r"), b"a\rb\nc\r");
+    assert_eq!(local(b"a\r\r\nb"), b"a\r\nb");
+    assert_eq!(local("é\r\nü".as_bytes()), "é\nü".as_bytes());
+}

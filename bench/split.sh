@@ -22,7 +22,7 @@
 # dominate its CPU), and `returning-journey`, the same purchase by a
 # customer each connection registered once (what the split itself costs).
 #
-#   bench/split.sh                       # about 7 minutes after the build
+#   bench/split.sh                       # about 10 minutes after the build
 #   DURATION=5 CONNECTIONS="1" RAW_DURATION=3 bench/split.sh   # a quick smoke run
 #
 # PostgreSQL and NATS are throwaway servers this script starts (initdb in a

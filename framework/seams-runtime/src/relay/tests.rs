@@ -234,6 +234,53 @@ async fn transient_failures_are_retried_then_dead_lettered_with_their_attempts()
     );
 }
 
+/// `clock.ticked` as an event nobody redelivers.
+static TICKED_ONCE: EventContract = EventContract {
+    retries: Retries::Nobody,
+    ..TICKED
+};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TickedOnce {
+    key: String,
+    n: i64,
+}
+
+impl Event for TickedOnce {
+    const CONTRACT: &'static EventContract = &TICKED_ONCE;
+}
+
+/// An event whose contract says nobody retries it gets one attempt: a
+/// transient failure is dead-lettered at once, not set aside for another.
+#[tokio::test]
+async fn an_event_nobody_retries_is_dead_lettered_after_one_attempt() {
+    let w = world().await;
+    publish(&w.producer, "a", 1).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let handles = Handles::new::<TickedOnce, _>(&[1], move |_, _| {
+        counter.fetch_add(1, AtomicOrdering::SeqCst);
+        Box::pin(async { Err(HandlerError::Transient("down".into())) })
+    });
+    let sub = Subscription {
+        consumer: "watch",
+        producer: "clock",
+        handles: vec![handles],
+    };
+    relay(sub, &w, None)
+        .try_run_once(&CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(calls.load(AtomicOrdering::SeqCst), 1);
+    let dead = w.consumer.dead_letters().await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.envelope.subject.as_str(), d.attempts, d.error.as_str()))
+            .collect::<Vec<_>>(),
+        [("a", 1, "down")]
+    );
+}
+
 #[tokio::test]
 async fn later_events_of_a_dead_lettered_key_wait_behind_it() {
     let w = world().await;

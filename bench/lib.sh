@@ -137,3 +137,54 @@ start_shop() {
     [ -n "$URL" ] || { echo "shop $name did not start in 90 s" >&2; exit 1; }
     echo "shop $name (pid $SHOP_PID) on $URL"
 }
+
+# Process $1 and all its descendants, one PID per line.
+tree_pids() {
+    local pid=$1 child
+    echo "$pid"
+    for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+        tree_pids "$child"
+    done
+}
+
+# One line per process in the trees under PIDs $@: "pid ticks role". The
+# role names what the process is for the report: `postgres` (the
+# postmaster and every backend), `nats-server`, `shop serve <capability>`
+# for a service, `shop up` for the supervisor, `other` else. Never the
+# arguments: they are not the report's, and a URL there may hold a secret.
+cpu_snapshot() {
+    local root pid cmd role
+    for root in "$@"; do
+        for pid in $(tree_pids "$root"); do
+            # A process may end between the listing and here.
+            cmd=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
+            case "$cmd" in
+                *postgres*) role=postgres ;;
+                *nats-server*) role=nats-server ;;
+                # `shop serve <capability> …` (a service) or `shop up …`
+                # (the supervisor, and the gateway of a split system).
+                */shop\ serve\ *) role="shop serve $(echo "${cmd#*/shop serve }" | cut -d' ' -f1)" ;;
+                */shop\ *) role="shop $(echo "${cmd#*/shop }" | cut -d' ' -f1)" ;;
+                *) role=other ;;
+            esac
+            echo "$pid $(cpu_ticks "$pid") $role"
+        done
+    done
+}
+
+# The CPU each role used between snapshots $1 and $2 (files of
+# cpu_snapshot lines) over $3 wall seconds: "role<TAB>cores", most first.
+# A process in the first snapshot only (it ended) is left out; one in the
+# second only (it started) counts from zero.
+cpu_by_role() {
+    local hz
+    hz=$(getconf CLK_TCK)
+    awk -v hz="$hz" -v secs="$3" '
+        NR == FNR { before[$1] = $2; next }
+        {
+            pid = $1; ticks = $2; $1 = ""; $2 = ""; role = substr($0, 3)
+            used[role] += ticks - (pid in before ? before[pid] : 0)
+        }
+        END { for (r in used) printf "%s\t%.3f\n", r, used[r] / hz / secs }
+    ' "$1" "$2" | sort -t$'\t' -k2 -rn
+}

@@ -8,7 +8,7 @@
 # requests and 0 lost events. Two configurations, same binary, one run:
 #
 #   split-http     shop up --split                                    SQLite files, HTTP feeds
-#   split-pg-nats  shop up --split --nats … --postgres-admin …        PostgreSQL per service, JetStream
+#   split-pg-nats  shop up --split --nats … (SHOP_POSTGRES_ADMIN=…)        PostgreSQL per service, JetStream
 #
 #   bench/rollout.sh                     # about 3 minutes after the build
 #   DURATION=20 ROUNDS=1 bench/rollout.sh   # a quick run
@@ -87,7 +87,8 @@ run_mode() {
 
 echo "== journeys at $RATE/s for $DURATION s, $ROUNDS rollouts from ${ROLL_AFTER} s"
 run_mode split-http --split
-run_mode split-pg-nats --split --nats "$NATS_URL" --postgres-admin "$ADMIN_URL"
+# The admin URL holds a password: in the environment, never on a command line.
+SHOP_POSTGRES_ADMIN=$ADMIN_URL run_mode split-pg-nats --split --nats "$NATS_URL"
 
 echo "== report"
 {

@@ -6,7 +6,7 @@
 #
 #   monolith     shop up                      one process, SQLite files, outboxes read in process
 #   split-http   shop up --split              a process per capability, HTTP calls, HTTP feeds, SQLite
-#   split-pg-nats shop up --split --nats … --postgres-admin …
+#   split-pg-nats shop up --split --nats … (SHOP_POSTGRES_ADMIN=…)
 #                                             the same, each on its own PostgreSQL database, JetStream
 #
 # then, with shop stopped and on the same two servers, the raw baselines of
@@ -82,8 +82,13 @@ run_mode() {
     for s in $SCENARIOS; do
         for c in $CONNECTIONS; do
             echo "-- $s/$name/c$c"
+            cpu_snapshot "$SHOP_PID" ${PG_PID:+"$PG_PID"} ${NATS_PID:+"$NATS_PID"} >"$TMP/cpu-before"
+            local began=$EPOCHREALTIME
             "$BIN/loadgen" --url "$URL" --label "$s/$name/c$c" --scenario "$s" --data "$TMP/$name" \
                 --connections "$c" --duration "$DURATION" --warmup "$WARMUP" | tee "$OUT/$s-$name-c$c.txt"
+            cpu_snapshot "$SHOP_PID" ${PG_PID:+"$PG_PID"} ${NATS_PID:+"$NATS_PID"} >"$TMP/cpu-after"
+            cpu_by_role "$TMP/cpu-before" "$TMP/cpu-after" \
+                "$(awk -v a="$EPOCHREALTIME" -v b="$began" 'BEGIN { print a - b }')" >"$OUT/cpu-$s-$name-c$c.tsv"
             tail -n1 "$OUT/$s-$name-c$c.txt" | grep '^{' >>"$RESULTS" || echo "   FAILED"
         done
     done
@@ -93,7 +98,8 @@ run_mode() {
 echo "== journeys"
 run_mode monolith
 run_mode split-http --split
-run_mode split-pg-nats --split --nats "$NATS_URL" --postgres-admin "$ADMIN_URL"
+# The admin URL holds a password: in the environment, never on a command line.
+SHOP_POSTGRES_ADMIN=$ADMIN_URL run_mode split-pg-nats --split --nats "$NATS_URL"
 
 # Shop is stopped; the servers it used stay up for their raw baselines. Each
 # baseline works in its own database / streams and removes them after.
@@ -121,6 +127,18 @@ echo "== report"
       | $mono["\($journey)/\(.connections)"] as $base
       | "| \($journey) | \($mode) | \(.connections) | \(.throughput * 10 | round / 10) | \(if $base then ((.throughput / $base) * 100 | round / 100 | tostring) + "x" else "n/a" end) | \(.latency.p50_ms) | \(.latency.p99_ms) | \(.phases["created-to-dispatched"].p50_ms) / \(.phases["created-to-dispatched"].p99_ms) | \(.error_count) |"
     ' "$RESULTS"
+    echo
+    echo "CPU by process during each point (warm-up, measurement and drain; PostgreSQL's postmaster and backends together), and per journey at the point's measured rate:"
+    echo
+    echo "| point | process | cores | CPU µs per journey |"
+    echo "|---|---|---|---|"
+    for f in "$OUT"/cpu-*.tsv; do
+        label=$(basename "$f" .tsv | sed 's/^cpu-//; s/-c\([0-9]*\)$/\/c\1/; s/-\(monolith\|split-http\|split-pg-nats\)\//\/\1\//')
+        rate=$(jq -r --arg l "$label" 'select(.label == $l) | .throughput' "$RESULTS")
+        awk -F'\t' -v l="$label" -v rate="${rate:-0}" '$2 >= 0.005 {
+            printf "| %s | %s | %.2f | %s |\n", l, $1, $2, (rate > 0 ? sprintf("%.0f", $2 / rate * 1e6) : "n/a")
+        }' "$f"
+    done
     echo
     echo "Raw baselines on the same PostgreSQL and nats-server, shop stopped, ${RAW_DURATION} s per point (CPU per operation: the tool plus the server):"
     echo

@@ -77,7 +77,8 @@ machine_lines() {
     echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
 }
 
-# Starts a throwaway PostgreSQL (initdb in $1/pg, fsync on, SCRAM) and
+# Starts a throwaway PostgreSQL (initdb in $1/pg, fsync on, SCRAM; more
+# server settings in PG_OPTS, `-c name=value` each) and
 # `nats-server -js` (store in $1/nats) on free ports, logs in $2; sets
 # PG_PID, ADMIN_URL, NATS_PID and NATS_URL, and puts NATS in PIDS
 # (PostgreSQL is stopped by the caller, with SIGINT: its fast shutdown).
@@ -102,8 +103,10 @@ start_servers() {
     "${AS[@]}" "$PG_BIN/initdb" -D "$TMP/pg/data" -U postgres --auth=scram-sha-256 \
         --pwfile="$TMP/pg/pw" -E UTF8 --locale=C >"$OUT/initdb.log" 2>&1
     PG_PORT=$(free_port)
+    # Word splitting wanted: PG_OPTS may hold several `-c name=value`.
+    # shellcheck disable=SC2086
     "${AS[@]}" "$PG_BIN/postgres" -D "$TMP/pg/data" -h 127.0.0.1 -p "$PG_PORT" -k "$TMP/pg" \
-        -c max_connections=200 >"$OUT/postgres.log" 2>&1 &
+        -c max_connections=200 ${PG_OPTS:-} >"$OUT/postgres.log" 2>&1 &
     PG_PID=$!
     for _ in $(seq 1 300); do
         grep -q "ready to accept connections" "$OUT/postgres.log" && break

@@ -172,6 +172,17 @@ pub struct Publisher {
     nats: Nats,
     db: Db,
     producer: String,
+    known: Arc<std::sync::Mutex<Known>>,
+}
+
+/// What a publisher keeps between steps, so that a step costs one outbox
+/// read: that the stream exists, and how far JetStream has acknowledged
+/// (`None`: read the cursor from the database). Forgotten after a failure,
+/// when the stream may be gone or a publish half done.
+#[derive(Debug, Default)]
+struct Known {
+    stream: bool,
+    position: Option<u64>,
 }
 
 impl Publisher {
@@ -181,7 +192,14 @@ impl Publisher {
             nats,
             db,
             producer: producer.to_owned(),
+            known: Arc::default(),
         }
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn cursor_name(&self) -> String {
@@ -190,12 +208,31 @@ impl Publisher {
 
     /// Publishes what is committed and not yet acknowledged by JetStream; returns how many.
     pub async fn try_publish_once(&self) -> anyhow::Result<usize> {
-        self.nats.stream(&self.producer).await?;
+        let published = self.publish_once().await;
+        if published.is_err() {
+            *self.known() = Known::default();
+        }
+        published
+    }
+
+    async fn publish_once(&self) -> anyhow::Result<usize> {
+        let (stream, position) = {
+            let known = self.known();
+            (known.stream, known.position)
+        };
+        if !stream {
+            self.nats.stream(&self.producer).await?;
+            self.known().stream = true;
+        }
         let name = self.cursor_name();
-        let cursor = self.db.cursor(&name).await?;
+        let cursor = match position {
+            Some(position) => position,
+            None => self.db.cursor(&name).await?,
+        };
         let events = self.db.read_outbox(cursor, 256).await?;
         if events.is_empty() {
-            self.db.ack(&name, cursor).await?;
+            self.known().position = Some(cursor);
+            self.db.ack_lazily(&name, cursor).await?;
             return Ok(0);
         }
         // Pipelined: every publish is sent, then the acks are awaited in order.
@@ -235,9 +272,14 @@ impl Publisher {
             ack.await.context("waiting for JetStream's ack")?;
             published = seq;
         }
-        self.db.set_cursor(&name, published).await?;
-        // Rows JetStream holds count as delivered for outbox pruning.
-        self.db.ack(&name, published).await?;
+        // JetStream holds them now. The cursor moves with the next group
+        // commit, not a commit of its own: if it is lost in a crash, the
+        // events are published again, and JetStream's duplicate window
+        // and the consumers' inboxes drop the copies. Rows JetStream holds
+        // count as delivered for outbox pruning.
+        self.known().position = Some(published);
+        self.db.set_cursor_eventually(&name, published).await?;
+        self.db.ack_lazily(&name, published).await?;
         Ok(events.len())
     }
 

@@ -146,7 +146,9 @@ async fn events_travel_through_jetstream_in_order_and_once() {
     let publisher = Publisher::new(nats.clone(), w.producer.clone(), "clock");
     assert_eq!(publisher.try_publish_once().await.unwrap(), 5);
     assert_eq!(publisher.try_publish_once().await.unwrap(), 0);
-    // A crash before the cursor moved republishes: JetStream drops the duplicates by id.
+    // A crash before the cursor moved republishes: JetStream drops the
+    // duplicates by id. The publisher of the restarted process reads the
+    // cursor from the database; a running one keeps its own.
     let mut tx = w.producer.begin().await.unwrap();
     sqlx::query(
         "UPDATE seams_cursors SET position = 0 WHERE subscription = 'nats-publisher:clock'",
@@ -155,8 +157,10 @@ async fn events_travel_through_jetstream_in_order_and_once() {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    assert_eq!(publisher.try_publish_once().await.unwrap(), 0);
+    let restarted = Publisher::new(nats.clone(), w.producer.clone(), "clock");
     assert_eq!(
-        publisher.try_publish_once().await.unwrap(),
+        restarted.try_publish_once().await.unwrap(),
         5,
         "republished"
     );
@@ -269,6 +273,31 @@ async fn a_reader_that_stops_gives_back_what_it_held_so_its_successor_waits_for_
         "the successor waited {:?}, as for an ack wait",
         started.elapsed()
     );
+}
+
+/// A running publisher keeps its stream and its position; after a failure
+/// (here: its stream deleted under it) it forgets both, creates the stream
+/// again and goes on from the cursor in the database.
+#[tokio::test]
+async fn a_publisher_that_failed_recreates_its_stream_and_goes_on_from_its_cursor() {
+    let Some(w) = world().await else { return };
+    let nats = Nats::connect(&w.server.url()).await.unwrap();
+    let publisher = Publisher::new(nats.clone(), w.producer.clone(), "clock");
+    publish(&w.producer, 1).await;
+    assert_eq!(publisher.try_publish_once().await.unwrap(), 1);
+    // The cursor is written with the next group commit: wait for it.
+    w.producer.flush().await.unwrap();
+    assert_eq!(
+        w.producer.cursor(&publisher_name("clock")).await.unwrap(),
+        1
+    );
+    nats.js.delete_stream(stream_name("clock")).await.unwrap();
+    publish(&w.producer, 2).await;
+    // No stream takes the subject now: the publish is refused.
+    assert!(publisher.try_publish_once().await.is_err());
+    assert_eq!(publisher.try_publish_once().await.unwrap(), 1);
+    let stream = nats.js.get_stream(stream_name("clock")).await.unwrap();
+    assert_eq!(stream.cached_info().state.messages, 1);
 }
 
 #[tokio::test]

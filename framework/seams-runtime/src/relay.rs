@@ -835,13 +835,11 @@ fn random_delay(max: Duration) -> Duration {
     Duration::from_micros(rand::rng().random_range(0..=max.as_micros() as u64))
 }
 
-/// The event as a handler gets it: with the `traceparent` of the delivery
-/// span `own` when that span is exported, so that what the handler does
-/// (`CallContext::caused_by_event`) is part of the delivery in the trace;
-/// as it came otherwise.
-/// A copy of `env` for its handler, naming `own` (the delivery's exported
-/// span) as the producer's span when there is one. A first attempt without
-/// an exported span is handed the relay's own shared envelope instead.
+/// The event as a handler gets it, a copy: with the `traceparent` of the
+/// delivery span `own` when that span is exported, so that what the
+/// handler does (`CallContext::caused_by_event`) is part of the delivery in
+/// the trace; as it came otherwise. A first attempt without an exported
+/// span is handed the relay's shared envelope instead, uncopied.
 fn handed(env: &Envelope, own: Option<TraceContext>) -> Arc<Envelope> {
     Arc::new(match own {
         Some(own) => Envelope {

@@ -77,6 +77,15 @@ machine_lines() {
     echo "commit: ${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- 2>/dev/null || echo ' (working tree has changes)')}"
 }
 
+# The EXIT trap of a script that calls start_servers: stops what the
+# script started (PostgreSQL with SIGINT, its fast shutdown, not the smart
+# one that waits for clients) and removes its temporary folder $TMP.
+stop_servers_and_clean() {
+    stop_all
+    [ -z "${PG_PID:-}" ] || stop_pid "$PG_PID" INT
+    rm -rf "$TMP"
+}
+
 # Starts a throwaway PostgreSQL (initdb in $1/pg, fsync on, SCRAM; more
 # server settings in PG_OPTS, `-c name=value` each) and
 # `nats-server -js` (store in $1/nats) on free ports, logs in $2; sets
@@ -162,12 +171,13 @@ cpu_snapshot() {
             # A process may end between the listing and here.
             cmd=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null || true)
             case "$cmd" in
-                *postgres*) role=postgres ;;
-                *nats-server*) role=nats-server ;;
                 # `shop serve <capability> …` (a service) or `shop up …`
-                # (the supervisor, and the gateway of a split system).
+                # (the supervisor, and the gateway of a split system),
+                # whatever their arguments name.
                 */shop\ serve\ *) role="shop serve $(echo "${cmd#*/shop serve }" | cut -d' ' -f1)" ;;
                 */shop\ *) role="shop $(echo "${cmd#*/shop }" | cut -d' ' -f1)" ;;
+                *postgres*) role=postgres ;;
+                *nats-server*) role=nats-server ;;
                 *) role=other ;;
             esac
             echo "$pid $(cpu_ticks "$pid") $role"

@@ -30,12 +30,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/seams-pgstat.XXXXXX")
 chmod 755 "$TMP"
 
 source "$ROOT/bench/lib.sh"
-cleanup() {
-    stop_all
-    [ -n "${PG_PID:-}" ] && stop_pid "$PG_PID" INT
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
+trap stop_servers_and_clean EXIT
 trap 'exit 130' INT TERM
 
 machine_lines | tee "$OUT/machine.txt"

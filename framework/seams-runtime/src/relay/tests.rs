@@ -109,14 +109,16 @@ fn subscription(
             record(tx.tx(), &ev, &id).await
         })
     });
-    (
-        Subscription {
-            consumer: "watch",
-            producer: "clock",
-            handles: vec![handles],
-        },
-        calls,
-    )
+    (watching(handles), calls)
+}
+
+/// The `watch` consumer's subscription to `clock`, handling with `handles`.
+fn watching(handles: Handles) -> Subscription {
+    Subscription {
+        consumer: "watch",
+        producer: "clock",
+        handles: vec![handles],
+    }
 }
 
 /// Records `ev`, delivered as event `id`, in the consumer's `applied` table.
@@ -262,12 +264,7 @@ async fn an_event_nobody_retries_is_dead_lettered_after_one_attempt() {
         counter.fetch_add(1, AtomicOrdering::SeqCst);
         Box::pin(async { Err(HandlerError::Transient("down".into())) })
     });
-    let sub = Subscription {
-        consumer: "watch",
-        producer: "clock",
-        handles: vec![handles],
-    };
-    relay(sub, &w, None)
+    relay(watching(handles), &w, None)
         .try_run_once(&CancellationToken::new())
         .await
         .unwrap();
@@ -486,12 +483,7 @@ async fn first_commit_fails(then: [Then; 2]) -> (World, Vec<i64>, u32) {
             apply(&inbox, &ev, &env, fail_commit).await
         }
     });
-    let sub = Subscription {
-        consumer: "watch",
-        producer: "clock",
-        handles: vec![handles],
-    };
-    relay(sub, &w, None)
+    relay(watching(handles), &w, None)
         .try_run_once(&CancellationToken::new())
         .await
         .unwrap();
@@ -590,17 +582,13 @@ impl Event for TickedV2 {
 
 /// A consumer built against v2 of `clock.ticked`, recording what it reads.
 fn upgraded() -> Subscription {
-    Subscription {
-        consumer: "watch",
-        producer: "clock",
-        handles: vec![Handles::new::<TickedV2, _>(&[1, 2], |ev, tx| {
-            Box::pin(async move {
-                let id = tx.envelope().id.clone();
-                let n = ev.n * if ev.note.is_some() { 100 } else { 1 };
-                record(tx.tx(), &Ticked { key: ev.key, n }, &id).await
-            })
-        })],
-    }
+    watching(Handles::new::<TickedV2, _>(&[1, 2], |ev, tx| {
+        Box::pin(async move {
+            let id = tx.envelope().id.clone();
+            let n = ev.n * if ev.note.is_some() { 100 } else { 1 };
+            record(tx.tx(), &Ticked { key: ev.key, n }, &id).await
+        })
+    }))
 }
 
 async fn publish_v2(db: &Db, n: i64) {

@@ -95,6 +95,7 @@ pub fn check(files: &[SourceFile]) -> Vec<Violation> {
     out.extend(module_docs(files));
     out.extend(no_mod_rs(files));
     out.extend(calls_are_declared(files));
+    out.extend(sql_through_the_store(files));
     out
 }
 
@@ -153,6 +154,32 @@ pub fn calls_are_declared(files: &[SourceFile]) -> Vec<Violation> {
                     rule: "calls-are-declared",
                     at: format!("{}:{}", file.path, w[0].line),
                     message: "uses `env.transport`; call through `env.calls(&DEPENDENCIES)`, which holds the capability to what it declared".to_owned(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// A capability sends its SQL through the store's own surface
+/// (`seams_store::query`, `Row`, `DbError`), never through the driver
+/// under it, so that the store can change its driver without a
+/// capability noticing. `sqlx::migrate!`, which embeds the migrations at
+/// compile time, is the one use left.
+pub fn sql_through_the_store(files: &[SourceFile]) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for file in files.iter().filter(|f| is_capability_source(&f.path)) {
+        let tokens = lex(&file.text);
+        for (idx, token) in tokens.iter().enumerate() {
+            if token.text != "sqlx" || !starts_path(&tokens, idx) {
+                continue;
+            }
+            let next: Vec<&str> = tokens[idx + 1..].iter().take(3).map(|t| t.text).collect();
+            if next != ["::", "migrate", "!"] {
+                out.push(Violation {
+                    rule: "sql-through-the-store",
+                    at: format!("{}:{}", file.path, token.line),
+                    message: "names `sqlx`; send SQL through `seams_store::query` and read `seams_store::Row` (only `sqlx::migrate!` is left to capabilities)".to_owned(),
                 });
             }
         }

@@ -8,9 +8,7 @@
 
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
-use seams_store::{Db, IdempotencyClaim, SaveResponseError, Tx};
-use sqlx::AnyConnection;
-use sqlx::Row;
+use seams_store::{Db, DbError, IdempotencyClaim, On, SaveResponseError, Tx, query};
 
 use crate::domain::{Invoice, Line, Payment, Refund, Status};
 
@@ -36,7 +34,7 @@ pub enum WriteError {
     Voided,
     /// The database failed.
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
 }
 
 impl From<SaveResponseError> for WriteError {
@@ -131,28 +129,28 @@ impl Store {
         tx.save_response(response.claim, response.status, response.body)
             .await?;
         let updated =
-            sqlx::query("UPDATE invoices SET status = 'paid' WHERE id = $1 AND status = 'open'")
+            query("UPDATE invoices SET status = 'paid' WHERE id = $1 AND status = 'open'")
                 .bind(&payment.invoice_id)
-                .execute(tx.conn().await?)
-                .await?
-                .rows_affected();
-        if updated == 0 {
-            let (status,): (String,) = sqlx::query_as("SELECT status FROM invoices WHERE id = $1")
-                .bind(&payment.invoice_id)
-                .fetch_one(tx.conn().await?)
+                .execute(&mut tx)
                 .await?;
+        if updated == 0 {
+            let status: String = query("SELECT status FROM invoices WHERE id = $1")
+                .bind(&payment.invoice_id)
+                .fetch_one(&mut tx)
+                .await?
+                .get(0)?;
             return Err(match Status::parse(&status) {
                 Some(Status::Voided) => WriteError::Voided,
                 _ => WriteError::AlreadyPaid,
             });
         }
-        let res = sqlx::query("INSERT INTO payments (id, invoice_id, amount_minor, currency, paid_at) VALUES ($1, $2, $3, $4, $5)")
+        let res = query("INSERT INTO payments (id, invoice_id, amount_minor, currency, paid_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&payment.id)
             .bind(&payment.invoice_id)
             .bind(payment.amount.minor)
             .bind(payment.amount.currency.code())
             .bind(&payment.paid_at)
-            .execute(tx.conn().await?)
+            .execute(&mut tx)
             .await;
         match res {
             Err(e)
@@ -169,8 +167,7 @@ impl Store {
 
     /// One invoice with its lines, as last committed.
     pub async fn get(&self, id: &str) -> anyhow::Result<Option<Invoice>> {
-        let mut conn = self.db.read().await?;
-        load_invoice(&mut conn, id).await
+        load_invoice(&mut self.db.read().await?, id).await
     }
 }
 
@@ -181,28 +178,28 @@ impl Store {
 
 /// One invoice with its lines, as the compensating transaction `tx` sees it.
 pub async fn invoice_in(tx: &mut Tx, id: &str) -> anyhow::Result<Option<Invoice>> {
-    load_invoice(tx.conn().await?, id).await
+    load_invoice(tx, id).await
 }
 
 /// The payment of invoice `invoice_id`, if it was paid, as `tx` sees it.
 pub async fn payment_in(tx: &mut Tx, invoice_id: &str) -> anyhow::Result<Option<Payment>> {
-    let Some(row) = sqlx::query(
+    let Some(row) = query(
         "SELECT id, invoice_id, amount_minor, currency, paid_at FROM payments WHERE invoice_id = $1",
     )
     .bind(invoice_id)
-    .fetch_optional(tx.conn().await?)
+    .fetch_optional(tx)
     .await?
     else {
         return Ok(None);
     };
     Ok(Some(Payment {
-        id: row.get("id"),
-        invoice_id: row.get("invoice_id"),
+        id: row.get("id")?,
+        invoice_id: row.get("invoice_id")?,
         amount: Money::new(
-            row.get("amount_minor"),
-            Currency::parse(row.get("currency"))?,
+            row.get("amount_minor")?,
+            Currency::parse(row.get("currency")?)?,
         )?,
-        paid_at: row.get("paid_at"),
+        paid_at: row.get("paid_at")?,
     }))
 }
 
@@ -215,7 +212,7 @@ pub async fn void(tx: &mut Tx, voided: &Invoice) -> anyhow::Result<()> {
 /// most one per invoice).
 pub async fn refund(tx: &mut Tx, refunded: &Invoice, refund: &Refund) -> anyhow::Result<()> {
     transition(tx, &refunded.id, Status::Paid, Status::Refunded).await?;
-    sqlx::query(
+    query(
         "INSERT INTO refunds (id, invoice_id, payment_id, amount_minor, currency, reason, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -226,20 +223,19 @@ pub async fn refund(tx: &mut Tx, refunded: &Invoice, refund: &Refund) -> anyhow:
     .bind(refund.amount.currency.code())
     .bind(&refund.reason)
     .bind(&refund.created_at)
-    .execute(tx.conn().await?)
+    .execute(tx)
     .await?;
     Ok(())
 }
 
 /// Moves invoice `id` from `from` to `to`; an error if it is not in `from`.
 async fn transition(tx: &mut Tx, id: &str, from: Status, to: Status) -> anyhow::Result<()> {
-    let updated = sqlx::query("UPDATE invoices SET status = $1 WHERE id = $2 AND status = $3")
+    let updated = query("UPDATE invoices SET status = $1 WHERE id = $2 AND status = $3")
         .bind(to.as_str())
         .bind(id)
         .bind(from.as_str())
-        .execute(tx.conn().await?)
-        .await?
-        .rows_affected();
+        .execute(tx)
+        .await?;
     anyhow::ensure!(
         updated == 1,
         "invoice {id} is no longer {} (its compensation was decided on a stale read)",
@@ -248,42 +244,42 @@ async fn transition(tx: &mut Tx, id: &str, from: Status, to: Status) -> anyhow::
     Ok(())
 }
 
-/// One invoice with its lines, read on `conn`.
-async fn load_invoice(conn: &mut AnyConnection, id: &str) -> anyhow::Result<Option<Invoice>> {
-    let Some(row) = sqlx::query(
+/// One invoice with its lines, read on `on`.
+async fn load_invoice(on: &mut impl On, id: &str) -> anyhow::Result<Option<Invoice>> {
+    let Some(row) = query(
         "SELECT id, customer_id, currency, total_minor, status, created_at FROM invoices WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut *on)
     .await?
     else {
         return Ok(None);
     };
-    let currency = Currency::parse(row.get("currency"))?;
-    let lines = sqlx::query(
+    let currency = Currency::parse(row.get("currency")?)?;
+    let lines = query(
         "SELECT sku, quantity, unit_minor, line_total_minor FROM invoice_lines WHERE invoice_id = $1 ORDER BY line_no",
     )
     .bind(id)
-    .fetch_all(&mut *conn)
+    .fetch_all(on)
     .await?
     .iter()
     .map(|l| {
         Ok(Line {
-            sku: l.get("sku"),
-            quantity: u32::try_from(l.get::<i64, _>("quantity"))?,
-            unit_price: Money::new(l.get("unit_minor"), currency)?,
-            line_total: Money::new(l.get("line_total_minor"), currency)?,
+            sku: l.get("sku")?,
+            quantity: u32::try_from(l.get::<i64>("quantity")?)?,
+            unit_price: Money::new(l.get("unit_minor")?, currency)?,
+            line_total: Money::new(l.get("line_total_minor")?, currency)?,
         })
     })
     .collect::<anyhow::Result<Vec<Line>>>()?;
-    let status: String = row.get("status");
+    let status: String = row.get("status")?;
     let invoice = Invoice {
-        id: row.get("id"),
-        customer_id: row.get("customer_id"),
+        id: row.get("id")?,
+        customer_id: row.get("customer_id")?,
         lines,
-        total: Money::new(row.get("total_minor"), currency)?,
+        total: Money::new(row.get("total_minor")?, currency)?,
         status: Status::parse(&status).ok_or_else(|| anyhow::anyhow!("stored status {status}"))?,
-        created_at: row.get("created_at"),
+        created_at: row.get("created_at")?,
     };
     anyhow::ensure!(
         invoice.total_matches_lines(),

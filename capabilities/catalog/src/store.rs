@@ -2,9 +2,7 @@
 
 use catalog_contract::{Currency, Money};
 use seams_core::Envelope;
-use seams_store::{Backend, Db, SaveResponseError};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use seams_store::{Backend, Db, DbError, Row, SaveResponseError, query};
 
 use crate::domain::{Product, ProductName, Sku};
 
@@ -22,16 +20,17 @@ pub enum InsertError {
     Duplicate,
     /// The database failed.
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
 }
 
-fn product(row: &AnyRow) -> anyhow::Result<Product> {
-    let currency = Currency::parse(row.get("currency"))?;
+fn product(row: &Row) -> anyhow::Result<Product> {
+    let currency = Currency::parse(row.get("currency")?)?;
     Ok(Product {
-        sku: Sku::parse(row.get("sku")).map_err(|e| anyhow::anyhow!("stored sku: {}", e.reason))?,
-        name: ProductName::parse(row.get("name"))
+        sku: Sku::parse(row.get("sku")?)
+            .map_err(|e| anyhow::anyhow!("stored sku: {}", e.reason))?,
+        name: ProductName::parse(row.get("name")?)
             .map_err(|e| anyhow::anyhow!("stored name: {}", e.reason))?,
-        price: Money::new(row.get("price_minor"), currency)?,
+        price: Money::new(row.get("price_minor")?, currency)?,
     })
 }
 
@@ -54,7 +53,7 @@ impl Store {
         event: &Envelope,
     ) -> Result<(), InsertError> {
         let mut tx = self.db.begin().await?;
-        let res = sqlx::query(
+        let res = query(
             "INSERT INTO products (sku, name, price_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(p.sku.as_str())
@@ -62,7 +61,7 @@ impl Store {
         .bind(p.price.minor)
         .bind(p.price.currency.code())
         .bind(created_at)
-        .execute(tx.conn().await?)
+        .execute(&mut tx)
         .await;
         match res {
             Err(e) if seams_store::unique_violation(&e).is_some() => {
@@ -77,11 +76,10 @@ impl Store {
 
     /// One product.
     pub async fn get(&self, sku: &Sku) -> anyhow::Result<Option<Product>> {
-        let row =
-            sqlx::query("SELECT sku, name, price_minor, currency FROM products WHERE sku = $1")
-                .bind(sku.as_str())
-                .fetch_optional(&mut *self.db.read().await?)
-                .await?;
+        let row = query("SELECT sku, name, price_minor, currency FROM products WHERE sku = $1")
+            .bind(sku.as_str())
+            .fetch_optional(&mut self.db.read().await?)
+            .await?;
         row.as_ref().map(product).transpose()
     }
 
@@ -109,9 +107,9 @@ impl Store {
                  WHERE sku IN (SELECT jsonb_array_elements_text($1::jsonb))"
             }
         };
-        let rows = sqlx::query(sql)
+        let rows = query(sql)
             .bind(list)
-            .fetch_all(&mut *self.db.read().await?)
+            .fetch_all(&mut self.db.read().await?)
             .await?;
         rows.iter().map(product).collect()
     }

@@ -9,9 +9,9 @@
 //! statement that would break it fails, and its transaction rolls back.
 
 use seams_core::Envelope;
-use seams_store::{Backend, Batch, Db, IdempotencyClaim, SaveResponseError, Tx};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use seams_store::{
+    Backend, Batch, Db, DbError, IdempotencyClaim, Row, SaveResponseError, Tx, query,
+};
 
 use crate::domain::{Level, Line, Receipt, Shipment, Status};
 
@@ -29,7 +29,7 @@ pub enum WriteError {
     KeyConflict,
     /// The database failed.
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
 }
 
 impl From<SaveResponseError> for WriteError {
@@ -66,22 +66,22 @@ pub struct Due {
     pub cause: Cause,
 }
 
-fn decode(e: std::num::TryFromIntError) -> sqlx::Error {
-    sqlx::Error::Decode(Box::new(e))
+fn decode(e: std::num::TryFromIntError) -> DbError {
+    DbError::Decode(Box::new(e))
 }
 
-fn level(row: &AnyRow) -> Result<Level, sqlx::Error> {
+fn level(row: &Row) -> Result<Level, DbError> {
     Ok(Level {
-        sku: row.try_get("sku")?,
-        on_hand: u64::try_from(row.try_get::<i64, _>("on_hand")?).map_err(decode)?,
-        reserved: u64::try_from(row.try_get::<i64, _>("reserved")?).map_err(decode)?,
+        sku: row.get("sku")?,
+        on_hand: u64::try_from(row.get::<i64>("on_hand")?).map_err(decode)?,
+        reserved: u64::try_from(row.get::<i64>("reserved")?).map_err(decode)?,
     })
 }
 
-fn line(row: &AnyRow) -> Result<Line, sqlx::Error> {
+fn line(row: &Row) -> Result<Line, DbError> {
     Ok(Line {
-        sku: row.try_get("sku")?,
-        quantity: u32::try_from(row.try_get::<i64, _>("quantity")?).map_err(decode)?,
+        sku: row.get("sku")?,
+        quantity: u32::try_from(row.get::<i64>("quantity")?).map_err(decode)?,
     })
 }
 
@@ -120,14 +120,14 @@ impl Store {
         respond: impl FnOnce(&Level) -> Vec<u8>,
     ) -> Result<Vec<u8>, WriteError> {
         let mut tx = self.db.begin().await?;
-        let row = sqlx::query(
+        let row = query(
             "INSERT INTO stock (sku, on_hand, reserved) VALUES ($1, $2, 0) \
              ON CONFLICT (sku) DO UPDATE SET on_hand = stock.on_hand + excluded.on_hand \
              RETURNING sku, on_hand, reserved",
         )
         .bind(receipt.sku.as_str())
         .bind(i64::from(receipt.quantity))
-        .fetch_one(tx.conn().await?)
+        .fetch_one(&mut tx)
         .await?;
         let level = level(&row)?;
         let body = respond(&level);
@@ -138,21 +138,21 @@ impl Store {
 
     /// One SKU's stock, as committed; `None` if it was never received.
     pub async fn level(&self, sku: &str) -> anyhow::Result<Option<Level>> {
-        let row = sqlx::query("SELECT sku, on_hand, reserved FROM stock WHERE sku = $1")
+        let row = query("SELECT sku, on_hand, reserved FROM stock WHERE sku = $1")
             .bind(sku)
-            .fetch_optional(&mut *self.db.read().await?)
+            .fetch_optional(&mut self.db.read().await?)
             .await?;
         Ok(row.as_ref().map(level).transpose()?)
     }
 
     /// The shipments of an invoice (at most one), oldest first.
     pub async fn shipments_for(&self, invoice_id: &str) -> anyhow::Result<Vec<Shipment>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE invoice_id = $1 ORDER BY {}",
             insertion_order(self.db.backend())
         ))
         .bind(invoice_id)
-        .fetch_all(&mut *self.db.read().await?)
+        .fetch_all(&mut self.db.read().await?)
         .await?;
         let mut shipments = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -163,13 +163,13 @@ impl Store {
 
     /// Shipments waiting to be dispatched, oldest first, at most `limit`.
     pub async fn due(&self, limit: u32) -> anyhow::Result<Vec<Due>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "SELECT {SHIPMENT_COLUMNS} FROM shipments WHERE status = 'created' \
              ORDER BY {} LIMIT $1",
             insertion_order(self.db.backend())
         ))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.db.read().await?)
+        .fetch_all(&mut self.db.read().await?)
         .await?;
         let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -178,34 +178,34 @@ impl Store {
         Ok(due)
     }
 
-    async fn shipment(&self, row: &AnyRow) -> anyhow::Result<Due> {
-        let id: String = row.try_get("id")?;
-        let lines = sqlx::query(
+    async fn shipment(&self, row: &Row) -> anyhow::Result<Due> {
+        let id: String = row.get("id")?;
+        let lines = query(
             "SELECT sku, quantity FROM shipment_lines WHERE shipment_id = $1 ORDER BY line_no",
         )
         .bind(&id)
-        .fetch_all(&mut *self.db.read().await?)
+        .fetch_all(&mut self.db.read().await?)
         .await?
         .iter()
         .map(line)
-        .collect::<Result<Vec<Line>, sqlx::Error>>()?;
-        let status: String = row.try_get("status")?;
+        .collect::<Result<Vec<Line>, DbError>>()?;
+        let status: String = row.get("status")?;
         Ok(Due {
             shipment: Shipment {
                 id,
-                invoice_id: row.try_get("invoice_id")?,
-                customer_id: row.try_get("customer_id")?,
+                invoice_id: row.get("invoice_id")?,
+                customer_id: row.get("customer_id")?,
                 lines,
                 status: Status::parse(&status)
                     .ok_or_else(|| anyhow::anyhow!("stored shipment status {status:?}"))?,
-                created_at: row.try_get("created_at")?,
-                dispatched_at: row.try_get("dispatched_at")?,
-                paid_event_time: row.try_get("paid_event_time")?,
+                created_at: row.get("created_at")?,
+                dispatched_at: row.get("dispatched_at")?,
+                paid_event_time: row.get("paid_event_time")?,
             },
             cause: Cause {
-                event_id: row.try_get("cause_event_id")?,
-                correlation_id: row.try_get("correlation_id")?,
-                traceparent: row.try_get("traceparent")?,
+                event_id: row.get("cause_event_id")?,
+                correlation_id: row.get("correlation_id")?,
+                traceparent: row.get("traceparent")?,
             },
         })
     }
@@ -213,21 +213,16 @@ impl Store {
     /// Marks `dispatched` (the decision's new state) dispatched and publishes
     /// `event`, atomically; `false` if it was no longer `created` (another
     /// dispatcher won), in which case nothing is published.
-    pub async fn dispatch(
-        &self,
-        dispatched: &Shipment,
-        event: &Envelope,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn dispatch(&self, dispatched: &Shipment, event: &Envelope) -> Result<bool, DbError> {
         let mut tx = self.db.begin().await?;
-        let updated = sqlx::query(
+        let updated = query(
             "UPDATE shipments SET status = $1, dispatched_at = $2 WHERE id = $3 AND status = 'created'",
         )
         .bind(dispatched.status.as_str())
         .bind(&dispatched.dispatched_at)
         .bind(&dispatched.id)
-        .execute(tx.conn().await?)
-        .await?
-        .rows_affected();
+        .execute(&mut tx)
+        .await?;
         if updated == 0 {
             tx.rollback().await?;
             return Ok(false);
@@ -241,11 +236,11 @@ impl Store {
 /// Fails unless exactly one row changed: every statement here targets one
 /// known row, and touching none means the state is not what the decision
 /// was made on.
-fn one_row(affected: u64, what: &str) -> Result<(), sqlx::Error> {
+fn one_row(affected: u64, what: &str) -> Result<(), DbError> {
     if affected == 1 {
         Ok(())
     } else {
-        Err(sqlx::Error::Protocol(format!(
+        Err(DbError::Protocol(format!(
             "{what}: expected one row, changed {affected}"
         )))
     }
@@ -258,7 +253,7 @@ fn one_row(affected: u64, what: &str) -> Result<(), sqlx::Error> {
 /// The stock of each of `skus` that was ever received, as the consuming
 /// transaction `tx` sees it (read on the writer, so no other write can
 /// slip in between this read and the reservation).
-pub async fn before_deciding(tx: &mut Tx, skus: &[String]) -> Result<BeforeDeciding, sqlx::Error> {
+pub async fn before_deciding(tx: &mut Tx, skus: &[String]) -> Result<BeforeDeciding, DbError> {
     if skus.is_empty() {
         return Ok(Vec::new());
     }
@@ -270,16 +265,11 @@ pub async fn before_deciding(tx: &mut Tx, skus: &[String]) -> Result<BeforeDecid
         sql.push_str(&format!("${}", i + 1));
     }
     sql.push(')');
-    let mut query = sqlx::query(&sql);
+    let mut select = query(&sql);
     for sku in skus {
-        query = query.bind(sku);
+        select = select.bind(sku);
     }
-    query
-        .fetch_all(tx.conn().await?)
-        .await?
-        .iter()
-        .map(level)
-        .collect()
+    select.fetch_all(tx).await?.iter().map(level).collect()
 }
 
 /// Reserves `lines` for the invoice (raises each SKU's `reserved` and
@@ -324,13 +314,13 @@ pub fn fail(later: &mut Batch<'static>, invoice_id: &str, failed_event_id: &str,
 }
 
 /// What is still reserved (not shipped, not released) for the invoice, in SKU order.
-pub async fn reserved_for(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
-    sqlx::query(
+pub async fn reserved_for(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, DbError> {
+    query(
         "SELECT sku, quantity FROM reservations \
          WHERE invoice_id = $1 AND status = 'reserved' ORDER BY sku",
     )
     .bind(invoice_id)
-    .fetch_all(tx.conn().await?)
+    .fetch_all(tx)
     .await?
     .iter()
     .map(line)
@@ -345,30 +335,28 @@ pub async fn ship(
     tx: &mut Tx,
     shipment: &Shipment,
     created_event: &Envelope,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), DbError> {
     for l in &shipment.lines {
-        let affected = sqlx::query(
+        let affected = query(
             "UPDATE reservations SET status = 'shipped' \
              WHERE invoice_id = $1 AND sku = $2 AND status = 'reserved' AND quantity = $3",
         )
         .bind(&shipment.invoice_id)
         .bind(&l.sku)
         .bind(i64::from(l.quantity))
-        .execute(tx.conn().await?)
-        .await?
-        .rows_affected();
+        .execute(tx)
+        .await?;
         one_row(affected, &format!("shipping the reservation of {}", l.sku))?;
-        let affected = sqlx::query(
+        let affected = query(
             "UPDATE stock SET on_hand = on_hand - $1, reserved = reserved - $1 WHERE sku = $2",
         )
         .bind(i64::from(l.quantity))
         .bind(&l.sku)
-        .execute(tx.conn().await?)
-        .await?
-        .rows_affected();
+        .execute(tx)
+        .await?;
         one_row(affected, &format!("taking {} out of stock", l.sku))?;
     }
-    sqlx::query(
+    query(
         "INSERT INTO shipments (id, invoice_id, customer_id, status, created_at, \
          dispatched_at, paid_event_time, cause_event_id, correlation_id, traceparent) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -383,17 +371,17 @@ pub async fn ship(
     .bind(&created_event.id)
     .bind(&created_event.correlationid)
     .bind(&created_event.traceparent)
-    .execute(tx.conn().await?)
+    .execute(tx)
     .await?;
     for (i, l) in shipment.lines.iter().enumerate() {
-        sqlx::query(
+        query(
             "INSERT INTO shipment_lines (shipment_id, line_no, sku, quantity) VALUES ($1, $2, $3, $4)",
         )
         .bind(&shipment.id)
         .bind(i as i64)
         .bind(&l.sku)
         .bind(i64::from(l.quantity))
-        .execute(tx.conn().await?)
+        .execute(tx)
         .await?;
     }
     Ok(())
@@ -402,23 +390,22 @@ pub async fn ship(
 /// Releases what is still reserved for the invoice back to available
 /// stock; returns the released lines (none if it was shipped, released or
 /// never reserved).
-pub async fn release(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, sqlx::Error> {
+pub async fn release(tx: &mut Tx, invoice_id: &str) -> Result<Vec<Line>, DbError> {
     let lines = reserved_for(tx, invoice_id).await?;
     for l in &lines {
-        let affected = sqlx::query("UPDATE stock SET reserved = reserved - $1 WHERE sku = $2")
+        let affected = query("UPDATE stock SET reserved = reserved - $1 WHERE sku = $2")
             .bind(i64::from(l.quantity))
             .bind(&l.sku)
-            .execute(tx.conn().await?)
-            .await?
-            .rows_affected();
+            .execute(tx)
+            .await?;
         one_row(affected, &format!("releasing {}", l.sku))?;
     }
-    sqlx::query(
+    query(
         "UPDATE reservations SET status = 'released' \
          WHERE invoice_id = $1 AND status = 'reserved'",
     )
     .bind(invoice_id)
-    .execute(tx.conn().await?)
+    .execute(tx)
     .await?;
     Ok(lines)
 }

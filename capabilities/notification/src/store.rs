@@ -6,9 +6,7 @@
 //! not at all. The sender reads due rows and records each attempt in
 //! its own short transaction.
 
-use seams_store::{Batch, Db, Tx};
-use sqlx::Row;
-use sqlx::any::AnyRow;
+use seams_store::{Batch, Db, DbError, Row, Tx, query};
 
 use crate::domain::{Contact, Delivery, Next, Status};
 
@@ -23,28 +21,28 @@ const DELIVERY_COLUMNS: &str = "id, customer_id, event_id, event_type, channel, 
      recipient_name, subject, body, status, attempts, next_attempt_at_ms, last_error, \
      created_at, delivered_at, correlation_id, trace_id, traceparent";
 
-fn delivery(row: &AnyRow) -> anyhow::Result<Delivery> {
-    let status: &str = row.get("status");
+fn delivery(row: &Row) -> anyhow::Result<Delivery> {
+    let status: &str = row.get("status")?;
     Ok(Delivery {
-        id: row.get("id"),
-        customer_id: row.get("customer_id"),
-        event_id: row.get("event_id"),
-        event_type: row.get("event_type"),
-        channel: row.get("channel"),
-        recipient: row.get("recipient"),
-        recipient_name: row.get("recipient_name"),
-        subject: row.get("subject"),
-        body: row.get("body"),
+        id: row.get("id")?,
+        customer_id: row.get("customer_id")?,
+        event_id: row.get("event_id")?,
+        event_type: row.get("event_type")?,
+        channel: row.get("channel")?,
+        recipient: row.get("recipient")?,
+        recipient_name: row.get("recipient_name")?,
+        subject: row.get("subject")?,
+        body: row.get("body")?,
         status: Status::parse(status)
             .ok_or_else(|| anyhow::anyhow!("stored delivery status {status:?}"))?,
-        attempts: u32::try_from(row.get::<i64, _>("attempts"))?,
-        next_attempt_at_ms: row.get("next_attempt_at_ms"),
-        last_error: row.get("last_error"),
-        created_at: row.get("created_at"),
-        delivered_at: row.get("delivered_at"),
-        correlation_id: row.get("correlation_id"),
-        trace_id: row.get("trace_id"),
-        traceparent: row.get("traceparent"),
+        attempts: u32::try_from(row.get::<i64>("attempts")?)?,
+        next_attempt_at_ms: row.get("next_attempt_at_ms")?,
+        last_error: row.get("last_error")?,
+        created_at: row.get("created_at")?,
+        delivered_at: row.get("delivered_at")?,
+        correlation_id: row.get("correlation_id")?,
+        trace_id: row.get("trace_id")?,
+        traceparent: row.get("traceparent")?,
     })
 }
 
@@ -61,14 +59,14 @@ impl Store {
 
     /// Pending deliveries due at `now_ms`, oldest first, at most `limit`.
     pub async fn due(&self, now_ms: i64, limit: u32) -> anyhow::Result<Vec<Delivery>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM deliveries \
              WHERE status = 'pending' AND next_attempt_at_ms <= $1 \
              ORDER BY next_attempt_at_ms, seq LIMIT $2"
         ))
         .bind(now_ms)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.db.read().await?)
+        .fetch_all(&mut self.db.read().await?)
         .await?;
         rows.iter().map(delivery).collect()
     }
@@ -85,7 +83,7 @@ impl Store {
         &self,
         outcomes: &[(String, u32, Next)],
         now_rfc3339: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -128,17 +126,17 @@ impl Store {
         after: i64,
         limit: u32,
     ) -> anyhow::Result<Vec<(i64, Delivery)>> {
-        let rows = sqlx::query(&format!(
+        let rows = query(&format!(
             "SELECT seq, {DELIVERY_COLUMNS} FROM deliveries WHERE customer_id = $1 AND seq > $2 \
              ORDER BY seq LIMIT $3"
         ))
         .bind(customer_id)
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.db.read().await?)
+        .fetch_all(&mut self.db.read().await?)
         .await?;
         rows.iter()
-            .map(|row| Ok((row.get::<i64, _>("seq"), delivery(row)?)))
+            .map(|row| Ok((row.get::<i64>("seq")?, delivery(row)?)))
             .collect()
     }
 
@@ -149,15 +147,18 @@ impl Store {
 
     /// One contact with the time it was last written, as committed.
     pub async fn contact_entry(&self, customer_id: &str) -> anyhow::Result<Option<ContactEntry>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT customer_id, email, name, updated_at FROM contacts WHERE customer_id = $1",
         )
         .bind(customer_id)
-        .fetch_optional(&mut *self.db.read().await?)
+        .fetch_optional(&mut self.db.read().await?)
         .await?;
-        Ok(row.as_ref().map(|row| ContactEntry {
-            contact: contact_of(row),
-            updated_at: row.get("updated_at"),
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(ContactEntry {
+            contact: contact_of(&row)?,
+            updated_at: row.get("updated_at")?,
         }))
     }
 }
@@ -171,12 +172,12 @@ pub struct ContactEntry {
     pub updated_at: String,
 }
 
-fn contact_of(row: &AnyRow) -> Contact {
-    Contact {
-        customer_id: row.get("customer_id"),
-        email: row.get("email"),
-        name: row.get("name"),
-    }
+fn contact_of(row: &Row) -> Result<Contact, DbError> {
+    Ok(Contact {
+        customer_id: row.get("customer_id")?,
+        email: row.get("email")?,
+        name: row.get("name")?,
+    })
 }
 
 /// Writes `contact` as of event `source_event_id`, replacing an older
@@ -204,12 +205,12 @@ pub fn upsert_contact(
 
 /// One contact, read on the writer so it is the state the consuming
 /// transaction `tx` sees.
-pub async fn contact(tx: &mut Tx, customer_id: &str) -> Result<Option<Contact>, sqlx::Error> {
-    let row = sqlx::query("SELECT customer_id, email, name FROM contacts WHERE customer_id = $1")
+pub async fn contact(tx: &mut Tx, customer_id: &str) -> Result<Option<Contact>, DbError> {
+    let row = query("SELECT customer_id, email, name FROM contacts WHERE customer_id = $1")
         .bind(customer_id)
-        .fetch_optional(tx.conn().await?)
+        .fetch_optional(tx)
         .await?;
-    Ok(row.as_ref().map(contact_of))
+    row.as_ref().map(contact_of).transpose()
 }
 
 /// Inserts `d` with the consuming transaction's commit: a relay applies

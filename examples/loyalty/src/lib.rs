@@ -124,15 +124,16 @@ pub async fn on_invoice_paid(
     if points == 0 {
         return Ok(());
     }
-    let balance: i64 = sqlx::query_scalar(
+    let balance: i64 = seams_store::query(
         "INSERT INTO balances (customer_id, points) VALUES ($1, $2) \
          ON CONFLICT (customer_id) DO UPDATE SET points = balances.points + excluded.points \
          RETURNING points",
     )
     .bind(&ev.customer_id)
     .bind(points)
-    .fetch_one(tx.tx().conn().await?)
-    .await?;
+    .fetch_one(tx.tx())
+    .await?
+    .get(0)?;
     let awarded = PointsAwarded {
         customer_id: ev.customer_id,
         invoice_id: ev.invoice_id,
@@ -154,12 +155,15 @@ async fn get_balance(
     if !(caller.has_role(Role::Staff) || caller.is_customer(&customer_id)) {
         return Err(Error::Forbidden);
     }
-    let points = sqlx::query_scalar("SELECT points FROM balances WHERE customer_id = $1")
+    let points = match seams_store::query("SELECT points FROM balances WHERE customer_id = $1")
         .bind(&customer_id)
-        .fetch_optional(&mut *deps.db.read().await.context("reading balances")?)
+        .fetch_optional(&mut deps.db.read().await.context("reading balances")?)
         .await
         .context("reading balances")?
-        .unwrap_or(0);
+    {
+        Some(row) => row.get(0).context("reading balances")?,
+        None => 0,
+    };
     Ok(axum::Json(Balance {
         customer_id,
         points,

@@ -35,11 +35,11 @@
 
 use seams_core::Envelope;
 use sqlx::any::AnyArguments;
-use sqlx::{Any, Arguments, Encode, Type};
 
 use crate::db::now_ms;
 use crate::idempotency::{IdempotencyClaim, SaveResponseError};
 use crate::location::Backend;
+use crate::sql::Param;
 use crate::tx::Tx;
 
 /// Statements sent together: a transaction's [`Tx::later`], `tx.later().statement(SQL).bind(v)…`.
@@ -133,10 +133,7 @@ impl<'q> Batch<'q> {
     }
 
     /// Binds the next placeholder of the current statement.
-    pub fn bind<T>(&mut self, value: T) -> &mut Self
-    where
-        T: 'q + Encode<'q, Any> + Type<Any>,
-    {
+    pub fn bind(&mut self, value: impl Param<'q>) -> &mut Self {
         if self.error.is_some() {
             return self;
         }
@@ -144,7 +141,7 @@ impl<'q> Batch<'q> {
             self.error = Some("a value was bound before any statement".into());
             return self;
         };
-        if let Err(e) = part.args.add(value) {
+        if let Err(e) = value.value().add_to(&mut part.args) {
             self.error = Some(format!(
                 "batch statement {}, value {}: {e}",
                 self.statements,

@@ -5,9 +5,11 @@
 //! Each capability gets its own database: a SQLite file by default, or a
 //! PostgreSQL database reached with the capability's own role. Nothing
 //! outside the capability (and the framework acting on its behalf) opens it.
-//! Both backends go through sqlx's `Any` driver, so a capability writes its
-//! SQL once, in the dialect the two share (`$N` placeholders, `ON CONFLICT`,
-//! `RETURNING`); [`Backend`] picks the rare statement that differs.
+//! A capability writes its SQL once, in the dialect the two share (`$N`
+//! placeholders, `ON CONFLICT`, `RETURNING`), through this crate's own
+//! surface ([`query`], [`Row`]); [`Backend`] picks the rare statement that
+//! differs. Underneath, both backends go through sqlx's `Any` driver for
+//! now; no capability names it.
 //!
 //! Writes go through one connection per database: SQLite has one writer
 //! anyway, and on PostgreSQL one writer (held by an advisory lock) keeps the
@@ -25,7 +27,7 @@
 //! };
 //! let db = seams_store::Db::open(std::path::Path::new("data/billing.db"), "billing", &MIGRATIONS).await?;
 //! let mut tx = db.begin().await?;
-//! sqlx::query("SELECT 1").execute(tx.conn().await?).await?;
+//! seams_store::query("INSERT INTO notes (body) VALUES ($1)").bind("hello").execute(&mut tx).await?;
 //! tx.commit().await?;
 //! # Ok(()) }
 //! ```
@@ -49,6 +51,7 @@ pub mod postgres;
 mod pruning;
 mod readers;
 mod retries;
+mod sql;
 mod take_over;
 mod tx;
 mod writer;
@@ -65,6 +68,7 @@ pub use migrations::Migrations;
 pub use pruning::PruneReport;
 pub use readers::ReadConn;
 pub use retries::{Retry, behind_reason};
+pub use sql::{At, Column, DbError, Kind, On, Param, Query, Row, Value, query};
 pub use take_over::TakeOver;
 pub use tx::Tx;
 

@@ -86,9 +86,9 @@ fn envelope(id: &str, subject: &str) -> Envelope {
 
 /// Adds a note in `tx`.
 pub(crate) async fn add_note(tx: &mut Tx, body: &str) {
-    sqlx::query("INSERT INTO notes (body) VALUES ($1)")
-        .bind(body)
-        .execute(tx.conn().await.unwrap())
+    query("INSERT INTO notes (body) VALUES ($1)")
+        .bind(body.to_owned())
+        .execute(tx)
         .await
         .unwrap();
 }
@@ -123,13 +123,17 @@ async fn count_notes(conn: &mut sqlx::AnyConnection) -> i64 {
 
 /// The notes' bodies, sorted.
 pub(crate) async fn note_bodies(db: &Db) -> Vec<String> {
-    sqlx::query_scalar("SELECT body FROM notes ORDER BY body")
-        .fetch_all(&mut *db.read().await.unwrap())
+    query("SELECT body FROM notes ORDER BY body")
+        .fetch_all(&mut db.read().await.unwrap())
         .await
         .unwrap()
+        .iter()
+        .map(|row| row.get(0).unwrap())
+        .collect()
 }
 
 mod batches;
 mod group_commit;
 mod postgres_only;
+mod sql;
 mod tables;

@@ -261,7 +261,15 @@ fn check_runs_every_rule() {
         "use sqlx::Row;\n",
     )];
     let rules: Vec<&str> = check(&files).iter().map(|v| v.rule).collect();
-    assert_eq!(rules, ["domain-is-pure", "module-doc", "no-mod-rs"]);
+    assert_eq!(
+        rules,
+        [
+            "domain-is-pure",
+            "module-doc",
+            "no-mod-rs",
+            "sql-through-the-store"
+        ]
+    );
 }
 
 #[test]
@@ -298,6 +306,55 @@ fn collect_reads_role_folders_only() {
 #[test]
 fn real_capabilities_call_through_their_declarations() {
     assert_clean(calls_are_declared(real()));
+}
+
+#[test]
+fn real_capabilities_send_sql_through_the_store() {
+    assert_clean(sql_through_the_store(real()));
+}
+
+#[test]
+fn the_driver_named_in_a_capability_is_reported() {
+    let files = [
+        file(
+            "capabilities/billing/src/store.rs",
+            "//! x\nuse sqlx::Row;\nfn f() { sqlx::query(\"SELECT 1\"); }",
+        ),
+        // Migrations are embedded with sqlx's macro; comments, strings,
+        // tests, contracts and the framework may name it.
+        file(
+            "capabilities/billing/src/lib.rs",
+            "//! x\n// sqlx::query\nstatic M: M = M { sqlite: sqlx::migrate!(\"./m\") };\nconst S: &str = \"sqlx::query\";",
+        ),
+        file(
+            "capabilities/billing/tests/it/main.rs",
+            "//! x\nuse sqlx::Row;",
+        ),
+        file(
+            "capabilities/billing/src/store/tests.rs",
+            "//! x\nuse sqlx::Row;",
+        ),
+        file("framework/seams-store/src/sql.rs", "//! x\nuse sqlx::Row;"),
+        file(
+            "examples/loyalty/src/lib.rs",
+            "//! x\nfn f() { let _ = ::sqlx::query(\"SELECT 1\"); }",
+        ),
+    ];
+    let rule = "names `sqlx`; send SQL through `seams_store::query` and read `seams_store::Row` (only `sqlx::migrate!` is left to capabilities)";
+    assert_eq!(
+        found(&sql_through_the_store(&files), "sql-through-the-store"),
+        [
+            (
+                "capabilities/billing/src/store.rs:2".to_owned(),
+                rule.to_owned()
+            ),
+            (
+                "capabilities/billing/src/store.rs:3".to_owned(),
+                rule.to_owned()
+            ),
+            ("examples/loyalty/src/lib.rs:2".to_owned(), rule.to_owned()),
+        ]
+    );
 }
 
 #[test]

@@ -1,21 +1,24 @@
 //! Consumers' cursors: how far each subscription has read its feed.
 
 use crate::db::{Db, now_ms};
+use crate::sql::{DbError, query};
 use crate::tx::Tx;
 
 impl Db {
     /// This database's position in the feed `subscription` (0 at first).
-    pub async fn cursor(&self, subscription: &str) -> Result<u64, sqlx::Error> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT position FROM seams_cursors WHERE subscription = $1")
-                .bind(subscription)
-                .fetch_optional(&mut *self.read().await?)
-                .await?;
-        Ok(row.map_or(0, |(p,)| p as u64))
+    pub async fn cursor(&self, subscription: &str) -> Result<u64, DbError> {
+        let row = query("SELECT position FROM seams_cursors WHERE subscription = $1")
+            .bind(subscription)
+            .fetch_optional(&mut self.read().await?)
+            .await?;
+        Ok(row
+            .map(|row| row.get::<i64>(0))
+            .transpose()?
+            .map_or(0, |p| p as u64))
     }
 
     /// Moves the cursor of `subscription` forward to `position`, durably.
-    pub async fn set_cursor(&self, subscription: &str, position: u64) -> Result<(), sqlx::Error> {
+    pub async fn set_cursor(&self, subscription: &str, position: u64) -> Result<(), DbError> {
         Ok(self
             .write_cursor(subscription, position)
             .await?
@@ -31,14 +34,14 @@ impl Db {
         &self,
         subscription: &str,
         position: u64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         self.write_cursor(subscription, position)
             .await?
             .commit_eventually()
             .await
     }
 
-    async fn write_cursor(&self, subscription: &str, position: u64) -> Result<Tx, sqlx::Error> {
+    async fn write_cursor(&self, subscription: &str, position: u64) -> Result<Tx, DbError> {
         let mut tx = self.begin().await?;
         tx.later()
             .statement(

@@ -13,6 +13,7 @@ use crate::errors::{WRITER_WAIT, WriterBusy};
 use crate::location::{Backend, Durability, Location};
 use crate::migrations::{FRAMEWORK, Migrations, migrate};
 use crate::readers::{ReadConn, Readers};
+use crate::sql::{DbError, query};
 use crate::take_over::TakeOver;
 use crate::tx::Tx;
 use crate::writer::{Group, SAVEPOINT, Undo, Writer, committer};
@@ -201,37 +202,31 @@ impl Db {
     }
 
     /// A connection for reads (never blocks on the writer), back to the
-    /// readers when dropped: `query.fetch_one(&mut *db.read().await?)`.
-    pub async fn read(&self) -> Result<ReadConn, sqlx::Error> {
+    /// readers when dropped: `query(SQL).fetch_one(&mut db.read().await?)`.
+    pub async fn read(&self) -> Result<ReadConn, DbError> {
         self.inner.read.get().await
     }
 
     /// The rows of `sql`, a name and a count each (`SELECT name, COUNT(*)
     /// … GROUP BY name`, or any name with a non-negative number).
-    pub(crate) async fn counts(
-        &self,
-        sql: &'static str,
-    ) -> Result<Vec<(String, u64)>, sqlx::Error> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(sql)
-            .fetch_all(&mut *self.read().await?)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(s, n)| (s, n.max(0) as u64))
-            .collect())
+    pub(crate) async fn counts(&self, sql: &'static str) -> Result<Vec<(String, u64)>, DbError> {
+        let rows = query(sql).fetch_all(&mut self.read().await?).await?;
+        rows.iter()
+            .map(|row| Ok((row.get(0)?, row.get::<i64>(1)?.max(0) as u64)))
+            .collect()
     }
 
     /// Starts a write transaction (a member of the next group commit).
     /// Joining an open group on SQLite, its `SAVEPOINT` goes with its first
     /// statement ([`Tx::conn`], or the commit of [`Tx::later`]).
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin(&self) -> Result<Tx, DbError> {
         self.begin_member(true).await
     }
 
     /// [`Db::begin`]; with `defer_savepoint`, a member that joins an open
     /// group on SQLite leaves its `SAVEPOINT` to be sent with its first
     /// statements ([`Tx::later`], [`Db::begin_consume`]).
-    pub(crate) async fn begin_member(&self, defer_savepoint: bool) -> Result<Tx, sqlx::Error> {
+    pub(crate) async fn begin_member(&self, defer_savepoint: bool) -> Result<Tx, DbError> {
         let asked = std::time::Instant::now();
         let wait = std::time::Duration::from_millis(
             self.inner
@@ -242,7 +237,7 @@ impl Db {
             .await
             .map_err(|_| {
                 crate::meters::writer_refused(&self.inner.name);
-                sqlx::Error::Configuration(Box::new(WriterBusy(self.inner.name.clone())))
+                DbError::Configuration(Box::new(WriterBusy(self.inner.name.clone())))
             })?;
         crate::meters::writer_acquired(&self.inner.name, asked.elapsed());
         let began = w
@@ -280,7 +275,7 @@ impl Db {
         match self.inner.backend {
             Backend::Sqlite => true,
             Backend::Postgres => match self.read().await {
-                Ok(mut conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+                Ok(mut conn) => query("SELECT 1").execute(&mut conn).await.is_ok(),
                 Err(_) => false,
             },
         }
@@ -300,7 +295,7 @@ impl Db {
     /// Returns once everything released so far is committed (what
     /// [`Tx::commit_eventually`] left pending included); an error if that
     /// group's commit failed.
-    pub async fn flush(&self) -> Result<(), sqlx::Error> {
+    pub async fn flush(&self) -> Result<(), DbError> {
         let w = self.inner.writer.lock().await;
         if !w.open {
             return Ok(());
@@ -311,10 +306,10 @@ impl Db {
         match done
             .wait_for(|r| r.is_some())
             .await
-            .map_err(|_| sqlx::Error::PoolClosed)?
+            .map_err(|_| DbError::PoolClosed)?
             .clone()
         {
-            Some(Err(e)) => Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
+            Some(Err(e)) => Err(DbError::Protocol(format!("group commit failed: {e}"))),
             _ => Ok(()),
         }
     }

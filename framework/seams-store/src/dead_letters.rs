@@ -3,10 +3,10 @@
 //! per key they hold up.
 
 use seams_core::Envelope;
-use sqlx::Row;
 
 use crate::db::{Db, now_ms};
 use crate::outbox::decode;
+use crate::sql::{DbError, Row, query};
 use crate::tx::Tx;
 
 /// An event a consumer gave up on, as stored.
@@ -28,15 +28,15 @@ pub struct DeadLetter {
     pub created_at_ms: i64,
 }
 
-fn dead_letter(row: &sqlx::any::AnyRow) -> Result<DeadLetter, sqlx::Error> {
+fn dead_letter(row: &Row) -> Result<DeadLetter, DbError> {
     Ok(DeadLetter {
-        id: row.get("id"),
-        subscription: row.get("subscription"),
-        envelope: decode(row.get::<&str, _>("envelope"))?,
-        error: row.get("error"),
-        attempts: row.get("attempts"),
-        status: row.get("status"),
-        created_at_ms: row.get("created_at_ms"),
+        id: row.get("id")?,
+        subscription: row.get("subscription")?,
+        envelope: decode(row.get::<&str>("envelope")?)?,
+        error: row.get("error")?,
+        attempts: row.get("attempts")?,
+        status: row.get("status")?,
+        created_at_ms: row.get("created_at_ms")?,
     })
 }
 
@@ -63,8 +63,8 @@ impl Db {
         env: &Envelope,
         error: &str,
         attempts: u32,
-    ) -> Result<(), sqlx::Error> {
-        let json = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    ) -> Result<(), DbError> {
+        let json = serde_json::to_string(env).map_err(|e| DbError::Encode(Box::new(e)))?;
         let mut tx: Tx = self.begin().await?;
         tx.later()
             .statement(
@@ -89,15 +89,15 @@ impl Db {
 
     /// Whether `subscription` has any undelivered (parked or awaiting
     /// replay) dead letter: one query for a batch instead of one per event.
-    pub async fn any_parked(&self, subscription: &str) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> = sqlx::query_as(
+    pub async fn any_parked(&self, subscription: &str) -> Result<bool, DbError> {
+        let row = query(
             "SELECT 1 FROM seams_dead_letters WHERE subscription = $1 \
              AND status IN ('parked', 'replay') LIMIT 1",
         )
         .bind(subscription)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
-        Ok(row.is_some())
+        Ok(row.map(|row| row.get::<i64>(0)).transpose()?.is_some())
     }
 
     /// The id of an undelivered (parked or awaiting replay) dead letter of
@@ -106,7 +106,7 @@ impl Db {
         &self,
         subscription: &str,
         subject: &str,
-    ) -> Result<Option<i64>, sqlx::Error> {
+    ) -> Result<Option<i64>, DbError> {
         self.parked_before(subscription, subject, i64::MAX).await
     }
 
@@ -116,30 +116,29 @@ impl Db {
         subscription: &str,
         subject: &str,
         before: i64,
-    ) -> Result<Option<i64>, sqlx::Error> {
-        let row: Option<(i64,)> = sqlx::query_as(
+    ) -> Result<Option<i64>, DbError> {
+        let row = query(
             "SELECT id FROM seams_dead_letters WHERE subscription = $1 AND subject = $2 \
              AND status IN ('parked', 'replay') AND id < $3 ORDER BY id LIMIT 1",
         )
         .bind(subscription)
         .bind(subject)
         .bind(before)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
-        Ok(row.map(|(id,)| id))
+        row.map(|row| row.get::<i64>(0)).transpose()
     }
 
     /// Asks for dead letter `id` to be delivered again; `Ok(false)` if there is
     /// no parked dead letter with that id.
-    pub async fn request_replay(&self, id: i64) -> Result<bool, sqlx::Error> {
+    pub async fn request_replay(&self, id: i64) -> Result<bool, DbError> {
         let mut tx = self.begin().await?;
-        let n = sqlx::query(
+        let n = query(
             "UPDATE seams_dead_letters SET status = 'replay' WHERE id = $1 AND status = 'parked'",
         )
         .bind(id)
-        .execute(tx.conn().await?)
-        .await?
-        .rows_affected();
+        .execute(&mut tx)
+        .await?;
         let committed = tx.commit().await;
         self.dead_letters_changed();
         committed?;
@@ -147,23 +146,20 @@ impl Db {
     }
 
     /// Dead letters of `subscription` awaiting replay, oldest first.
-    pub async fn replay_requested(
-        &self,
-        subscription: &str,
-    ) -> Result<Vec<DeadLetter>, sqlx::Error> {
-        let rows = sqlx::query(
+    pub async fn replay_requested(&self, subscription: &str) -> Result<Vec<DeadLetter>, DbError> {
+        let rows = query(
             "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
              FROM seams_dead_letters WHERE subscription = $1 AND status = 'replay' ORDER BY id",
         )
         .bind(subscription)
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(dead_letter).collect()
     }
 
     /// Marks dead letter `id` delivered, and queues the later ones with the
     /// same key for replay too: they were parked behind it (per-key order).
-    pub async fn mark_replayed(&self, id: i64) -> Result<(), sqlx::Error> {
+    pub async fn mark_replayed(&self, id: i64) -> Result<(), DbError> {
         let mut tx = self.begin().await?;
         tx.later()
             .statement("UPDATE seams_dead_letters SET status = 'replayed' WHERE id = $1")
@@ -180,13 +176,13 @@ impl Db {
     }
 
     /// One dead letter.
-    pub async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, sqlx::Error> {
-        let row = sqlx::query(
+    pub async fn dead_letter(&self, id: i64) -> Result<Option<DeadLetter>, DbError> {
+        let row = query(
             "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
              FROM seams_dead_letters WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
         row.as_ref().map(dead_letter).transpose()
     }
@@ -196,32 +192,32 @@ impl Db {
         &self,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<DeadLetter>, sqlx::Error> {
-        let rows = sqlx::query(
+    ) -> Result<Vec<DeadLetter>, DbError> {
+        let rows = query(
             "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
              FROM seams_dead_letters WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(dead_letter).collect()
     }
 
     /// Every dead letter, oldest first.
-    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, sqlx::Error> {
-        let rows = sqlx::query(
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, DbError> {
+        let rows = query(
             "SELECT id, subscription, envelope, error, attempts, status, created_at_ms \
              FROM seams_dead_letters ORDER BY id",
         )
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter().map(dead_letter).collect()
     }
 
     /// Undelivered dead letters (parked or awaiting replay), by subscription;
     /// a subscription without any is absent.
-    pub async fn undelivered_dead_letters(&self) -> Result<Vec<(String, u64)>, sqlx::Error> {
+    pub async fn undelivered_dead_letters(&self) -> Result<Vec<(String, u64)>, DbError> {
         self.counts(
             "SELECT subscription, COUNT(*) FROM seams_dead_letters \
              WHERE status IN ('parked', 'replay') GROUP BY subscription",

@@ -7,9 +7,8 @@
 //! record: the other rolls back with [`SaveResponseError::Conflict`], leaving no
 //! effect, and answers with the stored response instead.
 
-use sqlx::Row;
-
 use crate::db::{Db, now_ms};
+use crate::sql::{DbError, query};
 use crate::tx::Tx;
 
 /// A keyed request that has not been answered before.
@@ -42,16 +41,16 @@ pub enum SaveResponseError {
     Conflict,
     /// The database failed.
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
 }
 
 impl SaveResponseError {
     /// The database error, for a transaction that records no response (so
     /// no key can conflict; a conflict anyway becomes a protocol error).
-    pub fn into_db(self) -> sqlx::Error {
+    pub fn into_db(self) -> DbError {
         match self {
             SaveResponseError::Db(e) => e,
-            SaveResponseError::Conflict => sqlx::Error::Protocol(
+            SaveResponseError::Conflict => DbError::Protocol(
                 "an idempotency key conflicted in a transaction that records none".into(),
             ),
         }
@@ -60,8 +59,8 @@ impl SaveResponseError {
 
 /// For callers whose errors are the database's: `tx.commit().await?` where
 /// no response is recorded.
-impl From<SaveResponseError> for sqlx::Error {
-    fn from(e: SaveResponseError) -> sqlx::Error {
+impl From<SaveResponseError> for DbError {
+    fn from(e: SaveResponseError) -> DbError {
         e.into_db()
     }
 }
@@ -72,19 +71,22 @@ impl Db {
         &self,
         scope: &str,
         key: &str,
-    ) -> Result<Option<StoredResponse>, sqlx::Error> {
-        let row = sqlx::query(
+    ) -> Result<Option<StoredResponse>, DbError> {
+        let row = query(
             "SELECT fingerprint, status, body FROM seams_idempotency WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(&mut *self.read().await?)
+        .fetch_optional(&mut self.read().await?)
         .await?;
-        Ok(row.map(|row| StoredResponse {
-            fingerprint: row.get("fingerprint"),
-            status: row.get::<i64, _>("status") as u16,
-            body: row.get("body"),
-        }))
+        row.map(|row| {
+            Ok(StoredResponse {
+                fingerprint: row.get("fingerprint")?,
+                status: row.get::<i64>("status")? as u16,
+                body: row.get("body")?,
+            })
+        })
+        .transpose()
     }
 }
 
@@ -96,7 +98,7 @@ impl Tx {
         status: u16,
         body: &[u8],
     ) -> Result<(), SaveResponseError> {
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO seams_idempotency (scope, key, fingerprint, status, body, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
         )
@@ -106,9 +108,8 @@ impl Tx {
         .bind(status as i64)
         .bind(body)
         .bind(now_ms())
-        .execute(self.conn().await?)
-        .await?
-        .rows_affected();
+        .execute(self)
+        .await?;
         if inserted == 0 {
             return Err(SaveResponseError::Conflict);
         }

@@ -8,6 +8,7 @@ use sqlx::Executor;
 
 use crate::db::{Db, now_ms};
 use crate::pipeline::Turn;
+use crate::sql::{DbError, query};
 use crate::tx::Tx;
 use crate::writer::SAVEPOINT;
 
@@ -25,7 +26,7 @@ impl Db {
         consumer: &str,
         env: &Envelope,
         turn: Turn,
-    ) -> Result<Option<Tx>, sqlx::Error> {
+    ) -> Result<Option<Tx>, DbError> {
         let mut tx = self.begin_member(true).await?;
         tx.turn = Some(turn);
         // A relay applies its events one after another, so every round trip
@@ -46,9 +47,10 @@ impl Db {
         } else {
             INSERT
         };
-        let query = sqlx::query(sql).bind(consumer).bind(&env.id).bind(now_ms());
+        // On sqlx: the surface's `execute` sums the results' counts; this needs the last alone.
+        let insert = sqlx::query(sql).bind(consumer).bind(&env.id).bind(now_ms());
         let mut inserted = 0;
-        let mut results = tx.raw_conn().fetch_many(query);
+        let mut results = tx.raw_conn().fetch_many(insert);
         while let Some(result) = results.try_next().await? {
             if let Either::Left(done) = result {
                 inserted = done.rows_affected();
@@ -63,17 +65,12 @@ impl Db {
     }
 
     /// Whether consumer `consumer` has applied event `event_id`.
-    pub async fn inbox_contains(
-        &self,
-        consumer: &str,
-        event_id: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM seams_inbox WHERE consumer = $1 AND event_id = $2")
-                .bind(consumer)
-                .bind(event_id)
-                .fetch_optional(&mut *self.read().await?)
-                .await?;
-        Ok(row.is_some())
+    pub async fn inbox_contains(&self, consumer: &str, event_id: &str) -> Result<bool, DbError> {
+        let row = query("SELECT 1 FROM seams_inbox WHERE consumer = $1 AND event_id = $2")
+            .bind(consumer)
+            .bind(event_id)
+            .fetch_optional(&mut self.read().await?)
+            .await?;
+        Ok(row.map(|row| row.get::<i64>(0)).transpose()?.is_some())
     }
 }

@@ -1,6 +1,7 @@
 //! Retention: deleting framework rows nobody needs any more.
 
 use crate::db::Db;
+use crate::sql::{DbError, query};
 
 /// Rows removed by one [`Db::prune`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,25 +26,22 @@ impl Db {
         outbox_before_ms: i64,
         inbox_before_ms: i64,
         idempotency_before_ms: i64,
-    ) -> Result<PruneReport, sqlx::Error> {
+    ) -> Result<PruneReport, DbError> {
         let acked = self.acked_by_all(readers).await?.min(i64::MAX as u64) as i64;
         let mut tx = self.begin().await?;
-        let outbox = sqlx::query("DELETE FROM seams_outbox WHERE created_at_ms < $1 AND seq <= $2")
+        let outbox = query("DELETE FROM seams_outbox WHERE created_at_ms < $1 AND seq <= $2")
             .bind(outbox_before_ms)
             .bind(acked)
-            .execute(tx.conn().await?)
-            .await?
-            .rows_affected();
-        let inbox = sqlx::query("DELETE FROM seams_inbox WHERE handled_at_ms < $1")
+            .execute(&mut tx)
+            .await?;
+        let inbox = query("DELETE FROM seams_inbox WHERE handled_at_ms < $1")
             .bind(inbox_before_ms)
-            .execute(tx.conn().await?)
-            .await?
-            .rows_affected();
-        let idempotency = sqlx::query("DELETE FROM seams_idempotency WHERE created_at_ms < $1")
+            .execute(&mut tx)
+            .await?;
+        let idempotency = query("DELETE FROM seams_idempotency WHERE created_at_ms < $1")
             .bind(idempotency_before_ms)
-            .execute(tx.conn().await?)
-            .await?
-            .rows_affected();
+            .execute(&mut tx)
+            .await?;
         tx.commit().await?;
         Ok(PruneReport {
             outbox,
@@ -53,12 +51,13 @@ impl Db {
     }
 
     /// Row counts of the framework tables (outbox, inbox, idempotency), for tests and metrics.
-    pub async fn framework_counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
-        sqlx::query_as(
+    pub async fn framework_counts(&self) -> Result<(i64, i64, i64), DbError> {
+        let row = query(
             "SELECT (SELECT COUNT(*) FROM seams_outbox), (SELECT COUNT(*) FROM seams_inbox), \
              (SELECT COUNT(*) FROM seams_idempotency)",
         )
-        .fetch_one(&mut *self.read().await?)
-        .await
+        .fetch_one(&mut self.read().await?)
+        .await?;
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
     }
 }

@@ -8,10 +8,10 @@
 //! parked behind it, which is where per-key order kept them before.
 
 use seams_core::Envelope;
-use sqlx::Row;
 
 use crate::db::{Db, now_ms};
 use crate::outbox::decode;
+use crate::sql::{DbError, query};
 
 /// An event waiting for its next attempt, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,8 +45,8 @@ impl Db {
         attempts: u32,
         due_ms: i64,
         error: &str,
-    ) -> Result<(), sqlx::Error> {
-        let json = serde_json::to_string(env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    ) -> Result<(), DbError> {
+        let json = serde_json::to_string(env).map_err(|e| DbError::Encode(Box::new(e)))?;
         let mut tx = self.begin().await?;
         tx.later()
             .statement(
@@ -68,13 +68,12 @@ impl Db {
     }
 
     /// Whether `subscription` has any event set aside.
-    pub async fn any_retrying(&self, subscription: &str) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT 1 FROM seams_retries WHERE subscription = $1 LIMIT 1")
-                .bind(subscription)
-                .fetch_optional(&mut *self.read().await?)
-                .await?;
-        Ok(row.is_some())
+    pub async fn any_retrying(&self, subscription: &str) -> Result<bool, DbError> {
+        let row = query("SELECT 1 FROM seams_retries WHERE subscription = $1 LIMIT 1")
+            .bind(subscription)
+            .fetch_optional(&mut self.read().await?)
+            .await?;
+        Ok(row.map(|row| row.get::<i64>(0)).transpose()?.is_some())
     }
 
     /// Whether an event of `subscription` with this key is set aside.
@@ -82,42 +81,41 @@ impl Db {
         &self,
         subscription: &str,
         subject: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM seams_retries WHERE subscription = $1 AND subject = $2 LIMIT 1",
-        )
-        .bind(subscription)
-        .bind(subject)
-        .fetch_optional(&mut *self.read().await?)
-        .await?;
-        Ok(row.is_some())
+    ) -> Result<bool, DbError> {
+        let row =
+            query("SELECT 1 FROM seams_retries WHERE subscription = $1 AND subject = $2 LIMIT 1")
+                .bind(subscription)
+                .bind(subject)
+                .fetch_optional(&mut self.read().await?)
+                .await?;
+        Ok(row.map(|row| row.get::<i64>(0)).transpose()?.is_some())
     }
 
     /// The oldest `limit` events `subscription` has set aside, in feed order.
-    pub async fn retries(&self, subscription: &str, limit: u32) -> Result<Vec<Retry>, sqlx::Error> {
-        let rows = sqlx::query(
+    pub async fn retries(&self, subscription: &str, limit: u32) -> Result<Vec<Retry>, DbError> {
+        let rows = query(
             "SELECT id, envelope, attempts, next_attempt_at_ms, error FROM seams_retries \
              WHERE subscription = $1 ORDER BY id LIMIT $2",
         )
         .bind(subscription)
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.read().await?)
+        .fetch_all(&mut self.read().await?)
         .await?;
         rows.iter()
             .map(|row| {
                 Ok(Retry {
-                    id: row.get("id"),
-                    envelope: decode(row.get::<&str, _>("envelope"))?,
-                    attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
-                    next_attempt_at_ms: row.get("next_attempt_at_ms"),
-                    error: row.get("error"),
+                    id: row.get("id")?,
+                    envelope: decode(row.get::<&str>("envelope")?)?,
+                    attempts: u32::try_from(row.get::<i64>("attempts")?).unwrap_or(u32::MAX),
+                    next_attempt_at_ms: row.get("next_attempt_at_ms")?,
+                    error: row.get("error")?,
                 })
             })
             .collect()
     }
 
     /// Events set aside, by subscription; a subscription without any is absent.
-    pub async fn retrying(&self) -> Result<Vec<(String, u64)>, sqlx::Error> {
+    pub async fn retrying(&self) -> Result<Vec<(String, u64)>, DbError> {
         self.counts("SELECT subscription, COUNT(*) FROM seams_retries GROUP BY subscription")
             .await
     }
@@ -129,7 +127,7 @@ impl Db {
         attempts: u32,
         due_ms: i64,
         error: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         let mut tx = self.begin().await?;
         tx.later()
             .statement(
@@ -145,7 +143,7 @@ impl Db {
 
     /// Retry `id` was delivered: forgets it, and makes the next event of its
     /// key due at once.
-    pub async fn retry_delivered(&self, id: i64) -> Result<(), sqlx::Error> {
+    pub async fn retry_delivered(&self, id: i64) -> Result<(), DbError> {
         let mut tx = self.begin().await?;
         tx.later()
             .statement(
@@ -174,9 +172,9 @@ impl Db {
         attempts: u32,
         error: &str,
         with_its_key: bool,
-    ) -> Result<i64, sqlx::Error> {
+    ) -> Result<i64, DbError> {
         let mut tx = self.begin().await?;
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT id, event_id, subject, envelope FROM seams_retries WHERE subscription = $1 \
              AND subject = (SELECT subject FROM seams_retries WHERE id = $2) \
              AND (id = $2 OR ($3 AND id > $2)) ORDER BY id",
@@ -184,17 +182,17 @@ impl Db {
         .bind(subscription)
         .bind(id)
         .bind(with_its_key)
-        .fetch_all(tx.conn().await?)
+        .fetch_all(&mut tx)
         .await?;
         let mut head = None;
         for row in &rows {
-            let envelope: &str = row.get("envelope");
+            let envelope: &str = row.get("envelope")?;
             let env = decode(envelope)?;
             let (reason, tried) = match head {
                 None => (error.to_owned(), i64::from(attempts)),
                 Some(dead) => (behind_reason(dead), 0),
             };
-            let (dead,): (i64,) = sqlx::query_as(
+            let dead: i64 = query(
                 "INSERT INTO seams_dead_letters \
                  (subscription, event_id, event_type, subject, envelope, error, attempts, created_at_ms) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -210,16 +208,17 @@ impl Db {
             .bind(&reason)
             .bind(tried)
             .bind(now_ms())
-            .fetch_one(tx.conn().await?)
-            .await?;
+            .fetch_one(&mut tx)
+            .await?
+            .get(0)?;
             head.get_or_insert(dead);
             tx.later()
                 .statement("DELETE FROM seams_retries WHERE id = $1")
-                .bind(row.get::<i64, _>("id"));
+                .bind(row.get::<i64>("id")?);
         }
         let committed = tx.commit().await;
         self.dead_letters_changed();
         committed?;
-        head.ok_or(sqlx::Error::RowNotFound)
+        head.ok_or(DbError::RowNotFound)
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::sql::DbError;
 use crate::writer::WRITER_LOCK;
 
 /// How a process that replaces another one (a rolling restart) opens a
@@ -37,9 +38,10 @@ pub(crate) async fn claim_writer_lock(
     conn: &mut sqlx::AnyConnection,
     name: &str,
     take_over: Option<&TakeOver>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), DbError> {
     let mut deadline = None;
     loop {
+        // On sqlx: the bare writer connection, before any `Tx` or reader the surface runs on.
         let (claimed,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
             .bind(WRITER_LOCK)
             .fetch_one(&mut *conn)
@@ -48,7 +50,7 @@ pub(crate) async fn claim_writer_lock(
             return Ok(());
         }
         let Some(take_over) = take_over else {
-            return Err(sqlx::Error::Protocol(
+            return Err(DbError::Protocol(
                 "another process is the writer of this database (one writer per capability database)".into(),
             ));
         };
@@ -61,7 +63,7 @@ pub(crate) async fn claim_writer_lock(
             tokio::time::Instant::now() + take_over.within
         });
         if tokio::time::Instant::now() >= deadline {
-            return Err(sqlx::Error::Protocol(format!(
+            return Err(DbError::Protocol(format!(
                 "the process holding this database's writer lock did not let go within {} ms",
                 take_over.within.as_millis()
             )));

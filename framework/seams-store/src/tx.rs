@@ -10,6 +10,7 @@ use crate::db::{Db, now_ms};
 use crate::idempotency::SaveResponseError;
 use crate::location::Backend;
 use crate::pipeline::Turn;
+use crate::sql::{DbError, query};
 use crate::writer::{RELEASE, SAVEPOINT, Undo, Writer};
 
 /// A write transaction in a capability's database.
@@ -46,7 +47,7 @@ impl Tx {
     /// count of changed rows): sends this transaction's `SAVEPOINT` first
     /// if it has not gone yet. Statements in [`Tx::later`] are not sent
     /// before the commit, so what they write is not seen here.
-    pub async fn conn(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
+    pub async fn conn(&mut self) -> Result<&mut AnyConnection, DbError> {
         if self.take_deferred_savepoint() {
             self.writer
                 .as_mut()
@@ -97,13 +98,11 @@ impl Tx {
     /// Appends `env` to the outbox; it is published only if this transaction
     /// commits. Returns its position in the outbox, which is final at commit
     /// (one writer), and is what a consistency token names.
-    pub async fn publish(&mut self, env: &Envelope) -> Result<u64, sqlx::Error> {
+    pub async fn publish(&mut self, env: &Envelope) -> Result<u64, DbError> {
         let emit = self.db.emit();
-        let env = emit
-            .written(env)
-            .map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let json = serde_json::to_string(&env).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let (seq,): (i64,) = sqlx::query_as(
+        let env = emit.written(env).map_err(|e| DbError::Encode(e.into()))?;
+        let json = serde_json::to_string(&env).map_err(|e| DbError::Encode(Box::new(e)))?;
+        let seq: i64 = query(
             "INSERT INTO seams_outbox (event_id, event_type, subject, envelope, created_at_ms) \
              VALUES ($1, $2, $3, $4, $5) RETURNING seq",
         )
@@ -112,8 +111,9 @@ impl Tx {
         .bind(&env.subject)
         .bind(json)
         .bind(now_ms())
-        .fetch_one(self.conn().await?)
-        .await?;
+        .fetch_one(self)
+        .await?
+        .get(0)?;
         self.published = true;
         Ok(seq as u64)
     }
@@ -197,7 +197,7 @@ impl Tx {
     }
 
     /// [`Tx::commit`] of what has been sent.
-    async fn commit_sent(mut self) -> Result<(), sqlx::Error> {
+    async fn commit_sent(mut self) -> Result<(), DbError> {
         // For traces only (DEBUG, which the default log filter leaves off):
         // the wait for the group's COMMIT, and how many members had
         // released into the group before this one, plus one.
@@ -213,12 +213,12 @@ impl Tx {
             let outcome = done
                 .wait_for(|r| r.is_some())
                 .await
-                .map_err(|_| sqlx::Error::PoolClosed)?
+                .map_err(|_| DbError::PoolClosed)?
                 .clone();
             match outcome {
                 Some(Ok(())) => Ok(()),
-                Some(Err(e)) => Err(sqlx::Error::Protocol(format!("group commit failed: {e}"))),
-                None => Err(sqlx::Error::PoolClosed),
+                Some(Err(e)) => Err(DbError::Protocol(format!("group commit failed: {e}"))),
+                None => Err(DbError::PoolClosed),
             }
         }
         .instrument(span.clone())
@@ -233,7 +233,7 @@ impl Tx {
     /// for bookkeeping whose loss in a crash is harmless because it is
     /// written again (a cursor behind its effects redelivers into the
     /// inbox; an acknowledgement is repeated on the next read).
-    pub async fn commit_eventually(mut self) -> Result<(), sqlx::Error> {
+    pub async fn commit_eventually(mut self) -> Result<(), DbError> {
         self.send_later()
             .await
             .map_err(SaveResponseError::into_db)?;
@@ -245,7 +245,7 @@ impl Tx {
     /// member's place in the order of release into the group (1: first).
     async fn release(
         &mut self,
-    ) -> Result<(watch::Receiver<Option<Result<(), String>>>, u32), sqlx::Error> {
+    ) -> Result<(watch::Receiver<Option<Result<(), String>>>, u32), DbError> {
         let mut w = self
             .writer
             .take()
@@ -262,7 +262,7 @@ impl Tx {
             }
             drop(w);
             self.db.inner.commit_wanted.notify_one();
-            return Err(sqlx::Error::Protocol(
+            return Err(DbError::Protocol(
                 "the previous event's transaction did not commit; this one is undone to keep their order".into(),
             ));
         }
@@ -297,7 +297,7 @@ impl Tx {
     }
 
     /// Rolls back explicitly.
-    pub async fn rollback(mut self) -> Result<(), sqlx::Error> {
+    pub async fn rollback(mut self) -> Result<(), DbError> {
         let has_work = self.has_work();
         let mut w = self
             .writer

@@ -72,11 +72,11 @@ fn subscription() -> Subscription {
     let handles = Handles::new::<Ticked, _>(&[1], move |ev, tx| {
         Box::pin(async move {
             let id = tx.envelope().id.clone();
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
+            seams_store::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
                 .bind(id)
                 .bind(&ev.key)
                 .bind(ev.n)
-                .execute(tx.tx().conn().await.unwrap())
+                .execute(tx.tx())
                 .await?;
             Ok(())
         })
@@ -89,11 +89,11 @@ fn subscription() -> Subscription {
 }
 
 async fn applied(db: &Db) -> Vec<i64> {
-    let rows: Vec<(i64,)> = sqlx::query_as("SELECT n FROM applied ORDER BY rowid")
-        .fetch_all(&mut *db.read().await.unwrap())
+    let rows = seams_store::query("SELECT n FROM applied ORDER BY rowid")
+        .fetch_all(&mut db.read().await.unwrap())
         .await
         .unwrap();
-    rows.into_iter().map(|(n,)| n).collect()
+    rows.iter().map(|r| r.get(0).unwrap()).collect()
 }
 
 struct World {
@@ -150,10 +150,10 @@ async fn events_travel_through_jetstream_in_order_and_once() {
     // duplicates by id. The publisher of the restarted process reads the
     // cursor from the database; a running one keeps its own.
     let mut tx = w.producer.begin().await.unwrap();
-    sqlx::query(
+    seams_store::query(
         "UPDATE seams_cursors SET position = 0 WHERE subscription = 'nats-publisher:clock'",
     )
-    .execute(tx.conn().await.unwrap())
+    .execute(&mut tx)
     .await
     .unwrap();
     tx.commit().await.unwrap();

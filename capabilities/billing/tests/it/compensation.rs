@@ -97,12 +97,19 @@ async fn a_paid_invoice_is_refunded_in_full() {
         })
     );
     assert!(caused_by(refunded, &failure), "{refunded:?}");
-    let row: (String, String, i64, String, String) = sqlx::query_as(
+    let row = seams_store::query(
         "SELECT invoice_id, payment_id, amount_minor, currency, reason FROM refunds",
     )
-    .fetch_one(&mut *w.db.read().await.unwrap())
+    .fetch_one(&mut w.db.read().await.unwrap())
     .await
     .unwrap();
+    let row: (String, String, i64, String, String) = (
+        row.get(0).unwrap(),
+        row.get(1).unwrap(),
+        row.get(2).unwrap(),
+        row.get(3).unwrap(),
+        row.get(4).unwrap(),
+    );
     assert_eq!(
         row,
         (

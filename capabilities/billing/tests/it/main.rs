@@ -188,11 +188,12 @@ impl World {
     }
 
     async fn count(&self, table: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&mut *self.db.read().await.unwrap())
+        seams_store::query(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut self.db.read().await.unwrap())
             .await
-            .unwrap();
-        n
+            .unwrap()
+            .get(0)
+            .unwrap()
     }
 
     /// Creates an invoice for [`cart`] (2100 EUR) under `key`; its id.

@@ -29,10 +29,10 @@ fn migrations_up_to(version: i64) -> seams_store::Migrations {
 }
 
 /// Runs each statement in one committed transaction of `db`.
-async fn exec(db: &Db, statements: &[&str]) -> Result<(), sqlx::Error> {
+async fn exec(db: &Db, statements: &[&str]) -> Result<(), seams_store::DbError> {
     let mut tx = db.begin().await?;
     for s in statements {
-        sqlx::query(s).execute(tx.conn().await.unwrap()).await?;
+        seams_store::query(s).execute(&mut tx).await?;
     }
     Ok(tx.commit().await?)
 }
@@ -100,11 +100,14 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     );
 
     // Every reference still holds, and is still enforced.
-    let orphans: Vec<(String,)> = sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
-        .fetch_all(&mut *w.db.read().await.unwrap())
+    let orphans: Vec<String> = seams_store::query("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut w.db.read().await.unwrap())
         .await
-        .unwrap();
-    assert_eq!(orphans, []);
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0).unwrap())
+        .collect();
+    assert_eq!(orphans, Vec::<String>::new());
     for orphan in [
         "INSERT INTO invoice_lines VALUES ('nope', 0, 'TEA', 1, 450, 450)",
         "INSERT INTO payments VALUES ('pay-2', 'nope', 2100, 'EUR', 't')",
@@ -121,11 +124,13 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     .await
     .unwrap_err();
     assert!(seams_store::check_violation(&e, "status"), "{e}");
-    let (indexes,): (String,) = sqlx::query_as(
+    let indexes: String = seams_store::query(
         "SELECT group_concat(name) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invoices' AND sql IS NOT NULL",
     )
-    .fetch_one(&mut *w.db.read().await.unwrap())
+    .fetch_one(&mut w.db.read().await.unwrap())
     .await
+    .unwrap()
+    .get(0)
     .unwrap();
     assert_eq!(indexes, "invoices_customer");
 
@@ -135,10 +140,12 @@ async fn a_database_from_before_compensation_migrates_and_keeps_its_rows() {
     assert_eq!(w.deliver().await, 2);
     assert_eq!(w.status("inv-open").await, "voided");
     assert_eq!(w.status("inv-paid").await, "refunded");
-    let (payment_id,): (String,) =
-        sqlx::query_as("SELECT payment_id FROM refunds WHERE invoice_id = 'inv-paid'")
-            .fetch_one(&mut *w.db.read().await.unwrap())
+    let payment_id: String =
+        seams_store::query("SELECT payment_id FROM refunds WHERE invoice_id = 'inv-paid'")
+            .fetch_one(&mut w.db.read().await.unwrap())
             .await
+            .unwrap()
+            .get(0)
             .unwrap();
     assert_eq!(payment_id, "pay-1");
     assert_eq!(w.db.dead_letters().await.unwrap(), []);

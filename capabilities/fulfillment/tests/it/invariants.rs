@@ -10,10 +10,10 @@ use seams_core::decl::{InvariantKind, Measure};
 use super::*;
 
 /// Runs `sql` on fulfillment's writer and returns the error it must fail with.
-async fn refused(w: &World, sql: &str) -> sqlx::Error {
+async fn refused(w: &World, sql: &str) -> seams_store::DbError {
     let mut tx = w.db().begin().await.unwrap();
-    let err = sqlx::query(sql)
-        .execute(tx.conn().await.unwrap())
+    let err = seams_store::query(sql)
+        .execute(&mut tx)
         .await
         .expect_err(sql);
     tx.rollback().await.unwrap();

@@ -192,21 +192,25 @@ impl World {
 
     /// `(sku, quantity, status)` of an invoice's reservations, in SKU order.
     async fn reservations(&self, invoice_id: &str) -> Vec<(String, i64, String)> {
-        sqlx::query_as(
+        let rows = seams_store::query(
             "SELECT sku, quantity, status FROM reservations WHERE invoice_id = $1 ORDER BY sku",
         )
         .bind(invoice_id)
-        .fetch_all(&mut *self.db().read().await.unwrap())
+        .fetch_all(&mut self.db().read().await.unwrap())
         .await
-        .unwrap()
+        .unwrap();
+        rows.iter()
+            .map(|r| (r.get(0).unwrap(), r.get(1).unwrap(), r.get(2).unwrap()))
+            .collect()
     }
 
     async fn count(&self, table: &str) -> i64 {
-        let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(&mut *self.db().read().await.unwrap())
+        seams_store::query(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&mut self.db().read().await.unwrap())
             .await
-            .unwrap();
-        n
+            .unwrap()
+            .get(0)
+            .unwrap()
     }
 
     /// Publishes `invoice-created` for `lines` (`(sku, quantity)`).

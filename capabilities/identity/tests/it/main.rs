@@ -47,11 +47,12 @@ async fn world_with(limits: identity::credentials::Limits) -> World {
 impl World {
     /// Customers in the table, read behind the routes' back.
     async fn n_customers(&self) -> i64 {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM customers")
-            .fetch_one(&mut *self.component.db.read().await.unwrap())
+        seams_store::query("SELECT COUNT(*) FROM customers")
+            .fetch_one(&mut self.component.db.read().await.unwrap())
             .await
-            .unwrap();
-        n
+            .unwrap()
+            .get(0)
+            .unwrap()
     }
 
     async fn n_events(&self) -> usize {
@@ -161,10 +162,12 @@ async fn registers_and_gets_a_customer_and_publishes_it() {
         event.traceparent
     );
 
-    let (created_at,): (String,) = sqlx::query_as("SELECT created_at FROM customers WHERE id = $1")
+    let created_at: String = seams_store::query("SELECT created_at FROM customers WHERE id = $1")
         .bind(&id)
-        .fetch_one(&mut *w.component.db.read().await.unwrap())
+        .fetch_one(&mut w.component.db.read().await.unwrap())
         .await
+        .unwrap()
+        .get(0)
         .unwrap();
     assert_eq!(
         created_at, event.time,

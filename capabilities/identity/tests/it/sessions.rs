@@ -185,9 +185,11 @@ async fn passwords_are_checked_hashed_and_never_shown() {
             .windows(accented.len())
             .any(|w| w == accented.as_bytes())
     );
-    let (hash,): (String,) = sqlx::query_as("SELECT password_hash FROM customers")
-        .fetch_one(&mut *w.component.db.read().await.unwrap())
+    let hash: String = seams_store::query("SELECT password_hash FROM customers")
+        .fetch_one(&mut w.component.db.read().await.unwrap())
         .await
+        .unwrap()
+        .get(0)
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     assert!(!hash.contains(&accented));

@@ -62,19 +62,19 @@ fn ticked(n: i64) -> Envelope {
 
 /// The `n` of every row in `applied`, in insertion order.
 async fn applied(db: &Db) -> Vec<i64> {
-    let rows: Vec<(i64,)> = sqlx::query_as("SELECT n FROM applied ORDER BY rowid")
-        .fetch_all(&mut *db.read().await.unwrap())
+    let rows = seams_store::query("SELECT n FROM applied ORDER BY rowid")
+        .fetch_all(&mut db.read().await.unwrap())
         .await
         .unwrap();
-    rows.into_iter().map(|(n,)| n).collect()
+    rows.iter().map(|r| r.get(0).unwrap()).collect()
 }
 
 async fn outbox(db: &Db) -> Vec<String> {
-    let rows: Vec<(String,)> = sqlx::query_as("SELECT event_type FROM seams_outbox ORDER BY seq")
-        .fetch_all(&mut *db.read().await.unwrap())
+    let rows = seams_store::query("SELECT event_type FROM seams_outbox ORDER BY seq")
+        .fetch_all(&mut db.read().await.unwrap())
         .await
         .unwrap();
-    rows.into_iter().map(|(t,)| t).collect()
+    rows.iter().map(|r| r.get(0).unwrap()).collect()
 }
 
 /// A subscription of `watch` to `clock` whose handler records the event's
@@ -87,11 +87,11 @@ fn watching(fail: Option<HandlerError>, told: Arc<AtomicU32>) -> Subscription {
         let told = told.clone();
         Box::pin(async move {
             let id = tx.envelope().id.clone();
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
+            seams_store::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
                 .bind(&id)
                 .bind(&ev.key)
                 .bind(ev.n)
-                .execute(tx.tx().conn().await.unwrap())
+                .execute(tx.tx())
                 .await?;
             tx.later()
                 .statement("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
@@ -179,8 +179,8 @@ async fn an_error_rolls_back_everything_and_is_returned_as_the_handler_classifie
 async fn a_commit_that_breaks_a_constraint_is_permanent_and_leaves_nothing() {
     let (_dir, db) = db().await;
     let mut tx = db.begin().await.unwrap();
-    sqlx::query("CREATE UNIQUE INDEX applied_once ON applied (n)")
-        .execute(tx.conn().await.unwrap())
+    seams_store::query("CREATE UNIQUE INDEX applied_once ON applied (n)")
+        .execute(&mut tx)
         .await
         .unwrap();
     tx.commit().await.unwrap();

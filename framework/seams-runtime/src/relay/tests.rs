@@ -123,11 +123,11 @@ fn watching(handles: Handles) -> Subscription {
 
 /// Records `ev`, delivered as event `id`, in the consumer's `applied` table.
 async fn record(tx: &mut Tx, ev: &Ticked, id: &str) -> Result<(), HandlerError> {
-    sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
+    seams_store::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(&ev.key)
         .bind(ev.n)
-        .execute(tx.conn().await.unwrap())
+        .execute(tx)
         .await?;
     Ok(())
 }
@@ -147,8 +147,8 @@ async fn apply(
     };
     record(&mut tx, ev, &env.id).await?;
     if fail_commit {
-        sqlx::query("INSERT INTO child (parent_id) VALUES (42)")
-            .execute(tx.conn().await.unwrap())
+        seams_store::query("INSERT INTO child (parent_id) VALUES (42)")
+            .execute(&mut tx)
             .await?;
     }
     tx.commit().await?;
@@ -161,10 +161,13 @@ async fn applied_numbers(db: &Db) -> Vec<i64> {
 }
 
 async fn applied(db: &Db) -> Vec<(String, i64)> {
-    sqlx::query_as("SELECT subject, n FROM applied ORDER BY rowid")
-        .fetch_all(&mut *db.read().await.unwrap())
+    let rows = seams_store::query("SELECT subject, n FROM applied ORDER BY rowid")
+        .fetch_all(&mut db.read().await.unwrap())
         .await
-        .unwrap()
+        .unwrap();
+    rows.iter()
+        .map(|r| (r.get(0).unwrap(), r.get(1).unwrap()))
+        .collect()
 }
 
 fn relay(sub: Subscription, w: &World, chaos: Option<Chaos>) -> Relay {

@@ -88,9 +88,11 @@ async fn note(
 }
 
 async fn applied(State(db): State<Db>) -> String {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM applied")
-        .fetch_one(&mut *db.read().await.unwrap())
+    let n: i64 = seams_store::query("SELECT COUNT(*) FROM applied")
+        .fetch_one(&mut db.read().await.unwrap())
         .await
+        .unwrap()
+        .get(0)
         .unwrap();
     n.to_string()
 }
@@ -254,10 +256,10 @@ async fn components(dir: &std::path::Path, poisoned: Arc<AtomicBool>) -> (Compon
                 return Err(HandlerError::Transient("cannot audit yet".into()));
             }
             let id = tx.envelope().id.clone();
-            sqlx::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, 1)")
+            seams_store::query("INSERT INTO applied (event_id, subject, n) VALUES ($1, $2, 1)")
                 .bind(id)
                 .bind(&ev.key)
-                .execute(tx.tx().conn().await.unwrap())
+                .execute(tx.tx())
                 .await?;
             Ok(())
         })

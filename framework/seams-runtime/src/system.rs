@@ -1029,7 +1029,10 @@ async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
     let mut failing = Vec::new();
     for (name, db) in admin.dbs.iter() {
         let answered = match db.read().await {
-            Ok(mut conn) => sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok(),
+            Ok(mut conn) => seams_store::query("SELECT 1")
+                .execute(&mut conn)
+                .await
+                .is_ok(),
             Err(_) => false,
         };
         if !answered {

@@ -8,8 +8,9 @@
 //! A capability writes its SQL once, in the dialect the two share (`$N`
 //! placeholders, `ON CONFLICT`, `RETURNING`), through this crate's own
 //! surface ([`query`], [`Row`]); [`Backend`] picks the rare statement that
-//! differs. Underneath, both backends go through sqlx's `Any` driver for
-//! now; no capability names it.
+//! differs. Underneath, writes go through sqlx's `Any` driver on both
+//! backends, and so do reads on PostgreSQL; reads on SQLite call SQLite
+//! inline through rusqlite (the `sqlite` module). No capability names either.
 //!
 //! Writes go through one connection per database: SQLite has one writer
 //! anyway, and on PostgreSQL one writer (held by an advisory lock) keeps the
@@ -52,6 +53,7 @@ mod pruning;
 mod readers;
 mod retries;
 mod sql;
+mod sqlite;
 mod take_over;
 mod tx;
 mod writer;

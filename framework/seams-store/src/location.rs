@@ -83,7 +83,7 @@ impl Location {
     }
 
     /// Statements run on every new connection.
-    fn setup(&self) -> Vec<String> {
+    pub(crate) fn setup(&self) -> Vec<String> {
         match self {
             Location::Sqlite { durability, .. } => vec![
                 "PRAGMA journal_mode = WAL".into(),

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool, Connection};
 
 use crate::location::Location;
+use crate::sql::Target;
 
 /// How many connections read at once.
 pub(crate) const READERS: usize = 4;
@@ -17,17 +18,14 @@ const READ_WAIT: Duration = Duration::from_secs(3);
 
 /// The connections reads go through.
 ///
-/// On SQLite they are plain connections in a `deadpool`, not sqlx's pool:
-/// sqlx pings every connection it takes back (`return_to_pool`), which on
-/// SQLite is a second round trip to the connection's worker thread for each
-/// read, and on a busy two-core machine the thread switches of those round
-/// trips cost more than the reads. A file does not go away, and a read
-/// dropped half-way leaves nothing behind (the worker finishes or resets
-/// the statement before it takes the next command), so nothing needs the
-/// ping. On PostgreSQL sqlx's pool stays: there a connection does die with
-/// a server restart, and the pool tests it before handing it out.
+/// On SQLite they are rusqlite connections in a `deadpool`, each statement
+/// run inline on the task that reads ([`crate::sqlite`] says why): no
+/// worker thread, no ping when a connection goes back (a file does not go
+/// away), and a read cannot be dropped half-way, since it does not wait. On
+/// PostgreSQL sqlx's pool stays: there a connection does die with a server
+/// restart, and the pool tests it before handing it out.
 pub(crate) enum Readers {
-    Sqlite(deadpool::unmanaged::Pool<AnyConnection>),
+    Sqlite(deadpool::unmanaged::Pool<rusqlite::Connection>),
     Postgres(AnyPool),
 }
 
@@ -42,7 +40,7 @@ impl Readers {
                         runtime: Some(deadpool::Runtime::Tokio1),
                     });
                 for _ in 0..READERS {
-                    let conn = location.connect(true).await?;
+                    let conn = crate::sqlite::open_reader(location)?;
                     if pool.add(conn).await.is_err() {
                         return Err(sqlx::Error::PoolClosed);
                     }
@@ -77,7 +75,7 @@ impl Readers {
                 for _ in 0..pool.status().size {
                     match pool.timeout_remove(Some(READ_WAIT)).await {
                         Ok(conn) => {
-                            let _ = conn.close().await;
+                            let _ = conn.close();
                         }
                         Err(_) => break,
                     }
@@ -93,26 +91,15 @@ impl Readers {
 pub struct ReadConn(Reader);
 
 enum Reader {
-    Sqlite(deadpool::unmanaged::Object<AnyConnection>),
+    Sqlite(deadpool::unmanaged::Object<rusqlite::Connection>),
     Postgres(sqlx::pool::PoolConnection<sqlx::Any>),
 }
 
-impl std::ops::Deref for ReadConn {
-    type Target = AnyConnection;
-
-    fn deref(&self) -> &AnyConnection {
-        match &self.0 {
-            Reader::Sqlite(conn) => conn,
-            Reader::Postgres(conn) => conn,
-        }
-    }
-}
-
-impl std::ops::DerefMut for ReadConn {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
+impl ReadConn {
+    pub(crate) fn target(&mut self) -> Target<'_> {
         match &mut self.0 {
-            Reader::Sqlite(conn) => conn,
-            Reader::Postgres(conn) => conn,
+            Reader::Sqlite(conn) => Target::Sqlite(conn),
+            Reader::Postgres(conn) => Target::Sqlx(conn),
         }
     }
 }

@@ -2,13 +2,12 @@
 //! ([`query`]), binds its values ([`Param`]), runs it inside a transaction
 //! or on a reader ([`On`]) and reads what comes back ([`Row`], [`Column`]).
 //!
-//! Capability code says nothing of the driver underneath. Today that is
-//! sqlx's `Any` driver for both backends; the SQLite backend is to leave it
-//! for a driver called on the writer's own thread (bench/driver-cost.sh
-//! counts what each costs), and a capability that wrote through sqlx would
-//! then have to be rewritten. Values are the store's own ([`Value`]), so a
-//! backend that is not sqlx can take them as they are; rows still wrap
-//! sqlx's, read through a trait whose driver side is hidden.
+//! Capability code says nothing of the driver underneath, which is not one
+//! driver: reads on SQLite run inline through rusqlite ([`crate::sqlite`]),
+//! everything else through sqlx's `Any` driver (bench/driver-cost.sh
+//! counts what each costs a statement). Values are the store's own ([`Value`]), so either driver takes
+//! them as they are; a [`Row`] holds either driver's row and reads both the
+//! same way.
 //!
 //! Placeholders are `$1`…`$n` on both backends. A NULL keeps the type of
 //! what it stands for (`Option::<&str>::None` is a text NULL): PostgreSQL
@@ -21,6 +20,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::{AnyConnection, Arguments, Row as _};
 
 use crate::readers::ReadConn;
+use crate::sqlite::{self, Owned, Values, Want};
 use crate::tx::Tx;
 
 /// What a statement failed with. The driver's error, for now: the
@@ -198,18 +198,26 @@ impl<'q> Value<'q> {
 /// `SAVEPOINT` first) or a reader ([`ReadConn`], committed snapshots).
 pub trait On: sealed::Sealed + Send {
     #[doc(hidden)]
-    fn connection(&mut self) -> impl Future<Output = Result<&mut AnyConnection, DbError>> + Send;
+    fn target(&mut self) -> impl Future<Output = Result<Target<'_>, DbError>> + Send;
+}
+
+/// The connection a statement runs on: sqlx's, or SQLite called inline
+/// ([`crate::sqlite`]).
+#[doc(hidden)]
+pub enum Target<'c> {
+    Sqlx(&'c mut AnyConnection),
+    Sqlite(&'c mut rusqlite::Connection),
 }
 
 impl On for Tx {
-    fn connection(&mut self) -> impl Future<Output = Result<&mut AnyConnection, DbError>> + Send {
-        self.conn()
+    async fn target(&mut self) -> Result<Target<'_>, DbError> {
+        Ok(Target::Sqlx(self.conn().await?))
     }
 }
 
 impl On for ReadConn {
-    async fn connection(&mut self) -> Result<&mut AnyConnection, DbError> {
-        Ok(&mut **self)
+    async fn target(&mut self) -> Result<Target<'_>, DbError> {
+        Ok(self.target())
     }
 }
 
@@ -226,6 +234,24 @@ impl<'q> Query<'q> {
         self
     }
 
+    /// Refuses a statement whose placeholders and bound values differ in
+    /// number, before anything is sent: SQLite would bind the missing ones
+    /// as NULL, and PostgreSQL takes values nothing refers to.
+    fn checked(self) -> Result<Self, DbError> {
+        let placeholders = crate::batch::renumber_into(None, self.sql, 0)
+            .map_err(|e| DbError::Encode(format!("the statement {e}").into()))?;
+        if placeholders != self.values.len() {
+            return Err(DbError::Encode(
+                format!(
+                    "the statement has {placeholders} placeholders and {} values bound",
+                    self.values.len()
+                )
+                .into(),
+            ));
+        }
+        Ok(self)
+    }
+
     fn sqlx(self) -> Result<sqlx::query::Query<'q, sqlx::Any, AnyArguments<'q>>, DbError> {
         let mut args = AnyArguments::default();
         args.reserve(self.values.len(), 0);
@@ -237,49 +263,109 @@ impl<'q> Query<'q> {
 
     /// Runs the statement; returns the number of rows it changed.
     pub async fn execute(self, on: &mut impl On) -> Result<u64, DbError> {
-        let query = self.sqlx()?;
-        Ok(query.execute(on.connection().await?).await?.rows_affected())
+        let query = self.checked()?;
+        match on.target().await? {
+            Target::Sqlx(conn) => Ok(query.sqlx()?.execute(conn).await?.rows_affected()),
+            Target::Sqlite(conn) => {
+                Ok(sqlite::run(conn, query.sql, &query.values, Want::Changes)?.changes)
+            }
+        }
     }
 
     /// Its one row; [`DbError::RowNotFound`] if it returned none.
     pub async fn fetch_one(self, on: &mut impl On) -> Result<Row, DbError> {
-        let query = self.sqlx()?;
-        query.fetch_one(on.connection().await?).await.map(Row)
+        self.fetch_optional(on).await?.ok_or(DbError::RowNotFound)
     }
 
     /// Its first row, if it returned one.
     pub async fn fetch_optional(self, on: &mut impl On) -> Result<Option<Row>, DbError> {
-        let query = self.sqlx()?;
-        Ok(query.fetch_optional(on.connection().await?).await?.map(Row))
+        let query = self.checked()?;
+        match on.target().await? {
+            Target::Sqlx(conn) => Ok(query
+                .sqlx()?
+                .fetch_optional(conn)
+                .await?
+                .map(|r| Row(Inner::Any(r)))),
+            Target::Sqlite(conn) => {
+                let outcome = sqlite::run(conn, query.sql, &query.values, Want::First)?;
+                Ok(outcome
+                    .rows
+                    .into_iter()
+                    .next()
+                    .map(|r| Row(Inner::Sqlite(r))))
+            }
+        }
     }
 
     /// All its rows.
     pub async fn fetch_all(self, on: &mut impl On) -> Result<Vec<Row>, DbError> {
-        let query = self.sqlx()?;
-        let rows = query.fetch_all(on.connection().await?).await?;
-        Ok(rows.into_iter().map(Row).collect())
+        let query = self.checked()?;
+        match on.target().await? {
+            Target::Sqlx(conn) => {
+                let rows = query.sqlx()?.fetch_all(conn).await?;
+                Ok(rows.into_iter().map(|r| Row(Inner::Any(r))).collect())
+            }
+            Target::Sqlite(conn) => {
+                let outcome = sqlite::run(conn, query.sql, &query.values, Want::All)?;
+                Ok(outcome
+                    .rows
+                    .into_iter()
+                    .map(|r| Row(Inner::Sqlite(r)))
+                    .collect())
+            }
+        }
     }
 }
 
 /// One row a statement returned.
-pub struct Row(AnyRow);
+pub struct Row(Inner);
+
+enum Inner {
+    Any(AnyRow),
+    Sqlite(Values),
+}
 
 impl std::fmt::Debug for Row {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Row")
-            .field("columns", &self.0.len())
+            .field("columns", &self.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl Row {
+    fn len(&self) -> usize {
+        match &self.0 {
+            Inner::Any(row) => row.len(),
+            Inner::Sqlite(row) => row.values.len(),
+        }
+    }
+
+    /// The value of column `at` as a `T`; an error if there is no such
+    /// column or it holds something a `T` cannot be read from (a NULL for a
+    /// `T` that is not an `Option`).
+    pub fn get<'r, T: Column<'r>>(&'r self, at: impl At) -> Result<T, DbError> {
+        let index = at.index(self)?;
+        match &self.0 {
+            Inner::Any(row) => T::from_sqlx(row, index),
+            Inner::Sqlite(row) => {
+                T::from_value(&row.values[index]).map_err(|source| DbError::ColumnDecode {
+                    index: format!("{:?}", row.columns[index]),
+                    source: source.into(),
+                })
+            }
+        }
     }
 }
 
 /// A column of a [`Row`]: its position from 0, or its name.
 pub trait At: sealed_at::Sealed {
     #[doc(hidden)]
-    fn index(&self, row: &AnyRow) -> Result<usize, DbError>;
+    fn index(&self, row: &Row) -> Result<usize, DbError>;
 }
 
 impl At for usize {
-    fn index(&self, row: &AnyRow) -> Result<usize, DbError> {
+    fn index(&self, row: &Row) -> Result<usize, DbError> {
         if *self < row.len() {
             Ok(*self)
         } else {
@@ -292,8 +378,15 @@ impl At for usize {
 }
 
 impl At for &str {
-    fn index(&self, row: &AnyRow) -> Result<usize, DbError> {
-        row.try_column(*self).map(sqlx::Column::ordinal)
+    fn index(&self, row: &Row) -> Result<usize, DbError> {
+        match &row.0 {
+            Inner::Any(row) => row.try_column(*self).map(sqlx::Column::ordinal),
+            Inner::Sqlite(row) => row
+                .columns
+                .iter()
+                .position(|c| c == self)
+                .ok_or_else(|| DbError::ColumnNotFound((*self).to_owned())),
+        }
     }
 }
 
@@ -303,64 +396,108 @@ mod sealed_at {
     impl Sealed for &str {}
 }
 
-impl Row {
-    /// The value of column `at` as a `T`; an error if there is no such
-    /// column or it holds something a `T` cannot be read from (a NULL for a
-    /// `T` that is not an `Option`).
-    pub fn get<'r, T: Column<'r>>(&'r self, at: impl At) -> Result<T, DbError> {
-        T::read(&self.0, at.index(&self.0)?)
-    }
-}
-
 /// What can be read from a column.
 pub trait Column<'r>: Sized {
     #[doc(hidden)]
-    fn read(row: &'r AnyRow, index: usize) -> Result<Self, DbError>;
+    fn from_sqlx(row: &'r AnyRow, index: usize) -> Result<Self, DbError>;
+    #[doc(hidden)]
+    fn from_value(value: &'r Owned) -> Result<Self, String>;
 }
 
-/// Reads through sqlx's decoding, which checks the column's type.
-macro_rules! column_through_sqlx {
-    ($($t:ty),* $(,)?) => {$(
+fn mismatch(want: &str, got: &Owned) -> String {
+    let got = match got {
+        Owned::Null => "NULL",
+        Owned::Integer(_) => "an integer",
+        Owned::Real(_) => "a real",
+        Owned::Text(_) => "text",
+        Owned::Blob(_) => "a blob",
+    };
+    format!("{got} where {want} was expected")
+}
+
+/// Reads through sqlx's decoding on sqlx's rows, which checks the
+/// column's type, and by the value's storage class on SQLite's.
+macro_rules! column {
+    ($($t:ty => $want:literal, $pat:pat => $v:expr;)*) => {$(
         impl<'r> Column<'r> for $t {
-            fn read(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
+            fn from_sqlx(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
                 row.try_get(index)
+            }
+            fn from_value(value: &'r Owned) -> Result<Self, String> {
+                match value {
+                    $pat => Ok($v),
+                    other => Err(mismatch($want, other)),
+                }
             }
         }
         impl<'r> Column<'r> for Option<$t> {
-            fn read(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
+            fn from_sqlx(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
                 row.try_get(index)
+            }
+            fn from_value(value: &'r Owned) -> Result<Self, String> {
+                match value {
+                    Owned::Null => Ok(None),
+                    other => <$t>::from_value(other).map(Some),
+                }
             }
         }
     )*};
 }
 
-column_through_sqlx!(i64, f64, String, &'r str, Vec<u8>, &'r [u8]);
+column! {
+    i64 => "an integer", Owned::Integer(v) => *v;
+    f64 => "a real", Owned::Real(v) => *v;
+    String => "text", Owned::Text(v) => v.clone();
+    &'r str => "text", Owned::Text(v) => v.as_str();
+    Vec<u8> => "a blob", Owned::Blob(v) => v.clone();
+    &'r [u8] => "a blob", Owned::Blob(v) => v.as_slice();
+}
 
 /// SQLite has no boolean type: it stores 0 and 1, and sqlx's `Any` driver
 /// reads a bool only from a column declared BOOLEAN, and no NULL from one.
 /// So an integer column holding 0 or 1 reads as a bool, on both backends.
 impl<'r> Column<'r> for Option<bool> {
-    fn read(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
+    fn from_sqlx(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
         if let Ok(v) = row.try_get::<Option<bool>, _>(index) {
             return Ok(v);
         }
         match row.try_get::<Option<i64>, _>(index)? {
             None => Ok(None),
-            Some(0) => Ok(Some(false)),
-            Some(1) => Ok(Some(true)),
-            Some(other) => Err(DbError::ColumnDecode {
-                index: index.to_string(),
-                source: format!("{other} is not a boolean (0 or 1)").into(),
-            }),
+            Some(v) => boolean(v)
+                .map(Some)
+                .map_err(|source| DbError::ColumnDecode {
+                    index: index.to_string(),
+                    source: source.into(),
+                }),
+        }
+    }
+
+    fn from_value(value: &'r Owned) -> Result<Self, String> {
+        match value {
+            Owned::Null => Ok(None),
+            Owned::Integer(v) => boolean(*v).map(Some),
+            other => Err(mismatch("a boolean", other)),
         }
     }
 }
 
+fn boolean(v: i64) -> Result<bool, String> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(format!("{other} is not a boolean (0 or 1)")),
+    }
+}
+
 impl<'r> Column<'r> for bool {
-    fn read(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
-        Option::<bool>::read(row, index)?.ok_or_else(|| DbError::ColumnDecode {
+    fn from_sqlx(row: &'r AnyRow, index: usize) -> Result<Self, DbError> {
+        Option::<bool>::from_sqlx(row, index)?.ok_or_else(|| DbError::ColumnDecode {
             index: index.to_string(),
             source: "NULL where a boolean was expected".into(),
         })
+    }
+
+    fn from_value(value: &'r Owned) -> Result<Self, String> {
+        Option::<bool>::from_value(value)?.ok_or_else(|| mismatch("a boolean", value))
     }
 }

@@ -113,12 +113,13 @@ async fn outbox_ids(db: &Db) -> Vec<String> {
 }
 
 /// The notes `conn` sees.
-async fn count_notes(conn: &mut sqlx::AnyConnection) -> i64 {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM notes")
-        .fetch_one(conn)
+async fn count_notes(on: &mut impl On) -> i64 {
+    query("SELECT COUNT(*) FROM notes")
+        .fetch_one(on)
         .await
-        .unwrap();
-    n
+        .unwrap()
+        .get(0)
+        .unwrap()
 }
 
 /// The notes' bodies, sorted.

@@ -9,16 +9,15 @@ use seams_testkit::tls::TestCa;
 use sqlx::{Connection, PgConnection};
 
 use crate::tests::{NOTES, add_note, note_bodies};
-use crate::{Db, Location};
+use crate::{Db, Location, On, query};
 
 /// Whether the session on `conn` is encrypted, as the server sees it.
-async fn encrypted<'c, E>(conn: E) -> bool
-where
-    E: sqlx::Executor<'c, Database = sqlx::Any>,
-{
-    sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
-        .fetch_one(conn)
+async fn encrypted(on: &mut impl On) -> bool {
+    query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(on)
         .await
+        .unwrap()
+        .get(0)
         .unwrap()
 }
 
@@ -48,15 +47,12 @@ async fn a_verify_full_url_opens_a_db_that_writes_and_reads_encrypted() {
 
     let mut tx = db.begin().await.unwrap();
     add_note(&mut tx, "sealed").await;
-    assert!(
-        encrypted(tx.conn().await.unwrap()).await,
-        "the writer's session"
-    );
+    assert!(encrypted(&mut tx).await, "the writer's session");
     tx.commit().await.unwrap();
 
     assert_eq!(note_bodies(&db).await, ["sealed"]);
     assert!(
-        encrypted(&mut *db.read().await.unwrap()).await,
+        encrypted(&mut db.read().await.unwrap()).await,
         "a reader's session"
     );
 }

@@ -84,11 +84,8 @@ async fn a_dropped_member_rolls_back_alone(store: Store) {
     for t in tasks {
         t.await.unwrap();
     }
-    let bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
-        .fetch_all(&mut *db.read().await.unwrap())
-        .await
-        .unwrap();
-    let mut kept: Vec<usize> = bodies.iter().map(|(b,)| b[1..].parse().unwrap()).collect();
+    let bodies = note_bodies(&db).await;
+    let mut kept: Vec<usize> = bodies.iter().map(|b| b[1..].parse().unwrap()).collect();
     kept.sort();
     let expected: Vec<usize> = (0..40).filter(|i| i % 3 == 2).collect();
     assert_eq!(kept, expected);
@@ -152,15 +149,11 @@ async fn concurrent_deliveries_apply_each_event_once_and_abandoned_ones_leave_no
     for t in tasks {
         t.await.unwrap();
     }
-    let mut bodies: Vec<(String,)> = sqlx::query_as("SELECT body FROM notes")
-        .fetch_all(&mut *db.read().await.unwrap())
-        .await
-        .unwrap();
-    bodies.sort();
-    let mut expected: Vec<(String,)> = (0..20).map(|i| (format!("ev{i}"),)).collect();
+    let bodies = note_bodies(&db).await;
+    let mut expected: Vec<String> = (0..20).map(|i| format!("ev{i}")).collect();
     expected.sort();
     assert_eq!(bodies, expected, "each event applied exactly once");
-    for (id,) in &expected {
+    for id in &expected {
         assert!(db.inbox_contains("c", id).await.unwrap(), "{id}");
     }
 }

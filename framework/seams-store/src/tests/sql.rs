@@ -7,8 +7,10 @@ use super::*;
 on_both!(
     every_kind_of_value_comes_back_as_it_was_bound,
     a_null_keeps_the_type_of_what_it_stands_for,
-    a_row_read_wrongly_is_an_error,
+    a_row_read_wrongly_is_an_error_in_a_transaction_and_on_a_reader,
     statements_report_what_they_changed_and_found,
+    placeholders_take_the_value_of_their_number_in_any_order,
+    a_placeholder_without_a_value_or_a_value_without_one_is_refused,
 );
 
 /// A table with a column of every kind, in each backend's words.
@@ -117,14 +119,20 @@ async fn a_null_keeps_the_type_of_what_it_stands_for(store: Store) {
     assert_eq!(None::<&[u8]>.value(), Value::Null(Kind::Blob));
 }
 
-async fn a_row_read_wrongly_is_an_error(store: Store) {
+async fn a_row_read_wrongly_is_an_error_in_a_transaction_and_on_a_reader(store: Store) {
     let db = store.open().await;
     let mut tx = db.begin().await.unwrap();
+    read_wrongly(&mut tx).await;
+    tx.commit().await.unwrap();
+    read_wrongly(&mut db.read().await.unwrap()).await;
+}
+
+async fn read_wrongly(on: &mut impl On) {
     let row = query(
         "SELECT CAST(NULL AS BIGINT) AS absent, 'text' AS words, \
          CAST(2 AS BIGINT) AS two, CAST(1 AS BIGINT) AS one, CAST(0 AS BIGINT) AS zero",
     )
-    .fetch_one(&mut tx)
+    .fetch_one(on)
     .await
     .unwrap();
     assert!(matches!(
@@ -185,4 +193,48 @@ async fn statements_report_what_they_changed_and_found(store: Store) {
     assert_eq!(bodies, ["a!", "b", "c!"]);
     tx.commit().await.unwrap();
     assert_eq!(note_bodies(&db).await, ["a!", "b", "c!"]);
+}
+
+/// `$2` before `$1`, and `$2` twice: each takes the value bound in its
+/// number's place (SQLite numbers `$N` names by first appearance, so a
+/// driver that bound by position would swap them).
+async fn placeholders_take_the_value_of_their_number_in_any_order(store: Store) {
+    let db = store.open().await;
+    let sql = "SELECT $2 AS second, $1 AS first, $2 AS again";
+    let mut tx = db.begin().await.unwrap();
+    let in_tx = query(sql)
+        .bind(1_i64)
+        .bind("two")
+        .fetch_one(&mut tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut reader = db.read().await.unwrap();
+    let on_reader = query(sql)
+        .bind(1_i64)
+        .bind("two")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    for row in [in_tx, on_reader] {
+        assert_eq!(row.get::<&str>("second").unwrap(), "two");
+        assert_eq!(row.get::<i64>("first").unwrap(), 1);
+        assert_eq!(row.get::<&str>("again").unwrap(), "two");
+    }
+}
+
+async fn a_placeholder_without_a_value_or_a_value_without_one_is_refused(store: Store) {
+    let db = store.open().await;
+    let mut reader = db.read().await.unwrap();
+    let too_few = query("SELECT $1 AS a, $2 AS b").bind(1_i64);
+    assert!(too_few.fetch_one(&mut reader).await.is_err());
+    let too_many = query("SELECT $1 AS a").bind(1_i64).bind(2_i64);
+    assert!(too_many.fetch_one(&mut reader).await.is_err());
+    // The reader is still good for the next statement.
+    let row = query("SELECT $1 AS a")
+        .bind(3_i64)
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    assert_eq!(row.get::<i64>(0).unwrap(), 3);
 }

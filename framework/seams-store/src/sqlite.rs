@@ -1,0 +1,260 @@
+//! SQLite called inline: a statement runs on the task that asks for it,
+//! through rusqlite, instead of being handed to a connection's worker
+//! thread and its answer handed back (sqlx's SQLite driver).
+//!
+//! Why: that hand-off is most of what a statement costs. Counted with
+//! callgrind (`bench/driver-cost.sh`), a transaction of eight statements
+//! costs about 160,000 instructions through sqlx and about 100,000 inline,
+//! SQLite's own work included; the difference is the channel, the wake-ups
+//! and the copies between the two threads. The price is that a statement
+//! occupies its tokio worker while it runs. A read of committed rows in WAL
+//! mode never waits for a lock (the writer is the only one that could make
+//! it, and WAL readers do not wait for it), and the reads the store serves
+//! are indexed and short, so this is microseconds.
+//!
+//! The readers use it today; the writer still goes through sqlx.
+//! Statements are prepared once per connection and kept (`prepare_cached`).
+//!
+//! Placeholders are `$1`…`$n`, as everywhere in the store. SQLite reads
+//! `$1` as a *named* parameter and numbers names in the order they first
+//! appear, so each parameter's value is found by its name, as sqlx does.
+
+use std::sync::Arc;
+
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+
+use crate::location::Location;
+use crate::sql::{DbError, Value};
+
+/// Opens a read-only connection to `location`'s file, set up as every
+/// connection of the store is ([`Location::setup`]).
+pub(crate) fn open_reader(location: &Location) -> Result<rusqlite::Connection, DbError> {
+    let Location::Sqlite { path, .. } = location else {
+        return Err(DbError::Configuration(
+            "an inline SQLite reader needs a SQLite location".into(),
+        ));
+    };
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(error)?;
+    // The store's statements: a capability's few reads and the framework's.
+    conn.set_prepared_statement_cache_capacity(128);
+    for statement in location.setup() {
+        conn.query_row(&statement, [], |_| Ok(()))
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(()),
+                e => Err(e),
+            })
+            .map_err(error)?;
+    }
+    Ok(conn)
+}
+
+/// What a statement is run for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// The rows it changed.
+    Changes,
+    /// Its first row, if any.
+    First,
+    /// All its rows.
+    All,
+}
+
+/// What a statement returned: the rows asked for (at most one for
+/// [`Want::First`]) and the rows it changed.
+pub(crate) struct Outcome {
+    pub(crate) rows: Vec<Values>,
+    pub(crate) changes: u64,
+}
+
+/// One row, its values copied out of SQLite.
+pub(crate) struct Values {
+    pub(crate) columns: Arc<[String]>,
+    pub(crate) values: Vec<Owned>,
+}
+
+/// A value as SQLite stores it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Owned {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// Runs `sql` with `values` on `conn`.
+pub(crate) fn run(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    values: &[Value<'_>],
+    want: Want,
+) -> Result<Outcome, DbError> {
+    let mut statement = conn.prepare_cached(sql).map_err(error)?;
+    bind(&mut statement, values)?;
+    let columns: Arc<[String]> = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let read_only = statement.readonly();
+    let mut out = Vec::new();
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next().map_err(error)? {
+        if want == Want::Changes {
+            // Stepped to the end, so that all of the statement's effects
+            // happen whatever it returns.
+            continue;
+        }
+        let mut copied = Vec::with_capacity(columns.len());
+        for i in 0..columns.len() {
+            copied.push(owned(row.get_ref(i).map_err(error)?)?);
+        }
+        out.push(Values {
+            columns: columns.clone(),
+            values: copied,
+        });
+        // As sqlx's `fetch_optional`: the rest is not read (SQLite has
+        // done a RETURNING statement's writes by its first row).
+        if want == Want::First {
+            break;
+        }
+    }
+    drop(rows);
+    let changes = if read_only { 0 } else { conn.changes() };
+    Ok(Outcome { rows: out, changes })
+}
+
+/// Binds `values` by the number in each parameter's name (`$3` takes the
+/// third), refusing a statement that names a value that was not bound or
+/// leaves one unused: SQLite would bind the missing ones as NULL.
+fn bind(statement: &mut rusqlite::Statement<'_>, values: &[Value<'_>]) -> Result<(), DbError> {
+    let count = statement.parameter_count();
+    let mut used = vec![false; values.len()];
+    for index in 1..=count {
+        let name = statement.parameter_name(index);
+        let number = match name {
+            Some(name) => name
+                .strip_prefix(['$', '?'])
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| encode(format!("parameter {name} is not $1…$n")))?,
+            None => index,
+        };
+        let value = number
+            .checked_sub(1)
+            .and_then(|i| values.get(i))
+            .ok_or_else(|| {
+                encode(format!(
+                    "parameter ${number} has no value ({} bound)",
+                    values.len()
+                ))
+            })?;
+        used[number - 1] = true;
+        statement.raw_bind_parameter(index, value).map_err(error)?;
+    }
+    if let Some(unused) = used.iter().position(|u| !u) {
+        return Err(encode(format!(
+            "value {} was bound to no parameter ({} in the statement)",
+            unused + 1,
+            count
+        )));
+    }
+    Ok(())
+}
+
+fn encode(message: String) -> DbError {
+    DbError::Encode(message.into())
+}
+
+fn owned(value: ValueRef<'_>) -> Result<Owned, DbError> {
+    Ok(match value {
+        ValueRef::Null => Owned::Null,
+        ValueRef::Integer(v) => Owned::Integer(v),
+        ValueRef::Real(v) => Owned::Real(v),
+        ValueRef::Text(bytes) => Owned::Text(
+            String::from_utf8(bytes.to_vec()).map_err(|e| DbError::Decode(Box::new(e)))?,
+        ),
+        ValueRef::Blob(bytes) => Owned::Blob(bytes.to_vec()),
+    })
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            Value::Null(_) => ValueRef::Null,
+            Value::Bool(v) => ValueRef::Integer(i64::from(*v)),
+            Value::Integer(v) => ValueRef::Integer(*v),
+            Value::Real(v) => ValueRef::Real(*v),
+            Value::Text(v) => ValueRef::Text(v.as_bytes()),
+            Value::Blob(v) => ValueRef::Blob(v),
+        }))
+    }
+}
+
+/// rusqlite's error as the store's: a refusal by SQLite becomes a database
+/// error whose kind (unique, foreign key, NOT NULL, CHECK) the store's
+/// classifiers read, as they read sqlx's.
+pub(crate) fn error(e: rusqlite::Error) -> DbError {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, message) => DbError::Database(Box::new(Refusal {
+            code: failure.extended_code,
+            message: message.unwrap_or_else(|| failure.to_string()),
+        })),
+        rusqlite::Error::QueryReturnedNoRows => DbError::RowNotFound,
+        rusqlite::Error::ToSqlConversionFailure(e) => DbError::Encode(e),
+        rusqlite::Error::FromSqlConversionFailure(_, _, e) => DbError::Decode(e),
+        other => DbError::Protocol(other.to_string()),
+    }
+}
+
+/// A statement SQLite refused, with its extended result code.
+#[derive(Debug)]
+struct Refusal {
+    code: std::ffi::c_int,
+    message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl sqlx::error::DatabaseError for Refusal {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        Some(self.code.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use rusqlite::ffi;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                sqlx::error::ErrorKind::UniqueViolation
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => sqlx::error::ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => sqlx::error::ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => sqlx::error::ErrorKind::CheckViolation,
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}

@@ -63,12 +63,14 @@ pub(crate) enum Want {
 
 /// What a statement returned: the rows asked for (at most one for
 /// [`Want::First`]) and the rows it changed.
+#[derive(Debug)]
 pub(crate) struct Outcome {
     pub(crate) rows: Vec<Values>,
     pub(crate) changes: u64,
 }
 
 /// One row, its values copied out of SQLite.
+#[derive(Debug)]
 pub(crate) struct Values {
     pub(crate) columns: Arc<[String]>,
     pub(crate) values: Vec<Owned>,
@@ -202,10 +204,16 @@ pub(crate) fn error(e: rusqlite::Error) -> DbError {
             code: failure.extended_code,
             message: message.unwrap_or_else(|| failure.to_string()),
         })),
+        rusqlite::Error::SqlInputError { error, msg, .. } => DbError::Database(Box::new(Refusal {
+            code: error.extended_code,
+            message: msg,
+        })),
         rusqlite::Error::QueryReturnedNoRows => DbError::RowNotFound,
         rusqlite::Error::ToSqlConversionFailure(e) => DbError::Encode(e),
         rusqlite::Error::FromSqlConversionFailure(_, _, e) => DbError::Decode(e),
-        other => DbError::Protocol(other.to_string()),
+        // A misuse of the driver, not a lost connection (which `Protocol`
+        // would say to the store's classifiers).
+        other => DbError::InvalidArgument(other.to_string()),
     }
 }
 
@@ -258,3 +266,6 @@ impl sqlx::error::DatabaseError for Refusal {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

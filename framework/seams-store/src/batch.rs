@@ -1,59 +1,41 @@
-//! Several statements of one transaction sent to the database together.
+//! Several statements of one transaction, kept until its commit.
 //!
 //! A transaction holds its database's single writer from `begin` to
-//! `commit`, and every statement in between is a round trip: on SQLite to
-//! the connection's worker thread and back to a tokio worker, which under
-//! load is busy with HTTP and answers late. Under create-invoice at 1,000/s
-//! on the benchmark machine, billing's transactions queued for the writer
-//! 1.4-1.5 ms on average (p99 up to 25 ms) with one round trip per
-//! statement, and 0.15-0.24 ms with the same statements sent as one
-//! (`seams_db_writer_wait_seconds`, BENCHMARKS.md). Statements that need no
-//! answer until the end (inserts whose results nobody reads) can therefore
-//! go into the transaction's [`Batch`] ([`Tx::later`]), sent with the
-//! commit: one round trip on SQLite, which runs a query string of several
-//! statements in order and stops at the first that fails.
+//! `commit`. Statements that need no answer until the end (inserts whose
+//! results nobody reads) can go into the transaction's [`Batch`]
+//! ([`Tx::later`]) and are run with the commit, in order, stopping at the
+//! first that fails. The batch also carries the transaction's savepoint:
+//! its `SAVEPOINT` first if no statement needed an answer before, and on
+//! SQLite its `RELEASE` last. A batch stops at its first failing
+//! statement, so a member whose `SAVEPOINT` went with it either opened it
+//! or ran nothing.
 //!
-//! The same query carries the `RELEASE` of the transaction's savepoint,
-//! and its `SAVEPOINT` too if no statement needed an answer before: a
-//! command that joins an open group and only writes holds the writer for
-//! one round trip in all. A batch stops at its first failing statement, so
-//! a member whose `SAVEPOINT` went with it either opened it or ran nothing.
+//! On SQLite the statements run inline on the writer's connection
+//! ([`crate::sqlite`]), each prepared once and kept, so a batch is no
+//! cheaper per statement than the same statements sent one by one; what it
+//! still gives is that a command which only writes holds the writer for
+//! one uninterrupted run, with nothing awaited in between. On PostgreSQL,
+//! which refuses several statements with parameters in one query, the
+//! statements go one after another.
 //!
-//! PostgreSQL refuses several statements with parameters in one query, so
-//! there a batch runs its statements one after another: the same effects
-//! and errors, without the saving (its writer is a network connection, not
-//! a thread of this process, and is not where PostgreSQL deployments wait).
-//!
-//! Statements are written as they would be alone, placeholders from `$1`;
-//! the batch renumbers them. A statement that leaves a placeholder unbound,
-//! or binds more values than it has placeholders, fails the batch before
-//! anything is sent: SQLite would otherwise bind the missing ones as NULL.
-//!
-//! No crate offers this: sqlx runs one query string with one argument list,
-//! and its argument lists cannot be joined through its public API, so the
-//! batch binds every value straight into the list it will send.
+//! Statements are written as they would be alone, placeholders `$1`…`$n`.
+//! A statement that leaves a placeholder unbound, or binds more values
+//! than it has placeholders, fails the batch before anything is sent:
+//! SQLite would otherwise bind the missing ones as NULL.
 
 use seams_core::Envelope;
 use sqlx::any::AnyArguments;
 
 use crate::db::now_ms;
 use crate::idempotency::{IdempotencyClaim, SaveResponseError};
-use crate::location::Backend;
-use crate::sql::Param;
+use crate::sql::{DbError, Param, Target, Value};
 use crate::tx::Tx;
 
 /// Statements sent together: a transaction's [`Tx::later`], `tx.later().statement(SQL).bind(v)…`.
 pub struct Batch<'q> {
-    backend: Backend,
-    /// SQLite: one part, every statement joined with placeholders
-    /// renumbered, every value. PostgreSQL: one part per statement.
-    parts: Vec<Part<'q>>,
-    /// Placeholders of the statement being bound, and values bound to it.
+    statements: Vec<Statement<'q>>,
+    /// Placeholders of the statement being bound.
     expected: usize,
-    bound: usize,
-    /// Values bound before the statement being bound began.
-    offset: usize,
-    statements: usize,
     published: bool,
     /// The first mistake, reported at the commit before anything is sent.
     error: Option<String>,
@@ -61,16 +43,15 @@ pub struct Batch<'q> {
     emit: std::sync::Arc<crate::emit::Emit>,
 }
 
-struct Part<'q> {
+struct Statement<'q> {
     sql: String,
-    args: AnyArguments<'q>,
+    values: Vec<Value<'q>>,
 }
 
 impl std::fmt::Debug for Batch<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Batch")
-            .field("backend", &self.backend)
-            .field("statements", &self.statements)
+            .field("statements", &self.statements.len())
             .finish_non_exhaustive()
     }
 }
@@ -81,14 +62,10 @@ const PUBLISH: &str = "INSERT INTO seams_outbox \
      (event_id, event_type, subject, envelope, created_at_ms) VALUES ($1, $2, $3, $4, $5)";
 
 impl<'q> Batch<'q> {
-    pub(crate) fn new(backend: Backend, emit: std::sync::Arc<crate::emit::Emit>) -> Batch<'q> {
+    pub(crate) fn new(emit: std::sync::Arc<crate::emit::Emit>) -> Batch<'q> {
         Batch {
-            backend,
-            parts: Vec::new(),
+            statements: Vec::new(),
             expected: 0,
-            bound: 0,
-            offset: 0,
-            statements: 0,
             published: false,
             error: None,
             emit,
@@ -102,33 +79,17 @@ impl<'q> Batch<'q> {
         if self.error.is_some() {
             return self;
         }
-        let statement = self.statements + 1;
-        let renumbered = match (self.backend, self.parts.last_mut()) {
-            (Backend::Sqlite, Some(part)) => {
-                part.sql.push_str(";\n");
-                renumber_into(Some(&mut part.sql), sql, self.offset)
-            }
-            _ => {
-                let mut own = String::with_capacity(sql.len() + 8);
-                let renumbered = renumber_into(Some(&mut own), sql, self.offset);
-                self.parts.push(Part {
-                    sql: own,
-                    args: AnyArguments::default(),
+        let statement = self.statements.len() + 1;
+        match placeholders(sql) {
+            Ok(placeholders) => {
+                self.expected = placeholders;
+                self.statements.push(Statement {
+                    sql: sql.to_owned(),
+                    values: Vec::with_capacity(placeholders),
                 });
-                renumbered
             }
-        };
-        // A batch with an error is never sent, so what was appended stays unread.
-        let placeholders = match renumbered {
-            Ok(placeholders) => placeholders,
-            Err(e) => {
-                self.error = Some(format!("batch statement {statement}: {e}"));
-                return self;
-            }
-        };
-        self.statements = statement;
-        self.expected = placeholders;
-        self.bound = 0;
+            Err(e) => self.error = Some(format!("batch statement {statement}: {e}")),
+        }
         self
     }
 
@@ -137,18 +98,10 @@ impl<'q> Batch<'q> {
         if self.error.is_some() {
             return self;
         }
-        let Some(part) = self.parts.last_mut() else {
-            self.error = Some("a value was bound before any statement".into());
-            return self;
-        };
-        if let Err(e) = value.value().add_to(&mut part.args) {
-            self.error = Some(format!(
-                "batch statement {}, value {}: {e}",
-                self.statements,
-                self.bound + 1
-            ));
+        match self.statements.last_mut() {
+            Some(statement) => statement.values.push(value.value()),
+            None => self.error = Some("a value was bound before any statement".into()),
         }
-        self.bound += 1;
         self
     }
 
@@ -201,52 +154,43 @@ impl<'q> Batch<'q> {
             .bind(now_ms())
     }
 
-    /// Puts `sql`, which takes no values, before the statements so far
-    /// (SQLite only: its batch is one query).
+    /// Puts `sql`, which takes no values, before the statements so far.
     pub(crate) fn before_raw(&mut self, sql: &str) {
-        match self.parts.first_mut() {
-            Some(part) => part.sql.insert_str(0, &format!("{sql};\n")),
-            None => self.parts.push(Part {
+        self.statements.insert(
+            0,
+            Statement {
                 sql: sql.to_owned(),
-                args: AnyArguments::default(),
-            }),
-        }
+                values: Vec::new(),
+            },
+        );
     }
 
-    /// Appends `sql`, which takes no values, after the statements so far
-    /// (SQLite only: its batch is one query).
+    /// Appends `sql`, which takes no values, after the statements so far.
     pub(crate) fn then_raw(&mut self, sql: &str) {
-        match self.parts.last_mut() {
-            Some(part) => {
-                part.sql.push_str(";\n");
-                part.sql.push_str(sql);
-            }
-            None => self.parts.push(Part {
-                sql: sql.to_owned(),
-                args: AnyArguments::default(),
-            }),
-        }
+        self.close_statement();
+        self.statements.push(Statement {
+            sql: sql.to_owned(),
+            values: Vec::new(),
+        });
+        self.expected = 0;
     }
 
     /// Checks the statement being bound got exactly its values.
     fn close_statement(&mut self) {
-        if self.statements == 0 || self.error.is_some() {
+        if self.error.is_some() {
             return;
         }
-        if self.bound != self.expected {
+        let Some(statement) = self.statements.last() else {
+            return;
+        };
+        if statement.values.len() != self.expected {
             self.error = Some(format!(
                 "batch statement {} has {} placeholders and {} values bound",
-                self.statements, self.expected, self.bound
+                self.statements.len(),
+                self.expected,
+                statement.values.len()
             ));
         }
-        self.offset = match self.backend {
-            Backend::Sqlite => self.offset + self.bound,
-            Backend::Postgres => 0,
-        };
-        // Closed: closing again changes nothing, and a value bound now
-        // counts as one too many.
-        self.expected = 0;
-        self.bound = 0;
     }
 }
 
@@ -258,15 +202,33 @@ impl Tx {
     pub(crate) async fn run(&mut self, mut batch: Batch<'_>) -> Result<u64, SaveResponseError> {
         batch.close_statement();
         if let Some(e) = batch.error {
-            return Err(SaveResponseError::Db(sqlx::Error::Protocol(e)));
+            return Err(SaveResponseError::Db(DbError::Protocol(e)));
         }
         let mut changed = 0;
-        for part in batch.parts {
-            match sqlx::query_with(&part.sql, part.args)
-                .execute(self.raw_conn())
-                .await
-            {
-                Ok(done) => changed += done.rows_affected(),
+        for statement in batch.statements {
+            let result = match self.raw_target() {
+                Target::Sqlite(conn) => crate::sqlite::run(
+                    conn,
+                    &statement.sql,
+                    &statement.values,
+                    crate::sqlite::Want::Changes,
+                )
+                .map(|outcome| outcome.changes),
+                Target::Sqlx(conn) => {
+                    let mut args = AnyArguments::default();
+                    for value in statement.values {
+                        value
+                            .add_to(&mut args)
+                            .map_err(|e| SaveResponseError::Db(DbError::Encode(e)))?;
+                    }
+                    sqlx::query_with(&statement.sql, args)
+                        .execute(conn)
+                        .await
+                        .map(|done| done.rows_affected())
+                }
+            };
+            match result {
+                Ok(n) => changed += n,
                 Err(e)
                     if crate::unique_violation(&e)
                         .is_some_and(|c| c.contains("seams_idempotency")) =>
@@ -283,29 +245,21 @@ impl Tx {
     }
 }
 
-/// Appends `sql` to `out` (if there is one) with its placeholders `$k`
-/// written `$(k + offset)`, and returns the highest `k` (the statement's number of placeholders).
-/// Text in quotes stays as it is. Refused: a `$` that is no placeholder,
-/// `$0`, an unclosed quote, and a `;` outside quotes, since PostgreSQL runs
-/// each statement of a batch on its own.
+/// The highest `$k` in `sql`: the statement's number of placeholders.
+/// Text in quotes is skipped. Refused: a `$` that is no placeholder, `$0`,
+/// an unclosed quote, and a `;` outside quotes (one statement at a time:
+/// SQLite would run the first and drop the rest).
 ///
-/// Every statement of every batch passes through here, so it copies the
-/// text between placeholders whole and finds the next `$`, quote or `;`
-/// with `memchr` rather than pushing character by character (which cost
-/// about 3,700 instructions a statement, 4 % of an invoice). All four are
-/// ASCII, so byte offsets found this way are character boundaries.
-pub(crate) fn renumber_into(
-    mut out: Option<&mut String>,
-    sql: &str,
-    offset: usize,
-) -> Result<usize, String> {
+/// Every statement passes through here, so it finds the next `$`, quote
+/// or `;` with `memchr` rather than looking at every character. All four
+/// are ASCII, so byte offsets found this way are character boundaries.
+pub(crate) fn placeholders(sql: &str) -> Result<usize, String> {
     let bytes = sql.as_bytes();
     let one_statement = |text: &[u8]| match memchr::memchr(b';', text) {
         Some(_) => Err("holds more than one statement".to_owned()),
         None => Ok(()),
     };
     let mut highest = 0;
-    let mut copied = 0;
     let mut at = 0;
     while let Some(found) = memchr::memchr3(b'$', b'\'', b'"', &bytes[at..]) {
         one_statement(&bytes[at..at + found])?;
@@ -330,60 +284,32 @@ pub(crate) fn renumber_into(
             return Err("has the placeholder $0; they start at $1".into());
         }
         highest = highest.max(k);
-        if let Some(out) = out.as_deref_mut() {
-            out.push_str(&sql[copied..=special]);
-            out.push_str(itoa::Buffer::new().format(k + offset));
-        }
-        copied = end;
         at = end;
     }
     one_statement(&bytes[at..])?;
-    if let Some(out) = out {
-        out.push_str(&sql[copied..]);
-    }
     Ok(highest)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::renumber_into;
-
-    fn renumber(sql: &str, offset: usize) -> Result<(String, usize), String> {
-        let mut out = String::new();
-        renumber_into(Some(&mut out), sql, offset).map(|n| (out, n))
-    }
+    use super::placeholders;
 
     #[test]
-    fn placeholders_move_by_the_offset_and_quoted_text_stays() {
+    fn the_highest_placeholder_is_counted_and_quoted_text_skipped() {
+        assert_eq!(placeholders("INSERT INTO t (a, b) VALUES ($1, $2)"), Ok(2));
         assert_eq!(
-            renumber("INSERT INTO t (a, b) VALUES ($1, $2)", 4).unwrap(),
-            ("INSERT INTO t (a, b) VALUES ($5, $6)".to_owned(), 2)
+            placeholders("UPDATE t SET a = '$9;' WHERE \"b$8\" = $3 OR c = $1"),
+            Ok(3)
         );
-        assert_eq!(
-            renumber("UPDATE t SET a = '$1;' WHERE \"b$2\" = $3 OR c = $1", 10).unwrap(),
-            (
-                "UPDATE t SET a = '$1;' WHERE \"b$2\" = $13 OR c = $11".to_owned(),
-                3
-            )
-        );
-        assert_eq!(renumber("SELECT 1", 3).unwrap(), ("SELECT 1".to_owned(), 0));
-    }
-
-    #[test]
-    fn text_around_placeholders_is_copied_whole_and_appended() {
-        let mut out = "SAVEPOINT s;\n".to_owned();
+        assert_eq!(placeholders("SELECT 1"), Ok(0));
         let sql = "INSERT INTO t (név, b) VALUES ('it''s $9; ok', $12)$1 RETURNING \"é\"";
-        assert_eq!(renumber_into(Some(&mut out), sql, 3), Ok(12));
-        assert_eq!(
-            out,
-            "SAVEPOINT s;\nINSERT INTO t (név, b) VALUES ('it''s $9; ok', $15)$4 RETURNING \"é\""
-        );
-        assert_eq!(renumber("$1$2", 0).unwrap(), ("$1$2".to_owned(), 2));
-        assert_eq!(renumber("a = $7", 0).unwrap(), ("a = $7".to_owned(), 7));
+        assert_eq!(placeholders(sql), Ok(12));
+        assert_eq!(placeholders("$1$2"), Ok(2));
+        assert_eq!(placeholders("a = $7"), Ok(7));
     }
 
     #[test]
-    fn what_cannot_be_renumbered_is_refused() {
+    fn what_is_not_one_statement_with_placeholders_is_refused() {
         for bad in [
             "SELECT 1; SELECT 2",
             "SELECT $a",
@@ -395,7 +321,7 @@ mod tests {
             "SELECT \"open",
             "SELECT $99999999999999999999999",
         ] {
-            assert!(renumber(bad, 0).is_err(), "{bad}");
+            assert!(placeholders(bad).is_err(), "{bad}");
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::readers::{ReadConn, Readers};
 use crate::sql::{DbError, query};
 use crate::take_over::TakeOver;
 use crate::tx::Tx;
-use crate::writer::{Group, SAVEPOINT, Undo, Writer, committer};
+use crate::writer::{Conn, Group, SAVEPOINT, Undo, Writer, committer};
 
 /// Handle to one capability's database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -60,6 +60,22 @@ impl std::fmt::Debug for Inner {
             .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
+}
+
+/// The framework's migrations, then the capability's.
+async fn migrate_all(
+    name: &str,
+    conn: &mut sqlx::AnyConnection,
+    migrations: &Migrations,
+    backend: Backend,
+) -> anyhow::Result<()> {
+    migrate(FRAMEWORK.for_backend(backend), conn)
+        .await
+        .with_context(|| format!("migrating {name}: framework tables"))?;
+    migrate(migrations.for_backend(backend), conn)
+        .await
+        .with_context(|| format!("migrating {name}: capability tables"))?;
+    Ok(())
 }
 
 /// Wall-clock milliseconds since the Unix epoch, the unit of every `*_at_ms` column.
@@ -107,6 +123,15 @@ impl Db {
                 .with_context(|| format!("creating data directory {}", dir.display()))?;
         }
         let backend = location.backend();
+        // SQLite's writer calls SQLite inline, and sqlx's migrator needs an
+        // sqlx connection: the file is migrated on one of its own first.
+        // On PostgreSQL the writer migrates, after it claimed the lock.
+        let mut migrating = match backend {
+            Backend::Sqlite => Some(location.connect(false).await.with_context(|| {
+                format!("opening {name} database at {location:?} to migrate it")
+            })?),
+            Backend::Postgres => None,
+        };
         let mut writer = Writer {
             conn: None,
             location: location.clone(),
@@ -114,17 +139,22 @@ impl Db {
             dirty: None,
             group: Group::new(),
         };
+        if let Some(conn) = migrating.as_mut() {
+            migrate_all(name, conn, migrations, backend).await?;
+        }
         writer
             .connect_taking_over(name, take_over)
             .await
             .with_context(|| format!("opening {name} database at {location:?}"))?;
-        let conn = writer.conn.as_mut().expect("just connected");
-        migrate(FRAMEWORK.for_backend(backend), conn)
-            .await
-            .with_context(|| format!("migrating {name}: framework tables"))?;
-        migrate(migrations.for_backend(backend), conn)
-            .await
-            .with_context(|| format!("migrating {name}: capability tables"))?;
+        match (migrating, writer.conn.as_mut()) {
+            (Some(conn), _) => {
+                let _ = conn.close().await;
+            }
+            (None, Some(Conn::Postgres(conn))) => {
+                migrate_all(name, conn, migrations, backend).await?;
+            }
+            (None, _) => anyhow::bail!("{name}: the writer has no connection to migrate"),
+        }
         let writer = Arc::new(Mutex::new(writer));
         let commit_wanted = Arc::new(Notify::new());
         let read = Readers::open(location)
@@ -322,8 +352,14 @@ impl Db {
             let group = std::mem::replace(&mut w.group, Group::new());
             group.done.send_replace(Some(Ok(())));
         }
-        if let Some(conn) = w.conn.take() {
-            let _ = conn.close().await;
+        match w.conn.take() {
+            Some(Conn::Sqlite(conn)) => {
+                let _ = conn.close();
+            }
+            Some(Conn::Postgres(conn)) => {
+                let _ = conn.close().await;
+            }
+            None => {}
         }
         drop(w);
         self.inner.read.close().await;

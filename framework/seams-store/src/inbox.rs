@@ -1,16 +1,12 @@
 //! The inbox: which events each consumer has applied, recorded in the same
 //! transaction as their effects, so that a redelivered event is a no-op.
 
-use futures::TryStreamExt;
 use seams_core::Envelope;
-use sqlx::Either;
-use sqlx::Executor;
 
 use crate::db::{Db, now_ms};
 use crate::pipeline::Turn;
 use crate::sql::{DbError, query};
 use crate::tx::Tx;
-use crate::writer::SAVEPOINT;
 
 /// The inbox row of an event a consumer applies; nothing if it is there.
 pub(crate) const INSERT: &str = "INSERT INTO seams_inbox (consumer, event_id, handled_at_ms) \
@@ -29,34 +25,18 @@ impl Db {
     ) -> Result<Option<Tx>, DbError> {
         let mut tx = self.begin_member(true).await?;
         tx.turn = Some(turn);
-        // A relay applies its events one after another, so every round trip
-        // to the writer's thread here is one more in each event's latency: a
-        // member joining an open group on SQLite sends its `SAVEPOINT` in the
-        // same query. Whether the row went in is the `INSERT`'s own count of
-        // changed rows, the last result of the query: the one sqlx reports
-        // for the `SAVEPOINT` before it is SQLite's count of the previous
-        // write, which a `SAVEPOINT` does not reset, so the results are not
-        // summed. No `RETURNING`: SQLite collects returned rows in a
-        // temporary B-tree it creates and drops per statement, about 10,000
-        // instructions an event. If the query fails, dropping the
+        // A member joining an open group on SQLite sends its deferred
+        // `SAVEPOINT` just before this statement (inline, no round trip).
+        // No `RETURNING`: SQLite collects returned rows in a temporary
+        // B-tree it creates and drops per statement, about 10,000
+        // instructions an event. If the statement fails, dropping the
         // transaction undoes the savepoint, opened or not.
-        static AFTER_SAVEPOINT: std::sync::LazyLock<String> =
-            std::sync::LazyLock::new(|| format!("{SAVEPOINT}; {INSERT}"));
-        let sql = if tx.take_deferred_savepoint() {
-            AFTER_SAVEPOINT.as_str()
-        } else {
-            INSERT
-        };
-        // On sqlx: the surface's `execute` sums the results' counts; this needs the last alone.
-        let insert = sqlx::query(sql).bind(consumer).bind(&env.id).bind(now_ms());
-        let mut inserted = 0;
-        let mut results = tx.raw_conn().fetch_many(insert);
-        while let Some(result) = results.try_next().await? {
-            if let Either::Left(done) = result {
-                inserted = done.rows_affected();
-            }
-        }
-        drop(results);
+        let inserted = query(INSERT)
+            .bind(consumer)
+            .bind(&env.id)
+            .bind(now_ms())
+            .execute(&mut tx)
+            .await?;
         if inserted == 0 {
             tx.rollback().await?;
             return Ok(None);

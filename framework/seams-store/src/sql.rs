@@ -211,7 +211,7 @@ pub enum Target<'c> {
 
 impl On for Tx {
     async fn target(&mut self) -> Result<Target<'_>, DbError> {
-        Ok(Target::Sqlx(self.conn().await?))
+        Tx::target(self).await
     }
 }
 
@@ -238,7 +238,7 @@ impl<'q> Query<'q> {
     /// number, before anything is sent: SQLite would bind the missing ones
     /// as NULL, and PostgreSQL takes values nothing refers to.
     fn checked(self) -> Result<Self, DbError> {
-        let placeholders = crate::batch::renumber_into(None, self.sql, 0)
+        let placeholders = crate::batch::placeholders(self.sql)
             .map_err(|e| DbError::Encode(format!("the statement {e}").into()))?;
         if placeholders != self.values.len() {
             return Err(DbError::Encode(

@@ -29,13 +29,29 @@ use crate::sql::{DbError, Value};
 /// Opens a read-only connection to `location`'s file, set up as every
 /// connection of the store is ([`Location::setup`]).
 pub(crate) fn open_reader(location: &Location) -> Result<rusqlite::Connection, DbError> {
+    open(
+        location,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
+/// Opens the writer's connection to `location`'s file (which the
+/// migrations created), set up as every connection of the store is.
+pub(crate) fn open_writer(location: &Location) -> Result<rusqlite::Connection, DbError> {
+    open(
+        location,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+}
+
+fn open(location: &Location, flags: rusqlite::OpenFlags) -> Result<rusqlite::Connection, DbError> {
     let Location::Sqlite { path, .. } = location else {
         return Err(DbError::Configuration(
-            "an inline SQLite reader needs a SQLite location".into(),
+            "an inline SQLite connection needs a SQLite location".into(),
         ));
     };
-    let flags =
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(error)?;
     // The store's statements: a capability's few reads and the framework's.
     conn.set_prepared_statement_cache_capacity(128);

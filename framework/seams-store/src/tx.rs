@@ -1,7 +1,7 @@
 //! A write transaction: one member of its database's next group commit.
 
 use seams_core::Envelope;
-use sqlx::AnyConnection;
+
 use tokio::sync::{OwnedMutexGuard, watch};
 use tracing::Instrument;
 
@@ -10,7 +10,7 @@ use crate::db::{Db, now_ms};
 use crate::idempotency::SaveResponseError;
 use crate::location::Backend;
 use crate::pipeline::Turn;
-use crate::sql::{DbError, query};
+use crate::sql::{DbError, Target, query};
 use crate::writer::{RELEASE, SAVEPOINT, Undo, Writer};
 
 /// A write transaction in a capability's database.
@@ -47,7 +47,7 @@ impl Tx {
     /// count of changed rows): sends this transaction's `SAVEPOINT` first
     /// if it has not gone yet. Statements in [`Tx::later`] are not sent
     /// before the commit, so what they write is not seen here.
-    pub async fn conn(&mut self) -> Result<&mut AnyConnection, DbError> {
+    pub(crate) async fn target(&mut self) -> Result<Target<'_>, DbError> {
         if self.take_deferred_savepoint() {
             self.writer
                 .as_mut()
@@ -55,7 +55,7 @@ impl Tx {
                 .exec(SAVEPOINT)
                 .await?;
         }
-        Ok(self.raw_conn())
+        Ok(self.raw_target())
     }
 
     /// Statements that need no answer, sent with the commit in order
@@ -63,8 +63,8 @@ impl Tx {
     /// values, since they are kept until then; a failing one fails the
     /// commit, which then leaves nothing of the transaction.
     pub fn later(&mut self) -> &mut Batch<'static> {
-        let (backend, emit) = (self.backend(), self.db.emit());
-        self.later.get_or_insert_with(|| Batch::new(backend, emit))
+        let emit = self.db.emit();
+        self.later.get_or_insert_with(|| Batch::new(emit))
     }
 
     /// Whether a `SAVEPOINT` must open the next statement sent; from here
@@ -76,13 +76,14 @@ impl Tx {
 
     /// The connection as it is, for the store's own statements that send
     /// the deferred `SAVEPOINT` themselves.
-    pub(crate) fn raw_conn(&mut self) -> &mut AnyConnection {
+    pub(crate) fn raw_target(&mut self) -> Target<'_> {
         self.writer
             .as_mut()
             .expect("a live transaction holds the writer")
             .conn
             .as_mut()
             .expect("a live transaction has a connection")
+            .target()
     }
 
     /// The SQL dialect of this transaction's database.

@@ -293,8 +293,8 @@ async fn a_consumer_behind_a_failed_commit_is_undone_even_with_its_release_in_it
             .unwrap()
             .unwrap();
         // Checked only at COMMIT: the group fails after every statement succeeded.
-        sqlx::query("INSERT INTO children (parent_id) VALUES (42)")
-            .execute(tx.conn().await.unwrap())
+        query("INSERT INTO children (parent_id) VALUES (42)")
+            .execute(&mut tx)
             .await
             .unwrap();
         tx.commit_eventually().await.unwrap();

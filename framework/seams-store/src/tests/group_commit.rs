@@ -161,22 +161,22 @@ async fn concurrent_deliveries_apply_each_event_once_and_abandoned_ones_leave_no
 async fn a_failed_statement_leaves_the_others_of_its_group_intact(store: Store) {
     let db = store.open().await;
     let mut first = db.begin().await.unwrap();
-    sqlx::query("INSERT INTO notes (id, body) VALUES (1, 'one')")
-        .execute(first.conn().await.unwrap())
+    query("INSERT INTO notes (id, body) VALUES (1, 'one')")
+        .execute(&mut first)
         .await
         .unwrap();
     first.commit().await.unwrap();
     let mut dup = db.begin().await.unwrap();
     assert!(
-        sqlx::query("INSERT INTO notes (id, body) VALUES (1, 'again')")
-            .execute(dup.conn().await.unwrap())
+        query("INSERT INTO notes (id, body) VALUES (1, 'again')")
+            .execute(&mut dup)
             .await
             .is_err()
     );
     drop(dup);
     let mut ok = db.begin().await.unwrap();
-    sqlx::query("INSERT INTO notes (id, body) VALUES (2, 'two')")
-        .execute(ok.conn().await.unwrap())
+    query("INSERT INTO notes (id, body) VALUES (2, 'two')")
+        .execute(&mut ok)
         .await
         .unwrap();
     ok.commit().await.unwrap();

@@ -8,9 +8,9 @@
 //! A capability writes its SQL once, in the dialect the two share (`$N`
 //! placeholders, `ON CONFLICT`, `RETURNING`), through this crate's own
 //! surface ([`query`], [`Row`]); [`Backend`] picks the rare statement that
-//! differs. Underneath, writes go through sqlx's `Any` driver on both
-//! backends, and so do reads on PostgreSQL; reads on SQLite call SQLite
-//! inline through rusqlite (the `sqlite` module). No capability names either.
+//! differs. Underneath, SQLite is called inline through rusqlite (the
+//! `sqlite` module) and PostgreSQL through sqlx's `Any` driver, which also
+//! runs the migrations on both. No capability names either.
 //!
 //! Writes go through one connection per database: SQLite has one writer
 //! anyway, and on PostgreSQL one writer (held by an advisory lock) keeps the

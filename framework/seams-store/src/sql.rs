@@ -3,9 +3,9 @@
 //! or on a reader ([`On`]) and reads what comes back ([`Row`], [`Column`]).
 //!
 //! Capability code says nothing of the driver underneath, which is not one
-//! driver: reads on SQLite run inline through rusqlite ([`crate::sqlite`]),
-//! everything else through sqlx's `Any` driver (bench/driver-cost.sh
-//! counts what each costs a statement). Values are the store's own ([`Value`]), so either driver takes
+//! driver: SQLite runs inline through rusqlite ([`crate::sqlite`]),
+//! PostgreSQL through sqlx's `Any` driver (bench/driver-cost.sh counts what
+//! each costs a statement on SQLite). Values are the store's own ([`Value`]), so either driver takes
 //! them as they are; a [`Row`] holds either driver's row and reads both the
 //! same way.
 //!

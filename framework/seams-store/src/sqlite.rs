@@ -9,10 +9,15 @@
 //! and the copies between the two threads. The price is that a statement
 //! occupies its tokio worker while it runs. A read of committed rows in WAL
 //! mode never waits for a lock (the writer is the only one that could make
-//! it, and WAL readers do not wait for it), and the reads the store serves
-//! are indexed and short, so this is microseconds.
+//! it, and WAL readers do not wait for it), and the statements the store
+//! runs are indexed and short, so this is microseconds.
 //!
-//! The readers use it today; the writer still goes through sqlx.
+//! The readers and the writer use it. The writer's `COMMIT` is the
+//! exception: it waits for the fsync (and may checkpoint the WAL), so it
+//! runs on tokio's blocking pool ([`crate::writer::Writer::exec`]). A
+//! writer that found the file locked by another process would wait up to
+//! the busy timeout on its worker; within one process there is one writer
+//! per file, so only a foreign process (the `sqlite3` shell) can do that.
 //! Statements are prepared once per connection and kept (`prepare_cached`).
 //!
 //! Placeholders are `$1`…`$n`, as everywhere in the store. SQLite reads

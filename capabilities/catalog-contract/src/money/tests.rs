@@ -22,6 +22,19 @@ fn currencies_are_iso_4217_codes_exactly() {
     }
 }
 
+/// Each thread remembers its last parsed code: the answer stays the one
+/// `iso_currency` gives, whatever came before.
+#[test]
+fn a_remembered_code_answers_for_itself_only() {
+    for code in ["EUR", "EUR", "USD", "EUR", "JPY", "JPY", "EUR"] {
+        assert_eq!(Currency::parse(code).unwrap().code(), code);
+    }
+    for bad in ["EUr", "EUR ", "XXX", "XXX", "EU"] {
+        assert!(Currency::parse(bad).is_err(), "{bad}");
+        assert_eq!(Currency::parse("EUR").unwrap().code(), "EUR");
+    }
+}
+
 #[test]
 fn arithmetic_is_checked() {
     assert_eq!(eur(250).times(3).unwrap(), eur(750));

@@ -167,6 +167,50 @@ async fn the_inbox_insert_builds_no_temporary_btree() {
 
 /// 10003 rebuilt the idempotency table (rowid, unique key): what was
 /// recorded before it still answers, and still blocks its key.
+/// The writer and the readers run SQLite with the settings the location
+/// asks for: what a commit survives (`synchronous`), WAL, the busy
+/// timeout, foreign keys, statement journals in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_connection_runs_with_the_settings_of_its_location() {
+    for (durability, synchronous) in [(Durability::Full, 2), (Durability::Normal, 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::Sqlite {
+            path: dir.path().join("notes.db"),
+            durability,
+        };
+        let db = Db::connect(&location, "notes", &NOTES).await.unwrap();
+        let pragma = |name: &'static str| query(name);
+        let mut tx = db.begin().await.unwrap();
+        let mut reader = db.read().await.unwrap();
+        for on in [&mut tx as &mut dyn Settings, &mut reader] {
+            assert_eq!(
+                on.pragma(pragma("PRAGMA synchronous")).await,
+                Some(synchronous)
+            );
+            assert_eq!(on.pragma(pragma("PRAGMA busy_timeout")).await, Some(10_000));
+            assert_eq!(on.pragma(pragma("PRAGMA foreign_keys")).await, Some(1));
+            assert_eq!(on.pragma(pragma("PRAGMA temp_store")).await, Some(2));
+            assert_eq!(on.text(pragma("PRAGMA journal_mode")).await, "wal");
+        }
+        tx.commit().await.unwrap();
+    }
+}
+
+/// A transaction or a reader, for reading one setting.
+trait Settings {
+    fn pragma<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, Option<i64>>;
+    fn text<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, String>;
+}
+
+impl<T: On> Settings for T {
+    fn pragma<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, Option<i64>> {
+        Box::pin(async move { q.fetch_one(self).await.unwrap().get(0).ok() })
+    }
+    fn text<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, String> {
+        Box::pin(async move { q.fetch_one(self).await.unwrap().get(0).unwrap() })
+    }
+}
+
 #[tokio::test]
 async fn idempotency_records_survive_the_rowid_rebuild() {
     use sqlx::Connection;

@@ -51,6 +51,19 @@ impl Readers {
                 .max_connections(READERS as u32)
                 .test_before_acquire(true)
                 .acquire_timeout(READ_WAIT)
+                // Reads only, as SQLite's readers open the file read-only:
+                // a write belongs to the single writer, whose order is the
+                // outbox's order.
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::Executor::execute(
+                            conn,
+                            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                        )
+                        .await
+                        .map(drop)
+                    })
+                })
                 .connect(&location.url(true))
                 .await
                 .map(Readers::Postgres),

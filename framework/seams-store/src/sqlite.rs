@@ -40,14 +40,12 @@ pub(crate) fn open_reader(location: &Location) -> Result<rusqlite::Connection, D
     )
 }
 
-/// Opens the writer's connection to `location`'s file (which the
-/// migrations created), set up as every connection of the store is.
+/// Opens the writer's connection to `location`'s file, set up as every
+/// connection of the store is. The file exists: the migrations created it.
 pub(crate) fn open_writer(location: &Location) -> Result<rusqlite::Connection, DbError> {
     open(
         location,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-            | rusqlite::OpenFlags::SQLITE_OPEN_CREATE
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
 }
 

@@ -43,6 +43,12 @@ fn refusals_keep_their_kind() {
     assert_eq!(insert(&conn, &row(1, "a", 1, None)).unwrap(), 1);
 
     let unique = insert(&conn, &row(2, "a", 1, None)).unwrap_err();
+    assert!(
+        unique
+            .to_string()
+            .contains("UNIQUE constraint failed: t.name"),
+        "{unique}"
+    );
     assert_eq!(crate::unique_violation(&unique).as_deref(), Some("t.name"));
     let primary = insert(&conn, &row(1, "b", 1, None)).unwrap_err();
     assert_eq!(crate::unique_violation(&primary).as_deref(), Some("t.id"));
@@ -165,4 +171,13 @@ fn a_reader_is_opened_only_on_a_sqlite_file() {
         durability: crate::Durability::Full,
     };
     assert!(matches!(open_reader(&missing), Err(DbError::Database(_))));
+    // The writer opens a file the migrations created; it creates none.
+    assert!(matches!(open_writer(&missing), Err(DbError::Database(_))));
+    let dir = tempfile::tempdir().unwrap();
+    let absent = Location::Sqlite {
+        path: dir.path().join("absent.db"),
+        durability: crate::Durability::Full,
+    };
+    assert!(open_writer(&absent).is_err());
+    assert!(!dir.path().join("absent.db").exists());
 }

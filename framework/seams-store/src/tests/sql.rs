@@ -230,6 +230,9 @@ async fn a_placeholder_without_a_value_or_a_value_without_one_is_refused(store: 
     assert!(too_few.fetch_one(&mut reader).await.is_err());
     let too_many = query("SELECT $1 AS a").bind(1_i64).bind(2_i64);
     assert!(too_many.fetch_one(&mut reader).await.is_err());
+    // A reader cannot write.
+    let write = query("INSERT INTO notes (body) VALUES ($1)").bind("no");
+    assert!(write.execute(&mut reader).await.is_err());
     // One statement at a time: SQLite would run the first and drop the rest.
     let two = query("SELECT 1; SELECT 2").fetch_all(&mut reader).await;
     assert!(matches!(two, Err(DbError::Encode(_))), "{two:?}");

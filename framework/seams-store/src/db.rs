@@ -248,7 +248,7 @@ impl Db {
 
     /// Starts a write transaction (a member of the next group commit).
     /// Joining an open group on SQLite, its `SAVEPOINT` goes with its first
-    /// statement ([`Tx::conn`], or the commit of [`Tx::later`]).
+    /// statement (a [`crate::query`] run on it, or the commit of [`Tx::later`]).
     pub async fn begin(&self) -> Result<Tx, DbError> {
         self.begin_member(true).await
     }

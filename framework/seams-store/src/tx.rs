@@ -1,7 +1,6 @@
 //! A write transaction: one member of its database's next group commit.
 
 use seams_core::Envelope;
-
 use tokio::sync::{OwnedMutexGuard, watch};
 use tracing::Instrument;
 
@@ -15,11 +14,12 @@ use crate::writer::{RELEASE, SAVEPOINT, Undo, Writer};
 
 /// A write transaction in a capability's database.
 ///
-/// Statements whose answers the caller reads go through [`Tx::conn`];
-/// statements that need no answer go into [`Tx::later`] and are sent with
-/// the commit, in one round trip on SQLite (the savepoint's `SAVEPOINT` and
-/// `RELEASE` with them when nothing needed an answer first). Either way the
-/// transaction is the only way to write.
+/// Statements whose answers the caller reads run on it at once
+/// (`query(SQL).fetch_one(&mut tx)`, [`crate::query`]); statements that
+/// need no answer go into [`Tx::later`] and run with the commit (the
+/// savepoint's `SAVEPOINT` and, on SQLite, `RELEASE` with them when nothing
+/// needed an answer first). Either way the transaction is the only way to
+/// write.
 ///
 /// Dropping it without [`Tx::commit`] rolls back, outbox rows included.
 /// It holds the writer until it commits or is dropped, so keep it short and

@@ -148,10 +148,14 @@ async fn read_wrongly(on: &mut impl On) {
         Err(DbError::ColumnDecode { .. })
     ));
     assert_eq!(row.get::<Option<i64>>("absent").unwrap(), None);
-    assert!(matches!(
-        row.get::<i64>("words"),
-        Err(DbError::ColumnDecode { .. })
-    ));
+    match row.get::<i64>("words") {
+        Err(DbError::ColumnDecode { source, .. }) => {
+            // Each driver words it its own way; both name what was found.
+            let said = source.to_string();
+            assert!(said.contains("text") || said.contains("TEXT"), "{said}");
+        }
+        other => panic!("{other:?}"),
+    }
     assert!(matches!(
         row.get::<bool>("absent"),
         Err(DbError::ColumnDecode { .. })

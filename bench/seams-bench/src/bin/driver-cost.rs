@@ -157,43 +157,52 @@ fn check(count: i64, rows: i64, last_id: Option<i64>) -> anyhow::Result<i64> {
     Ok(rows)
 }
 
+/// The transactions through sqlx, on `$conn` (an `AnyConnection` or a
+/// `SqliteConnection`: the same calls, which no generic bound over sqlx's
+/// executor traits states as briefly); evaluates to the rows checked.
+macro_rules! through_sqlx {
+    ($conn:ident, $count:expr, $batch:expr) => {{
+        for statement in PRAGMAS.into_iter().chain([SCHEMA]) {
+            sqlx::query(statement).execute(&mut $conn).await?;
+        }
+        let mut last_id = None;
+        for i in 0..$count {
+            sqlx::query(BEGIN).execute(&mut $conn).await?;
+            sqlx::query(SAVEPOINT).execute(&mut $conn).await?;
+            if $batch {
+                let mut query = sqlx::query(INSERT_BATCH);
+                for j in 0..INSERTS {
+                    query = query.bind(name(i, j)).bind(i * 10 + j).bind(TEXT);
+                }
+                query.execute(&mut $conn).await?;
+            } else {
+                for j in 0..INSERTS {
+                    let id: i64 = sqlx::query_scalar(INSERT_RETURNING)
+                        .bind(name(i, j))
+                        .bind(i * 10 + j)
+                        .bind(TEXT)
+                        .fetch_one(&mut $conn)
+                        .await?;
+                    last_id = Some(id);
+                }
+            }
+            sqlx::query(RELEASE).execute(&mut $conn).await?;
+            sqlx::query(COMMIT).execute(&mut $conn).await?;
+        }
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut $conn)
+            .await?;
+        $conn.close().await?;
+        check($count, rows, last_id)
+    }};
+}
+
 /// `sqlx::AnyConnection`, connected and set up as `Location::connect` does.
 async fn any(path: &std::path::Path, count: i64, batch: bool) -> anyhow::Result<i64> {
     sqlx::any::install_default_drivers();
     let mut conn =
         sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=rwc", path.display())).await?;
-    for statement in PRAGMAS.into_iter().chain([SCHEMA]) {
-        sqlx::query(statement).execute(&mut conn).await?;
-    }
-    let mut last_id = None;
-    for i in 0..count {
-        sqlx::query(BEGIN).execute(&mut conn).await?;
-        sqlx::query(SAVEPOINT).execute(&mut conn).await?;
-        if batch {
-            let mut query = sqlx::query(INSERT_BATCH);
-            for j in 0..INSERTS {
-                query = query.bind(name(i, j)).bind(i * 10 + j).bind(TEXT);
-            }
-            query.execute(&mut conn).await?;
-        } else {
-            for j in 0..INSERTS {
-                let id: i64 = sqlx::query_scalar(INSERT_RETURNING)
-                    .bind(name(i, j))
-                    .bind(i * 10 + j)
-                    .bind(TEXT)
-                    .fetch_one(&mut conn)
-                    .await?;
-                last_id = Some(id);
-            }
-        }
-        sqlx::query(RELEASE).execute(&mut conn).await?;
-        sqlx::query(COMMIT).execute(&mut conn).await?;
-    }
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-        .fetch_one(&mut conn)
-        .await?;
-    conn.close().await?;
-    check(count, rows, last_id)
+    through_sqlx!(conn, count, batch)
 }
 
 /// `sqlx::SqliteConnection`, set up with the same statements.
@@ -203,38 +212,7 @@ async fn sqlite(path: &std::path::Path, count: i64, batch: bool) -> anyhow::Resu
         .create_if_missing(true)
         .connect()
         .await?;
-    for statement in PRAGMAS.into_iter().chain([SCHEMA]) {
-        sqlx::query(statement).execute(&mut conn).await?;
-    }
-    let mut last_id = None;
-    for i in 0..count {
-        sqlx::query(BEGIN).execute(&mut conn).await?;
-        sqlx::query(SAVEPOINT).execute(&mut conn).await?;
-        if batch {
-            let mut query = sqlx::query(INSERT_BATCH);
-            for j in 0..INSERTS {
-                query = query.bind(name(i, j)).bind(i * 10 + j).bind(TEXT);
-            }
-            query.execute(&mut conn).await?;
-        } else {
-            for j in 0..INSERTS {
-                let id: i64 = sqlx::query_scalar(INSERT_RETURNING)
-                    .bind(name(i, j))
-                    .bind(i * 10 + j)
-                    .bind(TEXT)
-                    .fetch_one(&mut conn)
-                    .await?;
-                last_id = Some(id);
-            }
-        }
-        sqlx::query(RELEASE).execute(&mut conn).await?;
-        sqlx::query(COMMIT).execute(&mut conn).await?;
-    }
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
-        .fetch_one(&mut conn)
-        .await?;
-    conn.close().await?;
-    check(count, rows, last_id)
+    through_sqlx!(conn, count, batch)
 }
 
 /// Runs `sql`, which binds nothing and answers no row, through rusqlite's

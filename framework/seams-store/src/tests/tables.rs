@@ -179,36 +179,26 @@ async fn every_connection_runs_with_the_settings_of_its_location() {
             durability,
         };
         let db = Db::connect(&location, "notes", &NOTES).await.unwrap();
-        let pragma = |name: &'static str| query(name);
         let mut tx = db.begin().await.unwrap();
-        let mut reader = db.read().await.unwrap();
-        for on in [&mut tx as &mut dyn Settings, &mut reader] {
-            assert_eq!(
-                on.pragma(pragma("PRAGMA synchronous")).await,
-                Some(synchronous)
-            );
-            assert_eq!(on.pragma(pragma("PRAGMA busy_timeout")).await, Some(10_000));
-            assert_eq!(on.pragma(pragma("PRAGMA foreign_keys")).await, Some(1));
-            assert_eq!(on.pragma(pragma("PRAGMA temp_store")).await, Some(2));
-            assert_eq!(on.text(pragma("PRAGMA journal_mode")).await, "wal");
-        }
+        settings_are(&mut tx, synchronous).await;
         tx.commit().await.unwrap();
+        settings_are(&mut db.read().await.unwrap(), synchronous).await;
     }
 }
 
-/// A transaction or a reader, for reading one setting.
-trait Settings {
-    fn pragma<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, Option<i64>>;
-    fn text<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, String>;
-}
-
-impl<T: On> Settings for T {
-    fn pragma<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, Option<i64>> {
-        Box::pin(async move { q.fetch_one(self).await.unwrap().get(0).ok() })
+/// Asserts the settings `on`'s connection runs with.
+async fn settings_are(on: &mut impl On, synchronous: i64) {
+    for (pragma, expected) in [
+        ("PRAGMA synchronous", synchronous),
+        ("PRAGMA busy_timeout", 10_000),
+        ("PRAGMA foreign_keys", 1),
+        ("PRAGMA temp_store", 2),
+    ] {
+        let row = query(pragma).fetch_one(&mut *on).await.unwrap();
+        assert_eq!(row.get::<i64>(0).unwrap(), expected, "{pragma}");
     }
-    fn text<'a>(&'a mut self, q: Query<'static>) -> seams_core::BoxFuture<'a, String> {
-        Box::pin(async move { q.fetch_one(self).await.unwrap().get(0).unwrap() })
-    }
+    let row = query("PRAGMA journal_mode").fetch_one(on).await.unwrap();
+    assert_eq!(row.get::<&str>(0).unwrap(), "wal");
 }
 
 #[tokio::test]

@@ -115,11 +115,10 @@ pub(crate) fn run(
 ) -> Result<Outcome, DbError> {
     let mut statement = conn.prepare_cached(sql).map_err(error)?;
     bind(&mut statement, values)?;
-    let columns: Arc<[String]> = statement
-        .column_names()
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    // Named only once a row is copied out: most statements the store runs
+    // (writes, and reads that find nothing) return none, and the names
+    // are an allocation per column.
+    let mut columns: Option<Arc<[String]>> = None;
     let read_only = statement.readonly();
     let mut out = Vec::new();
     let mut rows = statement.raw_query();
@@ -129,6 +128,16 @@ pub(crate) fn run(
             // happen whatever it returns.
             continue;
         }
+        let columns = columns.get_or_insert_with(|| {
+            let statement = row.as_ref();
+            (0..statement.column_count())
+                .map(|i| {
+                    statement
+                        .column_name(i)
+                        .map_or_else(|_| String::new(), str::to_owned)
+                })
+                .collect()
+        });
         let mut copied = Vec::with_capacity(columns.len());
         for i in 0..columns.len() {
             copied.push(owned(row.get_ref(i).map_err(error)?)?);

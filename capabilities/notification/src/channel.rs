@@ -93,9 +93,14 @@ pub(crate) fn check_id(id: &str) -> Result<(), DeliveryError> {
 /// whichever way it leaves; the bytes are `lettre::Message::formatted()`.
 pub(crate) fn render(msg: &Message, from: &Mailbox) -> Result<lettre::Message, DeliveryError> {
     check_id(&msg.id)?;
-    let email = msg.to_email.parse().map_err(|err| {
+    let email: lettre::Address = msg.to_email.parse().map_err(|err| {
         DeliveryError::Permanent(format!("invalid recipient {:?}: {err}", msg.to_email))
     })?;
+    // Given, not derived: without it `build` parses the `From` and `To`
+    // headers it was just given back into addresses (a third of what
+    // rendering a message costs); these are the same two addresses.
+    let envelope = lettre::address::Envelope::new(Some(from.email.clone()), vec![email.clone()])
+        .map_err(|err| DeliveryError::Permanent(format!("cannot address message: {err}")))?;
     // An empty display name would render as `"" <addr>`; leave it out instead.
     let name = (!msg.to_name.trim().is_empty()).then(|| msg.to_name.clone());
     lettre::Message::builder()
@@ -107,6 +112,7 @@ pub(crate) fn render(msg: &Message, from: &Mailbox) -> Result<lettre::Message, D
         // (RFC 2045), and `.body()` does not add it by itself.
         .header(MIME_VERSION_1_0)
         .header(ContentType::TEXT_PLAIN)
+        .envelope(envelope)
         .body(msg.body.clone())
         // The builder only fails on a missing From/To, which we always set;
         // still, a message we cannot build will not build on retry either.

@@ -35,6 +35,18 @@ fn message(id: &str) -> Message {
     }
 }
 
+#[test]
+fn the_envelope_is_the_sender_and_the_recipient() {
+    let rendered = render(&message("d-1"), &from()).unwrap();
+    let envelope = rendered.envelope();
+    assert_eq!(
+        envelope.from().map(ToString::to_string).as_deref(),
+        Some("shop@localhost")
+    );
+    let to: Vec<String> = envelope.to().iter().map(ToString::to_string).collect();
+    assert_eq!(to, ["alice@example.com"]);
+}
+
 fn maildir() -> (tempfile::TempDir, Maildir) {
     let dir = tempfile::tempdir().unwrap();
     let maildir = Maildir::new(dir.path().join("mail"), from()).unwrap();
@@ -191,7 +203,7 @@ async fn smtp_delivers_to_a_real_server() {
     let messages = server.messages();
     assert_eq!(messages.len(), 1);
     check_rendered(&messages[0], "d-1");
-    // The envelope comes from the headers.
+    // The envelope names the recipient of the `To` header.
     assert!(
         messages[0].contains("X-RcptTo: alice@example.com"),
         "{}",

@@ -272,3 +272,21 @@ async fn a_token_wait_returns_when_caught_up_or_says_stale() {
             .starts_with("subscription=notification<-identity; position=6;")
     );
 }
+
+#[test]
+fn a_percentile_selected_from_an_unsorted_window_is_the_sorted_windows() {
+    // A fixed scramble of 1..=1000 with repeats, in no order.
+    let values: Vec<u64> = (0..1000u64).map(|i| (i * 7919) % 1009 / 3).collect();
+    let mut sorted = values.clone();
+    sorted.sort_unstable();
+    for p in [0.0, 1.0, 50.0, 90.0, 99.0, 99.9, 100.0] {
+        let mut window = values.clone();
+        assert_eq!(
+            percentile_of(&mut window, p),
+            percentile(&sorted, p),
+            "p{p}"
+        );
+    }
+    assert_eq!(percentile_of(&mut [], 99.0), 0);
+    assert_eq!(percentile_of(&mut [5, 1, 9], 50.0), 5);
+}

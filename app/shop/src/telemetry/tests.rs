@@ -1,6 +1,7 @@
 //! JSON lines carry the service and their work's ids at the top level.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::*;
 
@@ -89,4 +90,56 @@ fn the_innermost_span_wins_and_an_event_s_own_field_wins_over_both() {
     .unwrap();
     lift(&mut own, "shop");
     assert_eq!(own["correlation_id"], "own");
+}
+
+/// What a text subscriber without colours writes while `f` runs, with
+/// `fields` formatting the fields (no timestamps, so that two runs compare).
+fn text_of<N>(fields: N, f: impl Fn()) -> String
+where
+    N: for<'w> FormatFields<'w> + Send + Sync + 'static,
+{
+    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let buf = buf.clone();
+        move || Buffer(buf.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .without_time()
+        .fmt_fields(fields)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn plain_fields_write_what_the_default_writes_without_colours() {
+    let work = || {
+        let span = tracing::info_span!(
+            "deliver",
+            subscription = %"fulfillment<-billing",
+            attempt = 2_i64,
+            r#type = "billing.invoice-created",
+            trace_id = tracing::field::Empty,
+            retried = true,
+        );
+        span.record("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736");
+        let _entered = span.enter();
+        tracing::info!(lag = ?Duration::from_millis(3), note = "it's \"quoted\"", "applied");
+        tracing::warn!("only a message");
+    };
+    let plain = text_of(plain_fields(), work);
+    let default = text_of(format::DefaultFields::new(), work);
+    assert_eq!(plain, default);
+    assert!(
+        plain.contains(
+            "deliver{subscription=fulfillment<-billing attempt=2 type=\"billing.invoice-created\" retried=true trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\"}"
+        ),
+        "{plain}"
+    );
+    assert!(
+        plain.contains(": applied lag=3ms note=\"it's \\\"quoted\\\"\""),
+        "{plain}"
+    );
 }

@@ -24,9 +24,9 @@
 //! SQLite would otherwise bind the missing ones as NULL.
 
 use seams_core::Envelope;
-use sqlx::any::AnyArguments;
 
 use crate::db::now_ms;
+use crate::driver::Want;
 use crate::idempotency::{IdempotencyClaim, SaveResponseError};
 use crate::sql::{DbError, Param, Target, Value};
 use crate::tx::Tx;
@@ -206,27 +206,12 @@ impl Tx {
         }
         let mut changed = 0;
         for statement in batch.statements {
-            let result = match self.raw_target() {
-                Target::Sqlite(conn) => crate::sqlite::run(
-                    conn,
-                    &statement.sql,
-                    &statement.values,
-                    crate::sqlite::Want::Changes,
-                )
-                .map(|outcome| outcome.changes),
-                Target::Sqlx(conn) => {
-                    let mut args = AnyArguments::default();
-                    for value in statement.values {
-                        value
-                            .add_to(&mut args)
-                            .map_err(|e| SaveResponseError::Db(DbError::Encode(e)))?;
-                    }
-                    sqlx::query_with(&statement.sql, args)
-                        .execute(conn)
-                        .await
-                        .map(|done| done.rows_affected())
-                }
-            };
+            let Target(driver) = self.raw_target();
+            let result = driver
+                .run(&statement.sql, statement.values, Want::Changes)
+                .get()
+                .await
+                .map(|ran| ran.changes);
             match result {
                 Ok(n) => changed += n,
                 Err(e)

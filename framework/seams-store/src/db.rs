@@ -16,7 +16,7 @@ use crate::readers::{ReadConn, Readers};
 use crate::sql::{DbError, query};
 use crate::take_over::TakeOver;
 use crate::tx::Tx;
-use crate::writer::{Conn, Group, SAVEPOINT, Undo, Writer, committer};
+use crate::writer::{Group, SAVEPOINT, Undo, Writer, committer};
 
 /// Handle to one capability's database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -126,7 +126,7 @@ impl Db {
         // SQLite's writer calls SQLite inline, and sqlx's migrator needs an
         // sqlx connection: the file is migrated on one of its own first.
         // On PostgreSQL the writer migrates, after it claimed the lock.
-        let mut migrating = match backend {
+        let migrating = match backend {
             Backend::Sqlite => Some(location.connect(false).await.with_context(|| {
                 format!("opening {name} database at {location:?} to migrate it")
             })?),
@@ -139,21 +139,22 @@ impl Db {
             dirty: None,
             group: Group::new(),
         };
-        if let Some(conn) = migrating.as_mut() {
-            migrate_all(name, conn, migrations, backend).await?;
-        }
-        writer
-            .connect_taking_over(name, take_over)
-            .await
-            .with_context(|| format!("opening {name} database at {location:?}"))?;
-        match (migrating, writer.conn.as_mut()) {
-            (Some(conn), _) => {
+        match migrating {
+            Some(mut conn) => {
+                migrate_all(name, &mut conn, migrations, backend).await?;
                 let _ = conn.close().await;
+                writer
+                    .connect_taking_over(name, take_over)
+                    .await
+                    .with_context(|| format!("opening {name} database at {location:?}"))?;
             }
-            (None, Some(Conn::Postgres(conn))) => {
-                migrate_all(name, conn, migrations, backend).await?;
+            None => {
+                let mut conn = crate::pg::open_writer(location, name, take_over)
+                    .await
+                    .with_context(|| format!("opening {name} database at {location:?}"))?;
+                migrate_all(name, &mut conn, migrations, backend).await?;
+                writer.conn = Some(Box::new(conn));
             }
-            (None, _) => anyhow::bail!("{name}: the writer has no connection to migrate"),
         }
         let writer = Arc::new(Mutex::new(writer));
         let commit_wanted = Arc::new(Notify::new());
@@ -352,14 +353,8 @@ impl Db {
             let group = std::mem::replace(&mut w.group, Group::new());
             group.done.send_replace(Some(Ok(())));
         }
-        match w.conn.take() {
-            Some(Conn::Sqlite(conn)) => {
-                let _ = conn.close();
-            }
-            Some(Conn::Postgres(conn)) => {
-                let _ = conn.close().await;
-            }
-            None => {}
+        if let Some(conn) = w.conn.take() {
+            conn.close().await;
         }
         drop(w);
         self.inner.read.close().await;

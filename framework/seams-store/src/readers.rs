@@ -111,8 +111,8 @@ enum Reader {
 impl ReadConn {
     pub(crate) fn target(&mut self) -> Target<'_> {
         match &mut self.0 {
-            Reader::Sqlite(conn) => Target::Sqlite(conn),
-            Reader::Postgres(conn) => Target::Sqlx(conn),
+            Reader::Sqlite(conn) => Target(&mut **conn),
+            Reader::Postgres(conn) => Target(&mut **conn),
         }
     }
 }

@@ -2,12 +2,13 @@
 //! ([`query`]), binds its values ([`Param`]), runs it inside a transaction
 //! or on a reader ([`On`]) and reads what comes back ([`Row`], [`Column`]).
 //!
-//! Capability code says nothing of the driver underneath, which is not one
-//! driver: SQLite runs inline through rusqlite ([`crate::sqlite`]),
-//! PostgreSQL through sqlx's `Any` driver (bench/driver-cost.sh counts what
-//! each costs a statement on SQLite). Values are the store's own ([`Value`]), so either driver takes
-//! them as they are; a [`Row`] holds either driver's row and reads both the
-//! same way.
+//! Capability code says nothing of the driver underneath, which is one of
+//! two behind the store's [`crate::driver::Driver`] trait: SQLite runs
+//! inline through rusqlite ([`crate::sqlite`]), PostgreSQL through sqlx's
+//! `Any` driver ([`crate::pg`]; bench/driver-cost.sh counts what each costs
+//! a statement on SQLite). Values are the store's own ([`Value`]), so
+//! either driver takes them as they are; a [`Row`] holds either driver's
+//! row and reads both the same way.
 //!
 //! Placeholders are `$1`…`$n` on both backends. A NULL keeps the type of
 //! what it stands for (`Option::<&str>::None` is a text NULL): PostgreSQL
@@ -17,10 +18,11 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::{AnyConnection, Arguments, Row as _};
+use sqlx::{Arguments, Row as _};
 
+use crate::driver::{Driver, Ran, Want};
 use crate::readers::ReadConn;
-use crate::sqlite::{self, Owned, Values, Want};
+use crate::sqlite::{Owned, Values};
 use crate::tx::Tx;
 
 /// What a statement failed with. The driver's error, for now: the
@@ -201,13 +203,10 @@ pub trait On: sealed::Sealed + Send {
     fn target(&mut self) -> impl Future<Output = Result<Target<'_>, DbError>> + Send;
 }
 
-/// The connection a statement runs on: sqlx's, or SQLite called inline
-/// ([`crate::sqlite`]).
+/// The connection a statement runs on, whichever database it is
+/// ([`crate::driver`]).
 #[doc(hidden)]
-pub enum Target<'c> {
-    Sqlx(&'c mut AnyConnection),
-    Sqlite(&'c mut rusqlite::Connection),
-}
+pub struct Target<'c>(pub(crate) &'c mut dyn Driver);
 
 impl On for Tx {
     async fn target(&mut self) -> Result<Target<'_>, DbError> {
@@ -252,24 +251,9 @@ impl<'q> Query<'q> {
         Ok(self)
     }
 
-    fn sqlx(self) -> Result<sqlx::query::Query<'q, sqlx::Any, AnyArguments<'q>>, DbError> {
-        let mut args = AnyArguments::default();
-        args.reserve(self.values.len(), 0);
-        for value in self.values {
-            value.add_to(&mut args).map_err(DbError::Encode)?;
-        }
-        Ok(sqlx::query_with(self.sql, args))
-    }
-
     /// Runs the statement; returns the number of rows it changed.
     pub async fn execute(self, on: &mut impl On) -> Result<u64, DbError> {
-        let query = self.checked()?;
-        match on.target().await? {
-            Target::Sqlx(conn) => Ok(query.sqlx()?.execute(conn).await?.rows_affected()),
-            Target::Sqlite(conn) => {
-                Ok(sqlite::run(conn, query.sql, &query.values, Want::Changes)?.changes)
-            }
-        }
+        Ok(self.run(on, Want::Changes).await?.changes)
     }
 
     /// Its one row; [`DbError::RowNotFound`] if it returned none.
@@ -279,41 +263,18 @@ impl<'q> Query<'q> {
 
     /// Its first row, if it returned one.
     pub async fn fetch_optional(self, on: &mut impl On) -> Result<Option<Row>, DbError> {
-        let query = self.checked()?;
-        match on.target().await? {
-            Target::Sqlx(conn) => Ok(query
-                .sqlx()?
-                .fetch_optional(conn)
-                .await?
-                .map(|r| Row(Inner::Any(r)))),
-            Target::Sqlite(conn) => {
-                let outcome = sqlite::run(conn, query.sql, &query.values, Want::First)?;
-                Ok(outcome
-                    .rows
-                    .into_iter()
-                    .next()
-                    .map(|r| Row(Inner::Sqlite(r))))
-            }
-        }
+        Ok(self.run(on, Want::First).await?.rows.into_iter().next())
     }
 
     /// All its rows.
     pub async fn fetch_all(self, on: &mut impl On) -> Result<Vec<Row>, DbError> {
+        Ok(self.run(on, Want::All).await?.rows)
+    }
+
+    async fn run(self, on: &mut impl On, want: Want) -> Result<Ran, DbError> {
         let query = self.checked()?;
-        match on.target().await? {
-            Target::Sqlx(conn) => {
-                let rows = query.sqlx()?.fetch_all(conn).await?;
-                Ok(rows.into_iter().map(|r| Row(Inner::Any(r))).collect())
-            }
-            Target::Sqlite(conn) => {
-                let outcome = sqlite::run(conn, query.sql, &query.values, Want::All)?;
-                Ok(outcome
-                    .rows
-                    .into_iter()
-                    .map(|r| Row(Inner::Sqlite(r)))
-                    .collect())
-            }
-        }
+        let Target(driver) = on.target().await?;
+        driver.run(query.sql, query.values, want).get().await
     }
 }
 
@@ -323,6 +284,16 @@ pub struct Row(Inner);
 enum Inner {
     Any(AnyRow),
     Sqlite(Values),
+}
+
+impl Row {
+    pub(crate) fn any(row: AnyRow) -> Row {
+        Row(Inner::Any(row))
+    }
+
+    pub(crate) fn sqlite(values: Values) -> Row {
+        Row(Inner::Sqlite(values))
+    }
 }
 
 impl std::fmt::Debug for Row {

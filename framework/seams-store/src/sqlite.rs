@@ -12,9 +12,10 @@
 //! it, and WAL readers do not wait for it), and the statements the store
 //! runs are indexed and short, so this is microseconds.
 //!
-//! The readers and the writer use it. The writer's `COMMIT` is the
-//! exception: it waits for the fsync (and may checkpoint the WAL), so it
-//! runs on tokio's blocking pool ([`crate::writer::Writer::exec`]). A
+//! It is SQLite's [`Driver`]; the readers and the writer use it. The
+//! writer's `COMMIT` is the exception: it waits for the fsync (and may
+//! checkpoint the WAL), so it runs on tokio's blocking pool
+//! ([`Driver::commit`]). A
 //! writer that found the file locked by another process would wait up to
 //! the busy timeout on its worker; within one process there is one writer
 //! per file, so only a foreign process (the `sqlite3` shell) can do that.
@@ -26,10 +27,14 @@
 
 use std::sync::Arc;
 
+use seams_core::BoxFuture;
+
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 
+pub(crate) use crate::driver::Want;
+use crate::driver::{Answer, Committed, Driver, Ran};
 use crate::location::Location;
-use crate::sql::{DbError, Value};
+use crate::sql::{DbError, Row, Value};
 
 /// Opens a read-only connection to `location`'s file, set up as every
 /// connection of the store is ([`Location::setup`]).
@@ -67,17 +72,6 @@ fn open(location: &Location, flags: rusqlite::OpenFlags) -> Result<rusqlite::Con
             .map_err(error)?;
     }
     Ok(conn)
-}
-
-/// What a statement is run for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Want {
-    /// The rows it changed.
-    Changes,
-    /// Its first row, if any.
-    First,
-    /// All its rows.
-    All,
 }
 
 /// What a statement returned: the rows asked for (at most one for
@@ -155,6 +149,47 @@ pub(crate) fn run(
     drop(rows);
     let changes = if read_only { 0 } else { conn.changes() };
     Ok(Outcome { rows: out, changes })
+}
+
+impl Driver for rusqlite::Connection {
+    fn run<'c, 'q: 'c>(
+        &'c mut self,
+        sql: &'q str,
+        values: Vec<Value<'q>>,
+        want: Want,
+    ) -> Answer<'c, Ran> {
+        Answer::Now(run(self, sql, &values, want).map(|outcome| Ran {
+            rows: outcome.rows.into_iter().map(Row::sqlite).collect(),
+            changes: outcome.changes,
+        }))
+    }
+
+    fn exec(&mut self, sql: &'static str) -> Answer<'_, ()> {
+        Answer::Now(self.execute_batch(sql).map_err(error))
+    }
+
+    /// On tokio's blocking pool: it waits for the fsync, and may
+    /// checkpoint the WAL, milliseconds that would hold a tokio worker.
+    fn commit(self: Box<Self>) -> BoxFuture<'static, Committed> {
+        Box::pin(async move {
+            let committed = tokio::task::spawn_blocking(move || {
+                let result = self.execute_batch("COMMIT").map_err(error);
+                (self, result)
+            })
+            .await;
+            match committed {
+                Ok((conn, result)) => (Some(conn as Box<dyn Driver>), result),
+                // The connection went down with the thread that held it.
+                Err(_) => (None, Err(DbError::WorkerCrashed)),
+            }
+        })
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        // Whatever is open is rolled back; nothing waits for the disk.
+        let _ = (*self).close();
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// Binds `values` by the number in each parameter's name (`$3` takes the

@@ -80,9 +80,6 @@ impl Tx {
         self.writer
             .as_mut()
             .expect("a live transaction holds the writer")
-            .conn
-            .as_mut()
-            .expect("a live transaction has a connection")
             .target()
     }
 

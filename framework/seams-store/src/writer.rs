@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use sqlx::AnyConnection;
 use tokio::sync::{Mutex, Notify, watch};
 
+use crate::driver::Driver;
 use crate::errors::{connection_lost, no_such_savepoint};
 use crate::location::{Backend, Location};
 use crate::sql::Target;
@@ -24,7 +24,7 @@ pub(crate) const WRITER_LOCK: i64 = 0x5EA3_5000;
 /// next transaction opens a new one, and the members of the group that was
 /// open on the lost one are told their commit failed.
 pub(crate) struct Writer {
-    pub(crate) conn: Option<Conn>,
+    pub(crate) conn: Option<Box<dyn Driver>>,
     pub(crate) location: Location,
     /// The transaction was begun and not yet committed.
     pub(crate) open: bool,
@@ -32,22 +32,6 @@ pub(crate) struct Writer {
     pub(crate) dirty: Option<Undo>,
     /// The members of the open transaction wait on this.
     pub(crate) group: Arc<Group>,
-}
-
-/// The writer's connection: SQLite called inline ([`crate::sqlite`]), or
-/// PostgreSQL through sqlx.
-pub(crate) enum Conn {
-    Sqlite(rusqlite::Connection),
-    Postgres(AnyConnection),
-}
-
-impl Conn {
-    pub(crate) fn target(&mut self) -> Target<'_> {
-        match self {
-            Conn::Sqlite(conn) => Target::Sqlite(conn),
-            Conn::Postgres(conn) => Target::Sqlx(conn),
-        }
-    }
 }
 
 /// One group commit's outcome, shared by its members.
@@ -88,15 +72,11 @@ pub(crate) enum Undo {
 }
 
 impl Writer {
-    /// Runs `sql` (statements without values) on the writer. Boxed with an
-    /// explicit `Send` bound: the committer runs in a spawned task, and
-    /// sqlx's executor impls otherwise defeat the compiler's proof that
-    /// this future is `Send` for all lifetimes.
-    ///
-    /// On SQLite the statements run inline, except `COMMIT`: it waits for
-    /// the fsync (and may checkpoint the WAL), milliseconds that would hold
-    /// a tokio worker, so it runs on the blocking pool, the connection
-    /// handed over and back.
+    /// Runs `sql` (statements without values) on the writer; `COMMIT`
+    /// through [`Driver::commit`], which may hand the connection to another
+    /// thread and back. Boxed with an explicit `Send` bound: the committer
+    /// runs in a spawned task, and sqlx's executor impls otherwise defeat
+    /// the compiler's proof that this future is `Send` for all lifetimes.
     ///
     /// A lost connection is dropped here, failing the open group (its
     /// uncommitted work died with the connection).
@@ -105,35 +85,35 @@ impl Writer {
         sql: &'static str,
     ) -> seams_core::BoxFuture<'a, Result<(), sqlx::Error>> {
         Box::pin(async move {
-            match self.conn.as_mut() {
-                None => Err(sqlx::Error::PoolClosed),
-                Some(Conn::Sqlite(_)) if sql == "COMMIT" => {
-                    let Some(Conn::Sqlite(conn)) = self.conn.take() else {
-                        unreachable!("matched just above")
-                    };
-                    let (conn, result) = tokio::task::spawn_blocking(move || {
-                        let result = conn.execute_batch(sql);
-                        (conn, result)
-                    })
-                    .await
-                    .map_err(|_| sqlx::Error::WorkerCrashed)?;
-                    self.conn = Some(Conn::Sqlite(conn));
-                    result.map_err(crate::sqlite::error)
-                }
-                Some(Conn::Sqlite(conn)) => conn.execute_batch(sql).map_err(crate::sqlite::error),
-                Some(Conn::Postgres(conn)) => {
-                    for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                        if let Err(e) = sqlx::query(statement).execute(&mut *conn).await {
-                            if connection_lost(&e) {
-                                self.lost(&e);
-                            }
-                            return Err(e);
-                        }
-                    }
-                    Ok(())
-                }
+            let result = if sql == "COMMIT" {
+                let Some(conn) = self.conn.take() else {
+                    return Err(sqlx::Error::PoolClosed);
+                };
+                let (conn, result) = conn.commit().await;
+                self.conn = conn;
+                result
+            } else {
+                let Some(conn) = self.conn.as_mut() else {
+                    return Err(sqlx::Error::PoolClosed);
+                };
+                conn.exec(sql).get().await
+            };
+            if let Err(e) = &result
+                && (connection_lost(e) || self.conn.is_none())
+            {
+                self.lost(e);
             }
+            result
         })
+    }
+
+    /// The connection, for a statement of a live transaction.
+    pub(crate) fn target(&mut self) -> Target<'_> {
+        Target(
+            self.conn
+                .as_deref_mut()
+                .expect("a live transaction has a connection"),
+        )
     }
 
     /// Forgets a lost connection and tells the open group's members.
@@ -168,14 +148,9 @@ impl Writer {
             return Ok(());
         }
         self.conn = Some(match self.location.backend() {
-            Backend::Sqlite => Conn::Sqlite(crate::sqlite::open_writer(&self.location)?),
+            Backend::Sqlite => Box::new(crate::sqlite::open_writer(&self.location)?),
             Backend::Postgres => {
-                let mut conn = self.location.connect(false).await?;
-                // A second process writing the same database would
-                // interleave outbox sequence numbers with commits out of
-                // order, and consumers' cursors would skip events: refuse it.
-                crate::take_over::claim_writer_lock(&mut conn, name, take_over).await?;
-                Conn::Postgres(conn)
+                Box::new(crate::pg::open_writer(&self.location, name, take_over).await?)
             }
         });
         Ok(())

@@ -294,6 +294,15 @@ impl Row {
     pub(crate) fn sqlite(values: Values) -> Row {
         Row(Inner::Sqlite(values))
     }
+
+    /// The values SQLite's driver copied out, for its own tests.
+    #[cfg(test)]
+    pub(crate) fn sqlite_values(&self) -> &Values {
+        match &self.0 {
+            Inner::Sqlite(values) => values,
+            Inner::Any(_) => panic!("a row of sqlx's, not SQLite's inline driver"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Row {

@@ -74,14 +74,6 @@ fn open(location: &Location, flags: rusqlite::OpenFlags) -> Result<rusqlite::Con
     Ok(conn)
 }
 
-/// What a statement returned: the rows asked for (at most one for
-/// [`Want::First`]) and the rows it changed.
-#[derive(Debug)]
-pub(crate) struct Outcome {
-    pub(crate) rows: Vec<Values>,
-    pub(crate) changes: u64,
-}
-
 /// One row, its values copied out of SQLite.
 #[derive(Debug)]
 pub(crate) struct Values {
@@ -100,13 +92,14 @@ pub enum Owned {
     Blob(Vec<u8>),
 }
 
-/// Runs `sql` with `values` on `conn`.
+/// Runs `sql` with `values` on `conn`: the rows `want` asks for, each
+/// copied out of SQLite, and the rows it changed.
 pub(crate) fn run(
     conn: &rusqlite::Connection,
     sql: &str,
     values: &[Value<'_>],
     want: Want,
-) -> Result<Outcome, DbError> {
+) -> Result<Ran, DbError> {
     let mut statement = conn.prepare_cached(sql).map_err(error)?;
     bind(&mut statement, values)?;
     // Named only once a row is copied out: most statements the store runs
@@ -136,10 +129,10 @@ pub(crate) fn run(
         for i in 0..columns.len() {
             copied.push(owned(row.get_ref(i).map_err(error)?)?);
         }
-        out.push(Values {
+        out.push(Row::sqlite(Values {
             columns: columns.clone(),
             values: copied,
-        });
+        }));
         // As sqlx's `fetch_optional`: the rest is not read (SQLite has
         // done a RETURNING statement's writes by its first row).
         if want == Want::First {
@@ -148,7 +141,7 @@ pub(crate) fn run(
     }
     drop(rows);
     let changes = if read_only { 0 } else { conn.changes() };
-    Ok(Outcome { rows: out, changes })
+    Ok(Ran { rows: out, changes })
 }
 
 impl Driver for rusqlite::Connection {
@@ -158,10 +151,7 @@ impl Driver for rusqlite::Connection {
         values: Vec<Value<'q>>,
         want: Want,
     ) -> Answer<'c, Ran> {
-        Answer::Now(run(self, sql, &values, want).map(|outcome| Ran {
-            rows: outcome.rows.into_iter().map(Row::sqlite).collect(),
-            changes: outcome.changes,
-        }))
+        Answer::Now(run(self, sql, &values, want))
     }
 
     fn exec(&mut self, sql: &'static str) -> Answer<'_, ()> {

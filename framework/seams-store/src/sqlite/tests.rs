@@ -119,18 +119,18 @@ fn a_statement_runs_to_its_end_or_stops_at_the_first_row_as_asked() {
     .unwrap();
     assert_eq!((bumped.changes, bumped.rows.len()), (3, 0));
     let all = run(&conn, "SELECT id, n FROM t ORDER BY id", &[], Want::All).unwrap();
-    let ns: Vec<&Owned> = all.rows.iter().map(|r| &r.values[1]).collect();
+    let ns: Vec<&Owned> = all.rows.iter().map(|r| &r.sqlite_values().values[1]).collect();
     assert!(matches!(
         ns[..],
         [Owned::Integer(11), Owned::Integer(12), Owned::Integer(13)]
     ));
     // A read changes nothing, whatever the last write changed.
     assert_eq!(all.changes, 0);
-    assert_eq!(&*all.rows[0].columns, ["id", "n"]);
+    assert_eq!(&*all.rows[0].sqlite_values().columns, ["id", "n"]);
 
     let first = run(&conn, "SELECT name FROM t ORDER BY id", &[], Want::First).unwrap();
     assert_eq!(first.rows.len(), 1);
-    assert!(matches!(&first.rows[0].values[..], [Owned::Text(t)] if t == "a"));
+    assert!(matches!(&first.rows[0].sqlite_values().values[..], [Owned::Text(t)] if t == "a"));
 }
 
 #[test]
@@ -144,7 +144,7 @@ fn every_storage_class_is_copied_out() {
     )
     .unwrap();
     assert!(matches!(
-        &out.rows[0].values[..],
+        &out.rows[0].sqlite_values().values[..],
         [
             Owned::Null,
             Owned::Integer(7),

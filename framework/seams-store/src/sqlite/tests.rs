@@ -119,7 +119,11 @@ fn a_statement_runs_to_its_end_or_stops_at_the_first_row_as_asked() {
     .unwrap();
     assert_eq!((bumped.changes, bumped.rows.len()), (3, 0));
     let all = run(&conn, "SELECT id, n FROM t ORDER BY id", &[], Want::All).unwrap();
-    let ns: Vec<&Owned> = all.rows.iter().map(|r| &r.sqlite_values().values[1]).collect();
+    let ns: Vec<&Owned> = all
+        .rows
+        .iter()
+        .map(|r| &r.sqlite_values().values[1])
+        .collect();
     assert!(matches!(
         ns[..],
         [Owned::Integer(11), Owned::Integer(12), Owned::Integer(13)]

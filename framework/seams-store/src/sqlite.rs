@@ -155,7 +155,7 @@ impl Driver for rusqlite::Connection {
     }
 
     fn exec(&mut self, sql: &'static str) -> Answer<'_, ()> {
-        Answer::Now(self.execute_batch(sql).map_err(error))
+        Answer::Now(exec(self, sql))
     }
 
     /// On tokio's blocking pool: it waits for the fsync, and may
@@ -163,7 +163,7 @@ impl Driver for rusqlite::Connection {
     fn commit(self: Box<Self>) -> BoxFuture<'static, Committed> {
         Box::pin(async move {
             let committed = tokio::task::spawn_blocking(move || {
-                let result = self.execute_batch("COMMIT").map_err(error);
+                let result = exec(&self, "COMMIT");
                 (self, result)
             })
             .await;
@@ -180,6 +180,20 @@ impl Driver for rusqlite::Connection {
         let _ = (*self).close();
         Box::pin(std::future::ready(()))
     }
+}
+
+/// Runs a transaction's own statements: one (`BEGIN IMMEDIATE`,
+/// `SAVEPOINT`, `RELEASE`, `COMMIT`…) prepared once and kept, as the
+/// store's other statements are, since it runs for every transaction;
+/// several (undoing a member's work) parsed each time, which is rare.
+fn exec(conn: &rusqlite::Connection, sql: &str) -> Result<(), DbError> {
+    if sql.contains(';') {
+        return conn.execute_batch(sql).map_err(error);
+    }
+    conn.prepare_cached(sql)
+        .and_then(|mut statement| statement.raw_execute())
+        .map(drop)
+        .map_err(error)
 }
 
 /// Binds `values` by the number in each parameter's name (`$3` takes the

@@ -185,3 +185,41 @@ fn a_reader_is_opened_only_on_a_sqlite_file() {
     assert!(open_writer(&absent).is_err());
     assert!(!dir.path().join("absent.db").exists());
 }
+
+#[test]
+fn a_transactions_own_statements_run_one_by_one_or_several_together() {
+    use crate::writer::{RELEASE, SAVEPOINT};
+    let conn = memory();
+    let names = |conn: &rusqlite::Connection| -> Vec<String> {
+        run(conn, "SELECT name FROM t ORDER BY id", &[], Want::All)
+            .unwrap()
+            .rows
+            .iter()
+            .map(|r| r.get::<String>(0).unwrap())
+            .collect()
+    };
+    for round in 0..2 {
+        // The second round runs the kept statements again.
+        exec(&conn, "BEGIN IMMEDIATE").unwrap();
+        insert(&conn, &row(1, "kept", 1, None)).unwrap();
+        exec(&conn, SAVEPOINT).unwrap();
+        insert(&conn, &row(2, "undone", 1, None)).unwrap();
+        // Two statements: both run, so the savepoint is gone.
+        exec(
+            &conn,
+            "ROLLBACK TO SAVEPOINT seams_tx; RELEASE SAVEPOINT seams_tx",
+        )
+        .unwrap();
+        let gone = exec(&conn, RELEASE).unwrap_err();
+        assert!(gone.to_string().contains("no such savepoint"), "{gone}");
+        exec(&conn, SAVEPOINT).unwrap();
+        insert(&conn, &row(3, "released", 1, None)).unwrap();
+        exec(&conn, RELEASE).unwrap();
+        exec(&conn, "COMMIT").unwrap();
+        assert!(conn.is_autocommit(), "round {round}: the transaction ended");
+        assert_eq!(names(&conn), ["kept", "released"], "round {round}");
+        exec(&conn, "DELETE FROM t").unwrap();
+    }
+    let refused = exec(&conn, "COMMIT").unwrap_err();
+    assert!(refused.to_string().contains("no transaction"), "{refused}");
+}

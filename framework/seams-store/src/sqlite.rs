@@ -15,10 +15,10 @@
 //! It is SQLite's [`Driver`]; the readers and the writer use it. The
 //! writer's `COMMIT` is the exception: it waits for the fsync (and may
 //! checkpoint the WAL), so it runs on tokio's blocking pool
-//! ([`Driver::commit`]). A
-//! writer that found the file locked by another process would wait up to
-//! the busy timeout on its worker; within one process there is one writer
-//! per file, so only a foreign process (the `sqlite3` shell) can do that.
+//! ([`Driver::commit`]). A writer that found the file locked by another
+//! process would wait up to the busy timeout on its worker; within one
+//! process there is one writer per file, so only a foreign process (the
+//! `sqlite3` shell) can do that.
 //! Statements are prepared once per connection and kept (`prepare_cached`).
 //!
 //! Placeholders are `$1`…`$n`, as everywhere in the store. SQLite reads
@@ -27,9 +27,8 @@
 
 use std::sync::Arc;
 
-use seams_core::BoxFuture;
-
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use seams_core::BoxFuture;
 
 pub(crate) use crate::driver::Want;
 use crate::driver::{Answer, Committed, Driver, Ran};

@@ -7,26 +7,35 @@ use super::*;
 
 /// Lines written by a JSON subscriber while `f` runs, each parsed.
 fn lines_of(f: impl FnOnce()) -> Vec<Map<String, Value>> {
-    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let buf = buf.clone();
-        move || Buffer(buf.clone())
-    };
+    let buf = Buffer::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
+        .with_writer(buf.maker())
         .json()
         .event_format(JsonLine::new("billing,catalog"))
         .finish();
     tracing::subscriber::with_default(subscriber, f);
-    let bytes = buf.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
+    buf.text()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
 }
 
+/// Where a test's subscriber writes its lines.
+#[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Buffer {
+    /// A writer for the subscriber: each line into this buffer.
+    fn maker(&self) -> impl Fn() -> Buffer + Send + Sync + 'static {
+        let buf = self.clone();
+        move || buf.clone()
+    }
+
+    /// What was written.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
 
 impl std::io::Write for Buffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -98,19 +107,15 @@ fn text_of<N>(fields: N, f: impl Fn()) -> String
 where
     N: for<'w> FormatFields<'w> + Send + Sync + 'static,
 {
-    let buf = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let buf = buf.clone();
-        move || Buffer(buf.clone())
-    };
+    let buf = Buffer::default();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
+        .with_writer(buf.maker())
         .with_ansi(false)
         .without_time()
         .fmt_fields(fields)
         .finish();
     tracing::subscriber::with_default(subscriber, f);
-    String::from_utf8(buf.lock().unwrap().clone()).unwrap()
+    buf.text()
 }
 
 #[test]

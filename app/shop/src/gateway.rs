@@ -376,8 +376,8 @@ async fn relay(gw: &Gateway, capability: &str, req: Request) -> Response {
         %capability,
         method = %req.method(),
         path = %req.uri().path(),
-        trace_id = tracing::field::Empty,
-        correlation_id = tracing::field::Empty,
+        trace_id = ctx.trace.trace_id_hex(),
+        correlation_id = ctx.correlation_id.as_str(),
         otel.kind = "client",
         otel.name = tracing::field::Empty,
     );

@@ -12,6 +12,12 @@
 #                   calls the contract operation catalog.quote-prices through the
 #                   governed HTTP transport (POST /_seams/ops/catalog.quote-prices)
 #                   with N calls in flight, against `shop serve catalog` alone.
+#                   Each process runs tokio's default runtime: a worker thread
+#                   per core, so caller and callee run four on two cores.
+#   seams-http-1w   The same, each Seams process sized to one core
+#                   (TOKIO_WORKER_THREADS=1, what tokio chooses under a
+#                   one-CPU limit): one worker thread each, as each Node
+#                   process of Moleculer runs one event loop.
 #
 #   bench/seams-bench/peers/remote-calls.sh                    # ~50 s per round after install and build
 #   DURATION=20 ROUNDS=2 bench/seams-bench/peers/remote-calls.sh
@@ -54,7 +60,7 @@ cd "$ROOT"
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-2}
 IN_FLIGHT=${IN_FLIGHT:-1 64}
-SYSTEMS=${SYSTEMS:-moleculer-nats seams-http}
+SYSTEMS=${SYSTEMS:-moleculer-nats seams-http seams-http-1w}
 ROUNDS=${ROUNDS:-1}
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
@@ -78,7 +84,7 @@ if [ "${REMOTE_CALLS_INSIDE_NETNS:-}" != 1 ]; then
         echo "== building (release)"
         cargo build --release -q -p shop
         case " $SYSTEMS " in
-            *" seams-http "*)
+            *" seams-http"*)
                 cargo build --release -q -p seams-bench --bin remote-calls ||
                     echo "   could not build remote-calls (see above); using $BIN/remote-calls as it is, if any"
                 ;;
@@ -267,11 +273,14 @@ for SYSTEM in $ORDER; do
                     node "$HERE/moleculer/remote-calls.cjs"
             done
             ;;
-        seams-http)
+        seams-http | seams-http-1w)
+            # Set for every Seams process of the point, the caller included.
+            workers=()
+            [ "$SYSTEM" = seams-http ] || workers=(TOKIO_WORKER_THREADS=1)
             if [ ! -x "$BIN/remote-calls" ]; then
                 echo "   SKIPPED: $BIN/remote-calls does not exist (it is being written; build it with"
                 echo "   cargo build --release -p seams-bench --bin remote-calls, then run this again)"
-                SKIPPED="$SKIPPED seams-http"
+                SKIPPED="$SKIPPED $SYSTEM"
                 continue
             fi
             mkdir -p "$TMP/$TAG"
@@ -280,22 +289,22 @@ for SYSTEM in $ORDER; do
             # fetches once to verify the callers' tokens (guarded
             # boundaries); it mints them from the same data directory's
             # signing keys as remote-calls does. Idle during the calls.
-            start_proc identity 'listening on http://' "$BIN/shop" serve identity --addr 127.0.0.1:0 \
+            start_proc identity 'listening on http://' env "${workers[@]}" "$BIN/shop" serve identity --addr 127.0.0.1:0 \
                 --data "$TMP/$TAG" --durability full \
                 --peer catalog=$unused --peer billing=$unused --peer fulfillment=$unused --peer notification=$unused
             identity_url=$(grep -o 'http://[0-9.:]*' <<<"$LAST_LINE" | head -n1)
-            start_proc shop 'listening on http://' "$BIN/shop" serve catalog --addr 127.0.0.1:0 \
+            start_proc shop 'listening on http://' env "${workers[@]}" "$BIN/shop" serve catalog --addr 127.0.0.1:0 \
                 --data "$TMP/$TAG" --durability full \
                 --peer identity=$identity_url --peer billing=$unused --peer fulfillment=$unused --peer notification=$unused
             url=$(grep -o 'http://[0-9.:]*' <<<"$LAST_LINE" | head -n1)
             ANNOUNCE=''
             for n in $IN_FLIGHT; do
-                point "$n" "$BIN/remote-calls" --url "$url" --in-flight "$n" --duration "$DURATION" \
-                    --warmup "$WARMUP" --label seams-http --data "$TMP/$TAG"
+                point "$n" env "${workers[@]}" "$BIN/remote-calls" --url "$url" --in-flight "$n" --duration "$DURATION" \
+                    --warmup "$WARMUP" --label "$SYSTEM" --data "$TMP/$TAG"
             done
             ;;
         *)
-            echo "unknown system $SYSTEM (moleculer-nats, seams-http)" >&2
+            echo "unknown system $SYSTEM (moleculer-nats, seams-http, seams-http-1w)" >&2
             exit 1
             ;;
     esac
@@ -316,7 +325,8 @@ echo "== report"
     echo "catalog quote-prices of one SKU as a remote call, closed loop, ${DURATION} s measured after"
     echo "${WARMUP} s warm-up per point. moleculer-nats: Moleculer caller broker -> NATS -> callee broker"
     echo "(two Node processes + nats-server); seams-http: remote-calls (governed HTTP transport) ->"
-    echo "shop serve catalog. \"cores\": CPU of every process of the point, the caller included,"
+    echo "shop serve catalog; seams-http-1w: the same with one tokio worker thread per Seams process"
+    echo "(TOKIO_WORKER_THREADS=1). \"cores\": CPU of every process of the point, the caller included,"
     echo "over the measured window; \"others\": the rest of the machine ($NCPU cores)."
     echo "Seams / Moleculer: ratio at the same N in the same round (calls/s: higher is better"
     echo "for Seams; p99: lower is better for Seams)."
@@ -333,15 +343,15 @@ echo "== report"
         | ($systems | split(" ") | map(select(. != ""))) as $sl
         | $nl[] as $n | range(1; $rounds + 1) as $r | $sl[] as $s
         | $res["\($s)/\($n)/\($r)"] as $x | $cpu["\($s)/\($n)/\($r)"] as $u
-        | $res["moleculer-nats/\($n)/\($r)"] as $m | $res["seams-http/\($n)/\($r)"] as $z
+        | $res["moleculer-nats/\($n)/\($r)"] as $m | $x as $z
         | if $x == null then "| \($s) | \($n) | \($r) | \(if $u == null then "skipped" else "failed" end) | | | | | | | |"
           else
             "| \($s) | \($n) | \($r) | \($x.throughput | f(0)) | \($x.latency.p50_ms | f(3)) | \($x.latency.p99_ms | f(3)) | \($x.error_count)"
             + (if ($x.error_count // 0) > 0 and $x.errors != null then " \($x.errors | tojson)" else "" end)
             + " | \($u.total_cores | f(2)) (\($u.cores | to_entries | map("\(.key) \(.value)") | join(", "))) | \($u.other_cores | f(2)) | "
-            + (if $s == "seams-http" and $m != null and $z != null and $m.throughput > 0 then ($z.throughput / $m.throughput | f(2)) + "x" else "" end)
+            + (if ($s | startswith("seams-")) and $m != null and $z != null and $m.throughput > 0 then ($z.throughput / $m.throughput | f(2)) + "x" else "" end)
             + " | "
-            + (if $s == "seams-http" and $m != null and $z != null and $m.latency.p99_ms > 0 then ($z.latency.p99_ms / $m.latency.p99_ms | f(2)) + "x" else "" end)
+            + (if ($s | startswith("seams-")) and $m != null and $z != null and $m.latency.p99_ms > 0 then ($z.latency.p99_ms / $m.latency.p99_ms | f(2)) + "x" else "" end)
             + " |"
           end' "$RESULTS"
 } | tee "$OUT/report.md"

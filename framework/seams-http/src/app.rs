@@ -155,7 +155,7 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         let started = Instant::now();
         let (mut ctx, parent) = context_and_parent(req.headers());
-        let span = span(&req);
+        let span = span(&req, &ctx);
         let method = req.method().clone();
         let route = req.extensions().get::<MatchedPath>().cloned();
         let exported = trace(&span, &mut ctx, parent.as_ref(), || {

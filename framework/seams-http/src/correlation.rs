@@ -93,30 +93,30 @@ pub fn context_and_parent(headers: &HeaderMap) -> (CallContext, Option<TraceCont
     (ctx, parent)
 }
 
-/// Makes `span` (opened for this request) continue `parent`, and, when the
-/// span is exported, moves `ctx` onto it: the ids the request then carries
-/// on are the exported span's, and a correlation id that was the trace id
-/// stays the trace id. Records `trace_id` and `correlation_id` on the span
-/// either way. `name` is the span's name in the exported trace. Returns
-/// whether the span is exported.
+/// Makes `span` (opened for this request with [`span`], its `trace_id` and
+/// `correlation_id` those of `ctx`) continue `parent`, and, when the span is
+/// exported, moves `ctx` onto it: the ids the request then carries on are
+/// the exported span's, recorded on the span again, and a correlation id
+/// that was the trace id stays the trace id. `name` is the span's name in
+/// the exported trace. Returns whether the span is exported.
 pub fn trace(
     span: &tracing::Span,
     ctx: &mut CallContext,
     parent: Option<&TraceContext>,
     name: impl FnOnce() -> String,
 ) -> bool {
-    let exported = if let Some(own) = seams_telemetry::continue_named(span, parent, name) {
-        if own.trace_id != ctx.trace.trace_id && ctx.correlation_id == ctx.trace.trace_id_hex() {
-            ctx.correlation_id = own.trace_id_hex();
-        }
-        ctx.trace = own;
-        true
-    } else {
-        false
+    let Some(own) = seams_telemetry::continue_named(span, parent, name) else {
+        // The span was made with `ctx`'s ids: recording them again would
+        // format every field of the span a second time, on every request.
+        return false;
     };
+    if own.trace_id != ctx.trace.trace_id && ctx.correlation_id == ctx.trace.trace_id_hex() {
+        ctx.correlation_id = own.trace_id_hex();
+    }
+    ctx.trace = own;
     span.record("trace_id", ctx.trace.trace_id_hex());
     span.record("correlation_id", ctx.correlation_id.as_str());
-    exported
+    true
 }
 
 /// Headers echoed on the response, so a client can quote them.
@@ -145,16 +145,17 @@ impl Echo {
     }
 }
 
-/// The span a request runs in: every log line it causes names its trace id
-/// and its correlation id ([`trace`] records them), and, exported, it is
-/// the server side of the hop.
-pub(crate) fn span(req: &Request) -> tracing::Span {
+/// The span a request running in `ctx` runs in: every log line it causes
+/// names its trace id and its correlation id ([`trace`] records them again
+/// if exporting changes them), and, exported, it is the server side of the
+/// hop.
+pub(crate) fn span(req: &Request, ctx: &CallContext) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = %req.method(),
         path = %req.uri().path(),
-        trace_id = tracing::field::Empty,
-        correlation_id = tracing::field::Empty,
+        trace_id = ctx.trace.trace_id_hex(),
+        correlation_id = ctx.correlation_id.as_str(),
         otel.kind = "server",
         otel.name = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,

@@ -549,12 +549,16 @@ impl Relay {
     /// could name unless the span is exported.
     fn traced(&self, env: &Envelope) -> (tracing::Span, Option<TraceContext>) {
         let parent = env.traceparent.as_deref().and_then(TraceContext::parse);
+        // A span that continues a parent is in the parent's trace, so its
+        // trace id is known before the span is made; recording it later
+        // formats the span's fields a second time.
+        let parent_trace = parent.as_ref().map(TraceContext::trace_id_hex);
         let span = tracing::info_span!(
             "deliver",
             subscription = %self.name,
             event_type = %env.event_type,
             event_id = %env.id,
-            trace_id = tracing::field::Empty,
+            trace_id = parent_trace.as_deref(),
             correlation_id = %env.correlationid,
             otel.kind = "consumer",
             otel.name = tracing::field::Empty,
@@ -562,7 +566,9 @@ impl Relay {
         let own = seams_telemetry::continue_named(&span, parent.as_ref(), || {
             format!("{} deliver", self.name)
         });
-        if let Some(t) = own.or(parent) {
+        if parent.is_none()
+            && let Some(t) = own
+        {
             span.record("trace_id", t.trace_id_hex());
         }
         (span, own)

@@ -12,7 +12,8 @@
 //! other status is a [`CallError`]. Timeouts and retries are not applied
 //! here but by the governing transport around it, from the declaration.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use seams_auth::{Credential, PEER_HEADER};
@@ -49,6 +50,8 @@ pub struct HttpTransport {
     base: String,
     client: reqwest::Client,
     credential: Option<Arc<dyn Credential>>,
+    /// Each called operation's URL, parsed on its first call.
+    urls: Arc<RwLock<HashMap<String, reqwest::Url>>>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -67,7 +70,27 @@ impl HttpTransport {
             base: base.into().trim_end_matches('/').to_owned(),
             client,
             credential: None,
+            urls: Arc::default(),
         }
+    }
+
+    /// The URL of operation `op_id` on this service, parsed once: given
+    /// text, reqwest parses every call's URL again (the `url` crate, IDNA
+    /// included), about 5 % of a caller's CPU at 64 calls in flight.
+    /// Operations are declared, so the map holds a handful of entries.
+    fn url(&self, op_id: &str) -> Result<reqwest::Url, String> {
+        let parsed = self.urls.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(url) = parsed.get(op_id) {
+            return Ok(url.clone());
+        }
+        drop(parsed);
+        let text = format!("{}{}", self.base, op_path(op_id));
+        let url = reqwest::Url::parse(&text).map_err(|e| format!("cannot call {text:?}: {e}"))?;
+        self.urls
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(op_id.to_owned(), url.clone());
+        Ok(url)
     }
 
     /// Presents `credential` (this service's token) on every call.
@@ -106,9 +129,13 @@ impl Transport for HttpTransport {
                 op: op.clone(),
                 reason: e.to_string(),
             })?;
+            let url = self.url(&op).map_err(|reason| CallError::Unavailable {
+                op: op.clone(),
+                reason,
+            })?;
             let mut builder = self
                 .client
-                .post(format!("{}{}", self.base, op_path(&op)))
+                .post(url)
                 .header(http::header::CONTENT_TYPE, "application/json")
                 .body(body);
             for (name, value) in context_headers(&req.ctx) {
@@ -178,3 +205,6 @@ impl Transport for HttpTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -80,8 +80,9 @@ impl<'q> Batch<'q> {
             return self;
         }
         let statement = self.statements.len() + 1;
-        match placeholders(sql) {
-            Ok(placeholders) => {
+        match crate::placeholders::shape(sql) {
+            Ok(shape) => {
+                let placeholders = shape.placeholders;
                 self.expected = placeholders;
                 self.statements.push(Statement {
                     sql: sql.to_owned(),
@@ -227,86 +228,5 @@ impl Tx {
             self.mark_published();
         }
         Ok(changed)
-    }
-}
-
-/// The highest `$k` in `sql`: the statement's number of placeholders.
-/// Text in quotes is skipped. Refused: a `$` that is no placeholder, `$0`,
-/// an unclosed quote, and a `;` outside quotes (one statement at a time:
-/// SQLite would run the first and drop the rest).
-///
-/// Every statement passes through here, so it finds the next `$`, quote
-/// or `;` with `memchr` rather than looking at every character. All four
-/// are ASCII, so byte offsets found this way are character boundaries.
-pub(crate) fn placeholders(sql: &str) -> Result<usize, String> {
-    let bytes = sql.as_bytes();
-    let one_statement = |text: &[u8]| match memchr::memchr(b';', text) {
-        Some(_) => Err("holds more than one statement".to_owned()),
-        None => Ok(()),
-    };
-    let mut highest = 0;
-    let mut at = 0;
-    while let Some(found) = memchr::memchr3(b'$', b'\'', b'"', &bytes[at..]) {
-        one_statement(&bytes[at..at + found])?;
-        let special = at + found;
-        if bytes[special] != b'$' {
-            let quote = bytes[special];
-            let Some(close) = memchr::memchr(quote, &bytes[special + 1..]) else {
-                return Err("has an unclosed quote".into());
-            };
-            at = special + 1 + close + 1;
-            continue;
-        }
-        let digits = bytes[special + 1..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let end = special + 1 + digits;
-        let k: usize = sql[special + 1..end]
-            .parse()
-            .map_err(|_| "has a `$` that is not a placeholder `$n`".to_owned())?;
-        if k == 0 {
-            return Err("has the placeholder $0; they start at $1".into());
-        }
-        highest = highest.max(k);
-        at = end;
-    }
-    one_statement(&bytes[at..])?;
-    Ok(highest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::placeholders;
-
-    #[test]
-    fn the_highest_placeholder_is_counted_and_quoted_text_skipped() {
-        assert_eq!(placeholders("INSERT INTO t (a, b) VALUES ($1, $2)"), Ok(2));
-        assert_eq!(
-            placeholders("UPDATE t SET a = '$9;' WHERE \"b$8\" = $3 OR c = $1"),
-            Ok(3)
-        );
-        assert_eq!(placeholders("SELECT 1"), Ok(0));
-        let sql = "INSERT INTO t (név, b) VALUES ('it''s $9; ok', $12)$1 RETURNING \"é\"";
-        assert_eq!(placeholders(sql), Ok(12));
-        assert_eq!(placeholders("$1$2"), Ok(2));
-        assert_eq!(placeholders("a = $7"), Ok(7));
-    }
-
-    #[test]
-    fn what_is_not_one_statement_with_placeholders_is_refused() {
-        for bad in [
-            "SELECT 1; SELECT 2",
-            "SELECT $a",
-            "SELECT $",
-            "SELECT $0",
-            "SELECT 'open",
-            "SELECT 'a'; SELECT 2",
-            "SELECT $1;",
-            "SELECT \"open",
-            "SELECT $99999999999999999999999",
-        ] {
-            assert!(placeholders(bad).is_err(), "{bad}");
-        }
     }
 }

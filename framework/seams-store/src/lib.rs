@@ -50,6 +50,7 @@ mod migrations;
 mod outbox;
 mod pg;
 pub mod pipeline;
+mod placeholders;
 pub mod postgres;
 mod pruning;
 mod readers;

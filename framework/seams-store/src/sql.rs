@@ -237,8 +237,9 @@ impl<'q> Query<'q> {
     /// number, before anything is sent: SQLite would bind the missing ones
     /// as NULL, and PostgreSQL takes values nothing refers to.
     fn checked(self) -> Result<Self, DbError> {
-        let placeholders = crate::batch::placeholders(self.sql)
-            .map_err(|e| DbError::Encode(format!("the statement {e}").into()))?;
+        let placeholders = crate::placeholders::shape(self.sql)
+            .map_err(|e| DbError::Encode(format!("the statement {e}").into()))?
+            .placeholders;
         if placeholders != self.values.len() {
             return Err(DbError::Encode(
                 format!(

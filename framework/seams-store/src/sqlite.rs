@@ -23,7 +23,9 @@
 //!
 //! Placeholders are `$1`…`$n`, as everywhere in the store. SQLite reads
 //! `$1` as a *named* parameter and numbers names in the order they first
-//! appear, so each parameter's value is found by its name, as sqlx does.
+//! appear, so a statement runs with each `$k` written `?k`, SQLite's
+//! numbered parameter ([`crate::placeholders`]), and `$k` takes the
+//! `k`-th value wherever it appears.
 
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ use seams_core::BoxFuture;
 pub(crate) use crate::driver::Want;
 use crate::driver::{Answer, Committed, Driver, Ran};
 use crate::location::Location;
+use crate::placeholders::Shape;
 use crate::sql::{DbError, Row, Value};
 
 /// Opens a read-only connection to `location`'s file, set up as every
@@ -99,8 +102,10 @@ pub(crate) fn run(
     values: &[Value<'_>],
     want: Want,
 ) -> Result<Ran, DbError> {
-    let mut statement = conn.prepare_cached(sql).map_err(error)?;
-    bind(&mut statement, values)?;
+    let shape =
+        crate::placeholders::shape(sql).map_err(|e| encode(format!("the statement {e}")))?;
+    let mut statement = conn.prepare_cached(&shape.numbered).map_err(error)?;
+    bind(&mut statement, &shape, values)?;
     // Named only once a row is copied out: most statements the store runs
     // (writes, and reads that find nothing) return none, and the names
     // are an allocation per column.
@@ -195,39 +200,29 @@ fn exec(conn: &rusqlite::Connection, sql: &str) -> Result<(), DbError> {
         .map_err(error)
 }
 
-/// Binds `values` by the number in each parameter's name (`$3` takes the
-/// third), refusing a statement that names a value that was not bound or
-/// leaves one unused: SQLite would bind the missing ones as NULL.
-fn bind(statement: &mut rusqlite::Statement<'_>, values: &[Value<'_>]) -> Result<(), DbError> {
+/// Binds `values[k - 1]` to `?k`, refusing a statement that names a value
+/// that was not bound or leaves one unused: SQLite would bind the missing
+/// ones as NULL. SQLite counts `?k` parameters up to the highest `k`, and a
+/// parameter of its own syntax (`?`, `:name`) would be counted besides.
+fn bind(
+    statement: &mut rusqlite::Statement<'_>,
+    shape: &Shape,
+    values: &[Value<'_>],
+) -> Result<(), DbError> {
     let count = statement.parameter_count();
-    let mut used = vec![false; values.len()];
-    for index in 1..=count {
-        let name = statement.parameter_name(index);
-        let number = match name {
-            Some(name) => name
-                .strip_prefix(['$', '?'])
-                .and_then(|n| n.parse::<usize>().ok())
-                .ok_or_else(|| encode(format!("parameter {name} is not $1…$n")))?,
-            None => index,
-        };
-        let value = number
-            .checked_sub(1)
-            .and_then(|i| values.get(i))
-            .ok_or_else(|| {
-                encode(format!(
-                    "parameter ${number} has no value ({} bound)",
-                    values.len()
-                ))
-            })?;
-        used[number - 1] = true;
-        statement.raw_bind_parameter(index, value).map_err(error)?;
-    }
-    if let Some(unused) = used.iter().position(|u| !u) {
+    if count != values.len() || count != shape.placeholders {
         return Err(encode(format!(
-            "value {} was bound to no parameter ({} in the statement)",
-            unused + 1,
-            count
+            "the statement has {count} parameters and {} values bound",
+            values.len()
         )));
+    }
+    if !shape.complete {
+        return Err(encode(format!(
+            "a value is bound to no parameter: the statement skips one of $1…${count}"
+        )));
+    }
+    for (index, value) in (1..).zip(values) {
+        statement.raw_bind_parameter(index, value).map_err(error)?;
     }
     Ok(())
 }

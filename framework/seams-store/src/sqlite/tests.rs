@@ -223,3 +223,75 @@ fn a_transactions_own_statements_run_one_by_one_or_several_together() {
     let refused = exec(&conn, "COMMIT").unwrap_err();
     assert!(refused.to_string().contains("no transaction"), "{refused}");
 }
+
+#[test]
+fn each_placeholder_takes_the_value_of_its_number_wherever_it_appears() {
+    use crate::sql::Param;
+    let conn = memory();
+    let text = |sql: &str, values: &[Value<'_>]| -> String {
+        let ran = run(&conn, sql, values, Want::First).unwrap();
+        ran.rows[0].get::<String>(0).unwrap()
+    };
+    let (a, b, c) = ("a".value(), "b".value(), "c".value());
+    assert_eq!(text("SELECT $2 || $1", &[a.clone(), b.clone()]), "ba");
+    assert_eq!(
+        text(
+            "SELECT $3 || $1 || $3 || $2",
+            &[a.clone(), b.clone(), c.clone()]
+        ),
+        "cacb"
+    );
+    // Text in quotes is not a placeholder, and stays as written.
+    assert_eq!(text("SELECT '$2' || $1", std::slice::from_ref(&a)), "$2a");
+}
+
+#[test]
+fn values_and_parameters_that_do_not_match_are_refused() {
+    use crate::sql::Param;
+    let conn = memory();
+    let (a, b, c) = ("a".value(), "b".value(), "c".value());
+    let refused = |sql: &str, values: &[Value<'_>], why: &str| {
+        let e = run(&conn, sql, values, Want::All).unwrap_err();
+        assert!(matches!(e, DbError::Encode(_)), "{sql}: {e:?}");
+        assert!(e.to_string().contains(why), "{sql}: {e}");
+    };
+    // $2 appears nowhere: its value would be bound to nothing.
+    refused(
+        "SELECT $1, $3",
+        &[a.clone(), b.clone(), c.clone()],
+        "skips one of $1…$3",
+    );
+    // Parameters of SQLite's own syntax are counted beside the store's.
+    refused(
+        "SELECT $1, ?",
+        std::slice::from_ref(&a),
+        "2 parameters and 1 values",
+    );
+    refused(
+        "SELECT $1, :name",
+        std::slice::from_ref(&a),
+        "2 parameters and 1 values",
+    );
+    // A placeholder in a comment is seen by the store, not by SQLite.
+    refused(
+        "/* $2 */ SELECT $1",
+        &[a.clone(), b.clone()],
+        "1 parameters and 2 values",
+    );
+    // Fewer or more values than placeholders.
+    refused(
+        "SELECT $1, $2",
+        std::slice::from_ref(&a),
+        "2 parameters and 1 values",
+    );
+    refused(
+        "SELECT $1",
+        &[a.clone(), b.clone()],
+        "1 parameters and 2 values",
+    );
+    refused(
+        "SELECT $1; SELECT 2",
+        std::slice::from_ref(&a),
+        "more than one statement",
+    );
+}

@@ -93,8 +93,8 @@ pub fn context_and_parent(headers: &HeaderMap) -> (CallContext, Option<TraceCont
     (ctx, parent)
 }
 
-/// Makes `span` (opened for this request with [`span`], its `trace_id` and
-/// `correlation_id` those of `ctx`) continue `parent`, and, when the span is
+/// Makes `span` (opened for this request with `ctx`'s ids as its `trace_id`
+/// and `correlation_id` fields) continue `parent`, and, when the span is
 /// exported, moves `ctx` onto it: the ids the request then carries on are
 /// the exported span's, recorded on the span again, and a correlation id
 /// that was the trace id stays the trace id. `name` is the span's name in

@@ -25,7 +25,8 @@
 //! `$1` as a *named* parameter and numbers names in the order they first
 //! appear, so a statement runs with each `$k` written `?k`, SQLite's
 //! numbered parameter ([`crate::placeholders`]), and `$k` takes the
-//! `k`-th value wherever it appears.
+//! `k`-th value wherever it appears. SQLite's own messages (a syntax
+//! error) quote the statement as it ran, `?k`.
 
 use std::sync::Arc;
 

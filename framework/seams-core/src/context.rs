@@ -103,7 +103,7 @@ fn ascii(buf: &[u8]) -> String {
 /// Decodes `digits` (two per byte of `out`), lowercase hex only.
 fn decode_lower_hex(digits: &[u8], out: &mut [u8]) -> Option<()> {
     for (pair, byte) in digits.chunks_exact(2).zip(out.iter_mut()) {
-        *byte = (lower_hex_digit(pair[0])? << 4) | lower_hex_digit(pair[1])?;
+        *byte = lower_hex_digit(pair[0])? * 16 + lower_hex_digit(pair[1])?;
     }
     Some(())
 }

@@ -130,9 +130,7 @@ fn scan(sql: &str) -> Result<Scanned, String> {
                 "has the placeholder ${k}; the highest is ${HIGHEST}"
             ));
         }
-        if k > found.seen.len() {
-            found.seen.resize(k, false);
-        }
+        found.seen.resize(found.seen.len().max(k), false);
         found.seen[k - 1] = true;
         found.highest = found.highest.max(k);
         found.dollars.push(special);

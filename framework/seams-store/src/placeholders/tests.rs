@@ -70,10 +70,12 @@ fn a_text_is_read_once_and_the_kept_readings_are_bounded() {
     let sql = "SELECT a FROM kept WHERE b = $1";
     let first = shape(sql).unwrap();
     assert!(Rc::ptr_eq(&first, &shape(sql).unwrap()), "the kept reading");
+    // Reading another text keeps the first.
     assert!(!Rc::ptr_eq(
         &first,
         &shape("SELECT a FROM kept WHERE b = $1 ").unwrap()
     ));
+    assert!(Rc::ptr_eq(&first, &shape(sql).unwrap()), "still kept");
     for n in 0..=KEPT {
         let text = format!("SELECT {n} WHERE x = $1");
         assert_eq!(placeholders(&text), Ok(1));

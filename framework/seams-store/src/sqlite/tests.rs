@@ -250,48 +250,45 @@ fn values_and_parameters_that_do_not_match_are_refused() {
     use crate::sql::Param;
     let conn = memory();
     let (a, b, c) = ("a".value(), "b".value(), "c".value());
-    let refused = |sql: &str, values: &[Value<'_>], why: &str| {
-        let e = run(&conn, sql, values, Want::All).unwrap_err();
+    for (sql, values, why) in [
+        // $2 appears nowhere: its value would be bound to nothing.
+        (
+            "SELECT $1, $3",
+            vec![a.clone(), b.clone(), c.clone()],
+            "skips one of $1…$3",
+        ),
+        // Parameters of SQLite's own syntax are counted beside the store's.
+        ("SELECT $1, ?", vec![a.clone()], "2 parameters and 1 values"),
+        (
+            "SELECT $1, :name",
+            vec![a.clone()],
+            "2 parameters and 1 values",
+        ),
+        // A placeholder in a comment is seen by the store, not by SQLite.
+        (
+            "/* $2 */ SELECT $1",
+            vec![a.clone(), b.clone()],
+            "1 parameters and 2 values",
+        ),
+        // Fewer or more values than placeholders.
+        (
+            "SELECT $1, $2",
+            vec![a.clone()],
+            "2 parameters and 1 values",
+        ),
+        (
+            "SELECT $1",
+            vec![a.clone(), b.clone()],
+            "1 parameters and 2 values",
+        ),
+        (
+            "SELECT $1; SELECT 2",
+            vec![a.clone()],
+            "more than one statement",
+        ),
+    ] {
+        let e = run(&conn, sql, &values, Want::All).unwrap_err();
         assert!(matches!(e, DbError::Encode(_)), "{sql}: {e:?}");
         assert!(e.to_string().contains(why), "{sql}: {e}");
-    };
-    // $2 appears nowhere: its value would be bound to nothing.
-    refused(
-        "SELECT $1, $3",
-        &[a.clone(), b.clone(), c.clone()],
-        "skips one of $1…$3",
-    );
-    // Parameters of SQLite's own syntax are counted beside the store's.
-    refused(
-        "SELECT $1, ?",
-        std::slice::from_ref(&a),
-        "2 parameters and 1 values",
-    );
-    refused(
-        "SELECT $1, :name",
-        std::slice::from_ref(&a),
-        "2 parameters and 1 values",
-    );
-    // A placeholder in a comment is seen by the store, not by SQLite.
-    refused(
-        "/* $2 */ SELECT $1",
-        &[a.clone(), b.clone()],
-        "1 parameters and 2 values",
-    );
-    // Fewer or more values than placeholders.
-    refused(
-        "SELECT $1, $2",
-        std::slice::from_ref(&a),
-        "2 parameters and 1 values",
-    );
-    refused(
-        "SELECT $1",
-        &[a.clone(), b.clone()],
-        "1 parameters and 2 values",
-    );
-    refused(
-        "SELECT $1; SELECT 2",
-        std::slice::from_ref(&a),
-        "more than one statement",
-    );
+    }
 }
